@@ -1,0 +1,124 @@
+//! How prov reaches a host. A connection can do exactly two things: run a shell command (with
+//! optional stdin) and, built on that, put a file. Everything a module does goes through these,
+//! so the local and SSH transports serve every module alike.
+
+pub mod local;
+
+use async_trait::async_trait;
+use std::fmt;
+
+/// What a remote command returned.
+#[derive(Debug, Clone, Default)]
+pub struct ExecResult {
+    pub rc: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecResult {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    pub fn ok(&self) -> bool {
+        self.rc == 0
+    }
+}
+
+/// A transport failure (not a command that ran and failed: that is an `ExecResult` with rc≠0).
+#[derive(Debug, Clone)]
+pub enum ConnError {
+    /// The host could not be reached or the session broke: the host is reported unreachable.
+    Unreachable(String),
+    /// Anything else that went wrong in the transport for one command.
+    Failed(String),
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Unreachable(m) => write!(f, "unreachable: {m}"),
+            ConnError::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+#[async_trait]
+pub trait Connection: Send + Sync {
+    /// Runs `cmd` with `sh -c` on the host; `stdin` is written then closed.
+    async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError>;
+
+    /// Closes the connection at the end of the run.
+    async fn close(&self) {}
+}
+
+/// Quotes a value for a POSIX shell so that it always arrives as one word of data:
+/// `$(...)`, backticks, quotes and newlines inside stay inert.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r#"'"'"'"#))
+}
+
+/// Privilege escalation settings for one task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Become {
+    pub enabled: bool,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Become {
+    /// Wraps `cmd` in sudo. With a password, sudo reads it from the first line of stdin
+    /// (`-S`), so it never appears on a command line; `-k` makes sure sudo always asks, so
+    /// the password line is never left for the command itself to read.
+    pub fn wrap(&self, cmd: &str) -> String {
+        if !self.enabled {
+            return cmd.to_string();
+        }
+        let user = self.user.as_deref().unwrap_or("root");
+        let auth = if self.password.is_some() { "-k -S -p ''" } else { "-n" };
+        format!("sudo {auth} -H -u {} -- sh -c {}", sh_quote(user), sh_quote(cmd))
+    }
+
+    /// The stdin to send with a wrapped command: the password line first, then the data.
+    pub fn stdin(&self, data: Option<&[u8]>) -> Option<Vec<u8>> {
+        match (&self.password, self.enabled) {
+            (Some(pw), true) => {
+                let mut v = Vec::with_capacity(pw.len() + 1 + data.map_or(0, |d| d.len()));
+                v.extend_from_slice(pw.as_bytes());
+                v.push(b'\n');
+                v.extend_from_slice(data.unwrap_or_default());
+                Some(v)
+            }
+            _ => data.map(|d| d.to_vec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_hostile_values_inert() {
+        assert_eq!(sh_quote("/etc/hosts"), "/etc/hosts");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("'; reboot"), r#"''"'"'; reboot'"#);
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[tokio::test]
+    async fn quoted_values_round_trip_through_a_real_shell() {
+        let conn = local::LocalConnection;
+        for hostile in ["$(touch /tmp/x)", "'; echo pwned; '", "`id`", "a\nb", "\"$HOME\""] {
+            let out = conn.exec(&format!("printf %s {}", sh_quote(hostile)), None).await.unwrap();
+            assert_eq!(out.stdout_str(), hostile);
+        }
+    }
+}

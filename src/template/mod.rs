@@ -1,0 +1,309 @@
+//! Templating with minijinja. Variables are resolved lazily: a variable whose value is itself a
+//! template (`url: "https://{{ host }}/x"`) is rendered when it is read, against the same
+//! layered context, so definitions may refer to each other in any order, as in Ansible.
+//!
+//! A string that is exactly one expression (`"{{ ports }}"`) keeps the expression's native type
+//! (a list stays a list), which is what Ansible users expect from `loop: "{{ items }}"`.
+
+pub mod filters;
+
+use minijinja::value::{Enumerator, Object, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use serde_json::{Map, Value as Json};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+/// Rendering failed; `undefined` names the variables that were missing, if that was the cause.
+#[derive(Debug, Clone)]
+pub struct TemplateError {
+    pub msg: String,
+    pub undefined: Vec<String>,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.undefined.as_slice() {
+            [] => write!(f, "{}", self.msg),
+            [one] => write!(f, "undefined variable '{one}'"),
+            many => write!(f, "undefined variables {}", many.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// The shared environment: Ansible's filters and tests, semi-strict undefined handling (an
+/// undefined value may be tested for truth, but printing or iterating it is an error).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        // Ansible's template defaults: keep the final newline, drop the one after a block tag.
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .trim_blocks(true)
+            .build()
+            .expect("static syntax config");
+        env.set_syntax(syntax);
+        env.set_recursion_limit(200);
+        filters::register(&mut env);
+        env
+    })
+}
+
+/// True when a string contains template syntax and needs rendering.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Layers of variables, lowest precedence first, plus dynamic objects (`hostvars`).
+#[derive(Debug, Default)]
+pub struct Vars {
+    layers: Vec<Arc<Map<String, Json>>>,
+    objects: Vec<(String, Value)>,
+}
+
+impl Vars {
+    pub fn new() -> Vars {
+        Vars::default()
+    }
+
+    /// Adds a layer that overrides every layer added before it.
+    pub fn push(mut self, layer: Arc<Map<String, Json>>) -> Vars {
+        self.layers.push(layer);
+        self
+    }
+
+    pub fn push_map(self, layer: Map<String, Json>) -> Vars {
+        self.push(Arc::new(layer))
+    }
+
+    /// Adds a dynamic value (checked before the layers).
+    pub fn object(mut self, name: &str, value: Value) -> Vars {
+        self.objects.push((name.to_string(), value));
+        self
+    }
+
+    /// The raw (unrendered) value of a variable.
+    pub fn raw(&self, name: &str) -> Option<&Json> {
+        self.layers.iter().rev().find_map(|l| l.get(name))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.objects.iter().any(|(n, _)| n == name) || self.raw(name).is_some()
+    }
+
+    pub fn into_templar(self) -> Templar {
+        Templar { vars: Arc::new(self) }
+    }
+}
+
+impl Object for Vars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if let Some((_, v)) = self.objects.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        let raw = self.raw(name)?;
+        let templar = Templar { vars: self.clone() };
+        match templar.render_value(raw) {
+            Ok(v) => Some(to_value(&v)),
+            // An error while reading a variable surfaces as undefined at the place of use.
+            Err(_) => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = self.objects.iter().map(|(n, _)| Value::from(n.as_str())).collect();
+        for l in &self.layers {
+            keys.extend(l.keys().map(|k| Value::from(k.as_str())));
+        }
+        keys.sort();
+        keys.dedup();
+        Enumerator::Values(keys)
+    }
+}
+
+/// Renders templates and evaluates expressions against one set of variables.
+#[derive(Clone, Debug)]
+pub struct Templar {
+    vars: Arc<Vars>,
+}
+
+thread_local! {
+    /// Guards against variables defined in terms of themselves (`a: "{{ b }}"`, `b: "{{ a }}"`).
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Templar {
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
+    fn ctx(&self) -> Value {
+        Value::from_dyn_object(self.vars.clone())
+    }
+
+    /// Renders every string inside a value, recursively; non-template strings pass unchanged.
+    pub fn render_value(&self, v: &Json) -> Result<Json, TemplateError> {
+        match v {
+            Json::String(s) if is_template(s) => self.render_native(s),
+            Json::Array(items) => items.iter().map(|i| self.render_value(i)).collect::<Result<_, _>>().map(Json::Array),
+            Json::Object(m) => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    out.insert(k.clone(), self.render_value(v)?);
+                }
+                Ok(Json::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Renders a string; a lone `{{ expr }}` keeps the expression's type.
+    pub fn render_native(&self, s: &str) -> Result<Json, TemplateError> {
+        if let Some(expr) = single_expression(s) {
+            return self.eval(expr);
+        }
+        self.render_str(s).map(Json::String)
+    }
+
+    /// Renders a template to text (the `template` module, messages, names).
+    pub fn render_str(&self, s: &str) -> Result<String, TemplateError> {
+        if !is_template(s) {
+            return Ok(s.to_string());
+        }
+        self.guarded(|| {
+            let env = environment();
+            let tmpl = env.template_from_str(s).map_err(|e| self.error(e, s))?;
+            tmpl.render(self.ctx()).map_err(|e| self.error_with(e, || tmpl.undeclared_variables(false)))
+        })
+    }
+
+    /// Evaluates a bare Jinja expression (`when:`, `that:`, `var:`).
+    pub fn eval(&self, expr: &str) -> Result<Json, TemplateError> {
+        self.guarded(|| {
+            let env = environment();
+            let compiled = env.compile_expression(expr).map_err(|e| self.error(e, expr))?;
+            let value = compiled.eval(self.ctx()).map_err(|e| self.error_with(e, || compiled.undeclared_variables(false)))?;
+            if value.is_undefined() {
+                let names = self.missing(compiled.undeclared_variables(false));
+                return Err(TemplateError { msg: format!("'{expr}' is undefined"), undefined: names });
+            }
+            from_value(&value).map_err(|msg| TemplateError { msg, undefined: vec![] })
+        })
+    }
+
+    /// Evaluates a condition as Ansible does: an expression, with `{{ }}` tolerated around it.
+    pub fn eval_bool(&self, cond: &str) -> Result<bool, TemplateError> {
+        let expr = single_expression(cond).unwrap_or(cond);
+        Ok(truthy(&self.eval(expr)?))
+    }
+
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T, TemplateError>) -> Result<T, TemplateError> {
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get()
+        });
+        let result = if depth > 40 {
+            Err(TemplateError { msg: "variables refer to each other in a loop".into(), undefined: vec![] })
+        } else {
+            f()
+        };
+        DEPTH.with(|d| d.set(d.get() - 1));
+        result
+    }
+
+    fn error(&self, e: minijinja::Error, src: &str) -> TemplateError {
+        TemplateError { msg: format!("template error in '{src}': {}", describe(&e)), undefined: vec![] }
+    }
+
+    fn error_with(&self, e: minijinja::Error, names: impl FnOnce() -> std::collections::HashSet<String>) -> TemplateError {
+        let undefined = if e.kind() == ErrorKind::UndefinedError { self.missing(names()) } else { vec![] };
+        TemplateError { msg: describe(&e), undefined }
+    }
+
+    /// Of the variables a template uses, those that are not defined.
+    fn missing(&self, names: std::collections::HashSet<String>) -> Vec<String> {
+        let mut v: Vec<String> = names.into_iter().filter(|n| !self.vars.contains(n)).collect();
+        v.sort();
+        v
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+/// A JSON value as a template value.
+pub fn to_value(v: &Json) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+/// A template value as JSON (undefined becomes null).
+pub fn from_value(v: &Value) -> Result<Json, String> {
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+/// `"{{ expr }}"` (and nothing else) gives `expr`.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
+}
+
+/// Ansible's truthiness for conditions and `bool`-ish values.
+pub fn truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64() != Some(0.0),
+        Json::String(s) => crate::yaml::parse_bool(s).unwrap_or(!s.is_empty()),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn templar(v: Json) -> Templar {
+        Vars::new().push_map(v.as_object().unwrap().clone()).into_templar()
+    }
+
+    #[test]
+    fn variables_resolve_lazily_and_keep_types() {
+        let t = templar(json!({"a": "{{ b }}-x", "b": "{{ c }}", "c": 1, "l": [1, 2], "ll": "{{ l }}"}));
+        assert_eq!(t.render_str("{{ a }}").unwrap(), "1-x");
+        assert_eq!(t.render_native("{{ ll }}").unwrap(), json!([1, 2]));
+    }
+
+    #[test]
+    fn undefined_variables_are_named() {
+        let t = templar(json!({"a": 1}));
+        let e = t.render_str("x {{ nope }} {{ a }}").unwrap_err();
+        assert_eq!(e.undefined, vec!["nope".to_string()]);
+        assert_eq!(t.render_str("{{ nope | default('d') }}").unwrap(), "d");
+        assert!(!t.eval_bool("nope is defined").unwrap());
+    }
+
+    #[test]
+    fn self_reference_is_an_error_not_a_hang() {
+        let t = templar(json!({"a": "{{ b }}", "b": "{{ a }}"}));
+        assert!(t.render_str("{{ a }}").is_err());
+    }
+
+    #[test]
+    fn layers_override_lower_ones() {
+        let t = Vars::new().push_map(json!({"x": 1}).as_object().unwrap().clone()).push_map(json!({"x": 2}).as_object().unwrap().clone()).into_templar();
+        assert_eq!(t.eval("x").unwrap(), json!(2));
+    }
+}
