@@ -1,7 +1,14 @@
-//! prov: an agentless, Ansible-style provisioning engine. See DESIGN notes in the README.
+//! prov: an agentless, Ansible-style provisioning engine.
+//!
+//! Layers, data flowing one way: `cli` → `inventory` + `playbook` (load, with spans) → `plan`
+//! (graph of (host, task) nodes) → `run` (scheduler) → `modules` over `connection` → events →
+//! `output`.
 
 pub mod connection;
 pub mod diag;
+pub mod facts;
+pub mod inventory;
+pub mod lab;
 pub mod modules;
 pub mod template;
 pub mod yaml;

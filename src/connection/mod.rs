@@ -3,6 +3,7 @@
 //! so the local and SSH transports serve every module alike.
 
 pub mod local;
+pub mod ssh;
 
 use async_trait::async_trait;
 use std::fmt;

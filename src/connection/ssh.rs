@@ -1,0 +1,1 @@
+//! SSH connection (being written).

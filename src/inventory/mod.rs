@@ -1,0 +1,1 @@
+//! Inventory (being written).
