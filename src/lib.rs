@@ -4,11 +4,16 @@
 //! (graph of (host, task) nodes) → `run` (scheduler) → `modules` over `connection` → events →
 //! `output`.
 
+pub mod cli;
 pub mod connection;
 pub mod diag;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod modules;
+pub mod output;
+pub mod plan;
+pub mod playbook;
+pub mod run;
 pub mod template;
 pub mod yaml;

@@ -58,7 +58,7 @@ pub fn is_template(s: &str) -> bool {
 }
 
 /// Layers of variables, lowest precedence first, plus dynamic objects (`hostvars`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Vars {
     layers: Vec<Arc<Map<String, Json>>>,
     objects: Vec<(String, Value)>,
@@ -139,6 +139,13 @@ thread_local! {
 impl Templar {
     pub fn vars(&self) -> &Vars {
         &self.vars
+    }
+
+    /// The same variables plus one more on top (`register` name for `changed_when`).
+    pub fn vars_with(&self, name: &str, value: Json) -> Templar {
+        let mut layer = Map::new();
+        layer.insert(name.to_string(), value);
+        (*self.vars).clone().push_map(layer).into_templar()
     }
 
     fn ctx(&self) -> Value {

@@ -1,0 +1,344 @@
+//! The command line: parses arguments, loads and checks input, runs, and maps the result to an
+//! exit code. Nothing here decides how a host is changed.
+
+use crate::diag::{Diag, Diags};
+use crate::inventory::Inventory;
+use crate::output::{OutputOptions, Renderer};
+use crate::plan::{Plan, TagFilter};
+use crate::playbook::{self, Playbook};
+use crate::run::{self, HostConnector, RunOptions};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value as Json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Exit codes users and monitoring can rely on.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const BAD_INPUT: i32 = 1;
+    pub const DRIFT: i32 = 2;
+    pub const FAILED: i32 = 3;
+    pub const UNREACHABLE: i32 = 4;
+}
+
+const EXIT_HELP: &str = "\
+Exit codes:
+  0  success (with --check: nothing would change)
+  1  bad input, found before any host was touched
+  2  with --check: changes pending (drift)
+  3  some task failed
+  4  some host was unreachable
+A failure outranks drift; an unreachable host outranks a failed task.";
+
+#[derive(Parser)]
+#[command(name = "prov", version, about = "Agentless, Ansible-style provisioning: fast, parallel, honest about what it changed.", after_help = EXIT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Apply a playbook to the hosts of an inventory.
+    Apply(ApplyArgs),
+    /// Load and check a playbook and build its graph without touching any host.
+    Validate(LoadArgs),
+    /// Print the (host, task) graph as DOT.
+    Graph(LoadArgs),
+    /// Show an inventory, like ansible-inventory.
+    Inventory(InventoryArgs),
+    /// A lab of real Debian hosts (systemd-nspawn) on this machine, for trying playbooks.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// The playbook file.
+    playbook: PathBuf,
+    /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
+    #[arg(short = 'i', long = "inventory", required = true)]
+    inventory: Vec<String>,
+    /// Extra variables: `k=v ...`, `@file.yml` or a JSON/YAML mapping (repeatable; highest precedence).
+    #[arg(short = 'e', long = "extra-vars")]
+    extra_vars: Vec<String>,
+    /// Only hosts matching this pattern.
+    #[arg(short = 'l', long)]
+    limit: Option<String>,
+    /// Only tasks with these tags (comma separated).
+    #[arg(short = 't', long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Skip tasks with these tags (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    skip_tags: Vec<String>,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Dry run: report what would change, change nothing (exit 2 when something would).
+    #[arg(short = 'C', long)]
+    check: bool,
+    /// Show unified diffs of changed files.
+    #[arg(short = 'D', long)]
+    diff: bool,
+    /// How many hosts run at once.
+    #[arg(short = 'f', long, default_value_t = 50)]
+    forks: usize,
+    /// Write a JSON report of the run to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print one JSON event per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// More detail (messages of every task).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// SSH config file to read instead of ~/.ssh/config.
+    #[arg(short = 'F', long = "ssh-config")]
+    ssh_config: Option<PathBuf>,
+    /// Host key policy: strict (default), accept-new, or off.
+    #[arg(long)]
+    host_key_checking: Option<String>,
+    /// Ask for the SSH password (or set PROV_SSH_PASSWORD).
+    #[arg(short = 'k', long)]
+    ask_pass: bool,
+    /// Ask for the become (sudo) password (or set PROV_BECOME_PASSWORD).
+    #[arg(short = 'K', long)]
+    ask_become_pass: bool,
+}
+
+#[derive(Args)]
+struct InventoryArgs {
+    #[arg(short = 'i', long = "inventory", required = true)]
+    inventory: Vec<String>,
+    /// All groups and hosts with their variables, as JSON.
+    #[arg(long)]
+    list: bool,
+    /// The group tree.
+    #[arg(long)]
+    graph: bool,
+    /// One host's variables, as JSON.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Boot N hosts h1..hN (default 3) and write an inventory for them.
+    Up {
+        #[arg(default_value_t = 3)]
+        n: usize,
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+    },
+    /// Which lab hosts are running.
+    Status,
+    /// Open a shell (or run CMD) on host hK.
+    Ssh { k: usize, cmd: Vec<String> },
+    /// Power every lab host off and remove the lab's network.
+    Down,
+}
+
+/// Entry point; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Apply(a) => apply(a),
+        Cmd::Validate(l) => match load_all(&l) {
+            Ok((pb, _, plan, _)) => {
+                println!("{}: {} plays, {} (host, task) nodes, no problems found", pb.path.display(), pb.plays.len(), plan.node_count());
+                exit::OK
+            }
+            Err(d) => bad_input(&d),
+        },
+        Cmd::Graph(l) => match load_all(&l) {
+            Ok((pb, _, plan, _)) => {
+                print!("{}", plan.to_dot(&pb));
+                exit::OK
+            }
+            Err(d) => bad_input(&d),
+        },
+        Cmd::Inventory(a) => inventory_cmd(a),
+        Cmd::Lab { cmd } => lab_cmd(cmd),
+    }
+}
+
+fn bad_input(d: &Diags) -> i32 {
+    eprintln!("{d}");
+    let n = d.0.len();
+    eprintln!("\n{n} problem{} found; nothing was run on any host.", if n == 1 { "" } else { "s" });
+    exit::BAD_INPUT
+}
+
+/// Loads inventory and playbook, builds the graph and checks templates: everything that can be
+/// wrong before a host is contacted.
+fn load_all(l: &LoadArgs) -> Result<(Playbook, Inventory, Plan, Map<String, Json>), Diags> {
+    let extra = parse_extra_vars(&l.extra_vars)?;
+    let pb_dir = l.playbook.parent().map(Path::to_path_buf);
+    let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
+    let pb_result = playbook::load(&l.playbook, &extra);
+    let (inv, pb) = match (inv_result, pb_result) {
+        (Ok(i), Ok(p)) => (i, p),
+        (a, b) => {
+            let mut all = Diags::default();
+            for d in [a.err(), b.err()].into_iter().flatten() {
+                all.0.extend(d.0);
+            }
+            return Err(all);
+        }
+    };
+    let tags = TagFilter { only: l.tags.clone(), skip: l.skip_tags.clone() };
+    let plan = Plan::build(&pb, &inv, l.limit.as_deref(), &tags)?;
+    let problems = crate::plan::check::check_templates(&pb, &inv, &extra);
+    problems.into_result((pb, inv, plan, extra))
+}
+
+/// `-e k=v k2=v2`, `-e @vars.yml`, `-e '{"k": 1}'`; later ones win.
+fn parse_extra_vars(items: &[String]) -> Result<Map<String, Json>, Diags> {
+    let mut out = Map::new();
+    for item in items {
+        let value = if let Some(file) = item.strip_prefix('@') {
+            crate::yaml::load_file(Path::new(file))?.to_json()
+        } else if item.trim_start().starts_with('{') {
+            crate::yaml::load_str(item, "--extra-vars")?.to_json()
+        } else {
+            let mut m = Map::new();
+            for word in shell_words::split(item).map_err(|e| Diag::new(format!("cannot parse --extra-vars '{item}': {e}")))? {
+                let Some((k, v)) = word.split_once('=') else {
+                    return Err(Diag::new(format!("--extra-vars '{word}' is not key=value, @file or a mapping")).into());
+                };
+                m.insert(k.to_string(), Json::String(v.to_string()));
+            }
+            Json::Object(m)
+        };
+        match value {
+            Json::Object(m) => out.extend(m),
+            _ => return Err(Diag::new(format!("--extra-vars '{item}' must give a mapping")).into()),
+        }
+    }
+    Ok(out)
+}
+
+fn secret_from(ask: bool, env: &str, prompt: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(env) {
+        return Some(v);
+    }
+    if !ask {
+        return None;
+    }
+    eprint!("{prompt}: ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    Some(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn apply(a: ApplyArgs) -> i32 {
+    let (pb, inv, plan, extra) = match load_all(&a.load) {
+        Ok(v) => v,
+        Err(d) => return bad_input(&d),
+    };
+    let hkc = match a.host_key_checking.as_deref().map(str::parse::<crate::connection::ssh::HostKeyPolicy>) {
+        Some(Err(e)) => return bad_input(&Diag::new(e).into()),
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    let ssh = crate::connection::ssh::SshOptions {
+        config_file: a.ssh_config.clone(),
+        host_key_checking: hkc,
+        ask_pass: secret_from(a.ask_pass, "PROV_SSH_PASSWORD", "SSH password"),
+        ..Default::default()
+    };
+    let opts = RunOptions {
+        check: a.check,
+        diff: a.diff,
+        forks: a.forks,
+        extra_vars: extra,
+        become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
+        connector: HostConnector { ssh },
+    };
+    let out = OutputOptions { json: a.json, diff: a.diff, verbose: a.verbose };
+    let (renderer, duration) = execute(pb, inv, plan, opts, out);
+    if !a.json {
+        print!("{}", renderer.recap(duration));
+    }
+    if let Some(path) = &a.report {
+        let text = serde_json::to_string_pretty(&renderer.report(duration)).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("cannot write report {}: {e}", path.display());
+        }
+    }
+    exit_code(&renderer, a.check)
+}
+
+/// Runs the plan on a tokio runtime and renders its events as they come.
+pub fn execute(pb: Playbook, inv: Inventory, plan: Plan, opts: RunOptions, out: OutputOptions) -> (Renderer, std::time::Duration) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let started = Instant::now();
+    let renderer = rt.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let runner = tokio::spawn(run::run(Arc::new(pb), Arc::new(inv), Arc::new(plan), opts, tx));
+        let mut renderer = Renderer::new(out);
+        while let Some(ev) = rx.recv().await {
+            renderer.handle(&ev);
+        }
+        let _ = runner.await;
+        renderer
+    });
+    (renderer, started.elapsed())
+}
+
+/// Exit code from the tallies: unreachable > failed > drift (in check mode) > ok.
+pub fn exit_code(r: &Renderer, check: bool) -> i32 {
+    let t = r.tallies();
+    if t.values().any(|h| h.unreachable) {
+        exit::UNREACHABLE
+    } else if t.values().any(|h| h.failed > 0) {
+        exit::FAILED
+    } else if check && t.values().any(|h| h.changed > 0) {
+        exit::DRIFT
+    } else {
+        exit::OK
+    }
+}
+
+fn inventory_cmd(a: InventoryArgs) -> i32 {
+    let inv = match Inventory::load(&a.inventory, None) {
+        Ok(i) => i,
+        Err(d) => return bad_input(&d),
+    };
+    if let Some(h) = &a.host {
+        if !inv.contains_host(h) {
+            return bad_input(&Diag::new(format!("no host '{h}' in the inventory")).suggest(h, inv.host_names().iter().map(String::as_str)).into());
+        }
+        println!("{}", serde_json::to_string_pretty(&Json::Object(inv.host_vars(h))).unwrap_or_default());
+    } else if a.graph {
+        print!("{}", inv.to_graph());
+    } else {
+        println!("{}", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default());
+    }
+    exit::OK
+}
+
+fn lab_cmd(cmd: LabCmd) -> i32 {
+    let result = match cmd {
+        LabCmd::Up { n, inventory } => crate::lab::up(n, inventory.as_deref()).map(|p| {
+            println!("inventory: {}", p.display());
+            exit::OK
+        }),
+        LabCmd::Status => crate::lab::status().map(|s| {
+            print!("{s}");
+            exit::OK
+        }),
+        LabCmd::Ssh { k, cmd } => crate::lab::ssh(k, &cmd),
+        LabCmd::Down => crate::lab::down().map(|_| exit::OK),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("prov lab: {e:#}");
+        exit::FAILED
+    })
+}

@@ -1,1 +1,0 @@
-//! SSH connection (being written).

@@ -1,0 +1,278 @@
+//! The plan: one petgraph DAG of (host, task) nodes for the whole run.
+//!
+//! Edges (DESIGN.md, "The graph"):
+//! 1. each host runs a play's tasks in order (a chain per host); hosts do not wait for each other;
+//! 2. play N+1 on a host follows play N on that host (the chains simply continue);
+//! 3. `needs: [id]` / `needs: [id@pattern]` wait for exactly those nodes; a task that reads
+//!    `hostvars` without `needs` waits for every earlier node of the play's hosts (safe barrier);
+//! 4. `strategy: linear`, `serial` and `run_once` are extra edges in the same graph.
+//!
+//! Cycles, `needs` naming nothing, and `needs` on hosts outside the play are rejected here,
+//! before any host is contacted.
+
+pub mod check;
+
+use crate::diag::{Diag, Diags};
+use crate::inventory::Inventory;
+use crate::playbook::{Playbook, Strategy, Task, TaskAction};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EdgeKind {
+    /// Previous task on the same host.
+    Chain,
+    /// Explicit `needs`.
+    Needs,
+    /// A `hostvars` read without `needs`: wait for everything earlier on the hosts it can read.
+    Barrier,
+    /// `strategy: linear` lockstep.
+    Linear,
+    /// `serial`: the next batch starts after the previous one finished the play.
+    Serial,
+    /// `run_once`: other hosts take the result of the first host's run.
+    RunOnce,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRef {
+    pub host: String,
+    pub play: usize,
+    pub task: usize,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub graph: DiGraph<NodeRef, EdgeKind>,
+    /// Each host's nodes in execution order, across plays.
+    pub chains: BTreeMap<String, Vec<NodeIndex>>,
+    /// Hosts of each play, in inventory order (after `--limit`).
+    pub play_hosts: Vec<Vec<String>>,
+    /// Hosts in inventory order.
+    pub hosts: Vec<String>,
+}
+
+/// Which tasks run, after `--tags` / `--skip-tags`.
+#[derive(Debug, Clone, Default)]
+pub struct TagFilter {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl TagFilter {
+    pub fn selects(&self, task: &Task) -> bool {
+        if matches!(task.action, TaskAction::FlushHandlers) {
+            return true;
+        }
+        let has = |t: &str| task.tags.iter().any(|x| x == t);
+        if self.skip.iter().any(|s| has(s)) || (has("never") && !self.only.iter().any(|o| has(o))) {
+            return false;
+        }
+        if self.only.is_empty() || self.only.iter().any(|o| o == "all") {
+            return true;
+        }
+        has("always") || self.only.iter().any(|o| has(o) || (o == "tagged" && !task.tags.is_empty()) || (o == "untagged" && task.tags.is_empty()))
+    }
+}
+
+impl Plan {
+    /// Builds and validates the graph.
+    pub fn build(pb: &Playbook, inv: &Inventory, limit: Option<&str>, tags: &TagFilter) -> Result<Plan, Diags> {
+        let mut diags = Diags::default();
+        let limit_hosts = match limit.map(|l| inv.select(l)) {
+            Some(Ok(h)) => Some(h),
+            Some(Err(d)) => return Err(d.into()),
+            None => None,
+        };
+        let mut plan = Plan { graph: DiGraph::new(), chains: BTreeMap::new(), play_hosts: vec![], hosts: vec![] };
+        // (play, task index) → node per host
+        let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();
+        for (pi, play) in pb.plays.iter().enumerate() {
+            let mut hosts = match inv.select(&play.hosts) {
+                Ok(h) => h,
+                Err(d) => {
+                    diags.push(Diag::at(&play.hosts_span, d.msg.clone()).hint(d.hint.clone().unwrap_or_default()));
+                    vec![]
+                }
+            };
+            if let Some(lim) = &limit_hosts {
+                hosts.retain(|h| lim.contains(h));
+            }
+            let selected: Vec<usize> = (0..play.tasks.len()).filter(|&i| tags.selects(&play.tasks[i])).collect();
+            for &ti in &selected {
+                for h in &hosts {
+                    let n = plan.graph.add_node(NodeRef { host: h.clone(), play: pi, task: ti });
+                    if let Some(prev) = plan.chains.get(h).and_then(|c| c.last()) {
+                        plan.graph.add_edge(*prev, n, EdgeKind::Chain);
+                    }
+                    plan.chains.entry(h.clone()).or_default().push(n);
+                    index.entry((pi, ti)).or_default().insert(h.clone(), n);
+                }
+            }
+            plan.add_play_edges(pb, pi, &hosts, &selected, &index, inv, &mut diags);
+            for h in &hosts {
+                if !plan.hosts.contains(h) {
+                    plan.hosts.push(h.clone());
+                }
+            }
+            plan.play_hosts.push(hosts);
+        }
+        plan.hosts.sort_by_key(|h| inv.host_names().iter().position(|x| x == h));
+        if let Err(cycle) = petgraph::algo::toposort(&plan.graph, None) {
+            let node = &plan.graph[cycle.node_id()];
+            let task = &pb.plays[node.play].tasks[node.task];
+            diags.push(Diag::at(&task.span, format!(
+                "dependency cycle through task '{}' on {}", task.display_name(), node.host
+            )).hint("a task cannot need a task that runs after it on the same host"));
+        }
+        diags.into_result(plan)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_play_edges(&mut self, pb: &Playbook, pi: usize, hosts: &[String], selected: &[usize], index: &HashMap<(usize, usize), BTreeMap<String, NodeIndex>>, inv: &Inventory, diags: &mut Diags) {
+        let play = &pb.plays[pi];
+        let node = |ti: usize, h: &str| index.get(&(pi, ti)).and_then(|m| m.get(h)).copied();
+        for (pos, &ti) in selected.iter().enumerate() {
+            let task = &play.tasks[ti];
+            for need in &task.needs {
+                self.add_needs(pb, pi, ti, need, hosts, index, inv, diags);
+            }
+            let reads_hostvars = task_mentions(task, "hostvars");
+            let prev = pos.checked_sub(1).map(|p| selected[p]);
+            if let Some(prev) = prev {
+                let barrier = reads_hostvars && task.needs.is_empty();
+                let linear = play.strategy == Strategy::Linear;
+                if barrier || linear {
+                    let kind = if barrier { EdgeKind::Barrier } else { EdgeKind::Linear };
+                    for h in hosts {
+                        for other in hosts.iter().filter(|o| *o != h) {
+                            if let (Some(a), Some(b)) = (node(prev, other), node(ti, h)) {
+                                self.graph.add_edge(a, b, kind);
+                            }
+                        }
+                    }
+                }
+            }
+            if task.run_once {
+                if let Some(first) = hosts.first().and_then(|h| node(ti, h)) {
+                    for h in hosts.iter().skip(1) {
+                        if let Some(b) = node(ti, h) {
+                            self.graph.add_edge(first, b, EdgeKind::RunOnce);
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some(size), Some(&first), Some(&last)) = (play.serial, selected.first(), selected.last()) {
+            let batches: Vec<&[String]> = hosts.chunks(size).collect();
+            for pair in batches.windows(2) {
+                for done in pair[0] {
+                    for next in pair[1] {
+                        if let (Some(a), Some(b)) = (node(last, done), node(first, next)) {
+                            self.graph.add_edge(a, b, EdgeKind::Serial);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_needs(&mut self, pb: &Playbook, pi: usize, ti: usize, need: &crate::playbook::Need, hosts: &[String], index: &HashMap<(usize, usize), BTreeMap<String, NodeIndex>>, inv: &Inventory, diags: &mut Diags) {
+        let targets: Vec<(usize, usize)> = pb.plays.iter().enumerate().take(pi + 1)
+            .flat_map(|(p, play)| play.tasks.iter().enumerate().filter(|(_, t)| t.id.as_deref() == Some(need.task_id.as_str())).map(move |(t, _)| (p, t)))
+            .collect();
+        if targets.is_empty() {
+            let ids: Vec<&str> = pb.plays.iter().flat_map(|p| p.tasks.iter().filter_map(|t| t.id.as_deref())).collect();
+            diags.push(Diag::at(&need.span, format!("needs names no task with id '{}'", need.task_id)).suggest(&need.task_id, ids));
+            return;
+        }
+        let need_hosts = match &need.hosts {
+            None => None,
+            Some(pattern) => match inv.select(pattern) {
+                Ok(h) => Some(h),
+                Err(d) => {
+                    diags.push(Diag::at(&need.span, d.msg));
+                    return;
+                }
+            },
+        };
+        for h in hosts {
+            let Some(me) = index.get(&(pi, ti)).and_then(|m| m.get(h)).copied() else { continue };
+            let wanted: Vec<String> = need_hosts.clone().unwrap_or_else(|| vec![h.clone()]);
+            for w in &wanted {
+                let found: Vec<NodeIndex> = targets.iter().filter_map(|k| index.get(k).and_then(|m| m.get(w)).copied()).collect();
+                if found.is_empty() {
+                    let runs_there = targets.iter().any(|(p, _)| self.play_hosts.get(*p).map(|hs| hs.contains(w)).unwrap_or(*p == pi && hosts.contains(w)));
+                    if !runs_there {
+                        diags.push(Diag::at(&need.span, format!(
+                            "needs '{}@{w}', but task '{}' does not run on host '{w}' (not in that play's hosts or --limit)",
+                            need.task_id, need.task_id
+                        )));
+                        return;
+                    }
+                }
+                for f in found {
+                    if f != me {
+                        self.graph.add_edge(f, me, EdgeKind::Needs);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The graph in DOT, nodes labelled `host: task`, edges labelled by kind (chain edges plain).
+    pub fn to_dot(&self, pb: &Playbook) -> String {
+        let mut out = String::from("digraph prov {\n  rankdir=LR;\n  node [shape=box];\n");
+        for n in self.graph.node_indices() {
+            let r = &self.graph[n];
+            let task = &pb.plays[r.play].tasks[r.task];
+            let label = format!("{}: {}", r.host, task.display_name()).replace('"', "\\\"");
+            let _ = writeln!(out, "  n{} [label=\"{label}\"];", n.index());
+        }
+        for e in self.graph.edge_indices() {
+            let (a, b) = self.graph.edge_endpoints(e).expect("edge has endpoints");
+            let kind = self.graph[e];
+            let attr = match kind {
+                EdgeKind::Chain => String::new(),
+                k => format!(" [label=\"{}\", style=dashed]", format!("{k:?}").to_lowercase()),
+            };
+            let _ = writeln!(out, "  n{} -> n{}{attr};", a.index(), b.index());
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// Edges as `(host:task_name, host:task_name, kind)` triples, for tests and `--json` output.
+    pub fn edge_list(&self, pb: &Playbook) -> Vec<(String, String, EdgeKind)> {
+        let name = |n: NodeIndex| {
+            let r = &self.graph[n];
+            format!("{}:{}", r.host, pb.plays[r.play].tasks[r.task].display_name())
+        };
+        let mut v: Vec<_> = self.graph.edge_indices().map(|e| {
+            let (a, b) = self.graph.edge_endpoints(e).expect("edge has endpoints");
+            (name(a), name(b), self.graph[e])
+        }).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+}
+
+/// Whether any template in the task (args, conditions, loop, vars) mentions `word`.
+fn task_mentions(task: &Task, word: &str) -> bool {
+    let mut texts: Vec<String> = task.when.iter().map(|c| c.expr.clone()).collect();
+    if let TaskAction::Module { args, .. } = &task.action {
+        texts.push(args.to_string());
+    }
+    if let Some(l) = &task.loop_items {
+        texts.push(l.to_string());
+    }
+    texts.push(serde_json::Value::Object(task.vars.clone()).to_string());
+    texts.iter().any(|t| t.contains(word))
+}

@@ -1,0 +1,505 @@
+//! Playbooks, plays, tasks and roles in Ansible's YAML shapes, loaded into a flat list of tasks
+//! per play. Static structure is resolved here, once: roles and `import_*`/`include_*` are
+//! expanded, blocks are flattened (each task remembers the blocks it sits in), handlers are
+//! matched to `notify`, and every module name and parameter is checked, so that bad input is
+//! reported with its file, line and column before any host is contacted.
+
+mod task;
+
+pub use task::{BlockFrame, Cond, Need, Section, Task, TaskAction};
+
+use crate::diag::{Diag, Diags, Span};
+use crate::template::Vars;
+use crate::yaml::{self, Node};
+use serde_json::{Map, Value as Json};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Hosts run their task chains independently (prov's default).
+    #[default]
+    Free,
+    /// Ansible's lockstep: task N starts on a host once task N-1 finished on every host.
+    Linear,
+}
+
+#[derive(Debug, Clone)]
+pub struct Play {
+    pub name: String,
+    pub hosts: String,
+    pub hosts_span: Span,
+    pub span: Span,
+    pub vars: Map<String, Json>,
+    pub vars_files: Map<String, Json>,
+    pub role_defaults: Map<String, Json>,
+    pub role_vars: Map<String, Json>,
+    pub gather_facts: bool,
+    pub strategy: Strategy,
+    pub serial: Option<usize>,
+    pub tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+    /// Per block id: whether it has a rescue section (decides whether a failure is caught).
+    pub blocks: Vec<BlockInfo>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BlockInfo {
+    pub has_rescue: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+/// Keywords a play accepts.
+const PLAY_KEYS: &[&str] = &[
+    "name", "hosts", "vars", "vars_files", "gather_facts", "become", "become_user", "become_method",
+    "roles", "pre_tasks", "tasks", "post_tasks", "handlers", "strategy", "tags", "serial",
+    "any_errors_fatal", "remote_user", "connection", "environment", "ignore_errors", "check_mode",
+    "no_log", "max_fail_percentage", "collections", "force_handlers", "order",
+];
+
+/// Inherited settings while walking plays, roles and blocks.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Inherit {
+    pub tags: Vec<String>,
+    pub when: Vec<Cond>,
+    pub vars: Map<String, Json>,
+    pub become_: Option<bool>,
+    pub become_user: Option<String>,
+    pub blocks: Vec<BlockFrame>,
+    pub role: Option<String>,
+    /// Role directory first, then the playbook directory.
+    pub search_dirs: Vec<PathBuf>,
+    /// Directory that relative `include_tasks` paths are resolved against.
+    pub base_dir: PathBuf,
+    pub no_log: bool,
+    pub ignore_errors: bool,
+    pub include_depth: usize,
+}
+
+/// Loads a playbook and everything it references. `extra_vars` may be used to resolve templated
+/// file names (`vars_files`, `include_tasks`) statically.
+pub fn load(path: &Path, extra_vars: &Map<String, Json>) -> Result<Playbook, Diags> {
+    let root = yaml::load_file(path)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let items = root.as_seq().ok_or_else(|| {
+        Diag::at(&root.span, format!("a playbook must be a list of plays, found {}", root.describe()))
+    })?;
+    let mut diags = Diags::default();
+    let mut plays = vec![];
+    for item in items {
+        let mut loader = Loader { dir: dir.clone(), extra_vars, diags: &mut diags, play: PlayParts::default() };
+        if let Some(play) = loader.play(item) {
+            plays.push(play);
+        }
+    }
+    diags.into_result(Playbook { path: path.to_path_buf(), dir, plays })
+}
+
+#[derive(Default)]
+struct PlayParts {
+    vars: Map<String, Json>,
+    role_defaults: Map<String, Json>,
+    role_vars: Map<String, Json>,
+    handlers: Vec<Task>,
+    blocks: Vec<BlockInfo>,
+    roles_loaded: Vec<String>,
+}
+
+pub(crate) struct Loader<'a> {
+    dir: PathBuf,
+    extra_vars: &'a Map<String, Json>,
+    diags: &'a mut Diags,
+    play: PlayParts,
+}
+
+impl Loader<'_> {
+    fn play(&mut self, node: &Node) -> Option<Play> {
+        let pairs = match node.expect_map("a play") {
+            Ok(p) => p,
+            Err(d) => return self.fail(d),
+        };
+        if node.get("import_playbook").is_some() {
+            return self.fail(Diag::at(&node.span, "import_playbook is not supported yet"));
+        }
+        for (k, _) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if !PLAY_KEYS.contains(&key) {
+                self.diags.push(
+                    Diag::at(&k.span, format!("unknown play keyword '{key}'")).suggest(key, PLAY_KEYS.iter().copied()),
+                );
+            }
+        }
+        let Some(hosts_node) = node.get("hosts") else {
+            return self.fail(Diag::at(&node.span, "a play needs 'hosts'"));
+        };
+        let hosts = match hosts_node.expect_str_list("hosts") {
+            Ok(h) => h.join(":"),
+            Err(d) => return self.fail(d),
+        };
+        let name = node.get("name").and_then(Node::scalar_text).unwrap_or_else(|| hosts.clone());
+        self.play.vars = self.vars_map(node.get("vars"));
+        let vars_files = self.vars_files(node.get("vars_files"));
+        let mut inherit = Inherit {
+            tags: self.str_list(node.get("tags"), "tags"),
+            become_: self.opt_bool(node.get("become"), "become"),
+            become_user: node.get("become_user").and_then(Node::scalar_text),
+            search_dirs: vec![self.dir.clone()],
+            base_dir: self.dir.clone(),
+            no_log: self.opt_bool(node.get("no_log"), "no_log").unwrap_or(false),
+            ignore_errors: self.opt_bool(node.get("ignore_errors"), "ignore_errors").unwrap_or(false),
+            ..Inherit::default()
+        };
+        let mut tasks = vec![];
+        self.section(node.get("pre_tasks"), &inherit, &mut tasks);
+        flush_point(&mut tasks, &node.span);
+        if let Some(roles) = node.get("roles") {
+            self.roles(roles, &inherit, &mut tasks);
+        }
+        self.section(node.get("tasks"), &inherit, &mut tasks);
+        flush_point(&mut tasks, &node.span);
+        self.section(node.get("post_tasks"), &inherit, &mut tasks);
+        flush_point(&mut tasks, &node.span);
+        inherit.blocks.clear();
+        let mut play_handlers = vec![];
+        self.section(node.get("handlers"), &inherit, &mut play_handlers);
+        let mut handlers = std::mem::take(&mut self.play.handlers);
+        handlers.extend(play_handlers);
+        check_notify(&tasks, &handlers, self.diags);
+        let strategy = match node.get("strategy").and_then(Node::as_str) {
+            None | Some("free") | Some("host_pinned") => Strategy::Free,
+            Some("linear") => Strategy::Linear,
+            Some(other) => {
+                let span = &node.get("strategy").unwrap().span;
+                self.diags.push(
+                    Diag::at(span, format!("unknown strategy '{other}'")).suggest(other, ["free", "linear"]),
+                );
+                Strategy::Free
+            }
+        };
+        let serial = node.get("serial").and_then(|n| match n.kind {
+            yaml::Kind::Int(i) if i > 0 => Some(i as usize),
+            _ => {
+                self.diags.push(Diag::at(&n.span, "serial must be a positive number of hosts"));
+                None
+            }
+        });
+        let parts = std::mem::take(&mut self.play);
+        Some(Play {
+            name,
+            hosts,
+            hosts_span: hosts_node.span.clone(),
+            span: node.span.clone(),
+            vars: parts.vars,
+            vars_files,
+            role_defaults: parts.role_defaults,
+            role_vars: parts.role_vars,
+            gather_facts: self.opt_bool(node.get("gather_facts"), "gather_facts").unwrap_or(true),
+            strategy,
+            serial,
+            tasks,
+            handlers,
+            blocks: parts.blocks,
+        })
+    }
+
+    fn fail<T>(&mut self, d: Diag) -> Option<T> {
+        self.diags.push(d);
+        None
+    }
+
+    pub(crate) fn push(&mut self, d: Diag) {
+        self.diags.push(d);
+    }
+
+    fn str_list(&mut self, node: Option<&Node>, what: &str) -> Vec<String> {
+        match node.map(|n| n.expect_str_list(what)) {
+            Some(Ok(v)) => v,
+            Some(Err(d)) => {
+                self.diags.push(d);
+                vec![]
+            }
+            None => vec![],
+        }
+    }
+
+    fn opt_bool(&mut self, node: Option<&Node>, what: &str) -> Option<bool> {
+        let node = node?;
+        if node.as_str().is_some_and(crate::template::is_template) {
+            self.diags.push(Diag::at(&node.span, format!("{what} must be a literal boolean here")));
+            return None;
+        }
+        node.expect_bool(what).map_err(|d| self.diags.push(d)).ok()
+    }
+
+    fn vars_map(&mut self, node: Option<&Node>) -> Map<String, Json> {
+        match node {
+            None => Map::new(),
+            Some(n) if n.is_null() => Map::new(),
+            Some(n) => match n.to_json() {
+                Json::Object(m) if n.as_map().is_some() => m,
+                _ => {
+                    self.diags.push(Diag::at(&n.span, format!("vars must be a mapping, found {}", n.describe())));
+                    Map::new()
+                }
+            },
+        }
+    }
+
+    /// Reads `vars_files` now: their names may use play vars and extra vars only.
+    fn vars_files(&mut self, node: Option<&Node>) -> Map<String, Json> {
+        let mut out = Map::new();
+        let Some(node) = node else { return out };
+        let names = match node.as_seq() {
+            Some(items) => items.to_vec(),
+            None => vec![node.clone()],
+        };
+        for n in names {
+            let Some(name) = self.static_path(&n) else { continue };
+            let path = self.dir.join(&name);
+            match yaml::load_file(&path) {
+                Ok(doc) => match doc.to_json() {
+                    Json::Object(m) => out.extend(m),
+                    Json::Null => {}
+                    _ => self.diags.push(Diag::at(&doc.span, "a vars file must be a mapping")),
+                },
+                Err(mut d) => {
+                    if d.span.is_none() {
+                        d = Diag::at(&n.span, format!("vars file '{name}' not found ({})", path.display()));
+                    }
+                    self.diags.push(d)
+                }
+            }
+        }
+        out
+    }
+
+    /// A file name that may contain templates resolvable from play and extra vars.
+    pub(crate) fn static_path(&mut self, node: &Node) -> Option<String> {
+        let raw = match node.expect_str("a file name") {
+            Ok(s) => s,
+            Err(d) => return self.fail(d),
+        };
+        let templar = Vars::new()
+            .push_map(self.play.role_defaults.clone())
+            .push_map(self.play.vars.clone())
+            .push_map(self.extra_vars.clone())
+            .into_templar();
+        match templar.render_str(&raw) {
+            Ok(s) => Some(s),
+            Err(e) => self.fail(Diag::at(
+                &node.span,
+                format!("cannot resolve file name '{raw}' before the run: {e} (only play vars and extra vars may be used here)"),
+            )),
+        }
+    }
+
+    /// A list of tasks (a play section, a block part or a tasks file).
+    pub(crate) fn section(&mut self, node: Option<&Node>, inherit: &Inherit, out: &mut Vec<Task>) {
+        let Some(node) = node else { return };
+        if node.is_null() {
+            return;
+        }
+        let Some(items) = node.as_seq() else {
+            self.diags.push(Diag::at(&node.span, format!("expected a list of tasks, found {}", node.describe())));
+            return;
+        };
+        for item in items {
+            self.task_item(item, inherit, out);
+        }
+    }
+
+    /// Loads a tasks file (role tasks, include_tasks) into `out`.
+    pub(crate) fn tasks_file(&mut self, path: &Path, inherit: &Inherit, out: &mut Vec<Task>, at: &Span) {
+        if inherit.include_depth > 20 {
+            self.diags.push(Diag::at(at, "includes nested too deep (an include includes itself?)"));
+            return;
+        }
+        let doc = match yaml::load_file(path) {
+            Ok(d) => d,
+            Err(d) if d.span.is_some() => return self.diags.push(d),
+            Err(_) => return self.diags.push(Diag::at(at, format!("tasks file not found: {}", path.display()))),
+        };
+        let mut inner = inherit.clone();
+        inner.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        inner.include_depth += 1;
+        self.section(Some(&doc), &inner, out);
+    }
+
+    /// Finds a role directory: `roles/` beside the playbook, then the project's top-level
+    /// `roles/` (the playbook's parent directory), then `roles/` in the working directory.
+    fn find_role(&self, name: &str) -> Option<PathBuf> {
+        let candidates = [
+            self.dir.join("roles").join(name),
+            self.dir.join("..").join("roles").join(name),
+            PathBuf::from("roles").join(name),
+        ];
+        candidates.into_iter().find(|p| p.is_dir())
+    }
+
+    fn roles(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
+        let Some(items) = node.as_seq() else {
+            self.diags.push(Diag::at(&node.span, "roles must be a list"));
+            return;
+        };
+        for item in items {
+            self.role_ref(item, inherit, out, None);
+        }
+    }
+
+    /// Expands one role reference (`- name`, `- role: name` with params, `import_role`).
+    pub(crate) fn role_ref(&mut self, item: &Node, inherit: &Inherit, out: &mut Vec<Task>, tasks_from: Option<String>) {
+        let (name_node, params) = match &item.kind {
+            yaml::Kind::Str(_) => (item.clone(), Map::new()),
+            yaml::Kind::Map(_) => {
+                let Some(n) = item.get("role").or_else(|| item.get("name")) else {
+                    self.diags.push(Diag::at(&item.span, "a role entry needs 'role'"));
+                    return;
+                };
+                let mut params = Map::new();
+                for (k, v) in item.as_map().unwrap_or_default() {
+                    let key = k.as_str().unwrap_or_default();
+                    match key {
+                        "role" | "name" | "tags" | "when" | "become" | "become_user" | "tasks_from" => {}
+                        "vars" => params.extend(self.vars_map(Some(v))),
+                        _ => {
+                            params.insert(key.to_string(), v.to_json());
+                        }
+                    }
+                }
+                (n.clone(), params)
+            }
+            _ => {
+                self.diags.push(Diag::at(&item.span, "a role entry must be a name or a mapping"));
+                return;
+            }
+        };
+        let Some(name) = name_node.scalar_text() else { return };
+        let Some(dir) = self.find_role(&name) else {
+            let known = self.known_roles();
+            self.diags.push(
+                Diag::at(&name_node.span, format!("role '{name}' not found (looked in roles/ beside the playbook and in the project's roles/)"))
+                    .suggest(&name, known.iter().map(String::as_str)),
+            );
+            return;
+        };
+        let mut inner = inherit.clone();
+        inner.role = Some(name.clone());
+        inner.search_dirs.insert(0, dir.clone());
+        inner.base_dir = dir.join("tasks");
+        inner.vars.extend(params);
+        inner.vars.insert("role_path".into(), Json::String(dir.display().to_string()));
+        inner.vars.insert("role_name".into(), Json::String(name.clone()));
+        if item.as_map().is_some() {
+            inner.tags.extend(self.str_list(item.get("tags"), "tags"));
+            if let Some(w) = item.get("when") {
+                inner.when.extend(task::conditions(w, self));
+            }
+            if let Some(b) = self.opt_bool(item.get("become"), "become") {
+                inner.become_ = Some(b);
+            }
+        }
+        let first_time = !self.play.roles_loaded.contains(&name);
+        if first_time {
+            self.play.roles_loaded.push(name.clone());
+            self.role_dependencies(&dir, inherit, out);
+            self.role_vars_files(&dir, &name_node.span);
+            let mut handler_inherit = inner.clone();
+            handler_inherit.blocks.clear();
+            let mut handlers = vec![];
+            if let Some(h) = main_file(&dir.join("handlers")) {
+                self.tasks_file(&h, &handler_inherit, &mut handlers, &name_node.span);
+            }
+            self.play.handlers.extend(handlers);
+        }
+        let file = tasks_from.unwrap_or_else(|| "main".into());
+        match main_file_named(&dir.join("tasks"), &file) {
+            Some(t) => self.tasks_file(&t, &inner, out, &name_node.span),
+            None if file != "main" => self.diags.push(Diag::at(&name_node.span, format!("role '{name}' has no tasks file '{file}'"))),
+            None => {}
+        }
+    }
+
+    fn known_roles(&self) -> Vec<String> {
+        [self.dir.join("roles"), self.dir.join("..").join("roles"), PathBuf::from("roles")]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    fn role_dependencies(&mut self, dir: &Path, inherit: &Inherit, out: &mut Vec<Task>) {
+        let Some(meta) = main_file(&dir.join("meta")) else { return };
+        let doc = match yaml::load_file(&meta) {
+            Ok(d) => d,
+            Err(d) => return self.diags.push(d),
+        };
+        if let Some(deps) = doc.get("dependencies").and_then(Node::as_seq) {
+            for dep in deps.to_vec() {
+                self.role_ref(&dep, inherit, out, None);
+            }
+        }
+    }
+
+    fn role_vars_files(&mut self, dir: &Path, at: &Span) {
+        for (sub, target) in [("defaults", true), ("vars", false)] {
+            let Some(file) = main_file(&dir.join(sub)) else { continue };
+            match yaml::load_file(&file) {
+                Ok(doc) => match doc.to_json() {
+                    Json::Object(m) if target => self.play.role_defaults.extend(m),
+                    Json::Object(m) => self.play.role_vars.extend(m),
+                    Json::Null => {}
+                    _ => self.diags.push(Diag::at(&doc.span, "role variables must be a mapping")),
+                },
+                Err(d) => self.diags.push(if d.span.is_some() { d } else { Diag::at(at, d.msg) }),
+            }
+        }
+    }
+
+    pub(crate) fn new_block(&mut self, has_rescue: bool) -> usize {
+        self.play.blocks.push(BlockInfo { has_rescue });
+        self.play.blocks.len() - 1
+    }
+}
+
+/// `main.yml`, `main.yaml` or `main` in a role subdirectory.
+fn main_file(dir: &Path) -> Option<PathBuf> {
+    main_file_named(dir, "main")
+}
+
+fn main_file_named(dir: &Path, name: &str) -> Option<PathBuf> {
+    let stem = name.trim_end_matches(".yml").trim_end_matches(".yaml");
+    [format!("{stem}.yml"), format!("{stem}.yaml"), stem.to_string()]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// Handlers run at the end of each section, as in Ansible.
+fn flush_point(tasks: &mut Vec<Task>, span: &Span) {
+    if tasks.last().is_none_or(|t| matches!(t.action, TaskAction::FlushHandlers)) {
+        return;
+    }
+    tasks.push(Task::flush(span));
+}
+
+/// Every `notify` must name a handler (by `name` or `listen`).
+fn check_notify(tasks: &[Task], handlers: &[Task], diags: &mut Diags) {
+    let names: Vec<&str> = handlers
+        .iter()
+        .flat_map(|h| h.name_opt.iter().map(String::as_str).chain(h.listen.iter().map(String::as_str)))
+        .collect();
+    for t in tasks.iter().chain(handlers) {
+        for (n, span) in &t.notify {
+            if !names.contains(&n.as_str()) {
+                diags.push(Diag::at(span, format!("notify names unknown handler '{n}'")).suggest(n, names.iter().copied()));
+            }
+        }
+    }
+}

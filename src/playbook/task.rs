@@ -1,0 +1,472 @@
+//! One task: its keywords, its module and arguments, checked against the module's parameters.
+
+use super::{Inherit, Loader};
+use crate::diag::{Diag, Span};
+use crate::modules::{self, ModuleDef};
+use crate::yaml::{Kind, Node};
+use serde_json::{Map, Value as Json};
+
+/// Which part of a block a task sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Try,
+    Rescue,
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockFrame {
+    pub id: usize,
+    pub section: Section,
+}
+
+/// A condition with the place it was written, for error messages.
+#[derive(Debug, Clone)]
+pub struct Cond {
+    pub expr: String,
+    pub span: Span,
+}
+
+/// `needs: [task_id]` (same host) or `needs: [task_id@pattern]` (those hosts).
+#[derive(Debug, Clone)]
+pub struct Need {
+    pub task_id: String,
+    pub hosts: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskAction {
+    Module { def: &'static ModuleDef, args: Json },
+    /// Run the handlers notified so far (end of a section, or `meta: flush_handlers`).
+    FlushHandlers,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: Option<String>,
+    pub name_opt: Option<String>,
+    pub action: TaskAction,
+    pub span: Span,
+    pub when: Vec<Cond>,
+    pub loop_items: Option<Json>,
+    pub loop_span: Option<Span>,
+    pub loop_var: String,
+    pub loop_label: Option<String>,
+    pub register: Option<String>,
+    pub notify: Vec<(String, Span)>,
+    pub listen: Vec<String>,
+    pub changed_when: Vec<Cond>,
+    pub failed_when: Vec<Cond>,
+    pub ignore_errors: bool,
+    pub tags: Vec<String>,
+    pub vars: Map<String, Json>,
+    pub become_: Option<bool>,
+    pub become_user: Option<String>,
+    pub run_once: bool,
+    pub delegate_to: Option<String>,
+    pub needs: Vec<Need>,
+    pub no_log: bool,
+    pub check_mode: Option<bool>,
+    pub blocks: Vec<BlockFrame>,
+    pub role: Option<String>,
+    pub search_dirs: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for ModuleDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModuleDef({})", self.name)
+    }
+}
+
+impl Task {
+    /// What the user sees for this task: its name, or `module` when it has none.
+    pub fn display_name(&self) -> String {
+        let base = match (&self.name_opt, &self.action) {
+            (Some(n), _) => n.clone(),
+            (None, TaskAction::Module { def, .. }) => def.name.to_string(),
+            (None, TaskAction::FlushHandlers) => "flush handlers".to_string(),
+        };
+        match &self.role {
+            Some(r) => format!("{r} : {base}"),
+            None => base,
+        }
+    }
+
+    pub fn module_name(&self) -> &'static str {
+        match &self.action {
+            TaskAction::Module { def, .. } => def.name,
+            TaskAction::FlushHandlers => "meta",
+        }
+    }
+
+    pub(crate) fn flush(span: &Span) -> Task {
+        Task::bare(TaskAction::FlushHandlers, span, &Inherit::default())
+    }
+
+    fn bare(action: TaskAction, span: &Span, inherit: &Inherit) -> Task {
+        Task {
+            id: None,
+            name_opt: None,
+            action,
+            span: span.clone(),
+            when: inherit.when.clone(),
+            loop_items: None,
+            loop_span: None,
+            loop_var: "item".into(),
+            loop_label: None,
+            register: None,
+            notify: vec![],
+            listen: vec![],
+            changed_when: vec![],
+            failed_when: vec![],
+            ignore_errors: inherit.ignore_errors,
+            tags: inherit.tags.clone(),
+            vars: inherit.vars.clone(),
+            become_: inherit.become_,
+            become_user: inherit.become_user.clone(),
+            run_once: false,
+            delegate_to: None,
+            needs: vec![],
+            no_log: inherit.no_log,
+            check_mode: None,
+            blocks: inherit.blocks.clone(),
+            role: inherit.role.clone(),
+            search_dirs: inherit.search_dirs.clone(),
+        }
+    }
+}
+
+/// Task keywords (everything else in a task mapping must be its one module).
+const TASK_KEYS: &[&str] = &[
+    "name", "id", "when", "loop", "with_items", "with_list", "loop_control", "register", "notify",
+    "listen", "changed_when", "failed_when", "ignore_errors", "tags", "vars", "become",
+    "become_user", "become_method", "run_once", "delegate_to", "needs", "no_log", "args",
+    "check_mode", "diff", "environment", "retries", "delay", "until", "timeout", "debugger",
+    "any_errors_fatal", "collections", "throttle", "delegate_facts", "local_action", "action",
+];
+
+const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
+const INCLUDES: &[&str] = &["include_tasks", "import_tasks", "include_role", "import_role", "include"];
+
+/// Conditions from `when`/`changed_when`/`failed_when`: a string, a bool or a list of them.
+pub(crate) fn conditions(node: &Node, loader: &mut Loader) -> Vec<Cond> {
+    let items: Vec<&Node> = match &node.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    let mut out = vec![];
+    for n in items {
+        match n.scalar_text() {
+            Some(expr) => {
+                let bare = expr.trim().trim_start_matches("{{").trim_end_matches("}}").trim().to_string();
+                if let Err(e) = crate::template::environment().compile_expression(&bare) {
+                    loader.push(Diag::at(&n.span, format!("invalid condition '{expr}': {}", e.detail().unwrap_or("syntax error"))));
+                    continue;
+                }
+                out.push(Cond { expr: bare, span: n.span.clone() });
+            }
+            None => loader.push(Diag::at(&n.span, format!("a condition must be a string, found {}", n.describe()))),
+        }
+    }
+    out
+}
+
+impl Loader<'_> {
+    /// One entry of a task list: a task, a block, or an import/include.
+    pub(crate) fn task_item(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
+        let Some(pairs) = node.as_map() else {
+            self.push(Diag::at(&node.span, format!("a task must be a mapping, found {}", node.describe())));
+            return;
+        };
+        if pairs.is_empty() {
+            self.push(Diag::at(&node.span, "empty task"));
+            return;
+        }
+        if node.get("block").is_some() {
+            return self.block(node, inherit, out);
+        }
+        let mut inner = inherit.clone();
+        self.apply_inherited_keywords(node, &mut inner);
+        if let Some((key, value)) = pairs.iter().find(|(k, _)| k.as_str().is_some_and(|k| INCLUDES.contains(&short(k)))) {
+            return self.include(key, value, node, &inner, out);
+        }
+        if let Some(task) = self.task(node, &inner) {
+            out.push(task);
+        }
+    }
+
+    /// `when`, `tags`, `vars`, `become` of a block or include apply to everything inside.
+    fn apply_inherited_keywords(&mut self, node: &Node, inner: &mut Inherit) {
+        if let Some(w) = node.get("when") {
+            inner.when.extend(conditions(w, self));
+        }
+        if let Some(t) = node.get("tags") {
+            inner.tags.extend(t.expect_str_list("tags").unwrap_or_default());
+        }
+        if let Some(v) = node.get("vars") {
+            match v.to_json() {
+                Json::Object(m) => inner.vars.extend(m),
+                Json::Null => {}
+                _ => self.push(Diag::at(&v.span, "vars must be a mapping")),
+            }
+        }
+        if let Some(b) = node.get("become") {
+            match b.expect_bool("become") {
+                Ok(b) => inner.become_ = Some(b),
+                Err(d) => self.push(d),
+            }
+        }
+        if let Some(u) = node.get("become_user").and_then(Node::scalar_text) {
+            inner.become_user = Some(u);
+        }
+        if let Some(b) = node.get("ignore_errors") {
+            inner.ignore_errors = b.expect_bool("ignore_errors").unwrap_or(false);
+        }
+        if let Some(b) = node.get("no_log") {
+            inner.no_log = b.expect_bool("no_log").unwrap_or(false);
+        }
+    }
+
+    fn block(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
+        for (k, _) in node.as_map().unwrap_or_default() {
+            let key = k.as_str().unwrap_or_default();
+            if !BLOCK_KEYS.contains(&key) && !TASK_KEYS.contains(&key) {
+                self.push(Diag::at(&k.span, format!("unknown block keyword '{key}'")).suggest(key, BLOCK_KEYS.iter().chain(TASK_KEYS).copied()));
+            }
+        }
+        let mut inner = inherit.clone();
+        self.apply_inherited_keywords(node, &mut inner);
+        let id = self.new_block(node.get("rescue").is_some());
+        for (key, section) in [("block", Section::Try), ("rescue", Section::Rescue), ("always", Section::Always)] {
+            let mut part = inner.clone();
+            part.blocks.push(BlockFrame { id, section });
+            self.section(node.get(key), &part, out);
+        }
+    }
+
+    fn include(&mut self, key: &Node, value: &Node, node: &Node, inner: &Inherit, out: &mut Vec<Task>) {
+        let kind = short(key.as_str().unwrap_or_default());
+        for (k, _) in node.as_map().unwrap_or_default() {
+            let name = k.as_str().unwrap_or_default();
+            if name != key.as_str().unwrap_or_default() && !TASK_KEYS.contains(&name) {
+                self.push(Diag::at(&k.span, format!("unknown keyword '{name}' on {kind}")).suggest(name, TASK_KEYS.iter().copied()));
+            }
+        }
+        match kind {
+            "include_role" | "import_role" => {
+                let tasks_from = value.get("tasks_from").and_then(Node::scalar_text);
+                let mut role_node = value.clone();
+                if let Kind::Map(pairs) = &mut role_node.kind {
+                    pairs.retain(|(k, _)| k.as_str() != Some("tasks_from"));
+                }
+                self.role_ref(&role_node, inner, out, tasks_from);
+            }
+            _ => {
+                let file_node = value.get("file").unwrap_or(value);
+                let Some(name) = self.static_path(file_node) else { return };
+                let path = inner.base_dir.join(&name);
+                let path = if path.exists() { path } else { inner.search_dirs.iter().map(|d| d.join(&name)).find(|p| p.exists()).unwrap_or(path) };
+                self.tasks_file(&path, inner, out, &file_node.span);
+            }
+        }
+    }
+
+    /// A single module task.
+    fn task(&mut self, node: &Node, inherit: &Inherit) -> Option<Task> {
+        let pairs = node.as_map()?;
+        let mut module: Option<(&Node, &Node)> = None;
+        for (k, v) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if TASK_KEYS.contains(&key) {
+                continue;
+            }
+            if let Some((first, _)) = module {
+                self.push(Diag::at(&k.span, format!(
+                    "a task has one module, found '{}' and '{key}'", first.as_str().unwrap_or_default()
+                )).suggest(key, TASK_KEYS.iter().copied()));
+                return None;
+            }
+            module = Some((k, v));
+        }
+        let Some((mkey, mval)) = module else {
+            self.push(Diag::at(&node.span, "task has no module (expected one of prov's modules, such as 'command' or 'copy')"));
+            return None;
+        };
+        let mname = mkey.as_str().unwrap_or_default();
+        let Some(def) = modules::find(mname) else {
+            let names = modules::all_names();
+            self.push(Diag::at(&mkey.span, format!("unknown module '{mname}'")).suggest(short(mname), names));
+            return None;
+        };
+        let args = self.module_args(def, mval, node.get("args"))?;
+        let mut task = Task::bare(TaskAction::Module { def, args }, &node.span, inherit);
+        if def.name == "meta" && task_meta_is_flush(&task) {
+            task.action = TaskAction::FlushHandlers;
+        }
+        self.task_keywords(node, &mut task);
+        Some(task)
+    }
+
+    fn task_keywords(&mut self, node: &Node, task: &mut Task) {
+        task.name_opt = node.get("name").and_then(Node::scalar_text);
+        task.id = node.get("id").and_then(Node::scalar_text);
+        if let Some(l) = node.get("loop").or_else(|| node.get("with_items")).or_else(|| node.get("with_list")) {
+            let mut items = l.to_json();
+            // with_items flattens one level, as in Ansible.
+            if node.get("with_items").is_some() {
+                if let Json::Array(a) = &items {
+                    items = Json::Array(a.iter().flat_map(|i| match i { Json::Array(x) => x.clone(), o => vec![o.clone()] }).collect());
+                }
+            }
+            if !matches!(items, Json::Array(_) | Json::String(_)) {
+                self.push(Diag::at(&l.span, format!("loop must be a list or a template, found {}", l.describe())));
+            }
+            task.loop_items = Some(items);
+            task.loop_span = Some(l.span.clone());
+        }
+        if let Some(lc) = node.get("loop_control") {
+            task.loop_var = lc.get("loop_var").and_then(Node::scalar_text).unwrap_or_else(|| "item".into());
+            task.loop_label = lc.get("label").and_then(Node::scalar_text);
+        }
+        task.register = node.get("register").and_then(Node::scalar_text);
+        if let Some(n) = node.get("notify") {
+            let items: Vec<&Node> = match &n.kind { Kind::Seq(s) => s.iter().collect(), _ => vec![n] };
+            task.notify = items.iter().filter_map(|i| i.scalar_text().map(|s| (s, i.span.clone()))).collect();
+        }
+        if let Some(n) = node.get("listen") {
+            task.listen = n.expect_str_list("listen").unwrap_or_default();
+        }
+        if let Some(c) = node.get("changed_when") {
+            task.changed_when = conditions(c, self);
+        }
+        if let Some(c) = node.get("failed_when") {
+            task.failed_when = conditions(c, self);
+        }
+        for (key, slot) in [("run_once", &mut task.run_once)] {
+            if let Some(b) = node.get(key) {
+                *slot = b.expect_bool(key).unwrap_or(false);
+            }
+        }
+        if let Some(b) = node.get("check_mode") {
+            task.check_mode = b.expect_bool("check_mode").ok();
+        }
+        task.delegate_to = node.get("delegate_to").and_then(Node::scalar_text);
+        if let Some(n) = node.get("needs") {
+            let items: Vec<&Node> = match &n.kind { Kind::Seq(s) => s.iter().collect(), _ => vec![n] };
+            for i in items {
+                let Some(text) = i.scalar_text() else { continue };
+                let (id, hosts) = match text.split_once('@') {
+                    Some((id, h)) => (id.to_string(), Some(h.to_string())),
+                    None => (text, None),
+                };
+                task.needs.push(Need { task_id: id, hosts, span: i.span.clone() });
+            }
+        }
+    }
+
+    /// Module arguments from a mapping or a `k=v` string, merged with `args:`, then checked.
+    fn module_args(&mut self, def: &'static ModuleDef, value: &Node, extra: Option<&Node>) -> Option<Json> {
+        let mut args = Map::new();
+        let mut spans: Vec<(String, Span)> = vec![];
+        match &value.kind {
+            Kind::Map(pairs) => {
+                for (k, v) in pairs {
+                    let key = k.scalar_text().unwrap_or_default();
+                    spans.push((key.clone(), k.span.clone()));
+                    args.insert(key, v.to_json());
+                }
+            }
+            Kind::Null => {}
+            _ => {
+                let text = value.scalar_text().unwrap_or_default();
+                if let Err(d) = parse_kv(def, &text, &value.span, &mut args, &mut spans) {
+                    self.push(d);
+                    return None;
+                }
+            }
+        }
+        if let Some(extra) = extra {
+            for (k, v) in extra.as_map().unwrap_or_default() {
+                let key = k.scalar_text().unwrap_or_default();
+                spans.push((key.clone(), k.span.clone()));
+                args.insert(key, v.to_json());
+            }
+        }
+        let mut ok = true;
+        let params = (def.params)();
+        if !params.contains(&"*") {
+            for (key, span) in &spans {
+                if !params.contains(&key.as_str()) {
+                    ok = false;
+                    self.push(Diag::at(span, format!("module '{}' has no parameter '{key}'", def.name))
+                        .suggest(key, params.iter().copied())
+                        .hint_if_none(format!("valid parameters: {}", params.join(", "))));
+                }
+            }
+        }
+        for req in def.required {
+            if !args.contains_key(*req) {
+                ok = false;
+                self.push(Diag::at(&value.span, format!("module '{}' requires parameter '{req}'", def.name)));
+            }
+        }
+        ok.then_some(Json::Object(args))
+    }
+}
+
+fn task_meta_is_flush(task: &Task) -> bool {
+    match &task.action {
+        TaskAction::Module { args, .. } => {
+            let free = args.get("_raw_params").or_else(|| args.get("free_form")).and_then(Json::as_str);
+            free == Some("flush_handlers")
+        }
+        _ => false,
+    }
+}
+
+/// `ansible.builtin.copy` → `copy`.
+fn short(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// `src=a dest="b c" mode=0644`, or a free-form command line with trailing `k=v` options that
+/// name real parameters (`creates=/x`).
+fn parse_kv(def: &ModuleDef, text: &str, span: &Span, args: &mut Map<String, Json>, spans: &mut Vec<(String, Span)>) -> Result<(), Diag> {
+    let params = (def.params)();
+    if let Some(free) = def.free_form {
+        let mut rest = vec![];
+        for word in text.split(' ') {
+            match word.split_once('=') {
+                Some((k, v)) if params.contains(&k) && k != free && !k.is_empty() => {
+                    args.insert(k.to_string(), Json::String(v.trim_matches(['"', '\'']).to_string()));
+                }
+                _ => rest.push(word),
+            }
+        }
+        let rest = rest.join(" ").trim().to_string();
+        if !rest.is_empty() {
+            args.insert(free.to_string(), Json::String(rest));
+        }
+        return Ok(());
+    }
+    let words = shell_words::split(text).map_err(|e| Diag::at(span, format!("cannot parse arguments '{text}': {e}")))?;
+    for w in words {
+        let Some((k, v)) = w.split_once('=') else {
+            return Err(Diag::at(span, format!("expected key=value arguments for module '{}', found '{w}'", def.name)));
+        };
+        spans.push((k.to_string(), span.clone()));
+        args.insert(k.to_string(), Json::String(v.to_string()));
+    }
+    Ok(())
+}
+
+trait HintIfNone {
+    fn hint_if_none(self, hint: String) -> Self;
+}
+
+impl HintIfNone for Diag {
+    fn hint_if_none(self, hint: String) -> Diag {
+        if self.hint.is_some() { self } else { self.hint(hint) }
+    }
+}

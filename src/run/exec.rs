@@ -1,0 +1,454 @@
+//! Executing one node on one host: conditions, loops, argument rendering, the module call,
+//! `changed_when`/`failed_when`, `register`, `set_fact`, `notify`, handlers.
+
+use super::state::{HostRun, Shared};
+use super::NodeEnd;
+use crate::connection::Become;
+use crate::modules::{ModError, ModuleCtx, Outcome};
+use crate::output::{Status, TaskResult};
+use crate::playbook::{Play, Section, Task, TaskAction};
+use crate::template::{to_value, truthy, Templar, Vars};
+use petgraph::graph::NodeIndex;
+use serde_json::{json, Map, Value as Json};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Ansible's placeholder for "leave this argument out" (`default(omit)`).
+const OMIT: &str = "__omit_place_holder__prov";
+
+/// What a task did on a host, all items together.
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    pub status: Status,
+    pub changed: bool,
+    pub msg: String,
+    pub diff: Option<String>,
+    pub ignored: bool,
+    /// The value `register` stores.
+    pub registered: Json,
+    pub facts: Map<String, Json>,
+}
+
+impl NodeResult {
+    fn failed(msg: String) -> NodeResult {
+        NodeResult { status: Status::Failed, changed: false, msg: msg.clone(), diff: None, ignored: false, registered: json!({"failed": true, "changed": false, "msg": msg}), facts: Map::new() }
+    }
+
+    fn skipped(msg: &str) -> NodeResult {
+        NodeResult { status: Status::Skipped, changed: false, msg: msg.to_string(), diff: None, ignored: false, registered: json!({"skipped": true, "changed": false, "skip_reason": msg}), facts: Map::new() }
+    }
+
+    fn unreachable(msg: String) -> NodeResult {
+        NodeResult { status: Status::Unreachable, changed: false, msg: msg.clone(), diff: None, ignored: false, registered: json!({"unreachable": true, "msg": msg}), facts: Map::new() }
+    }
+}
+
+pub async fn run_node(sh: &Shared, hr: &mut HostRun, node: NodeIndex) -> NodeEnd {
+    let r = sh.plan.graph[node].clone();
+    let play = &sh.pb.plays[r.play];
+    let task = &play.tasks[r.task];
+    hr.has_rescue = play.blocks.iter().map(|b| b.has_rescue).collect();
+    if !hr.enter_task(&task.blocks) {
+        return not_run(sh, hr, r.play, r.task);
+    }
+    if play.gather_facts && !sh.host_state(&hr.host).gathered {
+        if let Some(end) = gather_facts(sh, hr).await {
+            return end;
+        }
+    }
+    let result = match &task.action {
+        TaskAction::FlushHandlers => return run_handlers(sh, hr, play).await,
+        TaskAction::Module { .. } => run_reported(sh, hr, r.play, r.task, task).await,
+    };
+    end_of(hr, task, &result)
+}
+
+/// A node the host does not run: after a failure, or a block section that does not apply.
+fn not_run(sh: &Shared, hr: &HostRun, play: usize, task: usize) -> NodeEnd {
+    if hr.unreachable {
+        NodeEnd::Unreachable
+    } else if hr.failed {
+        sh.emit_skip(&hr.host, play, task, "not run: the host failed earlier", true);
+        NodeEnd::Failed
+    } else {
+        NodeEnd::Done
+    }
+}
+
+fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
+    match result.status {
+        Status::Unreachable => {
+            hr.unreachable = true;
+            NodeEnd::Unreachable
+        }
+        Status::Failed => {
+            hr.task_failed(&task.blocks);
+            NodeEnd::Failed
+        }
+        Status::Skipped => NodeEnd::Done,
+        _ => NodeEnd::Done,
+    }
+}
+
+/// Facts are gathered once per host per run, in one remote command.
+async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
+    let t0 = Instant::now();
+    let start_ms = sh.started.elapsed().as_millis() as u64;
+    let conn = sh.connection(&hr.host).await;
+    let (status, msg) = match crate::facts::gather(conn.as_ref()).await {
+        Ok(facts) => {
+            sh.set_facts(&hr.host, facts);
+            (Status::Ok, String::new())
+        }
+        Err(crate::connection::ConnError::Unreachable(m)) => (Status::Unreachable, m),
+        Err(e) => (Status::Failed, format!("gathering facts failed: {e}")),
+    };
+    sh.emit_result(&hr.host, "Gathering Facts", status, false, msg, None, false, start_ms, t0, false);
+    match status {
+        Status::Unreachable => {
+            hr.unreachable = true;
+            Some(NodeEnd::Unreachable)
+        }
+        Status::Failed => {
+            hr.failed = true;
+            Some(NodeEnd::Failed)
+        }
+        _ => None,
+    }
+}
+
+/// Runs a task and reports it.
+async fn run_reported(sh: &Shared, hr: &mut HostRun, play: usize, ti: usize, task: &Task) -> NodeResult {
+    let _ = sh.tx.send(crate::output::Event::TaskStart { host: hr.host.clone(), task: task.display_name() });
+    let t0 = Instant::now();
+    let start_ms = sh.started.elapsed().as_millis() as u64;
+    let result = if task.run_once && sh.plan.play_hosts[play].first() != Some(&hr.host) {
+        let shared = sh.run_once.lock().expect("lock").get(&(play, ti)).cloned();
+        shared.unwrap_or_else(|| NodeResult::skipped("run_once: the first host did not run it"))
+    } else {
+        let res = run_task(sh, hr, play, task).await;
+        if task.run_once {
+            sh.run_once.lock().expect("lock").insert((play, ti), res.clone());
+        }
+        res
+    };
+    apply_result(sh, hr, task, &result);
+    let (msg, diff) = if task.no_log { ("the output has been hidden due to no_log".to_string(), None) } else { (result.msg.clone(), result.diff.clone()) };
+    let show = task.module_name() == "debug" || matches!(result.status, Status::Failed | Status::Unreachable);
+    let rescued = result.status == Status::Failed && task.blocks.iter().any(|f| f.section == Section::Try && hr.has_rescue.get(f.id).copied().unwrap_or(false));
+    sh.emit_result_rescued(&hr.host, &task.display_name(), result.status, result.ignored, rescued, msg, diff, result.changed, start_ms, t0, show);
+    result
+}
+
+/// `register`, `set_fact` and `notify` take effect.
+fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult) {
+    let mut vars = result.facts.clone();
+    if let Some(name) = &task.register {
+        vars.insert(name.clone(), result.registered.clone());
+    }
+    if result.status == Status::Failed && hr.in_block() {
+        vars.insert("ansible_failed_result".into(), result.registered.clone());
+        vars.insert("ansible_failed_task".into(), json!({"name": task.display_name()}));
+    }
+    if !vars.is_empty() {
+        sh.set_host_vars(&hr.host, vars);
+    }
+    if result.changed {
+        for (n, _) in &task.notify {
+            if !hr.notified.contains(n) {
+                hr.notified.push(n.clone());
+            }
+        }
+    }
+}
+
+/// Runs the handlers notified so far, in the order they are defined.
+async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
+    let notified = std::mem::take(&mut hr.notified);
+    let play_idx = hr.play.unwrap_or(0);
+    let mut end = NodeEnd::Done;
+    for h in &play.handlers {
+        let hit = h.name_opt.as_ref().is_some_and(|n| notified.contains(n)) || h.listen.iter().any(|l| notified.contains(l));
+        if !hit || hr.failed || hr.unreachable {
+            continue;
+        }
+        let _ = sh.tx.send(crate::output::Event::TaskStart { host: hr.host.clone(), task: h.display_name() });
+        let t0 = Instant::now();
+        let start_ms = sh.started.elapsed().as_millis() as u64;
+        let result = run_task(sh, hr, play_idx, h).await;
+        apply_result(sh, hr, h, &result);
+        let show = matches!(result.status, Status::Failed | Status::Unreachable);
+        sh.emit_result(&hr.host, &format!("handler: {}", h.display_name()), result.status, result.ignored, result.msg.clone(), result.diff.clone(), result.changed, start_ms, t0, show);
+        end = end_of(hr, h, &result);
+    }
+    end
+}
+
+/// Variables for one task on one host, lowest precedence first (see README, "Variables").
+fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
+    let play = &sh.pb.plays[play_idx];
+    let st = sh.host_state(host);
+    let mut magic = Map::new();
+    magic.insert("inventory_hostname".into(), json!(host));
+    magic.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
+    magic.insert("group_names".into(), json!(sh.inv.group_names(host)));
+    magic.insert("play_hosts".into(), json!(sh.plan.play_hosts[play_idx]));
+    magic.insert("ansible_play_hosts".into(), json!(sh.plan.play_hosts[play_idx]));
+    magic.insert("ansible_play_hosts_all".into(), json!(sh.plan.play_hosts[play_idx]));
+    magic.insert("ansible_check_mode".into(), json!(sh.opts.check));
+    magic.insert("ansible_diff_mode".into(), json!(sh.opts.diff));
+    magic.insert("playbook_dir".into(), json!(sh.pb.dir.display().to_string()));
+    magic.insert("ansible_facts".into(), Json::Object((*st.facts).clone()));
+    magic.insert("omit".into(), json!(OMIT));
+    Vars::new()
+        .push_map(play.role_defaults.clone())
+        .push(sh.inv_vars(host))
+        .push(st.prefixed_facts.clone())
+        .push_map(play.vars.clone())
+        .push_map(play.vars_files.clone())
+        .push_map(play.role_vars.clone())
+        .push_map(task.vars.clone())
+        .push(st.vars.clone())
+        .push(sh.extra.clone())
+        .push_map(magic)
+        .object("hostvars", sh.hostvars_value())
+        .object("groups", to_value(&Json::Object((*sh.groups).clone())))
+}
+
+/// A variable's rendered value as a string, if set.
+fn var_string(t: &Templar, name: &str) -> Option<String> {
+    let raw = t.vars().raw(name)?;
+    match t.render_value(raw).ok()? {
+        Json::String(s) => Some(s),
+        Json::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
+    let enabled = task.become_.unwrap_or_else(|| var_string(t, "ansible_become").map(|s| truthy(&json!(s))).unwrap_or(false));
+    let user = match &task.become_user {
+        Some(u) => t.render_str(u).ok(),
+        None => var_string(t, "ansible_become_user"),
+    };
+    let password = var_string(t, "ansible_become_password")
+        .or_else(|| var_string(t, "ansible_become_pass"))
+        .or_else(|| sh.opts.become_password.clone());
+    Become { enabled, user, password }
+}
+
+/// Where a template error happened, for the user.
+fn at_task(task: &Task, e: impl std::fmt::Display) -> String {
+    format!("{e} in task '{}' at {}", task.display_name(), task.span)
+}
+
+/// Runs the task on the host: every loop item, or once.
+async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> NodeResult {
+    let TaskAction::Module { def, args } = &task.action else {
+        return NodeResult::skipped("nothing to do");
+    };
+    let base = task_vars(sh, &hr.host, play_idx, task);
+    let items = match &task.loop_items {
+        None => None,
+        Some(l) => match base.clone().into_templar().render_value(l) {
+            Ok(Json::Array(items)) => Some(items),
+            Ok(Json::Null) => Some(vec![]),
+            Ok(other) => return NodeResult::failed(at_task(task, format!("loop must give a list, got {other}"))),
+            Err(e) => return NodeResult::failed(at_task(task, e)),
+        },
+    };
+    let Some(items) = items else {
+        let templar = base.into_templar();
+        return run_item(sh, hr, task, def, args, &templar).await;
+    };
+    let mut results = vec![];
+    for (i, item) in items.iter().enumerate() {
+        let mut lv = Map::new();
+        lv.insert(task.loop_var.clone(), item.clone());
+        lv.insert("ansible_loop".into(), json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == items.len(), "length": items.len()}));
+        lv.insert("ansible_loop_var".into(), json!(task.loop_var));
+        let templar = task_vars(sh, &hr.host, play_idx, task).push_map(lv).into_templar();
+        let mut r = run_item(sh, hr, task, def, args, &templar).await;
+        if let Json::Object(m) = &mut r.registered {
+            m.insert(task.loop_var.clone(), item.clone());
+        }
+        let stop = r.status == Status::Unreachable;
+        results.push((r, item.clone()));
+        if stop {
+            break;
+        }
+    }
+    combine_items(task, results)
+}
+
+/// One loop result for all items, as Ansible registers it (`results: [...]`).
+fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
+    if results.is_empty() {
+        return NodeResult::skipped("no items in the loop");
+    }
+    let any = |s: Status| results.iter().any(|(r, _)| r.status == s);
+    let status = if any(Status::Unreachable) {
+        Status::Unreachable
+    } else if any(Status::Failed) {
+        Status::Failed
+    } else if results.iter().all(|(r, _)| r.status == Status::Skipped) {
+        Status::Skipped
+    } else if results.iter().any(|(r, _)| r.changed) {
+        Status::Changed
+    } else {
+        Status::Ok
+    };
+    let label = |item: &Json| task.loop_label.clone().unwrap_or_else(|| match item { Json::String(s) => s.clone(), o => o.to_string() });
+    let msg = results.iter().filter(|(r, _)| r.status != Status::Skipped && !r.msg.is_empty() && (r.status == Status::Failed || task.module_name() == "debug"))
+        .map(|(r, item)| format!("({}) {}", label(item), r.msg)).collect::<Vec<_>>().join("; ");
+    let diffs: Vec<String> = results.iter().filter_map(|(r, _)| r.diff.clone()).collect();
+    let mut facts = Map::new();
+    for (r, _) in &results {
+        facts.extend(r.facts.clone());
+    }
+    let changed = results.iter().any(|(r, _)| r.changed);
+    let ignored = status != Status::Failed && results.iter().any(|(r, _)| r.ignored);
+    NodeResult {
+        status,
+        changed,
+        msg,
+        diff: (!diffs.is_empty()).then(|| diffs.join("")),
+        ignored,
+        registered: json!({"changed": changed, "failed": status == Status::Failed, "skipped": status == Status::Skipped, "msg": "All items completed", "results": results.iter().map(|(r, _)| r.registered.clone()).collect::<Vec<_>>()}),
+        facts,
+    }
+}
+
+/// One execution of the module (one loop item, or the task).
+async fn run_item(sh: &Shared, hr: &HostRun, task: &Task, def: &'static crate::modules::ModuleDef, args: &Json, templar: &Templar) -> NodeResult {
+    for cond in &task.when {
+        match templar.eval_bool(&cond.expr) {
+            Ok(true) => {}
+            Ok(false) => return NodeResult::skipped(&format!("condition '{}' is false", cond.expr)),
+            Err(e) => return NodeResult::failed(format!("{e} in condition '{}' at {}", cond.expr, cond.span)),
+        }
+    }
+    let rendered = match render_args(args, def.raw, templar) {
+        Ok(a) => a,
+        Err(e) => return NodeResult::failed(at_task(task, e)),
+    };
+    let target = match &task.delegate_to {
+        Some(d) => match templar.render_str(d) {
+            Ok(h) => h,
+            Err(e) => return NodeResult::failed(at_task(task, e)),
+        },
+        None => hr.host.clone(),
+    };
+    let conn = sh.connection(&target).await;
+    let ctx = ModuleCtx {
+        conn: conn.as_ref(),
+        become_: become_for(sh, task, templar),
+        check: task.check_mode.unwrap_or(sh.opts.check),
+        diff: sh.opts.diff,
+        templar,
+        search_dirs: task.search_dirs.clone(),
+    };
+    let outcome = match (def.run)(&ctx, rendered).await {
+        Ok(o) => o,
+        Err(ModError::Unreachable(m)) => return NodeResult::unreachable(m),
+        Err(ModError::Failed(m)) => Outcome::failed(m),
+    };
+    judge(task, templar, outcome)
+}
+
+/// Applies `changed_when`, `failed_when` and `ignore_errors` to the module's outcome.
+fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
+    let mut registered = Map::new();
+    registered.extend(o.data.clone());
+    registered.insert("changed".into(), json!(o.changed));
+    registered.insert("failed".into(), json!(o.failed));
+    registered.insert("skipped".into(), json!(o.skipped));
+    if !o.msg.is_empty() {
+        registered.insert("msg".into(), json!(o.msg));
+    }
+    if !task.changed_when.is_empty() || !task.failed_when.is_empty() {
+        let name = task.register.clone().unwrap_or_else(|| "result".into());
+        let t = templar.vars_with(&name, Json::Object(registered.clone()));
+        if !task.changed_when.is_empty() {
+            match all_true(&t, &task.changed_when) {
+                Ok(v) => o.changed = v,
+                Err(e) => return NodeResult::failed(e),
+            }
+        }
+        if !task.failed_when.is_empty() {
+            match all_true(&t, &task.failed_when) {
+                Ok(v) => {
+                    o.failed = v;
+                    if v && o.msg.is_empty() {
+                        o.msg = "failed_when condition is true".into();
+                    }
+                }
+                Err(e) => return NodeResult::failed(e),
+            }
+        }
+        registered.insert("changed".into(), json!(o.changed));
+        registered.insert("failed".into(), json!(o.failed));
+    }
+    let facts = match o.data.get("ansible_facts") {
+        Some(Json::Object(f)) if task.module_name() == "set_fact" => f.clone(),
+        _ => Map::new(),
+    };
+    let ignored = o.failed && task.ignore_errors;
+    let status = match (o.failed, ignored, o.skipped, o.changed) {
+        (true, false, _, _) => Status::Failed,
+        (_, _, true, _) => Status::Skipped,
+        (_, _, _, true) => Status::Changed,
+        _ => Status::Ok,
+    };
+    NodeResult { status, changed: o.changed && !o.failed, msg: o.msg, diff: o.diff, ignored, registered: Json::Object(registered), facts }
+}
+
+fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<bool, String> {
+    for c in conds {
+        match t.eval_bool(&c.expr) {
+            Ok(false) => return Ok(false),
+            Ok(true) => {}
+            Err(e) => return Err(format!("{e} in condition '{}' at {}", c.expr, c.span)),
+        }
+    }
+    Ok(true)
+}
+
+/// Renders module arguments; `raw` ones (expressions the module evaluates) stay as written,
+/// and arguments that rendered to `omit` are dropped.
+fn render_args(args: &Json, raw: &[&str], templar: &Templar) -> Result<Json, crate::template::TemplateError> {
+    let Json::Object(map) = args else { return templar.render_value(args) };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let value = if raw.contains(&k.as_str()) { v.clone() } else { templar.render_value(v)? };
+        if value.as_str() != Some(OMIT) {
+            out.insert(k.clone(), value);
+        }
+    }
+    Ok(Json::Object(out))
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit_result(&self, host: &str, task: &str, status: Status, ignored: bool, msg: String, diff: Option<String>, changed: bool, start_ms: u64, t0: Instant, show_msg: bool) {
+        self.emit_result_rescued(host, task, status, ignored, false, msg, diff, changed, start_ms, t0, show_msg)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit_result_rescued(&self, host: &str, task: &str, status: Status, ignored: bool, rescued: bool, msg: String, diff: Option<String>, changed: bool, start_ms: u64, t0: Instant, show_msg: bool) {
+        self.emit(TaskResult {
+            host: host.to_string(),
+            task: task.to_string(),
+            status,
+            changed,
+            msg,
+            diff,
+            ignored,
+            rescued,
+            start_ms,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            quiet: false,
+            show_msg,
+        });
+    }
+}

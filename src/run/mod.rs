@@ -1,0 +1,140 @@
+//! The scheduler. Every host walks its own chain of nodes in a task of its own; before a node
+//! runs, the host waits only for the node's other predecessors in the graph (`needs`, barriers,
+//! linear lockstep, serial batches, run_once), never for unrelated hosts. `forks` bounds how
+//! many nodes execute at once; a host holds no fork slot while it waits, so waiting can never
+//! starve the hosts it waits for.
+//!
+//! The scheduler knows nothing about any particular module: it renders arguments, calls the
+//! module's entry point and turns the outcome into events and registered variables.
+
+mod exec;
+mod state;
+
+pub use state::HostConnector;
+
+use crate::inventory::Inventory;
+use crate::output::{Event, Status, TaskResult};
+use crate::plan::{EdgeKind, Plan};
+use crate::playbook::Playbook;
+use petgraph::graph::NodeIndex;
+use petgraph::Direction;
+use serde_json::{Map, Value as Json};
+use state::{HostRun, Shared};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// Settings of one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    pub check: bool,
+    pub diff: bool,
+    pub forks: usize,
+    pub extra_vars: Map<String, Json>,
+    pub become_password: Option<String>,
+    pub connector: HostConnector,
+}
+
+/// How a node ended, as seen by the nodes that wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeEnd {
+    Done,
+    Failed,
+    Unreachable,
+}
+
+/// Runs the plan; events go to `tx`. Returns when every host has finished its chain.
+pub async fn run(pb: Arc<Playbook>, inv: Arc<Inventory>, plan: Arc<Plan>, opts: RunOptions, tx: mpsc::UnboundedSender<Event>) {
+    let started = Instant::now();
+    let _ = tx.send(Event::RunStart { hosts: plan.hosts.clone(), nodes: plan.node_count(), check: opts.check });
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..plan.graph.node_count()).map(|_| watch::channel(None)).unzip();
+    let forks = opts.forks.max(1);
+    let shared = Arc::new_cyclic(|me| Shared::new(pb, inv, plan.clone(), opts, tx.clone(), started, senders, receivers, Semaphore::new(forks), me.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for host in plan.chains.keys() {
+        let sh = shared.clone();
+        let host = host.clone();
+        tasks.spawn(async move { host_loop(sh, host).await });
+    }
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res {
+            eprintln!("internal error in a host task: {e}");
+        }
+    }
+    shared.close_connections().await;
+    let _ = tx.send(Event::RunEnd { duration_ms: started.elapsed().as_millis() as u64 });
+}
+
+async fn host_loop(sh: Arc<Shared>, host: String) {
+    let chain = sh.plan.chains.get(&host).cloned().unwrap_or_default();
+    let mut hr = HostRun::new(&host);
+    for node in chain {
+        let r = sh.plan.graph[node].clone();
+        if hr.play != Some(r.play) {
+            hr.enter_play(r.play);
+            sh.announce_play(r.play);
+        }
+        let blocked = wait_for_predecessors(&sh, node).await;
+        let end = match blocked {
+            Some(reason) => {
+                sh.emit_skip(&host, r.play, r.task, &reason, false);
+                NodeEnd::Failed
+            }
+            None => {
+                let _permit = sh.forks.acquire().await.expect("semaphore never closed");
+                exec::run_node(&sh, &mut hr, node).await
+            }
+        };
+        let _ = sh.status[node.index()].send(Some(end));
+    }
+    hr.finish_blocks();
+}
+
+/// Waits for every cross-host predecessor; a failed `needs` or `run_once` source blocks.
+async fn wait_for_predecessors(sh: &Shared, node: NodeIndex) -> Option<String> {
+    let mut reason = None;
+    let mut edges = sh.plan.graph.neighbors_directed(node, Direction::Incoming).detach();
+    while let Some((edge, pred)) = edges.next(&sh.plan.graph) {
+        let kind = sh.plan.graph[edge];
+        if kind == EdgeKind::Chain {
+            continue;
+        }
+        let mut rx = sh.receivers[pred.index()].clone();
+        let end = match rx.wait_for(|s| s.is_some()).await {
+            Ok(v) => v.expect("waited for Some"),
+            Err(_) => NodeEnd::Failed,
+        };
+        if end != NodeEnd::Done && matches!(kind, EdgeKind::Needs | EdgeKind::RunOnce) && reason.is_none() {
+            let p = &sh.plan.graph[pred];
+            let what = sh.pb.plays[p.play].tasks[p.task].display_name();
+            let how = if end == NodeEnd::Unreachable { "was unreachable" } else { "failed or was skipped" };
+            reason = Some(format!("needs '{what}' on {}, which {how}", p.host));
+        }
+    }
+    reason
+}
+
+impl Shared {
+    fn emit(&self, r: TaskResult) {
+        let _ = self.tx.send(Event::TaskDone(r));
+    }
+
+    /// Reports a node that did not run.
+    fn emit_skip(&self, host: &str, play: usize, task: usize, reason: &str, quiet: bool) {
+        let t = &self.pb.plays[play].tasks[task];
+        self.emit(TaskResult {
+            host: host.to_string(),
+            task: t.display_name(),
+            status: Status::Skipped,
+            changed: false,
+            msg: reason.to_string(),
+            diff: None,
+            ignored: false,
+            rescued: false,
+            start_ms: self.started.elapsed().as_millis() as u64,
+            duration_ms: 0,
+            quiet,
+            show_msg: !quiet,
+        });
+    }
+}

@@ -1,0 +1,47 @@
+//! The graph of a multi-play playbook with `needs` has exactly the expected edges: per-host
+//! chains, plays continuing each host's chain, and `needs` edges only to the named nodes.
+
+use prov::inventory::Inventory;
+use prov::plan::{EdgeKind, Plan, TagFilter};
+use std::path::Path;
+
+#[test]
+fn multi_play_graph_has_exactly_the_expected_edges() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/graph");
+    let inv = Inventory::load(&[dir.join("hosts.ini").display().to_string()], None).unwrap();
+    let pb = prov::playbook::load(&dir.join("needs.yml"), &Default::default()).unwrap();
+    let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
+    let mut expected: Vec<(String, String, EdgeKind)> = vec![];
+    let mut edge = |a: &str, b: &str, k| expected.push((a.to_string(), b.to_string(), k));
+    for h in ["m1", "w1", "w2"] {
+        edge(&format!("{h}:install"), &format!("{h}:init"), EdgeKind::Chain);
+        edge(&format!("{h}:init"), &format!("{h}:join"), EdgeKind::Chain);
+        edge(&format!("{h}:join"), &format!("{h}:flush handlers"), EdgeKind::Chain);
+        edge("m1:init", &format!("{h}:join"), EdgeKind::Needs);
+    }
+    for h in ["w1", "w2"] {
+        edge(&format!("{h}:flush handlers"), &format!("{h}:label"), EdgeKind::Chain);
+        edge(&format!("{h}:label"), &format!("{h}:flush handlers"), EdgeKind::Chain);
+    }
+    expected.sort();
+    expected.dedup();
+    let actual = plan.edge_list(&pb);
+    assert_eq!(actual, expected);
+    // 3 hosts x 4 nodes in play 1, 2 hosts x 2 nodes in play 2.
+    assert_eq!(plan.node_count(), 16);
+}
+
+#[test]
+fn hostvars_reads_without_needs_wait_for_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb_path = dir.path().join("pb.yml");
+    std::fs::write(&pb_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: a\n      command: echo a\n    - name: b\n      debug: {msg: \"{{ hostvars['x1'].inventory_hostname }}\"}\n").unwrap();
+    let inv = Inventory::load(&["x1,x2,".to_string()], None).unwrap();
+    let pb = prov::playbook::load(&pb_path, &Default::default()).unwrap();
+    let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
+    let barriers: Vec<_> = plan.edge_list(&pb).into_iter().filter(|e| e.2 == EdgeKind::Barrier).collect();
+    assert_eq!(barriers, vec![
+        ("x1:a".to_string(), "x2:b".to_string(), EdgeKind::Barrier),
+        ("x2:a".to_string(), "x1:b".to_string(), EdgeKind::Barrier),
+    ]);
+}
