@@ -5,8 +5,19 @@
 //! A module never prints and never opens connections: it gets a [`ModuleCtx`] and returns an
 //! [`Outcome`].
 
+pub mod assert;
+pub mod blockinfile;
 pub mod command;
+pub mod copy;
 pub mod debug;
+pub mod fail;
+pub mod file;
+pub mod fileinfo;
+pub mod lineinfile;
+pub mod meta;
+pub mod set_fact;
+pub mod stat;
+pub mod template;
 
 use crate::connection::{sh_quote, Become, ConnError, Connection, ExecResult};
 use crate::template::Templar;
@@ -222,7 +233,23 @@ pub struct ModuleDef {
 /// Every module prov knows.
 pub fn registry() -> &'static [ModuleDef] {
     static REGISTRY: std::sync::OnceLock<Vec<ModuleDef>> = std::sync::OnceLock::new();
-    REGISTRY.get_or_init(|| vec![command::COMMAND, command::SHELL, debug::DEBUG])
+    REGISTRY.get_or_init(|| {
+        vec![
+            command::COMMAND,
+            command::SHELL,
+            debug::DEBUG,
+            copy::COPY,
+            template::TEMPLATE,
+            file::FILE,
+            lineinfile::LINEINFILE,
+            blockinfile::BLOCKINFILE,
+            stat::STAT,
+            set_fact::SET_FACT,
+            assert::ASSERT,
+            fail::FAIL,
+            meta::META,
+        ]
+    })
 }
 
 /// Looks a module up by its short name, an alias or an FQCN (`ansible.builtin.copy`).

@@ -1,0 +1,117 @@
+//! `assert`: evaluates conditions. `that` is passed unrendered (listed in `raw`) and each
+//! entry is evaluated as a Jinja expression, as in `when:`.
+
+use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default, deserialize_with = "de::str_or_list")]
+    that: Vec<String>,
+    #[serde(default, alias = "msg")]
+    fail_msg: Option<Json>,
+    #[serde(default)]
+    success_msg: Option<Json>,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    quiet: bool,
+}
+
+pub const ASSERT: ModuleDef = ModuleDef {
+    name: "assert",
+    aliases: &[],
+    params: crate::params_of!(Args),
+    required: &["that"],
+    free_form: None,
+    raw: &["that"],
+    run: |ctx, args| Box::pin(run(ctx, args)),
+};
+
+fn text(v: Option<Json>, default: &str) -> String {
+    match v {
+        None | Some(Json::Null) => default.to_string(),
+        Some(Json::String(s)) => s,
+        Some(other) => serde_json::to_string(&other).unwrap_or_default(),
+    }
+}
+
+async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
+    let a: Args = super::parse_args(args)?;
+    if a.that.is_empty() {
+        return fail("assert needs at least one condition in 'that'");
+    }
+    for cond in &a.that {
+        let ok = ctx
+            .templar
+            .eval_bool(cond)
+            .map_err(|e| ModError::Failed(format!("the conditional check '{cond}' failed: {e}")))?;
+        if !ok {
+            let msg = text(a.fail_msg, "Assertion failed");
+            return Ok(Outcome::failed(msg.clone())
+                .with("assertion", cond.as_str())
+                .with("evaluated_to", false)
+                .with("msg", msg));
+        }
+    }
+    let msg = if a.quiet {
+        String::new()
+    } else {
+        text(a.success_msg, "All assertions passed")
+    };
+    Ok(Outcome::ok(msg.clone()).with("msg", msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fileinfo::testing::Harness;
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn evaluates_each_condition() {
+        let h = Harness::with_vars(json!({"port": 22, "name": "web1", "list": [1, 2]}));
+        let o = h.apply(&ASSERT, json!({"that": ["port == 22", "{{ name.startswith('web') }}", "list | length == 2"]})).await;
+        assert!(!o.changed);
+        assert_eq!(o.msg, "All assertions passed");
+        let o = h
+            .apply(
+                &ASSERT,
+                json!({"that": "port > 1", "success_msg": "fine", "quiet": false}),
+            )
+            .await;
+        assert_eq!(o.msg, "fine");
+        let o = h
+            .run_mode(
+                &ASSERT,
+                json!({"that": ["port == 22", "port == 23"], "fail_msg": "bad port"}),
+                false,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(o.failed);
+        assert_eq!(o.msg, "bad port");
+        assert_eq!(o.data["assertion"], json!("port == 23"));
+        let o = h
+            .run_mode(
+                &ASSERT,
+                json!({"that": "nope is defined", "msg": "m"}),
+                true,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(o.failed && o.msg == "m");
+        assert!(
+            h.run_mode(&ASSERT, json!({"that": "undefined_var == 1"}), false, false)
+                .await
+                .is_err()
+        );
+        assert!(
+            h.run_mode(&ASSERT, json!({"that": []}), false, false)
+                .await
+                .is_err()
+        );
+    }
+}

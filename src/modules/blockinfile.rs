@@ -1,0 +1,270 @@
+//! `blockinfile`: a block of lines between marker lines, inserted, replaced or removed.
+//!
+//! One probe returns the file's attributes and content; the edit is computed locally; a
+//! change is one atomic write.
+
+use super::fileinfo::{EditOpts, attrs_from, chomp, edit_file, rstrip_crlf, split_lines};
+use super::{ModError, ModResult, ModuleCtx, ModuleDef, de, fail};
+use regex::bytes::Regex;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default, alias = "dest", alias = "destfile", alias = "name")]
+    path: Option<String>,
+    #[serde(default, alias = "content", deserialize_with = "de::opt_stringish")]
+    block: Option<String>,
+    #[serde(default)]
+    marker: Option<String>,
+    #[serde(default)]
+    marker_begin: Option<String>,
+    #[serde(default)]
+    marker_end: Option<String>,
+    #[serde(default)]
+    insertafter: Option<String>,
+    #[serde(default)]
+    insertbefore: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    create: bool,
+    #[serde(default)]
+    mode: Option<Json>,
+    #[serde(default, deserialize_with = "de::opt_stringish")]
+    owner: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_stringish")]
+    group: Option<String>,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    backup: bool,
+    #[serde(default)]
+    validate: Option<String>,
+}
+
+pub const BLOCKINFILE: ModuleDef = ModuleDef {
+    name: "blockinfile",
+    aliases: &[],
+    params: crate::params_of!(Args),
+    required: &[],
+    free_form: None,
+    raw: &[],
+    run: |ctx, args| Box::pin(run(ctx, args)),
+};
+
+/// Where a new block goes.
+enum Place {
+    Eof,
+    Bof,
+    After(Regex),
+    Before(Regex),
+}
+
+struct Block {
+    begin: Vec<u8>,
+    end: Vec<u8>,
+    /// The block's lines with markers and newlines; empty to remove the block.
+    lines: Vec<Vec<u8>>,
+    place: Place,
+}
+
+async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
+    let a: Args = super::parse_args(args)?;
+    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
+        return fail("path is required");
+    };
+    let present = match a.state.as_deref() {
+        None | Some("present") => true,
+        Some("absent") => false,
+        Some(other) => {
+            return fail(format!(
+                "invalid state '{other}': expected present or absent"
+            ));
+        }
+    };
+    if a.insertafter.is_some() && a.insertbefore.is_some() {
+        return fail("insertafter and insertbefore are mutually exclusive");
+    }
+    let re = |p: &str, what: &str| {
+        Regex::new(p).map_err(|e| ModError::Failed(format!("invalid {what} '{p}': {e}")))
+    };
+    let place = match (a.insertafter.as_deref(), a.insertbefore.as_deref()) {
+        (_, Some("BOF")) => Place::Bof,
+        (_, Some(b)) => Place::Before(re(b, "insertbefore")?),
+        (None | Some("EOF"), None) => Place::Eof,
+        (Some(x), None) => Place::After(re(x, "insertafter")?),
+    };
+    let marker = a
+        .marker
+        .as_deref()
+        .unwrap_or("# {mark} ANSIBLE MANAGED BLOCK");
+    let begin = marker
+        .replace("{mark}", a.marker_begin.as_deref().unwrap_or("BEGIN"))
+        .into_bytes();
+    let end = marker
+        .replace("{mark}", a.marker_end.as_deref().unwrap_or("END"))
+        .into_bytes();
+    if begin == end {
+        return fail("marker_begin and marker_end must differ");
+    }
+    let text = a.block.unwrap_or_default();
+    let lines = if present && !text.is_empty() {
+        let mut v = vec![[begin.as_slice(), b"\n"].concat()];
+        v.extend(text.lines().map(|l| format!("{l}\n").into_bytes()));
+        v.push([end.as_slice(), b"\n"].concat());
+        v
+    } else {
+        vec![]
+    };
+    let block = Block {
+        begin,
+        end,
+        lines,
+        place,
+    };
+    let attrs = attrs_from(&a.mode, &a.owner, &a.group)?;
+    let opts = EditOpts {
+        path,
+        create: a.create,
+        attrs: &attrs,
+        backup: a.backup,
+        validate: a.validate.as_deref(),
+    };
+    edit_file(ctx, &opts, |old| match old {
+        None if block.lines.is_empty() => Ok(None),
+        old => Ok(Some(block.apply(old.unwrap_or_default()))),
+    })
+    .await
+}
+
+impl Block {
+    fn apply(&self, old: &[u8]) -> (Vec<u8>, String) {
+        let mut lines = split_lines(old);
+        let find = |m: &[u8], lines: &[Vec<u8>]| lines.iter().rposition(|l| rstrip_crlf(l) == m);
+        let (n0, n1) = (find(&self.begin, &lines), find(&self.end, &lines));
+        let at = match (n0, n1) {
+            (Some(a), Some(b)) => {
+                let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                lines.drain(lo..=hi);
+                lo
+            }
+            _ => match &self.place {
+                Place::Eof => lines.len(),
+                Place::Bof => 0,
+                Place::After(re) => lines
+                    .iter()
+                    .rposition(|l| re.is_match(chomp(l)))
+                    .map_or(lines.len(), |i| i + 1),
+                Place::Before(re) => lines
+                    .iter()
+                    .rposition(|l| re.is_match(chomp(l)))
+                    .unwrap_or(lines.len()),
+            },
+        };
+        if !self.lines.is_empty() && at > 0 && !lines[at - 1].ends_with(b"\n") {
+            lines[at - 1].push(b'\n');
+        }
+        lines.splice(at..at, self.lines.iter().cloned());
+        let new = lines.concat();
+        let msg = match (n0.is_some() && n1.is_some(), self.lines.is_empty()) {
+            _ if new == old => "",
+            (true, true) => "Block removed",
+            (_, false) if old.is_empty() => "File created",
+            (true, false) => "Block replaced",
+            (false, _) => "Block inserted",
+        };
+        (new, msg.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fileinfo::testing::{Harness, hostile};
+    use super::*;
+    use serde_json::json;
+
+    const B: &str = "# BEGIN ANSIBLE MANAGED BLOCK\n";
+    const E: &str = "# END ANSIBLE MANAGED BLOCK\n";
+
+    #[tokio::test]
+    async fn inserts_replaces_and_removes() {
+        let h = Harness::new();
+        h.write("f", "a\nb");
+        let args = |block: &str| json!({"path": h.p("f"), "block": block});
+        h.converges(&BLOCKINFILE, args("x\ny")).await;
+        assert_eq!(h.read("f"), format!("a\nb\n{B}x\ny\n{E}"));
+        let o = h.check(&BLOCKINFILE, args("z\n")).await;
+        assert!(o.changed && o.diff.unwrap().contains("-x\n-y\n+z\n"));
+        assert_eq!(h.read("f"), format!("a\nb\n{B}x\ny\n{E}"));
+        let o = h.converges(&BLOCKINFILE, args("z\n")).await;
+        assert_eq!(o.msg, "Block replaced");
+        assert_eq!(h.read("f"), format!("a\nb\n{B}z\n{E}"));
+        h.converges(&BLOCKINFILE, json!({"path": h.p("f"), "state": "absent"}))
+            .await;
+        assert_eq!(h.read("f"), "a\nb\n");
+        h.converges(
+            &BLOCKINFILE,
+            json!({"path": h.p("f"), "block": "q", "insertbefore": "^b", "marker": "// {mark} x"}),
+        )
+        .await;
+        assert_eq!(h.read("f"), "a\n// BEGIN x\nq\n// END x\nb\n");
+        h.converges(&BLOCKINFILE, json!({"path": h.p("f"), "block": "r", "insertafter": "^a", "marker_begin": "S", "marker_end": "F"})).await;
+        assert_eq!(
+            h.read("f"),
+            "a\n# S ANSIBLE MANAGED BLOCK\nr\n# F ANSIBLE MANAGED BLOCK\n// BEGIN x\nq\n// END x\nb\n"
+        );
+        h.converges(
+            &BLOCKINFILE,
+            json!({"path": h.p("f"), "block": "top", "insertbefore": "BOF", "marker": "#{mark}"}),
+        )
+        .await;
+        assert!(h.read("f").starts_with("#BEGIN\ntop\n#END\na\n"));
+    }
+
+    #[tokio::test]
+    async fn create_mode_and_missing_files() {
+        let h = Harness::new();
+        let f = h.p("d/new");
+        assert!(
+            h.run_mode(&BLOCKINFILE, json!({"path": f, "block": "x"}), false, false)
+                .await
+                .is_err()
+        );
+        let o = h
+            .apply(&BLOCKINFILE, json!({"path": f, "state": "absent"}))
+            .await;
+        assert!(!o.changed);
+        h.converges(
+            &BLOCKINFILE,
+            json!({"path": f, "block": "x", "create": true, "mode": "0640"}),
+        )
+        .await;
+        assert_eq!(h.read("d/new"), format!("{B}x\n{E}"));
+        assert_eq!(h.mode("d/new"), 0o640);
+        let o = h
+            .check(
+                &BLOCKINFILE,
+                json!({"path": f, "block": "x", "mode": "0600"}),
+            )
+            .await;
+        assert_eq!(o.diff.as_deref(), Some("mode: 0640 -> 0600\n"));
+        assert_eq!(h.mode("d/new"), 0o640);
+    }
+
+    #[tokio::test]
+    async fn hostile_blocks_and_paths_stay_data() {
+        let h = Harness::new();
+        for (i, evil) in hostile(&h.pwned()).into_iter().enumerate() {
+            let p = h.path(&format!("h{i}")).join(format!("f{evil}"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let ps = p.display().to_string();
+            h.converges(&BLOCKINFILE, json!({"path": ps, "block": evil, "create": true, "marker": format!("# {{mark}} {}", evil.replace('\n', " "))})).await;
+            assert!(
+                std::fs::read_to_string(&p)
+                    .unwrap()
+                    .contains(evil.trim_end())
+            );
+        }
+        h.assert_not_pwned();
+    }
+}

@@ -1,0 +1,530 @@
+//! `lineinfile`: makes sure one line is (or is not) in a text file, with Ansible's rules for
+//! `regexp`, `search_string`, `insertafter`/`insertbefore`, `backrefs` and `firstmatch`.
+//!
+//! One probe returns the file's attributes and content; the edit is computed locally; a
+//! change is one atomic write. Regexes are Rust `regex` syntax (no look-around or
+//! back-references inside the pattern); `backrefs` replacements use Python's `\1`/`\g<name>`.
+
+use super::fileinfo::{EditOpts, attrs_from, chomp, edit_file, rstrip_crlf, split_lines};
+use super::{ModError, ModResult, ModuleCtx, ModuleDef, de, fail};
+use regex::bytes::{Captures, Regex};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default, alias = "dest", alias = "destfile", alias = "name")]
+    path: Option<String>,
+    #[serde(default, alias = "value", deserialize_with = "de::opt_stringish")]
+    line: Option<String>,
+    #[serde(default, alias = "regex")]
+    regexp: Option<String>,
+    #[serde(default)]
+    search_string: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    insertafter: Option<String>,
+    #[serde(default)]
+    insertbefore: Option<String>,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    create: bool,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    backrefs: bool,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    firstmatch: bool,
+    #[serde(default)]
+    mode: Option<Json>,
+    #[serde(default, deserialize_with = "de::opt_stringish")]
+    owner: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_stringish")]
+    group: Option<String>,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    backup: bool,
+    #[serde(default)]
+    validate: Option<String>,
+}
+
+pub const LINEINFILE: ModuleDef = ModuleDef {
+    name: "lineinfile",
+    aliases: &[],
+    params: crate::params_of!(Args),
+    required: &[],
+    free_form: None,
+    raw: &[],
+    run: |ctx, args| Box::pin(run(ctx, args)),
+};
+
+fn regex(pattern: &str, what: &str) -> Result<Regex, ModError> {
+    Regex::new(pattern).map_err(|e| ModError::Failed(format!("invalid {what} '{pattern}': {e}")))
+}
+
+/// Where to insert when nothing matches.
+enum Insert {
+    After(Option<Regex>),
+    Before(Option<Regex>),
+}
+
+/// The checked arguments.
+struct Edit {
+    line: Option<Vec<u8>>,
+    regexp: Option<Regex>,
+    search: Option<Vec<u8>>,
+    present: bool,
+    insert: Insert,
+    backrefs: bool,
+    firstmatch: bool,
+}
+
+async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
+    let a: Args = super::parse_args(args)?;
+    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
+        return fail("path is required");
+    };
+    let present = match a.state.as_deref() {
+        None | Some("present") => true,
+        Some("absent") => false,
+        Some(other) => {
+            return fail(format!(
+                "invalid state '{other}': expected present or absent"
+            ));
+        }
+    };
+    if a.regexp.is_some() && a.search_string.is_some() {
+        return fail("regexp and search_string are mutually exclusive");
+    }
+    if a.insertafter.is_some() && a.insertbefore.is_some() {
+        return fail("insertafter and insertbefore are mutually exclusive");
+    }
+    if present && a.line.is_none() {
+        return fail("line is required with state=present");
+    }
+    if a.backrefs && a.regexp.is_none() {
+        return fail("regexp is required with backrefs=true");
+    }
+    if !present && a.line.is_none() && a.regexp.is_none() && a.search_string.is_none() {
+        return fail("one of line, regexp or search_string is required with state=absent");
+    }
+    let insert = match (&a.insertafter, &a.insertbefore) {
+        (_, Some(b)) if b == "BOF" => Insert::Before(None),
+        (_, Some(b)) => Insert::Before(Some(regex(b, "insertbefore")?)),
+        (Some(x), None) if x != "EOF" && x != "BOF" => {
+            Insert::After(Some(regex(x, "insertafter")?))
+        }
+        (Some(x), None) if x == "BOF" => Insert::Before(None),
+        _ => Insert::After(None),
+    };
+    let edit = Edit {
+        line: a.line.as_ref().map(|l| l.as_bytes().to_vec()),
+        regexp: a
+            .regexp
+            .as_deref()
+            .map(|r| regex(r, "regexp"))
+            .transpose()?,
+        search: a.search_string.as_ref().map(|s| s.as_bytes().to_vec()),
+        present,
+        insert,
+        backrefs: a.backrefs,
+        firstmatch: a.firstmatch,
+    };
+    let attrs = attrs_from(&a.mode, &a.owner, &a.group)?;
+    let opts = EditOpts {
+        path,
+        create: a.create,
+        attrs: &attrs,
+        backup: a.backup,
+        validate: a.validate.as_deref(),
+    };
+    edit_file(ctx, &opts, |old| {
+        let Some(old) = old else {
+            if !present {
+                return Ok(None);
+            }
+            let (new, msg) = edit.apply(&[]);
+            return Ok(Some((new, msg)));
+        };
+        Ok(Some(edit.apply(old)))
+    })
+    .await
+}
+
+impl Edit {
+    /// The new content and a message (empty when nothing changed).
+    fn apply(&self, old: &[u8]) -> (Vec<u8>, String) {
+        let mut lines = split_lines(old);
+        let msg = if self.present {
+            self.present(&mut lines)
+        } else {
+            self.absent(&mut lines)
+        };
+        (lines.concat(), msg)
+    }
+
+    fn absent(&self, lines: &mut Vec<Vec<u8>>) -> String {
+        let before = lines.len();
+        lines.retain(|l| {
+            let found = match (&self.regexp, &self.search, &self.line) {
+                (Some(re), _, _) => re.is_match(chomp(l)),
+                (None, Some(s), _) => contains(l, s),
+                (None, None, Some(line)) => rstrip_crlf(l) == line.as_slice(),
+                _ => false,
+            };
+            !found
+        });
+        match before - lines.len() {
+            0 => String::new(),
+            n => format!("{n} line(s) removed"),
+        }
+    }
+
+    /// Ansible's `present()`, step by step.
+    fn present(&self, lines: &mut Vec<Vec<u8>>) -> String {
+        let line = self.line.as_deref().unwrap_or_default();
+        let with_nl = |l: &[u8]| {
+            let mut v = l.to_vec();
+            if !v.ends_with(b"\n") {
+                v.push(b'\n');
+            }
+            v
+        };
+        // index0: the line that matched regexp/search_string/exactly; index1: insert point.
+        let (mut index0, mut index1) = (None::<usize>, None::<usize>);
+        let mut expanded: Option<Vec<u8>> = None;
+        let mut matched = false;
+        if let Some(re) = &self.regexp {
+            for (i, l) in lines.iter().enumerate() {
+                if let Some(caps) = re.captures(chomp(l)) {
+                    index0 = Some(i);
+                    matched = true;
+                    expanded = self.backrefs.then(|| expand(&caps, line));
+                    if self.firstmatch {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(s) = &self.search {
+            for (i, l) in lines.iter().enumerate() {
+                if contains(l, s) {
+                    index0 = Some(i);
+                    matched = true;
+                    if self.firstmatch {
+                        break;
+                    }
+                }
+            }
+        }
+        let ins_re = match &self.insert {
+            Insert::After(r) | Insert::Before(r) => r.as_ref(),
+        };
+        if !matched {
+            for (i, l) in lines.iter().enumerate() {
+                if rstrip_crlf(l) == line {
+                    index0 = Some(i);
+                } else if ins_re.is_some_and(|r| r.is_match(chomp(l))) {
+                    index1 = Some(if matches!(self.insert, Insert::After(_)) {
+                        i + 1
+                    } else {
+                        i
+                    });
+                    if self.firstmatch {
+                        break;
+                    }
+                }
+            }
+        }
+        let added = "line added".to_string();
+        if let Some(i0) = index0 {
+            let new_line = with_nl(expanded.as_deref().unwrap_or(line));
+            if lines[i0] != new_line {
+                lines[i0] = new_line;
+                return "line replaced".to_string();
+            }
+            return String::new();
+        }
+        if self.backrefs {
+            // Without a match there is nothing to fill the back-references with.
+            return String::new();
+        }
+        match (&self.insert, index1) {
+            (Insert::Before(None), _) => {
+                lines.insert(0, with_nl(line));
+                added
+            }
+            (Insert::After(None), _) | (_, None) => {
+                if let Some(last) = lines.last_mut()
+                    && !last.ends_with(b"\n")
+                    && !last.ends_with(b"\r")
+                {
+                    last.push(b'\n');
+                }
+                lines.push(with_nl(line));
+                added
+            }
+            (Insert::After(Some(_)), Some(i1)) => {
+                // Not again if the line already follows the anchor.
+                if i1 == lines.len() {
+                    if rstrip_crlf(&lines[i1 - 1]) == line {
+                        return String::new();
+                    }
+                    if !lines[i1 - 1].ends_with(b"\n") {
+                        lines[i1 - 1].push(b'\n');
+                    }
+                    lines.push(with_nl(line));
+                } else if rstrip_crlf(&lines[i1]) != line {
+                    lines.insert(i1, with_nl(line));
+                } else {
+                    return String::new();
+                }
+                added
+            }
+            (Insert::Before(Some(_)), Some(i1)) => {
+                lines.insert(i1, with_nl(line));
+                added
+            }
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Python's `match.expand()`: `\1`, `\g<1>`, `\g<name>`, `\\`, `\n`, `\t`.
+fn expand(caps: &Captures<'_>, template: &[u8]) -> Vec<u8> {
+    let mut out = vec![];
+    let mut i = 0;
+    let group = |out: &mut Vec<u8>, name: &[u8]| {
+        let name = String::from_utf8_lossy(name);
+        let m = match name.parse::<usize>() {
+            Ok(n) => caps.get(n),
+            Err(_) => caps.name(&name),
+        };
+        if let Some(m) = m {
+            out.extend_from_slice(m.as_bytes());
+        }
+    };
+    while i < template.len() {
+        let c = template[i];
+        if c != b'\\' || i + 1 >= template.len() {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let n = template[i + 1];
+        match n {
+            b'0'..=b'9' => {
+                let end = (i + 1..template.len().min(i + 3))
+                    .take_while(|&j| template[j].is_ascii_digit())
+                    .last()
+                    .unwrap_or(i + 1);
+                group(&mut out, &template[i + 1..=end]);
+                i = end + 1;
+            }
+            b'g' if template.get(i + 2) == Some(&b'<') => {
+                match template[i + 3..].iter().position(|&b| b == b'>') {
+                    Some(len) => {
+                        group(&mut out, &template[i + 3..i + 3 + len]);
+                        i += 4 + len;
+                    }
+                    None => {
+                        out.extend_from_slice(&template[i..i + 2]);
+                        i += 2;
+                    }
+                }
+            }
+            b'\\' => {
+                out.push(b'\\');
+                i += 2;
+            }
+            b'n' => {
+                out.push(b'\n');
+                i += 2;
+            }
+            b't' => {
+                out.push(b'\t');
+                i += 2;
+            }
+            _ => {
+                out.extend_from_slice(&template[i..i + 2]);
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fileinfo::testing::{Harness, hostile};
+    use super::*;
+    use serde_json::json;
+
+    fn edit(old: &str, args: Json) -> String {
+        let h = Harness::new();
+        h.write("f", old);
+        let mut args = args.as_object().unwrap().clone();
+        args.insert("path".into(), json!(h.p("f")));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let first = h.apply(&LINEINFILE, Json::Object(args.clone())).await;
+            let second = h.apply(&LINEINFILE, Json::Object(args.clone())).await;
+            assert!(
+                !second.changed,
+                "not idempotent: {args:?} {:?}",
+                second.diff
+            );
+            let _ = first;
+        });
+        h.read("f")
+    }
+
+    #[test]
+    fn ansible_placement_rules() {
+        assert_eq!(edit("a\nb\n", json!({"line": "c"})), "a\nb\nc\n");
+        assert_eq!(edit("a\nb", json!({"line": "c"})), "a\nb\nc\n");
+        assert_eq!(edit("a\nc\nb\n", json!({"line": "c"})), "a\nc\nb\n");
+        assert_eq!(
+            edit("x=1\ny=2\n", json!({"regexp": "^x=", "line": "x=3"})),
+            "x=3\ny=2\n"
+        );
+        assert_eq!(
+            edit("a\nb\n", json!({"line": "c", "insertbefore": "BOF"})),
+            "c\na\nb\n"
+        );
+        assert_eq!(
+            edit("a\nb\na\n", json!({"line": "c", "insertafter": "^a"})),
+            "a\nb\na\nc\n"
+        );
+        assert_eq!(
+            edit(
+                "a\nb\na\n",
+                json!({"line": "c", "insertafter": "^a", "firstmatch": true})
+            ),
+            "a\nc\nb\na\n"
+        );
+        assert_eq!(
+            edit("a\nb\n", json!({"line": "c", "insertbefore": "^b"})),
+            "a\nc\nb\n"
+        );
+        assert_eq!(
+            edit("a\nb\n", json!({"line": "c", "insertbefore": "^zz"})),
+            "a\nb\nc\n"
+        );
+        assert_eq!(
+            edit(
+                "a\nb\n",
+                json!({"line": "c", "regexp": "^zz", "insertafter": "^a"})
+            ),
+            "a\nc\nb\n"
+        );
+        assert_eq!(
+            edit(
+                "port 22\n",
+                json!({"regexp": "^port (\\d+)$", "line": "Port \\1", "backrefs": true})
+            ),
+            "Port 22\n"
+        );
+        assert_eq!(
+            edit(
+                "a\n",
+                json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true})
+            ),
+            "a\n"
+        );
+        assert_eq!(
+            edit(
+                "k = v # old\nz\n",
+                json!({"search_string": "k = v", "line": "k = w"})
+            ),
+            "k = w\nz\n"
+        );
+        assert_eq!(
+            edit("a\nb\na\n", json!({"line": "a", "state": "absent"})),
+            "b\n"
+        );
+        assert_eq!(
+            edit("a1\nb\na2\n", json!({"regexp": "^a", "state": "absent"})),
+            "b\n"
+        );
+        assert_eq!(
+            edit("a$x\n", json!({"search_string": "$x", "state": "absent"})),
+            ""
+        );
+    }
+
+    #[tokio::test]
+    async fn converges_checks_and_creates() {
+        let h = Harness::new();
+        let f = h.p("dir/conf");
+        assert!(
+            h.run_mode(&LINEINFILE, json!({"path": f, "line": "a=1"}), false, false)
+                .await
+                .is_err()
+        );
+        let o = h
+            .converges(
+                &LINEINFILE,
+                json!({"path": f, "line": "a=1", "create": true, "mode": "0600"}),
+            )
+            .await;
+        assert_eq!(o.msg, "line added");
+        assert_eq!(h.read("dir/conf"), "a=1\n");
+        assert_eq!(h.mode("dir/conf"), 0o600);
+        h.write("dir/conf", "a=2\n");
+        let o = h
+            .check(
+                &LINEINFILE,
+                json!({"dest": f, "regexp": "^a=", "line": "a=1"}),
+            )
+            .await;
+        assert!(o.changed);
+        assert!(o.diff.unwrap().contains("-a=2\n+a=1\n"));
+        assert_eq!(h.read("dir/conf"), "a=2\n");
+        let o = h
+            .converges(
+                &LINEINFILE,
+                json!({"dest": f, "regexp": "^a=", "line": "a=1", "backup": true}),
+            )
+            .await;
+        assert_eq!(o.msg, "line replaced");
+        assert_eq!(
+            std::fs::read_to_string(o.data["backup_file"].as_str().unwrap()).unwrap(),
+            "a=2\n"
+        );
+        let o = h
+            .apply(
+                &LINEINFILE,
+                json!({"path": h.p("missing"), "line": "x", "state": "absent"}),
+            )
+            .await;
+        assert!(!o.changed && !h.path("missing").exists());
+    }
+
+    #[tokio::test]
+    async fn hostile_lines_and_paths_stay_data() {
+        let h = Harness::new();
+        for (i, evil) in hostile(&h.pwned()).into_iter().enumerate() {
+            let p = h.path(&format!("h{i}")).join(format!("f{evil}"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let ps = p.display().to_string();
+            let line = evil.replace('\n', " ");
+            h.converges(
+                &LINEINFILE,
+                json!({"path": ps, "line": line, "create": true, "regexp": regex::escape(&line)}),
+            )
+            .await;
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{line}\n"));
+            h.converges(
+                &LINEINFILE,
+                json!({"path": ps, "line": line, "state": "absent", "validate": "test -f %s"}),
+            )
+            .await;
+        }
+        h.assert_not_pwned();
+    }
+}
