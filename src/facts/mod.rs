@@ -1,1 +1,815 @@
-//! Facts (being written).
+//! Facts, gathered with ONE remote command and no python on the target.
+//!
+//! [`gather_command`] is a POSIX sh script (`script.sh` beside this file) that prints raw
+//! `key=value` lines (uname, /etc/os-release, /proc/meminfo, `ip` output, ...); [`parse`] turns
+//! them into the content of Ansible's `ansible_facts` (keys without the `ansible_` prefix).
+//! Keeping the interpretation on this side keeps the script small and the logic testable.
+
+use crate::connection::{ConnError, Connection};
+use serde_json::{Map, Value as Json, json};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The shell script (POSIX sh, runs on Debian/Ubuntu/RHEL/Alpine without python) that prints
+/// every fact in one go, as `key=value` lines. It always exits 0; a missing tool only leaves
+/// its facts out.
+pub fn gather_command() -> &'static str {
+    include_str!("script.sh")
+}
+
+/// Gathers facts over any connection: runs [`gather_command`] once and parses its output.
+pub async fn gather(conn: &dyn Connection) -> Result<Map<String, Json>, ConnError> {
+    let out = conn.exec(gather_command(), None).await?;
+    let stdout = out.stdout_str();
+    if out.rc != 0 || !stdout.lines().any(|l| l == "prov_facts=1") {
+        let stderr = out.stderr_str();
+        let detail = if stderr.trim().is_empty() {
+            stdout.trim().to_string()
+        } else {
+            stderr.trim().to_string()
+        };
+        let detail: String = detail.chars().take(2000).collect();
+        return Err(ConnError::Failed(format!(
+            "gathering facts failed (rc={}): {detail}",
+            out.rc
+        )));
+    }
+    Ok(parse(&stdout))
+}
+
+/// The `ansible_*` top-level variables: each fact key prefixed with `ansible_` (the caller adds
+/// `ansible_facts` itself).
+pub fn prefixed(facts: &Map<String, Json>) -> Map<String, Json> {
+    facts
+        .iter()
+        .map(|(k, v)| (format!("ansible_{k}"), v.clone()))
+        .collect()
+}
+
+/// The raw lines, grouped by key, in order.
+struct Raw<'a> {
+    lines: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Raw<'a> {
+    fn new(output: &'a str) -> Raw<'a> {
+        Raw {
+            lines: output.lines().filter_map(|l| l.split_once('=')).collect(),
+        }
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &'a str> + '_ {
+        let key = key.to_string();
+        self.lines
+            .iter()
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The first non-empty value of `key`, trimmed.
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.all(key).map(str::trim).find(|v| !v.is_empty())
+    }
+
+    /// `KEY=value` lines of a file dumped under `key` (os-release style), quotes removed.
+    fn kv(&self, key: &str) -> BTreeMap<String, String> {
+        self.all(key)
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
+            .collect()
+    }
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return v[1..v.len() - 1]
+                .replace("\\\"", "\"")
+                .replace("\\$", "$")
+                .replace("\\\\", "\\");
+        }
+    }
+    v.to_string()
+}
+
+fn s(v: impl Into<String>) -> Json {
+    Json::String(v.into())
+}
+
+/// Parses the output of [`gather_command`] into Ansible-shaped facts.
+pub fn parse(output: &str) -> Map<String, Json> {
+    let raw = Raw::new(output);
+    let mut f = Map::new();
+    system_facts(&raw, &mut f);
+    distribution_facts(&raw, &mut f);
+    hardware_facts(&raw, &mut f);
+    service_facts(&raw, &mut f);
+    user_facts(&raw, &mut f);
+    env_and_time_facts(&raw, &mut f);
+    network_facts(&raw, &mut f);
+    f
+}
+
+fn system_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    let nodename = raw.get("uname_n").unwrap_or("").to_string();
+    let fqdn = raw
+        .get("fqdn")
+        .filter(|v| !v.contains(char::is_whitespace))
+        .map(str::to_string)
+        .unwrap_or_else(|| nodename.clone());
+    let hostname = nodename.split('.').next().unwrap_or("").to_string();
+    let domain = fqdn
+        .split_once('.')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    f.insert("hostname".into(), s(hostname));
+    f.insert("nodename".into(), s(nodename));
+    f.insert("fqdn".into(), s(fqdn));
+    f.insert("domain".into(), s(domain));
+    f.insert("system".into(), s(raw.get("uname_s").unwrap_or("Linux")));
+    f.insert("kernel".into(), s(raw.get("uname_r").unwrap_or("")));
+    f.insert("kernel_version".into(), s(raw.get("uname_v").unwrap_or("")));
+    let machine = raw.get("uname_m").unwrap_or("");
+    let arch = match machine {
+        "i386" | "i486" | "i586" | "i686" => "i386",
+        "arm64" => "aarch64",
+        m => m,
+    };
+    f.insert("machine".into(), s(machine));
+    f.insert("architecture".into(), s(arch));
+    if let Some(id) = raw.get("machine_id") {
+        f.insert("machine_id".into(), s(id));
+    }
+}
+
+/// distribution name for an os-release `ID`, as Ansible reports it.
+fn distribution_name(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "debian" => "Debian",
+        "ubuntu" => "Ubuntu",
+        "raspbian" => "Debian",
+        "linuxmint" => "Linux Mint",
+        "kali" => "Kali",
+        "devuan" => "Devuan",
+        "pop" => "Pop!_OS",
+        "rhel" => "RedHat",
+        "centos" => "CentOS",
+        "fedora" => "Fedora",
+        "rocky" => "Rocky",
+        "almalinux" => "AlmaLinux",
+        "ol" => "OracleLinux",
+        "amzn" => "Amazon",
+        "cloudlinux" => "CloudLinux",
+        "euleros" => "EulerOS",
+        "openEuler" | "openeuler" => "openEuler",
+        "alpine" => "Alpine",
+        "arch" | "archarm" => "Archlinux",
+        "manjaro" | "manjaro-arm" => "Manjaro",
+        "opensuse-leap" => "openSUSE Leap",
+        "opensuse-tumbleweed" => "openSUSE Tumbleweed",
+        "opensuse-microos" => "openSUSE MicroOS",
+        "opensuse" => "openSUSE",
+        "sles" => "SLES",
+        "sles_sap" => "SLES_SAP",
+        "sled" => "SLED",
+        "gentoo" => "Gentoo",
+        "void" => "Void",
+        "nixos" => "NixOS",
+        "clear-linux-os" => "ClearLinux",
+        "flatcar" => "Flatcar",
+        "photon" => "VMwarePhoton",
+        _ => return None,
+    })
+}
+
+/// Ansible's OS_FAMILY_MAP, reversed.
+fn family_of(distribution: &str) -> Option<&'static str> {
+    Some(match distribution {
+        "RedHat" | "Fedora" | "CentOS" | "Scientific" | "OracleLinux" | "Amazon" | "CloudLinux"
+        | "AlmaLinux" | "Rocky" | "EulerOS" | "openEuler" | "XenServer" | "Virtuozzo" => "RedHat",
+        "Debian" | "Ubuntu" | "Raspbian" | "Linux Mint" | "Kali" | "Devuan" | "Pop!_OS"
+        | "Neon" => "Debian",
+        "SLES"
+        | "SLED"
+        | "SLES_SAP"
+        | "openSUSE"
+        | "openSUSE Leap"
+        | "openSUSE Tumbleweed"
+        | "openSUSE MicroOS"
+        | "SuSE" => "Suse",
+        "Archlinux" | "Manjaro" => "Archlinux",
+        "Alpine" => "Alpine",
+        "Gentoo" => "Gentoo",
+        _ => return None,
+    })
+}
+
+fn family_from_like(like: &str) -> Option<&'static str> {
+    like.split_whitespace().find_map(|w| match w {
+        "debian" | "ubuntu" => Some("Debian"),
+        "rhel" | "fedora" | "centos" => Some("RedHat"),
+        "suse" | "opensuse" | "sles" => Some("Suse"),
+        "arch" => Some("Archlinux"),
+        "alpine" => Some("Alpine"),
+        "gentoo" => Some("Gentoo"),
+        _ => None,
+    })
+}
+
+fn distribution_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    let os = raw.kv("os");
+    let id = os.get("ID").map(String::as_str).unwrap_or("");
+    let system = raw.get("uname_s").unwrap_or("Linux");
+    let distribution = match distribution_name(id) {
+        Some(d) => d.to_string(),
+        None if !id.is_empty() => {
+            let mut c = id.chars();
+            c.next()
+                .map(|first| first.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        None if raw.get("redhat_release").is_some() => "RedHat".into(),
+        None if raw.get("debian_version").is_some() => "Debian".into(),
+        None if raw.get("alpine_release").is_some() => "Alpine".into(),
+        None => system.to_string(),
+    };
+    let mut version = os.get("VERSION_ID").cloned().unwrap_or_default();
+    // Debian's os-release has only the major version; /etc/debian_version has "12.5".
+    if distribution == "Debian"
+        && let Some(dv) = raw
+            .get("debian_version")
+            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        version = dv.to_string();
+    }
+    if version.is_empty()
+        && let Some(av) = raw.get("alpine_release")
+    {
+        version = av.to_string();
+    }
+    let major = version.split('.').next().unwrap_or("").to_string();
+    let release = os
+        .get("VERSION_CODENAME")
+        .or_else(|| os.get("UBUNTU_CODENAME"))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .or_else(|| {
+            let v = os.get("VERSION")?;
+            let (_, rest) = v.split_once('(')?;
+            Some(rest.trim_end_matches(')').trim().to_string())
+        })
+        .unwrap_or_else(|| "NA".into());
+    let family = family_of(&distribution)
+        .or_else(|| family_from_like(os.get("ID_LIKE").map(String::as_str).unwrap_or("")))
+        .map(str::to_string)
+        .unwrap_or_else(|| distribution.clone());
+    f.insert("distribution".into(), s(distribution));
+    f.insert("distribution_version".into(), s(version.clone()));
+    f.insert("distribution_major_version".into(), s(major));
+    if let Some((_, minor)) = version.split_once('.') {
+        f.insert(
+            "distribution_minor_version".into(),
+            s(minor.split('.').next().unwrap_or("")),
+        );
+    }
+    f.insert("distribution_release".into(), s(release));
+    f.insert("os_family".into(), s(family));
+    if !id.is_empty() {
+        f.insert(
+            "os_release".into(),
+            Json::Object(os.into_iter().map(|(k, v)| (k, s(v))).collect()),
+        );
+    }
+}
+
+fn num(v: &str) -> Option<u64> {
+    v.trim().parse().ok()
+}
+
+fn hardware_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    let mem: BTreeMap<&str, u64> = raw
+        .all("mem")
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim(), num(v.trim().trim_end_matches("kB"))?))
+        })
+        .collect();
+    let mb = |k: &str| mem.get(k).map(|kb| kb / 1024);
+    if let Some(total) = mb("MemTotal") {
+        let free = mb("MemFree").unwrap_or(0);
+        let nocache_free = free + mb("Buffers").unwrap_or(0) + mb("Cached").unwrap_or(0);
+        f.insert("memtotal_mb".into(), json!(total));
+        f.insert("memfree_mb".into(), json!(free));
+        let swap_total = mb("SwapTotal").unwrap_or(0);
+        let swap_free = mb("SwapFree").unwrap_or(0);
+        f.insert("swaptotal_mb".into(), json!(swap_total));
+        f.insert("swapfree_mb".into(), json!(swap_free));
+        f.insert(
+            "memory_mb".into(),
+            json!({
+                "real": {"total": total, "free": free, "used": total.saturating_sub(free)},
+                "nocache": {"free": nocache_free, "used": total.saturating_sub(nocache_free)},
+                "swap": {"total": swap_total, "free": swap_free, "used": swap_total.saturating_sub(swap_free),
+                         "cached": mb("SwapCached").unwrap_or(0)},
+            }),
+        );
+    }
+    let nproc = raw.get("nproc").and_then(num);
+    let processors = raw
+        .get("cpu_processors")
+        .and_then(num)
+        .filter(|&n| n > 0)
+        .or(nproc)
+        .unwrap_or(1);
+    let sockets = raw.get("cpu_sockets").and_then(num).unwrap_or(0);
+    let cores = raw.get("cpu_cores").and_then(num).filter(|&n| n > 0);
+    let siblings = raw.get("cpu_siblings").and_then(num).filter(|&n| n > 0);
+    let count = if sockets > 0 { sockets } else { processors };
+    let cores_per = cores.unwrap_or(1);
+    let threads = match (siblings, cores) {
+        (Some(s), Some(c)) if s >= c => s / c,
+        _ => 1,
+    };
+    f.insert("processor_vcpus".into(), json!(processors));
+    f.insert("processor_count".into(), json!(count));
+    f.insert("processor_cores".into(), json!(cores_per));
+    f.insert("processor_threads_per_core".into(), json!(threads));
+    f.insert("processor_nproc".into(), json!(nproc.unwrap_or(processors)));
+    if let Some(model) = raw.get("cpu_model") {
+        f.insert("processor".into(), json!([model]));
+    }
+    if let Some(up) = raw
+        .get("uptime")
+        .and_then(|u| u.split_whitespace().next())
+        .and_then(|u| u.parse::<f64>().ok())
+    {
+        f.insert("uptime_seconds".into(), json!(up as u64));
+    }
+}
+
+fn service_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    let pid1 = raw.get("pid1").unwrap_or("");
+    let mgr = if raw.get("systemd").is_some() || pid1 == "systemd" {
+        "systemd".to_string()
+    } else {
+        match pid1 {
+            "init" | "openrc-init" if raw.get("openrc").is_some() => "openrc".into(),
+            "init" => "sysvinit".into(),
+            "runit" | "runit-init" => "runit".into(),
+            "s6-svscan" => "s6".into(),
+            "" if raw.get("openrc").is_some() => "openrc".into(),
+            "" => "service".into(),
+            other => other.to_string(),
+        }
+    };
+    f.insert("service_mgr".into(), s(mgr));
+    let pkg = match raw.get("pkg") {
+        Some("apt-get") => "apt",
+        Some("dnf5") | Some("dnf") => "dnf",
+        Some(other) => other,
+        None => "unknown",
+    };
+    f.insert("pkg_mgr".into(), s(pkg));
+}
+
+fn user_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    if let Some(user) = raw.get("user_id") {
+        f.insert("user_id".into(), s(user));
+    }
+    for k in ["user_uid", "user_gid"] {
+        if let Some(n) = raw.get(k).and_then(num) {
+            f.insert(k.into(), json!(n));
+        }
+    }
+    if let Some(pw) = raw.get("passwd") {
+        let fields: Vec<&str> = pw.split(':').collect();
+        if fields.len() >= 7 {
+            f.insert("user_gecos".into(), s(fields[4]));
+            f.insert("user_dir".into(), s(fields[5]));
+            f.insert("user_shell".into(), s(fields[6]));
+        }
+    }
+}
+
+fn env_and_time_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    let env: Map<String, Json> = raw
+        .all("env")
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|(k, v)| (k.to_string(), s(v)))
+        .collect();
+    if !env.is_empty() {
+        f.insert("env".into(), Json::Object(env));
+    }
+    if let Some(date) = raw.get("date") {
+        let p: Vec<&str> = date.split('|').collect();
+        if let (8, Some(epoch)) = (p.len(), p[0].parse::<i64>().ok()) {
+            let (y, mo, d, h, mi, se) = civil_utc(epoch);
+            let iso = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}Z");
+            let (date_s, time_s) = (p[1], p[2]);
+            let mut dp = date_s.split('-');
+            let (year, month, day) = (
+                dp.next().unwrap_or(""),
+                dp.next().unwrap_or(""),
+                dp.next().unwrap_or(""),
+            );
+            let mut tp = time_s.split(':');
+            let (hour, minute, second) = (
+                tp.next().unwrap_or(""),
+                tp.next().unwrap_or(""),
+                tp.next().unwrap_or(""),
+            );
+            f.insert(
+                "date_time".into(),
+                json!({
+                    "epoch": epoch.to_string(),
+                    "epoch_int": epoch.to_string(),
+                    "iso8601": iso,
+                    "iso8601_basic_short": format!("{}T{}", date_s.replace('-', ""), time_s.replace(':', "")),
+                    "date": date_s,
+                    "time": time_s,
+                    "year": year, "month": month, "day": day,
+                    "hour": hour, "minute": minute, "second": second,
+                    "tz": p[3],
+                    "tz_offset": p[4],
+                    "weekday": p[5],
+                    "weekday_number": p[6],
+                    "weeknumber": p[7],
+                }),
+            );
+        }
+    }
+    let resolv: Vec<&str> = raw.all("resolv").collect();
+    if !resolv.is_empty() {
+        let mut ns = vec![];
+        let mut search = vec![];
+        for l in resolv {
+            let mut w = l.split_whitespace();
+            match w.next() {
+                Some("nameserver") => ns.extend(w.next().map(s)),
+                Some("search") | Some("domain") => search.extend(w.map(s)),
+                _ => {}
+            }
+        }
+        f.insert("dns".into(), json!({"nameservers": ns, "search": search}));
+    }
+}
+
+/// UTC calendar date and time of a Unix timestamp.
+fn civil_utc(epoch: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400) as u32;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[derive(Default)]
+struct Iface {
+    active: Option<bool>,
+    mac: Option<String>,
+    mtu: Option<u64>,
+    kind: Option<String>,
+    ipv4: Vec<Map<String, Json>>,
+    ipv6: Vec<Map<String, Json>>,
+}
+
+fn v4_details(addr: Ipv4Addr, prefix: u32, broadcast: Option<&str>) -> Map<String, Json> {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix.min(32))
+    };
+    let network = Ipv4Addr::from(u32::from(addr) & mask);
+    let mut m = Map::new();
+    m.insert("address".into(), s(addr.to_string()));
+    if let Some(b) = broadcast {
+        m.insert("broadcast".into(), s(b));
+    }
+    m.insert("netmask".into(), s(Ipv4Addr::from(mask).to_string()));
+    m.insert("network".into(), s(network.to_string()));
+    m.insert("prefix".into(), s(prefix.to_string()));
+    m
+}
+
+/// Words of an `ip -o` line, without the trailing `\ valid_lft ...` part.
+fn ip_words(line: &str) -> Vec<&str> {
+    line.split('\\')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
+}
+
+fn word_after<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
+    words
+        .iter()
+        .position(|w| *w == key)
+        .and_then(|i| words.get(i + 1).copied())
+}
+
+fn network_facts(raw: &Raw, f: &mut Map<String, Json>) {
+    let mut ifaces: BTreeMap<String, Iface> = BTreeMap::new();
+    let mut order: Vec<String> = vec![];
+    let mut touch = |name: &str, ifaces: &mut BTreeMap<String, Iface>| {
+        if !ifaces.contains_key(name) {
+            order.push(name.to_string());
+            ifaces.insert(name.to_string(), Iface::default());
+        }
+    };
+    let mut all4: Vec<String> = vec![];
+    let mut all6: Vec<String> = vec![];
+
+    // `ip -o link`: "2: eth0@if5: <BROADCAST,UP,LOWER_UP> mtu 1500 ... link/ether aa:bb:.. brd .."
+    for line in raw.all("link") {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(name) = w
+            .get(1)
+            .map(|n| n.trim_end_matches(':').split('@').next().unwrap_or(""))
+        else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        touch(name, &mut ifaces);
+        let i = ifaces.get_mut(name).expect("inserted");
+        if let Some(flags) = w.get(2).filter(|f| f.starts_with('<')) {
+            i.active = Some(flags.trim_matches(['<', '>']).split(',').any(|f| f == "UP"));
+        }
+        i.mtu = word_after(&w, "mtu").and_then(num);
+        if let Some(pos) = w.iter().position(|x| x.starts_with("link/")) {
+            i.kind = Some(w[pos][5..].to_string());
+            if let Some(mac) = w.get(pos + 1).filter(|m| m.contains(':')) {
+                i.mac = Some(mac.to_string());
+            }
+        }
+    }
+    // Without `ip`: "/sys/class/net/NAME: name mac mtu flags type".
+    for line in raw.all("sysnet") {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(&name) = w.first() else { continue };
+        touch(name, &mut ifaces);
+        let i = ifaces.get_mut(name).expect("inserted");
+        i.mac = w.get(1).filter(|m| m.contains(':')).map(|m| m.to_string());
+        i.mtu = w.get(2).and_then(|m| num(m));
+        i.active = w
+            .get(3)
+            .and_then(|fl| u64::from_str_radix(fl.trim_start_matches("0x"), 16).ok())
+            .map(|fl| fl & 1 == 1);
+        i.kind = w.get(4).map(|t| match *t {
+            "1" => "ether".to_string(),
+            "772" => "loopback".to_string(),
+            other => other.to_string(),
+        });
+    }
+    // `ip -o -f inet addr`: "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\ ..."
+    for line in raw.all("ip4") {
+        let w = ip_words(line);
+        let (Some(&name), Some(cidr)) = (w.get(1), word_after(&w, "inet")) else {
+            continue;
+        };
+        let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, "32"));
+        let (Ok(addr), Ok(prefix)) = (addr.parse::<Ipv4Addr>(), prefix.parse::<u32>()) else {
+            continue;
+        };
+        touch(name, &mut ifaces);
+        let mut d = v4_details(addr, prefix, word_after(&w, "brd"));
+        if w.contains(&"secondary") {
+            d.insert("secondary".into(), Json::Bool(true));
+        }
+        ifaces.get_mut(name).expect("inserted").ipv4.push(d);
+        if !addr.is_loopback() {
+            all4.push(addr.to_string());
+        }
+    }
+    for line in raw.all("ip6") {
+        let w = ip_words(line);
+        let (Some(&name), Some(cidr)) = (w.get(1), word_after(&w, "inet6")) else {
+            continue;
+        };
+        let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, "128"));
+        let Ok(addr) = addr.parse::<Ipv6Addr>() else {
+            continue;
+        };
+        touch(name, &mut ifaces);
+        let scope = word_after(&w, "scope").unwrap_or("global");
+        ifaces.get_mut(name).expect("inserted").ipv6.push(
+            json!({"address": addr.to_string(), "prefix": prefix, "scope": scope})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        if !addr.is_loopback() {
+            all6.push(addr.to_string());
+        }
+    }
+
+    // Fallback without `ip`: addresses from `hostname -I` or /proc/net/fib_trie, matched to
+    // interfaces through the routes of /proc/net/route.
+    let routes: Vec<(String, u32, u32, u32)> = raw
+        .all("proc_route")
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // Addresses are hex of the bytes in network order read as a little-endian word.
+            let le = |s: &str| {
+                u32::from_str_radix(s, 16)
+                    .ok()
+                    .map(|v| u32::from_be_bytes(v.to_le_bytes()))
+            };
+            Some((
+                w.first()?.to_string(),
+                le(w.get(1)?)?,
+                le(w.get(2)?)?,
+                le(w.get(7)?)?,
+            ))
+        })
+        .collect();
+    if raw.get("ip4").is_none() {
+        let mut found: Vec<Ipv4Addr> = vec![];
+        if let Some(list) = raw.get("hostname_I") {
+            found.extend(
+                list.split_whitespace()
+                    .filter_map(|a| a.parse::<Ipv4Addr>().ok()),
+            );
+            for a in list
+                .split_whitespace()
+                .filter_map(|a| a.parse::<Ipv6Addr>().ok())
+            {
+                if !all6.contains(&a.to_string()) {
+                    all6.push(a.to_string());
+                }
+            }
+        }
+        let trie: Vec<&str> = raw.all("fib_trie").collect();
+        for pair in trie.windows(2) {
+            if pair[1].trim() == "/32 host LOCAL"
+                && let Some(a) = pair[0]
+                    .trim()
+                    .strip_prefix("|-- ")
+                    .and_then(|a| a.parse::<Ipv4Addr>().ok())
+                && !found.contains(&a)
+            {
+                found.push(a);
+            }
+        }
+        for a in found {
+            if a.is_loopback() {
+                continue;
+            }
+            all4.push(a.to_string());
+            // The interface whose (non-default) route covers the address.
+            let route = routes
+                .iter()
+                .filter(|(_, dst, _, mask)| *mask != 0 && u32::from(a) & mask == *dst)
+                .max_by_key(|r| r.3);
+            if let Some((name, _, _, mask)) = route {
+                touch(name, &mut ifaces);
+                ifaces
+                    .get_mut(name)
+                    .expect("inserted")
+                    .ipv4
+                    .push(v4_details(a, mask.count_ones(), None));
+            }
+        }
+    }
+
+    // default_ipv4: `ip route get` as Ansible does, else the default route.
+    let mut default4 = Map::new();
+    if let Some(line) = raw.all("route4").find(|l| l.starts_with("8.8.8.8")) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let Some(dev) = word_after(&w, "dev") {
+            default4.insert("interface".into(), s(dev));
+        }
+        if let Some(src) = word_after(&w, "src") {
+            default4.insert("address".into(), s(src));
+        }
+        if let Some(via) = word_after(&w, "via") {
+            default4.insert("gateway".into(), s(via));
+        }
+    }
+    if default4.is_empty() {
+        if let Some(line) = raw
+            .all("default4")
+            .find(|l| l.trim_start().starts_with("default"))
+        {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if let Some(dev) = word_after(&w, "dev") {
+                default4.insert("interface".into(), s(dev));
+            }
+            if let Some(via) = word_after(&w, "via") {
+                default4.insert("gateway".into(), s(via));
+            }
+        } else if let Some((name, _, gw, _)) = routes
+            .iter()
+            .find(|(_, dst, _, mask)| *dst == 0 && *mask == 0)
+        {
+            default4.insert("interface".into(), s(name.clone()));
+            if *gw != 0 {
+                default4.insert("gateway".into(), s(Ipv4Addr::from(*gw).to_string()));
+            }
+        }
+    }
+    let default_dev = default4
+        .get("interface")
+        .and_then(Json::as_str)
+        .map(str::to_string);
+    if let Some(i) = default_dev.and_then(|dev| ifaces.get(&dev)) {
+        let want = default4
+            .get("address")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        let pick = i
+            .ipv4
+            .iter()
+            .find(|a| want.is_none() || a.get("address").and_then(Json::as_str) == want.as_deref());
+        for (k, v) in pick.into_iter().flatten() {
+            if k != "secondary" {
+                default4.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+        if let Some(mac) = &i.mac {
+            default4.insert("macaddress".into(), s(mac.clone()));
+        }
+        if let Some(mtu) = i.mtu {
+            default4.insert("mtu".into(), json!(mtu));
+        }
+        if let Some(kind) = &i.kind {
+            default4.insert("type".into(), s(kind.clone()));
+        }
+    }
+    let mut default6 = Map::new();
+    if let Some(line) = raw
+        .all("route6")
+        .find(|l| l.starts_with("2404:6800:400a:800::1012"))
+    {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        for (key, word) in [("interface", "dev"), ("address", "src"), ("gateway", "via")] {
+            if let Some(v) = word_after(&w, word) {
+                default6.insert(key.into(), s(v));
+            }
+        }
+    }
+
+    f.insert(
+        "interfaces".into(),
+        Json::Array(order.iter().map(|n| s(n.clone())).collect()),
+    );
+    for name in &order {
+        let i = &ifaces[name];
+        let mut m = Map::new();
+        m.insert("device".into(), s(name.clone()));
+        if let Some(a) = i.active {
+            m.insert("active".into(), Json::Bool(a));
+        }
+        if let Some(mac) = &i.mac {
+            m.insert("macaddress".into(), s(mac.clone()));
+        }
+        if let Some(mtu) = i.mtu {
+            m.insert("mtu".into(), json!(mtu));
+        }
+        if let Some(kind) = &i.kind {
+            m.insert("type".into(), s(kind.clone()));
+        }
+        let (primary, secondaries): (Vec<_>, Vec<_>) =
+            i.ipv4.iter().partition(|a| !a.contains_key("secondary"));
+        if let Some(p) = primary.first().or(secondaries.first()) {
+            m.insert("ipv4".into(), Json::Object((*p).clone()));
+        }
+        let rest: Vec<Json> = primary
+            .iter()
+            .skip(1)
+            .chain(secondaries.iter())
+            .map(|a| Json::Object((*a).clone()))
+            .collect();
+        if !rest.is_empty() {
+            m.insert("ipv4_secondaries".into(), Json::Array(rest));
+        }
+        if !i.ipv6.is_empty() {
+            m.insert(
+                "ipv6".into(),
+                Json::Array(i.ipv6.iter().cloned().map(Json::Object).collect()),
+            );
+        }
+        let key = name.replace(['-', ':', '.'], "_");
+        if !f.contains_key(&key) {
+            f.insert(key, Json::Object(m));
+        }
+    }
+    f.insert("all_ipv4_addresses".into(), json!(all4));
+    f.insert("all_ipv6_addresses".into(), json!(all6));
+    f.insert("default_ipv4".into(), Json::Object(default4));
+    f.insert("default_ipv6".into(), Json::Object(default6));
+}
+
+#[cfg(test)]
+mod tests;
