@@ -72,7 +72,7 @@ fn split<'a>(inv: &Inventory, pattern: &'a str) -> Result<Vec<&'a str>, Diag> {
     if p.is_empty() {
         return Err(Diag::new("empty host pattern").hint("use 'all' for every host"));
     }
-    if inv.host_idx.contains_key(p) {
+    if inv.host_idx.contains_key(p) || p.parse::<std::net::Ipv6Addr>().is_ok() {
         return Ok(vec![p]);
     }
     let mut terms = vec![];

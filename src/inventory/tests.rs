@@ -519,6 +519,7 @@ fn every_pattern_form() {
     assert_eq!(s("web[0:1]:db"), vec!["web1", "web2", "db1"]);
     // Implicit localhost.
     assert_eq!(s("localhost"), vec!["localhost"]);
+    assert_eq!(s("::1"), vec!["::1"]);
     assert!(inv.contains_host("localhost"));
     assert_eq!(
         inv.host_vars("localhost")["ansible_connection"],

@@ -164,7 +164,7 @@ fn parse_group(
                 ),
             },
             _ => b.diags.push(
-                Diag::at(&k.span, format!("unexpected key '{key}' in group '{name}'; expected hosts, vars or children"))
+                Diag::at(&k.span, format!("unexpected key '{key}' in group '{name}' (expected hosts, vars or children)"))
                     .suggest(&key, GROUP_KEYS),
             ),
         }
