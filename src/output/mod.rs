@@ -146,6 +146,11 @@ impl Renderer {
     }
 
     fn task_done(&mut self, r: &TaskResult) {
+        self.results.push(r.clone());
+        // Nodes a host did not run after its failure are in the report, not in the tallies.
+        if r.quiet {
+            return;
+        }
         let t = self.tallies.entry(r.host.clone()).or_default();
         match r.status {
             Status::Ok if r.ignored => {
@@ -164,10 +169,6 @@ impl Renderer {
         }
         if let Some(b) = &self.bars {
             b.overall.inc(1);
-        }
-        self.results.push(r.clone());
-        if r.quiet && r.status == Status::Skipped {
-            return;
         }
         let word = match (r.status, r.ignored) {
             (Status::Failed, _) if r.rescued => "failed (rescued)",

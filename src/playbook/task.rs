@@ -202,7 +202,10 @@ impl Loader<'_> {
             inner.when.extend(conditions(w, self));
         }
         if let Some(t) = node.get("tags") {
-            inner.tags.extend(t.expect_str_list("tags").unwrap_or_default());
+            match t.expect_str_list("tags") {
+                Ok(tags) => inner.tags.extend(tags),
+                Err(d) => self.push(d),
+            }
         }
         if let Some(v) = node.get("vars") {
             match v.to_json() {

@@ -204,7 +204,7 @@ impl Templar {
 
     /// Evaluates a condition as Ansible does: an expression, with `{{ }}` tolerated around it.
     pub fn eval_bool(&self, cond: &str) -> Result<bool, TemplateError> {
-        let expr = single_expression(cond).unwrap_or(cond);
+        let expr = single_expression(cond.trim()).unwrap_or(cond);
         Ok(truthy(&self.eval(expr)?))
     }
 
@@ -261,7 +261,8 @@ pub fn from_value(v: &Value) -> Result<Json, String> {
 
 /// `"{{ expr }}"` (and nothing else) gives `expr`.
 fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // No trimming: `"{{ x }}\n"` is text with a newline, not a lone expression.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
 }
 
