@@ -151,7 +151,12 @@ pub fn main() -> i32 {
         Cmd::Apply(a) => apply(a),
         Cmd::Validate(l) => match load_all(&l) {
             Ok((pb, _, plan, _)) => {
-                println!("{}: {} plays, {} (host, task) nodes, no problems found", pb.path.display(), pb.plays.len(), plan.node_count());
+                println!(
+                    "{}: {} plays, {} (host, task) nodes, no problems found",
+                    pb.path.display(),
+                    pb.plays.len(),
+                    plan.node_count()
+                );
                 exit::OK
             }
             Err(d) => bad_input(&d),
@@ -171,7 +176,10 @@ pub fn main() -> i32 {
 fn bad_input(d: &Diags) -> i32 {
     eprintln!("{d}");
     let n = d.0.len();
-    eprintln!("\n{n} problem{} found; nothing was run on any host.", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "\n{n} problem{} found; nothing was run on any host.",
+        if n == 1 { "" } else { "s" }
+    );
     exit::BAD_INPUT
 }
 
@@ -192,7 +200,10 @@ fn load_all(l: &LoadArgs) -> Result<(Playbook, Inventory, Plan, Map<String, Json
             return Err(all);
         }
     };
-    let tags = TagFilter { only: l.tags.clone(), skip: l.skip_tags.clone() };
+    let tags = TagFilter {
+        only: l.tags.clone(),
+        skip: l.skip_tags.clone(),
+    };
     let plan = Plan::build(&pb, &inv, l.limit.as_deref(), &tags)?;
     let problems = crate::plan::check::check_templates(&pb, &inv, &extra);
     problems.into_result((pb, inv, plan, extra))
@@ -208,9 +219,14 @@ fn parse_extra_vars(items: &[String]) -> Result<Map<String, Json>, Diags> {
             crate::yaml::load_str(item, "--extra-vars")?.to_json()
         } else {
             let mut m = Map::new();
-            for word in shell_words::split(item).map_err(|e| Diag::new(format!("cannot parse --extra-vars '{item}': {e}")))? {
+            for word in shell_words::split(item)
+                .map_err(|e| Diag::new(format!("cannot parse --extra-vars '{item}': {e}")))?
+            {
                 let Some((k, v)) = word.split_once('=') else {
-                    return Err(Diag::new(format!("--extra-vars '{word}' is not key=value, @file or a mapping")).into());
+                    return Err(Diag::new(format!(
+                        "--extra-vars '{word}' is not key=value, @file or a mapping"
+                    ))
+                    .into());
                 };
                 m.insert(k.to_string(), Json::String(v.to_string()));
             }
@@ -218,7 +234,9 @@ fn parse_extra_vars(items: &[String]) -> Result<Map<String, Json>, Diags> {
         };
         match value {
             Json::Object(m) => out.extend(m),
-            _ => return Err(Diag::new(format!("--extra-vars '{item}' must give a mapping")).into()),
+            _ => {
+                return Err(Diag::new(format!("--extra-vars '{item}' must give a mapping")).into());
+            }
         }
     }
     Ok(out)
@@ -242,7 +260,11 @@ fn apply(a: ApplyArgs) -> i32 {
         Ok(v) => v,
         Err(d) => return bad_input(&d),
     };
-    let hkc = match a.host_key_checking.as_deref().map(str::parse::<crate::connection::ssh::HostKeyPolicy>) {
+    let hkc = match a
+        .host_key_checking
+        .as_deref()
+        .map(str::parse::<crate::connection::ssh::HostKeyPolicy>)
+    {
         Some(Err(e)) => return bad_input(&Diag::new(e).into()),
         Some(Ok(p)) => Some(p),
         None => None,
@@ -261,7 +283,11 @@ fn apply(a: ApplyArgs) -> i32 {
         become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
         connector: HostConnector { ssh },
     };
-    let out = OutputOptions { json: a.json, diff: a.diff, verbose: a.verbose };
+    let out = OutputOptions {
+        json: a.json,
+        diff: a.diff,
+        verbose: a.verbose,
+    };
     let (renderer, duration) = execute(pb, inv, plan, opts, out);
     if !a.json {
         print!("{}", renderer.recap(duration));
@@ -276,12 +302,27 @@ fn apply(a: ApplyArgs) -> i32 {
 }
 
 /// Runs the plan on a tokio runtime and renders its events as they come.
-pub fn execute(pb: Playbook, inv: Inventory, plan: Plan, opts: RunOptions, out: OutputOptions) -> (Renderer, std::time::Duration) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+pub fn execute(
+    pb: Playbook,
+    inv: Inventory,
+    plan: Plan,
+    opts: RunOptions,
+    out: OutputOptions,
+) -> (Renderer, std::time::Duration) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let started = Instant::now();
     let renderer = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let runner = tokio::spawn(run::run(Arc::new(pb), Arc::new(inv), Arc::new(plan), opts, tx));
+        let runner = tokio::spawn(run::run(
+            Arc::new(pb),
+            Arc::new(inv),
+            Arc::new(plan),
+            opts,
+            tx,
+        ));
         let mut renderer = Renderer::new(out);
         while let Some(ev) = rx.recv().await {
             renderer.handle(&ev);
@@ -313,13 +354,23 @@ fn inventory_cmd(a: InventoryArgs) -> i32 {
     };
     if let Some(h) = &a.host {
         if !inv.contains_host(h) {
-            return bad_input(&Diag::new(format!("no host '{h}' in the inventory")).suggest(h, inv.host_names().iter().map(String::as_str)).into());
+            return bad_input(
+                &Diag::new(format!("no host '{h}' in the inventory"))
+                    .suggest(h, inv.host_names().iter().map(String::as_str))
+                    .into(),
+            );
         }
-        println!("{}", serde_json::to_string_pretty(&Json::Object(inv.host_vars(h))).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Json::Object(inv.host_vars(h))).unwrap_or_default()
+        );
     } else if a.graph {
         print!("{}", inv.to_graph());
     } else {
-        println!("{}", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default()
+        );
     }
     exit::OK
 }

@@ -14,12 +14,20 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: &Arc<str>, line: usize, col: usize) -> Span {
-        Span { file: file.clone(), line, col }
+        Span {
+            file: file.clone(),
+            line,
+            col,
+        }
     }
 
     /// A span for things that come from no file (command line, defaults).
     pub fn none(what: &str) -> Span {
-        Span { file: Arc::from(what), line: 0, col: 0 }
+        Span {
+            file: Arc::from(what),
+            line: 0,
+            col: 0,
+        }
     }
 }
 
@@ -43,11 +51,19 @@ pub struct Diag {
 
 impl Diag {
     pub fn new(msg: impl Into<String>) -> Diag {
-        Diag { msg: msg.into(), span: None, hint: None }
+        Diag {
+            msg: msg.into(),
+            span: None,
+            hint: None,
+        }
     }
 
     pub fn at(span: &Span, msg: impl Into<String>) -> Diag {
-        Diag { msg: msg.into(), span: Some(span.clone()), hint: None }
+        Diag {
+            msg: msg.into(),
+            span: Some(span.clone()),
+            hint: None,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Diag {
@@ -101,11 +117,7 @@ impl Diags {
         self.0.is_empty()
     }
     pub fn into_result<T>(self, ok: T) -> Result<T, Diags> {
-        if self.0.is_empty() {
-            Ok(ok)
-        } else {
-            Err(self)
-        }
+        if self.0.is_empty() { Ok(ok) } else { Err(self) }
     }
 }
 
@@ -165,6 +177,9 @@ mod tests {
     fn display_names_place_and_hint() {
         let span = Span::new(&Arc::from("site.yml"), 12, 7);
         let d = Diag::at(&span, "unknown module 'copyy'").suggest("copyy", ["copy"]);
-        assert_eq!(d.to_string(), "unknown module 'copyy' at site.yml:12:7; did you mean 'copy'?");
+        assert_eq!(
+            d.to_string(),
+            "unknown module 'copyy' at site.yml:12:7; did you mean 'copy'?"
+        );
     }
 }

@@ -67,7 +67,10 @@ impl Node {
 
     /// The key node for `key` (to point errors at the key rather than its value).
     pub fn key_node(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(k, _)| k)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k)
     }
 
     /// What this node is, for messages like "expected a mapping, found a list".
@@ -99,7 +102,9 @@ impl Node {
             Kind::Null => Json::Null,
             Kind::Bool(b) => Json::Bool(*b),
             Kind::Int(i) => Json::from(*i),
-            Kind::Float(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+            Kind::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Json::Number)
+                .unwrap_or(Json::Null),
             Kind::Str(s) => Json::String(s.clone()),
             Kind::Seq(items) => Json::Array(items.iter().map(Node::to_json).collect()),
             Kind::Map(pairs) => Json::Object(
@@ -114,13 +119,19 @@ impl Node {
     /// Expects a mapping; the error names what was found instead.
     pub fn expect_map(&self, what: &str) -> Result<&[(Node, Node)], Diag> {
         self.as_map().ok_or_else(|| {
-            Diag::at(&self.span, format!("expected {what} to be a mapping, found {}", self.describe()))
+            Diag::at(
+                &self.span,
+                format!("expected {what} to be a mapping, found {}", self.describe()),
+            )
         })
     }
 
     pub fn expect_str(&self, what: &str) -> Result<String, Diag> {
         self.scalar_text().ok_or_else(|| {
-            Diag::at(&self.span, format!("expected {what} to be a string, found {}", self.describe()))
+            Diag::at(
+                &self.span,
+                format!("expected {what} to be a string, found {}", self.describe()),
+            )
         })
     }
 
@@ -137,7 +148,10 @@ impl Node {
         match &self.kind {
             Kind::Bool(b) => Ok(*b),
             Kind::Str(s) => parse_bool(s).ok_or_else(|| {
-                Diag::at(&self.span, format!("expected {what} to be a boolean, found '{s}'"))
+                Diag::at(
+                    &self.span,
+                    format!("expected {what} to be a boolean, found '{s}'"),
+                )
             }),
             _ => Err(Diag::at(
                 &self.span,
@@ -166,13 +180,24 @@ pub fn load_file(path: &Path) -> Result<Node, Diag> {
 /// Parses one YAML document from text; `file` names it in spans.
 pub fn load_str(text: &str, file: &str) -> Result<Node, Diag> {
     let file: Arc<str> = Arc::from(file);
-    let mut builder = Builder { file: file.clone(), stack: vec![], docs: vec![], anchors: HashMap::new() };
+    let mut builder = Builder {
+        file: file.clone(),
+        stack: vec![],
+        docs: vec![],
+        anchors: HashMap::new(),
+    };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| {
         let m = e.marker();
-        Diag::at(&Span::new(&file, m.line(), m.col() + 1), format!("invalid YAML: {}", e.info()))
+        Diag::at(
+            &Span::new(&file, m.line(), m.col() + 1),
+            format!("invalid YAML: {}", e.info()),
+        )
     })?;
-    Ok(builder.docs.pop().unwrap_or_else(|| Node::new(Kind::Null, Span::new(&file, 1, 1))))
+    Ok(builder
+        .docs
+        .pop()
+        .unwrap_or_else(|| Node::new(Kind::Null, Span::new(&file, 1, 1))))
 }
 
 enum Frame {
@@ -243,18 +268,27 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let plain = style == TScalarStyle::Plain && tag.is_none();
-                let kind = if plain { resolve_plain(text) } else { Kind::Str(text) };
+                let kind = if plain {
+                    resolve_plain(text)
+                } else {
+                    Kind::Str(text)
+                };
                 self.finish(Node::new(kind, span), anchor);
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node::new(Kind::Null, span));
+                let node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or(Node::new(Kind::Null, span));
                 self.finish(node, 0);
             }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq(Node::new(Kind::Seq(vec![]), span), anchor))
-            }
+            Event::SequenceStart(anchor, _) => self
+                .stack
+                .push(Frame::Seq(Node::new(Kind::Seq(vec![]), span), anchor)),
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Node::new(Kind::Map(vec![]), span), anchor, None))
+                self.stack
+                    .push(Frame::Map(Node::new(Kind::Map(vec![]), span), anchor, None))
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq(node, anchor)) | Some(Frame::Map(node, anchor, _)) => {
@@ -278,10 +312,15 @@ fn resolve_plain(text: String) -> Kind {
     if let Some(i) = parse_int(&text) {
         return Kind::Int(i);
     }
-    if text.contains(['.', 'e', 'E']) && text.chars().next().is_some_and(|c| c.is_ascii_digit() || "+-.".contains(c)) {
-        if let Ok(f) = text.parse::<f64>() {
-            return Kind::Float(f);
-        }
+    let numeric_start = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || "+-.".contains(c));
+    if text.contains(['.', 'e', 'E'])
+        && numeric_start
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Kind::Float(f);
     }
     Kind::Str(text)
 }
@@ -307,7 +346,9 @@ fn parse_int(s: &str) -> Option<i64> {
     }
     // YAML 1.1 reads 0644 as octal; Ansible users write modes that way and mean octal.
     if digits.len() > 1 && digits.starts_with('0') {
-        return i64::from_str_radix(digits, 8).ok().map(|v| if s.starts_with('-') { -v } else { v });
+        return i64::from_str_radix(digits, 8)
+            .ok()
+            .map(|v| if s.starts_with('-') { -v } else { v });
     }
     s.parse().ok()
 }

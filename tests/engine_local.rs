@@ -3,7 +3,7 @@
 //! nothing), then drift made by hand, seen by --check --diff, and repaired by apply.
 
 mod common;
-use common::{fixtures, prov, Run};
+use common::{Run, fixtures, prov};
 use std::fs;
 use std::path::Path;
 
@@ -11,7 +11,16 @@ fn apply(base: &Path, extra: &[&str]) -> Run {
     let pb = fixtures().join("local/site.yml");
     let inv = "node1,node2,";
     let base_var = format!("base={}", base.display());
-    let mut args = vec!["apply", pb.to_str().unwrap(), "-i", inv, "-e", &base_var, "-e", "ansible_connection=local"];
+    let mut args = vec![
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv,
+        "-e",
+        &base_var,
+        "-e",
+        "ansible_connection=local",
+    ];
     args.extend_from_slice(extra);
     prov(&args)
 }
@@ -27,24 +36,68 @@ fn converges_then_changes_nothing_then_repairs_drift() {
     for host in ["node1", "node2"] {
         let d = base.join(host);
         let web = fs::read_to_string(d.join("web.conf")).unwrap();
-        assert!(web.contains("port = 8080"), "role param overrides the role default: {web}");
+        assert!(
+            web.contains("port = 8080"),
+            "role param overrides the role default: {web}"
+        );
         assert!(web.contains("name = site-") && web.contains("user = bob"));
-        assert_eq!(fs::read_to_string(d.join("conf.d/alice.conf")).unwrap(), "user=alice\n");
+        assert_eq!(
+            fs::read_to_string(d.join("conf.d/alice.conf")).unwrap(),
+            "user=alice\n"
+        );
         assert_eq!(fs::read_to_string(d.join("os.txt")).unwrap(), "Debian\n");
-        assert!(!d.join("never").exists(), "a false `when` must skip the task");
-        assert!(!d.join("not-reached").exists(), "tasks after a failure in a block do not run");
-        assert_eq!(fs::read_to_string(d.join("rescued")).unwrap(), "user=alice\n");
-        assert_eq!(fs::read_to_string(d.join("always.txt")).unwrap(), "always ran\n");
-        assert!(fs::read_to_string(d.join("settings.ini")).unwrap().contains("users=alice,bob"));
-        assert_eq!(fs::read_to_string(d.join("reloads.log")).unwrap(), "reloaded\n", "handler ran once");
-        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d.join("conf.d/bob.conf")).unwrap().permissions());
+        assert!(
+            !d.join("never").exists(),
+            "a false `when` must skip the task"
+        );
+        assert!(
+            !d.join("not-reached").exists(),
+            "tasks after a failure in a block do not run"
+        );
+        assert_eq!(
+            fs::read_to_string(d.join("rescued")).unwrap(),
+            "user=alice\n"
+        );
+        assert_eq!(
+            fs::read_to_string(d.join("always.txt")).unwrap(),
+            "always ran\n"
+        );
+        assert!(
+            fs::read_to_string(d.join("settings.ini"))
+                .unwrap()
+                .contains("users=alice,bob")
+        );
+        assert_eq!(
+            fs::read_to_string(d.join("reloads.log")).unwrap(),
+            "reloaded\n",
+            "handler ran once"
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(d.join("conf.d/bob.conf"))
+                .unwrap()
+                .permissions(),
+        );
         assert_eq!(mode & 0o777, 0o640);
     }
 
     let second = apply(base, &[]);
-    assert_eq!(second.code, 0, "second run failed:\n{}", second.all_output());
-    assert_eq!(second.changed(), 0, "second run changed something:\n{}", second.stdout);
-    assert_eq!(fs::read_to_string(base.join("node1/reloads.log")).unwrap(), "reloaded\n", "handler must not run without a change");
+    assert_eq!(
+        second.code,
+        0,
+        "second run failed:\n{}",
+        second.all_output()
+    );
+    assert_eq!(
+        second.changed(),
+        0,
+        "second run changed something:\n{}",
+        second.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(base.join("node1/reloads.log")).unwrap(),
+        "reloaded\n",
+        "handler must not run without a change"
+    );
 
     // Drift: edit the templated file by hand.
     let web = base.join("node1/web.conf");
@@ -52,16 +105,41 @@ fn converges_then_changes_nothing_then_repairs_drift() {
     fs::write(&web, good.replace("port = 8080", "port = 9999")).unwrap();
 
     let check = apply(base, &["--check", "--diff"]);
-    assert_eq!(check.code, 2, "--check must exit 2 on drift:\n{}", check.all_output());
-    assert!(check.stdout.contains("-port = 9999") && check.stdout.contains("+port = 8080"), "diff shown:\n{}", check.stdout);
-    assert_eq!(check.changed(), 1, "only the drifted file is reported:\n{}", check.stdout);
-    assert!(fs::read_to_string(&web).unwrap().contains("port = 9999"), "--check must not touch the file");
+    assert_eq!(
+        check.code,
+        2,
+        "--check must exit 2 on drift:\n{}",
+        check.all_output()
+    );
+    assert!(
+        check.stdout.contains("-port = 9999") && check.stdout.contains("+port = 8080"),
+        "diff shown:\n{}",
+        check.stdout
+    );
+    assert_eq!(
+        check.changed(),
+        1,
+        "only the drifted file is reported:\n{}",
+        check.stdout
+    );
+    assert!(
+        fs::read_to_string(&web).unwrap().contains("port = 9999"),
+        "--check must not touch the file"
+    );
 
     let repair = apply(base, &[]);
     assert_eq!(repair.code, 0, "{}", repair.all_output());
     assert_eq!(fs::read_to_string(&web).unwrap(), good);
-    assert_eq!(fs::read_to_string(base.join("node1/reloads.log")).unwrap(), "reloaded\nreloaded\n", "the repair notified the handler");
-    assert_eq!(fs::read_to_string(base.join("node2/reloads.log")).unwrap(), "reloaded\n", "the other host had no drift");
+    assert_eq!(
+        fs::read_to_string(base.join("node1/reloads.log")).unwrap(),
+        "reloaded\nreloaded\n",
+        "the repair notified the handler"
+    );
+    assert_eq!(
+        fs::read_to_string(base.join("node2/reloads.log")).unwrap(),
+        "reloaded\n",
+        "the other host had no drift"
+    );
 
     let clean = apply(base, &["--check"]);
     assert_eq!(clean.code, 0, "{}", clean.all_output());

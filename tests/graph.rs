@@ -14,14 +14,30 @@ fn multi_play_graph_has_exactly_the_expected_edges() {
     let mut expected: Vec<(String, String, EdgeKind)> = vec![];
     let mut edge = |a: &str, b: &str, k| expected.push((a.to_string(), b.to_string(), k));
     for h in ["m1", "w1", "w2"] {
-        edge(&format!("{h}:install"), &format!("{h}:init"), EdgeKind::Chain);
+        edge(
+            &format!("{h}:install"),
+            &format!("{h}:init"),
+            EdgeKind::Chain,
+        );
         edge(&format!("{h}:init"), &format!("{h}:join"), EdgeKind::Chain);
-        edge(&format!("{h}:join"), &format!("{h}:flush handlers"), EdgeKind::Chain);
+        edge(
+            &format!("{h}:join"),
+            &format!("{h}:flush handlers"),
+            EdgeKind::Chain,
+        );
         edge("m1:init", &format!("{h}:join"), EdgeKind::Needs);
     }
     for h in ["w1", "w2"] {
-        edge(&format!("{h}:flush handlers"), &format!("{h}:label"), EdgeKind::Chain);
-        edge(&format!("{h}:label"), &format!("{h}:flush handlers"), EdgeKind::Chain);
+        edge(
+            &format!("{h}:flush handlers"),
+            &format!("{h}:label"),
+            EdgeKind::Chain,
+        );
+        edge(
+            &format!("{h}:label"),
+            &format!("{h}:flush handlers"),
+            EdgeKind::Chain,
+        );
     }
     expected.sort();
     expected.dedup();
@@ -39,9 +55,16 @@ fn hostvars_reads_without_needs_wait_for_every_host() {
     let inv = Inventory::load(&["x1,x2,".to_string()], None).unwrap();
     let pb = prov::playbook::load(&pb_path, &Default::default()).unwrap();
     let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
-    let barriers: Vec<_> = plan.edge_list(&pb).into_iter().filter(|e| e.2 == EdgeKind::Barrier).collect();
-    assert_eq!(barriers, vec![
-        ("x1:a".to_string(), "x2:b".to_string(), EdgeKind::Barrier),
-        ("x2:a".to_string(), "x1:b".to_string(), EdgeKind::Barrier),
-    ]);
+    let barriers: Vec<_> = plan
+        .edge_list(&pb)
+        .into_iter()
+        .filter(|e| e.2 == EdgeKind::Barrier)
+        .collect();
+    assert_eq!(
+        barriers,
+        vec![
+            ("x1:a".to_string(), "x2:b".to_string(), EdgeKind::Barrier),
+            ("x2:a".to_string(), "x1:b".to_string(), EdgeKind::Barrier),
+        ]
+    );
 }

@@ -13,7 +13,11 @@ impl Connection for LocalConnection {
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -27,6 +31,10 @@ impl Connection for LocalConnection {
             .wait_with_output()
             .await
             .map_err(|e| ConnError::Failed(format!("waiting for sh: {e}")))?;
-        Ok(ExecResult { rc: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+        Ok(ExecResult {
+            rc: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
     }
 }

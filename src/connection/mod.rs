@@ -60,7 +60,10 @@ pub trait Connection: Send + Sync {
 /// Quotes a value for a POSIX shell so that it always arrives as one word of data:
 /// `$(...)`, backticks, quotes and newlines inside stay inert.
 pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', r#"'"'"'"#))
@@ -83,8 +86,16 @@ impl Become {
             return cmd.to_string();
         }
         let user = self.user.as_deref().unwrap_or("root");
-        let auth = if self.password.is_some() { "-k -S -p ''" } else { "-n" };
-        format!("sudo {auth} -H -u {} -- sh -c {}", sh_quote(user), sh_quote(cmd))
+        let auth = if self.password.is_some() {
+            "-k -S -p ''"
+        } else {
+            "-n"
+        };
+        format!(
+            "sudo {auth} -H -u {} -- sh -c {}",
+            sh_quote(user),
+            sh_quote(cmd)
+        )
     }
 
     /// The stdin to send with a wrapped command: the password line first, then the data.
@@ -117,8 +128,17 @@ mod tests {
     #[tokio::test]
     async fn quoted_values_round_trip_through_a_real_shell() {
         let conn = local::LocalConnection;
-        for hostile in ["$(touch /tmp/x)", "'; echo pwned; '", "`id`", "a\nb", "\"$HOME\""] {
-            let out = conn.exec(&format!("printf %s {}", sh_quote(hostile)), None).await.unwrap();
+        for hostile in [
+            "$(touch /tmp/x)",
+            "'; echo pwned; '",
+            "`id`",
+            "a\nb",
+            "\"$HOME\"",
+        ] {
+            let out = conn
+                .exec(&format!("printf %s {}", sh_quote(hostile)), None)
+                .await
+                .unwrap();
             assert_eq!(out.stdout_str(), hostile);
         }
     }

@@ -1,7 +1,7 @@
 //! `command` and `shell`. `command` quotes every word so nothing in it is interpreted by a shell
 //! (no pipes, no `$VAR`, no globbing); `shell` hands the line to `sh` as written.
 
-use super::{fail, ModResult, ModuleCtx, ModuleDef, Outcome};
+use super::{ModResult, ModuleCtx, ModuleDef, Outcome, fail};
 use crate::connection::sh_quote;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -71,7 +71,11 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json, shell: bool) -> ModResult {
     let mut o = if out.ok() {
         Outcome::changed("")
     } else {
-        Outcome::failed(format!("non-zero return code {}: {}", out.rc, stderr.trim()))
+        Outcome::failed(format!(
+            "non-zero return code {}: {}",
+            out.rc,
+            stderr.trim()
+        ))
     };
     o.changed = true;
     Ok(o.with("rc", out.rc)
@@ -96,20 +100,27 @@ fn command_line(args: &Args, shell: bool) -> Result<String, super::ModError> {
         (Some(_), Some(_)) => return fail("give either a command string or argv, not both"),
         _ => return fail("no command given"),
     };
-    Ok(words.iter().map(|w| sh_quote(w)).collect::<Vec<_>>().join(" "))
+    Ok(words
+        .iter()
+        .map(|w| sh_quote(w))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// `creates`/`removes`: one remote test decides whether the command runs at all.
-async fn precondition_skip(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Option<String>, super::ModError> {
-    if let Some(path) = &args.creates {
-        if ctx.exec(&format!("test -e {}", sh_quote(path))).await?.ok() {
-            return Ok(Some(format!("{path} exists, not run")));
-        }
+async fn precondition_skip(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+) -> Result<Option<String>, super::ModError> {
+    if let Some(path) = &args.creates
+        && ctx.exec(&format!("test -e {}", sh_quote(path))).await?.ok()
+    {
+        return Ok(Some(format!("{path} exists, not run")));
     }
-    if let Some(path) = &args.removes {
-        if !ctx.exec(&format!("test -e {}", sh_quote(path))).await?.ok() {
-            return Ok(Some(format!("{path} does not exist, not run")));
-        }
+    if let Some(path) = &args.removes
+        && !ctx.exec(&format!("test -e {}", sh_quote(path))).await?.ok()
+    {
+        return Ok(Some(format!("{path} does not exist, not run")));
     }
     Ok(None)
 }

@@ -29,7 +29,10 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     let args: Args = super::parse_args(args)?;
     let _ = args.verbosity;
     if let Some(var) = &args.var {
-        let value = ctx.templar.eval(var).map_err(|e| super::ModError::Failed(e.to_string()))?;
+        let value = ctx
+            .templar
+            .eval(var)
+            .map_err(|e| super::ModError::Failed(e.to_string()))?;
         let shown = serde_json::to_string(&value).unwrap_or_default();
         return Ok(Outcome::ok(format!("{var}: {shown}")).with(var, value));
     }

@@ -19,7 +19,7 @@ pub mod set_fact;
 pub mod stat;
 pub mod template;
 
-use crate::connection::{sh_quote, Become, ConnError, Connection, ExecResult};
+use crate::connection::{Become, ConnError, Connection, ExecResult, sh_quote};
 use crate::template::Templar;
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -43,13 +43,24 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn ok(msg: impl Into<String>) -> Outcome {
-        Outcome { msg: msg.into(), ..Outcome::default() }
+        Outcome {
+            msg: msg.into(),
+            ..Outcome::default()
+        }
     }
     pub fn changed(msg: impl Into<String>) -> Outcome {
-        Outcome { changed: true, msg: msg.into(), ..Outcome::default() }
+        Outcome {
+            changed: true,
+            msg: msg.into(),
+            ..Outcome::default()
+        }
     }
     pub fn failed(msg: impl Into<String>) -> Outcome {
-        Outcome { failed: true, msg: msg.into(), ..Outcome::default() }
+        Outcome {
+            failed: true,
+            msg: msg.into(),
+            ..Outcome::default()
+        }
     }
     pub fn with(mut self, key: &str, value: impl Into<Json>) -> Outcome {
         self.data.insert(key.to_string(), value.into());
@@ -114,7 +125,11 @@ impl ModuleCtx<'_> {
         self.exec_stdin(cmd, None).await
     }
 
-    pub async fn exec_stdin(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ModError> {
+    pub async fn exec_stdin(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecResult, ModError> {
         let wrapped = self.become_.wrap(cmd);
         let input = self.become_.stdin(stdin);
         Ok(self.conn.exec(&wrapped, input.as_deref()).await?)
@@ -126,13 +141,22 @@ impl ModuleCtx<'_> {
         if out.ok() {
             Ok(out.stdout_str())
         } else {
-            fail(format!("`{cmd}` failed (rc={}): {}", out.rc, out.stderr_str().trim()))
+            fail(format!(
+                "`{cmd}` failed (rc={}): {}",
+                out.rc,
+                out.stderr_str().trim()
+            ))
         }
     }
 
     /// Writes `data` to `path` atomically: a temp file in the same directory gets the final
     /// mode and owner first, then is renamed over the target. One round trip.
-    pub async fn put_file(&self, path: &str, data: &[u8], attrs: &FileAttrs) -> Result<(), ModError> {
+    pub async fn put_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        attrs: &FileAttrs,
+    ) -> Result<(), ModError> {
         let mut cmd = format!(
             "set -e; p={}; t=$(mktemp \"$(dirname \"$p\")/.prov.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"",
             sh_quote(path)
@@ -212,7 +236,12 @@ pub fn unified_diff(old: &str, new: &str, path: &str) -> Option<String> {
         return None;
     }
     let diff = similar::TextDiff::from_lines(old, new);
-    Some(diff.unified_diff().context_radius(3).header(&format!("before: {path}"), &format!("after: {path}")).to_string())
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&format!("before: {path}"), &format!("after: {path}"))
+            .to_string(),
+    )
 }
 
 /// A module: its name, accepted aliases, and its single check-or-apply entry point.
@@ -255,12 +284,17 @@ pub fn registry() -> &'static [ModuleDef] {
 /// Looks a module up by its short name, an alias or an FQCN (`ansible.builtin.copy`).
 pub fn find(name: &str) -> Option<&'static ModuleDef> {
     let short = name.rsplit('.').next().unwrap_or(name);
-    registry().iter().find(|m| m.name == short || m.aliases.contains(&short))
+    registry()
+        .iter()
+        .find(|m| m.name == short || m.aliases.contains(&short))
 }
 
 /// All names a user may write, for "did you mean" suggestions.
 pub fn all_names() -> Vec<&'static str> {
-    registry().iter().flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied())).collect()
+    registry()
+        .iter()
+        .flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied()))
+        .collect()
 }
 
 /// Decodes module arguments into the module's typed struct; unknown keys are rejected.
@@ -274,7 +308,10 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
     struct Probe(Option<&'static [&'static str]>);
     impl<'de> serde::Deserializer<'de> for &mut Probe {
         type Error = serde::de::value::Error;
-        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
             Err(serde::de::Error::custom("probe"))
         }
         fn deserialize_struct<V: serde::de::Visitor<'de>>(
@@ -316,10 +353,13 @@ pub mod de {
     pub fn bool_like<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         match Json::deserialize(d)? {
             Json::Bool(b) => Ok(b),
-            Json::String(s) => crate::yaml::parse_bool(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("expected a boolean, found '{s}'"))),
+            Json::String(s) => crate::yaml::parse_bool(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("expected a boolean, found '{s}'"))
+            }),
             Json::Number(n) => Ok(n.as_i64() != Some(0)),
-            other => Err(serde::de::Error::custom(format!("expected a boolean, found {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a boolean, found {other}"
+            ))),
         }
     }
 

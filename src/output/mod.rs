@@ -4,7 +4,7 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -22,11 +22,23 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    RunStart { hosts: Vec<String>, nodes: usize, check: bool },
-    PlayStart { name: String, hosts: Vec<String> },
-    TaskStart { host: String, task: String },
+    RunStart {
+        hosts: Vec<String>,
+        nodes: usize,
+        check: bool,
+    },
+    PlayStart {
+        name: String,
+        hosts: Vec<String>,
+    },
+    TaskStart {
+        host: String,
+        task: String,
+    },
     TaskDone(TaskResult),
-    RunEnd { duration_ms: u64 },
+    RunEnd {
+        duration_ms: u64,
+    },
 }
 
 /// One finished (host, task) node.
@@ -92,7 +104,13 @@ struct Bars {
 
 impl Renderer {
     pub fn new(opts: OutputOptions) -> Renderer {
-        Renderer { opts, tallies: BTreeMap::new(), results: vec![], bars: None, check: false }
+        Renderer {
+            opts,
+            tallies: BTreeMap::new(),
+            results: vec![],
+            bars: None,
+            check: false,
+        }
     }
 
     pub fn handle(&mut self, ev: &Event) {
@@ -100,9 +118,17 @@ impl Renderer {
             println!("{}", serde_json::to_string(ev).unwrap_or_default());
         }
         match ev {
-            Event::RunStart { hosts, nodes, check } => self.start(hosts, *nodes, *check),
+            Event::RunStart {
+                hosts,
+                nodes,
+                check,
+            } => self.start(hosts, *nodes, *check),
             Event::PlayStart { name, hosts } => {
-                self.line(&format!("\nPLAY [{name}] ({} hosts) {}", hosts.len(), "*".repeat(40)));
+                self.line(&format!(
+                    "\nPLAY [{name}] ({} hosts) {}",
+                    hosts.len(),
+                    "*".repeat(40)
+                ));
             }
             Event::TaskStart { host, task } => {
                 if let Some(b) = self.bars.as_ref().and_then(|b| b.per_host.get(host)) {
@@ -133,16 +159,27 @@ impl Renderer {
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let overall = multi.add(ProgressBar::new(nodes as u64));
-        overall.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks").expect("static template").progress_chars("=> "));
+        overall.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
         let mut per_host = BTreeMap::new();
         for h in hosts {
             let b = multi.add(ProgressBar::new_spinner());
-            b.set_style(ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}").expect("static template"));
+            b.set_style(
+                ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
+                    .expect("static template"),
+            );
             b.set_prefix(h.clone());
             b.enable_steady_tick(Duration::from_millis(120));
             per_host.insert(h.clone(), b);
         }
-        self.bars = Some(Bars { multi, overall, per_host });
+        self.bars = Some(Bars {
+            multi,
+            overall,
+            per_host,
+        });
     }
 
     fn task_done(&mut self, r: &TaskResult) {
@@ -185,10 +222,8 @@ impl Renderer {
             line.push_str(&format!(" => {}", r.msg));
         }
         self.line(&line);
-        if self.opts.diff {
-            if let Some(d) = &r.diff {
-                self.line(d.trim_end());
-            }
+        if let (true, Some(d)) = (self.opts.diff, &r.diff) {
+            self.line(d.trim_end());
         }
     }
 
@@ -215,7 +250,13 @@ impl Renderer {
 
     /// The per-host recap table and total time.
     pub fn recap(&self, duration: Duration) -> String {
-        let width = self.tallies.keys().map(String::len).max().unwrap_or(4).max(4);
+        let width = self
+            .tallies
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(4)
+            .max(4);
         let mut out = format!("\nPLAY RECAP {}\n", "*".repeat(50));
         for (h, t) in &self.tallies {
             out.push_str(&format!(
@@ -240,7 +281,12 @@ impl Renderer {
                 if let Some(d) = &r.diff {
                     t["diff"] = json!(d);
                 }
-                if !r.msg.is_empty() && matches!(r.status, Status::Failed | Status::Unreachable | Status::Changed) {
+                if !r.msg.is_empty()
+                    && matches!(
+                        r.status,
+                        Status::Failed | Status::Unreachable | Status::Changed
+                    )
+                {
                     t["msg"] = json!(r.msg);
                 }
                 t

@@ -8,18 +8,34 @@ use crate::diag::{Diag, Diags, Span};
 use crate::inventory::Inventory;
 use crate::playbook::{Play, Playbook, Task, TaskAction};
 use crate::template::{environment, is_template};
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::ErrorKind;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// Names that always exist at run time.
 const MAGIC: &[&str] = &[
-    "inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars",
-    "play_hosts", "ansible_play_hosts", "ansible_play_hosts_all", "ansible_check_mode",
-    "ansible_diff_mode", "playbook_dir", "ansible_facts", "omit", "role_path", "role_name",
-    "ansible_loop", "ansible_loop_var", "ansible_failed_result", "ansible_failed_task", "item",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "group_names",
+    "groups",
+    "hostvars",
+    "play_hosts",
+    "ansible_play_hosts",
+    "ansible_play_hosts_all",
+    "ansible_check_mode",
+    "ansible_diff_mode",
+    "playbook_dir",
+    "ansible_facts",
+    "omit",
+    "role_path",
+    "role_name",
+    "ansible_loop",
+    "ansible_loop_var",
+    "ansible_failed_result",
+    "ansible_failed_task",
+    "item",
 ];
 
 /// Checks every template of every task; returns all problems found.
@@ -37,7 +53,12 @@ pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>
     }
     for play in &pb.plays {
         let mut names = global.clone();
-        for m in [&play.vars, &play.vars_files, &play.role_defaults, &play.role_vars] {
+        for m in [
+            &play.vars,
+            &play.vars_files,
+            &play.role_defaults,
+            &play.role_vars,
+        ] {
             names.extend(m.keys().cloned());
         }
         check_vars_values(play, &names, &mut diags);
@@ -53,10 +74,13 @@ fn defined_by(t: &Task) -> Vec<String> {
     let mut v: Vec<String> = t.register.iter().cloned().collect();
     v.push(t.loop_var.clone());
     v.extend(t.vars.keys().cloned());
-    if let TaskAction::Module { def, args: Json::Object(m) } = &t.action {
-        if def.name == "set_fact" {
-            v.extend(m.keys().cloned());
-        }
+    if let TaskAction::Module {
+        def,
+        args: Json::Object(m),
+    } = &t.action
+        && def.name == "set_fact"
+    {
+        v.extend(m.keys().cloned());
     }
     v
 }
@@ -65,7 +89,10 @@ fn check_vars_values(play: &Play, names: &HashSet<String>, diags: &mut Diags) {
     for (k, v) in play.vars.iter().chain(&play.vars_files) {
         for s in strings(v) {
             if let Some(msg) = problem(&s, names, false) {
-                diags.push(Diag::at(&play.span, format!("{msg} in play variable '{k}'")));
+                diags.push(Diag::at(
+                    &play.span,
+                    format!("{msg} in play variable '{k}'"),
+                ));
             }
         }
     }
@@ -75,7 +102,10 @@ fn check_task(t: &Task, names: &HashSet<String>, diags: &mut Diags) {
     let mut names = names.clone();
     names.extend(t.vars.keys().cloned());
     let mut report = |span: &Span, msg: String| {
-        diags.push(Diag::at(span, format!("{msg} in task '{}'", t.display_name())));
+        diags.push(Diag::at(
+            span,
+            format!("{msg} in task '{}'", t.display_name()),
+        ));
     };
     for c in t.when.iter().chain(&t.changed_when).chain(&t.failed_when) {
         if let Some(msg) = problem(&c.expr, &names, true) {
@@ -89,7 +119,11 @@ fn check_task(t: &Task, names: &HashSet<String>, diags: &mut Diags) {
             }
         }
     }
-    if let TaskAction::Module { def, args: Json::Object(m) } = &t.action {
+    if let TaskAction::Module {
+        def,
+        args: Json::Object(m),
+    } = &t.action
+    {
         for (k, v) in m {
             let expr = def.raw.contains(&k.as_str());
             for s in strings(v) {
@@ -102,16 +136,18 @@ fn check_task(t: &Task, names: &HashSet<String>, diags: &mut Diags) {
     if let Some(msg) = missing_source(t) {
         report(&t.span, msg);
     }
-    if let Some(n) = &t.name_opt {
-        if let Some(msg) = problem(n, &names, false) {
-            report(&t.span, format!("{msg} (task name)"));
-        }
+    if let Some(n) = &t.name_opt
+        && let Some(msg) = problem(n, &names, false)
+    {
+        report(&t.span, format!("{msg} (task name)"));
     }
 }
 
 /// A `copy`/`template` source that exists nowhere on the control machine.
 fn missing_source(t: &Task) -> Option<String> {
-    let TaskAction::Module { def, args } = &t.action else { return None };
+    let TaskAction::Module { def, args } = &t.action else {
+        return None;
+    };
     let sub = match def.name {
         "template" => "templates",
         "copy" => "files",
@@ -125,13 +161,23 @@ fn missing_source(t: &Task) -> Option<String> {
     let candidates: Vec<std::path::PathBuf> = if p.is_absolute() {
         vec![p.to_path_buf()]
     } else {
-        t.search_dirs.iter().flat_map(|d| [d.join(sub).join(src), d.join(src)]).collect()
+        t.search_dirs
+            .iter()
+            .flat_map(|d| [d.join(sub).join(src), d.join(src)])
+            .collect()
     };
     if candidates.iter().any(|c| c.exists()) {
         return None;
     }
-    let looked = candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ");
-    Some(format!("{} source '{src}' not found (looked in {looked})", def.name))
+    let looked = candidates
+        .iter()
+        .map(|c| c.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "{} source '{src}' not found (looked in {looked})",
+        def.name
+    ))
 }
 
 fn strings(v: &Json) -> Vec<String> {
@@ -146,31 +192,54 @@ fn strings(v: &Json) -> Vec<String> {
 /// A syntax error or an undefined variable in one template (or bare expression).
 fn problem(src: &str, names: &HashSet<String>, expression: bool) -> Option<String> {
     let env = environment();
-    let ctx = Value::from_object(StandIns { names: Arc::new(names.clone()) });
+    let ctx = Value::from_object(StandIns {
+        names: Arc::new(names.clone()),
+    });
     let (result, undeclared) = if expression || !is_template(src) {
         if !expression {
             return None;
         }
         let e = match env.compile_expression(src) {
             Ok(e) => e,
-            Err(e) => return Some(format!("invalid expression '{src}': {}", e.detail().unwrap_or("syntax error"))),
+            Err(e) => {
+                return Some(format!(
+                    "invalid expression '{src}': {}",
+                    e.detail().unwrap_or("syntax error")
+                ));
+            }
         };
         (e.eval(&ctx).map(|_| ()), e.undeclared_variables(false))
     } else {
         let t = match env.template_from_str(src) {
             Ok(t) => t,
-            Err(e) => return Some(format!("invalid template '{src}': {}", e.detail().unwrap_or("syntax error"))),
+            Err(e) => {
+                return Some(format!(
+                    "invalid template '{src}': {}",
+                    e.detail().unwrap_or("syntax error")
+                ));
+            }
         };
         (t.render(&ctx).map(|_| ()), t.undeclared_variables(false))
     };
     match result {
         Err(e) if e.kind() == ErrorKind::UndefinedError => {
-            let missing: BTreeSet<String> = undeclared.into_iter().filter(|n| !names.contains(n) && !n.starts_with("ansible_")).collect();
+            let missing: BTreeSet<String> = undeclared
+                .into_iter()
+                .filter(|n| !names.contains(n) && !n.starts_with("ansible_"))
+                .collect();
             if missing.is_empty() {
                 return None;
             }
-            let list = missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ");
-            let word = if missing.len() == 1 { "variable" } else { "variables" };
+            let list = missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let word = if missing.len() == 1 {
+                "variable"
+            } else {
+                "variables"
+            };
             Some(format!("undefined {word} {list}"))
         }
         _ => None,

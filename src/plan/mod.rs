@@ -72,37 +72,61 @@ impl TagFilter {
         if self.only.is_empty() || self.only.iter().any(|o| o == "all") {
             return true;
         }
-        has("always") || self.only.iter().any(|o| has(o) || (o == "tagged" && !task.tags.is_empty()) || (o == "untagged" && task.tags.is_empty()))
+        has("always")
+            || self.only.iter().any(|o| {
+                has(o)
+                    || (o == "tagged" && !task.tags.is_empty())
+                    || (o == "untagged" && task.tags.is_empty())
+            })
     }
 }
 
 impl Plan {
     /// Builds and validates the graph.
-    pub fn build(pb: &Playbook, inv: &Inventory, limit: Option<&str>, tags: &TagFilter) -> Result<Plan, Diags> {
+    pub fn build(
+        pb: &Playbook,
+        inv: &Inventory,
+        limit: Option<&str>,
+        tags: &TagFilter,
+    ) -> Result<Plan, Diags> {
         let mut diags = Diags::default();
         let limit_hosts = match limit.map(|l| inv.select(l)) {
             Some(Ok(h)) => Some(h),
             Some(Err(d)) => return Err(d.into()),
             None => None,
         };
-        let mut plan = Plan { graph: DiGraph::new(), chains: BTreeMap::new(), play_hosts: vec![], hosts: vec![] };
+        let mut plan = Plan {
+            graph: DiGraph::new(),
+            chains: BTreeMap::new(),
+            play_hosts: vec![],
+            hosts: vec![],
+        };
         // (play, task index) → node per host
         let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();
         for (pi, play) in pb.plays.iter().enumerate() {
             let mut hosts = match inv.select(&play.hosts) {
                 Ok(h) => h,
                 Err(d) => {
-                    diags.push(Diag::at(&play.hosts_span, d.msg.clone()).hint(d.hint.clone().unwrap_or_default()));
+                    diags.push(
+                        Diag::at(&play.hosts_span, d.msg.clone())
+                            .hint(d.hint.clone().unwrap_or_default()),
+                    );
                     vec![]
                 }
             };
             if let Some(lim) = &limit_hosts {
                 hosts.retain(|h| lim.contains(h));
             }
-            let selected: Vec<usize> = (0..play.tasks.len()).filter(|&i| tags.selects(&play.tasks[i])).collect();
+            let selected: Vec<usize> = (0..play.tasks.len())
+                .filter(|&i| tags.selects(&play.tasks[i]))
+                .collect();
             for &ti in &selected {
                 for h in &hosts {
-                    let n = plan.graph.add_node(NodeRef { host: h.clone(), play: pi, task: ti });
+                    let n = plan.graph.add_node(NodeRef {
+                        host: h.clone(),
+                        play: pi,
+                        task: ti,
+                    });
                     if let Some(prev) = plan.chains.get(h).and_then(|c| c.last()) {
                         plan.graph.add_edge(*prev, n, EdgeKind::Chain);
                     }
@@ -118,19 +142,37 @@ impl Plan {
             }
             plan.play_hosts.push(hosts);
         }
-        plan.hosts.sort_by_key(|h| inv.host_names().iter().position(|x| x == h));
+        plan.hosts
+            .sort_by_key(|h| inv.host_names().iter().position(|x| x == h));
         if let Err(cycle) = petgraph::algo::toposort(&plan.graph, None) {
             let node = &plan.graph[cycle.node_id()];
             let task = &pb.plays[node.play].tasks[node.task];
-            diags.push(Diag::at(&task.span, format!(
-                "dependency cycle through task '{}' on {}", task.display_name(), node.host
-            )).hint("a task cannot need a task that runs after it on the same host"));
+            diags.push(
+                Diag::at(
+                    &task.span,
+                    format!(
+                        "dependency cycle through task '{}' on {}",
+                        task.display_name(),
+                        node.host
+                    ),
+                )
+                .hint("a task cannot need a task that runs after it on the same host"),
+            );
         }
         diags.into_result(plan)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn add_play_edges(&mut self, pb: &Playbook, pi: usize, hosts: &[String], selected: &[usize], index: &HashMap<(usize, usize), BTreeMap<String, NodeIndex>>, inv: &Inventory, diags: &mut Diags) {
+    fn add_play_edges(
+        &mut self,
+        pb: &Playbook,
+        pi: usize,
+        hosts: &[String],
+        selected: &[usize],
+        index: &HashMap<(usize, usize), BTreeMap<String, NodeIndex>>,
+        inv: &Inventory,
+        diags: &mut Diags,
+    ) {
         let play = &pb.plays[pi];
         let node = |ti: usize, h: &str| index.get(&(pi, ti)).and_then(|m| m.get(h)).copied();
         for (pos, &ti) in selected.iter().enumerate() {
@@ -144,7 +186,11 @@ impl Plan {
                 let barrier = reads_hostvars && task.needs.is_empty();
                 let linear = play.strategy == Strategy::Linear;
                 if barrier || linear {
-                    let kind = if barrier { EdgeKind::Barrier } else { EdgeKind::Linear };
+                    let kind = if barrier {
+                        EdgeKind::Barrier
+                    } else {
+                        EdgeKind::Linear
+                    };
                     for h in hosts {
                         for other in hosts.iter().filter(|o| *o != h) {
                             if let (Some(a), Some(b)) = (node(prev, other), node(ti, h)) {
@@ -154,17 +200,17 @@ impl Plan {
                     }
                 }
             }
-            if task.run_once {
-                if let Some(first) = hosts.first().and_then(|h| node(ti, h)) {
-                    for h in hosts.iter().skip(1) {
-                        if let Some(b) = node(ti, h) {
-                            self.graph.add_edge(first, b, EdgeKind::RunOnce);
-                        }
-                    }
+            if task.run_once
+                && let Some(first) = hosts.first().and_then(|h| node(ti, h))
+            {
+                for b in hosts.iter().skip(1).filter_map(|h| node(ti, h)) {
+                    self.graph.add_edge(first, b, EdgeKind::RunOnce);
                 }
             }
         }
-        if let (Some(size), Some(&first), Some(&last)) = (play.serial, selected.first(), selected.last()) {
+        if let (Some(size), Some(&first), Some(&last)) =
+            (play.serial, selected.first(), selected.last())
+        {
             let batches: Vec<&[String]> = hosts.chunks(size).collect();
             for pair in batches.windows(2) {
                 for done in pair[0] {
@@ -179,13 +225,43 @@ impl Plan {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn add_needs(&mut self, pb: &Playbook, pi: usize, ti: usize, need: &crate::playbook::Need, hosts: &[String], index: &HashMap<(usize, usize), BTreeMap<String, NodeIndex>>, inv: &Inventory, diags: &mut Diags) {
-        let targets: Vec<(usize, usize)> = pb.plays.iter().enumerate().take(pi + 1)
-            .flat_map(|(p, play)| play.tasks.iter().enumerate().filter(|(_, t)| t.id.as_deref() == Some(need.task_id.as_str())).map(move |(t, _)| (p, t)))
+    fn add_needs(
+        &mut self,
+        pb: &Playbook,
+        pi: usize,
+        ti: usize,
+        need: &crate::playbook::Need,
+        hosts: &[String],
+        index: &HashMap<(usize, usize), BTreeMap<String, NodeIndex>>,
+        inv: &Inventory,
+        diags: &mut Diags,
+    ) {
+        let targets: Vec<(usize, usize)> = pb
+            .plays
+            .iter()
+            .enumerate()
+            .take(pi + 1)
+            .flat_map(|(p, play)| {
+                play.tasks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.id.as_deref() == Some(need.task_id.as_str()))
+                    .map(move |(t, _)| (p, t))
+            })
             .collect();
         if targets.is_empty() {
-            let ids: Vec<&str> = pb.plays.iter().flat_map(|p| p.tasks.iter().filter_map(|t| t.id.as_deref())).collect();
-            diags.push(Diag::at(&need.span, format!("needs names no task with id '{}'", need.task_id)).suggest(&need.task_id, ids));
+            let ids: Vec<&str> = pb
+                .plays
+                .iter()
+                .flat_map(|p| p.tasks.iter().filter_map(|t| t.id.as_deref()))
+                .collect();
+            diags.push(
+                Diag::at(
+                    &need.span,
+                    format!("needs names no task with id '{}'", need.task_id),
+                )
+                .suggest(&need.task_id, ids),
+            );
             return;
         }
         let need_hosts = match &need.hosts {
@@ -199,12 +275,22 @@ impl Plan {
             },
         };
         for h in hosts {
-            let Some(me) = index.get(&(pi, ti)).and_then(|m| m.get(h)).copied() else { continue };
+            let Some(me) = index.get(&(pi, ti)).and_then(|m| m.get(h)).copied() else {
+                continue;
+            };
             let wanted: Vec<String> = need_hosts.clone().unwrap_or_else(|| vec![h.clone()]);
             for w in &wanted {
-                let found: Vec<NodeIndex> = targets.iter().filter_map(|k| index.get(k).and_then(|m| m.get(w)).copied()).collect();
+                let found: Vec<NodeIndex> = targets
+                    .iter()
+                    .filter_map(|k| index.get(k).and_then(|m| m.get(w)).copied())
+                    .collect();
                 if found.is_empty() {
-                    let runs_there = targets.iter().any(|(p, _)| self.play_hosts.get(*p).map(|hs| hs.contains(w)).unwrap_or(*p == pi && hosts.contains(w)));
+                    let runs_there = targets.iter().any(|(p, _)| {
+                        self.play_hosts
+                            .get(*p)
+                            .map(|hs| hs.contains(w))
+                            .unwrap_or(*p == pi && hosts.contains(w))
+                    });
                     if !runs_there {
                         diags.push(Diag::at(&need.span, format!(
                             "needs '{}@{w}', but task '{}' does not run on host '{w}' (not in that play's hosts or --limit)",
@@ -236,7 +322,10 @@ impl Plan {
             let kind = self.graph[e];
             let attr = match kind {
                 EdgeKind::Chain => String::new(),
-                k => format!(" [label=\"{}\", style=dashed]", format!("{k:?}").to_lowercase()),
+                k => format!(
+                    " [label=\"{}\", style=dashed]",
+                    format!("{k:?}").to_lowercase()
+                ),
             };
             let _ = writeln!(out, "  n{} -> n{}{attr};", a.index(), b.index());
         }
@@ -248,12 +337,20 @@ impl Plan {
     pub fn edge_list(&self, pb: &Playbook) -> Vec<(String, String, EdgeKind)> {
         let name = |n: NodeIndex| {
             let r = &self.graph[n];
-            format!("{}:{}", r.host, pb.plays[r.play].tasks[r.task].display_name())
+            format!(
+                "{}:{}",
+                r.host,
+                pb.plays[r.play].tasks[r.task].display_name()
+            )
         };
-        let mut v: Vec<_> = self.graph.edge_indices().map(|e| {
-            let (a, b) = self.graph.edge_endpoints(e).expect("edge has endpoints");
-            (name(a), name(b), self.graph[e])
-        }).collect();
+        let mut v: Vec<_> = self
+            .graph
+            .edge_indices()
+            .map(|e| {
+                let (a, b) = self.graph.edge_endpoints(e).expect("edge has endpoints");
+                (name(a), name(b), self.graph[e])
+            })
+            .collect();
         v.sort();
         v.dedup();
         v

@@ -56,10 +56,33 @@ pub struct Playbook {
 
 /// Keywords a play accepts.
 const PLAY_KEYS: &[&str] = &[
-    "name", "hosts", "vars", "vars_files", "gather_facts", "become", "become_user", "become_method",
-    "roles", "pre_tasks", "tasks", "post_tasks", "handlers", "strategy", "tags", "serial",
-    "any_errors_fatal", "remote_user", "connection", "environment", "ignore_errors", "check_mode",
-    "no_log", "max_fail_percentage", "collections", "force_handlers", "order",
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "gather_facts",
+    "become",
+    "become_user",
+    "become_method",
+    "roles",
+    "pre_tasks",
+    "tasks",
+    "post_tasks",
+    "handlers",
+    "strategy",
+    "tags",
+    "serial",
+    "any_errors_fatal",
+    "remote_user",
+    "connection",
+    "environment",
+    "ignore_errors",
+    "check_mode",
+    "no_log",
+    "max_fail_percentage",
+    "collections",
+    "force_handlers",
+    "order",
 ];
 
 /// Inherited settings while walking plays, roles and blocks.
@@ -86,19 +109,38 @@ pub(crate) struct Inherit {
 pub fn load(path: &Path, extra_vars: &Map<String, Json>) -> Result<Playbook, Diags> {
     let root = yaml::load_file(path)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
     let items = root.as_seq().ok_or_else(|| {
-        Diag::at(&root.span, format!("a playbook must be a list of plays, found {}", root.describe()))
+        Diag::at(
+            &root.span,
+            format!(
+                "a playbook must be a list of plays, found {}",
+                root.describe()
+            ),
+        )
     })?;
     let mut diags = Diags::default();
     let mut plays = vec![];
     for item in items {
-        let mut loader = Loader { dir: dir.clone(), extra_vars, diags: &mut diags, play: PlayParts::default() };
+        let mut loader = Loader {
+            dir: dir.clone(),
+            extra_vars,
+            diags: &mut diags,
+            play: PlayParts::default(),
+        };
         if let Some(play) = loader.play(item) {
             plays.push(play);
         }
     }
-    diags.into_result(Playbook { path: path.to_path_buf(), dir, plays })
+    diags.into_result(Playbook {
+        path: path.to_path_buf(),
+        dir,
+        plays,
+    })
 }
 
 #[derive(Default)]
@@ -131,7 +173,8 @@ impl Loader<'_> {
             let key = k.as_str().unwrap_or_default();
             if !PLAY_KEYS.contains(&key) {
                 self.diags.push(
-                    Diag::at(&k.span, format!("unknown play keyword '{key}'")).suggest(key, PLAY_KEYS.iter().copied()),
+                    Diag::at(&k.span, format!("unknown play keyword '{key}'"))
+                        .suggest(key, PLAY_KEYS.iter().copied()),
                 );
             }
         }
@@ -142,7 +185,10 @@ impl Loader<'_> {
             Ok(h) => h.join(":"),
             Err(d) => return self.fail(d),
         };
-        let name = node.get("name").and_then(Node::scalar_text).unwrap_or_else(|| hosts.clone());
+        let name = node
+            .get("name")
+            .and_then(Node::scalar_text)
+            .unwrap_or_else(|| hosts.clone());
         self.play.vars = self.vars_map(node.get("vars"));
         let vars_files = self.vars_files(node.get("vars_files"));
         let mut inherit = Inherit {
@@ -152,7 +198,9 @@ impl Loader<'_> {
             search_dirs: vec![self.dir.clone()],
             base_dir: self.dir.clone(),
             no_log: self.opt_bool(node.get("no_log"), "no_log").unwrap_or(false),
-            ignore_errors: self.opt_bool(node.get("ignore_errors"), "ignore_errors").unwrap_or(false),
+            ignore_errors: self
+                .opt_bool(node.get("ignore_errors"), "ignore_errors")
+                .unwrap_or(false),
             ..Inherit::default()
         };
         let mut tasks = vec![];
@@ -177,7 +225,8 @@ impl Loader<'_> {
             Some(other) => {
                 let span = &node.get("strategy").unwrap().span;
                 self.diags.push(
-                    Diag::at(span, format!("unknown strategy '{other}'")).suggest(other, ["free", "linear"]),
+                    Diag::at(span, format!("unknown strategy '{other}'"))
+                        .suggest(other, ["free", "linear"]),
                 );
                 Strategy::Free
             }
@@ -185,7 +234,10 @@ impl Loader<'_> {
         let serial = node.get("serial").and_then(|n| match n.kind {
             yaml::Kind::Int(i) if i > 0 => Some(i as usize),
             _ => {
-                self.diags.push(Diag::at(&n.span, "serial must be a positive number of hosts"));
+                self.diags.push(Diag::at(
+                    &n.span,
+                    "serial must be a positive number of hosts",
+                ));
                 None
             }
         });
@@ -199,7 +251,9 @@ impl Loader<'_> {
             vars_files,
             role_defaults: parts.role_defaults,
             role_vars: parts.role_vars,
-            gather_facts: self.opt_bool(node.get("gather_facts"), "gather_facts").unwrap_or(true),
+            gather_facts: self
+                .opt_bool(node.get("gather_facts"), "gather_facts")
+                .unwrap_or(true),
             strategy,
             serial,
             tasks,
@@ -231,7 +285,10 @@ impl Loader<'_> {
     fn opt_bool(&mut self, node: Option<&Node>, what: &str) -> Option<bool> {
         let node = node?;
         if node.as_str().is_some_and(crate::template::is_template) {
-            self.diags.push(Diag::at(&node.span, format!("{what} must be a literal boolean here")));
+            self.diags.push(Diag::at(
+                &node.span,
+                format!("{what} must be a literal boolean here"),
+            ));
             return None;
         }
         node.expect_bool(what).map_err(|d| self.diags.push(d)).ok()
@@ -244,7 +301,10 @@ impl Loader<'_> {
             Some(n) => match n.to_json() {
                 Json::Object(m) if n.as_map().is_some() => m,
                 _ => {
-                    self.diags.push(Diag::at(&n.span, format!("vars must be a mapping, found {}", n.describe())));
+                    self.diags.push(Diag::at(
+                        &n.span,
+                        format!("vars must be a mapping, found {}", n.describe()),
+                    ));
                     Map::new()
                 }
             },
@@ -260,17 +320,24 @@ impl Loader<'_> {
             None => vec![node.clone()],
         };
         for n in names {
-            let Some(name) = self.static_path(&n) else { continue };
+            let Some(name) = self.static_path(&n) else {
+                continue;
+            };
             let path = self.dir.join(&name);
             match yaml::load_file(&path) {
                 Ok(doc) => match doc.to_json() {
                     Json::Object(m) => out.extend(m),
                     Json::Null => {}
-                    _ => self.diags.push(Diag::at(&doc.span, "a vars file must be a mapping")),
+                    _ => self
+                        .diags
+                        .push(Diag::at(&doc.span, "a vars file must be a mapping")),
                 },
                 Err(mut d) => {
                     if d.span.is_none() {
-                        d = Diag::at(&n.span, format!("vars file '{name}' not found ({})", path.display()));
+                        d = Diag::at(
+                            &n.span,
+                            format!("vars file '{name}' not found ({})", path.display()),
+                        );
                     }
                     self.diags.push(d)
                 }
@@ -306,7 +373,10 @@ impl Loader<'_> {
             return;
         }
         let Some(items) = node.as_seq() else {
-            self.diags.push(Diag::at(&node.span, format!("expected a list of tasks, found {}", node.describe())));
+            self.diags.push(Diag::at(
+                &node.span,
+                format!("expected a list of tasks, found {}", node.describe()),
+            ));
             return;
         };
         for item in items {
@@ -315,15 +385,29 @@ impl Loader<'_> {
     }
 
     /// Loads a tasks file (role tasks, include_tasks) into `out`.
-    pub(crate) fn tasks_file(&mut self, path: &Path, inherit: &Inherit, out: &mut Vec<Task>, at: &Span) {
+    pub(crate) fn tasks_file(
+        &mut self,
+        path: &Path,
+        inherit: &Inherit,
+        out: &mut Vec<Task>,
+        at: &Span,
+    ) {
         if inherit.include_depth > 20 {
-            self.diags.push(Diag::at(at, "includes nested too deep (an include includes itself?)"));
+            self.diags.push(Diag::at(
+                at,
+                "includes nested too deep (an include includes itself?)",
+            ));
             return;
         }
         let doc = match yaml::load_file(path) {
             Ok(d) => d,
             Err(d) if d.span.is_some() => return self.diags.push(d),
-            Err(_) => return self.diags.push(Diag::at(at, format!("tasks file not found: {}", path.display()))),
+            Err(_) => {
+                return self.diags.push(Diag::at(
+                    at,
+                    format!("tasks file not found: {}", path.display()),
+                ));
+            }
         };
         let mut inner = inherit.clone();
         inner.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -344,7 +428,8 @@ impl Loader<'_> {
 
     fn roles(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
         let Some(items) = node.as_seq() else {
-            self.diags.push(Diag::at(&node.span, "roles must be a list"));
+            self.diags
+                .push(Diag::at(&node.span, "roles must be a list"));
             return;
         };
         for item in items {
@@ -353,19 +438,27 @@ impl Loader<'_> {
     }
 
     /// Expands one role reference (`- name`, `- role: name` with params, `import_role`).
-    pub(crate) fn role_ref(&mut self, item: &Node, inherit: &Inherit, out: &mut Vec<Task>, tasks_from: Option<String>) {
+    pub(crate) fn role_ref(
+        &mut self,
+        item: &Node,
+        inherit: &Inherit,
+        out: &mut Vec<Task>,
+        tasks_from: Option<String>,
+    ) {
         let (name_node, params) = match &item.kind {
             yaml::Kind::Str(_) => (item.clone(), Map::new()),
             yaml::Kind::Map(_) => {
                 let Some(n) = item.get("role").or_else(|| item.get("name")) else {
-                    self.diags.push(Diag::at(&item.span, "a role entry needs 'role'"));
+                    self.diags
+                        .push(Diag::at(&item.span, "a role entry needs 'role'"));
                     return;
                 };
                 let mut params = Map::new();
                 for (k, v) in item.as_map().unwrap_or_default() {
                     let key = k.as_str().unwrap_or_default();
                     match key {
-                        "role" | "name" | "tags" | "when" | "become" | "become_user" | "tasks_from" => {}
+                        "role" | "name" | "tags" | "when" | "become" | "become_user"
+                        | "tasks_from" => {}
                         "vars" => params.extend(self.vars_map(Some(v))),
                         _ => {
                             params.insert(key.to_string(), v.to_json());
@@ -375,11 +468,16 @@ impl Loader<'_> {
                 (n.clone(), params)
             }
             _ => {
-                self.diags.push(Diag::at(&item.span, "a role entry must be a name or a mapping"));
+                self.diags.push(Diag::at(
+                    &item.span,
+                    "a role entry must be a name or a mapping",
+                ));
                 return;
             }
         };
-        let Some(name) = name_node.scalar_text() else { return };
+        let Some(name) = name_node.scalar_text() else {
+            return;
+        };
         let Some(dir) = self.find_role(&name) else {
             let known = self.known_roles();
             self.diags.push(
@@ -393,8 +491,12 @@ impl Loader<'_> {
         inner.search_dirs.insert(0, dir.clone());
         inner.base_dir = dir.join("tasks");
         inner.vars.extend(params);
-        inner.vars.insert("role_path".into(), Json::String(dir.display().to_string()));
-        inner.vars.insert("role_name".into(), Json::String(name.clone()));
+        inner
+            .vars
+            .insert("role_path".into(), Json::String(dir.display().to_string()));
+        inner
+            .vars
+            .insert("role_name".into(), Json::String(name.clone()));
         if item.as_map().is_some() {
             inner.tags.extend(self.str_list(item.get("tags"), "tags"));
             if let Some(w) = item.get("when") {
@@ -420,44 +522,61 @@ impl Loader<'_> {
         let file = tasks_from.unwrap_or_else(|| "main".into());
         match main_file_named(&dir.join("tasks"), &file) {
             Some(t) => self.tasks_file(&t, &inner, out, &name_node.span),
-            None if file != "main" => self.diags.push(Diag::at(&name_node.span, format!("role '{name}' has no tasks file '{file}'"))),
+            None if file != "main" => self.diags.push(Diag::at(
+                &name_node.span,
+                format!("role '{name}' has no tasks file '{file}'"),
+            )),
             None => {}
         }
     }
 
     fn known_roles(&self) -> Vec<String> {
-        [self.dir.join("roles"), self.dir.join("..").join("roles"), PathBuf::from("roles")]
-            .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flatten()
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect()
+        [
+            self.dir.join("roles"),
+            self.dir.join("..").join("roles"),
+            PathBuf::from("roles"),
+        ]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect()
     }
 
     fn role_dependencies(&mut self, dir: &Path, inherit: &Inherit, out: &mut Vec<Task>) {
-        let Some(meta) = main_file(&dir.join("meta")) else { return };
+        let Some(meta) = main_file(&dir.join("meta")) else {
+            return;
+        };
         let doc = match yaml::load_file(&meta) {
             Ok(d) => d,
             Err(d) => return self.diags.push(d),
         };
         if let Some(deps) = doc.get("dependencies").and_then(Node::as_seq) {
-            for dep in deps.to_vec() {
-                self.role_ref(&dep, inherit, out, None);
+            for dep in deps {
+                self.role_ref(dep, inherit, out, None);
             }
         }
     }
 
     fn role_vars_files(&mut self, dir: &Path, at: &Span) {
         for (sub, target) in [("defaults", true), ("vars", false)] {
-            let Some(file) = main_file(&dir.join(sub)) else { continue };
+            let Some(file) = main_file(&dir.join(sub)) else {
+                continue;
+            };
             match yaml::load_file(&file) {
                 Ok(doc) => match doc.to_json() {
                     Json::Object(m) if target => self.play.role_defaults.extend(m),
                     Json::Object(m) => self.play.role_vars.extend(m),
                     Json::Null => {}
-                    _ => self.diags.push(Diag::at(&doc.span, "role variables must be a mapping")),
+                    _ => self
+                        .diags
+                        .push(Diag::at(&doc.span, "role variables must be a mapping")),
                 },
-                Err(d) => self.diags.push(if d.span.is_some() { d } else { Diag::at(at, d.msg) }),
+                Err(d) => self.diags.push(if d.span.is_some() {
+                    d
+                } else {
+                    Diag::at(at, d.msg)
+                }),
             }
         }
     }
@@ -475,15 +594,22 @@ fn main_file(dir: &Path) -> Option<PathBuf> {
 
 fn main_file_named(dir: &Path, name: &str) -> Option<PathBuf> {
     let stem = name.trim_end_matches(".yml").trim_end_matches(".yaml");
-    [format!("{stem}.yml"), format!("{stem}.yaml"), stem.to_string()]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [
+        format!("{stem}.yml"),
+        format!("{stem}.yaml"),
+        stem.to_string(),
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
 }
 
 /// Handlers run at the end of each section, as in Ansible.
 fn flush_point(tasks: &mut Vec<Task>, span: &Span) {
-    if tasks.last().is_none_or(|t| matches!(t.action, TaskAction::FlushHandlers)) {
+    if tasks
+        .last()
+        .is_none_or(|t| matches!(t.action, TaskAction::FlushHandlers))
+    {
         return;
     }
     tasks.push(Task::flush(span));
@@ -493,12 +619,20 @@ fn flush_point(tasks: &mut Vec<Task>, span: &Span) {
 fn check_notify(tasks: &[Task], handlers: &[Task], diags: &mut Diags) {
     let names: Vec<&str> = handlers
         .iter()
-        .flat_map(|h| h.name_opt.iter().map(String::as_str).chain(h.listen.iter().map(String::as_str)))
+        .flat_map(|h| {
+            h.name_opt
+                .iter()
+                .map(String::as_str)
+                .chain(h.listen.iter().map(String::as_str))
+        })
         .collect();
     for t in tasks.iter().chain(handlers) {
         for (n, span) in &t.notify {
             if !names.contains(&n.as_str()) {
-                diags.push(Diag::at(span, format!("notify names unknown handler '{n}'")).suggest(n, names.iter().copied()));
+                diags.push(
+                    Diag::at(span, format!("notify names unknown handler '{n}'"))
+                        .suggest(n, names.iter().copied()),
+                );
             }
         }
     }

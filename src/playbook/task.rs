@@ -37,7 +37,10 @@ pub struct Need {
 
 #[derive(Debug, Clone)]
 pub enum TaskAction {
-    Module { def: &'static ModuleDef, args: Json },
+    Module {
+        def: &'static ModuleDef,
+        args: Json,
+    },
     /// Run the handlers notified so far (end of a section, or `meta: flush_handlers`).
     FlushHandlers,
 }
@@ -139,15 +142,53 @@ impl Task {
 
 /// Task keywords (everything else in a task mapping must be its one module).
 const TASK_KEYS: &[&str] = &[
-    "name", "id", "when", "loop", "with_items", "with_list", "loop_control", "register", "notify",
-    "listen", "changed_when", "failed_when", "ignore_errors", "tags", "vars", "become",
-    "become_user", "become_method", "run_once", "delegate_to", "needs", "no_log", "args",
-    "check_mode", "diff", "environment", "retries", "delay", "until", "timeout", "debugger",
-    "any_errors_fatal", "collections", "throttle", "delegate_facts", "local_action", "action",
+    "name",
+    "id",
+    "when",
+    "loop",
+    "with_items",
+    "with_list",
+    "loop_control",
+    "register",
+    "notify",
+    "listen",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "tags",
+    "vars",
+    "become",
+    "become_user",
+    "become_method",
+    "run_once",
+    "delegate_to",
+    "needs",
+    "no_log",
+    "args",
+    "check_mode",
+    "diff",
+    "environment",
+    "retries",
+    "delay",
+    "until",
+    "timeout",
+    "debugger",
+    "any_errors_fatal",
+    "collections",
+    "throttle",
+    "delegate_facts",
+    "local_action",
+    "action",
 ];
 
 const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
-const INCLUDES: &[&str] = &["include_tasks", "import_tasks", "include_role", "import_role", "include"];
+const INCLUDES: &[&str] = &[
+    "include_tasks",
+    "import_tasks",
+    "include_role",
+    "import_role",
+    "include",
+];
 
 /// Conditions from `when`/`changed_when`/`failed_when`: a string, a bool or a list of them.
 pub(crate) fn conditions(node: &Node, loader: &mut Loader) -> Vec<Cond> {
@@ -159,14 +200,31 @@ pub(crate) fn conditions(node: &Node, loader: &mut Loader) -> Vec<Cond> {
     for n in items {
         match n.scalar_text() {
             Some(expr) => {
-                let bare = expr.trim().trim_start_matches("{{").trim_end_matches("}}").trim().to_string();
+                let bare = expr
+                    .trim()
+                    .trim_start_matches("{{")
+                    .trim_end_matches("}}")
+                    .trim()
+                    .to_string();
                 if let Err(e) = crate::template::environment().compile_expression(&bare) {
-                    loader.push(Diag::at(&n.span, format!("invalid condition '{expr}': {}", e.detail().unwrap_or("syntax error"))));
+                    loader.push(Diag::at(
+                        &n.span,
+                        format!(
+                            "invalid condition '{expr}': {}",
+                            e.detail().unwrap_or("syntax error")
+                        ),
+                    ));
                     continue;
                 }
-                out.push(Cond { expr: bare, span: n.span.clone() });
+                out.push(Cond {
+                    expr: bare,
+                    span: n.span.clone(),
+                });
             }
-            None => loader.push(Diag::at(&n.span, format!("a condition must be a string, found {}", n.describe()))),
+            None => loader.push(Diag::at(
+                &n.span,
+                format!("a condition must be a string, found {}", n.describe()),
+            )),
         }
     }
     out
@@ -176,7 +234,10 @@ impl Loader<'_> {
     /// One entry of a task list: a task, a block, or an import/include.
     pub(crate) fn task_item(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
         let Some(pairs) = node.as_map() else {
-            self.push(Diag::at(&node.span, format!("a task must be a mapping, found {}", node.describe())));
+            self.push(Diag::at(
+                &node.span,
+                format!("a task must be a mapping, found {}", node.describe()),
+            ));
             return;
         };
         if pairs.is_empty() {
@@ -188,7 +249,10 @@ impl Loader<'_> {
         }
         let mut inner = inherit.clone();
         self.apply_inherited_keywords(node, &mut inner);
-        if let Some((key, value)) = pairs.iter().find(|(k, _)| k.as_str().is_some_and(|k| INCLUDES.contains(&short(k)))) {
+        if let Some((key, value)) = pairs
+            .iter()
+            .find(|(k, _)| k.as_str().is_some_and(|k| INCLUDES.contains(&short(k))))
+        {
             return self.include(key, value, node, &inner, out);
         }
         if let Some(task) = self.task(node, &inner) {
@@ -235,25 +299,42 @@ impl Loader<'_> {
         for (k, _) in node.as_map().unwrap_or_default() {
             let key = k.as_str().unwrap_or_default();
             if !BLOCK_KEYS.contains(&key) && !TASK_KEYS.contains(&key) {
-                self.push(Diag::at(&k.span, format!("unknown block keyword '{key}'")).suggest(key, BLOCK_KEYS.iter().chain(TASK_KEYS).copied()));
+                self.push(
+                    Diag::at(&k.span, format!("unknown block keyword '{key}'"))
+                        .suggest(key, BLOCK_KEYS.iter().chain(TASK_KEYS).copied()),
+                );
             }
         }
         let mut inner = inherit.clone();
         self.apply_inherited_keywords(node, &mut inner);
         let id = self.new_block(node.get("rescue").is_some());
-        for (key, section) in [("block", Section::Try), ("rescue", Section::Rescue), ("always", Section::Always)] {
+        for (key, section) in [
+            ("block", Section::Try),
+            ("rescue", Section::Rescue),
+            ("always", Section::Always),
+        ] {
             let mut part = inner.clone();
             part.blocks.push(BlockFrame { id, section });
             self.section(node.get(key), &part, out);
         }
     }
 
-    fn include(&mut self, key: &Node, value: &Node, node: &Node, inner: &Inherit, out: &mut Vec<Task>) {
+    fn include(
+        &mut self,
+        key: &Node,
+        value: &Node,
+        node: &Node,
+        inner: &Inherit,
+        out: &mut Vec<Task>,
+    ) {
         let kind = short(key.as_str().unwrap_or_default());
         for (k, _) in node.as_map().unwrap_or_default() {
             let name = k.as_str().unwrap_or_default();
             if name != key.as_str().unwrap_or_default() && !TASK_KEYS.contains(&name) {
-                self.push(Diag::at(&k.span, format!("unknown keyword '{name}' on {kind}")).suggest(name, TASK_KEYS.iter().copied()));
+                self.push(
+                    Diag::at(&k.span, format!("unknown keyword '{name}' on {kind}"))
+                        .suggest(name, TASK_KEYS.iter().copied()),
+                );
             }
         }
         match kind {
@@ -267,9 +348,20 @@ impl Loader<'_> {
             }
             _ => {
                 let file_node = value.get("file").unwrap_or(value);
-                let Some(name) = self.static_path(file_node) else { return };
+                let Some(name) = self.static_path(file_node) else {
+                    return;
+                };
                 let path = inner.base_dir.join(&name);
-                let path = if path.exists() { path } else { inner.search_dirs.iter().map(|d| d.join(&name)).find(|p| p.exists()).unwrap_or(path) };
+                let path = if path.exists() {
+                    path
+                } else {
+                    inner
+                        .search_dirs
+                        .iter()
+                        .map(|d| d.join(&name))
+                        .find(|p| p.exists())
+                        .unwrap_or(path)
+                };
                 self.tasks_file(&path, inner, out, &file_node.span);
             }
         }
@@ -285,21 +377,34 @@ impl Loader<'_> {
                 continue;
             }
             if let Some((first, _)) = module {
-                self.push(Diag::at(&k.span, format!(
-                    "a task has one module, found '{}' and '{key}'", first.as_str().unwrap_or_default()
-                )).suggest(key, TASK_KEYS.iter().copied()));
+                self.push(
+                    Diag::at(
+                        &k.span,
+                        format!(
+                            "a task has one module, found '{}' and '{key}'",
+                            first.as_str().unwrap_or_default()
+                        ),
+                    )
+                    .suggest(key, TASK_KEYS.iter().copied()),
+                );
                 return None;
             }
             module = Some((k, v));
         }
         let Some((mkey, mval)) = module else {
-            self.push(Diag::at(&node.span, "task has no module (expected one of prov's modules, such as 'command' or 'copy')"));
+            self.push(Diag::at(
+                &node.span,
+                "task has no module (expected one of prov's modules, such as 'command' or 'copy')",
+            ));
             return None;
         };
         let mname = mkey.as_str().unwrap_or_default();
         let Some(def) = modules::find(mname) else {
             let names = modules::all_names();
-            self.push(Diag::at(&mkey.span, format!("unknown module '{mname}'")).suggest(short(mname), names));
+            self.push(
+                Diag::at(&mkey.span, format!("unknown module '{mname}'"))
+                    .suggest(short(mname), names),
+            );
             return None;
         };
         let args = self.module_args(def, mval, node.get("args"))?;
@@ -314,28 +419,51 @@ impl Loader<'_> {
     fn task_keywords(&mut self, node: &Node, task: &mut Task) {
         task.name_opt = node.get("name").and_then(Node::scalar_text);
         task.id = node.get("id").and_then(Node::scalar_text);
-        if let Some(l) = node.get("loop").or_else(|| node.get("with_items")).or_else(|| node.get("with_list")) {
+        if let Some(l) = node
+            .get("loop")
+            .or_else(|| node.get("with_items"))
+            .or_else(|| node.get("with_list"))
+        {
             let mut items = l.to_json();
             // with_items flattens one level, as in Ansible.
-            if node.get("with_items").is_some() {
-                if let Json::Array(a) = &items {
-                    items = Json::Array(a.iter().flat_map(|i| match i { Json::Array(x) => x.clone(), o => vec![o.clone()] }).collect());
-                }
+            if node.get("with_items").is_some()
+                && let Json::Array(a) = &items
+            {
+                items = Json::Array(
+                    a.iter()
+                        .flat_map(|i| match i {
+                            Json::Array(x) => x.clone(),
+                            o => vec![o.clone()],
+                        })
+                        .collect(),
+                );
             }
             if !matches!(items, Json::Array(_) | Json::String(_)) {
-                self.push(Diag::at(&l.span, format!("loop must be a list or a template, found {}", l.describe())));
+                self.push(Diag::at(
+                    &l.span,
+                    format!("loop must be a list or a template, found {}", l.describe()),
+                ));
             }
             task.loop_items = Some(items);
             task.loop_span = Some(l.span.clone());
         }
         if let Some(lc) = node.get("loop_control") {
-            task.loop_var = lc.get("loop_var").and_then(Node::scalar_text).unwrap_or_else(|| "item".into());
+            task.loop_var = lc
+                .get("loop_var")
+                .and_then(Node::scalar_text)
+                .unwrap_or_else(|| "item".into());
             task.loop_label = lc.get("label").and_then(Node::scalar_text);
         }
         task.register = node.get("register").and_then(Node::scalar_text);
         if let Some(n) = node.get("notify") {
-            let items: Vec<&Node> = match &n.kind { Kind::Seq(s) => s.iter().collect(), _ => vec![n] };
-            task.notify = items.iter().filter_map(|i| i.scalar_text().map(|s| (s, i.span.clone()))).collect();
+            let items: Vec<&Node> = match &n.kind {
+                Kind::Seq(s) => s.iter().collect(),
+                _ => vec![n],
+            };
+            task.notify = items
+                .iter()
+                .filter_map(|i| i.scalar_text().map(|s| (s, i.span.clone())))
+                .collect();
         }
         if let Some(n) = node.get("listen") {
             task.listen = n.expect_str_list("listen").unwrap_or_default();
@@ -356,20 +484,34 @@ impl Loader<'_> {
         }
         task.delegate_to = node.get("delegate_to").and_then(Node::scalar_text);
         if let Some(n) = node.get("needs") {
-            let items: Vec<&Node> = match &n.kind { Kind::Seq(s) => s.iter().collect(), _ => vec![n] };
+            let items: Vec<&Node> = match &n.kind {
+                Kind::Seq(s) => s.iter().collect(),
+                _ => vec![n],
+            };
             for i in items {
-                let Some(text) = i.scalar_text() else { continue };
+                let Some(text) = i.scalar_text() else {
+                    continue;
+                };
                 let (id, hosts) = match text.split_once('@') {
                     Some((id, h)) => (id.to_string(), Some(h.to_string())),
                     None => (text, None),
                 };
-                task.needs.push(Need { task_id: id, hosts, span: i.span.clone() });
+                task.needs.push(Need {
+                    task_id: id,
+                    hosts,
+                    span: i.span.clone(),
+                });
             }
         }
     }
 
     /// Module arguments from a mapping or a `k=v` string, merged with `args:`, then checked.
-    fn module_args(&mut self, def: &'static ModuleDef, value: &Node, extra: Option<&Node>) -> Option<Json> {
+    fn module_args(
+        &mut self,
+        def: &'static ModuleDef,
+        value: &Node,
+        extra: Option<&Node>,
+    ) -> Option<Json> {
         let mut args = Map::new();
         let mut spans: Vec<(String, Span)> = vec![];
         match &value.kind {
@@ -402,16 +544,24 @@ impl Loader<'_> {
             for (key, span) in &spans {
                 if !params.contains(&key.as_str()) {
                     ok = false;
-                    self.push(Diag::at(span, format!("module '{}' has no parameter '{key}'", def.name))
+                    self.push(
+                        Diag::at(
+                            span,
+                            format!("module '{}' has no parameter '{key}'", def.name),
+                        )
                         .suggest(key, params.iter().copied())
-                        .hint_if_none(format!("valid parameters: {}", params.join(", "))));
+                        .hint_if_none(format!("valid parameters: {}", params.join(", "))),
+                    );
                 }
             }
         }
         for req in def.required {
             if !args.contains_key(*req) {
                 ok = false;
-                self.push(Diag::at(&value.span, format!("module '{}' requires parameter '{req}'", def.name)));
+                self.push(Diag::at(
+                    &value.span,
+                    format!("module '{}' requires parameter '{req}'", def.name),
+                ));
             }
         }
         ok.then_some(Json::Object(args))
@@ -421,7 +571,10 @@ impl Loader<'_> {
 fn task_meta_is_flush(task: &Task) -> bool {
     match &task.action {
         TaskAction::Module { args, .. } => {
-            let free = args.get("_raw_params").or_else(|| args.get("free_form")).and_then(Json::as_str);
+            let free = args
+                .get("_raw_params")
+                .or_else(|| args.get("free_form"))
+                .and_then(Json::as_str);
             free == Some("flush_handlers")
         }
         _ => false,
@@ -435,14 +588,23 @@ fn short(name: &str) -> &str {
 
 /// `src=a dest="b c" mode=0644`, or a free-form command line with trailing `k=v` options that
 /// name real parameters (`creates=/x`).
-fn parse_kv(def: &ModuleDef, text: &str, span: &Span, args: &mut Map<String, Json>, spans: &mut Vec<(String, Span)>) -> Result<(), Diag> {
+fn parse_kv(
+    def: &ModuleDef,
+    text: &str,
+    span: &Span,
+    args: &mut Map<String, Json>,
+    spans: &mut Vec<(String, Span)>,
+) -> Result<(), Diag> {
     let params = (def.params)();
     if let Some(free) = def.free_form {
         let mut rest = vec![];
         for word in text.split(' ') {
             match word.split_once('=') {
                 Some((k, v)) if params.contains(&k) && k != free && !k.is_empty() => {
-                    args.insert(k.to_string(), Json::String(v.trim_matches(['"', '\'']).to_string()));
+                    args.insert(
+                        k.to_string(),
+                        Json::String(v.trim_matches(['"', '\'']).to_string()),
+                    );
                 }
                 _ => rest.push(word),
             }
@@ -453,10 +615,17 @@ fn parse_kv(def: &ModuleDef, text: &str, span: &Span, args: &mut Map<String, Jso
         }
         return Ok(());
     }
-    let words = shell_words::split(text).map_err(|e| Diag::at(span, format!("cannot parse arguments '{text}': {e}")))?;
+    let words = shell_words::split(text)
+        .map_err(|e| Diag::at(span, format!("cannot parse arguments '{text}': {e}")))?;
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(Diag::at(span, format!("expected key=value arguments for module '{}', found '{w}'", def.name)));
+            return Err(Diag::at(
+                span,
+                format!(
+                    "expected key=value arguments for module '{}', found '{w}'",
+                    def.name
+                ),
+            ));
         };
         spans.push((k.to_string(), span.clone()));
         args.insert(k.to_string(), Json::String(v.to_string()));
@@ -470,6 +639,10 @@ trait HintIfNone {
 
 impl HintIfNone for Diag {
     fn hint_if_none(self, hint: String) -> Diag {
-        if self.hint.is_some() { self } else { self.hint(hint) }
+        if self.hint.is_some() {
+            self
+        } else {
+            self.hint(hint)
+        }
     }
 }

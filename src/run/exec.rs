@@ -1,16 +1,15 @@
 //! Executing one node on one host: conditions, loops, argument rendering, the module call,
 //! `changed_when`/`failed_when`, `register`, `set_fact`, `notify`, handlers.
 
-use super::state::{HostRun, Shared};
 use super::NodeEnd;
+use super::state::{HostRun, Shared};
 use crate::connection::Become;
 use crate::modules::{ModError, ModuleCtx, Outcome};
 use crate::output::{Status, TaskResult};
 use crate::playbook::{Play, Section, Task, TaskAction};
-use crate::template::{to_value, truthy, Templar, Vars};
+use crate::template::{Templar, Vars, to_value, truthy};
 use petgraph::graph::NodeIndex;
-use serde_json::{json, Map, Value as Json};
-use std::sync::Arc;
+use serde_json::{Map, Value as Json, json};
 use std::time::Instant;
 
 /// Ansible's placeholder for "leave this argument out" (`default(omit)`).
@@ -31,15 +30,39 @@ pub struct NodeResult {
 
 impl NodeResult {
     fn failed(msg: String) -> NodeResult {
-        NodeResult { status: Status::Failed, changed: false, msg: msg.clone(), diff: None, ignored: false, registered: json!({"failed": true, "changed": false, "msg": msg}), facts: Map::new() }
+        NodeResult {
+            status: Status::Failed,
+            changed: false,
+            msg: msg.clone(),
+            diff: None,
+            ignored: false,
+            registered: json!({"failed": true, "changed": false, "msg": msg}),
+            facts: Map::new(),
+        }
     }
 
     fn skipped(msg: &str) -> NodeResult {
-        NodeResult { status: Status::Skipped, changed: false, msg: msg.to_string(), diff: None, ignored: false, registered: json!({"skipped": true, "changed": false, "skip_reason": msg}), facts: Map::new() }
+        NodeResult {
+            status: Status::Skipped,
+            changed: false,
+            msg: msg.to_string(),
+            diff: None,
+            ignored: false,
+            registered: json!({"skipped": true, "changed": false, "skip_reason": msg}),
+            facts: Map::new(),
+        }
     }
 
     fn unreachable(msg: String) -> NodeResult {
-        NodeResult { status: Status::Unreachable, changed: false, msg: msg.clone(), diff: None, ignored: false, registered: json!({"unreachable": true, "msg": msg}), facts: Map::new() }
+        NodeResult {
+            status: Status::Unreachable,
+            changed: false,
+            msg: msg.clone(),
+            diff: None,
+            ignored: false,
+            registered: json!({"unreachable": true, "msg": msg}),
+            facts: Map::new(),
+        }
     }
 }
 
@@ -51,10 +74,11 @@ pub async fn run_node(sh: &Shared, hr: &mut HostRun, node: NodeIndex) -> NodeEnd
     if !hr.enter_task(&task.blocks) {
         return not_run(sh, hr, r.play, r.task);
     }
-    if play.gather_facts && !sh.host_state(&hr.host).gathered {
-        if let Some(end) = gather_facts(sh, hr).await {
-            return end;
-        }
+    if play.gather_facts
+        && !sh.host_state(&hr.host).gathered
+        && let Some(end) = gather_facts(sh, hr).await
+    {
+        return end;
     }
     let result = match &task.action {
         TaskAction::FlushHandlers => return run_handlers(sh, hr, play).await,
@@ -68,7 +92,13 @@ fn not_run(sh: &Shared, hr: &HostRun, play: usize, task: usize) -> NodeEnd {
     if hr.unreachable {
         NodeEnd::Unreachable
     } else if hr.failed {
-        sh.emit_skip(&hr.host, play, task, "not run: the host failed earlier", true);
+        sh.emit_skip(
+            &hr.host,
+            play,
+            task,
+            "not run: the host failed earlier",
+            true,
+        );
         NodeEnd::Failed
     } else {
         NodeEnd::Done
@@ -103,7 +133,18 @@ async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
         Err(crate::connection::ConnError::Unreachable(m)) => (Status::Unreachable, m),
         Err(e) => (Status::Failed, format!("gathering facts failed: {e}")),
     };
-    sh.emit_result(&hr.host, "Gathering Facts", status, false, msg, None, false, start_ms, t0, false);
+    sh.emit_result(
+        &hr.host,
+        "Gathering Facts",
+        status,
+        false,
+        msg,
+        None,
+        false,
+        start_ms,
+        t0,
+        false,
+    );
     match status {
         Status::Unreachable => {
             hr.unreachable = true;
@@ -118,8 +159,17 @@ async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
 }
 
 /// Runs a task and reports it.
-async fn run_reported(sh: &Shared, hr: &mut HostRun, play: usize, ti: usize, task: &Task) -> NodeResult {
-    let _ = sh.tx.send(crate::output::Event::TaskStart { host: hr.host.clone(), task: task.display_name() });
+async fn run_reported(
+    sh: &Shared,
+    hr: &mut HostRun,
+    play: usize,
+    ti: usize,
+    task: &Task,
+) -> NodeResult {
+    let _ = sh.tx.send(crate::output::Event::TaskStart {
+        host: hr.host.clone(),
+        task: task.display_name(),
+    });
     let t0 = Instant::now();
     let start_ms = sh.started.elapsed().as_millis() as u64;
     let result = if task.run_once && sh.plan.play_hosts[play].first() != Some(&hr.host) {
@@ -128,15 +178,38 @@ async fn run_reported(sh: &Shared, hr: &mut HostRun, play: usize, ti: usize, tas
     } else {
         let res = run_task(sh, hr, play, task).await;
         if task.run_once {
-            sh.run_once.lock().expect("lock").insert((play, ti), res.clone());
+            sh.run_once
+                .lock()
+                .expect("lock")
+                .insert((play, ti), res.clone());
         }
         res
     };
     apply_result(sh, hr, task, &result);
-    let (msg, diff) = if task.no_log { ("the output has been hidden due to no_log".to_string(), None) } else { (result.msg.clone(), result.diff.clone()) };
-    let show = task.module_name() == "debug" || matches!(result.status, Status::Failed | Status::Unreachable);
-    let rescued = result.status == Status::Failed && task.blocks.iter().any(|f| f.section == Section::Try && hr.has_rescue.get(f.id).copied().unwrap_or(false));
-    sh.emit_result_rescued(&hr.host, &task.display_name(), result.status, result.ignored, rescued, msg, diff, result.changed, start_ms, t0, show);
+    let (msg, diff) = if task.no_log {
+        ("the output has been hidden due to no_log".to_string(), None)
+    } else {
+        (result.msg.clone(), result.diff.clone())
+    };
+    let show = task.module_name() == "debug"
+        || matches!(result.status, Status::Failed | Status::Unreachable);
+    let rescued = result.status == Status::Failed
+        && task.blocks.iter().any(|f| {
+            f.section == Section::Try && hr.has_rescue.get(f.id).copied().unwrap_or(false)
+        });
+    sh.emit_result_rescued(
+        &hr.host,
+        &task.display_name(),
+        result.status,
+        result.ignored,
+        rescued,
+        msg,
+        diff,
+        result.changed,
+        start_ms,
+        t0,
+        show,
+    );
     result
 }
 
@@ -148,7 +221,10 @@ fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult)
     }
     if result.status == Status::Failed && hr.in_block() {
         vars.insert("ansible_failed_result".into(), result.registered.clone());
-        vars.insert("ansible_failed_task".into(), json!({"name": task.display_name()}));
+        vars.insert(
+            "ansible_failed_task".into(),
+            json!({"name": task.display_name()}),
+        );
     }
     if !vars.is_empty() {
         sh.set_host_vars(&hr.host, vars);
@@ -168,17 +244,32 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
     let play_idx = hr.play.unwrap_or(0);
     let mut end = NodeEnd::Done;
     for h in &play.handlers {
-        let hit = h.name_opt.as_ref().is_some_and(|n| notified.contains(n)) || h.listen.iter().any(|l| notified.contains(l));
+        let hit = h.name_opt.as_ref().is_some_and(|n| notified.contains(n))
+            || h.listen.iter().any(|l| notified.contains(l));
         if !hit || hr.failed || hr.unreachable {
             continue;
         }
-        let _ = sh.tx.send(crate::output::Event::TaskStart { host: hr.host.clone(), task: h.display_name() });
+        let _ = sh.tx.send(crate::output::Event::TaskStart {
+            host: hr.host.clone(),
+            task: h.display_name(),
+        });
         let t0 = Instant::now();
         let start_ms = sh.started.elapsed().as_millis() as u64;
         let result = run_task(sh, hr, play_idx, h).await;
         apply_result(sh, hr, h, &result);
         let show = matches!(result.status, Status::Failed | Status::Unreachable);
-        sh.emit_result(&hr.host, &format!("handler: {}", h.display_name()), result.status, result.ignored, result.msg.clone(), result.diff.clone(), result.changed, start_ms, t0, show);
+        sh.emit_result(
+            &hr.host,
+            &format!("handler: {}", h.display_name()),
+            result.status,
+            result.ignored,
+            result.msg.clone(),
+            result.diff.clone(),
+            result.changed,
+            start_ms,
+            t0,
+            show,
+        );
         end = end_of(hr, h, &result);
     }
     end
@@ -190,14 +281,26 @@ fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
     let st = sh.host_state(host);
     let mut magic = Map::new();
     magic.insert("inventory_hostname".into(), json!(host));
-    magic.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
+    magic.insert(
+        "inventory_hostname_short".into(),
+        json!(host.split('.').next().unwrap_or(host)),
+    );
     magic.insert("group_names".into(), json!(sh.inv.group_names(host)));
     magic.insert("play_hosts".into(), json!(sh.plan.play_hosts[play_idx]));
-    magic.insert("ansible_play_hosts".into(), json!(sh.plan.play_hosts[play_idx]));
-    magic.insert("ansible_play_hosts_all".into(), json!(sh.plan.play_hosts[play_idx]));
+    magic.insert(
+        "ansible_play_hosts".into(),
+        json!(sh.plan.play_hosts[play_idx]),
+    );
+    magic.insert(
+        "ansible_play_hosts_all".into(),
+        json!(sh.plan.play_hosts[play_idx]),
+    );
     magic.insert("ansible_check_mode".into(), json!(sh.opts.check));
     magic.insert("ansible_diff_mode".into(), json!(sh.opts.diff));
-    magic.insert("playbook_dir".into(), json!(sh.pb.dir.display().to_string()));
+    magic.insert(
+        "playbook_dir".into(),
+        json!(sh.pb.dir.display().to_string()),
+    );
     magic.insert("ansible_facts".into(), Json::Object((*st.facts).clone()));
     magic.insert("omit".into(), json!(OMIT));
     Vars::new()
@@ -226,7 +329,11 @@ fn var_string(t: &Templar, name: &str) -> Option<String> {
 }
 
 fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
-    let enabled = task.become_.unwrap_or_else(|| var_string(t, "ansible_become").map(|s| truthy(&json!(s))).unwrap_or(false));
+    let enabled = task.become_.unwrap_or_else(|| {
+        var_string(t, "ansible_become")
+            .map(|s| truthy(&json!(s)))
+            .unwrap_or(false)
+    });
     let user = match &task.become_user {
         Some(u) => t.render_str(u).ok(),
         None => var_string(t, "ansible_become_user"),
@@ -234,7 +341,11 @@ fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
     let password = var_string(t, "ansible_become_password")
         .or_else(|| var_string(t, "ansible_become_pass"))
         .or_else(|| sh.opts.become_password.clone());
-    Become { enabled, user, password }
+    Become {
+        enabled,
+        user,
+        password,
+    }
 }
 
 /// Where a template error happened, for the user.
@@ -253,7 +364,12 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
         Some(l) => match base.clone().into_templar().render_value(l) {
             Ok(Json::Array(items)) => Some(items),
             Ok(Json::Null) => Some(vec![]),
-            Ok(other) => return NodeResult::failed(at_task(task, format!("loop must give a list, got {other}"))),
+            Ok(other) => {
+                return NodeResult::failed(at_task(
+                    task,
+                    format!("loop must give a list, got {other}"),
+                ));
+            }
             Err(e) => return NodeResult::failed(at_task(task, e)),
         },
     };
@@ -267,7 +383,9 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
         lv.insert(task.loop_var.clone(), item.clone());
         lv.insert("ansible_loop".into(), json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == items.len(), "length": items.len()}));
         lv.insert("ansible_loop_var".into(), json!(task.loop_var));
-        let templar = task_vars(sh, &hr.host, play_idx, task).push_map(lv).into_templar();
+        let templar = task_vars(sh, &hr.host, play_idx, task)
+            .push_map(lv)
+            .into_templar();
         let mut r = run_item(sh, hr, task, def, args, &templar).await;
         if let Json::Object(m) = &mut r.registered {
             m.insert(task.loop_var.clone(), item.clone());
@@ -298,9 +416,22 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
     } else {
         Status::Ok
     };
-    let label = |item: &Json| task.loop_label.clone().unwrap_or_else(|| match item { Json::String(s) => s.clone(), o => o.to_string() });
-    let msg = results.iter().filter(|(r, _)| r.status != Status::Skipped && !r.msg.is_empty() && (r.status == Status::Failed || task.module_name() == "debug"))
-        .map(|(r, item)| format!("({}) {}", label(item), r.msg)).collect::<Vec<_>>().join("; ");
+    let label = |item: &Json| {
+        task.loop_label.clone().unwrap_or_else(|| match item {
+            Json::String(s) => s.clone(),
+            o => o.to_string(),
+        })
+    };
+    let msg = results
+        .iter()
+        .filter(|(r, _)| {
+            r.status != Status::Skipped
+                && !r.msg.is_empty()
+                && (r.status == Status::Failed || task.module_name() == "debug")
+        })
+        .map(|(r, item)| format!("({}) {}", label(item), r.msg))
+        .collect::<Vec<_>>()
+        .join("; ");
     let diffs: Vec<String> = results.iter().filter_map(|(r, _)| r.diff.clone()).collect();
     let mut facts = Map::new();
     for (r, _) in &results {
@@ -320,12 +451,26 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
 }
 
 /// One execution of the module (one loop item, or the task).
-async fn run_item(sh: &Shared, hr: &HostRun, task: &Task, def: &'static crate::modules::ModuleDef, args: &Json, templar: &Templar) -> NodeResult {
+async fn run_item(
+    sh: &Shared,
+    hr: &HostRun,
+    task: &Task,
+    def: &'static crate::modules::ModuleDef,
+    args: &Json,
+    templar: &Templar,
+) -> NodeResult {
     for cond in &task.when {
         match templar.eval_bool(&cond.expr) {
             Ok(true) => {}
-            Ok(false) => return NodeResult::skipped(&format!("condition '{}' is false", cond.expr)),
-            Err(e) => return NodeResult::failed(format!("{e} in condition '{}' at {}", cond.expr, cond.span)),
+            Ok(false) => {
+                return NodeResult::skipped(&format!("condition '{}' is false", cond.expr));
+            }
+            Err(e) => {
+                return NodeResult::failed(format!(
+                    "{e} in condition '{}' at {}",
+                    cond.expr, cond.span
+                ));
+            }
         }
     }
     let rendered = match render_args(args, def.raw, templar) {
@@ -400,7 +545,15 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         (_, _, _, true) => Status::Changed,
         _ => Status::Ok,
     };
-    NodeResult { status, changed: o.changed && !o.failed, msg: o.msg, diff: o.diff, ignored, registered: Json::Object(registered), facts }
+    NodeResult {
+        status,
+        changed: o.changed && !o.failed,
+        msg: o.msg,
+        diff: o.diff,
+        ignored,
+        registered: Json::Object(registered),
+        facts,
+    }
 }
 
 fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<bool, String> {
@@ -416,11 +569,21 @@ fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<bool, String
 
 /// Renders module arguments; `raw` ones (expressions the module evaluates) stay as written,
 /// and arguments that rendered to `omit` are dropped.
-fn render_args(args: &Json, raw: &[&str], templar: &Templar) -> Result<Json, crate::template::TemplateError> {
-    let Json::Object(map) = args else { return templar.render_value(args) };
+fn render_args(
+    args: &Json,
+    raw: &[&str],
+    templar: &Templar,
+) -> Result<Json, crate::template::TemplateError> {
+    let Json::Object(map) = args else {
+        return templar.render_value(args);
+    };
     let mut out = Map::new();
     for (k, v) in map {
-        let value = if raw.contains(&k.as_str()) { v.clone() } else { templar.render_value(v)? };
+        let value = if raw.contains(&k.as_str()) {
+            v.clone()
+        } else {
+            templar.render_value(v)?
+        };
         if value.as_str() != Some(OMIT) {
             out.insert(k.clone(), value);
         }
@@ -430,12 +593,39 @@ fn render_args(args: &Json, raw: &[&str], templar: &Templar) -> Result<Json, cra
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit_result(&self, host: &str, task: &str, status: Status, ignored: bool, msg: String, diff: Option<String>, changed: bool, start_ms: u64, t0: Instant, show_msg: bool) {
-        self.emit_result_rescued(host, task, status, ignored, false, msg, diff, changed, start_ms, t0, show_msg)
+    pub(super) fn emit_result(
+        &self,
+        host: &str,
+        task: &str,
+        status: Status,
+        ignored: bool,
+        msg: String,
+        diff: Option<String>,
+        changed: bool,
+        start_ms: u64,
+        t0: Instant,
+        show_msg: bool,
+    ) {
+        self.emit_result_rescued(
+            host, task, status, ignored, false, msg, diff, changed, start_ms, t0, show_msg,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit_result_rescued(&self, host: &str, task: &str, status: Status, ignored: bool, rescued: bool, msg: String, diff: Option<String>, changed: bool, start_ms: u64, t0: Instant, show_msg: bool) {
+    pub(super) fn emit_result_rescued(
+        &self,
+        host: &str,
+        task: &str,
+        status: Status,
+        ignored: bool,
+        rescued: bool,
+        msg: String,
+        diff: Option<String>,
+        changed: bool,
+        start_ms: u64,
+        t0: Instant,
+        show_msg: bool,
+    ) {
         self.emit(TaskResult {
             host: host.to_string(),
             task: task.to_string(),

@@ -16,13 +16,13 @@ use crate::inventory::Inventory;
 use crate::output::{Event, Status, TaskResult};
 use crate::plan::{EdgeKind, Plan};
 use crate::playbook::Playbook;
-use petgraph::graph::NodeIndex;
 use petgraph::Direction;
+use petgraph::graph::NodeIndex;
 use serde_json::{Map, Value as Json};
 use state::{HostRun, Shared};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 /// Settings of one run.
 #[derive(Clone, Default)]
@@ -44,12 +44,37 @@ pub enum NodeEnd {
 }
 
 /// Runs the plan; events go to `tx`. Returns when every host has finished its chain.
-pub async fn run(pb: Arc<Playbook>, inv: Arc<Inventory>, plan: Arc<Plan>, opts: RunOptions, tx: mpsc::UnboundedSender<Event>) {
+pub async fn run(
+    pb: Arc<Playbook>,
+    inv: Arc<Inventory>,
+    plan: Arc<Plan>,
+    opts: RunOptions,
+    tx: mpsc::UnboundedSender<Event>,
+) {
     let started = Instant::now();
-    let _ = tx.send(Event::RunStart { hosts: plan.hosts.clone(), nodes: plan.node_count(), check: opts.check });
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..plan.graph.node_count()).map(|_| watch::channel(None)).unzip();
+    let _ = tx.send(Event::RunStart {
+        hosts: plan.hosts.clone(),
+        nodes: plan.node_count(),
+        check: opts.check,
+    });
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..plan.graph.node_count())
+        .map(|_| watch::channel(None))
+        .unzip();
     let forks = opts.forks.max(1);
-    let shared = Arc::new_cyclic(|me| Shared::new(pb, inv, plan.clone(), opts, tx.clone(), started, senders, receivers, Semaphore::new(forks), me.clone()));
+    let shared = Arc::new_cyclic(|me| {
+        Shared::new(
+            pb,
+            inv,
+            plan.clone(),
+            opts,
+            tx.clone(),
+            started,
+            senders,
+            receivers,
+            Semaphore::new(forks),
+            me.clone(),
+        )
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for host in plan.chains.keys() {
         let sh = shared.clone();
@@ -62,7 +87,9 @@ pub async fn run(pb: Arc<Playbook>, inv: Arc<Inventory>, plan: Arc<Plan>, opts: 
         }
     }
     shared.close_connections().await;
-    let _ = tx.send(Event::RunEnd { duration_ms: started.elapsed().as_millis() as u64 });
+    let _ = tx.send(Event::RunEnd {
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
 }
 
 async fn host_loop(sh: Arc<Shared>, host: String) {
@@ -93,7 +120,11 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
 /// Waits for every cross-host predecessor; a failed `needs` or `run_once` source blocks.
 async fn wait_for_predecessors(sh: &Shared, node: NodeIndex) -> Option<String> {
     let mut reason = None;
-    let mut edges = sh.plan.graph.neighbors_directed(node, Direction::Incoming).detach();
+    let mut edges = sh
+        .plan
+        .graph
+        .neighbors_directed(node, Direction::Incoming)
+        .detach();
     while let Some((edge, pred)) = edges.next(&sh.plan.graph) {
         let kind = sh.plan.graph[edge];
         if kind == EdgeKind::Chain {
@@ -104,10 +135,17 @@ async fn wait_for_predecessors(sh: &Shared, node: NodeIndex) -> Option<String> {
             Ok(v) => v.expect("waited for Some"),
             Err(_) => NodeEnd::Failed,
         };
-        if end != NodeEnd::Done && matches!(kind, EdgeKind::Needs | EdgeKind::RunOnce) && reason.is_none() {
+        if end != NodeEnd::Done
+            && matches!(kind, EdgeKind::Needs | EdgeKind::RunOnce)
+            && reason.is_none()
+        {
             let p = &sh.plan.graph[pred];
             let what = sh.pb.plays[p.play].tasks[p.task].display_name();
-            let how = if end == NodeEnd::Unreachable { "was unreachable" } else { "failed or was skipped" };
+            let how = if end == NodeEnd::Unreachable {
+                "was unreachable"
+            } else {
+                "failed or was skipped"
+            };
             reason = Some(format!("needs '{what}' on {}, which {how}", p.host));
         }
     }

@@ -2,22 +2,24 @@
 //! and the per-host state of the walk (blocks, notified handlers, failure).
 
 use super::{NodeEnd, RunOptions};
-use crate::connection::local::LocalConnection;
 use crate::connection::Connection;
+use crate::connection::local::LocalConnection;
 use crate::inventory::Inventory;
 use crate::output::Event;
 use crate::plan::Plan;
 use crate::playbook::{BlockFrame, Playbook, Section};
-use crate::template::{to_value, Vars};
+use crate::template::{Vars, to_value};
 use minijinja::value::{Enumerator, Object, Value};
 use serde_json::{Map, Value as Json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{mpsc, watch, OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 
 type Layer = Arc<Map<String, Json>>;
+/// A host's connection, opened once on first use.
+type ConnCell = Arc<OnceCell<Arc<dyn Connection>>>;
 
 /// Opens the connection to a host from its (rendered) variables. The default picks `local` or
 /// SSH by `ansible_connection`; tests and the CLI may configure the SSH side.
@@ -28,7 +30,10 @@ pub struct HostConnector {
 
 impl HostConnector {
     pub fn connect(&self, host: &str, vars: &Map<String, Json>) -> Arc<dyn Connection> {
-        let kind = vars.get("ansible_connection").and_then(Json::as_str).unwrap_or("ssh");
+        let kind = vars
+            .get("ansible_connection")
+            .and_then(Json::as_str)
+            .unwrap_or("ssh");
         if kind == "local" {
             return Arc::new(LocalConnection);
         }
@@ -60,7 +65,7 @@ pub struct Shared {
     pub groups: Layer,
     inv_vars: HashMap<String, Layer>,
     hosts: Mutex<HashMap<String, HostState>>,
-    conns: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Connection>>>>>,
+    conns: Mutex<HashMap<String, ConnCell>>,
     announced: Vec<AtomicBool>,
     /// Results of `run_once` tasks, shared with the other hosts of the play.
     pub run_once: Mutex<HashMap<(usize, usize), super::exec::NodeResult>>,
@@ -69,16 +74,42 @@ pub struct Shared {
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(pb: Arc<Playbook>, inv: Arc<Inventory>, plan: Arc<Plan>, opts: RunOptions, tx: mpsc::UnboundedSender<Event>, started: Instant, status: Vec<watch::Sender<Option<NodeEnd>>>, receivers: Vec<watch::Receiver<Option<NodeEnd>>>, forks: Semaphore, me: std::sync::Weak<Shared>) -> Shared {
-        let inv_vars = inv.host_names().into_iter().map(|h| {
-            let v = Arc::new(inv.host_vars(&h));
-            (h, v)
-        }).collect();
+    pub fn new(
+        pb: Arc<Playbook>,
+        inv: Arc<Inventory>,
+        plan: Arc<Plan>,
+        opts: RunOptions,
+        tx: mpsc::UnboundedSender<Event>,
+        started: Instant,
+        status: Vec<watch::Sender<Option<NodeEnd>>>,
+        receivers: Vec<watch::Receiver<Option<NodeEnd>>>,
+        forks: Semaphore,
+        me: std::sync::Weak<Shared>,
+    ) -> Shared {
+        // Every planned host, including an implicit `localhost` that no inventory lists.
+        let inv_vars = plan
+            .hosts
+            .iter()
+            .cloned()
+            .map(|h| {
+                let v = Arc::new(inv.host_vars(&h));
+                (h, v)
+            })
+            .collect();
         let announced = pb.plays.iter().map(|_| AtomicBool::new(false)).collect();
         Shared {
             extra: Arc::new(opts.extra_vars.clone()),
             groups: Arc::new(inv.groups_map()),
-            pb, inv, plan, opts, tx, started, status, receivers, forks, inv_vars,
+            pb,
+            inv,
+            plan,
+            opts,
+            tx,
+            started,
+            status,
+            receivers,
+            forks,
+            inv_vars,
             hosts: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             announced,
@@ -92,7 +123,12 @@ impl Shared {
     }
 
     pub fn host_state(&self, host: &str) -> HostState {
-        self.hosts.lock().expect("lock").get(host).cloned().unwrap_or_default()
+        self.hosts
+            .lock()
+            .expect("lock")
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Adds variables set at run time (`register`, `set_fact`) for a host.
@@ -113,21 +149,38 @@ impl Shared {
 
     /// The one connection of a host, opened on first use (lazily, also by `delegate_to`).
     pub async fn connection(&self, host: &str) -> Arc<dyn Connection> {
-        let cell = self.conns.lock().expect("lock").entry(host.to_string()).or_default().clone();
+        let cell = self
+            .conns
+            .lock()
+            .expect("lock")
+            .entry(host.to_string())
+            .or_default()
+            .clone();
         cell.get_or_init(|| async {
             // Connection settings may come from the inventory or from extra vars (which win).
             let mut raw = (*self.inv_vars(host)).clone();
             raw.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let vars = match self.host_templar(host).render_value(&Json::Object(raw.clone())) {
+            let vars = match self
+                .host_templar(host)
+                .render_value(&Json::Object(raw.clone()))
+            {
                 Ok(Json::Object(m)) => m,
                 _ => raw,
             };
             self.opts.connector.connect(host, &vars)
-        }).await.clone()
+        })
+        .await
+        .clone()
     }
 
     pub async fn close_connections(&self) {
-        let conns: Vec<_> = self.conns.lock().expect("lock").values().filter_map(|c| c.get().cloned()).collect();
+        let conns: Vec<_> = self
+            .conns
+            .lock()
+            .expect("lock")
+            .values()
+            .filter_map(|c| c.get().cloned())
+            .collect();
         for c in conns {
             c.close().await;
         }
@@ -138,7 +191,10 @@ impl Shared {
         let st = self.host_state(host);
         let mut magic = Map::new();
         magic.insert("inventory_hostname".into(), Json::String(host.to_string()));
-        magic.insert("inventory_hostname_short".into(), Json::String(host.split('.').next().unwrap_or(host).to_string()));
+        magic.insert(
+            "inventory_hostname_short".into(),
+            Json::String(host.split('.').next().unwrap_or(host).to_string()),
+        );
         magic.insert("group_names".into(), Json::from(self.inv.group_names(host)));
         magic.insert("ansible_facts".into(), Json::Object((*st.facts).clone()));
         Vars::new()
@@ -150,20 +206,32 @@ impl Shared {
     }
 
     pub fn host_templar(&self, host: &str) -> crate::template::Templar {
-        self.host_layers(host).object("hostvars", Value::from_object(HostVars { shared: self.me.clone() })).object("groups", to_value(&Json::Object((*self.groups).clone()))).into_templar()
+        self.host_layers(host)
+            .object(
+                "hostvars",
+                Value::from_object(HostVars {
+                    shared: self.me.clone(),
+                }),
+            )
+            .object("groups", to_value(&Json::Object((*self.groups).clone())))
+            .into_templar()
     }
-
 
     /// Emits the play banner once, when the first host reaches the play.
     pub fn announce_play(&self, play: usize) {
         if !self.announced[play].swap(true, Ordering::SeqCst) {
             let p = &self.pb.plays[play];
-            let _ = self.tx.send(Event::PlayStart { name: p.name.clone(), hosts: self.plan.play_hosts[play].clone() });
+            let _ = self.tx.send(Event::PlayStart {
+                name: p.name.clone(),
+                hosts: self.plan.play_hosts[play].clone(),
+            });
         }
     }
 
     pub fn hostvars_value(&self) -> Value {
-        Value::from_object(HostVars { shared: self.me.clone() })
+        Value::from_object(HostVars {
+            shared: self.me.clone(),
+        })
     }
 }
 
@@ -181,11 +249,22 @@ impl Object for HostVars {
         if !sh.inv.contains_host(host) {
             return None;
         }
-        Some(Value::from_dyn_object(Arc::new(sh.host_layers(host).object("hostvars", Value::from_object(HostVars { shared: self.shared.clone() })))))
+        Some(Value::from_dyn_object(Arc::new(
+            sh.host_layers(host).object(
+                "hostvars",
+                Value::from_object(HostVars {
+                    shared: self.shared.clone(),
+                }),
+            ),
+        )))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let names = self.shared.upgrade().map(|sh| sh.inv.host_names()).unwrap_or_default();
+        let names = self
+            .shared
+            .upgrade()
+            .map(|sh| sh.inv.host_names())
+            .unwrap_or_default();
         Enumerator::Values(names.into_iter().map(Value::from).collect())
     }
 }
@@ -208,12 +287,19 @@ pub struct HostRun {
     pub notified: Vec<String>,
     blocks: Vec<BlockState>,
     pub has_rescue: Vec<bool>,
-    pub handlers_seen: HashSet<usize>,
 }
 
 impl HostRun {
     pub fn new(host: &str) -> HostRun {
-        HostRun { host: host.to_string(), play: None, failed: false, unreachable: false, notified: vec![], blocks: vec![], has_rescue: vec![], handlers_seen: HashSet::new() }
+        HostRun {
+            host: host.to_string(),
+            play: None,
+            failed: false,
+            unreachable: false,
+            notified: vec![],
+            blocks: vec![],
+            has_rescue: vec![],
+        }
     }
 
     pub fn enter_play(&mut self, play: usize) {
@@ -225,21 +311,33 @@ impl HostRun {
     /// Leaves blocks the next task is not in (failures not rescued propagate outwards) and
     /// enters the new ones; then says whether the task may run given its block sections.
     pub fn enter_task(&mut self, frames: &[BlockFrame]) -> bool {
-        let keep = self.blocks.iter().zip(frames).take_while(|(s, f)| s.id == f.id).count();
+        let keep = self
+            .blocks
+            .iter()
+            .zip(frames)
+            .take_while(|(s, f)| s.id == f.id)
+            .count();
         while self.blocks.len() > keep {
             self.leave_block();
         }
         for f in &frames[keep..] {
-            self.blocks.push(BlockState { id: f.id, failed: false, rescue_failed: false });
+            self.blocks.push(BlockState {
+                id: f.id,
+                failed: false,
+                rescue_failed: false,
+            });
         }
         if self.failed || self.unreachable {
             return false;
         }
-        self.blocks.iter().zip(frames).all(|(s, f)| match f.section {
-            Section::Try => !s.failed,
-            Section::Rescue => s.failed && !s.rescue_failed,
-            Section::Always => true,
-        })
+        self.blocks
+            .iter()
+            .zip(frames)
+            .all(|(s, f)| match f.section {
+                Section::Try => !s.failed,
+                Section::Rescue => s.failed && !s.rescue_failed,
+                Section::Always => true,
+            })
     }
 
     /// Records a failure of a task in `frames` (innermost block catches it).
@@ -258,7 +356,8 @@ impl HostRun {
 
     fn leave_block(&mut self) {
         let Some(b) = self.blocks.pop() else { return };
-        let caught = b.failed && self.has_rescue.get(b.id).copied().unwrap_or(false) && !b.rescue_failed;
+        let caught =
+            b.failed && self.has_rescue.get(b.id).copied().unwrap_or(false) && !b.rescue_failed;
         if b.failed && !caught {
             match self.blocks.last_mut() {
                 Some(parent) => parent.failed = true,

@@ -25,7 +25,14 @@ impl fmt::Display for TemplateError {
         match self.undefined.as_slice() {
             [] => write!(f, "{}", self.msg),
             [one] => write!(f, "undefined variable '{one}'"),
-            many => write!(f, "undefined variables {}", many.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")),
+            many => write!(
+                f,
+                "undefined variables {}",
+                many.iter()
+                    .map(|v| format!("'{v}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -95,7 +102,9 @@ impl Vars {
     }
 
     pub fn into_templar(self) -> Templar {
-        Templar { vars: Arc::new(self) }
+        Templar {
+            vars: Arc::new(self),
+        }
     }
 }
 
@@ -115,7 +124,11 @@ impl Object for Vars {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<Value> = self.objects.iter().map(|(n, _)| Value::from(n.as_str())).collect();
+        let mut keys: Vec<Value> = self
+            .objects
+            .iter()
+            .map(|(n, _)| Value::from(n.as_str()))
+            .collect();
         for l in &self.layers {
             keys.extend(l.keys().map(|k| Value::from(k.as_str())));
         }
@@ -156,7 +169,11 @@ impl Templar {
     pub fn render_value(&self, v: &Json) -> Result<Json, TemplateError> {
         match v {
             Json::String(s) if is_template(s) => self.render_native(s),
-            Json::Array(items) => items.iter().map(|i| self.render_value(i)).collect::<Result<_, _>>().map(Json::Array),
+            Json::Array(items) => items
+                .iter()
+                .map(|i| self.render_value(i))
+                .collect::<Result<_, _>>()
+                .map(Json::Array),
             Json::Object(m) => {
                 let mut out = Map::new();
                 for (k, v) in m {
@@ -184,7 +201,8 @@ impl Templar {
         self.guarded(|| {
             let env = environment();
             let tmpl = env.template_from_str(s).map_err(|e| self.error(e, s))?;
-            tmpl.render(self.ctx()).map_err(|e| self.error_with(e, || tmpl.undeclared_variables(false)))
+            tmpl.render(self.ctx())
+                .map_err(|e| self.error_with(e, || tmpl.undeclared_variables(false)))
         })
     }
 
@@ -192,13 +210,23 @@ impl Templar {
     pub fn eval(&self, expr: &str) -> Result<Json, TemplateError> {
         self.guarded(|| {
             let env = environment();
-            let compiled = env.compile_expression(expr).map_err(|e| self.error(e, expr))?;
-            let value = compiled.eval(self.ctx()).map_err(|e| self.error_with(e, || compiled.undeclared_variables(false)))?;
+            let compiled = env
+                .compile_expression(expr)
+                .map_err(|e| self.error(e, expr))?;
+            let value = compiled
+                .eval(self.ctx())
+                .map_err(|e| self.error_with(e, || compiled.undeclared_variables(false)))?;
             if value.is_undefined() {
                 let names = self.missing(compiled.undeclared_variables(false));
-                return Err(TemplateError { msg: format!("'{expr}' is undefined"), undefined: names });
+                return Err(TemplateError {
+                    msg: format!("'{expr}' is undefined"),
+                    undefined: names,
+                });
             }
-            from_value(&value).map_err(|msg| TemplateError { msg, undefined: vec![] })
+            from_value(&value).map_err(|msg| TemplateError {
+                msg,
+                undefined: vec![],
+            })
         })
     }
 
@@ -214,7 +242,10 @@ impl Templar {
             d.get()
         });
         let result = if depth > 40 {
-            Err(TemplateError { msg: "variables refer to each other in a loop".into(), undefined: vec![] })
+            Err(TemplateError {
+                msg: "variables refer to each other in a loop".into(),
+                undefined: vec![],
+            })
         } else {
             f()
         };
@@ -223,17 +254,34 @@ impl Templar {
     }
 
     fn error(&self, e: minijinja::Error, src: &str) -> TemplateError {
-        TemplateError { msg: format!("template error in '{src}': {}", describe(&e)), undefined: vec![] }
+        TemplateError {
+            msg: format!("template error in '{src}': {}", describe(&e)),
+            undefined: vec![],
+        }
     }
 
-    fn error_with(&self, e: minijinja::Error, names: impl FnOnce() -> std::collections::HashSet<String>) -> TemplateError {
-        let undefined = if e.kind() == ErrorKind::UndefinedError { self.missing(names()) } else { vec![] };
-        TemplateError { msg: describe(&e), undefined }
+    fn error_with(
+        &self,
+        e: minijinja::Error,
+        names: impl FnOnce() -> std::collections::HashSet<String>,
+    ) -> TemplateError {
+        let undefined = if e.kind() == ErrorKind::UndefinedError {
+            self.missing(names())
+        } else {
+            vec![]
+        };
+        TemplateError {
+            msg: describe(&e),
+            undefined,
+        }
     }
 
     /// Of the variables a template uses, those that are not defined.
     fn missing(&self, names: std::collections::HashSet<String>) -> Vec<String> {
-        let mut v: Vec<String> = names.into_iter().filter(|n| !self.vars.contains(n)).collect();
+        let mut v: Vec<String> = names
+            .into_iter()
+            .filter(|n| !self.vars.contains(n))
+            .collect();
         v.sort();
         v
     }
@@ -284,12 +332,16 @@ mod tests {
     use serde_json::json;
 
     fn templar(v: Json) -> Templar {
-        Vars::new().push_map(v.as_object().unwrap().clone()).into_templar()
+        Vars::new()
+            .push_map(v.as_object().unwrap().clone())
+            .into_templar()
     }
 
     #[test]
     fn variables_resolve_lazily_and_keep_types() {
-        let t = templar(json!({"a": "{{ b }}-x", "b": "{{ c }}", "c": 1, "l": [1, 2], "ll": "{{ l }}"}));
+        let t = templar(
+            json!({"a": "{{ b }}-x", "b": "{{ c }}", "c": 1, "l": [1, 2], "ll": "{{ l }}"}),
+        );
         assert_eq!(t.render_str("{{ a }}").unwrap(), "1-x");
         assert_eq!(t.render_native("{{ ll }}").unwrap(), json!([1, 2]));
     }
@@ -311,7 +363,10 @@ mod tests {
 
     #[test]
     fn layers_override_lower_ones() {
-        let t = Vars::new().push_map(json!({"x": 1}).as_object().unwrap().clone()).push_map(json!({"x": 2}).as_object().unwrap().clone()).into_templar();
+        let t = Vars::new()
+            .push_map(json!({"x": 1}).as_object().unwrap().clone())
+            .push_map(json!({"x": 2}).as_object().unwrap().clone())
+            .into_templar();
         assert_eq!(t.eval("x").unwrap(), json!(2));
     }
 }

@@ -20,13 +20,28 @@ impl Run {
 
     pub fn sum(&self, key: &str) -> u64 {
         let hosts = &self.report.as_ref().expect("report")["hosts"];
-        hosts.as_object().unwrap().values().map(|h| h[key].as_u64().unwrap_or(0)).sum()
+        hosts
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|h| h[key].as_u64().unwrap_or(0))
+            .sum()
     }
 
     /// The report entries of one task name (all hosts).
     pub fn tasks_named(&self, name: &str) -> Vec<Json> {
-        let tasks = self.report.as_ref().expect("report")["tasks"].as_array().unwrap();
-        tasks.iter().filter(|t| t["task"].as_str().is_some_and(|n| n == name || n.ends_with(&format!(": {name}")))).cloned().collect()
+        let tasks = self.report.as_ref().expect("report")["tasks"]
+            .as_array()
+            .unwrap();
+        tasks
+            .iter()
+            .filter(|t| {
+                t["task"]
+                    .as_str()
+                    .is_some_and(|n| n == name || n.ends_with(&format!(": {name}")))
+            })
+            .cloned()
+            .collect()
     }
 
     pub fn all_output(&self) -> String {
@@ -48,7 +63,9 @@ pub fn prov(args: &[&str]) -> Run {
         cmd.arg("--report").arg(&report);
     }
     let out = cmd.output().expect("run prov");
-    let report = std::fs::read_to_string(&report).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok());
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
