@@ -297,7 +297,7 @@ async fn wrong_identity_fails_listing_what_was_tried() {
     let t0 = Instant::now();
     let msg = unreachable_msg(SshConnection::new(t).exec("true", None).await);
     assert!(
-        msg.contains("authentication failed for root@10.77.0.11"),
+        msg.starts_with("root@10.77.0.11: authentication failed; tried: "),
         "{msg}"
     );
     assert!(
@@ -338,6 +338,23 @@ async fn unreachable_address_is_reported_within_the_timeout() {
     let t0 = Instant::now();
     unreachable_msg(conn.exec("true", None).await);
     assert!(t0.elapsed() < Duration::from_millis(100));
+
+    // Refused (nothing listens on h1:23): retried with backoff (0.2 s, 0.5 s), then reported.
+    let mut v = vars(1);
+    v.insert("ansible_port".into(), json!(23));
+    let mut t = SshTarget::resolve("h1", &v, &opts);
+    t.retries = 2;
+    let t0 = Instant::now();
+    let msg = unreachable_msg(SshConnection::new(t).exec("true", None).await);
+    let took = t0.elapsed();
+    assert!(
+        msg.contains("refused") && msg.contains("after 3 attempts"),
+        "{msg}"
+    );
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
 }
 
 /// Drops packets from the control machine to h2:22, in h2's network namespace, until dropped.

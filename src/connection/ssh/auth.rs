@@ -56,7 +56,10 @@ pub(super) async fn authenticate(handle: &mut Handle<Client>, t: &SshTarget) -> 
                             }
                         }
                     }
-                    tried.push(format!("ssh-agent ({offered} key(s) rejected)"));
+                    tried.push(match offered {
+                        0 => "ssh-agent (holds no keys)".to_string(),
+                        n => format!("ssh-agent ({n} key(s), rejected)"),
+                    });
                 }
                 Err(e) => tried.push(format!("ssh-agent (cannot list keys: {e})")),
             },
@@ -144,8 +147,7 @@ pub(super) async fn authenticate(handle: &mut Handle<Client>, t: &SshTarget) -> 
         _ => String::new(),
     };
     Err(format!(
-        "authentication failed for {}; tried: {}{accepted}",
-        t.label(),
+        "authentication failed; tried: {}{accepted}",
         tried.join(", ")
     ))
 }

@@ -264,6 +264,8 @@ struct Output {
 struct OpenError {
     msg: String,
     transient: bool,
+    /// A timeout: retried once only, so a silent host costs two timeouts, not `retries + 1`.
+    timed_out: bool,
 }
 
 impl OpenError {
@@ -271,12 +273,21 @@ impl OpenError {
         OpenError {
             msg: msg.into(),
             transient: false,
+            timed_out: false,
         }
     }
     fn transient(msg: impl Into<String>) -> Self {
         OpenError {
             msg: msg.into(),
             transient: true,
+            timed_out: false,
+        }
+    }
+    fn timeout(msg: impl Into<String>) -> Self {
+        OpenError {
+            msg: msg.into(),
+            transient: true,
+            timed_out: true,
         }
     }
     fn io(what: &str, e: &io::Error) -> Self {
@@ -293,6 +304,7 @@ impl OpenError {
         OpenError {
             msg: format!("{what}: {e}"),
             transient,
+            timed_out: e.kind() == TimedOut,
         }
     }
     fn ssh(what: &str, e: russh::Error) -> Self {
@@ -356,7 +368,7 @@ fn establish(t: &SshTarget, depth: usize) -> BoxFut<'_, Result<Established, Open
         let label = t.label();
         let fail = |e: OpenError| OpenError {
             msg: format!("{label}: {}", e.msg),
-            transient: e.transient,
+            ..e
         };
         if let Some(e) = &t.config_error {
             return Err(fail(OpenError::fatal(e.clone())));
@@ -374,6 +386,7 @@ fn establish(t: &SshTarget, depth: usize) -> BoxFut<'_, Result<Established, Open
             })?)),
         };
         let mut attempt = 0usize;
+        let mut timeouts = 0;
         loop {
             let result = match &jump {
                 None => once_direct(t, config.clone()).await,
@@ -381,8 +394,13 @@ fn establish(t: &SshTarget, depth: usize) -> BoxFut<'_, Result<Established, Open
             };
             match result {
                 Ok(handle) => return Ok(Established { handle, jump }),
-                Err(e) if e.transient && attempt < t.retries as usize => {
+                Err(e)
+                    if e.transient
+                        && attempt < t.retries as usize
+                        && !(e.timed_out && timeouts > 0) =>
+                {
                     tracing::debug!("{label}: {} (attempt {}), retrying", e.msg, attempt + 1);
+                    timeouts += usize::from(e.timed_out);
                     tokio::time::sleep(BACKOFF[attempt.min(BACKOFF.len() - 1)]).await;
                     attempt += 1;
                 }
@@ -407,7 +425,7 @@ async fn once_direct(
     let stream =
         match tokio::time::timeout(t.connect_timeout, tokio::net::TcpStream::connect(addr)).await {
             Err(_) => {
-                return Err(OpenError::transient(format!(
+                return Err(OpenError::timeout(format!(
                     "cannot connect: timed out after {:.1}s",
                     t.connect_timeout.as_secs_f64()
                 )));
@@ -429,7 +447,7 @@ async fn once_via(
     let open = jump.channel_open_direct_tcpip(t.host.clone(), t.port as u32, "127.0.0.1", 0);
     let channel = match tokio::time::timeout(t.connect_timeout, open).await {
         Err(_) => {
-            return Err(OpenError::transient(
+            return Err(OpenError::timeout(
                 "cannot connect through the jump host: timed out",
             ));
         }
@@ -466,7 +484,7 @@ where
     .await
     {
         Err(_) => {
-            return Err(OpenError::transient(format!(
+            return Err(OpenError::timeout(format!(
                 "no SSH handshake within {:.1}s",
                 t.connect_timeout.as_secs_f64()
             )));

@@ -103,7 +103,8 @@ pub struct SshTarget {
     /// Files checked for the host's key; a new key is recorded in the first one.
     pub known_hosts: Vec<PathBuf>,
     pub connect_timeout: Duration,
-    /// Extra connection attempts after a transient failure (refused, reset, timed out).
+    /// Extra connection attempts after a transient failure (refused, reset, closed during the
+    /// handshake), with backoff 0.2 s, 0.5 s, 1 s…; a timeout is retried once at most.
     pub retries: u32,
     /// Keepalive interval of the session (ServerAliveInterval); 3 missed replies close it.
     pub keepalive_interval: Duration,
