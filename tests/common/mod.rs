@@ -77,3 +77,60 @@ pub fn prov(args: &[&str]) -> Run {
     }
     run
 }
+
+/// The lab's directory (`prov lab up` keeps its key, known_hosts and inventory there).
+pub fn lab_dir() -> PathBuf {
+    PathBuf::from(std::env::var("LAB_DIR").unwrap_or_else(|_| "/var/tmp/prov-lab".into()))
+}
+
+/// True when the lab answers; otherwise prints why and returns false (the test skips), or
+/// panics when PROV_LAB_REQUIRED=1 (CI, where the lab must be up).
+pub fn lab_up(test: &str) -> bool {
+    let addr: std::net::SocketAddr = "10.77.0.11:22".parse().unwrap();
+    let up = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok();
+    if up && lab_dir().join("id_ed25519").exists() {
+        return true;
+    }
+    if std::env::var("PROV_LAB_REQUIRED").as_deref() == Ok("1") {
+        panic!("{test}: the lab is not up and PROV_LAB_REQUIRED=1");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: the lab is not up; start it with `prov lab up 3`");
+    false
+}
+
+/// Writes an inventory for lab hosts h1..hN (group `lab`) with extra lines appended.
+pub fn lab_inventory(dir: &Path, n: usize, extra: &str) -> PathBuf {
+    let lab = lab_dir();
+    let mut text = String::from("[lab]\n");
+    for k in 1..=n {
+        text.push_str(&format!(
+            "h{k} ansible_host=10.77.0.{} ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={}\n",
+            10 + k,
+            lab.join("id_ed25519").display(),
+            lab.join("known_hosts").display()
+        ));
+    }
+    text.push_str(extra);
+    let path = dir.join("hosts.ini");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a command on lab host hK as root over plain OpenSSH (not through prov): how a user
+/// would check what prov did.
+pub fn lab_ssh(k: usize, cmd: &str) -> (i32, String) {
+    let out = Command::new("ssh")
+        .args(["-i", lab_dir().join("id_ed25519").to_str().unwrap()])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"])
+        .arg(format!("root@10.77.0.{}", 10 + k))
+        .arg(cmd)
+        .output()
+        .expect("run ssh");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Changed count of one host in a run's report.
+pub fn host_changed(run: &Run, host: &str) -> u64 {
+    run.report.as_ref().expect("report")["hosts"][host]["changed"].as_u64().unwrap_or(0)
+}
