@@ -150,7 +150,7 @@ impl Default for SshTarget {
             known_hosts: default_known_hosts(),
             connect_timeout: Duration::from_secs(10),
             retries: 3,
-            keepalive_interval: Duration::from_secs(15),
+            keepalive_interval: Duration::from_secs(5),
             kex: None,
             options: SshOptions::default(),
             config_error: None,
@@ -349,7 +349,8 @@ fn resolve_inner(
     let keepalive_interval = params
         .server_alive_interval
         .filter(|d| !d.is_zero())
-        .unwrap_or(Duration::from_secs(15));
+        // A host that dies mid-run is noticed after 3 missed keepalives: 15 s, not minutes.
+        .unwrap_or(Duration::from_secs(5));
 
     SshTarget {
         name: inventory_name.to_string(),
