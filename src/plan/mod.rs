@@ -51,6 +51,9 @@ pub struct Plan {
     pub play_hosts: Vec<Vec<String>>,
     /// Hosts in inventory order.
     pub hosts: Vec<String>,
+    /// Hosts of each play before `--limit`: a `needs` on a host left out by the limit is
+    /// satisfied (that node is not part of this run), one on a host outside the play is an error.
+    play_hosts_unlimited: Vec<Vec<String>>,
 }
 
 /// Which tasks run, after `--tags` / `--skip-tags`.
@@ -100,6 +103,7 @@ impl Plan {
             chains: BTreeMap::new(),
             play_hosts: vec![],
             hosts: vec![],
+            play_hosts_unlimited: vec![],
         };
         // (play, task index) → node per host
         let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();
@@ -114,6 +118,7 @@ impl Plan {
                     vec![]
                 }
             };
+            plan.play_hosts_unlimited.push(hosts.clone());
             if let Some(lim) = &limit_hosts {
                 hosts.retain(|h| lim.contains(h));
             }
@@ -285,12 +290,9 @@ impl Plan {
                     .filter_map(|k| index.get(k).and_then(|m| m.get(w)).copied())
                     .collect();
                 if found.is_empty() {
-                    let runs_there = targets.iter().any(|(p, _)| {
-                        self.play_hosts
-                            .get(*p)
-                            .map(|hs| hs.contains(w))
-                            .unwrap_or(*p == pi && hosts.contains(w))
-                    });
+                    let runs_there = targets
+                        .iter()
+                        .any(|(p, _)| self.play_hosts_unlimited[*p].contains(w));
                     if !runs_there {
                         diags.push(Diag::at(&need.span, format!(
                             "needs '{}@{w}', but task '{}' does not run on host '{w}' (not in that play's hosts or --limit)",
