@@ -5,6 +5,8 @@
 //! A module never prints and never opens connections: it gets a [`ModuleCtx`] and returns an
 //! [`Outcome`].
 
+pub mod apt;
+pub mod apt_repository;
 pub mod assert;
 pub mod blockinfile;
 pub mod command;
@@ -13,11 +15,14 @@ pub mod debug;
 pub mod fail;
 pub mod file;
 pub mod fileinfo;
+pub mod group;
 pub mod lineinfile;
 pub mod meta;
 pub mod set_fact;
 pub mod stat;
 pub mod template;
+pub mod user;
+pub mod wait_for;
 
 use crate::connection::{Become, ConnError, Connection, ExecResult, sh_quote};
 use crate::template::Templar;
@@ -277,6 +282,11 @@ pub fn registry() -> &'static [ModuleDef] {
             assert::ASSERT,
             fail::FAIL,
             meta::META,
+            apt::APT,
+            apt_repository::APT_REPOSITORY,
+            user::USER,
+            group::GROUP,
+            wait_for::WAIT_FOR,
         ]
     })
 }
