@@ -12,6 +12,9 @@ pub mod blockinfile;
 pub mod command;
 pub mod copy;
 pub mod debug;
+pub mod docker_network;
+pub mod docker_node;
+pub mod docker_swarm;
 pub mod fail;
 pub mod file;
 pub mod fileinfo;
@@ -20,7 +23,11 @@ pub mod lineinfile;
 pub mod meta;
 pub mod set_fact;
 pub mod stat;
+pub mod systemd_dropin;
+pub mod systemd_service;
+pub mod systemd_timer;
 pub mod template;
+pub mod unitfile;
 pub mod user;
 pub mod wait_for;
 
@@ -282,6 +289,12 @@ pub fn registry() -> &'static [ModuleDef] {
             assert::ASSERT,
             fail::FAIL,
             meta::META,
+            systemd_service::SYSTEMD_SERVICE,
+            systemd_dropin::SYSTEMD_DROPIN,
+            systemd_timer::SYSTEMD_TIMER,
+            docker_swarm::DOCKER_SWARM,
+            docker_node::DOCKER_NODE,
+            docker_network::DOCKER_NETWORK,
             apt::APT,
             apt_repository::APT_REPOSITORY,
             user::USER,

@@ -1,0 +1,689 @@
+//! `docker_swarm`: a node's swarm membership. `present` initialises a swarm (or finds the node
+//! already managing one) and returns the join tokens; `join` makes the node join the swarm
+//! whose managers are `remote_addrs`; `absent` leaves; `inspect` only reads (the state, and on
+//! a manager the join tokens and `manager_addr`, for nodes that join through it).
+//!
+//! Reading is one command: `docker info --format '{{json .Swarm}}'`, plus on a manager (for
+//! `present`) both join tokens, plus the addresses of named managers for `join`. A change is
+//! one more command, which for `init` also returns the new state and the tokens.
+//!
+//! Join tokens are secrets: they are returned only in `data` (listed in `secret_keys`), travel
+//! to the host on stdin (never inside the command line prov sends), and every message that
+//! could echo one is scrubbed.
+
+use super::unitfile::{kv_text, scrub};
+use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
+use crate::connection::sh_quote;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Debug, Default)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    #[default]
+    Present,
+    Join,
+    Absent,
+    /// Read-only: the node's swarm state and, on a manager, the join tokens.
+    Inspect,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    Manager,
+    Worker,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default)]
+    state: State,
+    #[serde(default)]
+    advertise_addr: Option<String>,
+    #[serde(default)]
+    listen_addr: Option<String>,
+    #[serde(default, deserialize_with = "de::str_or_list")]
+    remote_addrs: Vec<String>,
+    #[serde(default)]
+    join_token: Option<String>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    cluster_id: Option<String>,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    force: bool,
+}
+
+pub const DOCKER_SWARM: ModuleDef = ModuleDef {
+    name: "docker_swarm",
+    aliases: &[],
+    params: crate::params_of!(Args),
+    required: &[],
+    free_form: None,
+    raw: &[],
+    run: |ctx, args| Box::pin(run(ctx, args)),
+};
+
+/// `docker info`'s `.Swarm`.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(default)]
+pub(crate) struct SwarmInfo {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "NodeAddr")]
+    pub node_addr: String,
+    #[serde(rename = "LocalNodeState")]
+    pub local_node_state: String,
+    #[serde(rename = "ControlAvailable")]
+    pub control_available: bool,
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "RemoteManagers")]
+    pub remote_managers: Option<Vec<Peer>>,
+    #[serde(rename = "Cluster")]
+    pub cluster: Option<Cluster>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(default)]
+pub(crate) struct Peer {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "Addr")]
+    pub addr: String,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(default)]
+pub(crate) struct Cluster {
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+impl SwarmInfo {
+    fn cluster_id(&self) -> Option<&str> {
+        self.cluster
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// The first line of a probe when the docker CLI is missing.
+pub(crate) const NO_DOCKER: &str = "NODOCKER";
+
+/// Shell prefix that reports a missing docker CLI as [`NO_DOCKER`].
+pub(crate) fn require_docker() -> String {
+    format!("command -v docker >/dev/null 2>&1 || {{ echo {NO_DOCKER}; exit 0; }}\n")
+}
+
+/// The outcome for a missing docker CLI: in check mode, an earlier task (not run) would
+/// install it, so the change is reported; else the task fails.
+pub(crate) fn no_docker(ctx: &ModuleCtx<'_>, would: &str) -> ModResult {
+    if ctx.check {
+        Ok(Outcome::changed(format!(
+            "docker is not installed (yet): would {would}"
+        )))
+    } else {
+        fail("docker is not installed on the host (no `docker` command)")
+    }
+}
+
+/// `host:port`, with the swarm port when none is given.
+pub(crate) fn with_port(addr: &str) -> String {
+    let a = addr.trim();
+    if a.starts_with('[') {
+        if a.contains("]:") {
+            a.to_string()
+        } else {
+            format!("{a}:2377")
+        }
+    } else if a.matches(':').count() > 1 {
+        format!("[{a}]:2377")
+    } else if a.contains(':') {
+        a.to_string()
+    } else {
+        format!("{a}:2377")
+    }
+}
+
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => addr,
+    }
+}
+
+fn is_ip(h: &str) -> bool {
+    h.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// An address argument: data only, never an option.
+fn check_addr(what: &str, a: &str) -> Result<(), ModError> {
+    let ok = !a.is_empty()
+        && !a.starts_with('-')
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        fail(format!("invalid {what} '{a}'"))
+    }
+}
+
+/// What the probe found.
+#[derive(Debug, Default)]
+struct Found {
+    info: SwarmInfo,
+    worker_token: Option<String>,
+    manager_token: Option<String>,
+    /// Named hosts of `remote_addrs` and the address each resolves to on the node.
+    resolved: Vec<(String, String)>,
+}
+
+fn token_script() -> &'static str {
+    "case \"$s\" in *'\"ControlAvailable\":true'*) w=$(docker swarm join-token -q worker) && m=$(docker swarm join-token -q manager) && printf 'W %s\\nM %s\\n' \"$w\" \"$m\";; esac\n"
+}
+
+fn info_script() -> &'static str {
+    "s=$(docker info --format '{{json .Swarm}}') || exit $?\nprintf 'S %s\\n' \"$s\"\n"
+}
+
+fn parse(out: &str) -> Result<Found, ModError> {
+    let mut f = Found::default();
+    let mut seen = false;
+    for line in out.lines() {
+        if let Some(s) = line.strip_prefix("S ") {
+            f.info = serde_json::from_str(s).map_err(|e| {
+                ModError::Failed(format!("cannot parse `docker info` output: {e}: {s}"))
+            })?;
+            seen = true;
+        } else if let Some(t) = line.strip_prefix("W ") {
+            f.worker_token = Some(t.trim().to_string()).filter(|t| !t.is_empty());
+        } else if let Some(t) = line.strip_prefix("M ") {
+            f.manager_token = Some(t.trim().to_string()).filter(|t| !t.is_empty());
+        } else if let Some(r) = line.strip_prefix("R ")
+            && let Some((h, ip)) = r.split_once(' ')
+        {
+            f.resolved.push((h.to_string(), ip.trim().to_string()));
+        }
+    }
+    if !seen {
+        return fail(format!(
+            "unexpected output from `docker info`: {}",
+            scrub(out.trim(), &[])
+        ));
+    }
+    Ok(f)
+}
+
+/// True when the node's swarm is the one whose managers are `remote_addrs` (or whose id is
+/// `cluster_id`, when the node can tell: only managers know the cluster id).
+fn same_swarm(a: &Args, f: &Found) -> bool {
+    if let (Some(want), Some(have)) = (&a.cluster_id, f.info.cluster_id()) {
+        return want == have;
+    }
+    let mut known: Vec<String> = f
+        .info
+        .remote_managers
+        .iter()
+        .flatten()
+        .map(|p| with_port(&p.addr))
+        .collect();
+    if f.info.control_available && !f.info.node_addr.is_empty() {
+        known.push(with_port(&f.info.node_addr));
+    }
+    a.remote_addrs.iter().any(|r| {
+        let r = with_port(r);
+        let port = r.rsplit_once(':').map_or("2377", |(_, p)| p);
+        let mut candidates = vec![r.clone()];
+        for (h, ip) in &f.resolved {
+            if h == host_of(&r) && !ip.is_empty() {
+                candidates.push(with_port(&format!(
+                    "{}:{port}",
+                    if ip.contains(':') {
+                        format!("[{ip}]")
+                    } else {
+                        ip.clone()
+                    }
+                )));
+            }
+        }
+        candidates.iter().any(|c| known.contains(c))
+    })
+}
+
+async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
+    let a: Args = super::parse_args(args)?;
+    for (what, v) in [
+        ("advertise_addr", &a.advertise_addr),
+        ("listen_addr", &a.listen_addr),
+    ] {
+        if let Some(v) = v {
+            check_addr(what, v)?;
+        }
+    }
+    for r in &a.remote_addrs {
+        check_addr("remote address", r)?;
+    }
+    let token = a.join_token.clone().unwrap_or_default();
+    if a.state == State::Join {
+        if a.remote_addrs.is_empty() {
+            return fail("state: join needs remote_addrs (the address of a manager)");
+        }
+        if token.trim().is_empty() {
+            return fail("state: join needs join_token");
+        }
+        if token.contains(['\n', '\r']) {
+            return fail("join_token must be one line");
+        }
+    }
+    let secrets: Vec<&str> = vec![token.as_str()];
+
+    let mut s = require_docker();
+    s.push_str(info_script());
+    match a.state {
+        State::Present | State::Inspect => s.push_str(token_script()),
+        State::Join => {
+            for r in &a.remote_addrs {
+                let h = host_of(&with_port(r)).to_string();
+                if !is_ip(&h) {
+                    s.push_str(&format!(
+                        "printf 'R %s %s\\n' {q} \"$(getent ahosts {q} | awk 'NR==1{{print $1}}')\"\n",
+                        q = sh_quote(&h)
+                    ));
+                }
+            }
+        }
+        State::Absent => {}
+    }
+    let out = ctx.exec(&s).await?;
+    let stdout = out.stdout_str();
+    if stdout.starts_with(NO_DOCKER) && a.state == State::Inspect {
+        return fail("docker is not installed on the host (no `docker` command)");
+    }
+    if stdout.starts_with(NO_DOCKER) {
+        let would = match a.state {
+            State::Present => "initialise a swarm",
+            State::Join => "join the swarm",
+            State::Absent => "leave the swarm",
+            State::Inspect => unreachable!("handled above"),
+        };
+        return no_docker(ctx, would);
+    }
+    if !out.ok() {
+        return fail(format!(
+            "cannot read the swarm state: {}",
+            scrub(out.stderr_str().trim(), &secrets)
+        ));
+    }
+    let found = parse(&stdout)?;
+    match a.state {
+        State::Present => present(ctx, &a, found).await,
+        State::Join => join(ctx, &a, found, &token).await,
+        State::Absent => absent(ctx, &a, found).await,
+        State::Inspect => Ok(with_tokens(Outcome::ok(""), &found)),
+    }
+}
+
+/// Data every outcome carries (never a token).
+fn info_data(o: &mut Outcome, info: &SwarmInfo) {
+    o.data.insert("node_id".into(), json!(info.node_id));
+    o.data.insert("node_addr".into(), json!(info.node_addr));
+    o.data
+        .insert("local_node_state".into(), json!(info.local_node_state));
+    o.data
+        .insert("control_available".into(), json!(info.control_available));
+    if let Some(id) = info.cluster_id() {
+        o.data.insert("cluster_id".into(), json!(id));
+    }
+    // The address (without port) to join this swarm through: the node itself when it is a
+    // manager, else the first manager it knows.
+    let manager = if info.control_available && !info.node_addr.is_empty() {
+        Some(info.node_addr.clone())
+    } else {
+        info.remote_managers
+            .iter()
+            .flatten()
+            .next()
+            .map(|p| host_of(&p.addr).to_string())
+    };
+    if let Some(m) = manager.filter(|_| info.local_node_state == "active") {
+        o.data.insert("manager_addr".into(), json!(m));
+    }
+}
+
+fn with_tokens(mut o: Outcome, f: &Found) -> Outcome {
+    info_data(&mut o, &f.info);
+    for (k, v) in [
+        ("join_token_worker", &f.worker_token),
+        ("join_token_manager", &f.manager_token),
+    ] {
+        if let Some(t) = v {
+            o.data.insert(k.into(), json!(t));
+            o.secret_keys.push(k.into());
+        }
+    }
+    o
+}
+
+fn state_diff(
+    ctx: &ModuleCtx<'_>,
+    before: &[(String, String)],
+    after: &[(String, String)],
+) -> Option<String> {
+    if ctx.diff {
+        unified_diff(&kv_text(before), &kv_text(after), "swarm")
+    } else {
+        None
+    }
+}
+
+fn kv(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+async fn present(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
+    let info = &f.info;
+    match info.local_node_state.as_str() {
+        "active" if info.control_available => {
+            let mut msg = String::new();
+            if let Some(want) = &a.cluster_id
+                && info.cluster_id() != Some(want.as_str())
+            {
+                return fail(format!(
+                    "this node manages swarm {} but cluster_id {want} was asked for",
+                    info.cluster_id().unwrap_or("?")
+                ));
+            }
+            if let Some(adv) = a.advertise_addr.as_deref()
+                && !adv.contains(':')
+                && !info.node_addr.is_empty()
+                && info.node_addr != adv
+            {
+                msg = format!(
+                    "swarm already initialised (advertising {}, not {adv})",
+                    info.node_addr
+                );
+            }
+            Ok(with_tokens(Outcome::ok(msg), &f))
+        }
+        "active" => fail(format!(
+            "this node is a worker of a swarm (managers: {}): state: present needs a manager (use state: join on workers)",
+            managers(info)
+        )),
+        "inactive" | "" => {
+            let diff = state_diff(
+                ctx,
+                &[kv("swarm", "inactive")],
+                &[kv("swarm", "active (manager, new swarm)")],
+            );
+            let o = Outcome::changed("swarm initialised").with_diff(diff);
+            if ctx.check {
+                return Ok(o);
+            }
+            let mut cmd = String::from("set -e\ndocker swarm init");
+            if let Some(v) = &a.advertise_addr {
+                cmd.push_str(&format!(" --advertise-addr {}", sh_quote(v)));
+            }
+            if let Some(v) = &a.listen_addr {
+                cmd.push_str(&format!(" --listen-addr {}", sh_quote(v)));
+            }
+            cmd.push_str(" >/dev/null\n");
+            cmd.push_str(info_script());
+            cmd.push_str(token_script());
+            let out = ctx.exec(&cmd).await?;
+            let stdout = out.stdout_str();
+            if !out.ok() {
+                return fail(format!(
+                    "docker swarm init failed (rc={}): {}",
+                    out.rc,
+                    scrub(out.stderr_str().trim(), &[])
+                ));
+            }
+            let nf = parse(&stdout)?;
+            Ok(with_tokens(o, &nf))
+        }
+        other => fail(format!(
+            "the node's swarm state is '{other}'{}: it needs attention by hand",
+            if info.error.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", scrub(&info.error, &[]))
+            }
+        )),
+    }
+}
+
+fn managers(info: &SwarmInfo) -> String {
+    let m: Vec<&str> = info
+        .remote_managers
+        .iter()
+        .flatten()
+        .map(|p| p.addr.as_str())
+        .collect();
+    if m.is_empty() {
+        "unknown".into()
+    } else {
+        m.join(", ")
+    }
+}
+
+async fn join(ctx: &ModuleCtx<'_>, a: &Args, f: Found, token: &str) -> ModResult {
+    let info = &f.info;
+    let mut leave_first = false;
+    match info.local_node_state.as_str() {
+        "active" if same_swarm(a, &f) => {
+            let mut o = Outcome::ok("");
+            if let Some(role) = a.role {
+                let is_manager = info.control_available;
+                if (role == Role::Manager) != is_manager {
+                    o.msg = format!(
+                        "already in the swarm as a {}; change roles with docker_node on a manager",
+                        if is_manager { "manager" } else { "worker" }
+                    );
+                }
+            }
+            info_data(&mut o, info);
+            return Ok(o);
+        }
+        "active" | "pending" | "error" | "locked" if !a.force => {
+            return fail(format!(
+                "this node is already in another swarm (state {}, managers: {}); set force: true to leave it and join {}",
+                info.local_node_state,
+                managers(info),
+                a.remote_addrs.join(", ")
+            ));
+        }
+        "inactive" | "" => {}
+        _ => leave_first = true,
+    }
+    let before = if leave_first {
+        format!("{} (managers: {})", info.local_node_state, managers(info))
+    } else {
+        "inactive".into()
+    };
+    let diff = state_diff(
+        ctx,
+        &[kv("swarm", &before)],
+        &[kv(
+            "swarm",
+            &format!("active (managers: {})", a.remote_addrs.join(", ")),
+        )],
+    );
+    let mut o = Outcome::changed(if leave_first {
+        "left the old swarm and joined"
+    } else {
+        "joined the swarm"
+    })
+    .with_diff(diff);
+    if ctx.check {
+        info_data(&mut o, info);
+        return Ok(o);
+    }
+    let mut cmd = String::from("IFS= read -r T\n");
+    if leave_first {
+        cmd.push_str("docker swarm leave --force >/dev/null || exit $?\n");
+    }
+    let mut opts = String::new();
+    if let Some(v) = &a.advertise_addr {
+        opts.push_str(&format!(" --advertise-addr {}", sh_quote(v)));
+    }
+    if let Some(v) = &a.listen_addr {
+        opts.push_str(&format!(" --listen-addr {}", sh_quote(v)));
+    }
+    let addrs: Vec<String> = a
+        .remote_addrs
+        .iter()
+        .map(|r| sh_quote(&with_port(r)))
+        .collect();
+    cmd.push_str(&format!(
+        "rc=1; for a in {}; do if docker swarm join --token \"$T\"{opts} \"$a\" >/dev/null; then rc=0; break; fi; done\n",
+        addrs.join(" ")
+    ));
+    cmd.push_str("[ $rc = 0 ] || exit $rc\n");
+    cmd.push_str(info_script());
+    let stdin = format!("{token}\n");
+    let out = ctx.exec_stdin(&cmd, Some(stdin.as_bytes())).await?;
+    if !out.ok() {
+        return fail(format!(
+            "docker swarm join failed (rc={}): {}",
+            out.rc,
+            scrub(out.stderr_str().trim(), &[token])
+        ));
+    }
+    let nf = parse(&out.stdout_str())?;
+    info_data(&mut o, &nf.info);
+    Ok(o)
+}
+
+async fn absent(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
+    let info = &f.info;
+    if matches!(info.local_node_state.as_str(), "inactive" | "") {
+        let mut o = Outcome::ok("");
+        info_data(&mut o, info);
+        return Ok(o);
+    }
+    let diff = state_diff(
+        ctx,
+        &[kv("swarm", &info.local_node_state)],
+        &[kv("swarm", "inactive")],
+    );
+    let o = Outcome::changed("left the swarm").with_diff(diff);
+    if ctx.check {
+        return Ok(o);
+    }
+    let cmd = if a.force {
+        "docker swarm leave --force >/dev/null"
+    } else {
+        "docker swarm leave >/dev/null"
+    };
+    let out = ctx.exec(cmd).await?;
+    if !out.ok() {
+        return fail(format!(
+            "docker swarm leave failed (rc={}): {}",
+            out.rc,
+            scrub(out.stderr_str().trim(), &[])
+        ));
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANAGER: &str = include_str!("../../tests/fixtures/sysdock/swarm_manager.json");
+    const WORKER: &str = include_str!("../../tests/fixtures/sysdock/swarm_worker.json");
+    const INACTIVE: &str = r#"{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}"#;
+
+    fn found(s: &str) -> Found {
+        parse(&format!("S {}\n", s.trim())).unwrap()
+    }
+
+    fn args(v: Json) -> Args {
+        super::super::parse_args(v).unwrap()
+    }
+
+    #[test]
+    fn parses_captured_docker_info() {
+        let m = found(MANAGER);
+        assert!(m.info.local_node_state == "active" && m.info.control_available);
+        assert!(m.info.cluster_id().is_some());
+        let w = found(WORKER);
+        assert!(w.info.local_node_state == "active" && !w.info.control_available);
+        assert!(w.info.cluster_id().is_none());
+        assert!(found(INACTIVE).info.local_node_state != "active");
+        let t = parse("S {}\nW SWMTKN-1-aaa-bbb\nM SWMTKN-1-aaa-ccc\n").unwrap();
+        assert_eq!(t.worker_token.as_deref(), Some("SWMTKN-1-aaa-bbb"));
+        let mut o = with_tokens(Outcome::ok(""), &t);
+        assert_eq!(
+            o.secret_keys,
+            vec!["join_token_worker", "join_token_manager"]
+        );
+        assert!(o.data.contains_key("join_token_worker"));
+        o.data.clear();
+        assert!(parse("garbage").is_err());
+    }
+
+    #[test]
+    fn inspect_data_names_a_manager_to_join_through() {
+        let mut o = Outcome::ok("");
+        info_data(&mut o, &found(MANAGER).info);
+        assert_eq!(o.data["manager_addr"], json!(found(MANAGER).info.node_addr));
+        let mut o = Outcome::ok("");
+        info_data(&mut o, &found(WORKER).info);
+        let mgr = found(WORKER).info.remote_managers.unwrap()[0].addr.clone();
+        assert_eq!(o.data["manager_addr"], json!(host_of(&mgr)));
+        let mut o = Outcome::ok("");
+        info_data(&mut o, &found(INACTIVE).info);
+        assert!(!o.data.contains_key("manager_addr"));
+        assert!(super::super::parse_args::<Args>(json!({"state": "inspect"})).is_ok());
+    }
+
+    #[test]
+    fn same_swarm_by_manager_address_or_cluster_id() {
+        let w = found(WORKER);
+        let mgr = w.info.remote_managers.as_ref().unwrap()[0].addr.clone();
+        let host = host_of(&mgr).to_string();
+        assert!(same_swarm(
+            &args(json!({"state": "join", "remote_addrs": [host]})),
+            &w
+        ));
+        assert!(!same_swarm(
+            &args(json!({"state": "join", "remote_addrs": ["192.0.2.99"]})),
+            &w
+        ));
+        // A name resolved on the node.
+        let mut named = found(WORKER);
+        named.resolved.push(("mgr.example".into(), host.clone()));
+        assert!(same_swarm(
+            &args(json!({"state": "join", "remote_addrs": ["mgr.example"]})),
+            &named
+        ));
+        let m = found(MANAGER);
+        let id = m.info.cluster_id().unwrap().to_string();
+        assert!(same_swarm(
+            &args(json!({"state": "join", "remote_addrs": ["192.0.2.99"], "cluster_id": id})),
+            &m
+        ));
+        assert!(!same_swarm(
+            &args(json!({"state": "join", "remote_addrs": [host], "cluster_id": "other"})),
+            &m
+        ));
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(with_port("10.0.0.1"), "10.0.0.1:2377");
+        assert_eq!(with_port("10.0.0.1:4000"), "10.0.0.1:4000");
+        assert_eq!(with_port("fd00::1"), "[fd00::1]:2377");
+        assert_eq!(with_port("[fd00::1]:2377"), "[fd00::1]:2377");
+        assert_eq!(host_of("[fd00::1]:2377"), "fd00::1");
+        assert!(check_addr("a", "--force").is_err());
+        assert!(check_addr("a", "1.2.3.4; reboot").is_err());
+        assert!(check_addr("a", "eth0").is_ok());
+    }
+}
