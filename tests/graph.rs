@@ -68,3 +68,26 @@ fn hostvars_reads_without_needs_wait_for_every_host() {
         ]
     );
 }
+
+#[test]
+fn hostvars_reads_wait_for_earlier_plays_of_other_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb_path = dir.path().join("pb.yml");
+    std::fs::write(&pb_path, "- hosts: x1\n  gather_facts: false\n  tasks:\n    - name: a\n      set_fact: {v: 1}\n- hosts: x2\n  gather_facts: false\n  tasks:\n    - name: b\n      debug: {msg: \"{{ hostvars['x1'].v }}\"}\n").unwrap();
+    let inv = Inventory::load(&["x1,x2,".to_string()], None).unwrap();
+    let pb = prov::playbook::load(&pb_path, &Default::default()).unwrap();
+    let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
+    let barriers: Vec<_> = plan
+        .edge_list(&pb)
+        .into_iter()
+        .filter(|e| e.2 == EdgeKind::Barrier)
+        .collect();
+    assert_eq!(
+        barriers,
+        vec![(
+            "x1:flush handlers".to_string(),
+            "x2:b".to_string(),
+            EdgeKind::Barrier
+        )]
+    );
+}

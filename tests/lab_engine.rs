@@ -20,22 +20,46 @@ fn every_module_over_ssh_converges_then_changes_nothing() {
     let first = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
     assert_eq!(first.code, 0, "{}", first.all_output());
     for h in ["h1", "h2", "h3"] {
-        assert!(host_changed(&first, h) >= 9, "{h} changed too little:\n{}", first.stdout);
+        assert!(
+            host_changed(&first, h) >= 9,
+            "{h} changed too little:\n{}",
+            first.stdout
+        );
     }
     for k in 1..=3 {
         let (_, motd) = lab_ssh(k, "cat /srv/prov-test/motd");
         assert_eq!(motd, format!("welcome to h{k}\n"));
-        let (_, conf) = lab_ssh(k, "stat -c %a /srv/prov-test/conf.d/app.conf; cat /srv/prov-test/conf.d/app.conf");
-        assert!(conf.starts_with("600\n") && conf.contains(&format!("listen = 10.77.0.{}", 10 + k)), "{conf}");
-        let (_, link) = lab_ssh(k, "readlink /srv/prov-test/motd.link; cat /srv/prov-test/payload.txt");
-        assert_eq!(link, "/srv/prov-test/motd\npayload from the control machine\n");
+        let (_, conf) = lab_ssh(
+            k,
+            "stat -c %a /srv/prov-test/conf.d/app.conf; cat /srv/prov-test/conf.d/app.conf",
+        );
+        assert!(
+            conf.starts_with("600\n") && conf.contains(&format!("listen = 10.77.0.{}", 10 + k)),
+            "{conf}"
+        );
+        let (_, link) = lab_ssh(
+            k,
+            "readlink /srv/prov-test/motd.link; cat /srv/prov-test/payload.txt",
+        );
+        assert_eq!(
+            link,
+            "/srv/prov-test/motd\npayload from the control machine\n"
+        );
         let (_, settings) = lab_ssh(k, "cat /srv/prov-test/settings");
-        assert!(settings.contains("max_conn = 100") && settings.contains(&format!("host = h{k}")), "{settings}");
+        assert!(
+            settings.contains("max_conn = 100") && settings.contains(&format!("host = h{k}")),
+            "{settings}"
+        );
     }
     let second = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
     assert_eq!(second.code, 0, "{}", second.all_output());
     for h in ["h1", "h2", "h3"] {
-        assert_eq!(host_changed(&second, h), 0, "second run changed {h}:\n{}", second.stdout);
+        assert_eq!(
+            host_changed(&second, h),
+            0,
+            "second run changed {h}:\n{}",
+            second.stdout
+        );
     }
 }
 
@@ -47,30 +71,73 @@ fn hostile_values_arrive_as_data() {
     for k in 1..=3 {
         lab_ssh(k, "rm -rf /srv/hostile /tmp/pwned");
     }
-    let evils = ["$(touch /tmp/pwned)", "'; touch /tmp/pwned; '", "`touch /tmp/pwned`", "a\ntouch /tmp/pwned\nb", "x && touch /tmp/pwned", "$HOME;touch /tmp/pwned|"];
+    let evils = [
+        "$(touch /tmp/pwned)",
+        "'; touch /tmp/pwned; '",
+        "`touch /tmp/pwned`",
+        "a\ntouch /tmp/pwned\nb",
+        "x && touch /tmp/pwned",
+        "$HOME;touch /tmp/pwned|",
+    ];
     let extra = json!({ "evils": evils }).to_string();
     let tmp = tempfile::tempdir().unwrap();
     let inv = lab_inventory(tmp.path(), 3, "");
     let pb = fixtures().join("lab/hostile.yml");
-    let run = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap(), "-e", &extra]);
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-e",
+        &extra,
+    ]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     for k in 1..=3 {
         let (rc, _) = lab_ssh(k, "test -e /tmp/pwned");
         assert_ne!(rc, 0, "h{k}: /tmp/pwned exists: a value was executed");
         for e in evils {
             // Read back the file whose name and content are the hostile value, byte for byte.
-            let script = format!("cat -- \"$(printf '%s' {})/data\"", prov::connection::sh_quote(&format!("/srv/hostile/{e}")));
+            let script = format!(
+                "cat -- \"$(printf '%s' {})/data\"",
+                prov::connection::sh_quote(&format!("/srv/hostile/{e}"))
+            );
             let (rc, data) = lab_ssh(k, &script);
-            assert_eq!((rc, data.as_str()), (0, e), "h{k}: content of the file named by {e:?}");
-            let (rc, _) = lab_ssh(k, &format!("test -e {}/arg && test -e {}/argv", prov::connection::sh_quote(&format!("/srv/hostile/{e}")), prov::connection::sh_quote(&format!("/srv/hostile/{e}"))));
+            assert_eq!(
+                (rc, data.as_str()),
+                (0, e),
+                "h{k}: content of the file named by {e:?}"
+            );
+            let (rc, _) = lab_ssh(
+                k,
+                &format!(
+                    "test -e {}/arg && test -e {}/argv",
+                    prov::connection::sh_quote(&format!("/srv/hostile/{e}")),
+                    prov::connection::sh_quote(&format!("/srv/hostile/{e}"))
+                ),
+            );
             assert_eq!(rc, 0, "h{k}: command arguments with {e:?}");
         }
         let (_, lines) = lab_ssh(k, "cat /srv/hostile/lines");
-        assert!(lines.contains("'; touch /tmp/pwned; '") && lines.contains("`touch /tmp/pwned`"), "{lines}");
+        assert!(
+            lines.contains("'; touch /tmp/pwned; '") && lines.contains("`touch /tmp/pwned`"),
+            "{lines}"
+        );
     }
-    let again = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap(), "-e", &extra]);
+    let again = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-e",
+        &extra,
+    ]);
     assert_eq!(again.code, 0, "{}", again.all_output());
-    assert_eq!(again.changed(), 2 * 3, "only the two looped touch commands change on a second run:\n{}", again.stdout);
+    assert_eq!(
+        again.changed(),
+        2 * 3,
+        "only the two looped touch commands change on a second run:\n{}",
+        again.stdout
+    );
 }
 
 /// Creates `user` with the lab's key, sudo rights (NOPASSWD or with `password`).
@@ -79,7 +146,9 @@ fn sudo_user(k: usize, user: &str, password: Option<&str>) {
         None => format!("{user} ALL=(ALL) NOPASSWD: ALL"),
         Some(_) => format!("{user} ALL=(ALL) ALL"),
     };
-    let pw = password.map(|p| format!("echo '{user}:{p}' | chpasswd;")).unwrap_or_default();
+    let pw = password
+        .map(|p| format!("echo '{user}:{p}' | chpasswd;"))
+        .unwrap_or_default();
     let script = format!(
         "id {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user}; {pw} install -d -m700 -o {user} -g {user} /home/{user}/.ssh; \
          install -m600 -o {user} -g {user} /root/.ssh/authorized_keys /home/{user}/.ssh/authorized_keys; \
@@ -98,10 +167,13 @@ fn become_with_sudo_nopasswd_and_with_a_password() {
     sudo_user(1, "deploy2", Some("s3cret-Pa55"));
     let tmp = tempfile::tempdir().unwrap();
     let lab = common::lab_dir();
-    let hostline = |user: &str, extra: &str| format!(
-        "[lab]\nh1 ansible_host=10.77.0.11 ansible_user={user} ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={} {extra}\n",
-        lab.join("id_ed25519").display(), lab.join("known_hosts").display()
-    );
+    let hostline = |user: &str, extra: &str| {
+        format!(
+            "[lab]\nh1 ansible_host=10.77.0.11 ansible_user={user} ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={} {extra}\n",
+            lab.join("id_ed25519").display(),
+            lab.join("known_hosts").display()
+        )
+    };
     let pb = tmp.path().join("become.yml");
     std::fs::write(&pb, "- hosts: lab\n  gather_facts: false\n  become: true\n  tasks:\n    - copy: {dest: \"/root/become-{{ ansible_user }}\", content: \"written as root\\n\", mode: \"0600\"}\n    - command: whoami\n      register: who\n      changed_when: false\n    - assert: {that: [\"who.stdout == 'root'\"]}\n").unwrap();
 
@@ -113,13 +185,29 @@ fn become_with_sudo_nopasswd_and_with_a_password() {
     assert_eq!(owner, "root:600\n");
 
     let inv2 = tmp.path().join("passwd.ini");
-    std::fs::write(&inv2, hostline("deploy2", "ansible_become_password=s3cret-Pa55")).unwrap();
-    let run = prov(&["apply", pb.to_str().unwrap(), "-i", inv2.to_str().unwrap(), "--json"]);
+    std::fs::write(
+        &inv2,
+        hostline("deploy2", "ansible_become_password=s3cret-Pa55"),
+    )
+    .unwrap();
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv2.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     let (_, owner) = lab_ssh(1, "stat -c %U /root/become-deploy2");
     assert_eq!(owner, "root\n");
-    assert!(!run.all_output().contains("s3cret-Pa55"), "the become password leaked into output");
-    assert!(!run.report.unwrap().to_string().contains("s3cret-Pa55"), "the become password leaked into the report");
+    assert!(
+        !run.all_output().contains("s3cret-Pa55"),
+        "the become password leaked into output"
+    );
+    assert!(
+        !run.report.unwrap().to_string().contains("s3cret-Pa55"),
+        "the become password leaked into the report"
+    );
 
     // A wrong password fails the task (it does not hang and does not run the command).
     let inv3 = tmp.path().join("wrong.ini");
@@ -148,7 +236,10 @@ fn a_100_mb_copy_arrives_intact() {
     std::fs::write(&big, &data).unwrap();
     let sum = {
         use sha1::Digest;
-        sha1::Sha1::digest(&data).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        sha1::Sha1::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     drop(data);
     let pb = tmp.path().join("big.yml");
@@ -159,7 +250,10 @@ fn a_100_mb_copy_arrives_intact() {
     let run = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
     let secs = t0.elapsed().as_secs_f64();
     assert_eq!(run.code, 0, "{}", run.all_output());
-    eprintln!("100 MB copy to h3 through prov apply: {secs:.2} s, {:.0} MB/s (whole run)", 100.0 / secs);
+    eprintln!(
+        "100 MB copy to h3 through prov apply: {secs:.2} s, {:.0} MB/s (whole run)",
+        100.0 / secs
+    );
     let (_, remote) = lab_ssh(3, "sha1sum /var/tmp/big.bin | cut -d' ' -f1");
     assert_eq!(remote.trim(), sum);
     let again = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);

@@ -24,35 +24,83 @@ fn sh(k: usize, cmd: &str) -> String {
 }
 
 fn check_converged_state() {
-    let nodes = sh(1, "docker node ls --format '{{.Hostname}} {{.Status}}' | sort");
-    let ready: Vec<&str> = nodes.lines().filter(|l| l.ends_with(" Ready")).collect();
-    assert_eq!(ready, vec!["h1 Ready", "h2 Ready", "h3 Ready"], "docker node ls:\n{nodes}");
-    for (h, labels) in [("h1", r#"{"role":"manager","zone":"a"}"#), ("h2", r#"{"tier":"app","zone":"b"}"#), ("h3", r#"{"tier":"db","zone":"c"}"#)] {
-        let id = sh(1, &format!("docker node ls --filter name={h} --format '{{{{.ID}}}} {{{{.Status}}}}' | awk '$2==\"Ready\"{{print $1}}'"));
-        let got = sh(1, &format!("docker node inspect {} --format '{{{{json .Spec.Labels}}}}'", id.trim()));
-        assert_eq!(got.trim(), labels, "labels of {h}");
+    // Each host's own view: it is an active swarm node, and the manager lists that node Ready
+    // with the host's labels. (A host that left and re-joined may leave a stale entry under the
+    // same name for a while; the node that counts is the one the host itself reports.)
+    for (k, labels) in [
+        (1, r#"{"role":"manager","zone":"a"}"#),
+        (2, r#"{"tier":"app","zone":"b"}"#),
+        (3, r#"{"tier":"db","zone":"c"}"#),
+    ] {
+        let state = sh(
+            k,
+            "docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'",
+        );
+        let (st, id) = state.trim().split_once(' ').unwrap();
+        assert_eq!(st, "active", "h{k} is not in the swarm");
+        let node = sh(
+            1,
+            &format!(
+                "docker node inspect {id} --format '{{{{.Description.Hostname}}}} {{{{.Status.State}}}} {{{{json .Spec.Labels}}}}'"
+            ),
+        );
+        assert_eq!(node.trim(), format!("h{k} ready {labels}"), "node of h{k}");
     }
-    let net = sh(1, "docker network inspect backend --format '{{.Driver}} {{.Scope}} {{.Attachable}}'");
+    let nodes = sh(1, "docker node ls --format '{{.Hostname}} {{.Status}}'");
+    let mut ready: Vec<&str> = nodes.lines().filter(|l| l.ends_with(" Ready")).collect();
+    ready.sort();
+    ready.dedup();
+    assert_eq!(
+        ready,
+        vec!["h1 Ready", "h2 Ready", "h3 Ready"],
+        "docker node ls:\n{nodes}"
+    );
+    let net = sh(
+        1,
+        "docker network inspect backend --format '{{.Driver}} {{.Scope}} {{.Attachable}}'",
+    );
     assert_eq!(net.trim(), "overlay swarm true");
     for k in 1..=3 {
         let exec = sh(k, "systemctl show docker -p ExecStart");
-        assert!(exec.contains("--dns 192.0.2.1") && exec.contains("--dns 192.0.2.2"), "h{k}: {exec}");
-        let running = sh(k, "tr '\\0' ' ' < /proc/$(systemctl show docker -p MainPID --value)/cmdline");
-        assert!(running.contains("--dns 192.0.2.1 --dns 192.0.2.2"), "h{k}: dockerd runs as {running}");
+        assert!(
+            exec.contains("--dns 192.0.2.1") && exec.contains("--dns 192.0.2.2"),
+            "h{k}: {exec}"
+        );
+        let running = sh(
+            k,
+            "tr '\\0' ' ' < /proc/$(systemctl show docker -p MainPID --value)/cmdline",
+        );
+        assert!(
+            running.contains("--dns 192.0.2.1 --dns 192.0.2.2"),
+            "h{k}: dockerd runs as {running}"
+        );
         let timers = sh(k, "systemctl list-timers --all --no-pager");
-        assert!(timers.contains("etc-backup.timer") && timers.contains("prov-heartbeat.timer"), "h{k}: {timers}");
+        assert!(
+            timers.contains("etc-backup.timer") && timers.contains("prov-heartbeat.timer"),
+            "h{k}: {timers}"
+        );
     }
     // The 10-second heartbeat timer really fires.
     let t0 = Instant::now();
     while lab_ssh(2, "test -s /var/lib/prov-heartbeat").0 != 0 {
-        assert!(t0.elapsed() < Duration::from_secs(40), "the heartbeat timer never fired on h2");
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "the heartbeat timer never fired on h2"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
 
 fn start_of(run: &Run, host: &str, task: &str) -> (u64, u64) {
-    let t = run.tasks_named(task).into_iter().find(|t| t["host"] == host).unwrap_or_else(|| panic!("no {task} on {host}"));
-    (t["start_ms"].as_u64().unwrap(), t["duration_ms"].as_u64().unwrap())
+    let t = run
+        .tasks_named(task)
+        .into_iter()
+        .find(|t| t["host"] == host)
+        .unwrap_or_else(|| panic!("no {task} on {host}"));
+    (
+        t["start_ms"].as_u64().unwrap(),
+        t["duration_ms"].as_u64().unwrap(),
+    )
 }
 
 #[test]
@@ -69,32 +117,75 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     let second = site(&["--json"]);
     assert_eq!(second.code, 0, "{}", second.all_output());
     for h in ["h1", "h2", "h3"] {
-        assert_eq!(host_changed(&second, h), 0, "second run changed {h}:\n{}", second.stdout);
+        assert_eq!(
+            host_changed(&second, h),
+            0,
+            "second run changed {h}:\n{}",
+            second.stdout
+        );
     }
 
     // 3. --check is clean; drift made by hand is named, then repaired.
     let clean = site(&["--check"]);
     assert_eq!(clean.code, 0, "{}", clean.all_output());
-    sh(1, "docker node update --label-rm tier $(docker node ls --filter name=h2 --format '{{.ID}} {{.Status}}' | awk '$2==\"Ready\"{print $1}')");
-    sh(3, "sed -i 's/192.0.2.2/192.0.2.99/' /etc/systemd/system/docker.service.d/10-dns.conf && systemctl daemon-reload");
+    let h2_id = sh(2, "docker info --format '{{.Swarm.NodeID}}'");
+    sh(
+        1,
+        &format!("docker node update --label-rm tier {}", h2_id.trim()),
+    );
+    sh(
+        3,
+        "sed -i 's/192.0.2.2/192.0.2.99/' /etc/systemd/system/docker.service.d/10-dns.conf && systemctl daemon-reload",
+    );
     sh(2, "systemctl disable --now prov-heartbeat.timer");
     sh(3, "docker swarm leave --force");
     let drift = site(&["--check"]);
-    assert_eq!(drift.code, 2, "--check must exit 2 on drift:\n{}", drift.all_output());
-    for (host, task) in [("h2", "swarm : node labels"), ("h3", "docker_dns : dockerd DNS drop-in"), ("h2", "timers : timers"), ("h3", "swarm : join the swarm")] {
+    assert_eq!(
+        drift.code,
+        2,
+        "--check must exit 2 on drift:\n{}",
+        drift.all_output()
+    );
+    for (host, task) in [
+        ("h2", "swarm : node labels"),
+        ("h3", "docker_dns : dockerd DNS drop-in"),
+        ("h2", "timers : timers"),
+        ("h3", "swarm : join the swarm"),
+    ] {
         let line = format!("changed: [{host}] {task}");
-        assert!(drift.stdout.contains(&line), "--check does not name `{line}`:\n{}", drift.stdout);
+        assert!(
+            drift.stdout.contains(&line),
+            "--check does not name `{line}`:\n{}",
+            drift.stdout
+        );
     }
     // Exactly those, plus the docker restart that the drop-in change would trigger.
-    let mut changed: Vec<String> = drift.report.as_ref().unwrap()["tasks"].as_array().unwrap().iter()
+    let mut changed: Vec<String> = drift.report.as_ref().unwrap()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|t| t["status"] == "changed")
-        .map(|t| format!("{} {}", t["host"].as_str().unwrap(), t["task"].as_str().unwrap()))
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["host"].as_str().unwrap(),
+                t["task"].as_str().unwrap()
+            )
+        })
         .collect();
     changed.sort();
-    assert_eq!(changed, vec![
-        "h2 swarm : node labels", "h2 timers : timers", "h3 docker_dns : dockerd DNS drop-in",
-        "h3 handler: docker_dns : restart docker", "h3 swarm : join the swarm",
-    ], "{}", drift.stdout);
+    assert_eq!(
+        changed,
+        vec![
+            "h2 swarm : node labels",
+            "h2 timers : timers",
+            "h3 docker_dns : dockerd DNS drop-in",
+            "h3 handler: docker_dns : restart docker",
+            "h3 swarm : join the swarm",
+        ],
+        "{}",
+        drift.stdout
+    );
     let repair = site(&[]);
     assert_eq!(repair.code, 0, "{}", repair.all_output());
     check_converged_state();
@@ -102,11 +193,21 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     assert_eq!(after.code, 0, "{}", after.all_output());
 
     // 4. Join tokens appear nowhere in output, --json events or the report.
-    let tokens = [sh(1, "docker swarm join-token -q worker"), sh(1, "docker swarm join-token -q manager")];
+    let tokens = [
+        sh(1, "docker swarm join-token -q worker"),
+        sh(1, "docker swarm join-token -q manager"),
+    ];
     for run in [&first, &second, &drift, &repair] {
-        let report = run.report.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        let report = run
+            .report
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         for t in &tokens {
-            assert!(!run.all_output().contains(t.trim()) && !report.contains(t.trim()), "a join token leaked");
+            assert!(
+                !run.all_output().contains(t.trim()) && !report.contains(t.trim()),
+                "a join token leaked"
+            );
         }
     }
 
@@ -115,17 +216,41 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     assert_eq!(barrier.code, 0, "{}", barrier.all_output());
     let (slow_start, slow_len) = start_of(&barrier, "h3", "unrelated slow task");
     let (join_start, _) = start_of(&barrier, "h2", "swarm : join the swarm");
-    assert!(join_start < slow_start + slow_len, "h2 joined at {join_start} ms, after h3's slow task ended at {} ms", slow_start + slow_len);
+    assert!(
+        join_start < slow_start + slow_len,
+        "h2 joined at {join_start} ms, after h3's slow task ended at {} ms",
+        slow_start + slow_len
+    );
 
     // 6. Docker EE with an unreachable licensed repository: the failure names the repository,
     // never its URL, and leaves no half-written source or key behind.
     let secret_url = "http://10.77.0.1:9/subscription-0123456789abcdef";
-    let ee = site(&["--limit", "h3", "-e", "docker_edition=ee", "-e", &format!("docker_ee_url={secret_url}"), "--json"]);
+    let ee = site(&[
+        "--limit",
+        "h3",
+        "-e",
+        "docker_edition=ee",
+        "-e",
+        &format!("docker_ee_url={secret_url}"),
+        "--json",
+    ]);
     assert_eq!(ee.code, 3, "{}", ee.all_output());
-    assert!(ee.all_output().contains("docker-ee"), "the failure names the repository:\n{}", ee.all_output());
+    assert!(
+        ee.all_output().contains("docker-ee"),
+        "the failure names the repository:\n{}",
+        ee.all_output()
+    );
     let report = ee.report.as_ref().unwrap().to_string();
-    assert!(!ee.all_output().contains("subscription-0123456789abcdef") && !report.contains("subscription-0123456789abcdef"), "the licensed URL leaked:\n{}", ee.all_output());
-    let (rc, leftovers) = lab_ssh(3, "ls /etc/apt/sources.list.d/docker-ee* /etc/apt/keyrings/docker-ee* 2>/dev/null");
+    assert!(
+        !ee.all_output().contains("subscription-0123456789abcdef")
+            && !report.contains("subscription-0123456789abcdef"),
+        "the licensed URL leaked:\n{}",
+        ee.all_output()
+    );
+    let (rc, leftovers) = lab_ssh(
+        3,
+        "ls /etc/apt/sources.list.d/docker-ee* /etc/apt/keyrings/docker-ee* 2>/dev/null",
+    );
     assert_ne!(rc, 0, "half-configured repository left on h3: {leftovers}");
     assert_eq!(sh(3, "systemctl is-active docker").trim(), "active");
 }

@@ -9,8 +9,15 @@ fn a_host_powered_off_mid_run_is_unreachable_and_the_others_finish() {
     if !lab_up("a_host_powered_off_mid_run") {
         return;
     }
-    let up = std::process::Command::new(env!("CARGO_BIN_EXE_prov")).args(["lab", "up", "4"]).output().unwrap();
-    assert!(up.status.success(), "prov lab up 4: {}", String::from_utf8_lossy(&up.stderr));
+    let up = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["lab", "up", "4"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "prov lab up 4: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     for k in 1..=4 {
         lab_ssh(k, "rm -rf /srv/unreach");
     }
@@ -18,7 +25,12 @@ fn a_host_powered_off_mid_run_is_unreachable_and_the_others_finish() {
     let inv = lab_inventory(tmp.path(), 4, "");
     let pb = fixtures().join("lab/poweroff.yml");
     let run = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
-    assert_eq!(run.code, 4, "exit code 4 for an unreachable host:\n{}", run.all_output());
+    assert_eq!(
+        run.code,
+        4,
+        "exit code 4 for an unreachable host:\n{}",
+        run.all_output()
+    );
     let report = run.report.as_ref().unwrap();
     assert_eq!(report["hosts"]["h4"]["unreachable"], true, "{report}");
     for h in ["h1", "h2", "h3"] {
@@ -29,7 +41,10 @@ fn a_host_powered_off_mid_run_is_unreachable_and_the_others_finish() {
     for k in 1..=3 {
         let (rc, after) = lab_ssh(k, "cat /srv/unreach/after");
         assert_eq!(rc, 0, "h{k} did not finish");
-        assert_eq!(after, expected, "h{k}: the file written after h4 died is complete");
+        assert_eq!(
+            after, expected,
+            "h{k}: the file written after h4 died is complete"
+        );
         let (_, leftovers) = lab_ssh(k, "ls -A /srv/unreach | grep -c '^.prov' || true");
         assert_eq!(leftovers.trim(), "0", "h{k}: no temp files left behind");
     }

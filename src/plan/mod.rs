@@ -187,22 +187,30 @@ impl Plan {
             }
             let reads_hostvars = task_mentions(task, "hostvars");
             let prev = pos.checked_sub(1).map(|p| selected[p]);
-            if let Some(prev) = prev {
-                let barrier = reads_hostvars && task.needs.is_empty();
-                let linear = play.strategy == Strategy::Linear;
-                if barrier || linear {
-                    let kind = if barrier {
-                        EdgeKind::Barrier
-                    } else {
-                        EdgeKind::Linear
-                    };
-                    for h in hosts {
-                        for other in hosts.iter().filter(|o| *o != h) {
-                            if let (Some(a), Some(b)) = (node(prev, other), node(ti, h)) {
-                                self.graph.add_edge(a, b, kind);
-                            }
-                        }
+            let barrier = reads_hostvars && task.needs.is_empty();
+            let linear = play.strategy == Strategy::Linear && prev.is_some();
+            if barrier || linear {
+                let kind = if barrier {
+                    EdgeKind::Barrier
+                } else {
+                    EdgeKind::Linear
+                };
+                let mut edges = vec![];
+                for h in hosts {
+                    let Some(b) = node(ti, h) else { continue };
+                    for other in self.chains.keys().filter(|o| *o != h) {
+                        // The other host's previous node in this play, or (for a barrier) its
+                        // last node in an earlier play: everything before it follows by chain.
+                        let a = match prev.and_then(|p| node(p, other)) {
+                            Some(a) => Some(a),
+                            None if barrier => self.last_before_play(other, pi),
+                            None => None,
+                        };
+                        edges.extend(a.map(|a| (a, b)));
                     }
+                }
+                for (a, b) in edges {
+                    self.graph.add_edge(a, b, kind);
                 }
             }
             if task.run_once
@@ -308,6 +316,16 @@ impl Plan {
                 }
             }
         }
+    }
+
+    /// A host's last node in plays before `play`.
+    fn last_before_play(&self, host: &str, play: usize) -> Option<NodeIndex> {
+        let chain = self.chains.get(host)?;
+        chain
+            .iter()
+            .rev()
+            .find(|n| self.graph[**n].play < play)
+            .copied()
     }
 
     /// The graph in DOT, nodes labelled `host: task`, edges labelled by kind (chain edges plain).

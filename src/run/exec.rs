@@ -26,6 +26,8 @@ pub struct NodeResult {
     /// The value `register` stores.
     pub registered: Json,
     pub facts: Map<String, Json>,
+    /// Values of the module's `secret_keys`, to be scrubbed from all output.
+    pub secrets: Vec<String>,
 }
 
 impl NodeResult {
@@ -38,6 +40,7 @@ impl NodeResult {
             ignored: false,
             registered: json!({"failed": true, "changed": false, "msg": msg}),
             facts: Map::new(),
+            secrets: vec![],
         }
     }
 
@@ -50,6 +53,7 @@ impl NodeResult {
             ignored: false,
             registered: json!({"skipped": true, "changed": false, "skip_reason": msg}),
             facts: Map::new(),
+            secrets: vec![],
         }
     }
 
@@ -62,6 +66,7 @@ impl NodeResult {
             ignored: false,
             registered: json!({"unreachable": true, "msg": msg}),
             facts: Map::new(),
+            secrets: vec![],
         }
     }
 }
@@ -215,6 +220,9 @@ async fn run_reported(
 
 /// `register`, `set_fact` and `notify` take effect.
 fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult) {
+    for s in &result.secrets {
+        sh.add_secret(s);
+    }
     let mut vars = result.facts.clone();
     if let Some(name) = &task.register {
         vars.insert(name.clone(), result.registered.clone());
@@ -447,6 +455,10 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
         ignored,
         registered: json!({"changed": changed, "failed": status == Status::Failed, "skipped": status == Status::Skipped, "msg": "All items completed", "results": results.iter().map(|(r, _)| r.registered.clone()).collect::<Vec<_>>()}),
         facts,
+        secrets: results
+            .iter()
+            .flat_map(|(r, _)| r.secrets.clone())
+            .collect(),
     }
 }
 
@@ -545,6 +557,12 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         (_, _, _, true) => Status::Changed,
         _ => Status::Ok,
     };
+    let secrets = o
+        .secret_keys
+        .iter()
+        .filter_map(|k| o.data.get(k))
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
     NodeResult {
         status,
         changed: o.changed && !o.failed,
@@ -553,6 +571,7 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         ignored,
         registered: Json::Object(registered),
         facts,
+        secrets,
     }
 }
 

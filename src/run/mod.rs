@@ -75,6 +75,7 @@ pub async fn run(
             me.clone(),
         )
     });
+    seed_secrets(&shared);
     let mut tasks = tokio::task::JoinSet::new();
     for host in plan.chains.keys() {
         let sh = shared.clone();
@@ -117,6 +118,30 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
     hr.finish_blocks();
 }
 
+/// Passwords given on the command line or in the inventory are secrets from the start.
+fn seed_secrets(sh: &Shared) {
+    let given = [
+        sh.opts.become_password.clone(),
+        sh.opts.connector.ssh.ask_pass.clone(),
+    ];
+    for v in given.into_iter().flatten() {
+        sh.add_secret(&v);
+    }
+    for host in &sh.plan.hosts {
+        let vars = sh.inv_vars(host);
+        for key in [
+            "ansible_password",
+            "ansible_ssh_pass",
+            "ansible_become_password",
+            "ansible_become_pass",
+        ] {
+            if let Some(v) = vars.get(key).and_then(Json::as_str) {
+                sh.add_secret(v);
+            }
+        }
+    }
+}
+
 /// Waits for every cross-host predecessor; a failed `needs` or `run_once` source blocks.
 async fn wait_for_predecessors(sh: &Shared, node: NodeIndex) -> Option<String> {
     let mut reason = None;
@@ -153,7 +178,9 @@ async fn wait_for_predecessors(sh: &Shared, node: NodeIndex) -> Option<String> {
 }
 
 impl Shared {
-    fn emit(&self, r: TaskResult) {
+    fn emit(&self, mut r: TaskResult) {
+        r.msg = self.scrub(&r.msg);
+        r.diff = r.diff.map(|d| self.scrub(&d));
         let _ = self.tx.send(Event::TaskDone(r));
     }
 

@@ -70,6 +70,9 @@ pub struct Shared {
     /// Results of `run_once` tasks, shared with the other hosts of the play.
     pub run_once: Mutex<HashMap<(usize, usize), super::exec::NodeResult>>,
     me: std::sync::Weak<Shared>,
+    /// Values that must never reach output: passwords, and the values of module results'
+    /// `secret_keys` (swarm join tokens). Every event is scrubbed of them.
+    secrets: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -115,7 +118,27 @@ impl Shared {
             announced,
             run_once: Mutex::new(HashMap::new()),
             me,
+            secrets: Mutex::new(vec![]),
         }
+    }
+
+    /// Remembers a value that must never be shown.
+    pub fn add_secret(&self, value: &str) {
+        // Very short values would blank out ordinary words; secrets are longer than this.
+        if value.len() >= 6 {
+            let mut s = self.secrets.lock().expect("lock");
+            if !s.iter().any(|x| x == value) {
+                s.push(value.to_string());
+            }
+        }
+    }
+
+    /// `text` with every known secret replaced.
+    pub fn scrub(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().expect("lock");
+        secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "********"))
     }
 
     pub fn inv_vars(&self, host: &str) -> Layer {

@@ -95,7 +95,10 @@ pub fn lab_up(test: &str) -> bool {
         panic!("{test}: the lab is not up and PROV_LAB_REQUIRED=1");
     }
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: the lab is not up; start it with `prov lab up 3`");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: the lab is not up; start it with `prov lab up 3`"
+    );
     false
 }
 
@@ -122,15 +125,31 @@ pub fn lab_inventory(dir: &Path, n: usize, extra: &str) -> PathBuf {
 pub fn lab_ssh(k: usize, cmd: &str) -> (i32, String) {
     let out = Command::new("ssh")
         .args(["-i", lab_dir().join("id_ed25519").to_str().unwrap()])
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=5",
+        ])
         .arg(format!("root@10.77.0.{}", 10 + k))
         .arg(cmd)
         .output()
         .expect("run ssh");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// Changed count of one host in a run's report.
 pub fn host_changed(run: &Run, host: &str) -> u64 {
-    run.report.as_ref().expect("report")["hosts"][host]["changed"].as_u64().unwrap_or(0)
+    run.report.as_ref().expect("report")["hosts"][host]["changed"]
+        .as_u64()
+        .unwrap_or(0)
 }
