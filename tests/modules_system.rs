@@ -11,7 +11,7 @@ mod common;
 use common::{Run, fixtures, prov};
 use serde_json::{Value as Json, json};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -25,57 +25,18 @@ const HASH2: &str = "$6$other$WxQm3C2bhtqC3l7p5d6wU0Y1fvJ6aC9Yv7uP9e6yP3Y4qR5s6t
 
 static APT_LOCK: Mutex<()> = Mutex::new(());
 
-fn lab_dir() -> PathBuf {
-    PathBuf::from(std::env::var("LAB_DIR").unwrap_or_else(|_| "/var/tmp/prov-lab".into()))
-}
-
 fn key() -> PathBuf {
-    lab_dir().join("id_ed25519")
+    common::lab_dir().join("id_ed25519")
 }
 
-/// True when the lab answers; otherwise skips (prints why) or fails under PROV_LAB_REQUIRED=1.
+/// True when the lab answers (see `common::lab_up`).
 fn lab_up(test: &str) -> bool {
-    let up = [HOST, OTHER].iter().all(|h| {
-        let addr: SocketAddr = format!("{h}:22").parse().unwrap();
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-    }) && key().exists();
-    if !up {
-        if std::env::var("PROV_LAB_REQUIRED").as_deref() == Ok("1") {
-            panic!(
-                "{test}: the lab is not up ({OTHER}:22 or {HOST}:22 does not answer) and PROV_LAB_REQUIRED=1"
-            );
-        }
-        eprintln!("SKIPPED {test}: the lab is not up ({OTHER}:22 does not answer)");
-    }
-    up
+    common::lab_up(test)
 }
 
-/// Runs a command on the test host over plain ssh: (exit code, stdout).
+/// Runs a command on the test host (h3) over plain ssh: (exit code, stdout).
 fn ssh(cmd: &str) -> (i32, String) {
-    let out = Command::new("ssh")
-        .args(["-i", key().to_str().unwrap()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args([
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-        ])
-        .arg(format!("root@{HOST}"))
-        .arg(cmd)
-        .output()
-        .expect("run ssh");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    common::lab_ssh(3, cmd)
 }
 
 fn ssh_ok(cmd: &str) -> String {

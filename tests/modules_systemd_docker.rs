@@ -8,8 +8,6 @@
 mod common;
 
 use common::{Run, fixtures, prov};
-use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,65 +24,13 @@ static LAB: Mutex<()> = Mutex::new(());
 /// The lab lock when the lab answers; `None` (test skipped) otherwise.
 fn lab() -> Option<MutexGuard<'static, ()>> {
     let guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let addr: SocketAddr = "10.77.0.11:22".parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
-            && std::path::Path::new(KEY).exists()
-        {
-            return Some(guard);
-        }
-        if Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    if std::env::var("PROV_LAB_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("the lab (10.77.0.11:22) does not answer and PROV_LAB_REQUIRED=1");
-    }
-    // Straight to stderr, past the test harness's capture, so the skip is seen.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        b"SKIPPED: the lab (10.77.0.11:22) does not answer; set PROV_LAB_REQUIRED=1 to fail instead\n",
-    );
-    None
-}
-
-fn ip(host: &str) -> &'static str {
-    HOSTS
-        .iter()
-        .find(|(h, _)| *h == host)
-        .map(|(_, ip)| *ip)
-        .expect("lab host")
+    common::lab_up("systemd/docker modules").then_some(guard)
 }
 
 /// Runs `cmd` on a lab host over plain ssh: (exit code, stdout).
 fn ssh(host: &str, cmd: &str) -> (i32, String) {
-    let out = Command::new("ssh")
-        .args([
-            "-i",
-            KEY,
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args([
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-        ])
-        .arg(format!("root@{}", ip(host)))
-        .arg(cmd)
-        .output()
-        .expect("ssh");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let k: usize = host.trim_start_matches('h').parse().expect("lab host hK");
+    common::lab_ssh(k, cmd)
 }
 
 /// Like [`ssh`], but the command must succeed.

@@ -36,6 +36,10 @@ pub enum Event {
         task: String,
     },
     TaskDone(TaskResult),
+    /// A host walked its whole chain.
+    HostDone {
+        host: String,
+    },
     RunEnd {
         duration_ms: u64,
     },
@@ -136,6 +140,11 @@ impl Renderer {
                 }
             }
             Event::TaskDone(r) => self.task_done(r),
+            Event::HostDone { host } => {
+                if let Some(b) = self.bars.as_ref().and_then(|b| b.per_host.get(host)) {
+                    b.finish_with_message("done");
+                }
+            }
             Event::RunEnd { .. } => {
                 if let Some(b) = self.bars.take() {
                     b.overall.finish_and_clear();

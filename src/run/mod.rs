@@ -116,6 +116,7 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         let _ = sh.status[node.index()].send(Some(end));
     }
     hr.finish_blocks();
+    let _ = sh.tx.send(Event::HostDone { host });
 }
 
 /// Passwords given on the command line or in the inventory are secrets from the start.
