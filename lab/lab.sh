@@ -5,6 +5,12 @@
 #
 #   lab.sh up N      build the base image once (~40 s), boot h1..hN (running hosts stay),
 #                    record their host keys and write an inventory
+#                    With PROV_LAB_PASSWORD_ONLY="K ..." (and PROV_LAB_ROOT_PASSWORD): hK is
+#                    (re)created as a freshly installed host that accepts only the root
+#                    password: no root key, password logins on, and its host key not recorded.
+#                    It stays so (skipped by later `up`s, left out of the inventory and its
+#                    known_hosts lines kept as they are) until `down`, or until it is named
+#                    again, which re-creates it from scratch. hK may be above N.
 #   lab.sh status    what is running
 #   lab.sh ssh K [CMD]  ssh into hK as root
 #   lab.sh down      power every host off cleanly; remove hosts, bridge, NAT rule, cgroups
@@ -13,7 +19,8 @@
 #
 # Files in $LAB_DIR (default /var/tmp/prov-lab): base/ (debootstrap rootfs, kept across labs),
 # id_ed25519 (root key, kept), known_hosts (the hosts' keys), inventory.ini, and per host
-# hK/{upper,docker,pid,nspawn.log}. $PROV_LAB_INVENTORY: where `up` writes the inventory.
+# hK/{upper,docker,pid,nspawn.log,password-only}. $PROV_LAB_INVENTORY: where `up` writes the
+# inventory.
 #
 # What this machine needs worked around (verified: Debian 12 VM as root, PID 1 is not systemd,
 # cgroup v1 hybrid layout, no IPVS):
@@ -38,6 +45,8 @@ die() { echo "lab: error: $*" >&2; exit 1; }
 
 ip_of() { echo "$NET.$((10 + $1))"; }
 running() { local d="$LAB_DIR/h$1"; [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; }
+# hK was made password-only: the lab key does not open it (any more).
+password_only() { [ -f "$LAB_DIR/h$1/password-only" ]; }
 # Numbers of the hosts that are running, ascending.
 running_hosts() {
   local d k
@@ -173,12 +182,22 @@ rekey_if_shared() {
     'rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -A && systemctl restart ssh' >/dev/null
 }
 
+# The keys of hosts "$@", scanned; the lines of password-only hosts are kept as they are (a
+# bootstrap records those itself).
 write_known_hosts() {
   local hosts=() k
   for k in "$@"; do hosts+=("$(ip_of "$k")"); done
-  ssh-keyscan -T 5 -t ed25519,ecdsa,rsa "${hosts[@]}" 2>/dev/null | sort >"$KNOWN.tmp" || true
+  : >"$KNOWN.tmp"
+  if [ ${#hosts[@]} -gt 0 ]; then
+    ssh-keyscan -T 5 -t ed25519,ecdsa,rsa "${hosts[@]}" 2>/dev/null | sort >"$KNOWN.tmp" || true
+  fi
   for k in "$@"; do
     grep -q "^$(ip_of "$k") ssh-ed25519 " "$KNOWN.tmp" || die "ssh-keyscan got no key from h$k"
+  done
+  for k in $(running_hosts); do
+    if password_only "$k" && [ -f "$KNOWN" ]; then
+      grep -E "^(\[)?$(ip_of "$k" | sed 's/\./\\./g')(\]:[0-9]+)? " "$KNOWN" >>"$KNOWN.tmp" || true
+    fi
   done
   mv "$KNOWN.tmp" "$KNOWN"
 }
@@ -192,21 +211,87 @@ write_inventory() {
     for k in "$@"; do
       echo "h$k ansible_host=$(ip_of "$k") ansible_user=root ansible_ssh_private_key_file=$KEY ansible_ssh_known_hosts_file=$KNOWN"
     done
+    for k in $(running_hosts); do
+      if password_only "$k"; then
+        echo "# h$k $(ip_of "$k"): password-only (no root key): reach it with \`prov bootstrap h$k -i INVENTORY\`"
+      fi
+    done
   } >"$INVENTORY.tmp"
   mv "$INVENTORY.tmp" "$INVENTORY"
 }
 
+# Powers hK off (cleanly, as `down` does) and removes its cgroups; its files stay.
+stop_host() {
+  local k=$1 d="$LAB_DIR/h$1" p i cg
+  if [ -f "$d/pid" ]; then
+    p=$(cat "$d/pid"); kill -TERM "$p" 2>/dev/null || true
+    for i in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$p" 2>/dev/null || true; rm -f "$d/pid"
+  fi
+  find /sys/fs/cgroup -mindepth 2 -maxdepth 10 -depth -type d \( -name "provlab-h$k" -o -path "*/provlab-h$k/*" \) 2>/dev/null \
+    | while read -r cg; do rmdir "$cg" 2>/dev/null || true; done
+}
+
+wait_port() {
+  local k=$1 i
+  for i in $(seq 1 150); do
+    timeout 1 bash -c "exec 3<>/dev/tcp/$(ip_of "$k")/22" 2>/dev/null && return 0
+    running "$k" || die "h$k stopped while booting, see $LAB_DIR/h$k/nspawn.log"
+    sleep 0.2
+  done
+  die "h$k ($(ip_of "$k")) did not answer on port 22 within 30 s"
+}
+
+# hK from scratch (new disk, new host keys), then as a provider hands a new host over: root
+# logs in with a password only. The password travels on ssh's stdin, never on a command line.
+make_password_only() {
+  local k=$1 d="$LAB_DIR/h$1"
+  say "h$k: a fresh host that accepts only the root password"
+  stop_host "$k"
+  rm -rf "$d"
+  boot "$k"
+  wait_ssh "$k"
+  printf 'root:%s\n' "$PROV_LAB_ROOT_PASSWORD" | ssh "${lab_ssh_opts[@]}" "${insecure[@]}" "root@$(ip_of "$k")" '
+    set -e
+    chpasswd
+    # Named like the drop-in cloud-init writes on cloud images.
+    printf "%s\n" "# prov lab: a fresh host that accepts the root password" \
+      "PermitRootLogin yes" "PasswordAuthentication yes" >/etc/ssh/sshd_config.d/50-cloud-init.conf
+    rm -f /root/.ssh/authorized_keys
+    sshd -t
+    systemctl reload ssh' >/dev/null || die "h$k: could not set it up for password logins"
+  touch "$d/password-only"
+  if [ -f "$KNOWN" ]; then ssh-keygen -q -R "$(ip_of "$k")" -f "$KNOWN" >/dev/null 2>&1 || true; fi
+  rm -f "$KNOWN.old"
+}
+
 cmd_up() {
-  local n=${1:-3} k
+  local n=${1:-3} k pw=() keyed=()
   case "$n" in '' | *[!0-9]*) die "up: N must be a number" ;; esac
   [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "up: N must be between 1 and 200"
+  for k in ${PROV_LAB_PASSWORD_ONLY//,/ }; do
+    case "$k" in '' | *[!0-9]*) die "password-only: '$k' is not a host number" ;; esac
+    [ "$k" -ge 1 ] && [ "$k" -le 200 ] || die "password-only: host numbers are 1 to 200"
+    pw+=("$k")
+  done
+  if [ ${#pw[@]} -gt 0 ] && [ -z "${PROV_LAB_ROOT_PASSWORD:-}" ]; then
+    die "a password-only host needs a root password (PROV_LAB_ROOT_PASSWORD)"
+  fi
+  named() { local x; for x in "${pw[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
   preflight; need_pkgs; build_base; net_up
-  for k in $(seq 1 "$n"); do boot "$k"; done
-  for k in $(seq 1 "$n"); do wait_ssh "$k"; rekey_if_shared "$k"; done
+  for k in $(seq 1 "$n"); do named "$k" || boot "$k"; done
+  for k in $(seq 1 "$n"); do
+    named "$k" && continue
+    if password_only "$k"; then wait_port "$k"; else wait_ssh "$k"; rekey_if_shared "$k"; fi
+  done
+  for k in "${pw[@]}"; do make_password_only "$k"; done
   mapfile -t all < <(running_hosts)
-  write_known_hosts "${all[@]}"
-  write_inventory "${all[@]}"
-  for k in "${all[@]}"; do echo "h$k $(ip_of "$k")"; done
+  for k in "${all[@]}"; do password_only "$k" || keyed+=("$k"); done
+  write_known_hosts "${keyed[@]}"
+  write_inventory "${keyed[@]}"
+  for k in "${all[@]}"; do
+    if password_only "$k"; then echo "h$k $(ip_of "$k") password-only"; else echo "h$k $(ip_of "$k")"; fi
+  done
   say "inventory: $INVENTORY"
 }
 
@@ -223,6 +308,7 @@ cmd_status() {
     else
       state="stopped"; ssh_state="-"
     fi
+    if password_only "$k"; then state="$state, password-only"; fi
     echo "h$k $(ip_of "$k") $state, $ssh_state"
   done
   if [ -f "$INVENTORY" ]; then echo "inventory: $INVENTORY"; fi

@@ -48,6 +48,8 @@ enum Cmd {
     Graph(LoadArgs),
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
+    /// Take fresh hosts (root password only) to managed nodes: admin user, key, sudo, sshd.
+    Bootstrap(crate::bootstrap::BootstrapArgs),
     /// A lab of real Debian hosts (systemd-nspawn) on this machine, for trying playbooks.
     Lab {
         #[command(subcommand)]
@@ -135,6 +137,13 @@ enum LabCmd {
         n: usize,
         #[arg(long)]
         inventory: Option<PathBuf>,
+        /// Re-create hK from scratch as a fresh host that accepts only the root password (no
+        /// root key, host key not recorded: for `prov bootstrap`); K may be above N; repeatable.
+        #[arg(long, value_name = "K", value_delimiter = ',')]
+        password_only: Vec<usize>,
+        /// The root password of the --password-only hosts.
+        #[arg(long, env = "PROV_LAB_ROOT_PASSWORD", hide_env_values = true)]
+        root_password: Option<String>,
     },
     /// Which lab hosts are running.
     Status,
@@ -169,6 +178,7 @@ pub fn main() -> i32 {
             Err(d) => bad_input(&d),
         },
         Cmd::Inventory(a) => inventory_cmd(a),
+        Cmd::Bootstrap(a) => crate::bootstrap::run(a),
         Cmd::Lab { cmd } => lab_cmd(cmd),
     }
 }
@@ -377,10 +387,21 @@ fn inventory_cmd(a: InventoryArgs) -> i32 {
 
 fn lab_cmd(cmd: LabCmd) -> i32 {
     let result = match cmd {
-        LabCmd::Up { n, inventory } => crate::lab::up(n, inventory.as_deref()).map(|p| {
-            println!("inventory: {}", p.display());
-            exit::OK
-        }),
+        LabCmd::Up {
+            n,
+            inventory,
+            password_only,
+            root_password,
+        } => {
+            let opts = crate::lab::UpOptions {
+                password_only,
+                root_password,
+            };
+            crate::lab::up_with(n, inventory.as_deref(), &opts).map(|p| {
+                println!("inventory: {}", p.display());
+                exit::OK
+            })
+        }
         LabCmd::Status => crate::lab::status().map(|s| {
             print!("{s}");
             exit::OK

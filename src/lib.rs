@@ -4,6 +4,7 @@
 //! (graph of (host, task) nodes) → `run` (scheduler) → `modules` over `connection` → events →
 //! `output`.
 
+pub mod bootstrap;
 pub mod cli;
 pub mod connection;
 pub mod diag;

@@ -32,9 +32,55 @@ pub fn host_address(k: usize) -> String {
 /// Boots h1..hN (hosts already running stay as they are), records their host keys in the lab's
 /// known_hosts, writes the inventory (group `lab`) and returns its path.
 pub fn up(n: usize, inventory: Option<&Path>) -> Result<PathBuf> {
+    up_with(n, inventory, &UpOptions::default())
+}
+
+/// Options of `lab up` beyond the number of hosts.
+#[derive(Default)]
+pub struct UpOptions {
+    /// Hosts (re)created fresh, accepting only the root password (no root key), their host
+    /// keys not recorded: what a provider hands over. They may be above N.
+    pub password_only: Vec<usize>,
+    /// The root password of those hosts.
+    pub root_password: Option<String>,
+}
+
+impl std::fmt::Debug for UpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpOptions")
+            .field("password_only", &self.password_only)
+            .field(
+                "root_password",
+                &self.root_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// [`up`], with password-only hosts: each hK named is powered off if it runs, wiped, booted
+/// again, given the root password, password logins (a `50-cloud-init.conf` sshd drop-in, as on
+/// cloud images) and no root key, and removed from the lab's known_hosts. Later `up`s leave it
+/// alone (and out of the inventory) until `down`.
+pub fn up_with(n: usize, inventory: Option<&Path>, opts: &UpOptions) -> Result<PathBuf> {
     if !(1..=200).contains(&n) {
         bail!("the lab has 1 to 200 hosts, not {n}");
     }
+    if let Some(k) = opts.password_only.iter().find(|k| !(1..=200).contains(*k)) {
+        bail!("--password-only {k}: lab hosts are h1 to h200");
+    }
+    let password = match (&opts.root_password, opts.password_only.is_empty()) {
+        (_, true) => None,
+        (Some(p), false) if !p.is_empty() && !p.contains(['\n', ':']) => Some(p.clone()),
+        (Some(_), false) => {
+            bail!("the root password must not be empty or contain ':' or a line break")
+        }
+        (None, false) => {
+            bail!(
+                "--password-only needs a root password: --root-password or PROV_LAB_ROOT_PASSWORD"
+            )
+        }
+    };
+    let hosts: Vec<String> = opts.password_only.iter().map(|k| k.to_string()).collect();
     let path = match inventory {
         Some(p) if p.is_relative() => std::env::current_dir()?.join(p),
         Some(p) => p.to_path_buf(),
@@ -42,8 +88,12 @@ pub fn up(n: usize, inventory: Option<&Path>) -> Result<PathBuf> {
     };
     let status = run(&["up", &n.to_string()], |c| {
         c.env("PROV_LAB_INVENTORY", &path)
-            .stdout(Stdio::inherit())
-            .status()
+            .env("PROV_LAB_PASSWORD_ONLY", hosts.join(" "))
+            .env_remove("PROV_LAB_ROOT_PASSWORD");
+        if let Some(pw) = &password {
+            c.env("PROV_LAB_ROOT_PASSWORD", pw);
+        }
+        c.stdout(Stdio::inherit()).status()
     })?;
     if !status.success() {
         bail!(

@@ -8,6 +8,7 @@
 pub mod apt;
 pub mod apt_repository;
 pub mod assert;
+pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
@@ -298,6 +299,7 @@ pub fn registry() -> &'static [ModuleDef] {
             apt::APT,
             apt_repository::APT_REPOSITORY,
             user::USER,
+            authorized_key::AUTHORIZED_KEY,
             group::GROUP,
             wait_for::WAIT_FOR,
         ]

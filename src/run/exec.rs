@@ -148,7 +148,8 @@ async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
         false,
         start_ms,
         t0,
-        false,
+        // Why a host could not be reached (auth, host key) is the one thing to show.
+        status != Status::Ok,
     );
     match status {
         Status::Unreachable => {

@@ -141,8 +141,14 @@ impl Shared {
             .fold(text.to_string(), |t, s| t.replace(s.as_str(), "********"))
     }
 
+    /// A host's inventory variables. Hosts outside the plan (a `delegate_to` target or a
+    /// `hostvars` read beyond `--limit`) get theirs from the inventory too: without them a
+    /// delegated task would dial the bare inventory name as the local user.
     pub fn inv_vars(&self, host: &str) -> Layer {
-        self.inv_vars.get(host).cloned().unwrap_or_default()
+        match self.inv_vars.get(host) {
+            Some(v) => v.clone(),
+            None => Arc::new(self.inv.host_vars(host)),
+        }
     }
 
     pub fn host_state(&self, host: &str) -> HostState {
