@@ -74,6 +74,7 @@ pub const APT: ModuleDef = ModuleDef {
     name: "apt",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

@@ -83,6 +83,7 @@ pub const APT_REPOSITORY: ModuleDef = ModuleDef {
     name: "apt_repository",
     aliases: &["deb822_repository"],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

@@ -22,6 +22,7 @@ pub const ASSERT: ModuleDef = ModuleDef {
     name: "assert",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["that"],
     free_form: None,
     raw: &["that"],

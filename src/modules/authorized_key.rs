@@ -47,6 +47,7 @@ pub const AUTHORIZED_KEY: ModuleDef = ModuleDef {
     name: "authorized_key",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["user", "key"],
     free_form: None,
     raw: &[],

@@ -46,6 +46,7 @@ pub const BLOCKINFILE: ModuleDef = ModuleDef {
     name: "blockinfile",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

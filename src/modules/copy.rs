@@ -36,6 +36,7 @@ pub const COPY: ModuleDef = ModuleDef {
     name: "copy",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["dest"],
     free_form: None,
     raw: &[],

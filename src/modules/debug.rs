@@ -19,6 +19,7 @@ pub const DEBUG: ModuleDef = ModuleDef {
     name: "debug",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: Some("msg"),
     raw: &["var"],

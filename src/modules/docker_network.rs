@@ -67,6 +67,7 @@ pub const DOCKER_NETWORK: ModuleDef = ModuleDef {
     name: "docker_network",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["name"],
     free_form: None,
     raw: &[],

@@ -55,6 +55,7 @@ pub const DOCKER_NODE: ModuleDef = ModuleDef {
     name: "docker_node",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["hostname"],
     free_form: None,
     raw: &[],

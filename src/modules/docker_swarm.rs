@@ -60,6 +60,7 @@ pub const DOCKER_SWARM: ModuleDef = ModuleDef {
     name: "docker_swarm",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

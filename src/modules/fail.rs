@@ -15,6 +15,7 @@ pub const FAIL: ModuleDef = ModuleDef {
     name: "fail",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

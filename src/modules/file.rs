@@ -48,6 +48,7 @@ pub const FILE: ModuleDef = ModuleDef {
     name: "file",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

@@ -27,6 +27,7 @@ pub const GROUP: ModuleDef = ModuleDef {
     name: "group",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["name"],
     free_form: None,
     raw: &[],

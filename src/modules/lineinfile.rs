@@ -50,6 +50,7 @@ pub const LINEINFILE: ModuleDef = ModuleDef {
     name: "lineinfile",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

@@ -16,6 +16,7 @@ pub const META: ModuleDef = ModuleDef {
     name: "meta",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: Some("free_form"),
     raw: &[],

@@ -263,6 +263,9 @@ pub struct ModuleDef {
     pub aliases: &'static [&'static str],
     /// The parameter names it accepts (for validation before any host is touched).
     pub params: fn() -> &'static [&'static str],
+    /// Decodes arguments without running anything: catches wrong types and bad values of
+    /// arguments written literally, before any host is touched.
+    pub check: fn(&Json) -> Result<(), String>,
     /// Parameters that must be given.
     pub required: &'static [&'static str],
     /// The parameter a free-form string (`command: ls -l`) goes to.
@@ -367,6 +370,19 @@ macro_rules! params_of {
             $crate::modules::field_names::<$t>()
         }
         params
+    }};
+}
+
+/// Declares a module's `check` function: decoding its args struct is the check.
+#[macro_export]
+macro_rules! check_of {
+    ($t:ty) => {{
+        fn check(args: &serde_json::Value) -> Result<(), String> {
+            serde_json::from_value::<$t>(args.clone())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        check
     }};
 }
 

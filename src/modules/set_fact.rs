@@ -11,6 +11,7 @@ pub const SET_FACT: ModuleDef = ModuleDef {
     aliases: &[],
     // `*`: free-form keys, any name is accepted.
     params: || &["*"],
+    check: |_| Ok(()),
     required: &[],
     free_form: None,
     raw: &[],

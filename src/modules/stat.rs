@@ -38,6 +38,7 @@ pub const STAT: ModuleDef = ModuleDef {
     name: "stat",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

@@ -43,6 +43,7 @@ pub const SYSTEMD_DROPIN: ModuleDef = ModuleDef {
     name: "systemd_dropin",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["unit", "name"],
     free_form: None,
     raw: &[],

@@ -43,6 +43,7 @@ pub const SYSTEMD_SERVICE: ModuleDef = ModuleDef {
     name: "systemd_service",
     aliases: &["systemd", "service"],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["name"],
     free_form: None,
     raw: &[],

@@ -67,6 +67,7 @@ pub const SYSTEMD_TIMER: ModuleDef = ModuleDef {
     name: "systemd_timer",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["name"],
     free_form: None,
     raw: &[],

@@ -33,6 +33,7 @@ pub const TEMPLATE: ModuleDef = ModuleDef {
     name: "template",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["src", "dest"],
     free_form: None,
     raw: &[],

@@ -59,6 +59,7 @@ pub const USER: ModuleDef = ModuleDef {
     name: "user",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &["name"],
     free_form: None,
     raw: &[],

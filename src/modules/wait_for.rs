@@ -46,6 +46,7 @@ pub const WAIT_FOR: ModuleDef = ModuleDef {
     name: "wait_for",
     aliases: &[],
     params: crate::params_of!(Args),
+    check: crate::check_of!(Args),
     required: &[],
     free_form: None,
     raw: &[],

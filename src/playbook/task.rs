@@ -564,7 +564,19 @@ impl Loader<'_> {
                 ));
             }
         }
-        ok.then_some(Json::Object(args))
+        let args = Json::Object(args);
+        // Arguments written literally can be decoded now; templated ones only at run time.
+        if ok
+            && !contains_template(&args)
+            && let Err(msg) = (def.check)(&args)
+        {
+            ok = false;
+            self.push(Diag::at(
+                &value.span,
+                format!("invalid arguments for module '{}': {msg}", def.name),
+            ));
+        }
+        ok.then_some(args)
     }
 }
 
@@ -584,6 +596,15 @@ fn task_meta_is_flush(task: &Task) -> bool {
 /// `ansible.builtin.copy` → `copy`.
 fn short(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
+}
+
+fn contains_template(v: &Json) -> bool {
+    match v {
+        Json::String(s) => crate::template::is_template(s),
+        Json::Array(a) => a.iter().any(contains_template),
+        Json::Object(m) => m.values().any(contains_template),
+        _ => false,
+    }
 }
 
 /// `src=a dest="b c" mode=0644`, or a free-form command line with trailing `k=v` options that
