@@ -48,6 +48,13 @@ enum Cmd {
     Graph(LoadArgs),
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
+    /// Run a playbook regularly from a systemd timer, here or on a management host (--on).
+    Schedule(crate::schedule::ScheduleArgs),
+    /// One run as the schedule's service does it: lock, report file, one summary line.
+    #[command(after_help = crate::schedule::RUN_EXIT_HELP)]
+    ScheduledRun(crate::schedule::RunArgs),
+    /// What past scheduled runs found and corrected, per host and item.
+    Reports(crate::schedule::ReportsArgs),
     /// Take fresh hosts (root password only) to managed nodes: admin user, key, sudo, sshd.
     Bootstrap(crate::bootstrap::BootstrapArgs),
     /// A lab of real Debian hosts (systemd-nspawn) on this machine, for trying playbooks.
@@ -58,24 +65,24 @@ enum Cmd {
 }
 
 #[derive(Args, Clone)]
-struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// The playbook file.
-    playbook: PathBuf,
+    pub(crate) playbook: PathBuf,
     /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
     #[arg(short = 'i', long = "inventory", required = true)]
-    inventory: Vec<String>,
+    pub(crate) inventory: Vec<String>,
     /// Extra variables: `k=v ...`, `@file.yml` or a JSON/YAML mapping (repeatable; highest precedence).
     #[arg(short = 'e', long = "extra-vars")]
-    extra_vars: Vec<String>,
+    pub(crate) extra_vars: Vec<String>,
     /// Only hosts matching this pattern.
     #[arg(short = 'l', long)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// Only tasks with these tags (comma separated).
     #[arg(short = 't', long, value_delimiter = ',')]
-    tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Skip tasks with these tags (comma separated).
     #[arg(long, value_delimiter = ',')]
-    skip_tags: Vec<String>,
+    pub(crate) skip_tags: Vec<String>,
 }
 
 #[derive(Args)]
@@ -178,12 +185,15 @@ pub fn main() -> i32 {
             Err(d) => bad_input(&d),
         },
         Cmd::Inventory(a) => inventory_cmd(a),
+        Cmd::Schedule(a) => crate::schedule::schedule(a),
+        Cmd::ScheduledRun(a) => crate::schedule::scheduled_run(a),
+        Cmd::Reports(a) => crate::schedule::reports(a),
         Cmd::Bootstrap(a) => crate::bootstrap::run(a),
         Cmd::Lab { cmd } => lab_cmd(cmd),
     }
 }
 
-fn bad_input(d: &Diags) -> i32 {
+pub(crate) fn bad_input(d: &Diags) -> i32 {
     eprintln!("{d}");
     let n = d.0.len();
     eprintln!(
@@ -195,7 +205,9 @@ fn bad_input(d: &Diags) -> i32 {
 
 /// Loads inventory and playbook, builds the graph and checks templates: everything that can be
 /// wrong before a host is contacted.
-fn load_all(l: &LoadArgs) -> Result<(Playbook, Inventory, Plan, Map<String, Json>), Diags> {
+pub(crate) fn load_all(
+    l: &LoadArgs,
+) -> Result<(Playbook, Inventory, Plan, Map<String, Json>), Diags> {
     let extra = parse_extra_vars(&l.extra_vars)?;
     let pb_dir = l.playbook.parent().map(Path::to_path_buf);
     let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
@@ -319,6 +331,17 @@ pub fn execute(
     opts: RunOptions,
     out: OutputOptions,
 ) -> (Renderer, std::time::Duration) {
+    execute_with(Renderer::new(out), pb, inv, plan, opts)
+}
+
+/// [`execute`] with the caller's renderer (`prov scheduled-run`: a quiet one).
+pub(crate) fn execute_with(
+    mut renderer: Renderer,
+    pb: Playbook,
+    inv: Inventory,
+    plan: Plan,
+    opts: RunOptions,
+) -> (Renderer, std::time::Duration) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -333,7 +356,6 @@ pub fn execute(
             opts,
             tx,
         ));
-        let mut renderer = Renderer::new(out);
         while let Some(ev) = rx.recv().await {
             renderer.handle(&ev);
         }

@@ -16,5 +16,6 @@ pub mod output;
 pub mod plan;
 pub mod playbook;
 pub mod run;
+pub mod schedule;
 pub mod template;
 pub mod yaml;

@@ -98,6 +98,8 @@ pub struct Renderer {
     results: Vec<TaskResult>,
     bars: Option<Bars>,
     check: bool,
+    /// Print nothing (see [`Renderer::quiet`]).
+    quiet: bool,
 }
 
 struct Bars {
@@ -114,11 +116,19 @@ impl Renderer {
             results: vec![],
             bars: None,
             check: false,
+            quiet: false,
         }
     }
 
+    /// A renderer that prints nothing and only keeps the tallies and results: its caller
+    /// reports (`prov scheduled-run` prints one summary line for the journal).
+    pub fn quiet(mut self) -> Renderer {
+        self.quiet = true;
+        self
+    }
+
     pub fn handle(&mut self, ev: &Event) {
-        if self.opts.json {
+        if self.opts.json && !self.quiet {
             println!("{}", serde_json::to_string(ev).unwrap_or_default());
         }
         match ev {
@@ -163,7 +173,7 @@ impl Renderer {
             self.tallies.entry(h.clone()).or_default();
         }
         // Progress bars only on a terminal: logs and pipes get plain lines.
-        if self.opts.json || !std::io::stderr().is_terminal() {
+        if self.opts.json || self.quiet || !std::io::stderr().is_terminal() {
             return;
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
@@ -237,7 +247,7 @@ impl Renderer {
     }
 
     fn line(&self, text: &str) {
-        if self.opts.json {
+        if self.opts.json || self.quiet {
             return;
         }
         match &self.bars {

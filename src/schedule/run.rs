@@ -1,0 +1,171 @@
+//! `prov scheduled-run`: what the timer's service runs. One apply (or check) of the playbook,
+//! in this process, with the same loading, engine and exit-code code as `prov apply`; around it
+//! a lock (never two runs at once), a report file per run, bounded retention, one summary line
+//! on stdout (the journal) and an exit code that makes drift visible to systemd.
+
+use super::report::{self, Findings};
+use crate::cli::{self, LoadArgs, exit};
+use crate::output::{OutputOptions, Renderer};
+use crate::run::{HostConnector, RunOptions};
+use clap::Args;
+use serde_json::{Value as Json, json};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+    /// Only look for drift: change nothing, exit 2 when something would change.
+    #[arg(long)]
+    pub check_only: bool,
+    /// Directory of the run reports (one JSON file per run, named by its UTC start time).
+    #[arg(long, default_value = super::REPORTS_DIR)]
+    pub reports: PathBuf,
+    /// Keep the newest N reports, delete older ones.
+    #[arg(long, default_value_t = super::DEFAULT_KEEP, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: u64,
+    /// The lock file: a run holds an exclusive lock on it for its whole duration.
+    #[arg(long, default_value = super::LOCK_FILE)]
+    pub lock: PathBuf,
+    /// When another run holds the lock, wait for it to finish instead of skipping this run.
+    #[arg(long)]
+    pub wait: bool,
+    /// How many hosts run at once.
+    #[arg(short = 'f', long, default_value_t = 50)]
+    pub forks: usize,
+    /// Also print every task's line (the journal then gets the whole run, not one line).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Opens (creating) the lock file and takes the lock, or says why not. `Ok(None)`: another
+/// run holds it and we do not wait.
+fn take_lock(path: &Path, wait: bool) -> Result<Option<File>, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) if wait => {
+            eprintln!("prov: another prov run is in progress; waiting for it to finish");
+            file.lock()
+                .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+            Ok(Some(file))
+        }
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// Runs once; returns the exit code: 0 nothing changed (or skipped: another run holds the
+/// lock), 1 bad input, 2 drift corrected (or, with --check-only, found), 3 a task failed,
+/// 4 a host was unreachable.
+pub fn scheduled_run(a: RunArgs) -> i32 {
+    if let Err(e) = std::fs::create_dir_all(&a.reports) {
+        println!(
+            "prov: FAILED: cannot create the reports directory {}: {e}",
+            a.reports.display()
+        );
+        return exit::BAD_INPUT;
+    }
+    let _lock = match take_lock(&a.lock, a.wait) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            println!("prov: another prov run is in progress; skipped");
+            return exit::OK;
+        }
+        Err(e) => {
+            println!("prov: FAILED: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let check = a.check_only;
+    let (mut report, code, summary) = match cli::load_all(&a.load) {
+        Err(d) => {
+            // The whole diagnosis goes to stderr (the journal too); the summary names the first.
+            eprintln!("{d}");
+            let text = d.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let first = first.trim().trim_start_matches("error: ");
+            let summary = format!("prov: FAILED: bad input, nothing was run: {first}");
+            let report = json!({"hosts": {}, "tasks": [], "error": text});
+            (report, exit::BAD_INPUT, summary)
+        }
+        Ok((pb, inv, plan, extra)) => {
+            let opts = RunOptions {
+                check,
+                diff: true,
+                forks: a.forks,
+                extra_vars: extra,
+                become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
+                connector: HostConnector::default(),
+            };
+            let out = OutputOptions {
+                json: false,
+                diff: false,
+                verbose: a.verbose,
+            };
+            let renderer = match a.verbose {
+                0 => Renderer::new(out).quiet(),
+                _ => Renderer::new(out),
+            };
+            let (renderer, duration) = cli::execute_with(renderer, pb, inv, plan, opts);
+            let findings = Findings::from_results(renderer.results(), renderer.tallies());
+            // `prov apply` exits 0 after correcting drift; a scheduled run makes it visible.
+            let mut code = cli::exit_code(&renderer, check);
+            if code == exit::OK && !findings.changed.is_empty() {
+                code = exit::DRIFT;
+            }
+            let mut report = renderer.report(duration);
+            report["findings"] = findings.to_json();
+            (report, code, findings.summary(check))
+        }
+    };
+    let finished = SystemTime::now();
+    let (start_ms, end_ms) = (report::unix_ms(started), report::unix_ms(finished));
+    let extra = json!({
+        "mode": if check { "check" } else { "apply" },
+        "exit": code,
+        "started": report::rfc3339(start_ms),
+        "finished": report::rfc3339(end_ms),
+        "started_unix_ms": start_ms,
+        "finished_unix_ms": end_ms,
+        "duration_ms": t0.elapsed().as_millis() as u64,
+        "playbook": a.load.playbook.display().to_string(),
+        "inventory": a.load.inventory,
+        // systemd sets INVOCATION_ID for every unit it starts.
+        "trigger": if std::env::var_os("INVOCATION_ID").is_some() { "timer" } else { "manual" },
+        "summary": summary,
+        "prov_version": env!("CARGO_PKG_VERSION"),
+    });
+    if let (Json::Object(r), Json::Object(x)) = (&mut report, extra) {
+        r.extend(x);
+    }
+    match report::write(&a.reports, &report::file_name(start_ms), &report) {
+        Ok(_) => {
+            if let Err(e) = report::prune(&a.reports, a.keep as usize) {
+                eprintln!(
+                    "prov: cannot prune old reports in {}: {e}",
+                    a.reports.display()
+                );
+            }
+        }
+        Err(e) => eprintln!(
+            "prov: cannot write the report to {}: {e}",
+            a.reports.display()
+        ),
+    }
+    println!("{summary}");
+    code
+}
