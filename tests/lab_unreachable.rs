@@ -26,7 +26,11 @@ fn a_host_powered_off_mid_run_is_unreachable_and_the_others_finish() {
     // h1..h3 and h5 (not h4, which another test may have handed to an admin user).
     let inv = lab_inventory(tmp.path(), 5, "");
     let text = std::fs::read_to_string(&inv).unwrap();
-    let text: String = text.lines().filter(|l| !l.starts_with("h4 ")).map(|l| format!("{l}\n")).collect();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("h4 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(&inv, text).unwrap();
     let pb = fixtures().join("lab/poweroff.yml");
     let run = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
