@@ -91,3 +91,65 @@ fn hostvars_reads_wait_for_earlier_plays_of_other_hosts() {
         )]
     );
 }
+
+/// Builds the plan of an inline playbook on hosts x1, x2, x3 and returns its non-chain edges.
+fn extra_edges(playbook: &str) -> Vec<(String, String, EdgeKind)> {
+    let dir = tempfile::tempdir().unwrap();
+    let pb_path = dir.path().join("pb.yml");
+    std::fs::write(&pb_path, playbook).unwrap();
+    let inv = Inventory::load(&["x1,x2,x3,".to_string()], None).unwrap();
+    let pb = prov::playbook::load(&pb_path, &Default::default()).unwrap();
+    let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
+    plan.edge_list(&pb)
+        .into_iter()
+        .filter(|e| e.2 != EdgeKind::Chain)
+        .collect()
+}
+
+fn e(a: &str, b: &str, k: EdgeKind) -> (String, String, EdgeKind) {
+    (a.to_string(), b.to_string(), k)
+}
+
+#[test]
+fn linear_strategy_is_lockstep() {
+    let edges = extra_edges(
+        "- hosts: x1,x2\n  strategy: linear\n  gather_facts: false\n  tasks:\n    - {name: a, command: echo a}\n    - {name: b, command: echo b}\n",
+    );
+    use EdgeKind::Linear;
+    assert_eq!(
+        edges,
+        vec![
+            e("x1:a", "x2:b", Linear),
+            e("x1:b", "x2:flush handlers", Linear),
+            e("x2:a", "x1:b", Linear),
+            e("x2:b", "x1:flush handlers", Linear)
+        ]
+    );
+}
+
+#[test]
+fn serial_batches_follow_each_other() {
+    let edges = extra_edges(
+        "- hosts: all\n  serial: 2\n  gather_facts: false\n  tasks:\n    - {name: a, command: echo a}\n",
+    );
+    use EdgeKind::Serial;
+    assert_eq!(
+        edges,
+        vec![
+            e("x1:flush handlers", "x3:a", Serial),
+            e("x2:flush handlers", "x3:a", Serial)
+        ]
+    );
+}
+
+#[test]
+fn run_once_results_flow_from_the_first_host() {
+    let edges = extra_edges(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - {name: a, command: echo a, run_once: true}\n",
+    );
+    use EdgeKind::RunOnce;
+    assert_eq!(
+        edges,
+        vec![e("x1:a", "x2:a", RunOnce), e("x1:a", "x3:a", RunOnce)]
+    );
+}
