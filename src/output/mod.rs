@@ -73,6 +73,26 @@ pub struct TaskResult {
     pub show_msg: bool,
 }
 
+impl TaskResult {
+    /// A result with nothing but who, what and how; the rest is filled in by the caller.
+    pub fn new(host: &str, task: &str, status: Status) -> TaskResult {
+        TaskResult {
+            host: host.to_string(),
+            task: task.to_string(),
+            status,
+            changed: status == Status::Changed,
+            msg: String::new(),
+            diff: None,
+            ignored: false,
+            rescued: false,
+            start_ms: 0,
+            duration_ms: 0,
+            quiet: false,
+            show_msg: matches!(status, Status::Failed | Status::Unreachable),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HostTally {
     pub ok: u64,

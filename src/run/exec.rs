@@ -127,8 +127,7 @@ fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
 
 /// Facts are gathered once per host per run, in one remote command.
 async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
-    let t0 = Instant::now();
-    let start_ms = sh.started.elapsed().as_millis() as u64;
+    let started = sh.clock();
     let conn = sh.connection(&hr.host).await;
     let (status, msg) = match crate::facts::gather(conn.as_ref()).await {
         Ok(facts) => {
@@ -138,19 +137,10 @@ async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
         Err(crate::connection::ConnError::Unreachable(m)) => (Status::Unreachable, m),
         Err(e) => (Status::Failed, format!("gathering facts failed: {e}")),
     };
-    sh.emit_result(
-        &hr.host,
-        "Gathering Facts",
-        status,
-        false,
-        msg,
-        None,
-        false,
-        start_ms,
-        t0,
-        // Why a host could not be reached (auth, host key) is the one thing to show.
-        status != Status::Ok,
-    );
+    let mut event = TaskResult::new(&hr.host, "Gathering Facts", status);
+    // Why a host could not be reached (auth, host key) is the one thing to show.
+    event.msg = msg;
+    sh.emit_timed(event, &started);
     match status {
         Status::Unreachable => {
             hr.unreachable = true;
@@ -176,8 +166,7 @@ async fn run_reported(
         host: hr.host.clone(),
         task: task.display_name(),
     });
-    let t0 = Instant::now();
-    let start_ms = sh.started.elapsed().as_millis() as u64;
+    let started = sh.clock();
     let result = if task.run_once && sh.plan.play_hosts[play].first() != Some(&hr.host) {
         let shared = sh.run_once.lock().expect("lock").get(&(play, ti)).cloned();
         shared.unwrap_or_else(|| NodeResult::skipped("run_once: the first host did not run it"))
@@ -192,30 +181,17 @@ async fn run_reported(
         res
     };
     apply_result(sh, hr, task, &result);
-    let (msg, diff) = if task.no_log {
-        ("the output has been hidden due to no_log".to_string(), None)
-    } else {
-        (result.msg.clone(), result.diff.clone())
-    };
-    let show = task.module_name() == "debug"
-        || matches!(result.status, Status::Failed | Status::Unreachable);
-    let rescued = result.status == Status::Failed
+    let mut event = result.event(&hr.host, &task.display_name());
+    if task.no_log {
+        event.msg = "the output has been hidden due to no_log".to_string();
+        event.diff = None;
+    }
+    event.show_msg |= task.module_name() == "debug";
+    event.rescued = result.status == Status::Failed
         && task.blocks.iter().any(|f| {
             f.section == Section::Try && hr.has_rescue.get(f.id).copied().unwrap_or(false)
         });
-    sh.emit_result_rescued(
-        &hr.host,
-        &task.display_name(),
-        result.status,
-        result.ignored,
-        rescued,
-        msg,
-        diff,
-        result.changed,
-        start_ms,
-        t0,
-        show,
-    );
+    sh.emit_timed(event, &started);
     result
 }
 
@@ -262,23 +238,11 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
             host: hr.host.clone(),
             task: h.display_name(),
         });
-        let t0 = Instant::now();
-        let start_ms = sh.started.elapsed().as_millis() as u64;
+        let started = sh.clock();
         let result = run_task(sh, hr, play_idx, h).await;
         apply_result(sh, hr, h, &result);
-        let show = matches!(result.status, Status::Failed | Status::Unreachable);
-        sh.emit_result(
-            &hr.host,
-            &format!("handler: {}", h.display_name()),
-            result.status,
-            result.ignored,
-            result.msg.clone(),
-            result.diff.clone(),
-            result.changed,
-            start_ms,
-            t0,
-            show,
-        );
+        let name = format!("handler: {}", h.display_name());
+        sh.emit_timed(result.event(&hr.host, &name), &started);
         end = end_of(hr, h, &result);
     }
     end
@@ -611,54 +575,36 @@ fn render_args(
     Ok(Json::Object(out))
 }
 
+/// When a node started: the report's `start_ms` and the base of its `duration_ms`.
+pub(super) struct Started {
+    at_ms: u64,
+    t0: Instant,
+}
+
 impl Shared {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit_result(
-        &self,
-        host: &str,
-        task: &str,
-        status: Status,
-        ignored: bool,
-        msg: String,
-        diff: Option<String>,
-        changed: bool,
-        start_ms: u64,
-        t0: Instant,
-        show_msg: bool,
-    ) {
-        self.emit_result_rescued(
-            host, task, status, ignored, false, msg, diff, changed, start_ms, t0, show_msg,
-        )
+    pub(super) fn clock(&self) -> Started {
+        Started {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            t0: Instant::now(),
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit_result_rescued(
-        &self,
-        host: &str,
-        task: &str,
-        status: Status,
-        ignored: bool,
-        rescued: bool,
-        msg: String,
-        diff: Option<String>,
-        changed: bool,
-        start_ms: u64,
-        t0: Instant,
-        show_msg: bool,
-    ) {
-        self.emit(TaskResult {
-            host: host.to_string(),
-            task: task.to_string(),
-            status,
-            changed,
-            msg,
-            diff,
-            ignored,
-            rescued,
-            start_ms,
-            duration_ms: t0.elapsed().as_millis() as u64,
-            quiet: false,
-            show_msg,
-        });
+    /// Emits a result, stamped with when its node started and how long it took.
+    pub(super) fn emit_timed(&self, mut r: TaskResult, started: &Started) {
+        r.start_ms = started.at_ms;
+        r.duration_ms = started.t0.elapsed().as_millis() as u64;
+        self.emit(r);
+    }
+}
+
+impl NodeResult {
+    /// The event for this result under the name `task`.
+    fn event(&self, host: &str, task: &str) -> TaskResult {
+        let mut r = TaskResult::new(host, task, self.status);
+        r.changed = self.changed;
+        r.msg = self.msg.clone();
+        r.diff = self.diff.clone();
+        r.ignored = self.ignored;
+        r
     }
 }

@@ -188,19 +188,10 @@ impl Shared {
     /// Reports a node that did not run.
     fn emit_skip(&self, host: &str, play: usize, task: usize, reason: &str, quiet: bool) {
         let t = &self.pb.plays[play].tasks[task];
-        self.emit(TaskResult {
-            host: host.to_string(),
-            task: t.display_name(),
-            status: Status::Skipped,
-            changed: false,
-            msg: reason.to_string(),
-            diff: None,
-            ignored: false,
-            rescued: false,
-            start_ms: self.started.elapsed().as_millis() as u64,
-            duration_ms: 0,
-            quiet,
-            show_msg: !quiet,
-        });
+        let mut r = TaskResult::new(host, &t.display_name(), Status::Skipped);
+        r.msg = reason.to_string();
+        r.quiet = quiet;
+        r.show_msg = !quiet;
+        self.emit_timed(r, &self.clock());
     }
 }
