@@ -161,3 +161,93 @@ fn report_has_the_documented_shape() {
     }
     assert!(report["duration_ms"].is_u64());
 }
+
+fn features(base: &Path, extra: &[&str]) -> Run {
+    let pb = fixtures().join("features/site.yml");
+    let base_var = format!("base={}", base.display());
+    let mut args = vec![
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "n1,n2,",
+        "-e",
+        &base_var,
+        "-e",
+        "ansible_connection=local",
+    ];
+    args.extend_from_slice(extra);
+    prov(&args)
+}
+
+#[test]
+fn playbook_features_work_and_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    let run = features(base, &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let read = |p: &str| fs::read_to_string(base.join(p)).unwrap_or_else(|_| panic!("{p} missing"));
+    for h in ["n1", "n2"] {
+        assert_eq!(
+            read(&format!("{h}/vars.txt")),
+            "from-vars-file from-group-vars\n"
+        );
+        assert_eq!(read(&format!("{h}/imported.txt")), "imported\n");
+        assert_eq!(read(&format!("{h}/included.txt")), "included\n");
+        assert_eq!(read(&format!("{h}/hello.txt")), "hello\n");
+        assert_eq!(read(&format!("{h}/items.txt")), "a\nb\nc\n");
+        assert_eq!(read(&format!("{h}/colors.txt")), "red\nblue\n");
+        assert_eq!(
+            read(&format!("{h}/picked.txt")),
+            "picked by n1\n",
+            "run_once ran on the first host only"
+        );
+        assert_eq!(read(&format!("n1/delegated-{h}.txt")), format!("for {h}\n"));
+        assert_eq!(
+            read(&format!("{h}/probe.txt")),
+            "True\n",
+            "booleans print as in Jinja2"
+        );
+        assert_eq!(
+            read(&format!("{h}/handlers.log")),
+            "changed\ngreeted\n",
+            "each listened handler ran once: at flush_handlers, then at the end"
+        );
+        assert!(
+            !base.join(format!("{h}/extra.txt")).exists(),
+            "a `never` task runs only when its tag is asked for"
+        );
+    }
+    assert!(!base.join("n2/delegated-n1.txt").exists());
+    assert_eq!(
+        run.sum("ignored"),
+        2,
+        "the failed_when failures were ignored on both hosts"
+    );
+    assert_eq!(
+        run.tasks_named("only once, shared with every host").len(),
+        2
+    );
+
+    let again = features(base, &[]);
+    assert_eq!(again.code, 0, "{}", again.all_output());
+    assert_eq!(again.changed(), 0, "{}", again.stdout);
+
+    let tagged = features(base, &["--tags", "extra"]);
+    assert_eq!(tagged.code, 0, "{}", tagged.all_output());
+    assert_eq!(read("n1/extra.txt"), "extra\n");
+    assert_eq!(
+        tagged.changed(),
+        2,
+        "only the tagged task ran (plus `always`):\n{}",
+        tagged.stdout
+    );
+
+    let limited = features(base, &["--tags", "extra", "--limit", "n2", "--check"]);
+    assert_eq!(limited.code, 0, "{}", limited.all_output());
+    assert!(
+        limited.report.as_ref().unwrap()["hosts"]
+            .get("n1")
+            .is_none(),
+        "--limit n2 leaves n1 out"
+    );
+}
