@@ -25,7 +25,9 @@ fn multi_play_graph_has_exactly_the_expected_edges() {
             &format!("{h}:flush handlers"),
             EdgeKind::Chain,
         );
-        edge("m1:init", &format!("{h}:join"), EdgeKind::Needs);
+        if h != "m1" {
+            edge("m1:init", &format!("{h}:join"), EdgeKind::Needs);
+        }
     }
     for h in ["w1", "w2"] {
         edge(

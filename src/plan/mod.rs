@@ -310,7 +310,10 @@ impl Plan {
                     }
                 }
                 for f in found {
-                    if f != me {
+                    // An earlier node on the same host is already before `me` in its chain
+                    // (nodes are numbered in chain order); a later one must stay, as a cycle.
+                    let same_host_earlier = self.graph[f].host == *h && f.index() < me.index();
+                    if f != me && !same_host_earlier {
                         self.graph.add_edge(f, me, EdgeKind::Needs);
                     }
                 }
