@@ -504,24 +504,28 @@ where
     }
 }
 
-fn client_config(t: &SshTarget) -> Result<client::Config, OpenError> {
-    let kex: Vec<kex::Name> = match t.kex.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => DEFAULT_KEX.to_vec(),
-        Some(list) => list
-            .split(',')
-            .map(|n| {
-                kex::Name::try_from(n.trim()).map_err(|()| {
-                    let known: Vec<&str> = DEFAULT_KEX.iter().map(|k| k.as_ref()).collect();
-                    OpenError::fatal(format!(
-                        "unknown key exchange algorithm '{}' (known: {})",
-                        n.trim(),
-                        known.join(", ")
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?,
+/// The key exchange algorithms of a comma list (`--ssh-kex`), most preferred first; `None`
+/// or an empty list gives prov's default order.
+pub fn parse_kex(list: Option<&str>) -> Result<Vec<kex::Name>, String> {
+    let Some(list) = list.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT_KEX.to_vec());
     };
-    let mut kex = kex;
+    list.split(',')
+        .map(|n| {
+            kex::Name::try_from(n.trim()).map_err(|()| {
+                let known: Vec<&str> = DEFAULT_KEX.iter().map(|k| k.as_ref()).collect();
+                format!(
+                    "unknown key exchange algorithm '{}' (known: {})",
+                    n.trim(),
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn client_config(t: &SshTarget) -> Result<client::Config, OpenError> {
+    let mut kex = parse_kex(t.kex.as_deref()).map_err(OpenError::fatal)?;
     kex.extend([
         kex::EXTENSION_SUPPORT_AS_CLIENT,
         kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
