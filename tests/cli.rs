@@ -69,3 +69,41 @@ fn help_documents_exit_codes() {
         );
     }
 }
+
+#[test]
+fn json_mode_prints_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - {name: hello, debug: {msg: hi}}\n",
+    )
+    .unwrap();
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "a,b,",
+        "-e",
+        "ansible_connection=local",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"run_start"));
+    assert_eq!(kinds.last(), Some(&"run_end"));
+    let done: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "task_done" && e["task"] == "hello")
+        .collect();
+    assert_eq!(done.len(), 2, "one task_done per host");
+    assert!(done.iter().all(|e| e["status"] == "ok" && e["msg"] == "hi"));
+}
