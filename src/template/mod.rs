@@ -118,8 +118,12 @@ impl Object for Vars {
         let templar = Templar { vars: self.clone() };
         match templar.render_value(raw) {
             Ok(v) => Some(to_value(&v)),
-            // An error while reading a variable surfaces as undefined at the place of use.
-            Err(_) => None,
+            // minijinja cannot carry an error out of a lookup: the variable reads as undefined
+            // at the place of use, and the real cause is kept for the message.
+            Err(e) => {
+                VALUE_ERROR.with(|c| *c.borrow_mut() = Some((name.to_string(), e)));
+                None
+            }
         }
     }
 
@@ -145,6 +149,8 @@ pub struct Templar {
 }
 
 thread_local! {
+    /// Why the last variable that failed to render failed (see `Vars::get_value`).
+    static VALUE_ERROR: std::cell::RefCell<Option<(String, TemplateError)>> = const { std::cell::RefCell::new(None) };
     /// Guards against variables defined in terms of themselves (`a: "{{ b }}"`, `b: "{{ a }}"`).
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
@@ -218,6 +224,9 @@ impl Templar {
                 .map_err(|e| self.error_with(e, || compiled.undeclared_variables(false)))?;
             if value.is_undefined() {
                 let names = self.missing(compiled.undeclared_variables(false));
+                if let (true, Some(inner)) = (names.is_empty(), take_value_error()) {
+                    return Err(inner);
+                }
                 return Err(TemplateError {
                     msg: format!("'{expr}' is undefined"),
                     undefined: names,
@@ -241,6 +250,10 @@ impl Templar {
             d.set(d.get() + 1);
             d.get()
         });
+        if depth == 1 {
+            // A cause left over from an earlier, successful render must not explain this one.
+            VALUE_ERROR.with(|c| c.borrow_mut().take());
+        }
         let result = if depth > 40 {
             Err(TemplateError {
                 msg: "variables refer to each other in a loop".into(),
@@ -270,9 +283,12 @@ impl Templar {
         } else {
             vec![]
         };
-        TemplateError {
-            msg: describe(&e),
-            undefined,
+        match (undefined.is_empty(), take_value_error()) {
+            (true, Some(inner)) => inner,
+            _ => TemplateError {
+                msg: describe(&e),
+                undefined,
+            },
         }
     }
 
@@ -285,6 +301,15 @@ impl Templar {
         v.sort();
         v
     }
+}
+
+/// The error of a variable whose own value failed to render, named after that variable.
+fn take_value_error() -> Option<TemplateError> {
+    let (name, inner) = VALUE_ERROR.with(|c| c.borrow_mut().take())?;
+    Some(TemplateError {
+        msg: format!("{inner} (in the value of '{name}')"),
+        undefined: vec![],
+    })
 }
 
 fn describe(e: &minijinja::Error) -> String {
@@ -353,6 +378,23 @@ mod tests {
         assert_eq!(e.undefined, vec!["nope".to_string()]);
         assert_eq!(t.render_str("{{ nope | default('d') }}").unwrap(), "d");
         assert!(!t.eval_bool("nope is defined").unwrap());
+    }
+
+    #[test]
+    fn a_variable_whose_value_fails_names_the_real_cause() {
+        let t = templar(json!({"a": "{{ b }}x", "c": "{{ a | default('d') }}"}));
+        let e = t.render_str("{{ a }}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "undefined variable 'b' (in the value of 'a')"
+        );
+        assert_eq!(t.render_str("{{ c }}").unwrap(), "d");
+        let e = t.render_str("{{ zz }}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "undefined variable 'zz'",
+            "no stale cause from `c`"
+        );
     }
 
     #[test]
