@@ -216,6 +216,16 @@ fn playbook_features_work_and_converge() {
             !base.join(format!("{h}/extra.txt")).exists(),
             "a `never` task runs only when its tag is asked for"
         );
+        assert_eq!(
+            read(&format!("{h}/env.txt")),
+            format!("hi {h}; $(not run)\n"),
+            "environment, as data"
+        );
+        assert_eq!(
+            read(&format!("{h}/tries")),
+            "2\n",
+            "until: a second attempt succeeded"
+        );
     }
     assert!(!base.join("n2/delegated-n1.txt").exists());
     assert_eq!(

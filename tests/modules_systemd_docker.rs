@@ -570,6 +570,7 @@ async fn run_module(
         diff: true,
         templar: &templar,
         search_dirs: vec![],
+        env: vec![],
     };
     let def = prov::modules::find(module).unwrap_or_else(|| panic!("no module {module}"));
     let n0 = conn.n.load(std::sync::atomic::Ordering::SeqCst);

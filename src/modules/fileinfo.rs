@@ -1026,6 +1026,7 @@ pub(crate) mod testing {
                 diff,
                 templar: &self.templar,
                 search_dirs: vec![self.dir.path().to_path_buf()],
+                env: vec![],
             }
         }
 

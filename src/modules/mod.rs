@@ -130,6 +130,8 @@ pub struct ModuleCtx<'a> {
     pub templar: &'a Templar,
     /// Where relative `src` paths are looked up, most specific first (role dir, playbook dir).
     pub search_dirs: Vec<PathBuf>,
+    /// `environment:` of the task: exported for every remote command (names already checked).
+    pub env: Vec<(String, String)>,
 }
 
 impl ModuleCtx<'_> {
@@ -143,6 +145,19 @@ impl ModuleCtx<'_> {
         cmd: &str,
         stdin: Option<&[u8]>,
     ) -> Result<ExecResult, ModError> {
+        let with_env;
+        let cmd = if self.env.is_empty() {
+            cmd
+        } else {
+            // Inside the (possibly sudo-wrapped) shell, so the variables survive sudo's reset.
+            let exports: Vec<String> = self
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+                .collect();
+            with_env = format!("export {}; {cmd}", exports.join(" "));
+            &with_env
+        };
         let wrapped = self.become_.wrap(cmd);
         let input = self.become_.stdin(stdin);
         Ok(self.conn.exec(&wrapped, input.as_deref()).await?)

@@ -72,17 +72,26 @@ const PLAY_KEYS: &[&str] = &[
     "strategy",
     "tags",
     "serial",
-    "any_errors_fatal",
-    "remote_user",
-    "connection",
     "environment",
     "ignore_errors",
     "check_mode",
     "no_log",
-    "max_fail_percentage",
     "collections",
+];
+
+/// Ansible play keywords prov does not implement: refused, never silently ignored.
+const UNSUPPORTED_PLAY_KEYS: &[&str] = &[
+    "any_errors_fatal",
+    "remote_user",
+    "connection",
+    "max_fail_percentage",
     "force_handlers",
     "order",
+    "vars_prompt",
+    "module_defaults",
+    "throttle",
+    "debugger",
+    "fact_path",
 ];
 
 /// Inherited settings while walking plays, roles and blocks.
@@ -102,6 +111,21 @@ pub(crate) struct Inherit {
     pub no_log: bool,
     pub ignore_errors: bool,
     pub include_depth: usize,
+    /// `environment:` of the play, blocks and includes (raw, rendered at run time).
+    pub environment: Map<String, Json>,
+    pub check_mode: Option<bool>,
+}
+
+/// What to do instead of an unsupported keyword.
+pub(crate) fn unsupported_hint(key: &str) -> String {
+    match key {
+        "remote_user" => "set ansible_user in the inventory".into(),
+        "connection" => "set ansible_connection in the inventory or with -e".into(),
+        "local_action" | "action" => {
+            "write the module as the task's key (with delegate_to if needed)".into()
+        }
+        _ => "remove it; prov would otherwise ignore it silently".into(),
+    }
 }
 
 /// Loads a playbook and everything it references. `extra_vars` may be used to resolve templated
@@ -171,7 +195,15 @@ impl Loader<'_> {
         }
         for (k, _) in pairs {
             let key = k.as_str().unwrap_or_default();
-            if !PLAY_KEYS.contains(&key) {
+            if UNSUPPORTED_PLAY_KEYS.contains(&key) {
+                self.diags.push(
+                    Diag::at(
+                        &k.span,
+                        format!("play keyword '{key}' is not supported by prov"),
+                    )
+                    .hint(unsupported_hint(key)),
+                );
+            } else if !PLAY_KEYS.contains(&key) {
                 self.diags.push(
                     Diag::at(&k.span, format!("unknown play keyword '{key}'"))
                         .suggest(key, PLAY_KEYS.iter().copied()),
@@ -201,8 +233,11 @@ impl Loader<'_> {
             ignore_errors: self
                 .opt_bool(node.get("ignore_errors"), "ignore_errors")
                 .unwrap_or(false),
+            check_mode: self.opt_bool(node.get("check_mode"), "check_mode"),
+            environment: self.vars_map(node.get("environment")),
             ..Inherit::default()
         };
+        self.check_become_method(node);
         let mut tasks = vec![];
         self.section(node.get("pre_tasks"), &inherit, &mut tasks);
         flush_point(&mut tasks, &node.span);
@@ -260,6 +295,19 @@ impl Loader<'_> {
             handlers,
             blocks: parts.blocks,
         })
+    }
+
+    /// prov escalates with sudo only.
+    pub(crate) fn check_become_method(&mut self, node: &Node) {
+        if let Some(m) = node.get("become_method")
+            && m.as_str() != Some("sudo")
+        {
+            let found = m.scalar_text().unwrap_or_default();
+            self.diags.push(Diag::at(
+                &m.span,
+                format!("become_method '{found}' is not supported (prov uses sudo)"),
+            ));
+        }
     }
 
     fn fail<T>(&mut self, d: Diag) -> Option<T> {

@@ -71,6 +71,12 @@ pub struct Task {
     pub needs: Vec<Need>,
     pub no_log: bool,
     pub check_mode: Option<bool>,
+    /// Environment variables for the task's remote commands (raw; rendered at run time).
+    pub environment: Map<String, Json>,
+    /// `until`: run again (up to `retries` more times, `delay` seconds apart) until true.
+    pub until: Vec<Cond>,
+    pub retries: u32,
+    pub delay: u64,
     pub blocks: Vec<BlockFrame>,
     pub role: Option<String>,
     pub search_dirs: Vec<std::path::PathBuf>,
@@ -132,7 +138,11 @@ impl Task {
             delegate_to: None,
             needs: vec![],
             no_log: inherit.no_log,
-            check_mode: None,
+            check_mode: inherit.check_mode,
+            environment: inherit.environment.clone(),
+            until: vec![],
+            retries: 3,
+            delay: 5,
             blocks: inherit.blocks.clone(),
             role: inherit.role.clone(),
             search_dirs: inherit.search_dirs.clone(),
@@ -166,19 +176,27 @@ const TASK_KEYS: &[&str] = &[
     "no_log",
     "args",
     "check_mode",
-    "diff",
     "environment",
     "retries",
     "delay",
     "until",
+    "collections",
+];
+
+/// Ansible task keywords prov does not implement: refused, never silently ignored.
+const UNSUPPORTED_TASK_KEYS: &[&str] = &[
+    "diff",
     "timeout",
     "debugger",
     "any_errors_fatal",
-    "collections",
     "throttle",
     "delegate_facts",
     "local_action",
     "action",
+    "async",
+    "poll",
+    "remote_user",
+    "connection",
 ];
 
 const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
@@ -293,12 +311,30 @@ impl Loader<'_> {
         if let Some(b) = node.get("no_log") {
             inner.no_log = b.expect_bool("no_log").unwrap_or(false);
         }
+        if let Some(b) = node.get("check_mode") {
+            match b.expect_bool("check_mode") {
+                Ok(v) => inner.check_mode = Some(v),
+                Err(d) => self.push(d),
+            }
+        }
+        if let Some(e) = node.get("environment") {
+            match e.to_json() {
+                Json::Object(m) if e.as_map().is_some() => inner.environment.extend(m),
+                _ => self.push(Diag::at(
+                    &e.span,
+                    format!("environment must be a mapping, found {}", e.describe()),
+                )),
+            }
+        }
+        self.check_become_method(node);
     }
 
     fn block(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
         for (k, _) in node.as_map().unwrap_or_default() {
             let key = k.as_str().unwrap_or_default();
-            if !BLOCK_KEYS.contains(&key) && !TASK_KEYS.contains(&key) {
+            if UNSUPPORTED_TASK_KEYS.contains(&key) {
+                self.push(unsupported(k, key));
+            } else if !BLOCK_KEYS.contains(&key) && !TASK_KEYS.contains(&key) {
                 self.push(
                     Diag::at(&k.span, format!("unknown block keyword '{key}'"))
                         .suggest(key, BLOCK_KEYS.iter().chain(TASK_KEYS).copied()),
@@ -330,7 +366,9 @@ impl Loader<'_> {
         let kind = short(key.as_str().unwrap_or_default());
         for (k, _) in node.as_map().unwrap_or_default() {
             let name = k.as_str().unwrap_or_default();
-            if name != key.as_str().unwrap_or_default() && !TASK_KEYS.contains(&name) {
+            if UNSUPPORTED_TASK_KEYS.contains(&name) {
+                self.push(unsupported(k, name));
+            } else if name != key.as_str().unwrap_or_default() && !TASK_KEYS.contains(&name) {
                 self.push(
                     Diag::at(&k.span, format!("unknown keyword '{name}' on {kind}"))
                         .suggest(name, TASK_KEYS.iter().copied()),
@@ -376,6 +414,10 @@ impl Loader<'_> {
             if TASK_KEYS.contains(&key) {
                 continue;
             }
+            if UNSUPPORTED_TASK_KEYS.contains(&key) {
+                self.push(unsupported(k, key));
+                return None;
+            }
             if let Some((first, _)) = module {
                 self.push(
                     Diag::at(
@@ -418,6 +460,29 @@ impl Loader<'_> {
 
     fn task_keywords(&mut self, node: &Node, task: &mut Task) {
         task.name_opt = node.get("name").and_then(Node::scalar_text);
+        if let Some(c) = node.get("until") {
+            task.until = conditions(c, self);
+        }
+        for (key, slot) in [("retries", &mut task.retries)] {
+            if let Some(n) = node.get(key) {
+                match n.kind {
+                    Kind::Int(i) if i >= 0 => *slot = i as u32,
+                    _ => self.push(Diag::at(
+                        &n.span,
+                        format!("{key} must be a number, found {}", n.describe()),
+                    )),
+                }
+            }
+        }
+        if let Some(n) = node.get("delay") {
+            match n.kind {
+                Kind::Int(i) if i >= 0 => task.delay = i as u64,
+                _ => self.push(Diag::at(
+                    &n.span,
+                    format!("delay must be a number of seconds, found {}", n.describe()),
+                )),
+            }
+        }
         task.id = node.get("id").and_then(Node::scalar_text);
         if let Some(l) = node
             .get("loop")
@@ -578,6 +643,14 @@ impl Loader<'_> {
         }
         ok.then_some(args)
     }
+}
+
+fn unsupported(key_node: &Node, key: &str) -> Diag {
+    Diag::at(
+        &key_node.span,
+        format!("task keyword '{key}' is not supported by prov"),
+    )
+    .hint(super::unsupported_hint(key))
 }
 
 fn task_meta_is_flush(task: &Task) -> bool {

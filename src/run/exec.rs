@@ -461,6 +461,10 @@ async fn run_item(
         },
         None => hr.host.clone(),
     };
+    let env = match task_environment(task, templar) {
+        Ok(e) => e,
+        Err(msg) => return NodeResult::failed(at_task(task, msg)),
+    };
     let conn = sh.connection(&target).await;
     let ctx = ModuleCtx {
         conn: conn.as_ref(),
@@ -469,13 +473,84 @@ async fn run_item(
         diff: sh.opts.diff,
         templar,
         search_dirs: task.search_dirs.clone(),
+        env,
     };
-    let outcome = match (def.run)(&ctx, rendered).await {
-        Ok(o) => o,
-        Err(ModError::Unreachable(m)) => return NodeResult::unreachable(m),
-        Err(ModError::Failed(m)) => Outcome::failed(m),
+    let mut attempt = 1;
+    loop {
+        let outcome = match (def.run)(&ctx, rendered.clone()).await {
+            Ok(o) => o,
+            Err(ModError::Unreachable(m)) => return NodeResult::unreachable(m),
+            Err(ModError::Failed(m)) => Outcome::failed(m),
+        };
+        let result = judge(task, templar, outcome);
+        if task.until.is_empty() {
+            return result;
+        }
+        let name = task.register.clone().unwrap_or_else(|| "result".into());
+        let done = all_true(
+            &templar.vars_with(&name, result.registered.clone()),
+            &task.until,
+        );
+        match done {
+            Ok(true) => return with_attempts(result, attempt, None),
+            Ok(false) if attempt > task.retries => {
+                let why = format!("'until' still false after {attempt} attempts");
+                return with_attempts(result, attempt, Some((why, task.ignore_errors)));
+            }
+            Ok(false) => {}
+            Err(e) => return NodeResult::failed(e),
+        }
+        attempt += 1;
+        tokio::time::sleep(std::time::Duration::from_secs(task.delay)).await;
+    }
+}
+
+/// Records the attempts of an `until` loop; `gave_up` (reason, ignore_errors) fails it.
+fn with_attempts(mut r: NodeResult, attempts: u32, gave_up: Option<(String, bool)>) -> NodeResult {
+    if let Json::Object(m) = &mut r.registered {
+        m.insert("attempts".into(), json!(attempts));
+        if gave_up.is_some() {
+            m.insert("failed".into(), json!(true));
+        }
+    }
+    if let Some((why, ignore)) = gave_up {
+        r.status = if ignore { Status::Ok } else { Status::Failed };
+        r.ignored = ignore;
+        r.changed = false;
+        r.msg = if r.msg.is_empty() {
+            why
+        } else {
+            format!("{why}: {}", r.msg)
+        };
+    }
+    r
+}
+
+/// The task's `environment:` rendered, with names a shell accepts.
+fn task_environment(task: &Task, templar: &Templar) -> Result<Vec<(String, String)>, String> {
+    let rendered = templar
+        .render_value(&Json::Object(task.environment.clone()))
+        .map_err(|e| e.to_string())?;
+    let Json::Object(m) = rendered else {
+        return Ok(vec![]);
     };
-    judge(task, templar, outcome)
+    m.into_iter()
+        .map(|(k, v)| {
+            let valid = k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("invalid environment variable name '{k}'"));
+            }
+            let v = match v {
+                Json::String(s) => s,
+                other => other.to_string(),
+            };
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// Applies `changed_when`, `failed_when` and `ignore_errors` to the module's outcome.
