@@ -261,3 +261,35 @@ fn playbook_features_work_and_converge() {
         "--limit n2 leaves n1 out"
     );
 }
+
+#[test]
+fn import_playbook_runs_the_imported_plays_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = fixtures().join("import/main.yml");
+    let base_var = format!("base={}", dir.path().display());
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "i1,",
+        "-e",
+        &base_var,
+        "-e",
+        "ansible_connection=local",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let plays: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("PLAY ["))
+        .collect();
+    assert_eq!(plays.len(), 3, "{}", run.stdout);
+    assert!(plays[1].starts_with("PLAY [imported]"));
+    for (f, c) in [
+        ("i1-first", "1\n"),
+        ("i1-imported", "2\n"),
+        ("i1-last", "3\n"),
+    ] {
+        assert_eq!(fs::read_to_string(dir.path().join(f)).unwrap(), c);
+    }
+}

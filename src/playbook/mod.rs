@@ -131,13 +131,33 @@ pub(crate) fn unsupported_hint(key: &str) -> String {
 /// Loads a playbook and everything it references. `extra_vars` may be used to resolve templated
 /// file names (`vars_files`, `include_tasks`) statically.
 pub fn load(path: &Path, extra_vars: &Map<String, Json>) -> Result<Playbook, Diags> {
+    let mut diags = Diags::default();
+    let plays = load_plays(path, extra_vars, &mut diags, 0)?;
+    diags.into_result(Playbook {
+        path: path.to_path_buf(),
+        dir: dir_of(path),
+        plays,
+    })
+}
+
+/// The directory of a file, `.` for a bare file name.
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The plays of one playbook file, with `import_playbook` entries replaced by the plays of the
+/// imported file (whose roles, templates and vars files are found beside that file).
+fn load_plays(
+    path: &Path,
+    extra_vars: &Map<String, Json>,
+    diags: &mut Diags,
+    depth: usize,
+) -> Result<Vec<Play>, Diags> {
     let root = yaml::load_file(path)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
+    let dir = dir_of(path);
     let items = root.as_seq().ok_or_else(|| {
         Diag::at(
             &root.span,
@@ -147,24 +167,26 @@ pub fn load(path: &Path, extra_vars: &Map<String, Json>) -> Result<Playbook, Dia
             ),
         )
     })?;
-    let mut diags = Diags::default();
     let mut plays = vec![];
     for item in items {
         let mut loader = Loader {
             dir: dir.clone(),
             extra_vars,
-            diags: &mut diags,
+            diags,
             play: PlayParts::default(),
         };
-        if let Some(play) = loader.play(item) {
+        if let Some(import) = item.get("import_playbook") {
+            if let Some(child) = loader.imported_playbook(item, import, depth) {
+                match load_plays(&child, extra_vars, diags, depth + 1) {
+                    Ok(p) => plays.extend(p),
+                    Err(d) => diags.0.extend(d.0),
+                }
+            }
+        } else if let Some(play) = loader.play(item) {
             plays.push(play);
         }
     }
-    diags.into_result(Playbook {
-        path: path.to_path_buf(),
-        dir,
-        plays,
-    })
+    Ok(plays)
 }
 
 #[derive(Default)]
@@ -190,9 +212,6 @@ impl Loader<'_> {
             Ok(p) => p,
             Err(d) => return self.fail(d),
         };
-        if node.get("import_playbook").is_some() {
-            return self.fail(Diag::at(&node.span, "import_playbook is not supported yet"));
-        }
         for (k, _) in pairs {
             let key = k.as_str().unwrap_or_default();
             if UNSUPPORTED_PLAY_KEYS.contains(&key) {
@@ -295,6 +314,34 @@ impl Loader<'_> {
             handlers,
             blocks: parts.blocks,
         })
+    }
+
+    /// The file an `import_playbook` entry names, checked to exist.
+    fn imported_playbook(&mut self, item: &Node, import: &Node, depth: usize) -> Option<PathBuf> {
+        for (k, _) in item.as_map().unwrap_or_default() {
+            let key = k.as_str().unwrap_or_default();
+            if !["import_playbook", "name"].contains(&key) {
+                return self.fail(Diag::at(
+                    &k.span,
+                    format!("'{key}' is not supported on import_playbook"),
+                ));
+            }
+        }
+        if depth > 20 {
+            return self.fail(Diag::at(
+                &import.span,
+                "playbooks import each other in a loop",
+            ));
+        }
+        let name = self.static_path(import)?;
+        let path = self.dir.join(&name);
+        if !path.is_file() {
+            return self.fail(Diag::at(
+                &import.span,
+                format!("imported playbook '{name}' not found ({})", path.display()),
+            ));
+        }
+        Some(path)
     }
 
     /// prov escalates with sudo only.
