@@ -75,7 +75,6 @@ pub async fn run_node(sh: &Shared, hr: &mut HostRun, node: NodeIndex) -> NodeEnd
     let r = sh.plan.graph[node].clone();
     let play = &sh.pb.plays[r.play];
     let task = &play.tasks[r.task];
-    hr.has_rescue = play.blocks.iter().map(|b| b.has_rescue).collect();
     if !hr.enter_task(&task.blocks) {
         return not_run(sh, hr, r.play, r.task);
     }

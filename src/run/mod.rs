@@ -99,7 +99,7 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
     for node in chain {
         let r = sh.plan.graph[node].clone();
         if hr.play != Some(r.play) {
-            hr.enter_play(r.play);
+            hr.enter_play(r.play, &sh.pb.plays[r.play].blocks);
             sh.announce_play(r.play);
         }
         let blocked = wait_for_predecessors(&sh, node).await;

@@ -331,10 +331,11 @@ impl HostRun {
         }
     }
 
-    pub fn enter_play(&mut self, play: usize) {
+    pub fn enter_play(&mut self, play: usize, blocks: &[crate::playbook::BlockInfo]) {
         self.finish_blocks();
         self.play = Some(play);
         self.notified.clear();
+        self.has_rescue = blocks.iter().map(|b| b.has_rescue).collect();
     }
 
     /// Leaves blocks the next task is not in (failures not rescued propagate outwards) and
@@ -401,8 +402,7 @@ impl HostRun {
         }
     }
 
-    /// True when the task's innermost block section is a rescue or always part of a block that
-    /// is currently failed (so `ansible_failed_result` is meaningful).
+    /// True inside a block: a failure there sets `ansible_failed_result` for its rescue.
     pub fn in_block(&self) -> bool {
         !self.blocks.is_empty()
     }
