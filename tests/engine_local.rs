@@ -226,6 +226,11 @@ fn playbook_features_work_and_converge() {
             "2\n",
             "until: a second attempt succeeded"
         );
+        assert_eq!(
+            read(&format!("{h}/braces.txt")),
+            "{{ not_a_var }}\n",
+            "registered output is data, not a template"
+        );
     }
     assert!(!base.join("n2/delegated-n1.txt").exists());
     assert_eq!(

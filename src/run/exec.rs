@@ -10,6 +10,7 @@ use crate::playbook::{Play, Section, Task, TaskAction};
 use crate::template::{Templar, Vars, to_value, truthy};
 use petgraph::graph::NodeIndex;
 use serde_json::{Map, Value as Json, json};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Ansible's placeholder for "leave this argument out" (`default(omit)`).
@@ -278,14 +279,14 @@ fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
     Vars::new()
         .push_map(play.role_defaults.clone())
         .push(sh.inv_vars(host))
-        .push(st.prefixed_facts.clone())
+        .push_data(st.prefixed_facts.clone())
         .push_map(play.vars.clone())
         .push_map(play.vars_files.clone())
         .push_map(play.role_vars.clone())
         .push_map(task.vars.clone())
-        .push(st.vars.clone())
+        .push_data(st.vars.clone())
         .push(sh.extra.clone())
-        .push_map(magic)
+        .push_data(Arc::new(magic))
         .object("hostvars", sh.hostvars_value())
         .object("groups", to_value(&Json::Object((*sh.groups).clone())))
 }
@@ -356,7 +357,7 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
         lv.insert("ansible_loop".into(), json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == items.len(), "length": items.len()}));
         lv.insert("ansible_loop_var".into(), json!(task.loop_var));
         let templar = task_vars(sh, &hr.host, play_idx, task)
-            .push_map(lv)
+            .push_data(Arc::new(lv))
             .into_templar();
         let mut r = run_item(sh, hr, task, def, args, &templar).await;
         if let Json::Object(m) = &mut r.registered {

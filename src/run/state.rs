@@ -228,10 +228,10 @@ impl Shared {
         magic.insert("ansible_facts".into(), Json::Object((*st.facts).clone()));
         Vars::new()
             .push(self.inv_vars(host))
-            .push(st.prefixed_facts.clone())
-            .push(st.vars.clone())
+            .push_data(st.prefixed_facts.clone())
+            .push_data(st.vars.clone())
             .push(self.extra.clone())
-            .push_map(magic)
+            .push_data(std::sync::Arc::new(magic))
     }
 
     pub fn host_templar(&self, host: &str) -> crate::template::Templar {

@@ -67,8 +67,17 @@ pub fn is_template(s: &str) -> bool {
 /// Layers of variables, lowest precedence first, plus dynamic objects (`hostvars`).
 #[derive(Debug, Default, Clone)]
 pub struct Vars {
-    layers: Vec<Arc<Map<String, Json>>>,
+    layers: Vec<Layer>,
     objects: Vec<(String, Value)>,
+}
+
+/// One layer of variables. Definitions (inventory, play, role vars) are templates rendered when
+/// read; data produced at run time (facts, registered results, set_fact values, which were
+/// rendered once already) is taken as it is: a command's output that contains `{{` is text.
+#[derive(Debug, Clone)]
+struct Layer {
+    vars: Arc<Map<String, Json>>,
+    data: bool,
 }
 
 impl Vars {
@@ -76,9 +85,21 @@ impl Vars {
         Vars::default()
     }
 
-    /// Adds a layer that overrides every layer added before it.
+    /// Adds a layer of definitions that overrides every layer added before it.
     pub fn push(mut self, layer: Arc<Map<String, Json>>) -> Vars {
-        self.layers.push(layer);
+        self.layers.push(Layer {
+            vars: layer,
+            data: false,
+        });
+        self
+    }
+
+    /// Adds a layer of run-time data (never rendered again) on top.
+    pub fn push_data(mut self, layer: Arc<Map<String, Json>>) -> Vars {
+        self.layers.push(Layer {
+            vars: layer,
+            data: true,
+        });
         self
     }
 
@@ -94,7 +115,15 @@ impl Vars {
 
     /// The raw (unrendered) value of a variable.
     pub fn raw(&self, name: &str) -> Option<&Json> {
-        self.layers.iter().rev().find_map(|l| l.get(name))
+        self.lookup(name).map(|(v, _)| v)
+    }
+
+    /// A variable's value and whether it is data (to be used as it is).
+    fn lookup(&self, name: &str) -> Option<(&Json, bool)> {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| l.vars.get(name).map(|v| (v, l.data)))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -114,7 +143,10 @@ impl Object for Vars {
         if let Some((_, v)) = self.objects.iter().find(|(n, _)| n == name) {
             return Some(v.clone());
         }
-        let raw = self.raw(name)?;
+        let (raw, data) = self.lookup(name)?;
+        if data {
+            return Some(to_value(raw));
+        }
         let templar = Templar { vars: self.clone() };
         match templar.render_value(raw) {
             Ok(v) => Some(to_value(&v)),
@@ -134,7 +166,7 @@ impl Object for Vars {
             .map(|(n, _)| Value::from(n.as_str()))
             .collect();
         for l in &self.layers {
-            keys.extend(l.keys().map(|k| Value::from(k.as_str())));
+            keys.extend(l.vars.keys().map(|k| Value::from(k.as_str())));
         }
         keys.sort();
         keys.dedup();
@@ -164,7 +196,10 @@ impl Templar {
     pub fn vars_with(&self, name: &str, value: Json) -> Templar {
         let mut layer = Map::new();
         layer.insert(name.to_string(), value);
-        (*self.vars).clone().push_map(layer).into_templar()
+        (*self.vars)
+            .clone()
+            .push_data(Arc::new(layer))
+            .into_templar()
     }
 
     fn ctx(&self) -> Value {
@@ -401,6 +436,16 @@ mod tests {
     fn self_reference_is_an_error_not_a_hang() {
         let t = templar(json!({"a": "{{ b }}", "b": "{{ a }}"}));
         assert!(t.render_str("{{ a }}").is_err());
+    }
+
+    #[test]
+    fn run_time_data_is_not_rendered_again() {
+        let data = json!({"out": {"stdout": "literal {{ x }}"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let t = Vars::new().push_data(Arc::new(data)).into_templar();
+        assert_eq!(t.render_str("{{ out.stdout }}").unwrap(), "literal {{ x }}");
     }
 
     #[test]
