@@ -247,6 +247,11 @@ fn playbook_features_work_and_converge() {
     assert_eq!(again.code, 0, "{}", again.all_output());
     assert_eq!(again.changed(), 0, "{}", again.stdout);
 
+    // --check on the converged hosts: nothing to do, and the conditions on commands that
+    // --check skips (changed_when, until) are not evaluated.
+    let check = features(base, &["--check"]);
+    assert_eq!(check.code, 0, "{}", check.all_output());
+
     let tagged = features(base, &["--tags", "extra"]);
     assert_eq!(tagged.code, 0, "{}", tagged.all_output());
     assert_eq!(read("n1/extra.txt"), "extra\n");

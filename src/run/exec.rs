@@ -483,7 +483,7 @@ async fn run_item(
             Err(ModError::Failed(m)) => Outcome::failed(m),
         };
         let result = judge(task, templar, outcome);
-        if task.until.is_empty() {
+        if task.until.is_empty() || result.status == Status::Skipped {
             return result;
         }
         let name = task.register.clone().unwrap_or_else(|| "result".into());
@@ -563,7 +563,8 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
     if !o.msg.is_empty() {
         registered.insert("msg".into(), json!(o.msg));
     }
-    if !task.changed_when.is_empty() || !task.failed_when.is_empty() {
+    // A module that did not run (skipped in check mode) has nothing to judge, as in Ansible.
+    if !o.skipped && (!task.changed_when.is_empty() || !task.failed_when.is_empty()) {
         let name = task.register.clone().unwrap_or_else(|| "result".into());
         let t = templar.vars_with(&name, Json::Object(registered.clone()));
         if !task.changed_when.is_empty() {
