@@ -3,9 +3,11 @@
 //! One probe returns the file's attributes and content; the edit is computed locally; a
 //! change is one atomic write.
 
-use super::fileinfo::{EditOpts, attrs_from, chomp, edit_file, rstrip_crlf, split_lines};
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, de, fail};
-use regex::bytes::Regex;
+use super::fileinfo::{
+    EditOpts, Place, attrs_from, chomp, edit_file, present_or_absent, required_path, rstrip_crlf,
+    split_lines,
+};
+use super::{ModResult, ModuleCtx, ModuleDef, de, fail};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -53,14 +55,6 @@ pub const BLOCKINFILE: ModuleDef = ModuleDef {
     run: |ctx, args| Box::pin(run(ctx, args)),
 };
 
-/// Where a new block goes.
-enum Place {
-    Eof,
-    Bof,
-    After(Regex),
-    Before(Regex),
-}
-
 struct Block {
     begin: Vec<u8>,
     end: Vec<u8>,
@@ -71,30 +65,9 @@ struct Block {
 
 async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     let a: Args = super::parse_args(args)?;
-    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
-        return fail("path is required");
-    };
-    let present = match a.state.as_deref() {
-        None | Some("present") => true,
-        Some("absent") => false,
-        Some(other) => {
-            return fail(format!(
-                "invalid state '{other}': expected present or absent"
-            ));
-        }
-    };
-    if a.insertafter.is_some() && a.insertbefore.is_some() {
-        return fail("insertafter and insertbefore are mutually exclusive");
-    }
-    let re = |p: &str, what: &str| {
-        Regex::new(p).map_err(|e| ModError::Failed(format!("invalid {what} '{p}': {e}")))
-    };
-    let place = match (a.insertafter.as_deref(), a.insertbefore.as_deref()) {
-        (_, Some("BOF")) => Place::Bof,
-        (_, Some(b)) => Place::Before(re(b, "insertbefore")?),
-        (None | Some("EOF"), None) => Place::Eof,
-        (Some(x), None) => Place::After(re(x, "insertafter")?),
-    };
+    let path = required_path(&a.path)?;
+    let present = present_or_absent(a.state.as_deref())?;
+    let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
     let marker = a
         .marker
         .as_deref()

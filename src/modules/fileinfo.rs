@@ -290,6 +290,57 @@ fn parse_entry(t: &Target, line: &str) -> Option<Probe> {
 }
 
 /// Lower-case hex SHA-1 of `data`, as `sha1sum` prints it.
+/// The file a line-editing module works on (`path`, or its aliases).
+pub fn required_path(path: &Option<String>) -> Result<&str, ModError> {
+    match path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Ok(p),
+        None => Err(ModError::Failed("path is required".into())),
+    }
+}
+
+/// `state: present` (the default) or `absent`.
+pub fn present_or_absent(state: Option<&str>) -> Result<bool, ModError> {
+    match state {
+        None | Some("present") => Ok(true),
+        Some("absent") => Ok(false),
+        Some(other) => Err(ModError::Failed(format!(
+            "invalid state '{other}': expected present or absent"
+        ))),
+    }
+}
+
+/// A regular expression from an argument; the error names the argument.
+pub fn regex(pattern: &str, what: &str) -> Result<regex::bytes::Regex, ModError> {
+    regex::bytes::Regex::new(pattern)
+        .map_err(|e| ModError::Failed(format!("invalid {what} '{pattern}': {e}")))
+}
+
+/// Where `lineinfile`/`blockinfile` put new text when nothing of theirs is in the file yet.
+pub enum Place {
+    Eof,
+    Bof,
+    /// After the last line matching (the first with `firstmatch`).
+    After(regex::bytes::Regex),
+    Before(regex::bytes::Regex),
+}
+
+impl Place {
+    /// From `insertafter`/`insertbefore` (regexes, or the words `EOF`/`BOF`), as in Ansible.
+    pub fn from_args(after: Option<&str>, before: Option<&str>) -> Result<Place, ModError> {
+        Ok(match (after, before) {
+            (Some(_), Some(_)) => {
+                return Err(ModError::Failed(
+                    "insertafter and insertbefore are mutually exclusive".into(),
+                ));
+            }
+            (_, Some("BOF")) | (Some("BOF"), None) => Place::Bof,
+            (_, Some(b)) => Place::Before(regex(b, "insertbefore")?),
+            (None | Some("EOF"), None) => Place::Eof,
+            (Some(x), None) => Place::After(regex(x, "insertafter")?),
+        })
+    }
+}
+
 pub fn sha1_hex(data: &[u8]) -> String {
     Sha1::digest(data)
         .iter()
@@ -1192,5 +1243,37 @@ mod tests {
         assert_eq!(split_lines(b"a\nb"), vec![b"a\n".to_vec(), b"b".to_vec()]);
         assert_eq!(rstrip_crlf(b"a\r\n"), b"a");
         assert_eq!(chomp(b"a\r\n"), b"a\r");
+    }
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::Place;
+
+    #[test]
+    fn insert_position_from_ansible_arguments() {
+        assert!(matches!(Place::from_args(None, None), Ok(Place::Eof)));
+        assert!(matches!(
+            Place::from_args(Some("EOF"), None),
+            Ok(Place::Eof)
+        ));
+        assert!(matches!(
+            Place::from_args(Some("BOF"), None),
+            Ok(Place::Bof)
+        ));
+        assert!(matches!(
+            Place::from_args(None, Some("BOF")),
+            Ok(Place::Bof)
+        ));
+        assert!(matches!(
+            Place::from_args(Some("^a"), None),
+            Ok(Place::After(_))
+        ));
+        assert!(matches!(
+            Place::from_args(None, Some("^b")),
+            Ok(Place::Before(_))
+        ));
+        assert!(Place::from_args(Some("a"), Some("b")).is_err());
+        assert!(Place::from_args(Some("(unclosed"), None).is_err());
     }
 }

@@ -5,8 +5,11 @@
 //! change is one atomic write. Regexes are Rust `regex` syntax (no look-around or
 //! back-references inside the pattern); `backrefs` replacements use Python's `\1`/`\g<name>`.
 
-use super::fileinfo::{EditOpts, attrs_from, chomp, edit_file, rstrip_crlf, split_lines};
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, de, fail};
+use super::fileinfo::{
+    EditOpts, Place, attrs_from, chomp, edit_file, present_or_absent, regex, required_path,
+    rstrip_crlf, split_lines,
+};
+use super::{ModResult, ModuleCtx, ModuleDef, de, fail};
 use regex::bytes::{Captures, Regex};
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -57,46 +60,23 @@ pub const LINEINFILE: ModuleDef = ModuleDef {
     run: |ctx, args| Box::pin(run(ctx, args)),
 };
 
-fn regex(pattern: &str, what: &str) -> Result<Regex, ModError> {
-    Regex::new(pattern).map_err(|e| ModError::Failed(format!("invalid {what} '{pattern}': {e}")))
-}
-
-/// Where to insert when nothing matches.
-enum Insert {
-    After(Option<Regex>),
-    Before(Option<Regex>),
-}
-
 /// The checked arguments.
 struct Edit {
     line: Option<Vec<u8>>,
     regexp: Option<Regex>,
     search: Option<Vec<u8>>,
     present: bool,
-    insert: Insert,
+    insert: Place,
     backrefs: bool,
     firstmatch: bool,
 }
 
 async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     let a: Args = super::parse_args(args)?;
-    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
-        return fail("path is required");
-    };
-    let present = match a.state.as_deref() {
-        None | Some("present") => true,
-        Some("absent") => false,
-        Some(other) => {
-            return fail(format!(
-                "invalid state '{other}': expected present or absent"
-            ));
-        }
-    };
+    let path = required_path(&a.path)?;
+    let present = present_or_absent(a.state.as_deref())?;
     if a.regexp.is_some() && a.search_string.is_some() {
         return fail("regexp and search_string are mutually exclusive");
-    }
-    if a.insertafter.is_some() && a.insertbefore.is_some() {
-        return fail("insertafter and insertbefore are mutually exclusive");
     }
     if present && a.line.is_none() {
         return fail("line is required with state=present");
@@ -107,15 +87,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     if !present && a.line.is_none() && a.regexp.is_none() && a.search_string.is_none() {
         return fail("one of line, regexp or search_string is required with state=absent");
     }
-    let insert = match (&a.insertafter, &a.insertbefore) {
-        (_, Some(b)) if b == "BOF" => Insert::Before(None),
-        (_, Some(b)) => Insert::Before(Some(regex(b, "insertbefore")?)),
-        (Some(x), None) if x != "EOF" && x != "BOF" => {
-            Insert::After(Some(regex(x, "insertafter")?))
-        }
-        (Some(x), None) if x == "BOF" => Insert::Before(None),
-        _ => Insert::After(None),
-    };
+    let insert = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
     let edit = Edit {
         line: a.line.as_ref().map(|l| l.as_bytes().to_vec()),
         regexp: a
@@ -217,14 +189,15 @@ impl Edit {
             }
         }
         let ins_re = match &self.insert {
-            Insert::After(r) | Insert::Before(r) => r.as_ref(),
+            Place::After(r) | Place::Before(r) => Some(r),
+            Place::Eof | Place::Bof => None,
         };
         if !matched {
             for (i, l) in lines.iter().enumerate() {
                 if rstrip_crlf(l) == line {
                     index0 = Some(i);
                 } else if ins_re.is_some_and(|r| r.is_match(chomp(l))) {
-                    index1 = Some(if matches!(self.insert, Insert::After(_)) {
+                    index1 = Some(if matches!(self.insert, Place::After(_)) {
                         i + 1
                     } else {
                         i
@@ -249,11 +222,11 @@ impl Edit {
             return String::new();
         }
         match (&self.insert, index1) {
-            (Insert::Before(None), _) => {
+            (Place::Bof, _) => {
                 lines.insert(0, with_nl(line));
                 added
             }
-            (Insert::After(None), _) | (_, None) => {
+            (Place::Eof, _) | (_, None) => {
                 if let Some(last) = lines.last_mut()
                     && !last.ends_with(b"\n")
                     && !last.ends_with(b"\r")
@@ -263,7 +236,7 @@ impl Edit {
                 lines.push(with_nl(line));
                 added
             }
-            (Insert::After(Some(_)), Some(i1)) => {
+            (Place::After(_), Some(i1)) => {
                 // Not again if the line already follows the anchor.
                 if i1 == lines.len() {
                     if rstrip_crlf(&lines[i1 - 1]) == line {
@@ -280,7 +253,7 @@ impl Edit {
                 }
                 added
             }
-            (Insert::Before(Some(_)), Some(i1)) => {
+            (Place::Before(_), Some(i1)) => {
                 lines.insert(i1, with_nl(line));
                 added
             }
