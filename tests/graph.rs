@@ -49,51 +49,6 @@ fn multi_play_graph_has_exactly_the_expected_edges() {
     assert_eq!(plan.node_count(), 16);
 }
 
-#[test]
-fn hostvars_reads_without_needs_wait_for_every_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let pb_path = dir.path().join("pb.yml");
-    std::fs::write(&pb_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: a\n      command: echo a\n    - name: b\n      debug: {msg: \"{{ hostvars['x1'].inventory_hostname }}\"}\n").unwrap();
-    let inv = Inventory::load(&["x1,x2,".to_string()], None).unwrap();
-    let pb = prov::playbook::load(&pb_path, &Default::default()).unwrap();
-    let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
-    let barriers: Vec<_> = plan
-        .edge_list(&pb)
-        .into_iter()
-        .filter(|e| e.2 == EdgeKind::Barrier)
-        .collect();
-    assert_eq!(
-        barriers,
-        vec![
-            ("x1:a".to_string(), "x2:b".to_string(), EdgeKind::Barrier),
-            ("x2:a".to_string(), "x1:b".to_string(), EdgeKind::Barrier),
-        ]
-    );
-}
-
-#[test]
-fn hostvars_reads_wait_for_earlier_plays_of_other_hosts() {
-    let dir = tempfile::tempdir().unwrap();
-    let pb_path = dir.path().join("pb.yml");
-    std::fs::write(&pb_path, "- hosts: x1\n  gather_facts: false\n  tasks:\n    - name: a\n      set_fact: {v: 1}\n- hosts: x2\n  gather_facts: false\n  tasks:\n    - name: b\n      debug: {msg: \"{{ hostvars['x1'].v }}\"}\n").unwrap();
-    let inv = Inventory::load(&["x1,x2,".to_string()], None).unwrap();
-    let pb = prov::playbook::load(&pb_path, &Default::default()).unwrap();
-    let plan = Plan::build(&pb, &inv, None, &TagFilter::default()).unwrap();
-    let barriers: Vec<_> = plan
-        .edge_list(&pb)
-        .into_iter()
-        .filter(|e| e.2 == EdgeKind::Barrier)
-        .collect();
-    assert_eq!(
-        barriers,
-        vec![(
-            "x1:flush handlers".to_string(),
-            "x2:b".to_string(),
-            EdgeKind::Barrier
-        )]
-    );
-}
-
 /// Builds the plan of an inline playbook on hosts x1, x2, x3 and returns its non-chain edges.
 fn extra_edges(playbook: &str) -> Vec<(String, String, EdgeKind)> {
     let dir = tempfile::tempdir().unwrap();
@@ -153,5 +108,35 @@ fn run_once_results_flow_from_the_first_host() {
     assert_eq!(
         edges,
         vec![e("x1:a", "x2:a", RunOnce), e("x1:a", "x3:a", RunOnce)]
+    );
+}
+
+fn barriers(playbook: &str) -> Vec<(String, String, EdgeKind)> {
+    extra_edges(playbook)
+        .into_iter()
+        .filter(|e| e.2 == EdgeKind::Barrier)
+        .collect()
+}
+
+#[test]
+fn hostvars_reads_without_needs_wait_for_every_host() {
+    let edges = barriers(
+        "- hosts: x1,x2\n  gather_facts: false\n  tasks:\n    - name: a\n      command: echo a\n    - name: b\n      debug: {msg: \"{{ hostvars['x1'].inventory_hostname }}\"}\n",
+    );
+    use EdgeKind::Barrier;
+    assert_eq!(
+        edges,
+        vec![e("x1:a", "x2:b", Barrier), e("x2:a", "x1:b", Barrier)]
+    );
+}
+
+#[test]
+fn hostvars_reads_wait_for_earlier_plays_of_other_hosts() {
+    let edges = barriers(
+        "- hosts: x1\n  gather_facts: false\n  tasks:\n    - name: a\n      set_fact: {v: 1}\n- hosts: x2\n  gather_facts: false\n  tasks:\n    - name: b\n      debug: {msg: \"{{ hostvars['x1'].v }}\"}\n",
+    );
+    assert_eq!(
+        edges,
+        vec![e("x1:flush handlers", "x2:b", EdgeKind::Barrier)]
     );
 }

@@ -4,11 +4,11 @@
 //! h2 is reserved for the ProxyJump test (it blocks direct access to h2 for a moment), h3 for
 //! the bulk transfer; the other tests use h1.
 
+mod common;
+
 use prov::connection::ssh::{HostKeyPolicy, SshConnection, SshOptions, SshTarget};
 use prov::connection::{ConnError, Connection};
 use serde_json::{Map, Value, json};
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,26 +21,9 @@ fn ip(k: usize) -> String {
     format!("10.77.0.{}", 10 + k)
 }
 
-/// True when the lab answers; otherwise skips (prints why) or fails under PROV_LAB_REQUIRED=1.
+/// True when the lab answers (see `common::lab_up`).
 fn lab_up(test: &str) -> bool {
-    let addr: SocketAddr = "10.77.0.11:22".parse().unwrap();
-    let key = lab_dir().join("id_ed25519");
-    let why = if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-        "10.77.0.11:22 does not answer".to_string()
-    } else if !key.exists() {
-        format!("{} is missing", key.display())
-    } else {
-        return true;
-    };
-    if std::env::var("PROV_LAB_REQUIRED").as_deref() == Ok("1") {
-        panic!("{test}: the lab is not up ({why}) and PROV_LAB_REQUIRED=1");
-    }
-    // Straight to stderr, past the test harness's capture, so the skip is seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: the lab is not up ({why}); start it with `prov lab up 3`"
-    );
-    false
+    common::lab_up(test)
 }
 
 fn vars(k: usize) -> Map<String, Value> {

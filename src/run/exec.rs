@@ -7,7 +7,7 @@ use crate::connection::Become;
 use crate::modules::{ModError, ModuleCtx, Outcome};
 use crate::output::{Status, TaskResult};
 use crate::playbook::{Play, Section, Task, TaskAction};
-use crate::template::{Templar, Vars, to_value, truthy};
+use crate::template::{Templar, Vars, truthy};
 use petgraph::graph::NodeIndex;
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
@@ -250,7 +250,6 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
 
 /// Variables for one task on one host, lowest precedence first (see README, "Variables").
 fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
-    let play = &sh.pb.plays[play_idx];
     let st = sh.host_state(host);
     let mut magic = Map::new();
     magic.insert("inventory_hostname".into(), json!(host));
@@ -274,21 +273,22 @@ fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
         "playbook_dir".into(),
         json!(sh.pb.dir.display().to_string()),
     );
-    magic.insert("ansible_facts".into(), Json::Object((*st.facts).clone()));
     magic.insert("omit".into(), json!(OMIT));
+    let layers = &sh.play_layers[play_idx];
     Vars::new()
-        .push_map(play.role_defaults.clone())
+        .push(layers.role_defaults.clone())
         .push(sh.inv_vars(host))
         .push_data(st.prefixed_facts.clone())
-        .push_map(play.vars.clone())
-        .push_map(play.vars_files.clone())
-        .push_map(play.role_vars.clone())
+        .push(layers.vars.clone())
+        .push(layers.vars_files.clone())
+        .push(layers.role_vars.clone())
         .push_map(task.vars.clone())
         .push_data(st.vars.clone())
         .push(sh.extra.clone())
         .push_data(Arc::new(magic))
         .object("hostvars", sh.hostvars_value())
-        .object("groups", to_value(&Json::Object((*sh.groups).clone())))
+        .object("ansible_facts", super::state::facts_value(&st))
+        .object("groups", sh.groups.clone())
 }
 
 /// A variable's rendered value as a string, if set.

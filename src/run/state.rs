@@ -42,10 +42,37 @@ impl HostConnector {
     }
 }
 
+/// A play's variables, lowest precedence first within the play.
+pub struct PlayLayers {
+    pub role_defaults: Layer,
+    pub vars: Layer,
+    pub vars_files: Layer,
+    pub role_vars: Layer,
+}
+
+impl PlayLayers {
+    fn of(play: &crate::playbook::Play) -> PlayLayers {
+        PlayLayers {
+            role_defaults: Arc::new(play.role_defaults.clone()),
+            vars: Arc::new(play.vars.clone()),
+            vars_files: Arc::new(play.vars_files.clone()),
+            role_vars: Arc::new(play.role_vars.clone()),
+        }
+    }
+}
+
+/// The facts object of a host (an empty mapping before facts are gathered).
+pub fn facts_value(st: &HostState) -> Value {
+    st.facts
+        .clone()
+        .unwrap_or_else(|| to_value(&Json::Object(Map::new())))
+}
+
 /// What a host has gathered or set during the run.
 #[derive(Default, Clone)]
 pub struct HostState {
-    pub facts: Layer,
+    /// `ansible_facts`, converted once when gathered (every task reads it).
+    pub facts: Option<Value>,
     pub prefixed_facts: Layer,
     pub vars: Layer,
     pub gathered: bool,
@@ -62,7 +89,10 @@ pub struct Shared {
     pub receivers: Vec<watch::Receiver<Option<NodeEnd>>>,
     pub forks: Semaphore,
     pub extra: Layer,
-    pub groups: Layer,
+    /// `groups`, built once for the run.
+    pub groups: Value,
+    /// Each play's variable layers, shared by all its tasks instead of copied for each.
+    pub play_layers: Vec<PlayLayers>,
     inv_vars: HashMap<String, Layer>,
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
@@ -102,7 +132,8 @@ impl Shared {
         let announced = pb.plays.iter().map(|_| AtomicBool::new(false)).collect();
         Shared {
             extra: Arc::new(opts.extra_vars.clone()),
-            groups: Arc::new(inv.groups_map()),
+            groups: to_value(&Json::Object(inv.groups_map())),
+            play_layers: pb.plays.iter().map(PlayLayers::of).collect(),
             pb,
             inv,
             plan,
@@ -171,7 +202,7 @@ impl Shared {
         let prefixed = crate::facts::prefixed(&facts);
         let mut hosts = self.hosts.lock().expect("lock");
         let st = hosts.entry(host.to_string()).or_default();
-        st.facts = Arc::new(facts);
+        st.facts = Some(to_value(&Json::Object(facts)));
         st.prefixed_facts = Arc::new(prefixed);
         st.gathered = true;
     }
@@ -225,13 +256,13 @@ impl Shared {
             Json::String(host.split('.').next().unwrap_or(host).to_string()),
         );
         magic.insert("group_names".into(), Json::from(self.inv.group_names(host)));
-        magic.insert("ansible_facts".into(), Json::Object((*st.facts).clone()));
         Vars::new()
             .push(self.inv_vars(host))
             .push_data(st.prefixed_facts.clone())
             .push_data(st.vars.clone())
             .push(self.extra.clone())
             .push_data(std::sync::Arc::new(magic))
+            .object("ansible_facts", facts_value(&st))
     }
 
     pub fn host_templar(&self, host: &str) -> crate::template::Templar {
@@ -242,7 +273,7 @@ impl Shared {
                     shared: self.me.clone(),
                 }),
             )
-            .object("groups", to_value(&Json::Object((*self.groups).clone())))
+            .object("groups", self.groups.clone())
             .into_templar()
     }
 
