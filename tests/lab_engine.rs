@@ -99,7 +99,7 @@ fn hostile_values_arrive_as_data() {
             // Read back the file whose name and content are the hostile value, byte for byte.
             let script = format!(
                 "cat -- \"$(printf '%s' {})/data\"",
-                prov::connection::sh_quote(&format!("/srv/hostile/{e}"))
+                prov::shell::quote(&format!("/srv/hostile/{e}"))
             );
             let (rc, data) = lab_ssh(k, &script);
             assert_eq!(
@@ -111,8 +111,8 @@ fn hostile_values_arrive_as_data() {
                 k,
                 &format!(
                     "test -e {}/arg && test -e {}/argv",
-                    prov::connection::sh_quote(&format!("/srv/hostile/{e}")),
-                    prov::connection::sh_quote(&format!("/srv/hostile/{e}"))
+                    prov::shell::quote(&format!("/srv/hostile/{e}")),
+                    prov::shell::quote(&format!("/srv/hostile/{e}"))
                 ),
             );
             assert_eq!(rc, 0, "h{k}: command arguments with {e:?}");

@@ -691,8 +691,11 @@ async fn round_trips() {
             .starts_with("SWMTKN-")
     );
     assert_eq!(
-        o.secret_keys,
-        vec!["join_token_worker", "join_token_manager"]
+        prov::modules::find("docker_swarm")
+            .unwrap()
+            .caps
+            .secret_data,
+        ["join_token_worker", "join_token_manager"]
     );
     assert!(!o.msg.contains("SWMTKN"));
 

@@ -5,6 +5,7 @@
 pub mod local;
 pub mod ssh;
 
+use crate::shell::quote;
 use async_trait::async_trait;
 use std::fmt;
 
@@ -57,18 +58,6 @@ pub trait Connection: Send + Sync {
     async fn close(&self) {}
 }
 
-/// Quotes a value for a POSIX shell so that it always arrives as one word of data:
-/// `$(...)`, backticks, quotes and newlines inside stay inert.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r#"'"'"'"#))
-}
-
 /// Privilege escalation settings for one task.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Become {
@@ -91,11 +80,7 @@ impl Become {
         } else {
             "-n"
         };
-        format!(
-            "sudo {auth} -H -u {} -- sh -c {}",
-            sh_quote(user),
-            sh_quote(cmd)
-        )
+        format!("sudo {auth} -H -u {} -- sh -c {}", quote(user), quote(cmd))
     }
 
     /// The stdin to send with a wrapped command: the password line first, then the data.
@@ -109,37 +94,6 @@ impl Become {
                 Some(v)
             }
             _ => data.map(|d| d.to_vec()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_keeps_hostile_values_inert() {
-        assert_eq!(sh_quote("/etc/hosts"), "/etc/hosts");
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("'; reboot"), r#"''"'"'; reboot'"#);
-        assert_eq!(sh_quote(""), "''");
-    }
-
-    #[tokio::test]
-    async fn quoted_values_round_trip_through_a_real_shell() {
-        let conn = local::LocalConnection;
-        for hostile in [
-            "$(touch /tmp/x)",
-            "'; echo pwned; '",
-            "`id`",
-            "a\nb",
-            "\"$HOME\"",
-        ] {
-            let out = conn
-                .exec(&format!("printf %s {}", sh_quote(hostile)), None)
-                .await
-                .unwrap();
-            assert_eq!(out.stdout_str(), hostile);
         }
     }
 }

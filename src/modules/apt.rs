@@ -9,17 +9,17 @@
 //! A cache refresh alone is not a change (a converged play must report `changed=0` on its
 //! second run): it is reported as `cache_updated: true` in the data instead.
 
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::shell::quote;
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(
         default,
         alias = "pkg",
@@ -70,16 +70,17 @@ struct Args {
     lock_timeout: Option<String>,
 }
 
-pub const APT: ModuleDef = ModuleDef {
-    name: "apt",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `apt` module.
+pub struct AptModule;
+
+impl Module for AptModule {
+    type Args = Args;
+    const NAME: &'static str = "apt";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -330,8 +331,7 @@ struct Plan {
     lock_timeout: u64,
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let state = match a.state.as_deref().unwrap_or("present") {
         "present" | "installed" => State::Present,
         "absent" | "removed" => State::Absent,
@@ -460,7 +460,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
         format!("-o DPkg::Lock::Timeout={}", plan.lock_timeout),
     ];
     for o in &dpkg_options {
-        opts.push(format!("-o Dpkg::Options::=--{}", sh_quote(o)));
+        opts.push(format!("-o Dpkg::Options::=--{}", quote(o)));
     }
     if ctx.check {
         opts.push("--simulate".into());
@@ -474,7 +474,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
         cmds.push(format!("apt-get {} {verb}", opts.join(" ")));
     }
     if !todo.is_empty() {
-        let args: Vec<String> = todo.iter().map(|s| sh_quote(&s.arg())).collect();
+        let args: Vec<String> = todo.iter().map(|s| quote(&s.arg())).collect();
         let line = if plan.state == State::Absent {
             let purge = if a.purge { " --purge" } else { "" };
             format!(
@@ -493,7 +493,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
                 o.push("--allow-downgrades".into());
             }
             if let Some(r) = &a.default_release {
-                o.push(format!("-t {}", sh_quote(r)));
+                o.push(format!("-t {}", quote(r)));
             }
             format!("apt-get {} install {}", o.join(" "), args.join(" "))
         };
@@ -655,7 +655,7 @@ fn probe_script(plan: &Plan, update: bool, cache_valid_time: u64) -> String {
         ));
     }
     if !plan.specs.is_empty() {
-        let names: Vec<String> = plan.specs.iter().map(|s| sh_quote(&s.name)).collect();
+        let names: Vec<String> = plan.specs.iter().map(|s| quote(&s.name)).collect();
         let names = names.join(" ");
         s.push_str(&format!(
             "echo @Q; dpkg-query -W -f '${{binary:Package}}\\t${{Package}}\\t${{Status}}\\t${{Version}}\\n' {names} 2>/dev/null\n"
@@ -697,8 +697,9 @@ fn split_sections(out: &str) -> HashMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    const APT: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<AptModule>();
     use super::*;
-    use crate::modules::fileinfo::testing::Harness;
+    use crate::host::testing::Harness;
 
     #[test]
     fn dpkg_query_output_is_parsed() {

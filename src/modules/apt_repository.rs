@@ -23,9 +23,10 @@
 //! diffs. The repository is named by its file name only.
 
 use super::apt::{SH_UPDATE_FAILED, redact_urls, tail};
-use super::fileinfo::sha1_hex;
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, normalize_mode};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::attrs::normalize_mode;
+use crate::host::text::sha1_hex;
+use crate::shell::quote;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -35,7 +36,7 @@ const KEYRINGS_DIR: &str = "/etc/apt/keyrings";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     name: Option<String>,
     /// The one-line form (`deb [options] URI SUITE [COMPONENT...]`).
@@ -79,16 +80,18 @@ struct Args {
     install_python_apt: Option<bool>,
 }
 
-pub const APT_REPOSITORY: ModuleDef = ModuleDef {
-    name: "apt_repository",
-    aliases: &["deb822_repository"],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `apt_repository` module.
+pub struct AptRepositoryModule;
+
+impl Module for AptRepositoryModule {
+    type Args = Args;
+    const NAME: &'static str = "apt_repository";
+    const ALIASES: &'static [&'static str] = &["deb822_repository"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// Where the signing key comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -544,7 +547,7 @@ fn probe_script(stem: &str, url: bool, validate_certs: bool) -> String {
          st() {{ if [ -f \"$1\" ]; then printf '%s %s\\n' \"$(stat -c %a \"$1\")\" \"$(sha1sum < \"$1\" | cut -d' ' -f1)\"; else echo -; fi; }}\n\
          sa=$(st \"$k/$n.asc\"); sg=$(st \"$k/$n.gpg\")\n\
          printf '@L %s\\n@A %s\\n@G %s\\n' \"$(st \"$d/$n.list\")\" \"$sa\" \"$sg\"\n",
-        sh_quote(stem)
+        quote(stem)
     );
     if url {
         let (ck, wk, ak) = if validate_certs {
@@ -598,7 +601,7 @@ fn change_script(stem: &str, c: &Change, mode: &str) -> String {
          for x in \"$@\"; do if [ -e \"$x\" ]; then cp -p \"$x\" \"$b/${{x##*/}}\" || exit 1; fi; done\n\
          restore() {{ for x in \"$@\"; do if [ -e \"$b/${{x##*/}}\" ]; then mv -f \"$b/${{x##*/}}\" \"$x\"; else rm -f \"$x\"; fi; done; }}\n\
          die() {{ restore \"$d/$n.sources\" \"$d/$n.list\" \"$k/$n.asc\" \"$k/$n.gpg\"; echo \"$1\" >&2; exit 2; }}\n",
-        sh_quote(stem)
+        quote(stem)
     );
     if let Some((ext, _)) = &c.key {
         s.push_str(&format!(
@@ -617,18 +620,18 @@ fn change_script(stem: &str, c: &Change, mode: &str) -> String {
             "[ -d \"$d\" ] || mkdir -p \"$d\" || die 'cannot create {SOURCES_DIR}'\n\
              t=$(mktemp \"$d/.prov.XXXXXX\") && cat > \"$t\" && chmod {} \"$t\" \
              && mv -f \"$t\" \"$d/$n.sources\" || die 'cannot write the sources file'\nt=\n",
-            sh_quote(mode)
+            quote(mode)
         ));
     } else if c.chmod_sources {
         s.push_str(&format!(
             "chmod {} \"$d/$n.sources\" || die 'cannot chmod the sources file'\n",
-            sh_quote(mode)
+            quote(mode)
         ));
     }
     for f in &c.rm_files {
         s.push_str(&format!(
             "rm -f {} || die 'cannot remove a file'\n",
-            sh_quote(f)
+            quote(f)
         ));
     }
     // Every source of the host must still parse together (two sources of one URI and suite
@@ -652,8 +655,7 @@ fn change_script(stem: &str, c: &Change, mode: &str) -> String {
     s
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let absent = state_absent(&a)?;
     let repo = build_repo(ctx, &a)?;
     let mode = match &a.mode {
@@ -711,10 +713,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
         if !ctx.check {
             let cmd = format!(
                 "rm -f {}",
-                gone.iter()
-                    .map(|g| sh_quote(g))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                gone.iter().map(|g| quote(g)).collect::<Vec<_>>().join(" ")
             );
             let r = ctx.exec(&cmd).await?;
             if !r.ok() {
@@ -812,7 +811,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     let diff = ctx.diff.then(|| {
         let old = cur.map(redact_sources).unwrap_or_default();
         let new = redact_sources(&want);
-        let mut d = super::unified_diff(&old, &new, &sources_path).unwrap_or_default();
+        let mut d = crate::host::text::unified_diff(&old, &new, &sources_path).unwrap_or_default();
         if change.sources.is_some() && old == new {
             d.push_str(&format!("{sources_path}: URIs changed (values redacted)\n"));
         }
@@ -945,7 +944,7 @@ fn plan_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::fileinfo::testing::Harness;
+    use crate::host::testing::Harness;
 
     #[test]
     fn one_line_sources_translate_to_deb822() {
@@ -1036,7 +1035,8 @@ mod tests {
     fn the_file_is_rendered_from_either_form() {
         let h = Harness::new();
         let ctx = h.ctx(false, false);
-        let a: Args = super::super::parse_args(args(json!({"architectures": ["amd64"]}))).unwrap();
+        let a: Args =
+            crate::host::testing::decode(args(json!({"architectures": ["amd64"]}))).unwrap();
         let r = build_repo(&ctx, &a).unwrap();
         assert_eq!(
             r.render(Some("/etc/apt/keyrings/mirror.asc")),
@@ -1044,7 +1044,7 @@ mod tests {
              Architectures: amd64\nSigned-By: /etc/apt/keyrings/mirror.asc\n"
         );
         assert_eq!(r.key, KeySource::Content(KEY.as_bytes().to_vec()));
-        let a: Args = super::super::parse_args(json!({
+        let a: Args = crate::host::testing::decode(json!({
             "repo": "deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] http://deb.example/debian bookworm main",
             "filename": "example", "enabled": false,
         }))
@@ -1062,13 +1062,14 @@ mod tests {
         );
         // A line break in a value would inject fields.
         let a: Args =
-            super::super::parse_args(args(json!({"suites": "bookworm\nTrusted: yes"}))).unwrap();
+            crate::host::testing::decode(args(json!({"suites": "bookworm\nTrusted: yes"})))
+                .unwrap();
         assert!(build_repo(&ctx, &a).is_ok_and(|r| !r.render(None).contains("\nTrusted")));
-        let a: Args = super::super::parse_args(args(json!({"signed_by": "nope.asc"}))).unwrap();
+        let a: Args = crate::host::testing::decode(args(json!({"signed_by": "nope.asc"}))).unwrap();
         assert!(build_repo(&ctx, &a).is_err());
         std::fs::create_dir_all(h.path("files")).unwrap();
         std::fs::write(h.path("files/k.gpg"), [0x99u8, 1, 2]).unwrap();
-        let a: Args = super::super::parse_args(args(json!({"signed_by": "k.gpg"}))).unwrap();
+        let a: Args = crate::host::testing::decode(args(json!({"signed_by": "k.gpg"}))).unwrap();
         let r = build_repo(&ctx, &a).unwrap();
         assert_eq!(r.key, KeySource::Content(vec![0x99, 1, 2]));
     }

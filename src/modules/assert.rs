@@ -1,13 +1,13 @@
 //! `assert`: evaluates conditions. `that` is passed unrendered (listed in `raw`) and each
 //! entry is evaluated as a Jinja expression, as in `when:`.
 
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, deserialize_with = "de::str_or_list")]
     that: Vec<String>,
     #[serde(default, alias = "msg")]
@@ -18,16 +18,19 @@ struct Args {
     quiet: bool,
 }
 
-pub const ASSERT: ModuleDef = ModuleDef {
-    name: "assert",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["that"],
-    free_form: None,
-    raw: &["that"],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `assert` module.
+pub struct AssertModule;
+
+impl Module for AssertModule {
+    type Args = Args;
+    const NAME: &'static str = "assert";
+    const REQUIRED: &'static [&'static str] = &["that"];
+    const RAW: &'static [&'static str] = &["that"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 fn text(v: Option<Json>, default: &str) -> String {
     match v {
@@ -37,8 +40,7 @@ fn text(v: Option<Json>, default: &str) -> String {
     }
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if a.that.is_empty() {
         return fail("assert needs at least one condition in 'that'");
     }
@@ -65,8 +67,9 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::Harness;
+    const ASSERT: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<AssertModule>();
     use super::*;
+    use crate::host::testing::Harness;
     use serde_json::json;
 
     #[tokio::test]

@@ -15,15 +15,16 @@
 //! ignore such a file anyway.
 
 use super::user::check_name;
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::text::unified_diff;
+use crate::shell::quote;
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     user: Option<String>,
     /// One or more public key lines (a string with line breaks, or a list).
@@ -43,16 +44,18 @@ struct Args {
     manage_dir: Option<bool>,
 }
 
-pub const AUTHORIZED_KEY: ModuleDef = ModuleDef {
-    name: "authorized_key",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["user", "key"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `authorized_key` module.
+pub struct AuthorizedKeyModule;
+
+impl Module for AuthorizedKeyModule {
+    type Args = Args;
+    const NAME: &'static str = "authorized_key";
+    const REQUIRED: &'static [&'static str] = &["user", "key"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 const FILE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
@@ -211,8 +214,8 @@ enum Entry {
 
 fn probe_script(name: &str, kp: &KeyPath) -> String {
     let path = match kp {
-        KeyPath::Home(rel) => format!("\"$h\"/{}", sh_quote(rel)),
-        KeyPath::Abs(p) => sh_quote(p),
+        KeyPath::Home(rel) => format!("\"$h\"/{}", quote(rel)),
+        KeyPath::Abs(p) => quote(p),
     };
     format!(
         "n={n}\n\
@@ -222,7 +225,7 @@ fn probe_script(name: &str, kp: &KeyPath) -> String {
          e() {{ if [ -L \"$1\" ]; then echo \"$2 link\"; elif [ \"$3\" \"$1\" ]; then stat -c \"$2 %a %u %g\" -- \"$1\"; elif [ -e \"$1\" ]; then echo \"$2 other\"; else echo \"$2 -\"; fi; }}\n\
          e \"$d\" D -d; e \"$f\" F -f\n\
          if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then cat -- \"$f\"; fi\n",
-        n = sh_quote(name)
+        n = quote(name)
     )
 }
 
@@ -326,8 +329,7 @@ fn edit(
     (lines != before).then_some(lines)
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let Some(name) = a.user.clone().filter(|n| !n.is_empty()) else {
         return fail("user is required");
     };
@@ -380,7 +382,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     };
     let path = found.path.clone();
     data.insert("path".into(), json!(path));
-    let dir = super::fileinfo::parent_dir(&path);
+    let dir = crate::host::fs::parent_dir(&path);
     match (found.dir, found.file) {
         (Entry::Link, _) => {
             return fail(format!(
@@ -480,8 +482,8 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     let owner = format!("{uid}:{gid}");
     let mut s = format!(
         "set -e; f={}; d={}\n",
-        super::fileinfo::qpath(&path),
-        super::fileinfo::qpath(&dir)
+        crate::shell::quote_path(&path),
+        crate::shell::quote_path(&dir)
     );
     if found.dir == Entry::Absent {
         s.push_str("mkdir -p -- \"$d\"\n");
@@ -514,8 +516,11 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    use serde_json::Value as Json;
+    const AUTHORIZED_KEY: crate::modules::ModuleDef =
+        crate::modules::ModuleDef::of::<AuthorizedKeyModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
     use serde_json::json;
 
     const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ one@example";

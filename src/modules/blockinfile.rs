@@ -3,17 +3,17 @@
 //! One probe returns the file's attributes and content; the edit is computed locally; a
 //! change is one atomic write.
 
-use super::fileinfo::{
-    EditOpts, Place, attrs_from, chomp, edit_file, present_or_absent, required_path, rstrip_crlf,
-    split_lines,
+use super::{ModResult, Module, ModuleCtx, de, fail};
+use crate::host::attrs::attrs_from;
+use crate::host::edit::{
+    EditOpts, Place, chomp, edit_file, present_or_absent, required_path, rstrip_crlf, split_lines,
 };
-use super::{ModResult, ModuleCtx, ModuleDef, de, fail};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "dest", alias = "destfile", alias = "name")]
     path: Option<String>,
     #[serde(default, alias = "content", deserialize_with = "de::opt_stringish")]
@@ -44,16 +44,17 @@ struct Args {
     validate: Option<String>,
 }
 
-pub const BLOCKINFILE: ModuleDef = ModuleDef {
-    name: "blockinfile",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `blockinfile` module.
+pub struct BlockinfileModule;
+
+impl Module for BlockinfileModule {
+    type Args = Args;
+    const NAME: &'static str = "blockinfile";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 struct Block {
     begin: Vec<u8>,
@@ -63,8 +64,7 @@ struct Block {
     place: Place,
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let path = required_path(&a.path)?;
     let present = present_or_absent(a.state.as_deref())?;
     let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
@@ -153,8 +153,10 @@ impl Block {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const BLOCKINFILE: crate::modules::ModuleDef =
+        crate::modules::ModuleDef::of::<BlockinfileModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
     use serde_json::json;
 
     const B: &str = "# BEGIN ANSIBLE MANAGED BLOCK\n";

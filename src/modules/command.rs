@@ -1,14 +1,14 @@
 //! `command` and `shell`. `command` quotes every word so nothing in it is interpreted by a shell
 //! (no pipes, no `$VAR`, no globbing); `shell` hands the line to `sh` as written.
 
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, fail};
-use crate::connection::sh_quote;
+use super::{ModResult, Module, ModuleCtx, Outcome, fail};
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "_raw_params")]
     cmd: Option<String>,
     #[serde(default)]
@@ -25,30 +25,33 @@ struct Args {
     executable: Option<String>,
 }
 
-pub const COMMAND: ModuleDef = ModuleDef {
-    name: "command",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: Some("cmd"),
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args, false)),
-};
+/// The `command` module.
+pub struct CommandModule;
 
-pub const SHELL: ModuleDef = ModuleDef {
-    name: "shell",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: Some("cmd"),
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args, true)),
-};
+impl Module for CommandModule {
+    type Args = Args;
+    const NAME: &'static str = "command";
+    const FREE_FORM: Option<&'static str> = Some("cmd");
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json, shell: bool) -> ModResult {
-    let args: Args = super::parse_args(args)?;
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args, false).await
+    }
+}
+
+/// The `shell` module.
+pub struct ShellModule;
+
+impl Module for ShellModule {
+    type Args = Args;
+    const NAME: &'static str = "shell";
+    const FREE_FORM: Option<&'static str> = Some("cmd");
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args, true).await
+    }
+}
+
+async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
     let line = command_line(&args, shell)?;
     if let Some(reason) = precondition_skip(ctx, &args).await? {
         return Ok(Outcome::ok(reason).with("rc", 0).with("cmd", line));
@@ -59,11 +62,11 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json, shell: bool) -> ModResult {
         return Ok(o);
     }
     let mut full = match &args.chdir {
-        Some(dir) => format!("cd {} && {line}", sh_quote(dir)),
+        Some(dir) => format!("cd {} && {line}", quote(dir)),
         None => line.clone(),
     };
     if let Some(exe) = args.executable.as_deref().filter(|_| shell) {
-        full = format!("{} -c {}", sh_quote(exe), sh_quote(&full));
+        full = format!("{} -c {}", quote(exe), quote(&full));
     }
     let stdin = args.stdin.as_ref().map(|s| format!("{s}\n").into_bytes());
     let out = ctx.exec_stdin(&full, stdin.as_deref()).await?;
@@ -102,11 +105,7 @@ fn command_line(args: &Args, shell: bool) -> Result<String, super::ModError> {
         (Some(_), Some(_)) => return fail("give either a command string or argv, not both"),
         _ => return fail("no command given"),
     };
-    Ok(words
-        .iter()
-        .map(|w| sh_quote(w))
-        .collect::<Vec<_>>()
-        .join(" "))
+    Ok(words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "))
 }
 
 /// `creates`/`removes`: one remote test decides whether the command runs at all.
@@ -115,12 +114,12 @@ async fn precondition_skip(
     args: &Args,
 ) -> Result<Option<String>, super::ModError> {
     if let Some(path) = &args.creates
-        && ctx.exec(&format!("test -e {}", sh_quote(path))).await?.ok()
+        && ctx.exec(&format!("test -e {}", quote(path))).await?.ok()
     {
         return Ok(Some(format!("{path} exists, not run")));
     }
     if let Some(path) = &args.removes
-        && !ctx.exec(&format!("test -e {}", sh_quote(path))).await?.ok()
+        && !ctx.exec(&format!("test -e {}", quote(path))).await?.ok()
     {
         return Ok(Some(format!("{path} does not exist, not run")));
     }

@@ -4,14 +4,15 @@
 //! the local sha1); a change costs one more (an atomic write, or a `chmod`/`chown`). The old
 //! content is fetched only to show a diff of a file that differs.
 
-use super::fileinfo::{FileWant, Kind, Target, attrs_from, basename, converge_file, probe};
-use super::{ModResult, ModuleCtx, ModuleDef, de, fail};
+use super::{Caps, ModResult, Module, ModuleCtx, de, fail};
+use crate::host::attrs::attrs_from;
+use crate::host::fs::{FileWant, Kind, Target, basename, converge_file, read_paths};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     content: Option<Json>,
     #[serde(default)]
@@ -32,19 +33,24 @@ struct Args {
     validate: Option<String>,
 }
 
-pub const COPY: ModuleDef = ModuleDef {
-    name: "copy",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["dest"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `copy` module.
+pub struct CopyModule;
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+impl Module for CopyModule {
+    type Args = Args;
+    const NAME: &'static str = "copy";
+    const REQUIRED: &'static [&'static str] = &["dest"];
+    const CAPS: Caps = Caps {
+        reads_local: Some("files"),
+        ..Caps::NONE
+    };
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
+
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let Some(dest) = a.dest.as_deref().filter(|d| !d.is_empty()) else {
         return fail("dest is required");
     };
@@ -111,7 +117,7 @@ pub(crate) struct Deliver<'a> {
     pub content: &'a [u8],
     /// The source's file name, used when `dest` is a directory.
     pub basename: Option<String>,
-    pub attrs: super::FileAttrs,
+    pub attrs: crate::host::attrs::FileAttrs,
     pub backup: bool,
     /// Replace an existing file whose content differs (else only attributes are managed).
     pub force: bool,
@@ -133,7 +139,7 @@ pub(crate) async fn deliver(ctx: &ModuleCtx<'_>, d: &Deliver<'_>) -> ModResult {
     } else {
         (d.dest.to_string(), d.basename.clone(), false)
     };
-    let found = probe(
+    let found = read_paths(
         ctx,
         &[Target::new(&path).checksum("sha1").into_dir(into_dir)],
         false,
@@ -165,8 +171,9 @@ pub(crate) async fn deliver(ctx: &ModuleCtx<'_>, d: &Deliver<'_>) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const COPY: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<CopyModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
     use serde_json::json;
 
     #[tokio::test]

@@ -1,12 +1,12 @@
 //! `debug`: prints a message or a variable's value. Never changes anything.
 
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome};
+use super::{Caps, ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     msg: Option<Json>,
     #[serde(default)]
@@ -15,19 +15,25 @@ struct Args {
     verbosity: Option<u8>,
 }
 
-pub const DEBUG: ModuleDef = ModuleDef {
-    name: "debug",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: Some("msg"),
-    raw: &["var"],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `debug` module.
+pub struct DebugModule;
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let args: Args = super::parse_args(args)?;
+impl Module for DebugModule {
+    type Args = Args;
+    const NAME: &'static str = "debug";
+    const FREE_FORM: Option<&'static str> = Some("msg");
+    const RAW: &'static [&'static str] = &["var"];
+    const CAPS: Caps = Caps {
+        shows_msg: true,
+        ..Caps::NONE
+    };
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
+
+async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
     let _ = args.verbosity;
     if let Some(var) = &args.var {
         let value = ctx

@@ -7,9 +7,10 @@
 //! command, which also returns the new network's inspect data.
 
 use super::docker_swarm::{NO_DOCKER, no_docker, require_docker};
-use super::unitfile::{kv_text, scrub};
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::text::unified_diff;
+use crate::host::text::{kv_text, scrub};
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -35,7 +36,7 @@ fn bridge() -> String {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     name: String,
     #[serde(default = "bridge")]
     driver: String,
@@ -63,16 +64,18 @@ struct Args {
     force: bool,
 }
 
-pub const DOCKER_NETWORK: ModuleDef = ModuleDef {
-    name: "docker_network",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["name"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `docker_network` module.
+pub struct DockerNetworkModule;
+
+impl Module for DockerNetworkModule {
+    type Args = Args;
+    const NAME: &'static str = "docker_network";
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 fn scope_name(s: Scope) -> &'static str {
     match s {
@@ -194,7 +197,7 @@ fn differences(a: &Args, net: &Json) -> Result<Vec<(String, String, String)>, Mo
 
 /// The `docker network create` command line.
 fn create_cmd(a: &Args) -> Result<String, ModError> {
-    let mut c = format!("docker network create --driver {}", sh_quote(&a.driver));
+    let mut c = format!("docker network create --driver {}", quote(&a.driver));
     if let Some(sc) = a.scope {
         c.push_str(&format!(" --scope {}", scope_name(sc)));
     }
@@ -214,16 +217,16 @@ fn create_cmd(a: &Args) -> Result<String, ModError> {
         ("--ip-range", &a.ip_range),
     ] {
         if let Some(v) = v {
-            c.push_str(&format!(" {flag} {}", sh_quote(v)));
+            c.push_str(&format!(" {flag} {}", quote(v)));
         }
     }
     for (k, v) in str_map("driver option", &a.driver_options)? {
-        c.push_str(&format!(" --opt {}", sh_quote(&format!("{k}={v}"))));
+        c.push_str(&format!(" --opt {}", quote(&format!("{k}={v}"))));
     }
     for (k, v) in str_map("label", &a.labels)? {
-        c.push_str(&format!(" --label {}", sh_quote(&format!("{k}={v}"))));
+        c.push_str(&format!(" --label {}", quote(&format!("{k}={v}"))));
     }
-    c.push_str(&format!(" -- {}", sh_quote(&a.name)));
+    c.push_str(&format!(" -- {}", quote(&a.name)));
     Ok(c)
 }
 
@@ -256,8 +259,8 @@ fn disconnect_cmd(name: &str, net: &Json) -> String {
         .map(|(id, _)| {
             format!(
                 "docker network disconnect -f {} {}\n",
-                sh_quote(name),
-                sh_quote(id)
+                quote(name),
+                quote(id)
             )
         })
         .collect()
@@ -289,8 +292,7 @@ fn summary(a: &Args) -> Vec<(String, String)> {
     v
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let ok_name = !a.name.is_empty()
         && !a.name.starts_with('-')
         && a.name
@@ -307,7 +309,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     }
     // Build it now: bad arguments fail before the host is touched.
     let create = create_cmd(&a)?;
-    let q = sh_quote(&a.name);
+    let q = quote(&a.name);
     let script = format!(
         "{}if o=$({} 2>&1); then printf 'N %s\\n' \"$o\"; else case \"$o\" in *'No such network'*|*'not found'*) echo ABSENT;; *) printf '%s\\n' \"$o\" >&2; exit 1;; esac; fi\n",
         require_docker(),
@@ -462,7 +464,7 @@ mod tests {
     const OVERLAY: &str = include_str!("../../tests/fixtures/sysdock/network_overlay.json");
 
     fn args(v: Json) -> Args {
-        super::super::parse_args(v).unwrap()
+        crate::host::testing::decode(v).unwrap()
     }
 
     fn net() -> Json {

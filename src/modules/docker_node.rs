@@ -5,9 +5,10 @@
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
 use super::docker_swarm::{NO_DOCKER, no_docker, require_docker};
-use super::unitfile::scrub;
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::text::scrub;
+use crate::host::text::unified_diff;
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ enum Role {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     hostname: String,
     #[serde(default)]
     labels: Option<Map<String, Json>>,
@@ -51,16 +52,18 @@ struct Args {
     role: Option<Role>,
 }
 
-pub const DOCKER_NODE: ModuleDef = ModuleDef {
-    name: "docker_node",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["hostname"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `docker_node` module.
+pub struct DockerNodeModule;
+
+impl Module for DockerNodeModule {
+    type Args = Args;
+    const NAME: &'static str = "docker_node";
+    const REQUIRED: &'static [&'static str] = &["hostname"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// The parts of `docker node inspect` this module reads.
 #[derive(Deserialize, Debug, Default, Clone)]
@@ -244,12 +247,11 @@ fn describe(labels: &BTreeMap<String, String>, availability: &str, role: &str) -
     s
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if a.hostname.is_empty() || a.hostname.starts_with('-') || a.hostname.contains('\n') {
         return fail(format!("invalid node name '{}'", a.hostname));
     }
-    let q = sh_quote(&a.hostname);
+    let q = quote(&a.hostname);
     let script = format!(
         "{}if o=$(docker node inspect --format '{{{{json .}}}}' -- {q} 2>/dev/null); then printf '%s\\n' \"$o\"; else ids=$(docker node ls -q) || exit $?; docker node inspect --format '{{{{json .}}}}' $ids; fi\n",
         require_docker()
@@ -318,10 +320,10 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     }
     let mut cmd = String::from("docker node update");
     for (k, v) in &p.add {
-        cmd.push_str(&format!(" --label-add {}", sh_quote(&format!("{k}={v}"))));
+        cmd.push_str(&format!(" --label-add {}", quote(&format!("{k}={v}"))));
     }
     for k in &p.rm {
-        cmd.push_str(&format!(" --label-rm {}", sh_quote(k)));
+        cmd.push_str(&format!(" --label-rm {}", quote(k)));
     }
     if let Some(av) = p.availability {
         cmd.push_str(&format!(" --availability {av}"));
@@ -329,7 +331,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     if let Some(r) = p.role {
         cmd.push_str(&format!(" --role {r}"));
     }
-    cmd.push_str(&format!(" -- {} >/dev/null", sh_quote(&node.id)));
+    cmd.push_str(&format!(" -- {} >/dev/null", quote(&node.id)));
     let out = ctx.exec(&cmd).await?;
     if !out.ok() {
         return fail(format!(
@@ -357,7 +359,7 @@ mod tests {
     }
 
     fn args(v: Json) -> Args {
-        super::super::parse_args(v).unwrap()
+        crate::host::testing::decode(v).unwrap()
     }
 
     #[test]

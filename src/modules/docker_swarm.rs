@@ -7,15 +7,16 @@
 //! `present`) both join tokens, plus the addresses of named managers for `join`. A change is
 //! one more command, which for `init` also returns the new state and the tokens.
 //!
-//! Join tokens are secrets: they are returned only in `data` (listed in `secret_keys`), travel
+//! Join tokens are secrets: they are returned only in `data` (declared in its `secret_data`), travel
 //! to the host on stdin (never inside the command line prov sends), and every message that
 //! could echo one is scrubbed.
 
-use super::unitfile::{kv_text, scrub};
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use super::{Caps, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::text::unified_diff;
+use crate::host::text::{kv_text, scrub};
+use crate::shell::quote;
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Debug, Default)]
 #[serde(rename_all = "lowercase")]
@@ -37,7 +38,7 @@ enum Role {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     state: State,
     #[serde(default)]
@@ -56,16 +57,21 @@ struct Args {
     force: bool,
 }
 
-pub const DOCKER_SWARM: ModuleDef = ModuleDef {
-    name: "docker_swarm",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `docker_swarm` module.
+pub struct DockerSwarmModule;
+
+impl Module for DockerSwarmModule {
+    type Args = Args;
+    const NAME: &'static str = "docker_swarm";
+    const CAPS: Caps = Caps {
+        secret_data: &["join_token_worker", "join_token_manager"],
+        ..Caps::NONE
+    };
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// `docker info`'s `.Swarm`.
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -256,8 +262,7 @@ fn same_swarm(a: &Args, f: &Found) -> bool {
     })
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     for (what, v) in [
         ("advertise_addr", &a.advertise_addr),
         ("listen_addr", &a.listen_addr),
@@ -293,7 +298,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
                 if !is_ip(&h) {
                     s.push_str(&format!(
                         "printf 'R %s %s\\n' {q} \"$(getent ahosts {q} | awk 'NR==1{{print $1}}')\"\n",
-                        q = sh_quote(&h)
+                        q = quote(&h)
                     ));
                 }
             }
@@ -364,7 +369,6 @@ fn with_tokens(mut o: Outcome, f: &Found) -> Outcome {
     ] {
         if let Some(t) = v {
             o.data.insert(k.into(), json!(t));
-            o.secret_keys.push(k.into());
         }
     }
     o
@@ -427,10 +431,10 @@ async fn present(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
             }
             let mut cmd = String::from("set -e\ndocker swarm init");
             if let Some(v) = &a.advertise_addr {
-                cmd.push_str(&format!(" --advertise-addr {}", sh_quote(v)));
+                cmd.push_str(&format!(" --advertise-addr {}", quote(v)));
             }
             if let Some(v) = &a.listen_addr {
-                cmd.push_str(&format!(" --listen-addr {}", sh_quote(v)));
+                cmd.push_str(&format!(" --listen-addr {}", quote(v)));
             }
             cmd.push_str(" >/dev/null\n");
             cmd.push_str(info_script());
@@ -530,15 +534,15 @@ async fn join(ctx: &ModuleCtx<'_>, a: &Args, f: Found, token: &str) -> ModResult
     }
     let mut opts = String::new();
     if let Some(v) = &a.advertise_addr {
-        opts.push_str(&format!(" --advertise-addr {}", sh_quote(v)));
+        opts.push_str(&format!(" --advertise-addr {}", quote(v)));
     }
     if let Some(v) = &a.listen_addr {
-        opts.push_str(&format!(" --listen-addr {}", sh_quote(v)));
+        opts.push_str(&format!(" --listen-addr {}", quote(v)));
     }
     let addrs: Vec<String> = a
         .remote_addrs
         .iter()
-        .map(|r| sh_quote(&with_port(r)))
+        .map(|r| quote(&with_port(r)))
         .collect();
     cmd.push_str(&format!(
         "rc=1; for a in {}; do if docker swarm join --token \"$T\"{opts} \"$a\" >/dev/null; then rc=0; break; fi; done\n",
@@ -595,6 +599,7 @@ async fn absent(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value as Json;
 
     const MANAGER: &str = include_str!("../../tests/fixtures/sysdock/swarm_manager.json");
     const WORKER: &str = include_str!("../../tests/fixtures/sysdock/swarm_worker.json");
@@ -605,7 +610,7 @@ mod tests {
     }
 
     fn args(v: Json) -> Args {
-        super::super::parse_args(v).unwrap()
+        crate::host::testing::decode(v).unwrap()
     }
 
     #[test]
@@ -621,8 +626,8 @@ mod tests {
         assert_eq!(t.worker_token.as_deref(), Some("SWMTKN-1-aaa-bbb"));
         let mut o = with_tokens(Outcome::ok(""), &t);
         assert_eq!(
-            o.secret_keys,
-            vec!["join_token_worker", "join_token_manager"]
+            DockerSwarmModule::CAPS.secret_data,
+            ["join_token_worker", "join_token_manager"]
         );
         assert!(o.data.contains_key("join_token_worker"));
         o.data.clear();
@@ -641,7 +646,7 @@ mod tests {
         let mut o = Outcome::ok("");
         info_data(&mut o, &found(INACTIVE).info);
         assert!(!o.data.contains_key("manager_addr"));
-        assert!(super::super::parse_args::<Args>(json!({"state": "inspect"})).is_ok());
+        assert!(crate::host::testing::decode::<Args>(json!({"state": "inspect"})).is_ok());
     }
 
     #[test]

@@ -1,29 +1,29 @@
 //! `fail`: fails the task with a message.
 
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome};
+use super::{ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     msg: Option<Json>,
 }
 
-pub const FAIL: ModuleDef = ModuleDef {
-    name: "fail",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `fail` module.
+pub struct FailModule;
 
-async fn run(_ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+impl Module for FailModule {
+    type Args = Args;
+    const NAME: &'static str = "fail";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
+
+async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let msg = match a.msg {
         None | Some(Json::Null) => "Failed as requested from task".to_string(),
         Some(Json::String(s)) => s,
@@ -34,8 +34,9 @@ async fn run(_ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::Harness;
+    const FAIL: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<FailModule>();
     use super::*;
+    use crate::host::testing::Harness;
     use serde_json::json;
 
     #[tokio::test]

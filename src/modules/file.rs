@@ -8,18 +8,20 @@
 //! Unlike Ansible, `state: touch` on an existing path keeps its times unless
 //! `modification_time`/`access_time` is `now`, so that a converged run reports no change.
 
-use super::fileinfo::{
-    AttrPlan, Kind, Probe, Target, WriteSpec, attrs_from, chmod_arg, fmt_mode, join_diff,
-    parent_dir, plan_attrs, probe, qpath, tree_drift_expr, write_file,
-};
-use super::{FileAttrs, ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::attrs::FileAttrs;
+use crate::host::attrs::{AttrPlan, attrs_from, chmod_arg, fmt_mode, plan_attrs, tree_drift_expr};
+use crate::host::fs::{Kind, PathState, Target, parent_dir, read_paths};
+use crate::host::text::join_diff;
+use crate::host::write::{FileWrite, write_file};
+use crate::shell::quote;
+use crate::shell::quote_path;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "dest", alias = "name")]
     path: Option<String>,
     #[serde(default)]
@@ -44,16 +46,17 @@ struct Args {
     access_time: Option<String>,
 }
 
-pub const FILE: ModuleDef = ModuleDef {
-    name: "file",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `file` module.
+pub struct FileModule;
+
+impl Module for FileModule {
+    type Args = Args;
+    const NAME: &'static str = "file";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -65,8 +68,7 @@ enum State {
     Hard,
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let Some(path) = a.path.clone().filter(|p| !p.is_empty()) else {
         return fail("path is required");
     };
@@ -121,7 +123,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
             } else {
                 None
             };
-            let found = probe(ctx, &[target], false, tree.as_deref()).await?;
+            let found = read_paths(ctx, &[target], false, tree.as_deref()).await?;
             let cur = &found.entries[0];
             let state = match state {
                 Some(s) => s,
@@ -151,15 +153,15 @@ fn attr_cmds(plan: &AttrPlan, attrs: &FileAttrs, path: &str, on_link: bool) -> S
         let h = if on_link { "-h " } else { "" };
         s.push_str(&format!(
             "chown {h}-- {} {}\n",
-            sh_quote(&spec),
-            qpath(path)
+            quote(&spec),
+            quote_path(path)
         ));
     }
     if plan.mode_changes && !on_link {
         s.push_str(&format!(
             "chmod -- {} {}\n",
             chmod_arg(plan.mode),
-            qpath(path)
+            quote_path(path)
         ));
     }
     s
@@ -187,7 +189,7 @@ fn result(
 /// `file`, `directory` and `touch`.
 async fn existing(
     ctx: &ModuleCtx<'_>,
-    cur: &Probe,
+    cur: &PathState,
     state: State,
     attrs: &FileAttrs,
     recurse_drift: bool,
@@ -237,20 +239,24 @@ async fn existing(
         );
         if !ctx.check {
             if want_kind == Kind::Directory {
-                let mut s = format!("set -e; mkdir -p -- {}\n", qpath(wpath));
+                let mut s = format!("set -e; mkdir -p -- {}\n", quote_path(wpath));
                 if let Some(spec) = attrs.owner_spec() {
-                    s.push_str(&format!("chown -- {} {}\n", sh_quote(&spec), qpath(wpath)));
+                    s.push_str(&format!(
+                        "chown -- {} {}\n",
+                        quote(&spec),
+                        quote_path(wpath)
+                    ));
                 }
                 if attrs.mode.is_some() {
                     s.push_str(&format!(
                         "chmod -- {} {}\n",
                         chmod_arg(plan.mode),
-                        qpath(wpath)
+                        quote_path(wpath)
                     ));
                 }
                 run_script(ctx, &s, &format!("cannot create directory {path}")).await?;
             } else {
-                let w = WriteSpec {
+                let w = FileWrite {
                     path: wpath,
                     data: b"",
                     mode: plan.mode,
@@ -286,22 +292,22 @@ async fn existing(
             if let Some(spec) = attrs.owner_spec() {
                 s.push_str(&format!(
                     "chown -R -- {} {}\n",
-                    sh_quote(&spec),
-                    qpath(wpath)
+                    quote(&spec),
+                    quote_path(wpath)
                 ));
             }
             if let Some(mode) = &attrs.mode {
                 let arg = if mode.bytes().all(|b| b.is_ascii_digit()) {
                     format!("0{mode}")
                 } else {
-                    sh_quote(mode)
+                    quote(mode)
                 };
-                s.push_str(&format!("chmod -R -- {arg} {}\n", qpath(wpath)));
+                s.push_str(&format!("chmod -R -- {arg} {}\n", quote_path(wpath)));
             }
         }
         s.push_str(&attr_cmds(&plan, attrs, wpath, false));
         if touch_now {
-            s.push_str(&format!("touch -c -- {}\n", qpath(wpath)));
+            s.push_str(&format!("touch -c -- {}\n", quote_path(wpath)));
         }
         run_script(ctx, &s, &format!("cannot change {path}")).await?;
     }
@@ -309,7 +315,7 @@ async fn existing(
 }
 
 async fn absent(ctx: &ModuleCtx<'_>, path: &str) -> ModResult {
-    let found = probe(ctx, &[Target::new(path).nofollow()], false, None).await?;
+    let found = read_paths(ctx, &[Target::new(path).nofollow()], false, None).await?;
     let cur = &found.entries[0];
     if !cur.exists() {
         return Ok(result(ctx, false, "", path, "absent", &[]));
@@ -325,7 +331,7 @@ async fn absent(ctx: &ModuleCtx<'_>, path: &str) -> ModResult {
     if !ctx.check {
         run_script(
             ctx,
-            &format!("rm -rf -- {}", qpath(path)),
+            &format!("rm -rf -- {}", quote_path(path)),
             &format!("cannot remove {path}"),
         )
         .await?;
@@ -358,7 +364,7 @@ async fn link(
     } else {
         Target::new(&src_seen)
     };
-    let found = probe(
+    let found = read_paths(
         ctx,
         &[Target::new(path).nofollow(), src_target],
         false,
@@ -439,15 +445,15 @@ async fn link(
             let flags = if hard { "-f" } else { "-sfn" };
             s.push_str(&format!(
                 "ln {flags} -- {} {}\n",
-                sh_quote(src),
-                qpath(path)
+                quote(src),
+                quote_path(path)
             ));
         }
         match link_attrs.owner_spec() {
             Some(spec) if fresh_link => s.push_str(&format!(
                 "chown -h -- {} {}\n",
-                sh_quote(&spec),
-                qpath(path)
+                quote(&spec),
+                quote_path(path)
             )),
             _ => s.push_str(&attr_cmds(&plan, &link_attrs, path, !hard)),
         }
@@ -458,8 +464,9 @@ async fn link(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const FILE: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<FileModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
     use std::os::unix::fs::MetadataExt;
 
     #[tokio::test]

@@ -2,14 +2,14 @@
 //! `groupdel`.
 
 use super::user::check_name;
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
-use crate::connection::sh_quote;
+use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::shell::quote;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     name: Option<String>,
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -23,16 +23,18 @@ struct Args {
     non_unique: bool,
 }
 
-pub const GROUP: ModuleDef = ModuleDef {
-    name: "group",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["name"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `group` module.
+pub struct GroupModule;
+
+impl Module for GroupModule {
+    type Args = Args;
+    const NAME: &'static str = "group";
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// `name:x:gid:members` → (gid, members).
 fn parse_getent(line: &str) -> Option<(String, Vec<String>)> {
@@ -48,8 +50,7 @@ fn parse_getent(line: &str) -> Option<(String, Vec<String>)> {
     Some((f[2].to_string(), members))
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let Some(name) = a.name.clone().filter(|n| !n.is_empty()) else {
         return fail("name is required");
     };
@@ -64,7 +65,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     {
         return fail(format!("gid must be a number (got '{g}')"));
     }
-    let q = sh_quote(&name);
+    let q = quote(&name);
     let out = ctx.exec(&format!("getent group {q} || true")).await?;
     if !out.ok() {
         return fail(format!(
@@ -96,7 +97,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
         (None, false) => {
             let mut c = String::from("groupadd");
             if let Some(g) = &a.gid {
-                c.push_str(&format!(" -g {}", sh_quote(g)));
+                c.push_str(&format!(" -g {}", quote(g)));
                 if a.non_unique {
                     c.push_str(" -o");
                 }
@@ -116,7 +117,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
             Some(g) => {
                 let o = if a.non_unique { " -o" } else { "" };
                 (
-                    format!("groupmod -g {}{o} {q}", sh_quote(g)),
+                    format!("groupmod -g {}{o} {q}", quote(g)),
                     format!("gid: {gid} -> {g}"),
                 )
             }

@@ -5,18 +5,19 @@
 //! change is one atomic write. Regexes are Rust `regex` syntax (no look-around or
 //! back-references inside the pattern); `backrefs` replacements use Python's `\1`/`\g<name>`.
 
-use super::fileinfo::{
-    EditOpts, Place, attrs_from, chomp, edit_file, present_or_absent, regex, required_path,
-    rstrip_crlf, split_lines,
+use super::{ModResult, Module, ModuleCtx, de, fail};
+use crate::host::attrs::attrs_from;
+use crate::host::edit::{
+    EditOpts, Place, chomp, edit_file, present_or_absent, regex, required_path, rstrip_crlf,
+    split_lines,
 };
-use super::{ModResult, ModuleCtx, ModuleDef, de, fail};
 use regex::bytes::{Captures, Regex};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "dest", alias = "destfile", alias = "name")]
     path: Option<String>,
     #[serde(default, alias = "value", deserialize_with = "de::opt_stringish")]
@@ -49,16 +50,17 @@ struct Args {
     validate: Option<String>,
 }
 
-pub const LINEINFILE: ModuleDef = ModuleDef {
-    name: "lineinfile",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `lineinfile` module.
+pub struct LineinfileModule;
+
+impl Module for LineinfileModule {
+    type Args = Args;
+    const NAME: &'static str = "lineinfile";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// The checked arguments.
 struct Edit {
@@ -71,8 +73,7 @@ struct Edit {
     firstmatch: bool,
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let path = required_path(&a.path)?;
     let present = present_or_absent(a.state.as_deref())?;
     if a.regexp.is_some() && a.search_string.is_some() {
@@ -331,8 +332,10 @@ fn expand(caps: &Captures<'_>, template: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const LINEINFILE: crate::modules::ModuleDef =
+        crate::modules::ModuleDef::of::<LineinfileModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
     use serde_json::json;
 
     fn edit(old: &str, args: Json) -> String {

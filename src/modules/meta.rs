@@ -1,30 +1,30 @@
 //! `meta`: engine actions. The planner handles `flush_handlers` where the task stands; here
 //! the module only acknowledges the actions prov supports and fails the others.
 
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, fail};
+use super::{ModResult, Module, ModuleCtx, Outcome, fail};
 use serde::Deserialize;
-use serde_json::Value as Json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "_raw_params")]
     free_form: Option<String>,
 }
 
-pub const META: ModuleDef = ModuleDef {
-    name: "meta",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: Some("free_form"),
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `meta` module.
+pub struct MetaModule;
 
-async fn run(_ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+impl Module for MetaModule {
+    type Args = Args;
+    const NAME: &'static str = "meta";
+    const FREE_FORM: Option<&'static str> = Some("free_form");
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
+
+async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let action = a.free_form.unwrap_or_default();
     match action.trim() {
         "flush_handlers" => Ok(Outcome::ok("handlers flushed")),
@@ -41,8 +41,9 @@ async fn run(_ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::Harness;
+    const META: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<MetaModule>();
     use super::*;
+    use crate::host::testing::Harness;
     use serde_json::json;
 
     #[tokio::test]

@@ -18,7 +18,6 @@ pub mod docker_node;
 pub mod docker_swarm;
 pub mod fail;
 pub mod file;
-pub mod fileinfo;
 pub mod group;
 pub mod lineinfile;
 pub mod meta;
@@ -28,300 +27,178 @@ pub mod systemd_dropin;
 pub mod systemd_service;
 pub mod systemd_timer;
 pub mod template;
-pub mod unitfile;
 pub mod user;
 pub mod wait_for;
 
-use crate::connection::{Become, ConnError, Connection, ExecResult, sh_quote};
-use crate::template::Templar;
+pub use crate::host::{ModError, ModResult, ModuleCtx, Outcome, fail};
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value as Json};
-use std::path::PathBuf;
+use serde_json::Value as Json;
+use std::future::Future;
 
-/// What a module did on a host.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub changed: bool,
-    pub failed: bool,
-    pub skipped: bool,
+/// What the runner needs to know about a module beyond its entry point. The runner and the
+/// load-time checks read these and never test a module's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Its message is its point (`debug`): shown for every item, not only on failure.
+    pub shows_msg: bool,
+    /// Its arguments are variable names it defines (`set_fact`); the `ansible_facts` in its
+    /// data become the host's variables.
+    pub sets_facts: bool,
+    /// Its `src` names a file on the control machine, looked up in this subdirectory of the
+    /// search path (`files`, `templates`); a missing source is reported before the run.
+    pub reads_local: Option<&'static str>,
+    /// Keys of its data that hold secrets (swarm join tokens): registered, never shown.
+    pub secret_data: &'static [&'static str],
+}
+
+impl Caps {
+    pub const NONE: Caps = Caps {
+        shows_msg: false,
+        sets_facts: false,
+        reads_local: None,
+        secret_data: &[],
+    };
+}
+
+/// An argument value that the module refuses, and the parameter it is about (so the error
+/// points at that parameter in the playbook).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgError {
+    pub param: Option<&'static str>,
     pub msg: String,
-    /// A unified diff of what changed (or would change in check mode).
-    pub diff: Option<String>,
-    /// Module-specific results, visible through `register` (e.g. `stdout`, `rc`, `stat`).
-    pub data: Map<String, Json>,
-    /// Secret values among `data`: they go to `register` but never to output or reports.
-    pub secret_keys: Vec<String>,
 }
 
-impl Outcome {
-    pub fn ok(msg: impl Into<String>) -> Outcome {
-        Outcome {
+impl ArgError {
+    /// A problem with one parameter's value.
+    pub fn at(param: &'static str, msg: impl Into<String>) -> ArgError {
+        ArgError {
+            param: Some(param),
             msg: msg.into(),
-            ..Outcome::default()
         }
     }
-    pub fn changed(msg: impl Into<String>) -> Outcome {
-        Outcome {
-            changed: true,
+
+    /// A problem with how arguments combine (exclusive, missing one of several).
+    pub fn new(msg: impl Into<String>) -> ArgError {
+        ArgError {
+            param: None,
             msg: msg.into(),
-            ..Outcome::default()
-        }
-    }
-    pub fn failed(msg: impl Into<String>) -> Outcome {
-        Outcome {
-            failed: true,
-            msg: msg.into(),
-            ..Outcome::default()
-        }
-    }
-    pub fn with(mut self, key: &str, value: impl Into<Json>) -> Outcome {
-        self.data.insert(key.to_string(), value.into());
-        self
-    }
-    pub fn with_diff(mut self, diff: Option<String>) -> Outcome {
-        self.diff = diff;
-        self
-    }
-}
-
-/// Why a module could not finish.
-#[derive(Debug, Clone)]
-pub enum ModError {
-    /// The task failed on this host (bad argument value, command failed, ...).
-    Failed(String),
-    /// The host stopped answering: reported as unreachable, not as a task failure.
-    Unreachable(String),
-}
-
-impl From<ConnError> for ModError {
-    fn from(e: ConnError) -> ModError {
-        match e {
-            ConnError::Unreachable(m) => ModError::Unreachable(m),
-            ConnError::Failed(m) => ModError::Failed(m),
         }
     }
 }
 
-impl std::fmt::Display for ModError {
+impl std::fmt::Display for ArgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModError::Failed(m) => write!(f, "{m}"),
-            ModError::Unreachable(m) => write!(f, "unreachable: {m}"),
-        }
+        f.write_str(&self.msg)
     }
 }
 
-pub type ModResult = Result<Outcome, ModError>;
+/// A module, declared once: its names, typed arguments, value checks, what the runner needs
+/// to know, and the single check-or-apply entry point. A module file reads top to bottom:
+/// arguments, validate, read state, decide, change.
+pub trait Module: 'static {
+    /// Its arguments: a serde struct with `deny_unknown_fields`.
+    type Args: DeserializeOwned + Send;
+    const NAME: &'static str;
+    const ALIASES: &'static [&'static str] = &[];
+    /// Parameters that must be given.
+    const REQUIRED: &'static [&'static str] = &[];
+    /// The parameter a free-form string (`command: ls -l`) goes to.
+    const FREE_FORM: Option<&'static str> = None;
+    /// Parameters that are Jinja expressions, evaluated by the module, not rendered before.
+    const RAW: &'static [&'static str] = &[];
+    const CAPS: Caps = Caps::NONE;
 
-pub fn fail<T>(msg: impl Into<String>) -> Result<T, ModError> {
-    Err(ModError::Failed(msg.into()))
+    /// Checks argument values: at load time on arguments written literally, and again on
+    /// rendered arguments before the module touches the host.
+    fn validate(_args: &Self::Args) -> Result<(), ArgError> {
+        Ok(())
+    }
+
+    /// Reads the host's state, decides, and (in apply mode) changes only what differs.
+    fn run(ctx: &ModuleCtx<'_>, args: Self::Args) -> impl Future<Output = ModResult> + Send;
 }
 
-/// Everything a module may use on one host for one task.
-pub struct ModuleCtx<'a> {
-    pub conn: &'a dyn Connection,
-    pub become_: Become,
-    /// Check mode: decide and report, change nothing.
-    pub check: bool,
-    /// Compute diffs of changed content.
-    pub diff: bool,
-    /// Renders templates with the task's variables (the `template` module, `debug: var=`).
-    pub templar: &'a Templar,
-    /// Where relative `src` paths are looked up, most specific first (role dir, playbook dir).
-    pub search_dirs: Vec<PathBuf>,
-    /// `environment:` of the task: exported for every remote command (names already checked).
-    pub env: Vec<(String, String)>,
-}
-
-impl ModuleCtx<'_> {
-    /// Runs a command on the host (with privilege escalation if the task asks for it).
-    pub async fn exec(&self, cmd: &str) -> Result<ExecResult, ModError> {
-        self.exec_stdin(cmd, None).await
-    }
-
-    pub async fn exec_stdin(
-        &self,
-        cmd: &str,
-        stdin: Option<&[u8]>,
-    ) -> Result<ExecResult, ModError> {
-        let with_env;
-        let cmd = if self.env.is_empty() {
-            cmd
-        } else {
-            // Inside the (possibly sudo-wrapped) shell, so the variables survive sudo's reset.
-            let exports: Vec<String> = self
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={}", sh_quote(v)))
-                .collect();
-            with_env = format!("export {}; {cmd}", exports.join(" "));
-            &with_env
-        };
-        let wrapped = self.become_.wrap(cmd);
-        let input = self.become_.stdin(stdin);
-        Ok(self.conn.exec(&wrapped, input.as_deref()).await?)
-    }
-
-    /// Runs a command that must succeed; its stdout on success, its stderr as the failure.
-    pub async fn exec_ok(&self, cmd: &str) -> Result<String, ModError> {
-        let out = self.exec(cmd).await?;
-        if out.ok() {
-            Ok(out.stdout_str())
-        } else {
-            fail(format!(
-                "`{cmd}` failed (rc={}): {}",
-                out.rc,
-                out.stderr_str().trim()
-            ))
-        }
-    }
-
-    /// Writes `data` to `path` atomically: a temp file in the same directory gets the final
-    /// mode and owner first, then is renamed over the target. One round trip.
-    pub async fn put_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        attrs: &FileAttrs,
-    ) -> Result<(), ModError> {
-        let mut cmd = format!(
-            "set -e; p={}; t=$(mktemp \"$(dirname \"$p\")/.prov.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"",
-            sh_quote(path)
-        );
-        if let Some(mode) = &attrs.mode {
-            cmd.push_str(&format!("; chmod {} \"$t\"", sh_quote(mode)));
-        } else {
-            // Keep an existing file's mode; a new file gets the usual 0644.
-            cmd.push_str("; if [ -e \"$p\" ]; then chmod \"$(stat -c %a \"$p\")\" \"$t\"; else chmod 0644 \"$t\"; fi");
-        }
-        if let Some(owner) = attrs.owner_spec() {
-            cmd.push_str(&format!("; chown {} \"$t\"", sh_quote(&owner)));
-        }
-        cmd.push_str("; mv -f \"$t\" \"$p\"; trap - EXIT");
-        let out = self.exec_stdin(&cmd, Some(data)).await?;
-        if out.ok() {
-            Ok(())
-        } else {
-            fail(format!("cannot write {path}: {}", out.stderr_str().trim()))
-        }
-    }
-
-    /// Finds a local source file (`src:` of copy/template) in the search directories.
-    pub fn find_local(&self, subdir: &str, name: &str) -> Option<PathBuf> {
-        let p = std::path::Path::new(name);
-        if p.is_absolute() {
-            return p.exists().then(|| p.to_path_buf());
-        }
-        self.search_dirs
-            .iter()
-            .flat_map(|d| [d.join(subdir).join(name), d.join(name)])
-            .find(|c| c.exists())
-    }
-}
-
-/// Ownership and permissions requested for a path.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FileAttrs {
-    pub mode: Option<String>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-}
-
-impl FileAttrs {
-    /// `owner:group`, `owner` or `:group` for chown.
-    pub fn owner_spec(&self) -> Option<String> {
-        match (&self.owner, &self.group) {
-            (None, None) => None,
-            (Some(o), None) => Some(o.clone()),
-            (None, Some(g)) => Some(format!(":{g}")),
-            (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-        }
-    }
-}
-
-/// Normalises a mode given as YAML int (0644 read as octal), or string ("0644", "644",
-/// "u=rw,g=r"), to what chmod accepts; numeric modes become four octal digits.
-pub fn normalize_mode(v: &Json) -> Result<Option<String>, String> {
-    match v {
-        Json::Null => Ok(None),
-        Json::Number(n) => {
-            let n = n.as_u64().ok_or("mode must be a positive number")?;
-            Ok(Some(format!("{n:04o}")))
-        }
-        Json::String(s) if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() => {
-            let n = u32::from_str_radix(s, 8).map_err(|_| format!("invalid octal mode '{s}'"))?;
-            Ok(Some(format!("{n:04o}")))
-        }
-        Json::String(s) => Ok(Some(s.clone())),
-        other => Err(format!("invalid mode {other}")),
-    }
-}
-
-/// A unified diff between two texts, or `None` when they are equal.
-pub fn unified_diff(old: &str, new: &str, path: &str) -> Option<String> {
-    if old == new {
-        return None;
-    }
-    let diff = similar::TextDiff::from_lines(old, new);
-    Some(
-        diff.unified_diff()
-            .context_radius(3)
-            .header(&format!("before: {path}"), &format!("after: {path}"))
-            .to_string(),
-    )
-}
-
-/// A module: its name, accepted aliases, and its single check-or-apply entry point.
+/// A module with its types erased, as the registry holds it.
 pub struct ModuleDef {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
     /// The parameter names it accepts (for validation before any host is touched).
     pub params: fn() -> &'static [&'static str],
-    /// Decodes arguments without running anything: catches wrong types and bad values of
-    /// arguments written literally, before any host is touched.
-    pub check: fn(&Json) -> Result<(), String>,
-    /// Parameters that must be given.
+    /// Decodes and validates arguments without running anything.
+    pub check: fn(&Json) -> Result<(), ArgError>,
     pub required: &'static [&'static str],
-    /// The parameter a free-form string (`command: ls -l`) goes to.
     pub free_form: Option<&'static str>,
-    /// Parameters that are Jinja expressions, evaluated by the module, not rendered before.
     pub raw: &'static [&'static str],
+    pub caps: Caps,
+    /// Decodes, validates, then runs.
     pub run: for<'a> fn(&'a ModuleCtx<'a>, Json) -> BoxFuture<'a, ModResult>,
 }
 
-/// Every module prov knows.
+impl ModuleDef {
+    pub const fn of<M: Module>() -> ModuleDef {
+        ModuleDef {
+            name: M::NAME,
+            aliases: M::ALIASES,
+            params: field_names::<M::Args>,
+            check: check::<M>,
+            required: M::REQUIRED,
+            free_form: M::FREE_FORM,
+            raw: M::RAW,
+            caps: M::CAPS,
+            run: run::<M>,
+        }
+    }
+}
+
+fn decode<M: Module>(args: Json) -> Result<M::Args, ArgError> {
+    let a = serde_json::from_value(args).map_err(|e| ArgError::new(e.to_string()))?;
+    M::validate(&a)?;
+    Ok(a)
+}
+
+fn check<M: Module>(args: &Json) -> Result<(), ArgError> {
+    decode::<M>(args.clone()).map(|_| ())
+}
+
+fn run<'a, M: Module>(ctx: &'a ModuleCtx<'a>, args: Json) -> BoxFuture<'a, ModResult> {
+    match decode::<M>(args) {
+        Ok(a) => Box::pin(M::run(ctx, a)),
+        Err(e) => Box::pin(std::future::ready(fail(format!("invalid arguments: {e}")))),
+    }
+}
+
+/// Every module prov knows: adding a module is one file and one line here.
+static REGISTRY: &[ModuleDef] = &[
+    ModuleDef::of::<command::CommandModule>(),
+    ModuleDef::of::<command::ShellModule>(),
+    ModuleDef::of::<debug::DebugModule>(),
+    ModuleDef::of::<copy::CopyModule>(),
+    ModuleDef::of::<template::TemplateModule>(),
+    ModuleDef::of::<file::FileModule>(),
+    ModuleDef::of::<lineinfile::LineinfileModule>(),
+    ModuleDef::of::<blockinfile::BlockinfileModule>(),
+    ModuleDef::of::<stat::StatModule>(),
+    ModuleDef::of::<set_fact::SetFactModule>(),
+    ModuleDef::of::<assert::AssertModule>(),
+    ModuleDef::of::<fail::FailModule>(),
+    ModuleDef::of::<meta::MetaModule>(),
+    ModuleDef::of::<systemd_service::SystemdServiceModule>(),
+    ModuleDef::of::<systemd_dropin::SystemdDropinModule>(),
+    ModuleDef::of::<systemd_timer::SystemdTimerModule>(),
+    ModuleDef::of::<docker_swarm::DockerSwarmModule>(),
+    ModuleDef::of::<docker_node::DockerNodeModule>(),
+    ModuleDef::of::<docker_network::DockerNetworkModule>(),
+    ModuleDef::of::<apt::AptModule>(),
+    ModuleDef::of::<apt_repository::AptRepositoryModule>(),
+    ModuleDef::of::<user::UserModule>(),
+    ModuleDef::of::<authorized_key::AuthorizedKeyModule>(),
+    ModuleDef::of::<group::GroupModule>(),
+    ModuleDef::of::<wait_for::WaitForModule>(),
+];
+
 pub fn registry() -> &'static [ModuleDef] {
-    static REGISTRY: std::sync::OnceLock<Vec<ModuleDef>> = std::sync::OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        vec![
-            command::COMMAND,
-            command::SHELL,
-            debug::DEBUG,
-            copy::COPY,
-            template::TEMPLATE,
-            file::FILE,
-            lineinfile::LINEINFILE,
-            blockinfile::BLOCKINFILE,
-            stat::STAT,
-            set_fact::SET_FACT,
-            assert::ASSERT,
-            fail::FAIL,
-            meta::META,
-            systemd_service::SYSTEMD_SERVICE,
-            systemd_dropin::SYSTEMD_DROPIN,
-            systemd_timer::SYSTEMD_TIMER,
-            docker_swarm::DOCKER_SWARM,
-            docker_node::DOCKER_NODE,
-            docker_network::DOCKER_NETWORK,
-            apt::APT,
-            apt_repository::APT_REPOSITORY,
-            user::USER,
-            authorized_key::AUTHORIZED_KEY,
-            group::GROUP,
-            wait_for::WAIT_FOR,
-        ]
-    })
+    REGISTRY
 }
 
 /// Looks a module up by its short name, an alias or an FQCN (`ansible.builtin.copy`).
@@ -340,13 +217,8 @@ pub fn all_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// Decodes module arguments into the module's typed struct; unknown keys are rejected.
-pub fn parse_args<T: DeserializeOwned>(args: Json) -> Result<T, ModError> {
-    serde_json::from_value(args).map_err(|e| ModError::Failed(format!("invalid arguments: {e}")))
-}
-
 /// The field names of a serde struct, read from its `Deserialize` impl, so that the list used
-/// for validation can never drift from the struct itself.
+/// for validation can never drift from the struct itself; `["*"]` (any name) for a map.
 pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
     struct Probe(Option<&'static [&'static str]>);
     impl<'de> serde::Deserializer<'de> for &mut Probe {
@@ -355,6 +227,13 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
             self,
             _: V,
         ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("probe"))
+        }
+        fn deserialize_map<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(&["*"]);
             Err(serde::de::Error::custom("probe"))
         }
         fn deserialize_struct<V: serde::de::Visitor<'de>>(
@@ -368,37 +247,13 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
         }
         serde::forward_to_deserialize_any! {
             bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            option unit unit_struct newtype_struct seq tuple tuple_struct enum identifier
             ignored_any
         }
     }
     let mut probe = Probe(None);
     let _ = T::deserialize(&mut probe);
     probe.0.unwrap_or(&[])
-}
-
-/// Declares a module's `params` function from its args struct.
-#[macro_export]
-macro_rules! params_of {
-    ($t:ty) => {{
-        fn params() -> &'static [&'static str] {
-            $crate::modules::field_names::<$t>()
-        }
-        params
-    }};
-}
-
-/// Declares a module's `check` function: decoding its args struct is the check.
-#[macro_export]
-macro_rules! check_of {
-    ($t:ty) => {{
-        fn check(args: &serde_json::Value) -> Result<(), String> {
-            serde_json::from_value::<$t>(args.clone())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        check
-    }};
 }
 
 /// Accepts `true`/`false` and Ansible's `yes`/`no` strings for boolean arguments.

@@ -1,22 +1,40 @@
-//! `set_fact`: sets host variables. Its arguments are free-form keys (its `params` is `["*"]`,
-//! which the validator reads as "any key allowed"); the values arrive already rendered. The
-//! facts are returned in `data["ansible_facts"]`, which the runner merges into the host's
+//! `set_fact`: sets host variables. Its arguments are free-form keys (a map: any variable name
+//! is a parameter); the values arrive already rendered. The facts are returned in `data["ansible_facts"]`, which the runner merges into the host's
 //! variables. Never touches the host.
 
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, fail};
+use super::{ArgError, Caps, ModResult, Module, ModuleCtx, Outcome};
 use serde_json::{Map, Value as Json};
 
-pub const SET_FACT: ModuleDef = ModuleDef {
-    name: "set_fact",
-    aliases: &[],
-    // `*`: free-form keys, any name is accepted.
-    params: || &["*"],
-    check: |_| Ok(()),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `set_fact` module.
+pub struct SetFactModule;
+
+impl Module for SetFactModule {
+    /// Free-form keys: any variable name is a parameter.
+    type Args = Map<String, Json>;
+    const NAME: &'static str = "set_fact";
+    const CAPS: Caps = Caps {
+        sets_facts: true,
+        ..Caps::NONE
+    };
+
+    fn validate(args: &Map<String, Json>) -> Result<(), ArgError> {
+        if let Some(k) = args.keys().find(|k| !valid_var_name(k)) {
+            return Err(ArgError::new(format!(
+                "the variable name '{k}' is not valid: use letters, digits and underscores, not starting with a digit"
+            )));
+        }
+        if args.keys().all(|k| k == "cacheable") {
+            return Err(ArgError::new("set_fact needs at least one variable to set"));
+        }
+        Ok(())
+    }
+
+    async fn run(_ctx: &ModuleCtx<'_>, args: Map<String, Json>) -> ModResult {
+        // `cacheable` only matters to Ansible's fact cache.
+        let facts: Map<String, Json> = args.into_iter().filter(|(k, _)| k != "cacheable").collect();
+        Ok(Outcome::ok("").with("ansible_facts", Json::Object(facts)))
+    }
+}
 
 /// A valid variable name: a letter or `_`, then letters, digits and `_`.
 pub fn valid_var_name(name: &str) -> bool {
@@ -27,33 +45,11 @@ pub fn valid_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-async fn run(_ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let Json::Object(args) = args else {
-        return fail("set_fact takes a mapping of variable names to values");
-    };
-    let mut facts = Map::new();
-    for (k, v) in args {
-        // `cacheable` only matters to Ansible's fact cache.
-        if k == "cacheable" {
-            continue;
-        }
-        if !valid_var_name(&k) {
-            return fail(format!(
-                "the variable name '{k}' is not valid: use letters, digits and underscores, not starting with a digit"
-            ));
-        }
-        facts.insert(k, v);
-    }
-    if facts.is_empty() {
-        return fail("set_fact needs at least one variable to set");
-    }
-    Ok(Outcome::ok("").with("ansible_facts", Json::Object(facts)))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const SET_FACT: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<SetFactModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
     use serde_json::json;
 
     #[tokio::test]

@@ -1,13 +1,14 @@
 //! `stat`: facts about a path, for `register`. One remote command; never changes anything.
 
-use super::fileinfo::{CHECKSUM_ALGOS, Kind, Target, fmt_mode, probe};
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
+use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::attrs::fmt_mode;
+use crate::host::fs::{CHECKSUM_ALGOS, Kind, Target, read_paths};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, alias = "dest", alias = "name")]
     path: Option<String>,
     #[serde(default, deserialize_with = "de::bool_like")]
@@ -34,19 +35,19 @@ struct Args {
     get_attributes: Option<bool>,
 }
 
-pub const STAT: ModuleDef = ModuleDef {
-    name: "stat",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `stat` module.
+pub struct StatModule;
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+impl Module for StatModule {
+    type Args = Args;
+    const NAME: &'static str = "stat";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
+
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let _ = (a.get_mime, a.get_attributes);
     let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
         return fail("path is required");
@@ -65,7 +66,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     if a.get_checksum.unwrap_or(true) {
         target = target.checksum(algo);
     }
-    let found = probe(ctx, &[target], false, None).await?;
+    let found = read_paths(ctx, &[target], false, None).await?;
     let p = &found.entries[0];
     let mut st = Map::new();
     st.insert("exists".into(), json!(p.exists()));
@@ -116,8 +117,9 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const STAT: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<StatModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
 
     async fn stat(h: &Harness, args: Json) -> Map<String, Json> {
         let o = h.apply(&STAT, args).await;
@@ -142,7 +144,7 @@ mod tests {
         assert_eq!(s["pw_name"], json!("root"));
         assert_eq!(
             s["checksum"],
-            json!(super::super::fileinfo::sha1_hex(b"hello\n"))
+            json!(crate::host::text::sha1_hex(b"hello\n"))
         );
         let s = stat(
             &h,

@@ -6,9 +6,12 @@
 //! One command reads the file; a change is one more: the atomic write (or the removal) and
 //! `systemctl daemon-reload` together. The reload runs only when the file changed.
 
-use super::unitfile::{Reader, check_unit_name, file_script, render_settings, write_files_script};
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::probe::{Reader, file_script};
+use crate::host::systemd::{check_unit_name, render_settings};
+use crate::host::text::unified_diff;
+use crate::host::write::{self, FileWrite};
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -26,7 +29,7 @@ fn yes() -> bool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     unit: String,
     name: String,
     #[serde(default)]
@@ -39,16 +42,18 @@ struct Args {
     daemon_reload: bool,
 }
 
-pub const SYSTEMD_DROPIN: ModuleDef = ModuleDef {
-    name: "systemd_dropin",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["unit", "name"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `systemd_dropin` module.
+pub struct SystemdDropinModule;
+
+impl Module for SystemdDropinModule {
+    type Args = Args;
+    const NAME: &'static str = "systemd_dropin";
+    const REQUIRED: &'static [&'static str] = &["unit", "name"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// The drop-in's path, after checking both names.
 fn dropin_path(unit: &str, name: &str) -> Result<String, super::ModError> {
@@ -73,7 +78,10 @@ fn dropin_path(unit: &str, name: &str) -> Result<String, super::ModError> {
             "drop-in name '{name}' must end in .conf (systemd ignores other files): '{name}.conf'?"
         ));
     }
-    Ok(format!("{}/{unit}.d/{name}", super::unitfile::UNIT_DIR))
+    Ok(format!(
+        "{}/{unit}.d/{name}",
+        crate::host::systemd::UNIT_DIR
+    ))
 }
 
 /// The file's wanted content.
@@ -87,8 +95,7 @@ fn wanted(a: &Args) -> Result<String, super::ModError> {
     }
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let path = dropin_path(&a.unit, &a.name)?;
     let want = match a.state {
         State::Present => Some(wanted(&a)?),
@@ -141,16 +148,17 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     };
     let (script, stdin) = match &want {
         Some(w) => {
-            let (s, stdin) = write_files_script(&[(&path, w.as_bytes())]);
+            let (s, stdin) =
+                write::script(&[FileWrite::new(&path, w.as_bytes(), 0o644).mkdir_parent()])?;
             (format!("set -e\n{s}{reload}"), stdin)
         }
         None => {
-            let dir = super::fileinfo::parent_dir(&path);
+            let dir = crate::host::fs::parent_dir(&path);
             (
                 format!(
                     "set -e\nrm -f -- {}\nrmdir -- {} 2>/dev/null || true\n{reload}",
-                    sh_quote(&path),
-                    sh_quote(&dir)
+                    quote(&path),
+                    quote(&dir)
                 ),
                 vec![],
             )
@@ -172,7 +180,7 @@ mod tests {
     use super::*;
 
     fn args(v: Json) -> Args {
-        super::super::parse_args(v).unwrap()
+        crate::host::testing::decode(v).unwrap()
     }
 
     #[test]
@@ -212,7 +220,7 @@ mod tests {
         let a = args(json!({"unit": "x.service", "name": "a.conf"}));
         assert!(wanted(&a).is_err());
         assert!(
-            super::super::parse_args::<Args>(json!({"unit": "x", "name": "y", "setting": {}}))
+            crate::host::testing::decode::<Args>(json!({"unit": "x", "name": "y", "setting": {}}))
                 .is_err()
         );
     }

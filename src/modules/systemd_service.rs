@@ -6,9 +6,11 @@
 //! every needed `systemctl` verb joined with `&&`. `restarted` and `reloaded` always change,
 //! as in Ansible.
 
-use super::unitfile::{check_unit_name, kv_text};
-use super::{ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::systemd::check_unit_name;
+use crate::host::text::kv_text;
+use crate::host::text::unified_diff;
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -23,7 +25,7 @@ enum State {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     name: String,
     #[serde(default)]
     state: Option<State>,
@@ -39,16 +41,19 @@ struct Args {
     no_block: bool,
 }
 
-pub const SYSTEMD_SERVICE: ModuleDef = ModuleDef {
-    name: "systemd_service",
-    aliases: &["systemd", "service"],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["name"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `systemd_service` module.
+pub struct SystemdServiceModule;
+
+impl Module for SystemdServiceModule {
+    type Args = Args;
+    const NAME: &'static str = "systemd_service";
+    const ALIASES: &'static [&'static str] = &["systemd", "service"];
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// Unit-file states `systemctl is-enabled` reports as enabled (exit 0). `indirect` is counted
 /// as enabled too: `systemctl enable` would not change it, so it must not report a change.
@@ -104,7 +109,7 @@ impl UnitState {
 /// Shell printing the `Key=Value` properties of `unit` that the service logic needs.
 pub(crate) fn show_cmd(unit: &str) -> String {
     let props: String = PROPS.iter().map(|p| format!(" -p {p}")).collect();
-    format!("systemctl show{props} -- {}", sh_quote(unit))
+    format!("systemctl show{props} -- {}", quote(unit))
 }
 
 /// What to run and what it changes, for a wanted state.
@@ -189,15 +194,14 @@ fn display_state(s: &str) -> String {
     if s.is_empty() { "(none)" } else { s }.into()
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     check_unit_name("unit name", &a.name)?;
     if let Some(scope) = a.scope.as_deref().filter(|s| *s != "system") {
         return fail(format!(
             "scope '{scope}' is not supported: only scope: system is"
         ));
     }
-    let q = sh_quote(&a.name);
+    let q = quote(&a.name);
     let reload_now = a.daemon_reload && !ctx.check;
     let probe = if reload_now {
         // The unit's NeedDaemonReload before the reload tells whether it changed anything.
@@ -216,9 +220,9 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
             out.stderr_str().trim()
         ));
     }
-    let mut r = super::unitfile::Reader::new(&out.stdout);
+    let mut r = crate::host::probe::Reader::new(&out.stdout);
     let cur = UnitState {
-        props: super::unitfile::show_props(&mut r, "\0"),
+        props: crate::host::probe::show_props(&mut r, "\0"),
     };
     let reloaded = a.daemon_reload
         && if reload_now {
@@ -319,6 +323,8 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
+    const SYSTEMD_SERVICE: crate::modules::ModuleDef =
+        crate::modules::ModuleDef::of::<SystemdServiceModule>();
     use super::*;
 
     fn unit(load: &str, active: &str, ufs: &str) -> UnitState {
@@ -330,7 +336,7 @@ mod tests {
     }
 
     fn args(v: Json) -> Args {
-        super::super::parse_args(v).unwrap()
+        crate::host::testing::decode(v).unwrap()
     }
 
     #[test]
@@ -423,9 +429,9 @@ mod tests {
     #[test]
     fn arguments_are_typed() {
         assert!(
-            super::super::parse_args::<Args>(json!({"name": "x", "state": "running"})).is_err()
+            crate::host::testing::decode::<Args>(json!({"name": "x", "state": "running"})).is_err()
         );
-        assert!(super::super::parse_args::<Args>(json!({"name": "x", "bogus": 1})).is_err());
+        assert!(crate::host::testing::decode::<Args>(json!({"name": "x", "bogus": 1})).is_err());
         let names = (SYSTEMD_SERVICE.params)();
         assert!(names.contains(&"daemon_reload") && names.contains(&"masked"));
     }

@@ -8,12 +8,15 @@
 //! A change is one more: the atomic writes, `daemon-reload` (only when a file changed), and
 //! `enable`/`start` (or `restart`, when the active timer's file changed).
 
-use super::unitfile::{
-    MARKER, Reader, UNIT_DIR, check_unit_name, env_assignment, escape_specifiers, exec_line,
-    file_script, kv_text, one_line, show_props, write_files_script,
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::probe::{Reader, file_script, show_props};
+use crate::host::systemd::{
+    MARKER, UNIT_DIR, check_unit_name, env_assignment, escape_specifiers, exec_line, one_line,
 };
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail, unified_diff};
-use crate::connection::sh_quote;
+use crate::host::text::kv_text;
+use crate::host::text::unified_diff;
+use crate::host::write::{self, FileWrite};
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -31,7 +34,7 @@ fn yes() -> bool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     name: String,
     #[serde(default)]
     command: Option<String>,
@@ -63,16 +66,18 @@ struct Args {
     enabled: bool,
 }
 
-pub const SYSTEMD_TIMER: ModuleDef = ModuleDef {
-    name: "systemd_timer",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["name"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `systemd_timer` module.
+pub struct SystemdTimerModule;
+
+impl Module for SystemdTimerModule {
+    type Args = Args;
+    const NAME: &'static str = "systemd_timer";
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // cron -> OnCalendar
@@ -355,7 +360,7 @@ fn probe_script(base: &str, units: Option<&Units>, a: &Args) -> String {
     let timer = format!("{base}.timer");
     let mut s = format!(
         "systemctl show -p LoadState -p ActiveState -p UnitFileState -- {}; echo --\n",
-        sh_quote(&timer)
+        quote(&timer)
     );
     let target = a
         .service
@@ -363,19 +368,19 @@ fn probe_script(base: &str, units: Option<&Units>, a: &Args) -> String {
         .unwrap_or_else(|| format!("{base}.service"));
     s.push_str(&format!(
         "systemctl show -p LoadState -p ActiveState -- {}; echo --\n",
-        sh_quote(&target)
+        quote(&target)
     ));
     if let Some(u) = units {
         for c in &u.calendars {
             s.push_str(&format!(
                 "if o=$(LC_ALL=C systemd-analyze calendar -- {} 2>&1); then printf 'C ok %s\\n' \"$(printf '%s\\n' \"$o\" | sed -n 's/^ *Normalized form: //p')\"; else printf 'C err %s\\n' \"$(printf '%s' \"$o\" | tr '\\n' ' ')\"; fi\n",
-                sh_quote(c)
+                quote(c)
             ));
         }
         for v in [&a.randomized_delay, &a.accuracy].into_iter().flatten() {
             s.push_str(&format!(
                 "if o=$(LC_ALL=C systemd-analyze timespan -- {} 2>&1); then echo 'T ok'; else printf 'T err %s\\n' \"$(printf '%s' \"$o\" | tr '\\n' ' ')\"; fi\n",
-                sh_quote(v)
+                quote(v)
             ));
         }
     }
@@ -436,8 +441,7 @@ fn text(f: &Option<Vec<u8>>) -> String {
 // ---------------------------------------------------------------------------------------
 // run
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let base = timer_name(&a.name)?;
     let timer_unit = format!("{base}.timer");
     let svc_path = format!("{UNIT_DIR}/{base}.service");
@@ -497,16 +501,16 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
         }
         let mut s = format!(
             "systemctl disable --now -- {t} >/dev/null 2>&1 || true\nrm -f -- {tp}",
-            t = sh_quote(&timer_unit),
-            tp = sh_quote(&timer_path)
+            t = quote(&timer_unit),
+            tp = quote(&timer_path)
         );
         if remove_service {
-            s.push_str(&format!(" {}", sh_quote(&svc_path)));
+            s.push_str(&format!(" {}", quote(&svc_path)));
         }
         s.push_str(&format!(
             "\nsystemctl daemon-reload\nsystemctl reset-failed -- {} {} >/dev/null 2>&1 || true\n",
-            sh_quote(&timer_unit),
-            sh_quote(&format!("{base}.service"))
+            quote(&timer_unit),
+            quote(&format!("{base}.service"))
         ));
         exec_change(ctx, &s, &[], &timer_unit).await?;
         return Ok(o);
@@ -607,22 +611,22 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     if ctx.check {
         return Ok(o);
     }
-    let mut files: Vec<(&str, &[u8])> = vec![];
+    let mut files: Vec<FileWrite> = vec![];
     if let (true, Some(w)) = (service_changes, service_wanted) {
-        files.push((&svc_path, w));
+        files.push(FileWrite::new(&svc_path, w, 0o644).mkdir_parent());
     }
     if timer_changes {
-        files.push((&timer_path, units.timer.as_bytes()));
+        files.push(FileWrite::new(&timer_path, units.timer.as_bytes(), 0o644).mkdir_parent());
     }
-    let (mut s, stdin) = write_files_script(&files);
+    let (mut s, stdin) = write::script(&files)?;
     if service_changes && service_wanted.is_none() {
-        s.push_str(&format!("rm -f -- {}\n", sh_quote(&svc_path)));
+        s.push_str(&format!("rm -f -- {}\n", quote(&svc_path)));
     }
     if files_change {
         s.push_str("systemctl daemon-reload\n");
     }
     for v in &verbs {
-        s.push_str(&format!("systemctl {v} -- {}\n", sh_quote(&timer_unit)));
+        s.push_str(&format!("systemctl {v} -- {}\n", quote(&timer_unit)));
     }
     exec_change(ctx, &format!("set -e\n{s}"), &stdin, &timer_unit).await?;
     Ok(o)
@@ -714,7 +718,7 @@ mod tests {
     }
 
     fn args(v: Json) -> Args {
-        super::super::parse_args(v).unwrap()
+        crate::host::testing::decode(v).unwrap()
     }
 
     #[test]

@@ -3,14 +3,15 @@
 //! single probe on the no-change path).
 
 use super::copy::{Deliver, deliver, search_list};
-use super::fileinfo::{attrs_from, basename};
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, de, fail};
+use super::{Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
+use crate::host::attrs::attrs_from;
+use crate::host::fs::basename;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default)]
     src: Option<String>,
     #[serde(default)]
@@ -29,19 +30,24 @@ struct Args {
     validate: Option<String>,
 }
 
-pub const TEMPLATE: ModuleDef = ModuleDef {
-    name: "template",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["src", "dest"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `template` module.
+pub struct TemplateModule;
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+impl Module for TemplateModule {
+    type Args = Args;
+    const NAME: &'static str = "template";
+    const REQUIRED: &'static [&'static str] = &["src", "dest"];
+    const CAPS: Caps = Caps {
+        reads_local: Some("templates"),
+        ..Caps::NONE
+    };
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
+
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let (Some(src), Some(dest)) = (
         a.src.as_deref(),
         a.dest.as_deref().filter(|d| !d.is_empty()),
@@ -79,8 +85,9 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fileinfo::testing::{Harness, hostile};
+    const TEMPLATE: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<TemplateModule>();
     use super::*;
+    use crate::host::testing::{Harness, hostile};
 
     fn harness(vars: Json, templates: &[(&str, &str)]) -> Harness {
         let h = Harness::with_vars(vars);

@@ -5,14 +5,14 @@
 //! The password hash never appears on a command line (sudo logs those) nor in messages or
 //! diffs: it travels on stdin, and the probe compares it on the host.
 
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     name: Option<String>,
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -55,16 +55,18 @@ struct Args {
     non_unique: bool,
 }
 
-pub const USER: ModuleDef = ModuleDef {
-    name: "user",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &["name"],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `user` module.
+pub struct UserModule;
+
+impl Module for UserModule {
+    type Args = Args;
+    const NAME: &'static str = "user";
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 /// User and group names: what shadow-utils accept, and never an option or a number (which
 /// `getent`/`id` would read as an id).
@@ -175,8 +177,7 @@ fn wanted_groups(v: &Option<Json>) -> Result<Option<Vec<String>>, ModError> {
     Ok(Some(out))
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let Some(name) = a.name.clone().filter(|n| !n.is_empty()) else {
         return fail("name is required");
     };
@@ -227,7 +228,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     // The probe: one command.
     let mut probe = format!(
         "n={}\nif p=$(getent passwd \"$n\"); then printf 'P %s\\nG %s\\nS %s\\n' \"$p\" \"$(id -gn \"$n\" 2>/dev/null)\" \"$(id -Gn \"$n\" 2>/dev/null)\"\n",
-        sh_quote(&name)
+        quote(&name)
     );
     if password.is_some() {
         probe.push_str(
@@ -279,7 +280,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
         // userdel -r exits non-zero for a missing home or mail spool although the user is gone.
         cmd.push_str(&format!(
             " {n}; r=$?; if getent passwd {n} >/dev/null; then exit $r; fi; exit 0",
-            n = sh_quote(&name)
+            n = quote(&name)
         ));
         let r = ctx.exec(&cmd).await?;
         if !r.ok() {
@@ -312,29 +313,29 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     let cmd = match &cur {
         None => {
             if let Some(u) = &a.uid {
-                opts.push(format!("-u {}", sh_quote(u)));
+                opts.push(format!("-u {}", quote(u)));
                 if a.non_unique {
                     opts.push("-o".into());
                 }
             }
             match (&a.group, group_exists) {
-                (Some(g), _) => opts.push(format!("-g {}", sh_quote(g))),
+                (Some(g), _) => opts.push(format!("-g {}", quote(g))),
                 // A group named like the user exists (made by a `group` task): join it rather
                 // than fail ("group exists - use -g").
-                (None, true) => opts.push(format!("-g {}", sh_quote(&name))),
+                (None, true) => opts.push(format!("-g {}", quote(&name))),
                 (None, false) => {}
             }
             if let Some(g) = groups.as_ref().filter(|g| !g.is_empty()) {
-                opts.push(format!("-G {}", sh_quote(&g.join(","))));
+                opts.push(format!("-G {}", quote(&g.join(","))));
             }
             if let Some(s) = &a.shell {
-                opts.push(format!("-s {}", sh_quote(s)));
+                opts.push(format!("-s {}", quote(s)));
             }
             if let Some(h) = &a.home {
-                opts.push(format!("-d {}", sh_quote(h)));
+                opts.push(format!("-d {}", quote(h)));
             }
             if let Some(c) = &a.comment {
-                opts.push(format!("-c {}", sh_quote(c)));
+                opts.push(format!("-c {}", quote(c)));
             }
             if a.system {
                 opts.push("-r".into());
@@ -366,11 +367,11 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
             } else {
                 format!("create user {name} ({})", what.join(", "))
             });
-            format!("useradd {} {}", opts.join(" "), sh_quote(&name))
+            format!("useradd {} {}", opts.join(" "), quote(&name))
         }
         Some(c) => {
             if let Some(u) = a.uid.as_ref().filter(|u| **u != c.uid) {
-                opts.push(format!("-u {}", sh_quote(u)));
+                opts.push(format!("-u {}", quote(u)));
                 if a.non_unique {
                     opts.push("-o".into());
                 }
@@ -384,7 +385,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
                     *g == c.group
                 };
                 if !same {
-                    opts.push(format!("-g {}", sh_quote(g)));
+                    opts.push(format!("-g {}", quote(g)));
                     notes.push(format!("group: {} -> {g}", c.group));
                     primary = g.clone();
                 }
@@ -402,12 +403,12 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
                 if a.append {
                     if !missing.is_empty() {
                         let all: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
-                        opts.push(format!("-a -G {}", sh_quote(&all.join(","))));
+                        opts.push(format!("-a -G {}", quote(&all.join(","))));
                         notes.push(format!("groups: +{}", join(&missing, " +")));
                     }
                 } else if !missing.is_empty() || !extra.is_empty() {
                     let all: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
-                    opts.push(format!("-G {}", sh_quote(&all.join(","))));
+                    opts.push(format!("-G {}", quote(&all.join(","))));
                     let mut n = vec![];
                     if !missing.is_empty() {
                         n.push(format!("+{}", join(&missing, " +")));
@@ -419,7 +420,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
                 }
             }
             if let Some(s) = a.shell.as_ref().filter(|s| **s != c.shell) {
-                opts.push(format!("-s {}", sh_quote(s)));
+                opts.push(format!("-s {}", quote(s)));
                 notes.push(format!("shell: {} -> {s}", c.shell));
             }
             if let Some(h) = a
@@ -427,20 +428,20 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
                 .as_ref()
                 .filter(|h| h.trim_end_matches('/') != c.home.trim_end_matches('/'))
             {
-                opts.push(format!("-d {}", sh_quote(h)));
+                opts.push(format!("-d {}", quote(h)));
                 if a.move_home {
                     opts.push("-m".into());
                 }
                 notes.push(format!("home: {} -> {h}", c.home));
             }
             if let Some(cm) = a.comment.as_ref().filter(|cm| **cm != c.comment) {
-                opts.push(format!("-c {}", sh_quote(cm)));
+                opts.push(format!("-c {}", quote(cm)));
                 notes.push(format!("comment: '{}' -> '{cm}'", c.comment));
             }
             if opts.is_empty() {
                 String::new()
             } else {
-                format!("usermod {} {}", opts.join(" "), sh_quote(&name))
+                format!("usermod {} {}", opts.join(" "), quote(&name))
             }
         }
     };
@@ -480,11 +481,11 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
     if set_password {
         script.push_str(&format!(
             "IFS= read -r w; printf '%s:%s\\n' {} \"$w\" | chpasswd -e\n",
-            sh_quote(&name)
+            quote(&name)
         ));
         stdin = password.map(|p| format!("{p}\n").into_bytes());
     }
-    script.push_str(&format!("getent passwd {}\n", sh_quote(&name)));
+    script.push_str(&format!("getent passwd {}\n", quote(&name)));
     let r = ctx.exec_stdin(&script, stdin.as_deref()).await?;
     if !r.ok() {
         let what = if cur.is_none() { "useradd" } else { "usermod" };

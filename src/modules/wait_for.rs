@@ -5,14 +5,14 @@
 //! are probed with bash's `/dev/tcp` (under `timeout` when it exists) or `nc -z`. It never
 //! changes anything, so it runs the same in check mode (as Ansible's does).
 
-use super::{ModError, ModResult, ModuleCtx, ModuleDef, Outcome, de, fail};
-use crate::connection::sh_quote;
+use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::shell::quote;
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     host: Option<String>,
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -42,16 +42,17 @@ struct Args {
     msg: Option<String>,
 }
 
-pub const WAIT_FOR: ModuleDef = ModuleDef {
-    name: "wait_for",
-    aliases: &[],
-    params: crate::params_of!(Args),
-    check: crate::check_of!(Args),
-    required: &[],
-    free_form: None,
-    raw: &[],
-    run: |ctx, args| Box::pin(run(ctx, args)),
-};
+/// The `wait_for` module.
+pub struct WaitForModule;
+
+impl Module for WaitForModule {
+    type Args = Args;
+    const NAME: &'static str = "wait_for";
+
+    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
+        run(ctx, args).await
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -91,7 +92,7 @@ fn script(
     if regex.is_some() {
         s.push_str(&format!(
             "re={}\nif printf x | grep -qP x 2>/dev/null; then G=-P; else G=-E; fi\n",
-            sh_quote(regex.unwrap_or(""))
+            quote(regex.unwrap_or(""))
         ));
     }
     let check = if let Some(p) = port {
@@ -99,7 +100,7 @@ fn script(
             "h={}; p={p}\n\
              if command -v timeout >/dev/null 2>&1; then T=\"timeout {ct}\"; else T=; fi\n\
              if command -v bash >/dev/null 2>&1; then m=bash; elif command -v nc >/dev/null 2>&1; then m=nc; else echo @NOTOOL; exit 0; fi\n",
-            sh_quote(host)
+            quote(host)
         ));
         let up = match regex {
             Some(_) => format!(
@@ -117,7 +118,7 @@ fn script(
             Want::Down => "! up",
         }
     } else if let Some(f) = path {
-        s.push_str(&format!("f={}\n", sh_quote(f)));
+        s.push_str(&format!("f={}\n", quote(f)));
         let up = if regex.is_some() {
             "[ -e \"$f\" ] && grep -q $G -e \"$re\" \"$f\" 2>/dev/null"
         } else {
@@ -146,8 +147,7 @@ fn script(
     s
 }
 
-async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
-    let a: Args = super::parse_args(args)?;
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let host = a.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
         return fail(format!("invalid host '{host}'"));
@@ -270,8 +270,9 @@ async fn run(ctx: &ModuleCtx<'_>, args: Json) -> ModResult {
 
 #[cfg(test)]
 mod tests {
+    const WAIT_FOR: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<WaitForModule>();
     use super::*;
-    use crate::modules::fileinfo::testing::Harness;
+    use crate::host::testing::Harness;
 
     #[tokio::test]
     async fn a_file_is_waited_for_in_one_command() {
@@ -350,7 +351,7 @@ mod tests {
     #[tokio::test]
     async fn hostile_values_stay_data() {
         let h = Harness::new();
-        for evil in crate::modules::fileinfo::testing::hostile(&h.pwned()) {
+        for evil in crate::host::testing::hostile(&h.pwned()) {
             let _ = h
                 .run_mode(
                     &WAIT_FOR,

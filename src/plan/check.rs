@@ -78,7 +78,7 @@ fn defined_by(t: &Task) -> Vec<String> {
         def,
         args: Json::Object(m),
     } = &t.action
-        && def.name == "set_fact"
+        && def.caps.sets_facts
     {
         v.extend(m.keys().cloned());
     }
@@ -143,29 +143,17 @@ fn check_task(t: &Task, names: &HashSet<String>, diags: &mut Diags) {
     }
 }
 
-/// A `copy`/`template` source that exists nowhere on the control machine.
+/// A source file (`src` of `copy`, `template`) that exists nowhere on the control machine.
 fn missing_source(t: &Task) -> Option<String> {
     let TaskAction::Module { def, args } = &t.action else {
         return None;
     };
-    let sub = match def.name {
-        "template" => "templates",
-        "copy" => "files",
-        _ => return None,
-    };
+    let sub = def.caps.reads_local?;
     let src = args.get("src")?.as_str()?;
     if is_template(src) {
         return None;
     }
-    let p = std::path::Path::new(src);
-    let candidates: Vec<std::path::PathBuf> = if p.is_absolute() {
-        vec![p.to_path_buf()]
-    } else {
-        t.search_dirs
-            .iter()
-            .flat_map(|d| [d.join(sub).join(src), d.join(src)])
-            .collect()
-    };
+    let candidates = crate::search_path::candidates(&t.search_dirs, sub, src);
     if candidates.iter().any(|c| c.exists()) {
         return None;
     }

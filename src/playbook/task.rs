@@ -102,6 +102,14 @@ impl Task {
         }
     }
 
+    /// What the runner needs to know about this task's module.
+    pub fn caps(&self) -> crate::modules::Caps {
+        match &self.action {
+            TaskAction::Module { def, .. } => def.caps,
+            TaskAction::FlushHandlers => crate::modules::Caps::NONE,
+        }
+    }
+
     pub fn module_name(&self) -> &'static str {
         match &self.action {
             TaskAction::Module { def, .. } => def.name,

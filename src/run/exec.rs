@@ -27,7 +27,7 @@ pub struct NodeResult {
     /// The value `register` stores.
     pub registered: Json,
     pub facts: Map<String, Json>,
-    /// Values of the module's `secret_keys`, to be scrubbed from all output.
+    /// Values of the data its module declares secret (`Caps::secret_data`), to be scrubbed from all output.
     pub secrets: Vec<String>,
 }
 
@@ -186,7 +186,7 @@ async fn run_reported(
         event.msg = "the output has been hidden due to no_log".to_string();
         event.diff = None;
     }
-    event.show_msg |= task.module_name() == "debug";
+    event.show_msg |= task.caps().shows_msg;
     event.rescued = result.status == Status::Failed
         && task.blocks.iter().any(|f| {
             f.section == Section::Try && hr.has_rescue.get(f.id).copied().unwrap_or(false)
@@ -400,7 +400,7 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
         .filter(|(r, _)| {
             r.status != Status::Skipped
                 && !r.msg.is_empty()
-                && (r.status == Status::Failed || task.module_name() == "debug")
+                && (r.status == Status::Failed || task.caps().shows_msg)
         })
         .map(|(r, item)| format!("({}) {}", label(item), r.msg))
         .collect::<Vec<_>>()
@@ -588,7 +588,7 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         registered.insert("failed".into(), json!(o.failed));
     }
     let facts = match o.data.get("ansible_facts") {
-        Some(Json::Object(f)) if task.module_name() == "set_fact" => f.clone(),
+        Some(Json::Object(f)) if task.caps().sets_facts => f.clone(),
         _ => Map::new(),
     };
     let ignored = o.failed && task.ignore_errors;
@@ -598,10 +598,11 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         (_, _, _, true) => Status::Changed,
         _ => Status::Ok,
     };
-    let secrets = o
-        .secret_keys
+    let secrets = task
+        .caps()
+        .secret_data
         .iter()
-        .filter_map(|k| o.data.get(k))
+        .filter_map(|k| o.data.get(*k))
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     NodeResult {

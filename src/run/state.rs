@@ -101,7 +101,7 @@ pub struct Shared {
     pub run_once: Mutex<HashMap<(usize, usize), super::exec::NodeResult>>,
     me: std::sync::Weak<Shared>,
     /// Values that must never reach output: passwords, and the values of module results'
-    /// `secret_keys` (swarm join tokens). Every event is scrubbed of them.
+    /// `Caps::secret_data` (swarm join tokens). Every event is scrubbed of them.
     secrets: Mutex<Vec<String>>,
 }
 

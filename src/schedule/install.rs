@@ -15,9 +15,11 @@ use super::{
     host_vars, path_str,
 };
 use crate::cli::LoadArgs;
-use crate::connection::sh_quote;
+use crate::host::probe::{Reader, file_script};
+use crate::host::systemd::{MARKER, quote_word};
+use crate::host::write::{self, FileWrite};
 use crate::inventory::Inventory;
-use crate::modules::unitfile::{MARKER, Reader, file_script, quote_word, write_files_script};
+use crate::shell::quote;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use sha2::Digest;
@@ -460,14 +462,14 @@ async fn probe(t: &Target, ssh: &[PathBuf]) -> Result<Probe, String> {
          echo \"arch $(uname -m)\"\n"
     ));
     for f in ssh {
-        let q = sh_quote(&path_str(f)?);
+        let q = quote(&path_str(f)?);
         s.push_str(&format!(
             "if [ -f {q} ]; then echo \"key $(sha256sum < {q} | cut -d' ' -f1)\"; else echo key -; fi\n"
         ));
         for a in ancestors(f) {
             s.push_str(&format!(
                 "if [ -e {} ]; then echo e1; else echo e0; fi\n",
-                sh_quote(&a)
+                quote(&a)
             ));
         }
     }
@@ -533,14 +535,18 @@ fn same_arch(remote: &str) -> bool {
     remote == local || (local == "aarch64" && remote == "arm64")
 }
 
+/// Writes files of mode 0644 atomically, creating their directories.
+fn unit_files(files: &[(&str, &[u8])]) -> Result<(String, Vec<u8>), String> {
+    let writes: Vec<FileWrite> = files
+        .iter()
+        .map(|(p, d)| FileWrite::new(p, d, 0o644).mkdir_parent())
+        .collect();
+    write::script(&writes).map_err(|e| e.to_string())
+}
+
 /// Writes `data` to `path` atomically with `mode`, creating the directory.
-fn put_script(path: &str, mode: &str, size: usize) -> String {
-    let p = sh_quote(path);
-    format!(
-        "set -e; p={p}; d=$(dirname \"$p\"); mkdir -p \"$d\"; t=$(mktemp \"$d/.prov.XXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; [ \"$(wc -c < \"$t\")\" -eq {size} ]; \
-         chmod {mode} \"$t\"; mv -f \"$t\" \"$p\"; trap - EXIT"
-    )
+fn put_script(path: &str, mode: u32, data: &[u8]) -> Result<(String, Vec<u8>), String> {
+    write::script(&[FileWrite::new(path, data, mode).mkdir_parent()]).map_err(|e| e.to_string())
 }
 
 /// Installs (or updates) the schedule on `t`.
@@ -644,12 +650,12 @@ pub async fn install(t: &Target, spec: &Spec) -> Result<(), String> {
     for (path, backup) in &backups {
         s.push_str(&format!(
             "if [ ! -e {b} ]; then mkdir -p \"$(dirname {b})\"; cp -p -- {p} {b}; fi\n",
-            p = sh_quote(path),
-            b = sh_quote(backup)
+            p = quote(path),
+            b = quote(backup)
         ));
     }
     let text = serde_json::to_vec_pretty(&rec).unwrap_or_default();
-    let (w, stdin) = write_files_script(&[(RECORD_FILE, &text)]);
+    let (w, stdin) = unit_files(&[(RECORD_FILE, &text)])?;
     s.push_str(&w);
     t.run_ok("writing the install record", &s, Some(&stdin))
         .await?;
@@ -665,12 +671,9 @@ pub async fn install(t: &Target, spec: &Spec) -> Result<(), String> {
             Some(d) => d,
             None => std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?,
         };
-        t.run_ok(
-            &format!("copying {BIN}"),
-            &put_script(BIN, "0755", data.len()),
-            Some(&data),
-        )
-        .await?;
+        let (script, stdin) = put_script(BIN, 0o755, &data)?;
+        t.run_ok(&format!("copying {BIN}"), &script, Some(&stdin))
+            .await?;
         println!("{}: copied {BIN} ({})", t.name, mib(data.len() as u64));
     }
     let version = t
@@ -686,12 +689,9 @@ pub async fn install(t: &Target, spec: &Spec) -> Result<(), String> {
 
     // 6. SSH files.
     for (path, data) in &ssh_data {
-        t.run_ok(
-            &format!("copying {path}"),
-            &put_script(path, "0600", data.len()),
-            Some(data),
-        )
-        .await?;
+        let (script, stdin) = put_script(path, 0o600, data)?;
+        t.run_ok(&format!("copying {path}"), &script, Some(&stdin))
+            .await?;
         println!("{}: copied {path}", t.name);
     }
 
@@ -700,10 +700,10 @@ pub async fn install(t: &Target, spec: &Spec) -> Result<(), String> {
     let timer = spec.timer_unit();
     let svc_path = format!("{UNIT_DIR}/{UNIT}.service");
     let tmr_path = format!("{UNIT_DIR}/{UNIT}.timer");
-    let (w, stdin) = write_files_script(&[
+    let (w, stdin) = unit_files(&[
         (&svc_path, service.as_bytes()),
         (&tmr_path, timer.as_bytes()),
-    ]);
+    ])?;
     let s = format!(
         "set -e\n{w}systemctl daemon-reload\n\
          systemctl reset-failed {UNIT}.service {UNIT}.timer >/dev/null 2>&1 || true\n\
@@ -759,10 +759,10 @@ async fn upload_project(t: &Target, spec: &Spec) -> Result<(), String> {
         {
             let d = dir.to_string_lossy().into_owned();
             if made.insert(d.clone()) {
-                line.push_str(&format!("mkdir -p -- {}\n", sh_quote(&d)));
+                line.push_str(&format!("mkdir -p -- {}\n", quote(&d)));
             }
         }
-        let q = sh_quote(&f.rel);
+        let q = quote(&f.rel);
         line.push_str(&format!(
             "head -c {} > {q}; chmod {:o} {q}\n",
             content.len(),
@@ -832,11 +832,11 @@ pub async fn remove(t: &Target) -> Result<(), String> {
     );
     let rec = record.clone().unwrap_or_default();
     for i in rec.binary.iter().chain(&rec.files) {
-        let p = sh_quote(&i.path);
+        let p = quote(&i.path);
         match &i.backup {
             Some(b) => s.push_str(&format!(
                 "if [ -e {b} ]; then mv -f {b} {p}; echo \"restored {p}\"; elif [ -e {p} ]; then rm -f {p}; echo \"removed {p}\"; fi\n",
-                b = sh_quote(b)
+                b = quote(b)
             )),
             None => s.push_str(&format!(
                 "if [ -e {p} ]; then rm -f {p}; echo \"removed {p}\"; fi\n"
@@ -847,7 +847,7 @@ pub async fn remove(t: &Target) -> Result<(), String> {
     let mut dirs = rec.dirs.clone();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
     for d in &dirs {
-        let q = sh_quote(d);
+        let q = quote(d);
         s.push_str(&format!(
             "if [ -d {q} ] && rmdir {q} 2>/dev/null; then echo \"removed {q}\"; fi\n"
         ));

@@ -380,7 +380,7 @@ fn reports_on(a: &ReportsArgs, host: &str) -> i32 {
     let mut cmd = format!(
         "{BIN} reports --last {} --dir {}",
         a.last,
-        crate::connection::sh_quote(&a.dir.to_string_lossy())
+        crate::shell::quote(&a.dir.to_string_lossy())
     );
     if a.json {
         cmd.push_str(" --json");

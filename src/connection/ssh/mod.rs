@@ -16,7 +16,8 @@ pub use target::{
     HostKeyPolicy, SshOptions, SshTarget, default_identity_files, default_known_hosts,
 };
 
-use super::{ConnError, Connection, ExecResult, sh_quote};
+use super::{ConnError, Connection, ExecResult};
+use crate::shell::quote;
 use async_trait::async_trait;
 use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
@@ -148,7 +149,7 @@ impl Connection for SshConnection {
         let channel = self.open_channel(&sess).await?;
         // The login shell runs the command line it is given; `sh -c` makes it POSIX sh whatever
         // the user's shell is.
-        let line = format!("sh -c {}", sh_quote(cmd));
+        let line = format!("sh -c {}", quote(cmd));
         channel.exec(true, line).await.map_err(|e| self.lost(e))?;
         let (mut rd, wr) = channel.split();
 

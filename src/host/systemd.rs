@@ -1,10 +1,8 @@
-//! Shared machinery of the systemd and docker modules: unit-file rendering (INI with list
-//! reset lines, systemd quoting), a small probe protocol (key/value lines plus length-prefixed
-//! file contents, so one remote command can return several files and command outputs), atomic
-//! multi-file writes fed through stdin, and scrubbing of secrets from messages.
+//! Unit files as systemd reads them: names, INI rendering with list reset lines (so a drop-in
+//! replaces `ExecStart=` instead of adding to it), systemd's own quoting of command lines and
+//! environment assignments.
 
 use super::{ModError, fail};
-use crate::connection::sh_quote;
 use serde_json::{Map, Value as Json};
 
 /// Where administrators' unit files and drop-ins live.
@@ -273,109 +271,6 @@ pub fn render_settings(settings: &Json, default_section: &str) -> Result<String,
     Ok(out)
 }
 
-/// Reads back a probe: text lines and length-prefixed blobs.
-pub struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(out: &'a [u8]) -> Reader<'a> {
-        Reader { rest: out }
-    }
-
-    /// The next line without its `\n` (`None` at the end).
-    pub fn line(&mut self) -> Option<String> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let end = self.rest.iter().position(|&b| b == b'\n');
-        let (line, rest) = match end {
-            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
-            None => (self.rest, &[][..]),
-        };
-        self.rest = rest;
-        Some(String::from_utf8_lossy(line).into_owned())
-    }
-
-    /// A file emitted by [`file_script`]: `Some(content)` or `None` when absent.
-    pub fn file(&mut self, path: &str) -> Result<Option<Vec<u8>>, ModError> {
-        let bad = || ModError::Failed(format!("unexpected probe output for {path}"));
-        let head = self.line().ok_or_else(bad)?;
-        if head == "A" {
-            return Ok(None);
-        }
-        let len: usize = head
-            .strip_prefix("F ")
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(bad)?;
-        if self.rest.len() < len + 1 {
-            return Err(bad());
-        }
-        let data = self.rest[..len].to_vec();
-        self.rest = &self.rest[len + 1..];
-        Ok(Some(data))
-    }
-}
-
-/// Shell that prints `F <size>\n<content>\n` for a regular file, `A\n` when there is none.
-pub fn file_script(path: &str) -> String {
-    format!(
-        "p={}; if [ -f \"$p\" ]; then printf 'F %s\\n' \"$(wc -c < \"$p\")\"; cat -- \"$p\"; echo; else echo A; fi\n",
-        sh_quote(path)
-    )
-}
-
-/// Parses `Key=Value` lines (`systemctl show` output) until a line without `=` or the end.
-pub fn show_props(r: &mut Reader<'_>, until: &str) -> Map<String, Json> {
-    let mut m = Map::new();
-    while let Some(l) = r.line() {
-        if l == until {
-            break;
-        }
-        if let Some((k, v)) = l.split_once('=') {
-            m.insert(k.to_string(), Json::String(v.to_string()));
-        }
-    }
-    m
-}
-
-/// Shell that writes each file atomically (temp file in the same directory, mode 0644, then
-/// rename), reading the contents one after the other from stdin with `head -c` (which never
-/// reads past its count). Returns the script and the stdin to send with it.
-pub fn write_files_script(files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let mut s = String::new();
-    let mut stdin = Vec::new();
-    for (path, data) in files {
-        let dir = super::fileinfo::parent_dir(path);
-        s.push_str(&format!(
-            "p={}; mkdir -p -- {}; t=$(mktemp {}); head -c {} > \"$t\"; chmod 0644 \"$t\"; mv -f -- \"$t\" \"$p\"\n",
-            sh_quote(path),
-            sh_quote(&dir),
-            sh_quote(&format!("{dir}/.prov.XXXXXX")),
-            data.len()
-        ));
-        stdin.extend_from_slice(data);
-    }
-    (s, stdin)
-}
-
-/// Replaces every occurrence of the given secrets, and anything shaped like a Docker Swarm
-/// join token, with `<redacted>`.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut s = text.to_string();
-    for secret in secrets.iter().filter(|x| !x.is_empty()) {
-        s = s.replace(secret, "<redacted>");
-    }
-    static TOKEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = TOKEN.get_or_init(|| regex::Regex::new(r"SWMTKN-[0-9A-Za-z-]+").expect("regex"));
-    re.replace_all(&s, "<redacted>").into_owned()
-}
-
-/// A short multi-line text of `key: value` lines, for diffs of structured state.
-pub fn kv_text(entries: &[(String, String)]) -> String {
-    entries.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,56 +346,5 @@ mod tests {
         assert!(!valid_unit_name("../x.service"));
         assert!(!valid_unit_name("x;reboot"));
         assert!(!valid_unit_name(""));
-    }
-
-    #[test]
-    fn reader_splits_lines_and_blobs() {
-        let out = b"K=V\nX=\n--\nF 3\na\nb\nA\nF 0\n\ntail\n";
-        let mut r = Reader::new(out);
-        let props = show_props(&mut r, "--");
-        assert_eq!(props["K"], json!("V"));
-        assert_eq!(props["X"], json!(""));
-        assert_eq!(r.file("f").unwrap(), Some(b"a\nb".to_vec()));
-        assert_eq!(r.file("g").unwrap(), None);
-        assert_eq!(r.file("h").unwrap(), Some(vec![]));
-        assert_eq!(r.line().as_deref(), Some("tail"));
-        assert!(r.line().is_none());
-    }
-
-    #[test]
-    fn tokens_are_scrubbed() {
-        let t =
-            "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
-        assert_eq!(
-            scrub(&format!("error joining with {t}: x"), &[]),
-            "error joining with <redacted>: x"
-        );
-        assert_eq!(scrub("tok abc123 here", &["abc123"]), "tok <redacted> here");
-    }
-
-    #[tokio::test]
-    async fn multi_file_writes_split_stdin_exactly() {
-        use crate::connection::Connection;
-        use crate::connection::local::LocalConnection;
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("sub/a.conf").display().to_string();
-        let b = dir.path().join("b.conf").display().to_string();
-        let big: Vec<u8> = (0..70_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let (script, stdin) = write_files_script(&[(&a, &big), (&b, b"second\n'$(x)'")]);
-        let out = LocalConnection
-            .exec(&format!("set -e\n{script}"), Some(&stdin))
-            .await
-            .unwrap();
-        assert!(out.ok(), "{}", out.stderr_str());
-        assert_eq!(std::fs::read(&a).unwrap(), big);
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "second\n'$(x)'");
-        // And the probe reads them back.
-        let out = LocalConnection
-            .exec(&format!("{}{}", file_script(&a), file_script(&b)), None)
-            .await
-            .unwrap();
-        let mut r = Reader::new(&out.stdout);
-        assert_eq!(r.file(&a).unwrap().unwrap(), big);
-        assert_eq!(r.file(&b).unwrap().unwrap(), b"second\n'$(x)'");
     }
 }

@@ -1,0 +1,173 @@
+//! Editing a file's content in place (`lineinfile`, `blockinfile`): one read returns
+//! attributes and content together, the edit is computed locally, and a change is one atomic
+//! write.
+
+use super::attrs::FileAttrs;
+use super::fs::{FileWant, Kind, Target, converge_file, read_paths};
+use super::{ModError, ModuleCtx, Outcome, fail};
+
+/// The file a line-editing module works on (`path`, or its aliases).
+pub fn required_path(path: &Option<String>) -> Result<&str, ModError> {
+    match path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Ok(p),
+        None => Err(ModError::Failed("path is required".into())),
+    }
+}
+
+/// `state: present` (the default) or `absent`.
+pub fn present_or_absent(state: Option<&str>) -> Result<bool, ModError> {
+    match state {
+        None | Some("present") => Ok(true),
+        Some("absent") => Ok(false),
+        Some(other) => Err(ModError::Failed(format!(
+            "invalid state '{other}': expected present or absent"
+        ))),
+    }
+}
+
+/// A regular expression from an argument; the error names the argument.
+pub fn regex(pattern: &str, what: &str) -> Result<regex::bytes::Regex, ModError> {
+    regex::bytes::Regex::new(pattern)
+        .map_err(|e| ModError::Failed(format!("invalid {what} '{pattern}': {e}")))
+}
+
+/// Where `lineinfile`/`blockinfile` put new text when nothing of theirs is in the file yet.
+pub enum Place {
+    Eof,
+    Bof,
+    /// After the last line matching (the first with `firstmatch`).
+    After(regex::bytes::Regex),
+    Before(regex::bytes::Regex),
+}
+
+impl Place {
+    /// From `insertafter`/`insertbefore` (regexes, or the words `EOF`/`BOF`), as in Ansible.
+    pub fn from_args(after: Option<&str>, before: Option<&str>) -> Result<Place, ModError> {
+        Ok(match (after, before) {
+            (Some(_), Some(_)) => {
+                return Err(ModError::Failed(
+                    "insertafter and insertbefore are mutually exclusive".into(),
+                ));
+            }
+            (_, Some("BOF")) | (Some("BOF"), None) => Place::Bof,
+            (_, Some(b)) => Place::Before(regex(b, "insertbefore")?),
+            (None | Some("EOF"), None) => Place::Eof,
+            (Some(x), None) => Place::After(regex(x, "insertafter")?),
+        })
+    }
+}
+
+/// How `lineinfile`/`blockinfile` edit a file.
+pub struct EditOpts<'a> {
+    pub path: &'a str,
+    /// Create the file (and its directory) when it is missing.
+    pub create: bool,
+    pub attrs: &'a FileAttrs,
+    pub backup: bool,
+    pub validate: Option<&'a str>,
+}
+
+/// Edits a file's content in place: one probe returns attributes and content together; the
+/// edit is computed locally; a change is one atomic write (or one `chmod`/`chown`).
+/// `edit` gets the current content (`None`: no such file) and returns the new content with a
+/// message, or `None` when the file must not be created.
+pub async fn edit_file<F>(
+    ctx: &ModuleCtx<'_>,
+    o: &EditOpts<'_>,
+    edit: F,
+) -> Result<Outcome, ModError>
+where
+    F: FnOnce(Option<&[u8]>) -> Result<Option<(Vec<u8>, String)>, ModError>,
+{
+    let found = read_paths(ctx, &[Target::new(o.path)], true, None).await?;
+    let cur = &found.entries[0];
+    let old = match cur.kind {
+        Kind::File => Some(found.content.as_deref().unwrap_or_default()),
+        Kind::Absent => None,
+        k => return fail(format!("{} is not a regular file ({})", o.path, k.name())),
+    };
+    let Some((new, msg)) = edit(old)? else {
+        return Ok(Outcome::ok(if old.is_none() {
+            "file not present"
+        } else {
+            ""
+        })
+        .with("path", o.path));
+    };
+    if old.is_none() && !o.create {
+        return fail(format!("Destination {} does not exist !", o.path));
+    }
+    let content_changes = old != Some(new.as_slice());
+    let want = FileWant {
+        content: Some(&new),
+        old_content: old,
+        attrs: o.attrs,
+        backup: o.backup,
+        validate: o.validate,
+        mkdir_parent: o.create,
+    };
+    let mut out = converge_file(ctx, cur, &want).await?;
+    if content_changes {
+        out.msg = msg;
+    }
+    Ok(out)
+}
+
+/// Splits content into lines, each keeping its `\n` (the last may lack one).
+pub fn split_lines(b: &[u8]) -> Vec<Vec<u8>> {
+    b.split_inclusive(|&c| c == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// A line without its trailing `\n` (regexes match as Python's `$` would).
+pub fn chomp(l: &[u8]) -> &[u8] {
+    l.strip_suffix(b"\n").unwrap_or(l)
+}
+
+/// A line without any trailing `\r`/`\n` (Python's `rstrip(b'\r\n')`).
+pub fn rstrip_crlf(mut l: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r' | b'\n'] = l {
+        l = rest;
+    }
+    l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_their_ends() {
+        assert_eq!(split_lines(b"a\nb"), vec![b"a\n".to_vec(), b"b".to_vec()]);
+        assert_eq!(rstrip_crlf(b"a\r\n"), b"a");
+        assert_eq!(chomp(b"a\r\n"), b"a\r");
+    }
+
+    #[test]
+    fn insert_position_from_ansible_arguments() {
+        assert!(matches!(Place::from_args(None, None), Ok(Place::Eof)));
+        assert!(matches!(
+            Place::from_args(Some("EOF"), None),
+            Ok(Place::Eof)
+        ));
+        assert!(matches!(
+            Place::from_args(Some("BOF"), None),
+            Ok(Place::Bof)
+        ));
+        assert!(matches!(
+            Place::from_args(None, Some("BOF")),
+            Ok(Place::Bof)
+        ));
+        assert!(matches!(
+            Place::from_args(Some("^a"), None),
+            Ok(Place::After(_))
+        ));
+        assert!(matches!(
+            Place::from_args(None, Some("^b")),
+            Ok(Place::Before(_))
+        ));
+        assert!(Place::from_args(Some("a"), Some("b")).is_err());
+        assert!(Place::from_args(Some("(unclosed"), None).is_err());
+    }
+}

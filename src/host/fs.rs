@@ -1,0 +1,495 @@
+//! What a path is on the host, read in one remote command, and bringing a regular file to a
+//! wanted content and attributes.
+//!
+//! Reading a host's state is one remote command: [`read_paths`] runs a single script that
+//! prints, for each path asked about, one line with its type, link target, checksum and `stat`
+//! fields, followed (optionally) by the raw content of the first path. Changing it is one more
+//! command: [`converge_file`] either writes the new content atomically
+//! ([`super::write`]), or fixes only the attributes with one `chown`/`chmod`.
+//!
+//! Every value reaches the remote shell through [`quote`]; content only ever travels on stdin.
+
+use super::attrs::{FileAttrs, chmod_arg, fmt_mode, plan_attrs};
+use super::text::{content_diff, join_diff, sha1_hex};
+use super::write::{FileWrite, write_file};
+use super::{ModError, ModuleCtx, Outcome, fail};
+use crate::shell::{quote, quote_path};
+use serde_json::{Map, json};
+
+/// What a path is (after following links when the probe follows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Absent,
+    File,
+    Directory,
+    Link,
+    Other,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Absent => "absent",
+            Kind::File => "file",
+            Kind::Directory => "directory",
+            Kind::Link => "link",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// One path's state on the host.
+#[derive(Debug, Clone)]
+pub struct PathState {
+    pub kind: Kind,
+    /// The path that was probed (with the source basename appended when it descended into a
+    /// directory, see [`Target::into_dir`]).
+    pub path: String,
+    /// The probe found a directory and looked at `dir/basename` instead.
+    pub descended: bool,
+    /// `readlink` of the path when it is a symlink (whether or not it was followed).
+    pub link_target: Option<String>,
+    /// `readlink -f` of the path when it is a symlink: where writes must go.
+    pub real_path: Option<String>,
+    /// Checksum of a regular file, when asked for and readable.
+    pub checksum: Option<String>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub group: String,
+    pub size: u64,
+    pub mtime: i64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl PathState {
+    pub fn exists(&self) -> bool {
+        self.kind != Kind::Absent
+    }
+
+    /// Where to write: the link's final target for a symlink, else the path itself.
+    pub fn write_path(&self) -> &str {
+        self.real_path.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// Checksum programs the probe may run (a fixed list: the name goes into the script).
+pub const CHECKSUM_ALGOS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
+/// One path to probe.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: String,
+    /// Follow a symlink (report its target's type and attributes).
+    pub follow: bool,
+    /// Checksum algorithm (one of [`CHECKSUM_ALGOS`]) for a regular file.
+    pub checksum: Option<&'static str>,
+    /// When the path is a directory, look at `path/<basename>` instead (copy into a dir).
+    pub into_dir: Option<String>,
+}
+
+impl Target {
+    pub fn new(path: &str) -> Target {
+        Target {
+            path: path.to_string(),
+            follow: true,
+            checksum: None,
+            into_dir: None,
+        }
+    }
+    pub fn nofollow(mut self) -> Target {
+        self.follow = false;
+        self
+    }
+    pub fn checksum(mut self, algo: &'static str) -> Target {
+        self.checksum = Some(algo);
+        self
+    }
+    pub fn into_dir(mut self, basename: Option<String>) -> Target {
+        self.into_dir = basename;
+        self
+    }
+}
+
+/// Everything one probe command found.
+#[derive(Debug)]
+pub struct PathStates {
+    pub entries: Vec<PathState>,
+    /// Raw content of the first target when asked for and it is a regular file.
+    pub content: Option<Vec<u8>>,
+    /// With a recursive check: something under the first target differs.
+    pub tree_drift: bool,
+}
+
+/// Reads the state of `targets` in one remote command. `content`: also return the first
+/// target's bytes. `tree_check`: a `find` expression (see [`tree_drift_expr`]) that matches
+/// any entry under the first target that needs fixing.
+pub async fn read_paths(
+    ctx: &ModuleCtx<'_>,
+    targets: &[Target],
+    content: bool,
+    tree_check: Option<&str>,
+) -> Result<PathStates, ModError> {
+    let mut s = String::from("set -e; hex() { od -A n -t x1 | tr -d ' \\n'; }\n");
+    for (i, t) in targets.iter().enumerate() {
+        let p = format!("\"$p{i}\"");
+        s.push_str(&format!("p{i}={}; d=0\n", quote_path(&t.path)));
+        if let Some(base) = &t.into_dir {
+            s.push_str(&format!(
+                "if [ -d {p} ]; then p{i}={p}/{}; d=1; fi\n",
+                quote(base)
+            ));
+        }
+        s.push_str(&format!(
+            "if [ -L {p} ]; then l=$(readlink -- {p} | hex); r=$(readlink -f -- {p} | hex); else l=; r=; fi\n"
+        ));
+        let link_test = if t.follow {
+            String::new()
+        } else {
+            format!("if [ -L {p} ]; then t=link; el")
+        };
+        s.push_str(&format!(
+            "{link_test}if [ -d {p} ]; then t=directory; elif [ -f {p} ]; then t=file; elif [ -e {p} ]; then t=other; else t=absent; fi\nc=\n"
+        ));
+        if let Some(algo) = t.checksum {
+            if !CHECKSUM_ALGOS.contains(&algo) {
+                return fail(format!("unsupported checksum algorithm '{algo}'"));
+            }
+            s.push_str(&format!(
+                "if [ $t = file ]; then c=$({algo}sum 2>/dev/null < {p}) || c=; c=${{c%% *}}; fi\n"
+            ));
+        }
+        let deref = if t.follow { "-L " } else { "" };
+        s.push_str(&format!(
+            "printf '@ %s %s %s %s %s ' $d $t \"${{l:--}}\" \"${{r:--}}\" \"${{c:--}}\"\n\
+             if [ $t = absent ]; then echo; else stat {deref}-c '%a %u %g %U %G %s %Y %d %i' -- {p}; fi\n"
+        ));
+    }
+    if let Some(expr) = tree_check {
+        s.push_str(&format!(
+            "if [ -d \"$p0\" ] && [ -n \"$(find \"$p0\"/. {expr} -print 2>/dev/null | head -n 1)\" ]; then echo 'R 1'; else echo 'R 0'; fi\n"
+        ));
+    }
+    if content {
+        s.push_str("if [ -f \"$p0\" ]; then cat -- \"$p0\"; fi\n");
+    }
+    let out = ctx.exec(&s).await?;
+    if !out.ok() {
+        return fail(format!(
+            "cannot read the state of {}: {}",
+            targets.first().map_or("", |t| &t.path),
+            out.stderr_str().trim()
+        ));
+    }
+    parse_probe(targets, &out.stdout, content, tree_check.is_some())
+}
+
+fn parse_probe(
+    targets: &[Target],
+    out: &[u8],
+    content: bool,
+    tree: bool,
+) -> Result<PathStates, ModError> {
+    let mut rest = out;
+    let mut next_line = || -> Result<String, ModError> {
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| ModError::Failed("truncated state probe output".into()))?;
+        let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
+        rest = &rest[nl + 1..];
+        Ok(line)
+    };
+    let mut entries = Vec::with_capacity(targets.len());
+    for t in targets {
+        let line = next_line()?;
+        entries.push(
+            parse_entry(t, &line).ok_or_else(|| {
+                ModError::Failed(format!("unexpected state probe output: {line}"))
+            })?,
+        );
+    }
+    let tree_drift = if tree { next_line()? == "R 1" } else { false };
+    let content =
+        (content && entries.first().is_some_and(|e| e.kind == Kind::File)).then(|| rest.to_vec());
+    Ok(PathStates {
+        entries,
+        content,
+        tree_drift,
+    })
+}
+
+fn parse_entry(t: &Target, line: &str) -> Option<PathState> {
+    let f: Vec<&str> = line.split(' ').collect();
+    if f.first() != Some(&"@") || f.len() < 6 {
+        return None;
+    }
+    let descended = f[1] == "1";
+    let kind = match f[2] {
+        "absent" => Kind::Absent,
+        "file" => Kind::File,
+        "directory" => Kind::Directory,
+        "link" => Kind::Link,
+        _ => Kind::Other,
+    };
+    let unhex = |s: &str| -> Option<String> {
+        if s == "-" {
+            return None;
+        }
+        let bytes: Vec<u8> = (0..s.len() / 2)
+            .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    };
+    let path = match (&t.into_dir, descended) {
+        (Some(base), true) => format!("{}/{base}", t.path.trim_end_matches('/')),
+        _ => t.path.clone(),
+    };
+    let mut p = PathState {
+        kind,
+        path,
+        descended,
+        link_target: unhex(f[3]),
+        real_path: unhex(f[4]).filter(|r| !r.is_empty()),
+        checksum: (f[5] != "-").then(|| f[5].to_string()),
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        user: String::new(),
+        group: String::new(),
+        size: 0,
+        mtime: 0,
+        dev: 0,
+        ino: 0,
+    };
+    if kind != Kind::Absent {
+        let s = f.get(6..15)?;
+        p.mode = u32::from_str_radix(s[0], 8).ok()?;
+        p.uid = s[1].parse().ok()?;
+        p.gid = s[2].parse().ok()?;
+        p.user = s[3].to_string();
+        p.group = s[4].to_string();
+        p.size = s[5].parse().ok()?;
+        p.mtime = s[6].parse().ok()?;
+        p.dev = s[7].parse().ok()?;
+        p.ino = s[8].parse().ok()?;
+    }
+    Some(p)
+}
+
+/// The directory a path is in (`.` for a bare name).
+pub fn parent_dir(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(0) => "/".to_string(),
+        Some(i) => trimmed[..i].to_string(),
+        None => ".".to_string(),
+    }
+}
+
+/// The last component of a path.
+pub fn basename(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    trimmed.rsplit('/').next().unwrap_or(trimmed).to_string()
+}
+
+/// Changes only owner/group/mode of an existing path in one command (`-h` for a link itself).
+pub async fn set_attrs(
+    ctx: &ModuleCtx<'_>,
+    path: &str,
+    chown: Option<&str>,
+    mode: Option<u32>,
+    on_link: bool,
+) -> Result<(), ModError> {
+    let mut s = String::from("set -e");
+    if let Some(spec) = chown {
+        let h = if on_link { "-h " } else { "" };
+        s.push_str(&format!(
+            "; chown {h}-- {} {}",
+            quote(spec),
+            quote_path(path)
+        ));
+    }
+    if let Some(m) = mode {
+        s.push_str(&format!("; chmod -- {} {}", chmod_arg(m), quote_path(path)));
+    }
+    let out = ctx.exec(&s).await?;
+    if out.ok() {
+        Ok(())
+    } else {
+        fail(format!(
+            "cannot set attributes of {path}: {}",
+            out.stderr_str().trim()
+        ))
+    }
+}
+
+/// Reads a file's content (only for a diff that needs it).
+pub async fn read_remote(ctx: &ModuleCtx<'_>, path: &str) -> Result<Vec<u8>, ModError> {
+    let out = ctx.exec(&format!("cat -- {}", quote_path(path))).await?;
+    if out.ok() {
+        Ok(out.stdout)
+    } else {
+        fail(format!("cannot read {path}: {}", out.stderr_str().trim()))
+    }
+}
+
+/// The wanted state of a regular file.
+pub struct FileWant<'a> {
+    /// New content, or `None` to leave the content alone (attributes only).
+    pub content: Option<&'a [u8]>,
+    /// The current content when the probe already fetched it (avoids a read for the diff).
+    pub old_content: Option<&'a [u8]>,
+    pub attrs: &'a FileAttrs,
+    pub backup: bool,
+    pub validate: Option<&'a str>,
+    /// Create missing parent directories.
+    pub mkdir_parent: bool,
+}
+
+/// Brings one regular file to the wanted content and attributes, given its probed state:
+/// nothing to do costs nothing more; a change costs one command (plus one read of the old
+/// content when a diff is asked for and the probe did not fetch it).
+pub async fn converge_file(
+    ctx: &ModuleCtx<'_>,
+    cur: &PathState,
+    want: &FileWant<'_>,
+) -> Result<Outcome, ModError> {
+    let path = cur.path.as_str();
+    match cur.kind {
+        Kind::Absent | Kind::File => {}
+        Kind::Directory => return fail(format!("{path} is a directory")),
+        k => {
+            return fail(format!(
+                "{path} exists and is not a regular file ({})",
+                k.name()
+            ));
+        }
+    }
+    let new_sum = want.content.map(sha1_hex);
+    let content_changes = match (want.content, &new_sum) {
+        (Some(new), Some(sum)) => match (cur.kind, want.old_content) {
+            (Kind::Absent, _) => true,
+            (_, Some(old)) => old != new,
+            _ => cur.checksum.as_deref() != Some(sum.as_str()),
+        },
+        _ => false,
+    };
+    if !cur.exists() && want.content.is_none() {
+        return fail(format!("{path} does not exist"));
+    }
+    let plan = plan_attrs(want.attrs, cur, 0o644)?;
+    let mut data = Map::new();
+    data.insert("dest".into(), json!(path));
+    data.insert("path".into(), json!(path));
+    data.insert("state".into(), json!("file"));
+    data.insert("mode".into(), json!(fmt_mode(plan.mode)));
+    if let Some(sum) = new_sum.clone().or_else(|| cur.checksum.clone()) {
+        data.insert("checksum".into(), json!(sum));
+    }
+    if let Some(c) = want.content.filter(|_| content_changes) {
+        data.insert("size".into(), json!(c.len()));
+    } else if cur.exists() {
+        data.insert("size".into(), json!(cur.size));
+    }
+    if !content_changes && !plan.any() {
+        return Ok(Outcome {
+            msg: String::new(),
+            data,
+            ..Outcome::default()
+        });
+    }
+    let diff = if ctx.diff {
+        let content = match (content_changes, want.content) {
+            (true, Some(new)) => {
+                let fetched;
+                let old: &[u8] = match (cur.exists(), want.old_content) {
+                    (false, _) => b"",
+                    (true, Some(old)) => old,
+                    (true, None) => {
+                        fetched = read_remote(ctx, cur.write_path()).await?;
+                        &fetched
+                    }
+                };
+                content_diff(old, new, path)
+            }
+            _ => None,
+        };
+        let mut notes = plan.notes.clone();
+        if !cur.exists() {
+            notes.insert(
+                0,
+                format!("state: absent -> file (mode {})", fmt_mode(plan.mode)),
+            );
+        }
+        join_diff(content, &notes)
+    } else {
+        None
+    };
+    let msg = match (cur.exists(), content_changes) {
+        (false, _) => "file created",
+        (true, true) => "content changed",
+        (true, false) => "attributes changed",
+    };
+    let mut o = Outcome {
+        changed: true,
+        msg: msg.to_string(),
+        diff,
+        data,
+        ..Outcome::default()
+    };
+    if ctx.check {
+        return Ok(o);
+    }
+    if let (true, Some(new)) = (content_changes, want.content) {
+        let chown = if cur.exists() {
+            plan.chown_spec(want.attrs)
+        } else {
+            want.attrs.owner_spec()
+        };
+        let backup = write_file(
+            ctx,
+            &FileWrite {
+                path: cur.write_path(),
+                data: new,
+                mode: plan.mode,
+                chown,
+                preserve: cur.exists().then_some((cur.uid, cur.gid)),
+                backup: want.backup,
+                validate: want.validate,
+                mkdir_parent: want.mkdir_parent,
+            },
+        )
+        .await?;
+        if let Some(b) = backup {
+            o.data.insert("backup_file".into(), json!(b));
+        }
+    } else {
+        let chown = plan.chown_spec(want.attrs);
+        set_attrs(
+            ctx,
+            cur.write_path(),
+            chown.as_deref(),
+            plan.mode_changes.then_some(plan.mode),
+            false,
+        )
+        .await?;
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split() {
+        assert_eq!(parent_dir("/etc/hosts"), "/etc");
+        assert_eq!(parent_dir("/hosts"), "/");
+        assert_eq!(parent_dir("hosts"), ".");
+        assert_eq!(basename("/a/b/"), "b");
+    }
+}

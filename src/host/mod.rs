@@ -1,0 +1,169 @@
+//! The host layer: everything a module may do on a host, in one place.
+//!
+//! Modules sit on top of it and never on each other: [`ModuleCtx`] runs commands (with the
+//! task's privilege escalation and environment), [`fs`] reads paths' state and converges
+//! files, [`write`] is the one atomic, verified file write, [`probe`] the one format for
+//! reading several values and files back from one command, [`attrs`] computes modes and
+//! ownership, [`edit`] edits files in place, [`systemd`] renders unit files, [`text`] makes
+//! checksums, diffs and scrubs secrets. Every value reaches the remote shell through
+//! [`crate::shell::quote`].
+
+pub mod attrs;
+pub mod edit;
+pub mod fs;
+pub mod probe;
+pub mod systemd;
+pub mod text;
+pub mod write;
+
+#[cfg(test)]
+pub mod testing;
+
+use crate::connection::{Become, ConnError, Connection, ExecResult};
+use crate::shell::quote;
+use crate::template::Templar;
+use serde_json::{Map, Value as Json};
+use std::path::PathBuf;
+
+/// What a module did on a host.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub changed: bool,
+    pub failed: bool,
+    pub skipped: bool,
+    pub msg: String,
+    /// A unified diff of what changed (or would change in check mode).
+    pub diff: Option<String>,
+    /// Module-specific results, visible through `register` (e.g. `stdout`, `rc`, `stat`).
+    pub data: Map<String, Json>,
+}
+
+impl Outcome {
+    pub fn ok(msg: impl Into<String>) -> Outcome {
+        Outcome {
+            msg: msg.into(),
+            ..Outcome::default()
+        }
+    }
+    pub fn changed(msg: impl Into<String>) -> Outcome {
+        Outcome {
+            changed: true,
+            msg: msg.into(),
+            ..Outcome::default()
+        }
+    }
+    pub fn failed(msg: impl Into<String>) -> Outcome {
+        Outcome {
+            failed: true,
+            msg: msg.into(),
+            ..Outcome::default()
+        }
+    }
+    pub fn with(mut self, key: &str, value: impl Into<Json>) -> Outcome {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+    pub fn with_diff(mut self, diff: Option<String>) -> Outcome {
+        self.diff = diff;
+        self
+    }
+}
+
+/// Why a module could not finish.
+#[derive(Debug, Clone)]
+pub enum ModError {
+    /// The task failed on this host (bad argument value, command failed, ...).
+    Failed(String),
+    /// The host stopped answering: reported as unreachable, not as a task failure.
+    Unreachable(String),
+}
+
+impl From<ConnError> for ModError {
+    fn from(e: ConnError) -> ModError {
+        match e {
+            ConnError::Unreachable(m) => ModError::Unreachable(m),
+            ConnError::Failed(m) => ModError::Failed(m),
+        }
+    }
+}
+
+impl std::fmt::Display for ModError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModError::Failed(m) => write!(f, "{m}"),
+            ModError::Unreachable(m) => write!(f, "unreachable: {m}"),
+        }
+    }
+}
+
+pub type ModResult = Result<Outcome, ModError>;
+
+pub fn fail<T>(msg: impl Into<String>) -> Result<T, ModError> {
+    Err(ModError::Failed(msg.into()))
+}
+
+/// Everything a module may use on one host for one task.
+pub struct ModuleCtx<'a> {
+    pub conn: &'a dyn Connection,
+    pub become_: Become,
+    /// Check mode: decide and report, change nothing.
+    pub check: bool,
+    /// Compute diffs of changed content.
+    pub diff: bool,
+    /// Renders templates with the task's variables (the `template` module, `debug: var=`).
+    pub templar: &'a Templar,
+    /// Where relative `src` paths are looked up, most specific first (role dir, playbook dir).
+    pub search_dirs: Vec<PathBuf>,
+    /// `environment:` of the task: exported for every remote command (names already checked).
+    pub env: Vec<(String, String)>,
+}
+
+impl ModuleCtx<'_> {
+    /// Runs a command on the host (with privilege escalation if the task asks for it).
+    pub async fn exec(&self, cmd: &str) -> Result<ExecResult, ModError> {
+        self.exec_stdin(cmd, None).await
+    }
+
+    pub async fn exec_stdin(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecResult, ModError> {
+        let with_env;
+        let cmd = if self.env.is_empty() {
+            cmd
+        } else {
+            // Inside the (possibly sudo-wrapped) shell, so the variables survive sudo's reset.
+            let exports: Vec<String> = self
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", quote(v)))
+                .collect();
+            with_env = format!("export {}; {cmd}", exports.join(" "));
+            &with_env
+        };
+        let wrapped = self.become_.wrap(cmd);
+        let input = self.become_.stdin(stdin);
+        Ok(self.conn.exec(&wrapped, input.as_deref()).await?)
+    }
+
+    /// Runs a command that must succeed; its stdout on success, its stderr as the failure.
+    pub async fn exec_ok(&self, cmd: &str) -> Result<String, ModError> {
+        let out = self.exec(cmd).await?;
+        if out.ok() {
+            Ok(out.stdout_str())
+        } else {
+            fail(format!(
+                "`{cmd}` failed (rc={}): {}",
+                out.rc,
+                out.stderr_str().trim()
+            ))
+        }
+    }
+
+    /// Finds a local source file (`src:` of copy/template) in `subdir` of the search
+    /// directories.
+    pub fn find_local(&self, subdir: &str, name: &str) -> Option<PathBuf> {
+        crate::search_path::find(&self.search_dirs, subdir, name)
+    }
+}

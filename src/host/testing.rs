@@ -1,0 +1,197 @@
+//! The one place tests build a [`ModuleCtx`]: [`Harness`] runs a module on a real local
+//! connection in a temp dir (what a module does to real files), [`Scripted`] is a fake
+//! connection that answers each command from a script (which commands a module issues for a
+//! given host state, without any host).
+
+use crate::connection::local::LocalConnection;
+use crate::connection::{Become, ConnError, Connection, ExecResult};
+use crate::host::{ModResult, ModuleCtx, Outcome};
+use crate::modules::ModuleDef;
+use crate::template::{Templar, Vars};
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The local connection, counting round trips.
+#[derive(Default)]
+pub struct Counting {
+    pub execs: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Connection for Counting {
+    async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
+        self.execs.fetch_add(1, Ordering::SeqCst);
+        LocalConnection.exec(cmd, stdin).await
+    }
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub templar: Templar,
+    pub conn: Counting,
+}
+
+/// The values that must stay data: each would create `pwned` if a shell ran it.
+pub fn hostile(pwned: &Path) -> Vec<String> {
+    let p = pwned.display();
+    vec![
+        format!("$(touch {p})"),
+        format!("'; touch {p}; '"),
+        format!("`touch {p}`"),
+        format!("\"; touch {p}; \""),
+        format!("x\ntouch {p}\n"),
+    ]
+}
+
+impl Default for Harness {
+    fn default() -> Harness {
+        Harness::new()
+    }
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_vars(serde_json::json!({}))
+    }
+
+    pub fn with_vars(vars: Json) -> Harness {
+        let map = vars.as_object().cloned().unwrap_or_default();
+        Harness {
+            dir: tempfile::tempdir().expect("tempdir"),
+            templar: Vars::new().push_map(map).into_templar(),
+            conn: Counting::default(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `path(name)` as a string argument.
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// The file hostile values would create.
+    pub fn pwned(&self) -> PathBuf {
+        self.path("PWNED")
+    }
+
+    pub fn ctx(&self, check: bool, diff: bool) -> ModuleCtx<'_> {
+        ModuleCtx {
+            conn: &self.conn,
+            become_: Become::default(),
+            check,
+            diff,
+            templar: &self.templar,
+            search_dirs: vec![self.dir.path().to_path_buf()],
+            env: vec![],
+        }
+    }
+
+    pub async fn run_mode(
+        &self,
+        def: &ModuleDef,
+        args: Json,
+        check: bool,
+        diff: bool,
+    ) -> ModResult {
+        let ctx = self.ctx(check, diff);
+        (def.run)(&ctx, args).await
+    }
+
+    /// Applies with diff on; panics on an error or a failed outcome.
+    pub async fn apply(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let o = self
+            .run_mode(def, args.clone(), false, true)
+            .await
+            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
+        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
+        o
+    }
+
+    /// Check mode with diff on.
+    pub async fn check(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let o = self
+            .run_mode(def, args.clone(), true, true)
+            .await
+            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
+        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
+        o
+    }
+
+    /// Remote commands run so far.
+    pub fn execs(&self) -> usize {
+        self.conn.execs.load(Ordering::SeqCst)
+    }
+
+    /// Applies twice: the first run must change (in at most two commands, plus a read of
+    /// the old content for the diff), the second must not, in exactly one command.
+    pub async fn converges(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let n = self.execs();
+        let first = self.apply(def, args.clone()).await;
+        assert!(
+            first.changed,
+            "{} {args}: first run should change",
+            def.name
+        );
+        assert!(
+            self.execs() - n <= 3,
+            "{} {args}: change took {} commands",
+            def.name,
+            self.execs() - n
+        );
+        let n = self.execs();
+        let second = self.apply(def, args.clone()).await;
+        assert!(
+            !second.changed,
+            "{} {args}: second run changed: {:?}",
+            def.name, second.diff
+        );
+        assert_eq!(
+            self.execs() - n,
+            1,
+            "{} {args}: the no-change path must be one command",
+            def.name
+        );
+        first
+    }
+
+    /// Applies without diff and counts the commands it took.
+    pub async fn apply_counted(&self, def: &ModuleDef, args: Json) -> (Outcome, usize) {
+        let n = self.execs();
+        let o = self
+            .run_mode(def, args.clone(), false, false)
+            .await
+            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
+        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
+        (o, self.execs() - n)
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
+    }
+
+    pub fn write(&self, name: &str, content: &str) {
+        std::fs::write(self.path(name), content).expect("write");
+    }
+
+    pub fn mode(&self, name: &str) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(self.path(name))
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    pub fn assert_not_pwned(&self) {
+        assert!(!self.pwned().exists(), "a hostile value was run as code");
+    }
+}
+
+/// Decodes arguments into a module's typed struct, as the registry does (without validate).
+pub fn decode<T: serde::de::DeserializeOwned>(args: Json) -> Result<T, String> {
+    serde_json::from_value(args).map_err(|e| e.to_string())
+}

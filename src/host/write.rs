@@ -1,0 +1,287 @@
+//! The one way prov writes a file on a host: atomically and verified.
+//!
+//! Each file's content travels on stdin into a temp file in the target's own directory (so the
+//! final rename never crosses a file system), gets its owner and mode, is checked on the host
+//! (length and SHA-1 against what prov sent, then the user's `validate` command), and only
+//! then is renamed over the target. Anything else leaves the old file and no temp file behind:
+//! when prov is killed mid-write the channel closes, `head -c` reads fewer bytes than announced,
+//! the check fails and the temp file is removed; a signal to the remote shell does the same.
+//!
+//! Each file is written by one subshell, so the snippet can be embedded in a larger script
+//! (`daemon-reload` after unit files, say) whatever that script's own `set -e` state.
+
+use super::text::sha1_hex;
+use super::{ModError, ModuleCtx, fail};
+use crate::shell::{quote, quote_path};
+
+/// Exit code of a write whose `validate` command rejected the new content.
+const RC_INVALID: i32 = 97;
+/// Exit code of a write whose content did not arrive complete and unchanged.
+const RC_INCOMPLETE: i32 = 98;
+
+/// One file to write.
+#[derive(Debug, Clone)]
+pub struct FileWrite<'a> {
+    pub path: &'a str,
+    pub data: &'a [u8],
+    pub mode: u32,
+    /// Explicit `chown` (must succeed).
+    pub chown: Option<String>,
+    /// `uid:gid` of the file being replaced, restored when possible.
+    pub preserve: Option<(u32, u32)>,
+    /// Keep a copy of the old file as `path.<pid>.<date>~` (Ansible's naming).
+    pub backup: bool,
+    /// A command with `%s` standing for the temp file; the write is abandoned when it fails.
+    pub validate: Option<&'a str>,
+    pub mkdir_parent: bool,
+}
+
+impl<'a> FileWrite<'a> {
+    /// A plain write: `mode`, no owner change, no backup, no validation, existing directory.
+    pub fn new(path: &'a str, data: &'a [u8], mode: u32) -> FileWrite<'a> {
+        FileWrite {
+            path,
+            data,
+            mode,
+            chown: None,
+            preserve: None,
+            backup: false,
+            validate: None,
+            mkdir_parent: false,
+        }
+    }
+
+    pub fn mkdir_parent(mut self) -> FileWrite<'a> {
+        self.mkdir_parent = true;
+        self
+    }
+}
+
+/// A shell snippet writing `files` in order, and the stdin it reads their contents from.
+/// Prints `B <index> <stamp>` for each backup it made.
+pub fn script(files: &[FileWrite<'_>]) -> Result<(String, Vec<u8>), ModError> {
+    let mut s = String::new();
+    let mut stdin = Vec::with_capacity(files.iter().map(|f| f.data.len()).sum());
+    for (i, w) in files.iter().enumerate() {
+        s.push_str(&file_block(i, w)?);
+        stdin.extend_from_slice(w.data);
+    }
+    Ok((s, stdin))
+}
+
+fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
+    let dir = super::fs::parent_dir(w.path);
+    let mut s = format!(
+        "(set -e; p={}; d={}\n",
+        quote_path(w.path),
+        quote_path(&dir)
+    );
+    if w.mkdir_parent {
+        s.push_str("mkdir -p -- \"$d\"\n");
+    }
+    s.push_str(
+        "t=$(mktemp \"$d/.prov.XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n",
+    );
+    s.push_str(&format!(
+        "head -c {len} > \"$t\"; c=$(sha1sum < \"$t\")\n\
+         if [ \"$(wc -c < \"$t\")\" -ne {len} ] || [ \"${{c%% *}}\" != {sum} ]; then \
+         echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi\n",
+        len = w.data.len(),
+        sum = sha1_hex(w.data),
+    ));
+    if let Some((uid, gid)) = w.preserve {
+        s.push_str(&format!(
+            "chown -- {uid}:{gid} \"$t\" 2>/dev/null || true\n"
+        ));
+    }
+    if let Some(spec) = &w.chown {
+        s.push_str(&format!("chown -- {} \"$t\"\n", quote(spec)));
+    }
+    s.push_str(&format!(
+        "chmod -- {} \"$t\"\n",
+        super::attrs::chmod_arg(w.mode)
+    ));
+    if let Some(v) = w.validate {
+        if !v.contains("%s") {
+            return fail(format!("validate must contain %s: {v}"));
+        }
+        s.push_str(&format!(
+            "if ! ( {} ) >&2; then echo 'validation failed' >&2; exit {RC_INVALID}; fi\n",
+            v.replace("%s", "\"$t\"")
+        ));
+    }
+    if w.backup {
+        s.push_str(&format!(
+            "if [ -f \"$p\" ]; then s=$$.$(date +%Y-%m-%d@%H:%M:%S); cp -p -- \"$p\" \"$p.$s~\"; echo \"B {index} $s\"; fi\n"
+        ));
+    }
+    s.push_str("mv -f -- \"$t\" \"$p\"; trap - EXIT) || exit $?\n");
+    Ok(s)
+}
+
+/// Writes one file (see [`script`]); returns the backup's path when one was made.
+pub async fn write_file(
+    ctx: &ModuleCtx<'_>,
+    w: &FileWrite<'_>,
+) -> Result<Option<String>, ModError> {
+    let (s, stdin) = script(std::slice::from_ref(w))?;
+    let out = ctx.exec_stdin(&s, Some(&stdin)).await?;
+    if !out.ok() {
+        return Err(failure(w, out.rc, &out.stderr_str()));
+    }
+    Ok(backups(&out.stdout_str(), std::slice::from_ref(w))
+        .into_iter()
+        .next())
+}
+
+/// Writes several files in one command, in order; stops at the first that fails.
+pub async fn write_files(ctx: &ModuleCtx<'_>, files: &[FileWrite<'_>]) -> Result<(), ModError> {
+    let (s, stdin) = script(files)?;
+    let out = ctx.exec_stdin(&s, Some(&stdin)).await?;
+    if out.ok() {
+        Ok(())
+    } else {
+        let paths: Vec<&str> = files.iter().map(|f| f.path).collect();
+        fail(format!(
+            "cannot write {}: {}",
+            paths.join(", "),
+            out.stderr_str().trim()
+        ))
+    }
+}
+
+/// The backup paths a script's output names.
+pub fn backups(stdout: &str, files: &[FileWrite<'_>]) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("B ")?.splitn(2, ' ');
+            let i: usize = f.next()?.parse().ok()?;
+            Some(format!("{}.{}~", files.get(i)?.path, f.next()?))
+        })
+        .collect()
+}
+
+/// What went wrong with a single-file write, in words.
+fn failure(w: &FileWrite<'_>, rc: i32, stderr: &str) -> ModError {
+    let why = stderr.trim();
+    let dir = super::fs::parent_dir(w.path);
+    ModError::Failed(match rc {
+        RC_INVALID => format!("failed to validate {}: {why}", w.path),
+        _ if !w.mkdir_parent && why.contains("mktemp") => {
+            format!("destination directory {dir} does not exist or is not writable: {why}")
+        }
+        _ => format!("cannot write {}: {why}", w.path),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    fn run_sh(script: &str, stdin: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A reader that stops early closes the pipe: ignore the broken pipe here.
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    fn leftovers(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".prov."))
+            .collect()
+    }
+
+    #[test]
+    fn several_files_split_stdin_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a").display().to_string();
+        let b = dir.path().join("sub/b").display().to_string();
+        let (s, stdin) = script(&[
+            FileWrite::new(&a, b"first\n", 0o600),
+            FileWrite::new(&b, b"second", 0o644).mkdir_parent(),
+        ])
+        .unwrap();
+        let out = run_sh(&s, &stdin);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&a).unwrap(), b"first\n");
+        assert_eq!(std::fs::read(&b).unwrap(), b"second");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn content_that_ends_early_never_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "old content\n").unwrap();
+        let p = path.display().to_string();
+        let data = vec![b'x'; 100_000];
+        let (s, stdin) = script(&[FileWrite::new(&p, &data, 0o644)]).unwrap();
+        // The connection broke after half of the content.
+        let out = run_sh(&s, &stdin[..50_000]);
+        assert_eq!(out.status.code(), Some(RC_INCOMPLETE));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old content\n");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn content_that_arrives_changed_never_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let p = path.display().to_string();
+        let (s, _) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
+        let out = run_sh(&s, b"evil");
+        assert_eq!(out.status.code(), Some(RC_INCOMPLETE));
+        assert!(!path.exists());
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_validation_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "old").unwrap();
+        let p = path.display().to_string();
+        let w = FileWrite {
+            validate: Some("grep -q ok %s"),
+            ..FileWrite::new(&p, b"bad", 0o644)
+        };
+        let (s, stdin) = script(&[w]).unwrap();
+        let out = run_sh(&s, &stdin);
+        assert_eq!(out.status.code(), Some(RC_INVALID));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert!(leftovers(dir.path()).is_empty());
+        let w = FileWrite {
+            validate: Some("true"),
+            ..FileWrite::new(&p, b"x", 0o644)
+        };
+        assert!(script(&[w]).is_err(), "validate without %s is refused");
+    }
+
+    #[test]
+    fn backups_are_named_after_the_file() {
+        let files = [FileWrite::new("/etc/a", b"", 0o644)];
+        assert_eq!(
+            backups("B 0 12.2026-01-01@00:00:00\n", &files),
+            vec!["/etc/a.12.2026-01-01@00:00:00~".to_string()]
+        );
+        assert!(backups("junk\nB 3 x\n", &files).is_empty());
+    }
+}

@@ -1,0 +1,57 @@
+//! Where a relative file name written in a playbook or role is found on the control machine,
+//! as Ansible looks for it: in the kind's own subdirectory (`files/`, `templates/`) and then
+//! directly in each search directory (the role's directory first, then the playbook's).
+//! The loader checks sources with it before any host is touched, modules read them with it at
+//! run time, and the `file` lookup uses it too, so the three can never disagree.
+
+use std::path::{Path, PathBuf};
+
+/// Every place `name` may be, most specific first (just `name` itself when it is absolute).
+pub fn candidates(search_dirs: &[PathBuf], subdir: &str, name: &str) -> Vec<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return vec![p.to_path_buf()];
+    }
+    search_dirs
+        .iter()
+        .flat_map(|d| [d.join(subdir).join(name), d.join(name)])
+        .collect()
+}
+
+/// The first of [`candidates`] that exists.
+pub fn find(search_dirs: &[PathBuf], subdir: &str, name: &str) -> Option<PathBuf> {
+    candidates(search_dirs, subdir, name)
+        .into_iter()
+        .find(|c| c.exists())
+}
+
+/// The search directories as one line for an error message.
+pub fn describe(search_dirs: &[PathBuf]) -> String {
+    search_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_files_come_before_the_playbook_and_the_bare_dir() {
+        let dirs = [PathBuf::from("/r"), PathBuf::from("/p")];
+        let c = candidates(&dirs, "files", "a.conf");
+        let c: Vec<String> = c.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            c,
+            [
+                "/r/files/a.conf",
+                "/r/a.conf",
+                "/p/files/a.conf",
+                "/p/a.conf"
+            ]
+        );
+        assert_eq!(candidates(&dirs, "files", "/abs").len(), 1);
+    }
+}

@@ -1,0 +1,60 @@
+//! The one way prov puts a value into a POSIX shell command line.
+//!
+//! Every remote command is a shell script that prov builds from typed values, so every value
+//! passes through [`quote`]: a variable holding `$(rm -rf /)` or `'; reboot` arrives as one word
+//! of data, never as code. The format is Python's `shlex.quote`, so Ansible's `quote` filter
+//! gives byte-identical output through the same function.
+
+/// Quotes `s` as one shell word: unchanged when it is made only of characters that are inert
+/// in a shell, else in single quotes (an embedded `'` becomes `'"'"'`, as `shlex.quote` does).
+pub fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r#"'"'"'"#))
+}
+
+/// Quotes a path argument so that it can never be taken for an option (`-rf` becomes `./-rf`).
+pub fn quote_path(p: &str) -> String {
+    if p.starts_with('-') {
+        quote(&format!("./{p}"))
+    } else {
+        quote(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_hostile_values_inert() {
+        assert_eq!(quote("/etc/hosts"), "/etc/hosts");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("'; reboot"), r#"''"'"'; reboot'"#);
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote_path("-rf"), "./-rf");
+    }
+
+    #[test]
+    fn quoted_values_round_trip_through_a_real_shell() {
+        for hostile in [
+            "$(touch /tmp/x)",
+            "'; echo pwned; '",
+            "`id`",
+            "a\nb",
+            "\"$HOME\"",
+            "-n",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", quote(hostile)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), hostile);
+        }
+    }
+}
