@@ -50,15 +50,18 @@ fn flag(positional: Option<bool>, kwargs: &Kwargs, name: &str) -> Result<bool, E
 }
 
 /// Ansible's `module_utils` boolean conversion; `None` when the value is not a recognised boolean.
+///
+/// Booleans pass, the numbers 1 and 0 (also as `1.0`, `0.0`) convert, and text goes through
+/// [`crate::yaml::parse_bool`], the one table of Ansible's argument booleans.
 fn module_boolean(value: &Value) -> Option<bool> {
-    if value.kind() == ValueKind::Bool {
-        return Some(value.is_true());
-    }
-    let text = to_text(value).to_ascii_lowercase();
-    match text.as_str() {
-        "y" | "yes" | "on" | "1" | "true" | "t" | "1.0" => Some(true),
-        "n" | "no" | "off" | "0" | "false" | "f" | "0.0" => Some(false),
-        _ => None,
+    match value.kind() {
+        ValueKind::Bool => Some(value.is_true()),
+        ValueKind::Number => match f64::try_from(value.clone()) {
+            Ok(1.0) => Some(true),
+            Ok(0.0) => Some(false),
+            _ => None,
+        },
+        _ => crate::yaml::parse_bool(&to_text(value)),
     }
 }
 
@@ -405,6 +408,22 @@ mod tests {
                 "{{ 'no' is truthy(convert_bool=true) }} {{ 'off' is falsy(convert_bool=true) }}"
             ),
             "False True"
+        );
+    }
+
+    #[test]
+    fn convert_bool_uses_ansibles_argument_booleans() {
+        assert_eq!(
+            render(
+                "{{ '0' is truthy(convert_bool=true) }} {{ 'Y' is truthy(convert_bool=true) }} {{ 'F' is falsy(convert_bool=true) }}"
+            ),
+            "False True True"
+        );
+        assert_eq!(
+            render(
+                "{{ 1 is truthy(convert_bool=true) }} {{ 0.0 is falsy(convert_bool=true) }} {{ 2 is truthy(convert_bool=true) }}"
+            ),
+            "True True True"
         );
     }
 

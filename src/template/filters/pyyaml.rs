@@ -19,6 +19,7 @@ use yaml_rust2::scanner::TScalarStyle;
 
 use super::pyjson::py_float_repr;
 use super::{ensure_defined, expect_map, invalid, is_list, map_pairs, to_text};
+use crate::yaml::scalar::{self, Scalar};
 
 pub(super) fn register(env: &mut Environment<'_>) {
     env.add_filter("to_yaml", to_yaml);
@@ -392,7 +393,8 @@ fn from_yaml_all(state: &State, value: &Value) -> Result<Value, Error> {
 }
 
 /// Parses YAML documents with PyYAML's (YAML 1.1) scalar resolution, so
-/// `yes`/`on` are booleans and `0755` is octal as in Ansible.
+/// `yes`/`on` are booleans and `0755` is octal as in Ansible (see
+/// [`crate::yaml::scalar`]).
 ///
 /// yaml_rust2's own loader resolves YAML 1.2 core types, which would turn
 /// `enabled: yes` into a string; hence the event-level builder.
@@ -505,71 +507,20 @@ fn yaml_map(entries: Vec<(Value, Value)>) -> Value {
     Value::from_pairs(pairs)
 }
 
-/// Resolves a scalar event: quoted, block and `!!str`/`!unsafe` scalars are strings.
+/// Resolves a scalar event: quoted, block and `!!str`/`!unsafe` scalars are strings; plain
+/// ones are resolved as PyYAML does (YAML 1.1), by the resolver the playbook loader uses too.
 fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     let forced_string = tag.is_some_and(|tag| tag.suffix == "str" || tag.handle == "!");
     if forced_string || style != TScalarStyle::Plain {
         return Value::from(text);
     }
-    resolve_plain(&text).unwrap_or_else(|| Value::from(text))
-}
-
-/// YAML 1.1 resolution of a plain scalar; `None` means it is a string.
-fn resolve_plain(text: &str) -> Option<Value> {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => Some(Value::from(())),
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            Some(Value::from(true))
-        }
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            Some(Value::from(false))
-        }
-        _ => parse_yaml_int(text).or_else(|| parse_yaml_float(text).map(Value::from)),
+    match scalar::resolve(&text) {
+        Scalar::Null => Value::from(()),
+        Scalar::Bool(b) => Value::from(b),
+        Scalar::Int(i) => i64::try_from(i).map_or(Value::from(i), Value::from),
+        Scalar::Float(f) => Value::from(f),
+        Scalar::Str => Value::from(text),
     }
-}
-
-/// YAML integers: decimal, `0x` hex, `0o`/leading-zero octal, `0b` binary, `_` separators.
-fn parse_yaml_int(text: &str) -> Option<Value> {
-    let cleaned = text.replace('_', "");
-    let (negative, digits) = match cleaned.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
-    };
-    if !digits.starts_with(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    let (radix, body) = if let Some(hex) = digits.strip_prefix("0x") {
-        (16, hex)
-    } else if let Some(bin) = digits.strip_prefix("0b") {
-        (2, bin)
-    } else if let Some(oct) = digits.strip_prefix("0o") {
-        (8, oct)
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        (8, &digits[1..])
-    } else {
-        (10, digits)
-    };
-    let magnitude = i128::from_str_radix(body, radix).ok()?;
-    let number = if negative { -magnitude } else { magnitude };
-    Some(i64::try_from(number).map_or(Value::from(number), Value::from))
-}
-
-/// YAML floats, including `.inf` and `.nan`; requires a digit so that words
-/// such as `infinity` stay strings.
-fn parse_yaml_float(text: &str) -> Option<f64> {
-    match text {
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
-        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
-        _ => {}
-    }
-    let numeric = text
-        .chars()
-        .all(|c| c.is_ascii_digit() || "+-._eE".contains(c));
-    if !numeric || !text.contains(['.', 'e', 'E']) || !text.contains(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    text.replace('_', "").parse().ok()
 }
 
 #[cfg(test)]
@@ -654,6 +605,15 @@ users:
         assert_eq!(
             render(src),
             r#"{"a": true, "b": false, "c": 493, "d": 31, "e": 1000, "f": null, "g": "yes", "h": 2.5, "i": "text"}"#
+        );
+    }
+
+    #[test]
+    fn from_yaml_resolves_like_pyyaml() {
+        let src = "{{ ('[0b101, -0x1F, 1_0.5, y, On, 1e5, 0o17, 99999999999999999999]' | from_yaml) | to_json }}";
+        assert_eq!(
+            render(src),
+            r#"[5, -31, 10.5, "y", true, "1e5", 15, 99999999999999999999]"#
         );
     }
 
