@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, State};
 use sha2::Digest as _;
+use uuid::Uuid;
 
 use super::{ensure_defined, invalid, items_of, text_arg, to_text};
 
@@ -212,7 +213,8 @@ fn sha1_filter(state: &State, value: &Value) -> Result<String, Error> {
 /// The namespace Ansible's `to_uuid` uses unless told otherwise.
 const ANSIBLE_UUID_NAMESPACE: &str = "361E6D51-FAEC-444A-9079-341386DA8E2E";
 
-/// Ansible's `to_uuid(namespace=...)`: a name-based (version 5) UUID.
+/// Ansible's `to_uuid(namespace=...)`: a name-based (version 5) UUID, in
+/// lowercase hyphenated form as Python's `str(uuid.uuid5(...))`.
 fn to_uuid(
     state: &State,
     value: &Value,
@@ -225,48 +227,23 @@ fn to_uuid(
     };
     kwargs.assert_all_used()?;
     let name = text_arg(state, value)?;
-    uuid5(
-        namespace.as_deref().unwrap_or(ANSIBLE_UUID_NAMESPACE),
-        &name,
-    )
+    let namespace = parse_uuid(namespace.as_deref().unwrap_or(ANSIBLE_UUID_NAMESPACE))?;
+    Ok(Uuid::new_v5(&namespace, name.as_bytes()).to_string())
 }
 
-/// RFC 4122 version 5 UUID: SHA-1 of namespace and name, with version and variant bits set.
-fn uuid5(namespace: &str, name: &str) -> Result<String, Error> {
-    let mut hasher = sha1::Sha1::new();
-    hasher.update(parse_uuid(namespace)?);
-    hasher.update(name.as_bytes());
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x50;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let h = hex(&bytes);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
-}
-
-/// Parses a UUID in its usual hyphenated (or bare hex) form.
-fn parse_uuid(text: &str) -> Result<[u8; 16], Error> {
-    let digits: Vec<u8> = text
+/// Parses a namespace UUID by Python's `uuid.UUID` rule: surrounding braces
+/// and any hyphens are dropped, and 32 hex digits must remain. (Python also
+/// strips a `urn:uuid:` prefix; that form has never been accepted here.)
+fn parse_uuid(text: &str) -> Result<Uuid, Error> {
+    let digits: String = text
         .trim_matches(|c| c == '{' || c == '}')
         .chars()
         .filter(|&c| c != '-')
-        .map(|c| c.to_digit(16).map(|d| d as u8))
-        .collect::<Option<_>>()
-        .filter(|digits: &Vec<u8>| digits.len() == 32)
-        .ok_or_else(|| invalid(format!("invalid UUID '{text}'")))?;
-    let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
-        *byte = pair[0] << 4 | pair[1];
+        .collect();
+    match Uuid::try_parse(&digits) {
+        Ok(uuid) if digits.len() == 32 => Ok(uuid),
+        _ => Err(invalid(format!("invalid UUID '{text}'"))),
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -362,5 +339,24 @@ mod tests {
         let out = render("{{ 'host' | to_uuid }}");
         assert_eq!(out.len(), 36);
         assert_eq!(&out[14..15], "5");
+    }
+
+    /// Values from Python's `uuid.uuid5` with Ansible's default namespace.
+    #[test]
+    fn to_uuid_matches_ansible() {
+        assert_eq!(
+            render("{{ 'host' | to_uuid }}"),
+            "56253c97-5b34-596e-be12-a86aaf21e630"
+        );
+        assert_eq!(
+            render("{{ 'web01.example.com' | to_uuid }}"),
+            "4495a025-92f7-5f8a-914f-86de0f3ec120"
+        );
+        // Namespaces are read as Python reads them: braces, hyphens anywhere.
+        assert_eq!(
+            render("{{ 'python.org' | to_uuid('{6ba7b8109dad11d1-80b400c04fd430c8}') }}"),
+            "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+        );
+        assert!(render_err("{{ 'x' | to_uuid('not-a-uuid') }}").contains("invalid UUID"));
     }
 }
