@@ -1,8 +1,12 @@
 //! YAML with positions. Every node keeps the file, line and column where it starts, so that an
 //! error found long after parsing (an unknown module, an undefined variable) can point at the
-//! exact spot. Scalars are resolved as Ansible does (YAML 1.1 booleans such as `yes`/`no`).
+//! exact spot. Plain scalars are resolved as Ansible (PyYAML) does, by [`scalar::resolve`]: YAML
+//! 1.1 booleans such as `yes`/`no`, octal `0755`.
+
+pub mod scalar;
 
 use crate::diag::{Diag, Span};
+use scalar::Scalar;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -161,11 +165,17 @@ impl Node {
     }
 }
 
-/// YAML 1.1 / Ansible booleans.
+/// Ansible's boolean conversion of *argument* text (`become: "yes"`, `update_cache: "1"`), as
+/// `module_utils.parsing.convert_bool.boolean` does it: `y`, `yes`, `on`, `1`, `true`, `t` and
+/// `n`, `no`, `off`, `0`, `false`, `f`, in any case; `None` for any other text.
+///
+/// The one table for module arguments, task keywords, conditions' strings and the
+/// `truthy(convert_bool=true)` test. Not YAML: the YAML 1.1 resolver ([`scalar::resolve`])
+/// reads only `yes`/`no`/`true`/`false`/`on`/`off` (and not `y`, `1` or `tRUE`) as booleans.
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "y" => Some(true),
-        "no" | "false" | "off" | "n" => Some(false),
+        "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+        "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
         _ => None,
     }
 }
@@ -301,56 +311,19 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// A plain scalar as a node. The values JSON cannot hold keep their text: integers beyond `i64`
+/// and `.inf`/`.nan`.
 fn resolve_plain(text: String) -> Kind {
-    match text.as_str() {
-        "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
-        _ => {}
+    match scalar::resolve(&text) {
+        Scalar::Null => Kind::Null,
+        Scalar::Bool(b) => Kind::Bool(b),
+        Scalar::Int(i) => match i64::try_from(i) {
+            Ok(i) => Kind::Int(i),
+            Err(_) => Kind::Str(text),
+        },
+        Scalar::Float(f) if f.is_finite() => Kind::Float(f),
+        Scalar::Float(_) | Scalar::Str => Kind::Str(text),
     }
-    if let Some(b) = parse_yaml11_bool(&text) {
-        return Kind::Bool(b);
-    }
-    if let Some(i) = parse_int(&text) {
-        return Kind::Int(i);
-    }
-    let numeric_start = text
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_digit() || "+-.".contains(c));
-    if text.contains(['.', 'e', 'E'])
-        && numeric_start
-        && let Ok(f) = text.parse::<f64>()
-    {
-        return Kind::Float(f);
-    }
-    Kind::Str(text)
-}
-
-fn parse_yaml11_bool(s: &str) -> Option<bool> {
-    match s {
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Some(true),
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Some(false),
-        _ => None,
-    }
-}
-
-fn parse_int(s: &str) -> Option<i64> {
-    if let Some(hex) = s.strip_prefix("0x") {
-        return i64::from_str_radix(hex, 16).ok();
-    }
-    if let Some(oct) = s.strip_prefix("0o") {
-        return i64::from_str_radix(oct, 8).ok();
-    }
-    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // YAML 1.1 reads 0644 as octal; Ansible users write modes that way and mean octal.
-    if digits.len() > 1 && digits.starts_with('0') {
-        return i64::from_str_radix(digits, 8)
-            .ok()
-            .map(|v| if s.starts_with('-') { -v } else { v });
-    }
-    s.parse().ok()
 }
 
 #[cfg(test)]
@@ -375,6 +348,37 @@ mod tests {
         assert_eq!(n.get("d").unwrap().kind, Kind::Float(1.5));
         assert!(n.get("e").unwrap().is_null());
         assert_eq!(n.get("f").unwrap().kind, Kind::Str("7".into()));
+    }
+
+    #[test]
+    fn resolves_scalars_as_pyyaml() {
+        let n = load_str(
+            "a: 0b101\nb: 1_000\nc: y\nd: On\ne: 0x1F\nf: 1e5\ng: .inf\nh: 99999999999999999999",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(n.get("a").unwrap().kind, Kind::Int(5));
+        assert_eq!(n.get("b").unwrap().kind, Kind::Int(1000));
+        assert_eq!(n.get("c").unwrap().kind, Kind::Str("y".into()));
+        assert_eq!(n.get("d").unwrap().kind, Kind::Bool(true));
+        assert_eq!(n.get("e").unwrap().kind, Kind::Int(31));
+        assert_eq!(n.get("f").unwrap().kind, Kind::Str("1e5".into()));
+        assert_eq!(n.get("g").unwrap().kind, Kind::Str(".inf".into()));
+        let big = Kind::Str("99999999999999999999".into());
+        assert_eq!(n.get("h").unwrap().kind, big);
+    }
+
+    #[test]
+    fn argument_booleans_are_ansibles() {
+        for t in ["yes", "Y", "on", "1", "TRUE", "t"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["no", "n", "OFF", "0", "False", "F"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for other in ["", "2", "yess", "1.0", " yes"] {
+            assert_eq!(parse_bool(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,289 @@
+//! The `lookup`, `query` and `q` functions and the lookup plugins they
+//! dispatch to: `env`, `file`, `vars`, `pipe`, `lines`, `items`/`list` and
+//! `first_found`.
+//!
+//! Lookups run on the controller, as in Ansible; relative files are searched
+//! under the role's and playbook's directories, as Ansible does.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Kwargs, Rest, Value, ValueKind, ValueOrKwargs, from_args};
+use minijinja::{Environment, Error, State};
+
+use super::{ensure_defined, invalid, is_list, to_text};
+
+pub(super) fn register(env: &mut Environment<'_>) {
+    env.add_function("lookup", lookup);
+    env.add_function("query", query);
+    env.add_function("q", query);
+}
+
+/// Ansible's `lookup(kind, *terms, wantlist=False, ...)`.
+///
+/// Without `wantlist` the results are joined with commas when they are all
+/// strings, as Ansible does, so `lookup('env', 'HOME')` is a plain string.
+fn lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = args.into_values();
+    let (terms, kwargs): (&[Value], Kwargs) = from_args(&args)?;
+    let wantlist = kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false);
+    let results = run_lookup(state, &kind, terms, &kwargs)?;
+    kwargs.assert_all_used()?;
+    if wantlist {
+        return Ok(Value::from(results));
+    }
+    if results.iter().all(|r| r.kind() == ValueKind::String) {
+        let texts: Vec<String> = results.iter().map(to_text).collect();
+        return Ok(Value::from(texts.join(",")));
+    }
+    Ok(match <[Value; 1]>::try_from(results) {
+        Ok([single]) => single,
+        Err(results) => Value::from(results),
+    })
+}
+
+/// Ansible's `query`/`q`: like `lookup` but always a list.
+fn query(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = args.into_values();
+    let (terms, kwargs): (&[Value], Kwargs) = from_args(&args)?;
+    kwargs.get::<Option<bool>>("wantlist")?;
+    let results = run_lookup(state, &kind, terms, &kwargs)?;
+    kwargs.assert_all_used()?;
+    Ok(Value::from(results))
+}
+
+/// Dispatches to a lookup plugin by name.
+fn run_lookup(
+    state: &State,
+    kind: &str,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Vec<Value>, Error> {
+    for term in terms {
+        ensure_defined(state, term)?;
+    }
+    match kind {
+        "env" => lookup_env(terms, kwargs),
+        "file" => lookup_file(state, terms, kwargs),
+        "vars" => lookup_vars(state, terms, kwargs),
+        "pipe" => lookup_pipe(state, terms),
+        "lines" => lookup_lines(state, terms),
+        "items" | "list" => Ok(term_values(terms)),
+        "first_found" => lookup_first_found(state, terms, kwargs),
+        other => Err(invalid(format!("lookup plugin '{other}' not found"))),
+    }
+}
+
+/// Terms with lists flattened one level, as Ansible passes them to plugins.
+fn term_values(terms: &[Value]) -> Vec<Value> {
+    terms
+        .iter()
+        .flat_map(|term| match is_list(term) {
+            true => term.try_iter().map(Iterator::collect).unwrap_or_default(),
+            false => vec![term.clone()],
+        })
+        .collect()
+}
+
+/// The terms as strings.
+fn term_strings(terms: &[Value]) -> Vec<String> {
+    term_values(terms).iter().map(to_text).collect()
+}
+
+/// `lookup('env', NAME, default='')`: unset variables give the default.
+fn lookup_env(terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+    let default = kwargs.get::<Option<String>>("default")?.unwrap_or_default();
+    Ok(term_strings(terms)
+        .iter()
+        .map(|name| Value::from(std::env::var(name).unwrap_or_else(|_| default.clone())))
+        .collect())
+}
+
+/// `lookup('file', PATH, rstrip=True, lstrip=False)`.
+fn lookup_file(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+    let rstrip = kwargs.get::<Option<bool>>("rstrip")?.unwrap_or(true);
+    let lstrip = kwargs.get::<Option<bool>>("lstrip")?.unwrap_or(false);
+    let mut results = Vec::new();
+    for name in term_strings(terms) {
+        let path = find_file(state, &name)
+            .ok_or_else(|| invalid(format!("could not locate file in lookup: {name}")))?;
+        let contents = std::fs::read_to_string(&path)
+            .map_err(|err| invalid(format!("could not read {}: {err}", path.display())))?;
+        let contents = if rstrip {
+            contents.trim_end()
+        } else {
+            &contents
+        };
+        let contents = if lstrip {
+            contents.trim_start()
+        } else {
+            contents
+        };
+        results.push(Value::from(contents));
+    }
+    Ok(results)
+}
+
+/// `lookup('first_found', [paths], skip=False)`: the first file that exists.
+fn lookup_first_found(
+    state: &State,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Vec<Value>, Error> {
+    let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+    let found = term_strings(terms)
+        .iter()
+        .find_map(|name| find_file(state, name));
+    match (found, skip) {
+        (Some(path), _) => Ok(vec![Value::from(path.to_string_lossy().into_owned())]),
+        (None, true) => Ok(Vec::new()),
+        (None, false) => Err(invalid("first_found: no file was found")),
+    }
+}
+
+/// Directories that relative lookup paths are searched in, from the context.
+fn search_dirs(state: &State) -> Vec<PathBuf> {
+    ["role_path", "playbook_dir"]
+        .iter()
+        .filter_map(|name| state.lookup(name))
+        .filter_map(|dir| dir.as_str().map(PathBuf::from))
+        .collect()
+}
+
+/// Finds a file the way Ansible does for a role or playbook: under `files/`
+/// and then directly in `role_path` and `playbook_dir` when the context
+/// defines them, and finally relative to the working directory.
+fn find_file(state: &State, name: &str) -> Option<PathBuf> {
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return path.is_file().then(|| path.to_path_buf());
+    }
+    search_dirs(state)
+        .into_iter()
+        .flat_map(|dir| [dir.join("files").join(name), dir.join(name)])
+        .chain(std::iter::once(path.to_path_buf()))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `lookup('vars', NAME, default=...)`: a variable looked up by computed name.
+fn lookup_vars(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+    let default = kwargs.get::<Option<Value>>("default")?;
+    term_strings(terms)
+        .iter()
+        .map(|name| {
+            state
+                .lookup(name)
+                .filter(|value| !value.is_undefined())
+                .or_else(|| default.clone())
+                .ok_or_else(|| invalid(format!("no variable found with this name: {name}")))
+        })
+        .collect()
+}
+
+/// Runs a shell command for the `pipe` and `lines` lookups, in the playbook
+/// directory when known, and returns its standard output.
+fn run_command(state: &State, command: &str) -> Result<String, Error> {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(command);
+    if let Some(dir) = search_dirs(state).pop() {
+        cmd.current_dir(dir);
+    }
+    let output = cmd
+        .output()
+        .map_err(|err| invalid(format!("could not run '{command}': {err}")))?;
+    if !output.status.success() {
+        return Err(invalid(format!(
+            "lookup_plugin.pipe({command}) returned {}",
+            output.status.code().unwrap_or(-1)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `lookup('pipe', CMD)`: the command's output, trailing whitespace removed.
+fn lookup_pipe(state: &State, terms: &[Value]) -> Result<Vec<Value>, Error> {
+    term_strings(terms)
+        .iter()
+        .map(|command| Ok(Value::from(run_command(state, command)?.trim_end())))
+        .collect()
+}
+
+/// `lookup('lines', CMD)`: one result per line of the command's output.
+fn lookup_lines(state: &State, terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let mut lines = Vec::new();
+    for command in term_strings(terms) {
+        lines.extend(run_command(state, &command)?.lines().map(Value::from));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use minijinja::value::Value;
+
+    use crate::template::filters::test_support::{ctx, render, render_ctx, render_err};
+
+    #[test]
+    fn lookup_env_and_file() {
+        let dir = std::env::temp_dir().join(format!("prov-filters-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("files")).unwrap();
+        std::fs::write(dir.join("files/motd"), "hello\n\n").unwrap();
+        let path = dir.join("files/motd").display().to_string();
+
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(render("{{ lookup('env', 'HOME') }}"), home);
+        assert_eq!(render("{{ lookup('env', 'PROV_SURELY_UNSET_VAR') }}"), "");
+        assert_eq!(
+            render("{{ lookup('env', 'PROV_SURELY_UNSET_VAR', default='d') }}"),
+            "d"
+        );
+        assert_eq!(
+            render(&format!("{{{{ lookup('file', '{path}') }}}}")),
+            "hello"
+        );
+        assert_eq!(
+            render(&format!("{{{{ lookup('file', '{path}', rstrip=false) }}}}")),
+            "hello\n\n"
+        );
+        let context = Value::from_pairs([("playbook_dir", Value::from(dir.display().to_string()))]);
+        assert_eq!(
+            render_ctx("{{ lookup('file', 'motd') }}", context.clone()),
+            "hello"
+        );
+        assert_eq!(
+            render_ctx("{{ query('file', 'motd') | length }}", context.clone()),
+            "1"
+        );
+        assert_eq!(
+            render_ctx(
+                "{{ lookup('first_found', ['nope', 'motd']) | basename }}",
+                context
+            ),
+            "motd"
+        );
+        assert!(
+            render_err("{{ lookup('file', '/definitely/missing') }}").contains("could not locate")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lookup_other_kinds() {
+        assert_eq!(render("{{ lookup('pipe', 'echo hi') }}"), "hi");
+        assert_eq!(
+            render("{{ query('lines', 'printf \"a\\nb\\n\"') | join(',') }}"),
+            "a,b"
+        );
+        assert_eq!(
+            render("{{ lookup('items', ['a', 'b'], wantlist=true) | length }}"),
+            "2"
+        );
+        assert_eq!(render("{{ q('items', ['a', 'b']) | last }}"), "b");
+        assert_eq!(
+            render_ctx("{{ lookup('vars', 'my' ~ 'var') }}", ctx(r#"{"myvar": 7}"#)),
+            "7"
+        );
+        assert_eq!(render("{{ lookup('vars', 'nope', default='d') }}"), "d");
+        let err = render_err("{{ lookup('bogus', 'x') }}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+}
