@@ -5,7 +5,7 @@
 //! Lookups run on the controller, as in Ansible; relative files are searched
 //! under the role's and playbook's directories, as Ansible does.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use minijinja::value::{Kwargs, Rest, Value, ValueKind, ValueOrKwargs, from_args};
 use minijinja::{Environment, Error, State};
@@ -153,15 +153,9 @@ fn search_dirs(state: &State) -> Vec<PathBuf> {
 /// and then directly in `role_path` and `playbook_dir` when the context
 /// defines them, and finally relative to the working directory.
 fn find_file(state: &State, name: &str) -> Option<PathBuf> {
-    let path = Path::new(name);
-    if path.is_absolute() {
-        return path.is_file().then(|| path.to_path_buf());
-    }
-    search_dirs(state)
-        .into_iter()
-        .flat_map(|dir| [dir.join("files").join(name), dir.join(name)])
-        .chain(std::iter::once(path.to_path_buf()))
-        .find(|candidate| candidate.is_file())
+    let mut candidates = crate::search_path::candidates(&search_dirs(state), "files", name);
+    candidates.push(PathBuf::from(name));
+    candidates.into_iter().find(|c| c.is_file())
 }
 
 /// `lookup('vars', NAME, default=...)`: a variable looked up by computed name.

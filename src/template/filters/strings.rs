@@ -44,21 +44,9 @@ fn hex(bytes: &[u8]) -> String {
 fn quote(state: &State, value: &Value) -> Result<String, Error> {
     ensure_defined(state, value)?;
     if value.is_none() || value.is_undefined() {
-        return Ok(shell_quote(""));
+        return Ok(crate::shell::quote(""));
     }
-    Ok(shell_quote(&to_text(value)))
-}
-
-/// Quotes text for a POSIX shell; words made of safe characters stay bare.
-fn shell_quote(text: &str) -> String {
-    if text.is_empty() {
-        return "''".into();
-    }
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if text.chars().all(safe) {
-        return text.into();
-    }
-    format!("'{}'", text.replace('\'', r#"'"'"'"#))
+    Ok(crate::shell::quote(&to_text(value)))
 }
 
 /// Python's `os.path.basename`: everything after the last slash.
