@@ -13,13 +13,12 @@
 //! The password reaches the run's secrets, so it is scrubbed from every line of output and
 //! from the report; it is never put on a command line.
 
-use crate::cli::{execute, exit, exit_code};
+use crate::app::{self, Finished, LoadArgs, exit};
 use crate::connection::Connection;
 use crate::connection::ssh::{HostKeyPolicy, SshConnection, SshOptions, SshTarget};
 use crate::diag::{Diag, Diags};
 use crate::inventory::Inventory;
 use crate::output::OutputOptions;
-use crate::plan::{Plan, TagFilter};
 use crate::run::{HostConnector, RunOptions};
 use clap::Args;
 use serde_json::{Map, Value as Json, json};
@@ -337,19 +336,18 @@ pub fn run(a: BootstrapArgs) -> i32 {
         };
         eprintln!("prov bootstrap: {} ({how})", group.join(", "));
         let extra = mode_vars(mode, &a, &admin_key, &admin_pub);
-        let (renderer, duration) = match run_group(&a, &tmp, &group, mode, &extra, &password) {
+        let done = match run_group(&a, &tmp, &group, mode, &extra, &password) {
             Ok(r) => r,
             Err(d) => return bad(d),
         };
-        print!("{}", renderer.recap(duration));
-        let c = exit_code(&renderer, a.check);
-        code = worst(code, c);
-        for (h, t) in renderer.tallies() {
+        print!("{}", done.recap());
+        code = worst(code, done.exit_code());
+        for (h, t) in &done.tally.hosts {
             if !t.unreachable && t.failed == 0 {
                 managed.push(h.clone());
             }
         }
-        let mut r = renderer.report(duration);
+        let mut r = done.report();
         r["bootstrap"] = json!(
             group
                 .iter()
@@ -390,13 +388,17 @@ fn run_group(
     mode: Mode,
     extra: &Map<String, Json>,
     password: &Option<String>,
-) -> Result<(crate::output::Renderer, Duration), Diags> {
+) -> Result<Finished, Diags> {
     // Loaded again for each group: the extra vars are part of the loaded playbook.
-    let inv = Inventory::load(&a.inventory, Some(&tmp.dir))?;
-    let pb = crate::playbook::load(&tmp.path(), extra)?;
-    let limit = group.join(",");
-    let plan = Plan::build(&pb, &inv, Some(&limit), &TagFilter::default())?;
-    crate::plan::check::check_templates(&pb, &inv, extra).into_result(())?;
+    let load = LoadArgs {
+        playbook: tmp.path(),
+        inventory: a.inventory.clone(),
+        extra_vars: vec![],
+        limit: Some(group.join(",")),
+        tags: vec![],
+        skip_tags: vec![],
+    };
+    let loaded = app::load_with(&load, extra.clone())?;
     let fresh = mode == Mode::Fresh;
     let ssh = SshOptions {
         host_key_checking: Some(HostKeyPolicy::AcceptNew),
@@ -410,7 +412,7 @@ fn run_group(
         check: a.check,
         diff: a.diff,
         forks: 50,
-        extra_vars: extra.clone(),
+        extra_vars: Map::new(),
         become_password,
         connector: HostConnector { ssh },
     };
@@ -419,7 +421,7 @@ fn run_group(
         diff: a.diff,
         verbose: a.verbose,
     };
-    Ok(execute(pb, inv, plan, opts, out))
+    Ok(app::execute(loaded, opts, out))
 }
 
 /// The more serious of two exit codes: unreachable > failed > drift > ok.

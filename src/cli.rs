@@ -1,26 +1,15 @@
-//! The command line: parses arguments, loads and checks input, runs, and maps the result to an
-//! exit code. Nothing here decides how a host is changed.
+//! The command line: parses arguments, hands them to [`crate::app`] (or the lab, timer and
+//! bootstrap commands) and prints. Nothing here decides how a host is changed or what a run's
+//! outcome means.
 
-use crate::diag::{Diag, Diags};
+use crate::app::{LoadArgs, bad_input, exit, load_all};
+use crate::diag::Diag;
 use crate::inventory::Inventory;
-use crate::output::{OutputOptions, Renderer};
-use crate::plan::{Plan, TagFilter};
-use crate::playbook::{self, Playbook};
-use crate::run::{self, HostConnector, RunOptions};
+use crate::output::OutputOptions;
+use crate::run::{HostConnector, RunOptions};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Map, Value as Json};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
-
-/// Exit codes users and monitoring can rely on.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const BAD_INPUT: i32 = 1;
-    pub const DRIFT: i32 = 2;
-    pub const FAILED: i32 = 3;
-    pub const UNREACHABLE: i32 = 4;
-}
+use serde_json::Value as Json;
+use std::path::PathBuf;
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -62,27 +51,6 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LabCmd,
     },
-}
-
-#[derive(Args, Clone)]
-pub(crate) struct LoadArgs {
-    /// The playbook file.
-    pub(crate) playbook: PathBuf,
-    /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
-    #[arg(short = 'i', long = "inventory", required = true)]
-    pub(crate) inventory: Vec<String>,
-    /// Extra variables: `k=v ...`, `@file.yml` or a JSON/YAML mapping (repeatable; highest precedence).
-    #[arg(short = 'e', long = "extra-vars")]
-    pub(crate) extra_vars: Vec<String>,
-    /// Only hosts matching this pattern.
-    #[arg(short = 'l', long)]
-    pub(crate) limit: Option<String>,
-    /// Only tasks with these tags (comma separated).
-    #[arg(short = 't', long, value_delimiter = ',')]
-    pub(crate) tags: Vec<String>,
-    /// Skip tasks with these tags (comma separated).
-    #[arg(long, value_delimiter = ',')]
-    pub(crate) skip_tags: Vec<String>,
 }
 
 #[derive(Args)]
@@ -174,20 +142,20 @@ pub fn main() -> i32 {
     match cli.cmd {
         Cmd::Apply(a) => apply(a),
         Cmd::Validate(l) => match load_all(&l) {
-            Ok((pb, _, plan, _)) => {
+            Ok(loaded) => {
                 println!(
                     "{}: {} plays, {} (host, task) nodes, no problems found",
-                    pb.path.display(),
-                    pb.plays.len(),
-                    plan.node_count()
+                    loaded.pb.path.display(),
+                    loaded.pb.plays.len(),
+                    loaded.plan.node_count()
                 );
                 exit::OK
             }
             Err(d) => bad_input(&d),
         },
         Cmd::Graph(l) => match load_all(&l) {
-            Ok((pb, _, plan, _)) => {
-                print!("{}", plan.to_dot(&pb));
+            Ok(loaded) => {
+                print!("{}", loaded.plan.to_dot(&loaded.pb));
                 exit::OK
             }
             Err(d) => bad_input(&d),
@@ -199,77 +167,6 @@ pub fn main() -> i32 {
         Cmd::Bootstrap(a) => crate::bootstrap::run(a),
         Cmd::Lab { cmd } => lab_cmd(cmd),
     }
-}
-
-pub(crate) fn bad_input(d: &Diags) -> i32 {
-    eprintln!("{d}");
-    let n = d.0.len();
-    eprintln!(
-        "\n{n} problem{} found; nothing was run on any host.",
-        if n == 1 { "" } else { "s" }
-    );
-    exit::BAD_INPUT
-}
-
-/// Loads inventory and playbook, builds the graph and checks templates: everything that can be
-/// wrong before a host is contacted.
-pub(crate) fn load_all(
-    l: &LoadArgs,
-) -> Result<(Playbook, Inventory, Plan, Map<String, Json>), Diags> {
-    let extra = parse_extra_vars(&l.extra_vars)?;
-    let pb_dir = l.playbook.parent().map(Path::to_path_buf);
-    let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
-    let pb_result = playbook::load(&l.playbook, &extra);
-    let (inv, pb) = match (inv_result, pb_result) {
-        (Ok(i), Ok(p)) => (i, p),
-        (a, b) => {
-            let mut all = Diags::default();
-            for d in [a.err(), b.err()].into_iter().flatten() {
-                all.0.extend(d.0);
-            }
-            return Err(all);
-        }
-    };
-    let tags = TagFilter {
-        only: l.tags.clone(),
-        skip: l.skip_tags.clone(),
-    };
-    let plan = Plan::build(&pb, &inv, l.limit.as_deref(), &tags)?;
-    let problems = crate::plan::check::check_templates(&pb, &inv, &extra);
-    problems.into_result((pb, inv, plan, extra))
-}
-
-/// `-e k=v k2=v2`, `-e @vars.yml`, `-e '{"k": 1}'`; later ones win.
-fn parse_extra_vars(items: &[String]) -> Result<Map<String, Json>, Diags> {
-    let mut out = Map::new();
-    for item in items {
-        let value = if let Some(file) = item.strip_prefix('@') {
-            crate::yaml::load_file(Path::new(file))?.to_json()
-        } else if item.trim_start().starts_with('{') {
-            crate::yaml::load_str(item, "--extra-vars")?.to_json()
-        } else {
-            let mut m = Map::new();
-            for word in shell_words::split(item)
-                .map_err(|e| Diag::new(format!("cannot parse --extra-vars '{item}': {e}")))?
-            {
-                let Some((k, v)) = word.split_once('=') else {
-                    return Err(Diag::new(format!(
-                        "--extra-vars '{word}' is not key=value, @file or a mapping"
-                    ))
-                    .into());
-                };
-                m.insert(k.to_string(), Json::String(v.to_string()));
-            }
-            Json::Object(m)
-        };
-        match value {
-            Json::Object(m) => out.extend(m),
-            _ => {
-                return Err(Diag::new(format!("--extra-vars '{item}' must give a mapping")).into());
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn secret_from(ask: bool, env: &str, prompt: &str) -> Option<String> {
@@ -286,7 +183,7 @@ fn secret_from(ask: bool, env: &str, prompt: &str) -> Option<String> {
 }
 
 fn apply(a: ApplyArgs) -> i32 {
-    let (pb, inv, plan, extra) = match load_all(&a.load) {
+    let loaded = match load_all(&a.load) {
         Ok(v) => v,
         Err(d) => return bad_input(&d),
     };
@@ -313,7 +210,7 @@ fn apply(a: ApplyArgs) -> i32 {
         check: a.check,
         diff: a.diff,
         forks: a.forks,
-        extra_vars: extra,
+        extra_vars: Default::default(),
         become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
         connector: HostConnector { ssh },
     };
@@ -322,73 +219,17 @@ fn apply(a: ApplyArgs) -> i32 {
         diff: a.diff,
         verbose: a.verbose,
     };
-    let (renderer, duration) = execute(pb, inv, plan, opts, out);
+    let done = crate::app::execute(loaded, opts, out);
     if !a.json {
-        print!("{}", renderer.recap(duration));
+        print!("{}", done.recap());
     }
     if let Some(path) = &a.report {
-        let text = serde_json::to_string_pretty(&renderer.report(duration)).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&done.report()).unwrap_or_default();
         if let Err(e) = std::fs::write(path, text) {
             eprintln!("cannot write report {}: {e}", path.display());
         }
     }
-    exit_code(&renderer, a.check)
-}
-
-/// Runs the plan on a tokio runtime and renders its events as they come.
-pub fn execute(
-    pb: Playbook,
-    inv: Inventory,
-    plan: Plan,
-    opts: RunOptions,
-    out: OutputOptions,
-) -> (Renderer, std::time::Duration) {
-    execute_with(Renderer::new(out), pb, inv, plan, opts)
-}
-
-/// [`execute`] with the caller's renderer (`prov scheduled-run`: a quiet one).
-pub(crate) fn execute_with(
-    mut renderer: Renderer,
-    pb: Playbook,
-    inv: Inventory,
-    plan: Plan,
-    opts: RunOptions,
-) -> (Renderer, std::time::Duration) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let started = Instant::now();
-    let renderer = rt.block_on(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let runner = tokio::spawn(run::run(
-            Arc::new(pb),
-            Arc::new(inv),
-            Arc::new(plan),
-            opts,
-            tx,
-        ));
-        while let Some(ev) = rx.recv().await {
-            renderer.handle(&ev);
-        }
-        let _ = runner.await;
-        renderer
-    });
-    (renderer, started.elapsed())
-}
-
-/// Exit code from the tallies: unreachable > failed > drift (in check mode) > ok.
-pub fn exit_code(r: &Renderer, check: bool) -> i32 {
-    let t = r.tallies();
-    if t.values().any(|h| h.unreachable) {
-        exit::UNREACHABLE
-    } else if t.values().any(|h| h.failed > 0) {
-        exit::FAILED
-    } else if check && t.values().any(|h| h.changed > 0) {
-        exit::DRIFT
-    } else {
-        exit::OK
-    }
+    done.exit_code()
 }
 
 fn inventory_cmd(a: InventoryArgs) -> i32 {

@@ -4,10 +4,12 @@
 //! (graph of (host, task) nodes) → `run` (scheduler) → `modules` over `connection` → events →
 //! `output`.
 
+pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod connection;
 pub mod diag;
+pub mod events;
 pub mod facts;
 pub mod host;
 pub mod inventory;

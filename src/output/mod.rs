@@ -1,108 +1,14 @@
 //! Output renders events; it never decides anything. The runner sends [`Event`]s over a
 //! channel; [`Renderer`] turns them into progress bars and Ansible-style lines (or JSON lines
-//! with `--json`) and keeps the tallies for the recap and the `--report` file.
+//! with `--json`) and keeps the results for the `--report` file; the counts come from the
+//! caller's [`Tally`].
 
+use crate::events::{Event, Status, Tally, TaskResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Changed,
-    Failed,
-    Skipped,
-    Unreachable,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    RunStart {
-        hosts: Vec<String>,
-        nodes: usize,
-        check: bool,
-    },
-    PlayStart {
-        name: String,
-        hosts: Vec<String>,
-    },
-    TaskStart {
-        host: String,
-        task: String,
-    },
-    TaskDone(TaskResult),
-    /// A host walked its whole chain.
-    HostDone {
-        host: String,
-    },
-    RunEnd {
-        duration_ms: u64,
-    },
-}
-
-/// One finished (host, task) node.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskResult {
-    pub host: String,
-    pub task: String,
-    pub status: Status,
-    pub changed: bool,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub msg: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
-    /// A failure that `ignore_errors` turned into ok.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub ignored: bool,
-    /// A failure caught by a block's `rescue`: counted as rescued, not failed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub rescued: bool,
-    /// Milliseconds from the start of the run to the start of the task.
-    pub start_ms: u64,
-    pub duration_ms: u64,
-    /// Handler runs and other nodes that the recap does not count twice.
-    #[serde(skip)]
-    pub quiet: bool,
-    /// Show `msg` on the line (failures, `debug`).
-    #[serde(skip)]
-    pub show_msg: bool,
-}
-
-impl TaskResult {
-    /// A result with nothing but who, what and how; the rest is filled in by the caller.
-    pub fn new(host: &str, task: &str, status: Status) -> TaskResult {
-        TaskResult {
-            host: host.to_string(),
-            task: task.to_string(),
-            status,
-            changed: status == Status::Changed,
-            msg: String::new(),
-            diff: None,
-            ignored: false,
-            rescued: false,
-            start_ms: 0,
-            duration_ms: 0,
-            quiet: false,
-            show_msg: matches!(status, Status::Failed | Status::Unreachable),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct HostTally {
-    pub ok: u64,
-    pub changed: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub rescued: u64,
-    pub ignored: u64,
-    pub unreachable: bool,
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OutputOptions {
@@ -114,10 +20,8 @@ pub struct OutputOptions {
 /// Consumes events; prints as they come; remembers what the recap and report need.
 pub struct Renderer {
     opts: OutputOptions,
-    tallies: BTreeMap<String, HostTally>,
     results: Vec<TaskResult>,
     bars: Option<Bars>,
-    check: bool,
     /// Print nothing (see [`Renderer::quiet`]).
     quiet: bool,
 }
@@ -132,10 +36,8 @@ impl Renderer {
     pub fn new(opts: OutputOptions) -> Renderer {
         Renderer {
             opts,
-            tallies: BTreeMap::new(),
             results: vec![],
             bars: None,
-            check: false,
             quiet: false,
         }
     }
@@ -152,11 +54,7 @@ impl Renderer {
             println!("{}", serde_json::to_string(ev).unwrap_or_default());
         }
         match ev {
-            Event::RunStart {
-                hosts,
-                nodes,
-                check,
-            } => self.start(hosts, *nodes, *check),
+            Event::RunStart { hosts, nodes, .. } => self.start(hosts, *nodes),
             Event::PlayStart { name, hosts } => {
                 self.line(&format!(
                     "\nPLAY [{name}] ({} hosts) {}",
@@ -187,11 +85,7 @@ impl Renderer {
         }
     }
 
-    fn start(&mut self, hosts: &[String], nodes: usize, check: bool) {
-        self.check = check;
-        for h in hosts {
-            self.tallies.entry(h.clone()).or_default();
-        }
+    fn start(&mut self, hosts: &[String], nodes: usize) {
         // Progress bars only on a terminal: logs and pipes get plain lines.
         if self.opts.json || self.quiet || !std::io::stderr().is_terminal() {
             return;
@@ -223,25 +117,8 @@ impl Renderer {
 
     fn task_done(&mut self, r: &TaskResult) {
         self.results.push(r.clone());
-        // Nodes a host did not run after its failure are in the report, not in the tallies.
         if r.quiet {
             return;
-        }
-        let t = self.tallies.entry(r.host.clone()).or_default();
-        match r.status {
-            Status::Ok if r.ignored => {
-                t.ok += 1;
-                t.ignored += 1
-            }
-            Status::Ok => t.ok += 1,
-            Status::Changed => {
-                t.ok += 1;
-                t.changed += 1
-            }
-            Status::Failed if r.rescued => t.rescued += 1,
-            Status::Failed => t.failed += 1,
-            Status::Skipped => t.skipped += 1,
-            Status::Unreachable => t.unreachable = true,
         }
         if let Some(b) = &self.bars {
             b.overall.inc(1);
@@ -279,25 +156,21 @@ impl Renderer {
         }
     }
 
-    pub fn tallies(&self) -> &BTreeMap<String, HostTally> {
-        &self.tallies
-    }
-
     pub fn results(&self) -> &[TaskResult] {
         &self.results
     }
 
     /// The per-host recap table and total time.
-    pub fn recap(&self, duration: Duration) -> String {
-        let width = self
-            .tallies
+    pub fn recap(&self, tally: &Tally, duration: Duration) -> String {
+        let width = tally
+            .hosts
             .keys()
             .map(String::len)
             .max()
             .unwrap_or(4)
             .max(4);
         let mut out = format!("\nPLAY RECAP {}\n", "*".repeat(50));
-        for (h, t) in &self.tallies {
+        for (h, t) in &tally.hosts {
             out.push_str(&format!(
                 "{h:<width$} : ok={:<4} changed={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4} unreachable={}\n",
                 t.ok, t.changed, t.failed, t.skipped, t.rescued, t.ignored, u8::from(t.unreachable)
@@ -308,7 +181,7 @@ impl Renderer {
     }
 
     /// The `--report` JSON (keys fixed by DESIGN.md).
-    pub fn report(&self, duration: Duration) -> Json {
+    pub fn report(&self, tally: &Tally, duration: Duration) -> Json {
         let tasks: Vec<Json> = self
             .results
             .iter()
@@ -331,6 +204,6 @@ impl Renderer {
                 t
             })
             .collect();
-        json!({ "hosts": self.tallies, "tasks": tasks, "duration_ms": duration.as_millis() as u64, "check": self.check })
+        json!({ "hosts": tally.hosts, "tasks": tasks, "duration_ms": duration.as_millis() as u64, "check": tally.check })
     }
 }

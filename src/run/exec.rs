@@ -4,8 +4,8 @@
 use super::NodeEnd;
 use super::state::{HostRun, Shared};
 use crate::connection::Become;
+use crate::events::{Status, TaskResult};
 use crate::modules::{ModError, ModuleCtx, Outcome};
-use crate::output::{Status, TaskResult};
 use crate::playbook::{Play, Section, Task, TaskAction};
 use crate::template::{Templar, Vars, truthy};
 use petgraph::graph::NodeIndex;
@@ -162,7 +162,7 @@ async fn run_reported(
     ti: usize,
     task: &Task,
 ) -> NodeResult {
-    let _ = sh.tx.send(crate::output::Event::TaskStart {
+    let _ = sh.tx.send(crate::events::Event::TaskStart {
         host: hr.host.clone(),
         task: task.display_name(),
     });
@@ -234,7 +234,7 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
         if !hit || hr.failed || hr.unreachable {
             continue;
         }
-        let _ = sh.tx.send(crate::output::Event::TaskStart {
+        let _ = sh.tx.send(crate::events::Event::TaskStart {
             host: hr.host.clone(),
             task: h.display_name(),
         });

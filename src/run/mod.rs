@@ -12,8 +12,8 @@ mod state;
 
 pub use state::HostConnector;
 
+use crate::events::{Event, Status, TaskResult};
 use crate::inventory::Inventory;
-use crate::output::{Event, Status, TaskResult};
 use crate::plan::{EdgeKind, Plan};
 use crate::playbook::Playbook;
 use petgraph::Direction;

@@ -4,8 +4,8 @@
 use super::{NodeEnd, RunOptions};
 use crate::connection::Connection;
 use crate::connection::local::LocalConnection;
+use crate::events::Event;
 use crate::inventory::Inventory;
-use crate::output::Event;
 use crate::plan::Plan;
 use crate::playbook::{BlockFrame, Playbook, Section};
 use crate::template::{Vars, to_value};

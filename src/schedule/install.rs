@@ -14,7 +14,7 @@ use super::{
     BIN, LOCK_FILE, PROJECT_DIR, RECORD_FILE, REPORTS_DIR, STATE_DIR, ScheduleArgs, Target, UNIT,
     host_vars, path_str,
 };
-use crate::cli::LoadArgs;
+use crate::app::LoadArgs;
 use crate::host::probe::{Reader, file_script};
 use crate::host::systemd::{MARKER, quote_word};
 use crate::host::write::{self, FileWrite};

@@ -24,7 +24,7 @@ mod run;
 
 pub use run::{RunArgs, scheduled_run};
 
-use crate::cli::{self, LoadArgs, exit};
+use crate::app::{self, LoadArgs, exit};
 use crate::connection::{Become, ConnError, Connection, ExecResult};
 use crate::diag::Diag;
 use crate::inventory::Inventory;
@@ -277,9 +277,11 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
         tags: a.tags.clone(),
         skip_tags: a.skip_tags.clone(),
     };
-    let (_pb, inv, plan, extra) = match cli::load_all(&load) {
+    let app::Loaded {
+        inv, plan, extra, ..
+    } = match app::load_all(&load) {
         Ok(v) => v,
-        Err(d) => return cli::bad_input(&d),
+        Err(d) => return app::bad_input(&d),
     };
     if let Err(code) = check_on(a.on.as_deref(), Some(&inv)) {
         return code;
@@ -307,7 +309,7 @@ fn remove(a: &ScheduleArgs) -> i32 {
     } else {
         match Inventory::load(&a.inventory, None) {
             Ok(i) => Some(i),
-            Err(d) => return cli::bad_input(&d),
+            Err(d) => return app::bad_input(&d),
         }
     };
     if let Err(code) = check_on(a.on.as_deref(), inv.as_ref()) {
@@ -372,7 +374,7 @@ pub fn reports(a: ReportsArgs) -> i32 {
 fn reports_on(a: &ReportsArgs, host: &str) -> i32 {
     let inv = match Inventory::load(&a.inventory, None) {
         Ok(i) => i,
-        Err(d) => return cli::bad_input(&d),
+        Err(d) => return app::bad_input(&d),
     };
     if let Err(code) = check_on(Some(host), Some(&inv)) {
         return code;

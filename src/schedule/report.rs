@@ -2,7 +2,7 @@
 //! host), the one-line summary written to the journal, the report files (one JSON file per
 //! run, named by its UTC start time, pruned to the newest N) and the `prov reports` listing.
 
-use crate::output::{HostTally, Status, TaskResult};
+use crate::events::{HostTally, Status, TaskResult};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! on stdout (the journal) and an exit code that makes drift visible to systemd.
 
 use super::report::{self, Findings};
-use crate::cli::{self, LoadArgs, exit};
+use crate::app::{self, LoadArgs, exit};
 use crate::output::{OutputOptions, Renderer};
 use crate::run::{HostConnector, RunOptions};
 use clap::Args;
@@ -91,7 +91,7 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
     let started = SystemTime::now();
     let t0 = Instant::now();
     let check = a.check_only;
-    let (mut report, code, summary) = match cli::load_all(&a.load) {
+    let (mut report, code, summary) = match app::load_all(&a.load) {
         Err(d) => {
             // The whole diagnosis goes to stderr (the journal too); the summary names the first.
             eprintln!("{d}");
@@ -102,12 +102,12 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
             let report = json!({"hosts": {}, "tasks": [], "error": text});
             (report, exit::BAD_INPUT, summary)
         }
-        Ok((pb, inv, plan, extra)) => {
+        Ok(loaded) => {
             let opts = RunOptions {
                 check,
                 diff: true,
                 forks: a.forks,
-                extra_vars: extra,
+                extra_vars: Default::default(),
                 become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
                 connector: HostConnector::default(),
             };
@@ -120,14 +120,14 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
                 0 => Renderer::new(out).quiet(),
                 _ => Renderer::new(out),
             };
-            let (renderer, duration) = cli::execute_with(renderer, pb, inv, plan, opts);
-            let findings = Findings::from_results(renderer.results(), renderer.tallies());
+            let done = app::execute_with(renderer, loaded, opts);
+            let findings = Findings::from_results(done.renderer.results(), &done.tally.hosts);
             // `prov apply` exits 0 after correcting drift; a scheduled run makes it visible.
-            let mut code = cli::exit_code(&renderer, check);
+            let mut code = done.exit_code();
             if code == exit::OK && !findings.changed.is_empty() {
                 code = exit::DRIFT;
             }
-            let mut report = renderer.report(duration);
+            let mut report = done.report();
             report["findings"] = findings.to_json();
             (report, code, findings.summary(check))
         }

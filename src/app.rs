@@ -1,0 +1,190 @@
+//! What every entry point does with a playbook: load and check it (everything that can be
+//! wrong before a host is contacted), run it, and count what happened. `prov apply`,
+//! `prov scheduled-run` and `prov bootstrap` all go through here, so they load, check and
+//! judge a run the same way; the command line only parses arguments and prints.
+
+use crate::diag::{Diag, Diags};
+use crate::events::Tally;
+pub use crate::events::exit;
+use crate::inventory::Inventory;
+use crate::output::{OutputOptions, Renderer};
+use crate::plan::{Plan, TagFilter};
+use crate::playbook::{self, Playbook};
+use crate::run::{self, RunOptions};
+use clap::Args;
+use serde_json::{Map, Value as Json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Clone)]
+pub struct LoadArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
+    #[arg(short = 'i', long = "inventory", required = true)]
+    pub inventory: Vec<String>,
+    /// Extra variables: `k=v ...`, `@file.yml` or a JSON/YAML mapping (repeatable; highest precedence).
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// Only hosts matching this pattern.
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+    /// Only tasks with these tags (comma separated).
+    #[arg(short = 't', long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+}
+
+/// A playbook loaded and checked, with its inventory, graph and extra variables.
+pub struct Loaded {
+    pub pb: Playbook,
+    pub inv: Inventory,
+    pub plan: Plan,
+    pub extra: Map<String, Json>,
+}
+
+/// A finished run: what was rendered, the counts, and how long it took.
+pub struct Finished {
+    pub renderer: Renderer,
+    pub tally: Tally,
+    pub duration: Duration,
+}
+
+impl Finished {
+    pub fn exit_code(&self) -> i32 {
+        self.tally.exit_code()
+    }
+
+    pub fn recap(&self) -> String {
+        self.renderer.recap(&self.tally, self.duration)
+    }
+
+    pub fn report(&self) -> Json {
+        self.renderer.report(&self.tally, self.duration)
+    }
+}
+
+pub fn bad_input(d: &Diags) -> i32 {
+    eprintln!("{d}");
+    let n = d.0.len();
+    eprintln!(
+        "\n{n} problem{} found; nothing was run on any host.",
+        if n == 1 { "" } else { "s" }
+    );
+    exit::BAD_INPUT
+}
+
+/// Loads inventory and playbook, builds the graph and checks templates: everything that can be
+/// wrong before a host is contacted.
+pub fn load_all(l: &LoadArgs) -> Result<Loaded, Diags> {
+    load_with(l, parse_extra_vars(&l.extra_vars)?)
+}
+
+/// [`load_all`] with extra variables given as values (`l.extra_vars` is not read).
+pub fn load_with(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> {
+    let pb_dir = l.playbook.parent().map(Path::to_path_buf);
+    let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
+    let pb_result = playbook::load(&l.playbook, &extra);
+    let (inv, pb) = match (inv_result, pb_result) {
+        (Ok(i), Ok(p)) => (i, p),
+        (a, b) => {
+            let mut all = Diags::default();
+            for d in [a.err(), b.err()].into_iter().flatten() {
+                all.0.extend(d.0);
+            }
+            return Err(all);
+        }
+    };
+    let tags = TagFilter {
+        only: l.tags.clone(),
+        skip: l.skip_tags.clone(),
+    };
+    let plan = Plan::build(&pb, &inv, l.limit.as_deref(), &tags)?;
+    let problems = crate::plan::check::check_templates(&pb, &inv, &extra);
+    problems.into_result(Loaded {
+        pb,
+        inv,
+        plan,
+        extra,
+    })
+}
+
+/// `-e k=v k2=v2`, `-e @vars.yml`, `-e '{"k": 1}'`; later ones win.
+fn parse_extra_vars(items: &[String]) -> Result<Map<String, Json>, Diags> {
+    let mut out = Map::new();
+    for item in items {
+        let value = if let Some(file) = item.strip_prefix('@') {
+            crate::yaml::load_file(Path::new(file))?.to_json()
+        } else if item.trim_start().starts_with('{') {
+            crate::yaml::load_str(item, "--extra-vars")?.to_json()
+        } else {
+            let mut m = Map::new();
+            for word in shell_words::split(item)
+                .map_err(|e| Diag::new(format!("cannot parse --extra-vars '{item}': {e}")))?
+            {
+                let Some((k, v)) = word.split_once('=') else {
+                    return Err(Diag::new(format!(
+                        "--extra-vars '{word}' is not key=value, @file or a mapping"
+                    ))
+                    .into());
+                };
+                m.insert(k.to_string(), Json::String(v.to_string()));
+            }
+            Json::Object(m)
+        };
+        match value {
+            Json::Object(m) => out.extend(m),
+            _ => {
+                return Err(Diag::new(format!("--extra-vars '{item}' must give a mapping")).into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the plan on a tokio runtime, counting and rendering its events as they come.
+pub fn execute(loaded: Loaded, opts: RunOptions, out: OutputOptions) -> Finished {
+    execute_with(Renderer::new(out), loaded, opts)
+}
+
+/// [`execute`] with the caller's renderer (`prov scheduled-run`: a quiet one).
+/// The run's extra variables are the loaded ones (`opts.extra_vars` is replaced).
+pub fn execute_with(mut renderer: Renderer, loaded: Loaded, mut opts: RunOptions) -> Finished {
+    let Loaded {
+        pb,
+        inv,
+        plan,
+        extra,
+    } = loaded;
+    opts.extra_vars = extra;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    let (renderer, tally) = rt.block_on(async move {
+        let mut tally = Tally::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let runner = tokio::spawn(run::run(
+            Arc::new(pb),
+            Arc::new(inv),
+            Arc::new(plan),
+            opts,
+            tx,
+        ));
+        while let Some(ev) = rx.recv().await {
+            tally.observe(&ev);
+            renderer.handle(&ev);
+        }
+        let _ = runner.await;
+        (renderer, tally)
+    });
+    Finished {
+        renderer,
+        tally,
+        duration: started.elapsed(),
+    }
+}
