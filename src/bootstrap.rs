@@ -269,7 +269,7 @@ pub fn run(a: BootstrapArgs) -> i32 {
         ))
         .into());
     }
-    if let Err(e) = crate::modules::user::check_name("user", &a.admin_user) {
+    if let Err(e) = crate::host::accounts::check_name("user", &a.admin_user) {
         return bad(Diag::new(format!("--admin-user: {e}")).into());
     }
     let tmp = match TempPlaybook::write() {

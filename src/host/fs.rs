@@ -12,7 +12,7 @@
 use super::attrs::{FileAttrs, chmod_arg, fmt_mode, plan_attrs};
 use super::text::{content_diff, join_diff, sha1_hex};
 use super::write::{FileWrite, write_file};
-use super::{ModError, ModuleCtx, Outcome, fail};
+use super::{ModError, ModResult, ModuleCtx, Outcome, fail};
 use crate::shell::{quote, quote_path};
 use serde_json::{Map, json};
 
@@ -479,6 +479,64 @@ pub async fn converge_file(
         .await?;
     }
     Ok(o)
+}
+
+/// A file to put on the host: shared by `copy` and `template`.
+pub struct Deliver<'a> {
+    pub dest: &'a str,
+    pub content: &'a [u8],
+    /// The source's file name, used when `dest` is a directory.
+    pub basename: Option<String>,
+    pub attrs: super::attrs::FileAttrs,
+    pub backup: bool,
+    /// Replace an existing file whose content differs (else only attributes are managed).
+    pub force: bool,
+    pub validate: Option<&'a str>,
+}
+
+/// Ensures `dest` has the given content and attributes: one probe, then at most one change.
+pub async fn deliver(ctx: &ModuleCtx<'_>, d: &Deliver<'_>) -> ModResult {
+    let (path, into_dir, mkdir_parent) = if d.dest.ends_with('/') {
+        match &d.basename {
+            Some(b) => (format!("{}{b}", d.dest), None, true),
+            None => {
+                return fail(format!(
+                    "dest '{}' is a directory: give a file name to write content to",
+                    d.dest
+                ));
+            }
+        }
+    } else {
+        (d.dest.to_string(), d.basename.clone(), false)
+    };
+    let found = read_paths(
+        ctx,
+        &[Target::new(&path).checksum("sha1").into_dir(into_dir)],
+        false,
+        None,
+    )
+    .await?;
+    let cur = &found.entries[0];
+    if cur.kind == Kind::Directory {
+        return fail(format!(
+            "dest '{}' is a directory: give a file name to write content to",
+            cur.path
+        ));
+    }
+    let content = (d.force || !cur.exists()).then_some(d.content);
+    converge_file(
+        ctx,
+        cur,
+        &FileWant {
+            content,
+            old_content: None,
+            attrs: &d.attrs,
+            backup: d.backup,
+            validate: d.validate,
+            mkdir_parent,
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -5,10 +5,14 @@
 //! files, [`write`] is the one atomic, verified file write, [`probe`] the one format for
 //! reading several values and files back from one command, [`attrs`] computes modes and
 //! ownership, [`edit`] edits files in place, [`systemd`] renders unit files, [`text`] makes
-//! checksums, diffs and scrubs secrets. Every value reaches the remote shell through
+//! checksums, diffs and scrubs secrets; [`apt`], [`docker`] and [`accounts`] hold what the
+//! modules of one family share. Every value reaches the remote shell through
 //! [`crate::shell::quote`].
 
+pub mod accounts;
+pub mod apt;
 pub mod attrs;
+pub mod docker;
 pub mod edit;
 pub mod fs;
 pub mod probe;

@@ -195,3 +195,111 @@ impl Harness {
 pub fn decode<T: serde::de::DeserializeOwned>(args: Json) -> Result<T, String> {
     serde_json::from_value(args).map_err(|e| e.to_string())
 }
+
+/// One expected command of a [`Scripted`] connection and its canned answer.
+struct Step {
+    /// A text the command must contain (what identifies it: `docker info`, `dpkg-query`).
+    needle: String,
+    result: Result<ExecResult, ConnError>,
+}
+
+/// A fake connection for unit tests of a module's decisions: it answers each command, in
+/// order, from a script, and fails the test on a command nobody expected. The test states
+/// the host's state as probe outputs and checks which commands the module issued and what it
+/// reported; the lab tests keep checking that those commands do the right thing for real.
+#[derive(Default)]
+pub struct Scripted {
+    steps: std::sync::Mutex<std::collections::VecDeque<Step>>,
+    seen: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl Scripted {
+    pub fn new() -> Scripted {
+        Scripted::default()
+    }
+
+    /// Expects a command containing `needle`; it succeeds and prints `stdout`.
+    pub fn ok(self, needle: &str, stdout: &str) -> Scripted {
+        self.answer(needle, 0, stdout, "")
+    }
+
+    /// Expects a command containing `needle`; it exits `rc` with this output.
+    pub fn answer(self, needle: &str, rc: i32, stdout: &str, stderr: &str) -> Scripted {
+        let result = Ok(ExecResult {
+            rc,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        });
+        self.push(needle, result)
+    }
+
+    /// Expects a command containing `needle`; the host stops answering.
+    pub fn unreachable(self, needle: &str) -> Scripted {
+        self.push(
+            needle,
+            Err(ConnError::Unreachable("connection lost".into())),
+        )
+    }
+
+    fn push(self, needle: &str, result: Result<ExecResult, ConnError>) -> Scripted {
+        self.steps.lock().expect("lock").push_back(Step {
+            needle: needle.to_string(),
+            result,
+        });
+        self
+    }
+
+    /// The commands run so far, in order.
+    pub fn commands(&self) -> Vec<String> {
+        let seen = self.seen.lock().expect("lock");
+        seen.iter().map(|(c, _)| c.clone()).collect()
+    }
+
+    /// What the `i`-th command got on stdin.
+    pub fn stdin(&self, i: usize) -> Vec<u8> {
+        self.seen.lock().expect("lock")[i].1.clone()
+    }
+
+    /// Fails the test when an expected command was never run.
+    pub fn assert_done(&self) {
+        let left: Vec<String> = self
+            .steps
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|s| s.needle.clone())
+            .collect();
+        assert!(left.is_empty(), "expected commands never ran: {left:?}");
+    }
+
+    /// Runs `def` with `args` against this script (check mode when `check`), with a diff.
+    pub async fn run(&self, def: &ModuleDef, args: Json, check: bool) -> ModResult {
+        let templar = Vars::new().into_templar();
+        let ctx = ModuleCtx {
+            conn: self,
+            become_: Become::default(),
+            check,
+            diff: true,
+            templar: &templar,
+            search_dirs: vec![],
+            env: vec![],
+        };
+        (def.run)(&ctx, args).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Connection for Scripted {
+    async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .push((cmd.to_string(), stdin.unwrap_or_default().to_vec()));
+        let step = self.steps.lock().expect("lock").pop_front();
+        match step {
+            Some(s) if cmd.contains(&s.needle) => s.result,
+            Some(s) => panic!("expected a command containing {:?}, got:\n{cmd}", s.needle),
+            None => panic!("unexpected command:\n{cmd}"),
+        }
+    }
+}

@@ -22,8 +22,8 @@
 //! never on a command line (sudo logs command lines), and never appear in messages, errors or
 //! diffs. The repository is named by its file name only.
 
-use super::apt::{SH_UPDATE_FAILED, redact_urls, tail};
 use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::apt::{APT_ENV, SH_UPDATE_FAILED, redact_urls, tail};
 use crate::host::attrs::normalize_mode;
 use crate::host::text::sha1_hex;
 use crate::shell::quote;
@@ -330,7 +330,7 @@ fn key_source(ctx: &ModuleCtx<'_>, s: &str) -> Result<KeySource, ModError> {
     }
     fail(format!(
         "signed_by: key file '{path}' not found in files/ of {}",
-        super::copy::search_list(ctx)
+        crate::search_path::describe(&ctx.search_dirs)
     ))
 }
 
@@ -648,7 +648,7 @@ fn change_script(stem: &str, c: &Change, mode: &str) -> String {
              -o APT::Get::List-Cleanup=0 -o DPkg::Lock::Timeout=60 2>&1); r=$?\n\
              if [ $r != 0 ] || printf '%s\\n' \"$o\" | {SH_UPDATE_FAILED}; then \
              restore \"$@\"; printf '%s\\n' \"$o\" >&2; exit 3; fi\n",
-            super::apt::APT_ENV
+            APT_ENV
         ));
     }
     s.push_str("exit 0\n");

@@ -14,8 +14,8 @@
 //! controls could hand any file on the host to the user, and sshd's StrictModes would
 //! ignore such a file anyway.
 
-use super::user::check_name;
 use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::accounts::check_name;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
 use base64::Engine as _;

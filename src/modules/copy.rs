@@ -6,7 +6,7 @@
 
 use super::{Caps, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
-use crate::host::fs::{FileWant, Kind, Target, basename, converge_file, read_paths};
+use crate::host::fs::{Deliver, basename, deliver};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -70,7 +70,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             let Some(local) = ctx.find_local("files", src) else {
                 return fail(format!(
                     "could not find src '{src}' in files/ of {}",
-                    search_list(ctx)
+                    crate::search_path::describe(&ctx.search_dirs)
                 ));
             };
             if local.is_dir() {
@@ -101,72 +101,6 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         o.data.insert("src".into(), json!(src));
     }
     Ok(o)
-}
-
-pub(crate) fn search_list(ctx: &ModuleCtx<'_>) -> String {
-    ctx.search_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A file to put on the host: shared by `copy` and `template`.
-pub(crate) struct Deliver<'a> {
-    pub dest: &'a str,
-    pub content: &'a [u8],
-    /// The source's file name, used when `dest` is a directory.
-    pub basename: Option<String>,
-    pub attrs: crate::host::attrs::FileAttrs,
-    pub backup: bool,
-    /// Replace an existing file whose content differs (else only attributes are managed).
-    pub force: bool,
-    pub validate: Option<&'a str>,
-}
-
-/// Ensures `dest` has the given content and attributes: one probe, then at most one change.
-pub(crate) async fn deliver(ctx: &ModuleCtx<'_>, d: &Deliver<'_>) -> ModResult {
-    let (path, into_dir, mkdir_parent) = if d.dest.ends_with('/') {
-        match &d.basename {
-            Some(b) => (format!("{}{b}", d.dest), None, true),
-            None => {
-                return fail(format!(
-                    "dest '{}' is a directory: give a file name to write content to",
-                    d.dest
-                ));
-            }
-        }
-    } else {
-        (d.dest.to_string(), d.basename.clone(), false)
-    };
-    let found = read_paths(
-        ctx,
-        &[Target::new(&path).checksum("sha1").into_dir(into_dir)],
-        false,
-        None,
-    )
-    .await?;
-    let cur = &found.entries[0];
-    if cur.kind == Kind::Directory {
-        return fail(format!(
-            "dest '{}' is a directory: give a file name to write content to",
-            cur.path
-        ));
-    }
-    let content = (d.force || !cur.exists()).then_some(d.content);
-    converge_file(
-        ctx,
-        cur,
-        &FileWant {
-            content,
-            old_content: None,
-            attrs: &d.attrs,
-            backup: d.backup,
-            validate: d.validate,
-            mkdir_parent,
-        },
-    )
-    .await
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! containers are attached unless `force` (then they are disconnected first). A change is one
 //! command, which also returns the new network's inspect data.
 
-use super::docker_swarm::{NO_DOCKER, no_docker, require_docker};
 use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;

@@ -4,8 +4,8 @@
 //! `Down` entry of a node that left and joined again, every node is inspected and the ready
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
-use super::docker_swarm::{NO_DOCKER, no_docker, require_docker};
 use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
 use crate::host::text::scrub;
 use crate::host::text::unified_diff;
 use crate::shell::quote;

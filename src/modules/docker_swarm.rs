@@ -12,6 +12,7 @@
 //! could echo one is scrubbed.
 
 use super::{Caps, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;
@@ -115,26 +116,6 @@ impl SwarmInfo {
             .as_ref()
             .map(|c| c.id.as_str())
             .filter(|s| !s.is_empty())
-    }
-}
-
-/// The first line of a probe when the docker CLI is missing.
-pub(crate) const NO_DOCKER: &str = "NODOCKER";
-
-/// Shell prefix that reports a missing docker CLI as [`NO_DOCKER`].
-pub(crate) fn require_docker() -> String {
-    format!("command -v docker >/dev/null 2>&1 || {{ echo {NO_DOCKER}; exit 0; }}\n")
-}
-
-/// The outcome for a missing docker CLI: in check mode, an earlier task (not run) would
-/// install it, so the change is reported; else the task fails.
-pub(crate) fn no_docker(ctx: &ModuleCtx<'_>, would: &str) -> ModResult {
-    if ctx.check {
-        Ok(Outcome::changed(format!(
-            "docker is not installed (yet): would {would}"
-        )))
-    } else {
-        fail("docker is not installed on the host (no `docker` command)")
     }
 }
 
@@ -691,5 +672,55 @@ mod tests {
         assert!(check_addr("a", "--force").is_err());
         assert!(check_addr("a", "1.2.3.4; reboot").is_err());
         assert!(check_addr("a", "eth0").is_ok());
+    }
+
+    /// Given what `docker info` says, which commands the module issues (fake connection).
+    #[tokio::test]
+    async fn absent_leaves_only_an_active_swarm() {
+        use crate::host::testing::Scripted;
+        let def = crate::modules::ModuleDef::of::<DockerSwarmModule>();
+        let worker = format!("S {}\n", WORKER.trim());
+        let absent = serde_json::json!({"state": "absent"});
+
+        let conn = Scripted::new()
+            .ok("docker info", &worker)
+            .ok("docker swarm leave >/dev/null", "");
+        let o = conn.run(&def, absent.clone(), false).await.unwrap();
+        assert!(o.changed && o.msg == "left the swarm", "{o:?}");
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("docker info", &worker);
+        let o = conn.run(&def, absent.clone(), true).await.unwrap();
+        assert!(o.changed, "check mode reports the change");
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("docker info", &format!("S {INACTIVE}\n"));
+        let o = conn.run(&def, absent.clone(), false).await.unwrap();
+        assert!(!o.changed);
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("docker info", &worker).answer(
+            "docker swarm leave",
+            1,
+            "",
+            "Error: node is the last manager",
+        );
+        let e = conn.run(&def, absent.clone(), false).await.unwrap_err();
+        assert!(e.to_string().contains("last manager"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_docker_fails_unless_checking() {
+        use crate::host::testing::Scripted;
+        let def = crate::modules::ModuleDef::of::<DockerSwarmModule>();
+        let present = serde_json::json!({"state": "present"});
+        let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
+        assert!(conn.run(&def, present.clone(), false).await.is_err());
+        let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
+        let o = conn.run(&def, present, true).await.unwrap();
+        assert!(
+            o.changed && o.msg.contains("would initialise a swarm"),
+            "{o:?}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! `group`: local groups. One probe (`getent group`) and at most one `groupadd`, `groupmod` or
 //! `groupdel`.
 
-use super::user::check_name;
 use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::accounts::check_name;
 use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, json};

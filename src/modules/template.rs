@@ -2,10 +2,10 @@
 //! task's variables, then puts the result on the host exactly as `copy` does (same code, same
 //! single probe on the no-change path).
 
-use super::copy::{Deliver, deliver, search_list};
 use super::{Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
 use crate::host::fs::basename;
+use crate::host::fs::{Deliver, deliver};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -57,7 +57,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let Some(local) = ctx.find_local("templates", src) else {
         return fail(format!(
             "could not find template '{src}' in templates/ of {}",
-            search_list(ctx)
+            crate::search_path::describe(&ctx.search_dirs)
         ));
     };
     let text = std::fs::read_to_string(&local)

@@ -6,6 +6,7 @@
 //! diffs: it travels on stdin, and the probe compares it on the host.
 
 use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::accounts::check_name;
 use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -65,22 +66,6 @@ impl Module for UserModule {
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
-    }
-}
-
-/// User and group names: what shadow-utils accept, and never an option or a number (which
-/// `getent`/`id` would read as an id).
-pub(crate) fn check_name(kind: &str, n: &str) -> Result<(), ModError> {
-    let ok = !n.is_empty()
-        && n.len() <= 256
-        && !n.starts_with('-')
-        && !n.bytes().all(|b| b.is_ascii_digit())
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b) || b == b'$' || b >= 0x80);
-    if ok {
-        Ok(())
-    } else {
-        fail(format!("invalid {kind} name '{n}'"))
     }
 }
 

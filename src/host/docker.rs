@@ -1,0 +1,24 @@
+//! What every docker module shares: finding out, in the same command as the state read,
+//! whether the docker CLI is there at all.
+
+use super::{ModResult, ModuleCtx, Outcome, fail};
+
+/// The first line of a probe when the docker CLI is missing.
+pub const NO_DOCKER: &str = "NODOCKER";
+
+/// Shell prefix that reports a missing docker CLI as [`NO_DOCKER`].
+pub fn require_docker() -> String {
+    format!("command -v docker >/dev/null 2>&1 || {{ echo {NO_DOCKER}; exit 0; }}\n")
+}
+
+/// The outcome for a missing docker CLI: in check mode, an earlier task (not run) would
+/// install it, so the change is reported; else the task fails.
+pub fn no_docker(ctx: &ModuleCtx<'_>, would: &str) -> ModResult {
+    if ctx.check {
+        Ok(Outcome::changed(format!(
+            "docker is not installed (yet): would {would}"
+        )))
+    } else {
+        fail("docker is not installed on the host (no `docker` command)")
+    }
+}
