@@ -127,6 +127,9 @@ pub struct ModuleDef {
     pub params: fn() -> &'static [&'static str],
     /// Decodes and validates arguments without running anything.
     pub check: fn(&Json) -> Result<(), ArgError>,
+    /// Only decodes (types, unknown keys): for a subset of the arguments, where `validate`,
+    /// which sees all of them, cannot run yet.
+    pub decodes: fn(&Json) -> Result<(), ArgError>,
     pub required: &'static [&'static str],
     pub free_form: Option<&'static str>,
     pub raw: &'static [&'static str],
@@ -142,6 +145,7 @@ impl ModuleDef {
             aliases: M::ALIASES,
             params: field_names::<M::Args>,
             check: check::<M>,
+            decodes: decodes::<M>,
             required: M::REQUIRED,
             free_form: M::FREE_FORM,
             raw: M::RAW,
@@ -155,6 +159,12 @@ fn decode<M: Module>(args: Json) -> Result<M::Args, ArgError> {
     let a = serde_json::from_value(args).map_err(|e| ArgError::new(e.to_string()))?;
     M::validate(&a)?;
     Ok(a)
+}
+
+fn decodes<M: Module>(args: &Json) -> Result<(), ArgError> {
+    serde_json::from_value::<M::Args>(args.clone())
+        .map(|_| ())
+        .map_err(|e| ArgError::new(e.to_string()))
 }
 
 fn check<M: Module>(args: &Json) -> Result<(), ArgError> {

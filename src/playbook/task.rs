@@ -587,11 +587,14 @@ impl Loader<'_> {
     ) -> Option<Json> {
         let mut args = Map::new();
         let mut spans: Vec<(String, Span)> = vec![];
+        // Where each argument's value is written, for errors about the value.
+        let mut value_spans: Vec<(String, Span)> = vec![];
         match &value.kind {
             Kind::Map(pairs) => {
                 for (k, v) in pairs {
                     let key = k.scalar_text().unwrap_or_default();
                     spans.push((key.clone(), k.span.clone()));
+                    value_spans.push((key.clone(), v.span.clone()));
                     args.insert(key, v.to_json());
                 }
             }
@@ -608,6 +611,7 @@ impl Loader<'_> {
             for (k, v) in extra.as_map().unwrap_or_default() {
                 let key = k.scalar_text().unwrap_or_default();
                 spans.push((key.clone(), k.span.clone()));
+                value_spans.push((key.clone(), v.span.clone()));
                 args.insert(key, v.to_json());
             }
         }
@@ -638,14 +642,10 @@ impl Loader<'_> {
             }
         }
         let args = Json::Object(args);
-        // Arguments written literally can be decoded now; templated ones only at run time.
-        if ok
-            && !contains_template(&args)
-            && let Err(msg) = (def.check)(&args)
-        {
+        if ok && let Some((span, msg)) = literal_arg_error(def, &args, &value_spans) {
             ok = false;
             self.push(Diag::at(
-                &value.span,
+                span.unwrap_or(&value.span),
                 format!("invalid arguments for module '{}': {msg}", def.name),
             ));
         }
@@ -677,6 +677,41 @@ fn task_meta_is_flush(task: &Task) -> bool {
 /// `ansible.builtin.copy` → `copy`.
 fn short(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
+}
+
+/// What is wrong with the arguments written literally, and where: with no template among them
+/// they are decoded and validated as a whole; otherwise each literal argument is decoded on its
+/// own (its type), and the rest waits for its rendered value at run time. An error points at
+/// the argument's value when it can be told which one is wrong.
+fn literal_arg_error<'a>(
+    def: &ModuleDef,
+    args: &Json,
+    value_spans: &'a [(String, Span)],
+) -> Option<(Option<&'a Span>, String)> {
+    let span_of = |key: &str| value_spans.iter().find(|(k, _)| k == key).map(|(_, s)| s);
+    // The one literal argument whose own type is wrong, if any.
+    let wrong_type = || {
+        value_spans.iter().find_map(|(key, span)| {
+            let v = args.get(key)?;
+            if contains_template(v) {
+                return None;
+            }
+            let one = Json::Object(Map::from_iter([(key.clone(), v.clone())]));
+            match (def.decodes)(&one) {
+                // Alone, it lacks the fields other arguments give: not its own fault.
+                Err(e) if !e.msg.starts_with("missing field") => Some((Some(span), e.msg)),
+                _ => None,
+            }
+        })
+    };
+    if contains_template(args) {
+        return wrong_type();
+    }
+    let e = (def.check)(args).err()?;
+    match e.param {
+        Some(p) => Some((span_of(p), e.msg)),
+        None => wrong_type().or(Some((None, e.msg))),
+    }
 }
 
 fn contains_template(v: &Json) -> bool {
