@@ -38,12 +38,12 @@ enum Cmd {
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
     /// Run a playbook regularly from a systemd timer, here or on a management host (--on).
-    Schedule(crate::schedule::ScheduleArgs),
+    Schedule(crate::timer::ScheduleArgs),
     /// One run as the schedule's service does it: lock, report file, one summary line.
-    #[command(after_help = crate::schedule::RUN_EXIT_HELP)]
-    ScheduledRun(crate::schedule::RunArgs),
+    #[command(after_help = crate::timer::RUN_EXIT_HELP)]
+    ScheduledRun(crate::timer::RunArgs),
     /// What past scheduled runs found and corrected, per host and item.
-    Reports(crate::schedule::ReportsArgs),
+    Reports(crate::timer::ReportsArgs),
     /// Take fresh hosts (root password only) to managed nodes: admin user, key, sudo, sshd.
     Bootstrap(crate::bootstrap::BootstrapArgs),
     /// A lab of real Debian hosts (systemd-nspawn) on this machine, for trying playbooks.
@@ -161,9 +161,9 @@ pub fn main() -> i32 {
             Err(d) => bad_input(&d),
         },
         Cmd::Inventory(a) => inventory_cmd(a),
-        Cmd::Schedule(a) => crate::schedule::schedule(a),
-        Cmd::ScheduledRun(a) => crate::schedule::scheduled_run(a),
-        Cmd::Reports(a) => crate::schedule::reports(a),
+        Cmd::Schedule(a) => crate::timer::schedule(a),
+        Cmd::ScheduledRun(a) => crate::timer::scheduled_run(a),
+        Cmd::Reports(a) => crate::timer::reports(a),
         Cmd::Bootstrap(a) => crate::bootstrap::run(a),
         Cmd::Lab { cmd } => lab_cmd(cmd),
     }

@@ -14,34 +14,10 @@ use serde_json::{Map, Value as Json};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-/// Names that always exist at run time.
-const MAGIC: &[&str] = &[
-    "inventory_hostname",
-    "inventory_hostname_short",
-    "group_names",
-    "groups",
-    "hostvars",
-    "play_hosts",
-    "ansible_play_hosts",
-    "ansible_play_hosts_all",
-    "ansible_check_mode",
-    "ansible_diff_mode",
-    "playbook_dir",
-    "ansible_facts",
-    "omit",
-    "role_path",
-    "role_name",
-    "ansible_loop",
-    "ansible_loop_var",
-    "ansible_failed_result",
-    "ansible_failed_task",
-    "item",
-];
-
 /// Checks every template of every task; returns all problems found.
 pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>) -> Diags {
     let mut diags = Diags::default();
-    let mut global: HashSet<String> = MAGIC.iter().map(|s| s.to_string()).collect();
+    let mut global: HashSet<String> = super::magic::NAMES.iter().map(|s| s.to_string()).collect();
     global.extend(extra.keys().cloned());
     for h in inv.host_names() {
         global.extend(inv.host_vars(&h).keys().cloned());

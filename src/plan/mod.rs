@@ -11,6 +11,7 @@
 //! before any host is contacted.
 
 pub mod check;
+pub mod magic;
 
 use crate::diag::{Diag, Diags};
 use crate::inventory::Inventory;

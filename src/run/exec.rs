@@ -2,75 +2,18 @@
 //! `changed_when`/`failed_when`, `register`, `set_fact`, `notify`, handlers.
 
 use super::NodeEnd;
+use super::result::NodeResult;
 use super::state::{HostRun, Shared};
 use crate::connection::Become;
 use crate::events::{Status, TaskResult};
 use crate::modules::{ModError, ModuleCtx, Outcome};
+use crate::plan::magic;
 use crate::playbook::{Play, Section, Task, TaskAction};
 use crate::template::{Templar, Vars, truthy};
 use petgraph::graph::NodeIndex;
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Ansible's placeholder for "leave this argument out" (`default(omit)`).
-const OMIT: &str = "__omit_place_holder__prov";
-
-/// What a task did on a host, all items together.
-#[derive(Debug, Clone)]
-pub struct NodeResult {
-    pub status: Status,
-    pub changed: bool,
-    pub msg: String,
-    pub diff: Option<String>,
-    pub ignored: bool,
-    /// The value `register` stores.
-    pub registered: Json,
-    pub facts: Map<String, Json>,
-    /// Values of the data its module declares secret (`Caps::secret_data`), to be scrubbed from all output.
-    pub secrets: Vec<String>,
-}
-
-impl NodeResult {
-    fn failed(msg: String) -> NodeResult {
-        NodeResult {
-            status: Status::Failed,
-            changed: false,
-            msg: msg.clone(),
-            diff: None,
-            ignored: false,
-            registered: json!({"failed": true, "changed": false, "msg": msg}),
-            facts: Map::new(),
-            secrets: vec![],
-        }
-    }
-
-    fn skipped(msg: &str) -> NodeResult {
-        NodeResult {
-            status: Status::Skipped,
-            changed: false,
-            msg: msg.to_string(),
-            diff: None,
-            ignored: false,
-            registered: json!({"skipped": true, "changed": false, "skip_reason": msg}),
-            facts: Map::new(),
-            secrets: vec![],
-        }
-    }
-
-    fn unreachable(msg: String) -> NodeResult {
-        NodeResult {
-            status: Status::Unreachable,
-            changed: false,
-            msg: msg.clone(),
-            diff: None,
-            ignored: false,
-            registered: json!({"unreachable": true, "msg": msg}),
-            facts: Map::new(),
-            secrets: vec![],
-        }
-    }
-}
 
 pub async fn run_node(sh: &Shared, hr: &mut HostRun, node: NodeIndex) -> NodeEnd {
     let r = sh.plan.graph[node].clone();
@@ -251,29 +194,13 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
 /// Variables for one task on one host, lowest precedence first (see README, "Variables").
 fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
     let st = sh.host_state(host);
-    let mut magic = Map::new();
-    magic.insert("inventory_hostname".into(), json!(host));
-    magic.insert(
-        "inventory_hostname_short".into(),
-        json!(host.split('.').next().unwrap_or(host)),
-    );
-    magic.insert("group_names".into(), json!(sh.inv.group_names(host)));
-    magic.insert("play_hosts".into(), json!(sh.plan.play_hosts[play_idx]));
-    magic.insert(
-        "ansible_play_hosts".into(),
-        json!(sh.plan.play_hosts[play_idx]),
-    );
-    magic.insert(
-        "ansible_play_hosts_all".into(),
-        json!(sh.plan.play_hosts[play_idx]),
-    );
-    magic.insert("ansible_check_mode".into(), json!(sh.opts.check));
-    magic.insert("ansible_diff_mode".into(), json!(sh.opts.diff));
-    magic.insert(
-        "playbook_dir".into(),
-        json!(sh.pb.dir.display().to_string()),
-    );
-    magic.insert("omit".into(), json!(OMIT));
+    let mut magic = magic::host(&sh.inv, host);
+    magic.extend(magic::play(&magic::PlayFacts {
+        hosts: &sh.plan.play_hosts[play_idx],
+        check: sh.opts.check,
+        diff: sh.opts.diff,
+        playbook_dir: &sh.pb.dir,
+    }));
     let layers = &sh.play_layers[play_idx];
     Vars::new()
         .push(layers.role_defaults.clone())
@@ -645,7 +572,7 @@ fn render_args(
         } else {
             templar.render_value(v)?
         };
-        if value.as_str() != Some(OMIT) {
+        if value.as_str() != Some(magic::OMIT) {
             out.insert(k.clone(), value);
         }
     }
@@ -671,17 +598,5 @@ impl Shared {
         r.start_ms = started.at_ms;
         r.duration_ms = started.t0.elapsed().as_millis() as u64;
         self.emit(r);
-    }
-}
-
-impl NodeResult {
-    /// The event for this result under the name `task`.
-    fn event(&self, host: &str, task: &str) -> TaskResult {
-        let mut r = TaskResult::new(host, task, self.status);
-        r.changed = self.changed;
-        r.msg = self.msg.clone();
-        r.diff = self.diff.clone();
-        r.ignored = self.ignored;
-        r
     }
 }

@@ -8,6 +8,7 @@
 //! module's entry point and turns the outcome into events and registered variables.
 
 mod exec;
+mod result;
 mod state;
 
 pub use state::HostConnector;

@@ -98,7 +98,7 @@ pub struct Shared {
     conns: Mutex<HashMap<String, ConnCell>>,
     announced: Vec<AtomicBool>,
     /// Results of `run_once` tasks, shared with the other hosts of the play.
-    pub run_once: Mutex<HashMap<(usize, usize), super::exec::NodeResult>>,
+    pub run_once: Mutex<HashMap<(usize, usize), super::result::NodeResult>>,
     me: std::sync::Weak<Shared>,
     /// Values that must never reach output: passwords, and the values of module results'
     /// `Caps::secret_data` (swarm join tokens). Every event is scrubbed of them.
@@ -249,13 +249,7 @@ impl Shared {
     /// Variables of a host as other hosts see them through `hostvars`.
     pub fn host_layers(&self, host: &str) -> Vars {
         let st = self.host_state(host);
-        let mut magic = Map::new();
-        magic.insert("inventory_hostname".into(), Json::String(host.to_string()));
-        magic.insert(
-            "inventory_hostname_short".into(),
-            Json::String(host.split('.').next().unwrap_or(host).to_string()),
-        );
-        magic.insert("group_names".into(), Json::from(self.inv.group_names(host)));
+        let magic = crate::plan::magic::host(&self.inv, host);
         Vars::new()
             .push(self.inv_vars(host))
             .push_data(st.prefixed_facts.clone())

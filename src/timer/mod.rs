@@ -1,4 +1,6 @@
-//! Scheduled drift correction.
+//! Scheduled drift correction: a systemd timer that runs a playbook on the clock (`prov
+//! schedule`), the run it starts (`prov scheduled-run`), and what past runs found (`prov
+//! reports`). (The engine's own scheduler, which orders (host, task) nodes, is [`crate::run`].)
 //!
 //! - `prov schedule PLAYBOOK -i INV --every 30min [--check-only] [--on HOST]` installs a
 //!   systemd service + timer (on this machine, or on the management host `--on HOST`, with the

@@ -1,0 +1,94 @@
+//! Ansible's built-in ("magic") variables: the one table of their names, and the values prov
+//! sets for a host and for a play. The load-time template check accepts exactly these names,
+//! the runner sets them, and a test keeps the two from drifting apart.
+
+use crate::inventory::Inventory;
+use serde_json::{Map, Value as Json, json};
+
+/// Ansible's placeholder for "leave this argument out" (`default(omit)`).
+pub const OMIT: &str = "__omit_place_holder__prov";
+
+/// Every name that exists at run time without the user defining it.
+pub const NAMES: &[&str] = &[
+    // Per host: see [`host`].
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "group_names",
+    // Per play: see [`play`].
+    "play_hosts",
+    "ansible_play_hosts",
+    "ansible_play_hosts_all",
+    "ansible_check_mode",
+    "ansible_diff_mode",
+    "playbook_dir",
+    "omit",
+    // Set by the runner from run-time state.
+    "groups",
+    "hostvars",
+    "ansible_facts",
+    // Set for a role's tasks, a loop's items, a rescue section.
+    "role_path",
+    "role_name",
+    "ansible_loop",
+    "ansible_loop_var",
+    "ansible_failed_result",
+    "ansible_failed_task",
+    "item",
+];
+
+/// The variables that describe `host` itself, as its own tasks and `hostvars` see them.
+pub fn host(inv: &Inventory, host: &str) -> Map<String, Json> {
+    let mut m = Map::new();
+    m.insert("inventory_hostname".into(), json!(host));
+    m.insert(
+        "inventory_hostname_short".into(),
+        json!(host.split('.').next().unwrap_or(host)),
+    );
+    m.insert("group_names".into(), json!(inv.group_names(host)));
+    m
+}
+
+/// What a play's task sees of the run.
+pub struct PlayFacts<'a> {
+    pub hosts: &'a [String],
+    pub check: bool,
+    pub diff: bool,
+    pub playbook_dir: &'a std::path::Path,
+}
+
+/// The variables that describe the play and the run.
+pub fn play(p: &PlayFacts<'_>) -> Map<String, Json> {
+    let mut m = Map::new();
+    for name in ["play_hosts", "ansible_play_hosts", "ansible_play_hosts_all"] {
+        m.insert(name.into(), json!(p.hosts));
+    }
+    m.insert("ansible_check_mode".into(), json!(p.check));
+    m.insert("ansible_diff_mode".into(), json!(p.diff));
+    m.insert(
+        "playbook_dir".into(),
+        json!(p.playbook_dir.display().to_string()),
+    );
+    m.insert("omit".into(), json!(OMIT));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_set_is_a_known_name() {
+        let inv = Inventory::default();
+        let hosts = vec!["a".to_string()];
+        let p = PlayFacts {
+            hosts: &hosts,
+            check: false,
+            diff: false,
+            playbook_dir: std::path::Path::new("/p"),
+        };
+        for k in host(&inv, "a.example").keys().chain(play(&p).keys()) {
+            assert!(NAMES.contains(&k.as_str()), "{k} is set but not in NAMES");
+        }
+        assert_eq!(host(&inv, "a.example")["inventory_hostname_short"], "a");
+    }
+}

@@ -1,0 +1,73 @@
+//! What one (host, task) node did: the runner builds it from a module's outcome (all loop
+//! items together), the host's state keeps it for `run_once`, and it becomes an event.
+
+use crate::events::{Status, TaskResult};
+use serde_json::{Map, Value as Json, json};
+
+/// What a task did on a host, all items together.
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    pub status: Status,
+    pub changed: bool,
+    pub msg: String,
+    pub diff: Option<String>,
+    pub ignored: bool,
+    /// The value `register` stores.
+    pub registered: Json,
+    pub facts: Map<String, Json>,
+    /// Values of the data its module declares secret (`Caps::secret_data`), to be scrubbed from all output.
+    pub secrets: Vec<String>,
+}
+
+impl NodeResult {
+    pub fn failed(msg: String) -> NodeResult {
+        NodeResult {
+            status: Status::Failed,
+            changed: false,
+            msg: msg.clone(),
+            diff: None,
+            ignored: false,
+            registered: json!({"failed": true, "changed": false, "msg": msg}),
+            facts: Map::new(),
+            secrets: vec![],
+        }
+    }
+
+    pub fn skipped(msg: &str) -> NodeResult {
+        NodeResult {
+            status: Status::Skipped,
+            changed: false,
+            msg: msg.to_string(),
+            diff: None,
+            ignored: false,
+            registered: json!({"skipped": true, "changed": false, "skip_reason": msg}),
+            facts: Map::new(),
+            secrets: vec![],
+        }
+    }
+
+    pub fn unreachable(msg: String) -> NodeResult {
+        NodeResult {
+            status: Status::Unreachable,
+            changed: false,
+            msg: msg.clone(),
+            diff: None,
+            ignored: false,
+            registered: json!({"unreachable": true, "msg": msg}),
+            facts: Map::new(),
+            secrets: vec![],
+        }
+    }
+}
+
+impl NodeResult {
+    /// The event for this result under the name `task`.
+    pub fn event(&self, host: &str, task: &str) -> TaskResult {
+        let mut r = TaskResult::new(host, task, self.status);
+        r.changed = self.changed;
+        r.msg = self.msg.clone();
+        r.diff = self.diff.clone();
+        r.ignored = self.ignored;
+        r
+    }
+}
