@@ -1,3 +1,4 @@
+use super::build::expand_host_pattern;
 use super::*;
 use serde_json::json;
 use std::fs;
