@@ -35,8 +35,9 @@ pub struct RunArgs {
     /// How many hosts run at once.
     #[arg(short = 'f', long, default_value_t = 50)]
     pub forks: usize,
-    /// Also print every task's line (the journal then gets the whole run, not one line).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    /// From the global `-v`: also print every task's line (the journal then gets the whole
+    /// run, not one line).
+    #[arg(skip)]
     pub verbose: u8,
 }
 
