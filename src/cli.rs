@@ -204,15 +204,9 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(color_stderr())
+        .with_ansi(crate::diag::color_stderr())
         .event_format(LevelPrefix)
         .try_init();
-}
-
-/// Colour on stderr only for a terminal, and not when NO_COLOR is set (no-color.org).
-fn color_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `warning: MESSAGE`, the way rustc and cargo print theirs: no timestamp, no module path.
