@@ -89,7 +89,13 @@ pub fn load_with(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags
     let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
     let pb_result = playbook::load(&l.playbook, &extra);
     let (inv, pb) = match (inv_result, pb_result) {
-        (Ok(i), Ok(p)) => (i, p),
+        (Ok(i), Ok(p)) => {
+            // Not bad enough to refuse the run, but the user must see them.
+            for w in i.warnings() {
+                tracing::warn!("{w}");
+            }
+            (i, p)
+        }
         (a, b) => {
             let mut all = Diags::default();
             for d in [a.err(), b.err()].into_iter().flatten() {

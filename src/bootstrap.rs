@@ -82,9 +82,9 @@ pub struct BootstrapArgs {
     /// "bootstrapped"}`).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// More detail.
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    /// From the global `-v`: every task's message.
+    #[arg(skip)]
+    pub(crate) verbose: u8,
 }
 
 /// How a host is reached for the bootstrap run.

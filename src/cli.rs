@@ -23,6 +23,10 @@ A failure outranks drift; an unreachable host outranks a failed task.";
 #[derive(Parser)]
 #[command(name = "prov", version, about = "Agentless, Ansible-style provisioning: fast, parallel, honest about what it changed.", after_help = EXIT_HELP)]
 struct Cli {
+    /// More detail: -v shows every task's message and prov's info logs, -vv its debug logs,
+    /// -vvv its trace logs. RUST_LOG, when set, chooses the logs instead.
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -72,8 +76,8 @@ struct ApplyArgs {
     /// Print one JSON event per line instead of text.
     #[arg(long)]
     json: bool,
-    /// More detail (messages of every task).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    /// From the global `-v` (see [`Cli`]).
+    #[arg(skip)]
     verbose: u8,
     /// SSH config file to read instead of ~/.ssh/config.
     #[arg(short = 'F', long = "ssh-config")]
@@ -139,8 +143,12 @@ enum LabCmd {
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match cli.cmd {
-        Cmd::Apply(a) => apply(a),
+        Cmd::Apply(a) => apply(ApplyArgs {
+            verbose: cli.verbose,
+            ..a
+        }),
         Cmd::Validate(l) => match load_all(&l) {
             Ok(loaded) => {
                 println!(
@@ -162,10 +170,74 @@ pub fn main() -> i32 {
         },
         Cmd::Inventory(a) => inventory_cmd(a),
         Cmd::Schedule(a) => crate::timer::schedule(a),
-        Cmd::ScheduledRun(a) => crate::timer::scheduled_run(a),
+        Cmd::ScheduledRun(a) => crate::timer::scheduled_run(crate::timer::RunArgs {
+            verbose: cli.verbose,
+            ..a
+        }),
         Cmd::Reports(a) => crate::timer::reports(a),
-        Cmd::Bootstrap(a) => crate::bootstrap::run(a),
+        Cmd::Bootstrap(mut a) => {
+            a.verbose = cli.verbose;
+            crate::bootstrap::run(a)
+        }
         Cmd::Lab { cmd } => lab_cmd(cmd),
+    }
+}
+
+/// Prints `tracing` events on stderr as `warning: ...` lines. Without a subscriber they are
+/// dropped, and the SSH layer reports through them what does not stop a run (a host key that
+/// could not be recorded, a broken /etc/ssh/ssh_config). By default only warnings and errors
+/// show; `-v`.. raises prov's own logs only, because russh logs every packet at debug level.
+/// RUST_LOG, when set, replaces that choice (`RUST_LOG=russh=debug` to see the protocol).
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,prov=info",
+            2 => "warn,prov=debug",
+            _ => "warn,prov=trace",
+        }),
+    };
+    // `try_init` also forwards the records of crates that log through `log` (russh does); it
+    // fails only when a subscriber is already installed, which is then kept.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::diag::color_stderr())
+        .event_format(LevelPrefix)
+        .try_init();
+}
+
+/// `warning: MESSAGE`, the way rustc and cargo print theirs: no timestamp, no module path.
+struct LevelPrefix;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LevelPrefix
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing::Level;
+        let (name, style) = match *event.metadata().level() {
+            Level::ERROR => ("error", "\x1b[1;31m"),
+            Level::WARN => ("warning", "\x1b[1;33m"),
+            Level::INFO => ("info", "\x1b[1;34m"),
+            Level::DEBUG => ("debug", "\x1b[1;35m"),
+            Level::TRACE => ("trace", "\x1b[1;35m"),
+        };
+        if writer.has_ansi_escapes() {
+            write!(writer, "{style}{name}\x1b[0m: ")?;
+        } else {
+            write!(writer, "{name}: ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

@@ -1,7 +1,11 @@
 //! Diagnostics for bad input: every error points at a file, line and column, says what was
 //! expected and, where a near miss exists, suggests the nearest valid name.
 
+use annotate_snippets::{
+    AnnotationKind, Group, Level, Origin, Renderer, Snippet, normalize_untrusted_str,
+};
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A position in a source file (1-based line and column).
@@ -79,14 +83,45 @@ impl Diag {
         }
     }
 
-    /// Renders the error with the offending source line and a caret under the column.
+    /// Renders the error as rustc does, in plain text: the message, ` --> file:line:col`, the
+    /// offending source line with a caret under the column, and the hint as `= help:`.
     pub fn render(&self) -> String {
-        let mut out = self.to_string();
-        if let Some(snippet) = self.span.as_ref().and_then(source_snippet) {
-            out.push('\n');
-            out.push_str(&snippet);
+        self.render_with(&Renderer::plain())
+    }
+
+    fn render_with(&self, renderer: &Renderer) -> String {
+        let mut group = Group::with_title(Level::ERROR.primary_title(self.msg.as_str()));
+        // Read here, not kept in the span: only a diagnostic that is shown needs its line.
+        let line = self.span.as_ref().and_then(source_line);
+        match (&self.span, &line) {
+            (Some(span), Some((text, caret))) => {
+                group = group.element(
+                    Snippet::source(text.as_str())
+                        .line_start(span.line)
+                        .path(&*span.file)
+                        .annotation(
+                            AnnotationKind::Primary
+                                .span(caret.clone())
+                                .label(label(&self.msg)),
+                        ),
+                );
+            }
+            // No file to re-read (`--extra-vars`), or it changed since: the place alone.
+            (Some(span), None) if span.line > 0 => {
+                group = group.element(
+                    Origin::path(&*span.file)
+                        .line(span.line)
+                        .char_column(span.col.max(1)),
+                );
+            }
+            (Some(span), None) => group = group.element(Origin::path(&*span.file)),
+            (None, _) => {}
         }
-        out
+        let hint = self.hint.as_deref().map(normalize_untrusted_str);
+        if let Some(hint) = &hint {
+            group = group.element(Level::HELP.message(hint.as_str()));
+        }
+        renderer.render(&[group])
     }
 }
 
@@ -127,13 +162,20 @@ impl From<Diag> for Diags {
     }
 }
 
+/// What the command line prints: each problem rendered as rustc does, a blank line between
+/// them, in colour when stderr (where they go) is a terminal.
 impl fmt::Display for Diags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let renderer = if color_stderr() {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
         for (i, d) in self.0.iter().enumerate() {
             if i > 0 {
-                writeln!(f)?;
+                write!(f, "\n\n")?;
             }
-            write!(f, "error: {}", d.render())?;
+            write!(f, "{}", d.render_with(&renderer))?;
         }
         Ok(())
     }
@@ -152,15 +194,38 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-fn source_snippet(span: &Span) -> Option<String> {
+/// Colour on stderr only for a terminal, and not when NO_COLOR is set (no-color.org).
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The span's line, re-read from its file, and the byte range of the character under its
+/// (1-based, in characters) column; a column past the end points just after the line.
+fn source_line(span: &Span) -> Option<(String, Range<usize>)> {
     if span.line == 0 {
         return None;
     }
     let text = std::fs::read_to_string(&*span.file).ok()?;
-    let line = text.lines().nth(span.line - 1)?;
-    let pad = " ".repeat(span.line.to_string().len());
-    let caret = " ".repeat(span.col.saturating_sub(1));
-    Some(format!("{pad} |\n{} | {line}\n{pad} | {caret}^", span.line))
+    // Errors at the end of the input (an unclosed quote or bracket) point at the line after
+    // the last one: show it empty, as the end of the file.
+    let line = match text.lines().nth(span.line - 1) {
+        Some(l) => l.to_string(),
+        None if span.line - 1 == text.lines().count() => String::new(),
+        None => return None,
+    };
+    let caret = match line.char_indices().nth(span.col.saturating_sub(1)) {
+        Some((at, c)) => at..at + c.len_utf8(),
+        None => line.len()..line.len(),
+    };
+    Some((line, caret))
+}
+
+/// The label under the caret: the message without its parenthesised details (where prov
+/// looked, which parameter), which the title above already gives in full.
+fn label(msg: &str) -> &str {
+    let first = msg.lines().next().unwrap_or("");
+    first.split_once(" (").map_or(first, |(head, _)| head)
 }
 
 #[cfg(test)]
@@ -171,6 +236,48 @@ mod tests {
     fn suggests_close_names_only() {
         assert_eq!(nearest("copyy", ["copy", "command", "file"]), Some("copy"));
         assert_eq!(nearest("zzzzzz", ["copy", "command"]), None);
+    }
+
+    #[test]
+    fn render_shows_the_line_and_a_caret_like_rustc() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.yml");
+        std::fs::write(
+            &file,
+            "- hosts: all\n  tasks:\n    - copyy: {dest: /tmp/x}\n",
+        )
+        .unwrap();
+        let file = file.display().to_string();
+        let span = Span::new(&Arc::from(file.as_str()), 3, 7);
+        let d = Diag::at(&span, "unknown module 'copyy'").suggest("copyy", ["copy"]);
+        assert_eq!(
+            d.render(),
+            format!(
+                "error: unknown module 'copyy'\n \
+                 --> {file}:3:7\n  \
+                 |\n\
+                 3 |     - copyy: {{dest: /tmp/x}}\n  \
+                 |       ^ unknown module 'copyy'\n  \
+                 |\n  \
+                 = help: did you mean 'copy'?"
+            )
+        );
+        // At the end of the input: the (empty) line after the last one.
+        let end = Diag::at(&Span::new(&span.file, 4, 1), "unexpected end (of the file)");
+        assert_eq!(
+            end.render(),
+            format!(
+                "error: unexpected end (of the file)\n \
+                 --> {file}:4:1\n  \
+                 |\n\
+                 4 |\n  \
+                 | ^ unexpected end"
+            )
+        );
+        // No file to show: the place alone; no place: the message alone.
+        let gone = Diag::at(&Span::new(&Arc::from("/nonexistent.yml"), 2, 3), "bad");
+        assert_eq!(gone.render(), "error: bad\n--> /nonexistent.yml:2:3");
+        assert_eq!(Diag::new("bad").render(), "error: bad");
     }
 
     #[test]

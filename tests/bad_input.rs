@@ -1,7 +1,8 @@
 //! The bad-input corpus: every case under tests/bad_input/ must be refused before any host is
-//! touched (exit 1), with a message naming the file, line and column, plus the words listed in
-//! the case's `expect` file (for instance a did-you-mean suggestion). Each case's first play
-//! would touch a canary file; it must not exist afterwards.
+//! touched (exit 1), with a message naming the file, line and column (and showing that line
+//! with a caret under the column), plus the words listed in the case's `expect` file (for
+//! instance a did-you-mean suggestion). Each case's first play would touch a canary file; it
+//! must not exist afterwards.
 
 mod common;
 use common::prov;
@@ -22,7 +23,9 @@ fn check_case(dir: &Path) -> Result<(), String> {
     } else {
         "local1,".to_string()
     };
-    let position = regex::Regex::new(r"\.(yml|ini):\d+:\d+").unwrap();
+    // Rendered as rustc does: ` --> FILE:LINE:COL`, the source line, a caret under the column.
+    let position = regex::Regex::new(r"(?m)^ *--> .*\.(yml|ini):\d+:\d+$").unwrap();
+    let caret = regex::Regex::new(r"(?m)^ *\| *\^").unwrap();
     for verb in ["validate", "apply"] {
         let run = prov(&[
             verb,
@@ -45,6 +48,12 @@ fn check_case(dir: &Path) -> Result<(), String> {
         if !has_position {
             return Err(format!(
                 "{name}: no file:line:col in the error:\n{}",
+                run.stderr
+            ));
+        }
+        if !caret.is_match(&run.stderr) {
+            return Err(format!(
+                "{name}: no source line with a caret in the error:\n{}",
                 run.stderr
             ));
         }

@@ -2,6 +2,11 @@
 
 mod common;
 use common::prov;
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::server;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[test]
 fn inventory_views_show_groups_and_merged_vars() {
@@ -106,4 +111,136 @@ fn json_mode_prints_one_event_per_line() {
         .collect();
     assert_eq!(done.len(), 2, "one task_done per host");
     assert!(done.iter().all(|e| e["status"] == "ok" && e["msg"] == "hi"));
+}
+
+/// An SSH server on 127.0.0.1 that completes the key exchange with a fixed host key, then
+/// refuses every login: enough to reach prov's host key handling without a lab.
+fn refusing_ssh_server() -> u16 {
+    struct Refuse;
+    // Every authentication method of the default handler rejects.
+    impl server::Handler for Refuse {
+        type Error = russh::Error;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let config = Arc::new(server::Config {
+                keys: vec![PrivateKey::from(Ed25519Keypair::from_seed(&[7; 32]))],
+                auth_rejection_time: Duration::ZERO,
+                auth_rejection_time_initial: Some(Duration::ZERO),
+                ..Default::default()
+            });
+            while let Ok((stream, _)) = listener.accept().await {
+                let config = config.clone();
+                tokio::spawn(async move {
+                    if let Ok(session) = server::run_stream(config, stream, Refuse).await {
+                        let _ = session.await;
+                    }
+                });
+            }
+        });
+    });
+    port
+}
+
+#[test]
+fn warnings_reach_stderr_once() {
+    let port = refusing_ssh_server();
+    let dir = tempfile::tempdir().unwrap();
+    // A known_hosts path below a regular file: prov can neither read nor create it, so with
+    // accept-new it warns that the new key was not recorded, and goes on.
+    std::fs::write(dir.path().join("blocker"), "").unwrap();
+    let known_hosts = dir.path().join("blocker/known_hosts");
+    let inv = dir.path().join("hosts.ini");
+    std::fs::write(
+        &inv,
+        format!(
+            "target ansible_host=127.0.0.1 ansible_port={port} ansible_ssh_known_hosts_file={}\n",
+            known_hosts.display()
+        ),
+    )
+    .unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n",
+    )
+    .unwrap();
+    // An empty ssh config, so that neither ~/.ssh/config nor /etc/ssh/ssh_config is read.
+    let ssh_config = dir.path().join("ssh_config");
+    std::fs::write(&ssh_config, "").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()])
+        .args(["-F", ssh_config.to_str().unwrap()])
+        .args(["--host-key-checking", "accept-new", "-T", "5"])
+        .env("HOME", dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "login refused: unreachable\n{all}"
+    );
+    let warning = format!(
+        "warning: could not record the host key of 127.0.0.1:{port} in {}",
+        known_hosts.display()
+    );
+    assert_eq!(stderr.matches(&warning).count(), 1, "{all}");
+    assert_eq!(stderr.matches("warning:").count(), 1, "{all}");
+}
+
+#[test]
+fn verbosity_is_accepted_by_every_command() {
+    for args in [
+        &["-vv", "inventory", "-i", "a,", "--list"][..],
+        &["inventory", "-i", "a,", "--list", "-v"],
+        &["graph", "playbooks/site.yml", "-i", "inventory/lab", "-vvv"],
+    ] {
+        let run = prov(args);
+        assert_eq!(run.code, 0, "prov {args:?}: {}", run.all_output());
+    }
+}
+
+#[test]
+fn inventory_warnings_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("inv/group_vars")).unwrap();
+    std::fs::write(
+        root.join("inv/hosts"),
+        "[web]\nw1 ansible_connection=local\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("inv/group_vars/wbe.yml"), "x: 1\n").unwrap();
+    std::fs::write(
+        root.join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n",
+    )
+    .unwrap();
+    let inv = root.join("inv").display().to_string();
+    let pb = root.join("site.yml").display().to_string();
+    let run = prov(&["validate", &pb, "-i", &inv]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("group_vars/wbe.yml") && warnings[0].contains("did you mean 'web'?"),
+        "{}",
+        warnings[0]
+    );
 }

@@ -148,17 +148,17 @@ impl PkgSpec {
     }
 }
 
-/// fnmatch-style `*` and `?` (what apt accepts in `pkg=VERSION*`).
+/// fnmatch-style `*`, `?` and `[...]` (what apt accepts in `pkg=VERSION*`).
 fn glob_match(pattern: &str, s: &str) -> bool {
-    let re = pattern
-        .chars()
-        .map(|c| match c {
-            '*' => ".*".to_string(),
-            '?' => ".".to_string(),
-            c => regex::escape(&c.to_string()),
-        })
-        .collect::<String>();
-    Regex::new(&format!("^{re}$")).is_ok_and(|r| r.is_match(s))
+    // `glob` reads `**` as a path wildcard and refuses it inside a word (`1.2**`); in a
+    // version, as for fnmatch, it means the same as `*`.
+    let mut collapsed = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if !(c == '*' && collapsed.ends_with('*')) {
+            collapsed.push(c);
+        }
+    }
+    glob::Pattern::new(&collapsed).is_ok_and(|p| p.matches(s))
 }
 
 /// What `dpkg-query` knows about one package.
@@ -679,6 +679,22 @@ mod tests {
         assert_eq!(p[1].name, "libc6");
         assert_eq!(p[2].status, "config-files");
         assert!(!p[2].is_installed() && !p[2].present_at_all());
+    }
+
+    #[test]
+    fn version_globs_match_like_fnmatch() {
+        assert!(glob_match("5:24.0*", "5:24.0.7-1~debian.12~bookworm"));
+        assert!(!glob_match("5:24.0*", "5:25.0.1-1"));
+        assert!(glob_match("2.3?-9", "2.36-9"));
+        assert!(!glob_match("2.3?-9", "2.3-9"));
+        // The whole version must match, not a part of it.
+        assert!(!glob_match("24.0*", "5:24.0.7"));
+        // Regex and glob metacharacters that are common in versions are literal.
+        assert!(glob_match("1.0+dfsg*", "1.0+dfsg-2"));
+        assert!(!glob_match("1.0+dfsg*", "1.00dfsg-2"));
+        assert!(glob_match("1.2**", "1.2.3"));
+        assert!(glob_match("1.[0-2]*", "1.1.9"));
+        assert!(!glob_match("1.[0-2]*", "1.3.0"));
     }
 
     #[test]

@@ -35,8 +35,9 @@ pub struct RunArgs {
     /// How many hosts run at once.
     #[arg(short = 'f', long, default_value_t = 50)]
     pub forks: usize,
-    /// Also print every task's line (the journal then gets the whole run, not one line).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    /// From the global `-v`: also print every task's line (the journal then gets the whole
+    /// run, not one line).
+    #[arg(skip)]
     pub verbose: u8,
 }
 
@@ -96,8 +97,8 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
             // The whole diagnosis goes to stderr (the journal too); the summary names the first.
             eprintln!("{d}");
             let text = d.to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            let first = first.trim().trim_start_matches("error: ");
+            // One line for the journal: the first problem with its place and hint.
+            let first = d.0.first().map(ToString::to_string).unwrap_or_default();
             let summary = format!("prov: FAILED: bad input, nothing was run: {first}");
             let report = json!({"hosts": {}, "tasks": [], "error": text});
             (report, exit::BAD_INPUT, summary)
