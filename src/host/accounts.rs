@@ -1,10 +1,8 @@
 //! User and group names, as shadow-utils accept them, checked before they reach a command.
 
-use super::{ModError, fail};
-
 /// User and group names: what shadow-utils accept, and never an option or a number (which
-/// `getent`/`id` would read as an id).
-pub fn check_name(kind: &str, n: &str) -> Result<(), ModError> {
+/// `getent`/`id` would read as an id). The error is the message to show.
+pub fn check_name(kind: &str, n: &str) -> Result<(), String> {
     let ok = !n.is_empty()
         && n.len() <= 256
         && !n.starts_with('-')
@@ -14,6 +12,6 @@ pub fn check_name(kind: &str, n: &str) -> Result<(), ModError> {
     if ok {
         Ok(())
     } else {
-        fail(format!("invalid {kind} name '{n}'"))
+        Err(format!("invalid {kind} name '{n}'"))
     }
 }

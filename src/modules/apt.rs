@@ -9,11 +9,11 @@
 //! A cache refresh alone is not a change (a converged play must report `changed=0` on its
 //! second run): it is reported as `cache_updated: true` in the data instead.
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::apt::{APT_ENV, SH_UPDATE_FAILED, redact_urls, tail, update_failed};
 use crate::shell::quote;
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -28,8 +28,8 @@ pub struct Args {
         deserialize_with = "de::str_or_list"
     )]
     name: Vec<String>,
-    #[serde(default, deserialize_with = "de::opt_stringish")]
-    state: Option<String>,
+    #[serde(default)]
+    state: State,
     #[serde(default, alias = "update-cache", deserialize_with = "de::bool_like")]
     update_cache: bool,
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -59,16 +59,62 @@ pub struct Args {
         deserialize_with = "de::bool_like"
     )]
     allow_downgrade: bool,
-    /// `no` (default), `yes`/`safe` (`apt-get upgrade --with-new-pkgs`), `full`/`dist`
-    /// (`apt-get dist-upgrade`).
-    #[serde(default, deserialize_with = "de::opt_stringish")]
-    upgrade: Option<String>,
+    #[serde(default)]
+    upgrade: Upgrade,
     /// Options for dpkg, comma separated (default `force-confdef,force-confold`).
     #[serde(default, deserialize_with = "de::opt_stringish")]
     dpkg_options: Option<String>,
     /// Seconds to wait for the dpkg lock held by another apt run (default 60).
     #[serde(default, deserialize_with = "de::opt_stringish")]
     lock_timeout: Option<String>,
+}
+
+/// `present` (the default, or `installed`), `absent` (or `removed`), `latest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    #[default]
+    Present,
+    Absent,
+    Latest,
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        match de::opt_stringish(d)?.as_deref() {
+            None | Some("present" | "installed") => Ok(State::Present),
+            Some("absent" | "removed") => Ok(State::Absent),
+            Some("latest") => Ok(State::Latest),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "state must be one of present, absent, latest (got '{other}')"
+            ))),
+        }
+    }
+}
+
+/// `no` (the default), `yes`/`safe` (`apt-get upgrade --with-new-pkgs`), `full`/`dist`
+/// (`apt-get dist-upgrade`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Upgrade {
+    #[default]
+    No,
+    Safe,
+    Dist,
+}
+
+impl<'de> Deserialize<'de> for Upgrade {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Upgrade, D::Error> {
+        let Some(s) = de::opt_stringish(d)?.map(|s| s.to_ascii_lowercase()) else {
+            return Ok(Upgrade::No);
+        };
+        match (crate::yaml::parse_bool(&s), s.as_str()) {
+            (Some(false), _) => Ok(Upgrade::No),
+            (Some(true), _) | (None, "safe") => Ok(Upgrade::Safe),
+            (None, "full" | "dist") => Ok(Upgrade::Dist),
+            (None, other) => Err(serde::de::Error::custom(format!(
+                "upgrade must be one of no, yes, safe, full, dist (got '{other}')"
+            ))),
+        }
+    }
 }
 
 /// The `apt` module.
@@ -78,23 +124,58 @@ impl Module for AptModule {
     type Args = Args;
     const NAME: &'static str = "apt";
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        let specs = specs(a);
+        for s in &specs {
+            s.check().map_err(|e| ArgError::at("name", e))?;
+        }
+        if a.state == State::Latest && specs.iter().any(|s| s.version.is_some()) {
+            return Err(ArgError::new(
+                "a version pin (name=VERSION) is not allowed with state=latest",
+            ));
+        }
+        for (field, v) in [
+            ("cache_valid_time", &a.cache_valid_time),
+            ("lock_timeout", &a.lock_timeout),
+        ] {
+            if let Some(s) = v
+                && s.trim().parse::<u64>().is_err()
+            {
+                return Err(ArgError::at(
+                    field,
+                    format!("{field} must be seconds, got '{s}'"),
+                ));
+            }
+        }
+        if let Some(r) = &a.default_release
+            && (r.is_empty() || r.starts_with('-'))
+        {
+            return Err(ArgError::at(
+                "default_release",
+                format!("invalid default_release '{r}'"),
+            ));
+        }
+        if specs.is_empty() && a.upgrade == Upgrade::No && !a.update_cache {
+            return Err(ArgError::new(
+                "give name (the packages), update_cache or upgrade",
+            ));
+        }
+        Ok(())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Present,
-    Absent,
-    Latest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Upgrade {
-    No,
-    Safe,
-    Dist,
+/// The packages of `name`: a list, or comma separated.
+fn specs(a: &Args) -> Vec<PkgSpec> {
+    a.name
+        .iter()
+        .flat_map(|n| n.split(','))
+        .filter(|n| !n.trim().is_empty())
+        .map(PkgSpec::new)
+        .collect()
 }
 
 /// A requested package: `name`, `name=VERSION` or `name=VERSION*`.
@@ -105,29 +186,35 @@ struct PkgSpec {
 }
 
 impl PkgSpec {
-    fn parse(s: &str) -> Result<PkgSpec, ModError> {
+    fn new(s: &str) -> PkgSpec {
         let s = s.trim();
         let (name, version) = match s.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim().to_string())),
             None => (s, None),
         };
+        PkgSpec {
+            name: name.to_string(),
+            version,
+        }
+    }
+
+    /// A name and version apt reads as such, never as an option.
+    fn check(&self) -> Result<(), String> {
+        let name = &self.name;
         let name_ok = !name.is_empty()
             && !name.starts_with('-')
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+-.:_*?[]".contains(&b));
         if !name_ok {
-            return fail(format!("invalid package name '{name}'"));
+            return Err(format!("invalid package name '{name}'"));
         }
-        if let Some(v) = &version
+        if let Some(v) = &self.version
             && (v.is_empty() || v.starts_with('-') || v.chars().any(char::is_whitespace))
         {
-            return fail(format!("invalid version '{v}' for package '{name}'"));
+            return Err(format!("invalid version '{v}' for package '{name}'"));
         }
-        Ok(PkgSpec {
-            name: name.to_string(),
-            version,
-        })
+        Ok(())
     }
 
     /// The argument for apt-get (`name` or `name=VERSION`).
@@ -289,6 +376,7 @@ pub(crate) fn parse_apt_output(out: &str) -> AptReport {
     r
 }
 
+/// What the task asks for (from arguments validate accepted).
 struct Plan {
     state: State,
     upgrade: Upgrade,
@@ -296,117 +384,45 @@ struct Plan {
     lock_timeout: u64,
 }
 
+impl Plan {
+    fn of(a: &Args) -> Plan {
+        Plan {
+            state: a.state,
+            upgrade: a.upgrade,
+            specs: specs(a),
+            lock_timeout: seconds(&a.lock_timeout).unwrap_or(60),
+        }
+    }
+}
+
+/// A number of seconds validate accepted.
+fn seconds(v: &Option<String>) -> Option<u64> {
+    v.as_deref().and_then(|s| s.trim().parse().ok())
+}
+
+/// What the probe found.
+struct Found {
+    /// The cache was refreshed (not a change: reported in the data).
+    cache_updated: bool,
+    installed: Vec<Installed>,
+    policy: HashMap<String, (Option<String>, Option<String>)>,
+    /// The packages an upgrade would change (`upgrade`).
+    upgradable: Vec<String>,
+}
+
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let state = match a.state.as_deref().unwrap_or("present") {
-        "present" | "installed" => State::Present,
-        "absent" | "removed" => State::Absent,
-        "latest" => State::Latest,
-        other => {
-            return fail(format!(
-                "state must be one of present, absent, latest (got '{other}')"
-            ));
-        }
-    };
-    let upgrade = match a.upgrade.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Upgrade::No,
-        Some(s) => match crate::yaml::parse_bool(s) {
-            Some(false) => Upgrade::No,
-            Some(true) => Upgrade::Safe,
-            None => match s {
-                "safe" => Upgrade::Safe,
-                "full" | "dist" => Upgrade::Dist,
-                other => {
-                    return fail(format!(
-                        "upgrade must be one of no, yes, safe, full, dist (got '{other}')"
-                    ));
-                }
-            },
-        },
-    };
-    let specs = a
-        .name
-        .iter()
-        .flat_map(|n| n.split(','))
-        .filter(|n| !n.trim().is_empty())
-        .map(PkgSpec::parse)
-        .collect::<Result<Vec<_>, _>>()?;
-    if state == State::Latest && specs.iter().any(|s| s.version.is_some()) {
-        return fail("a version pin (name=VERSION) is not allowed with state=latest");
-    }
-    let cache_valid_time = match a.cache_valid_time.as_deref() {
-        None => 0,
-        Some(s) => s.trim().parse::<u64>().map_err(|_| {
-            ModError::Failed(format!("cache_valid_time must be seconds, got '{s}'"))
-        })?,
-    };
-    let lock_timeout = match a.lock_timeout.as_deref() {
-        None => 60,
-        Some(s) => s
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ModError::Failed(format!("lock_timeout must be seconds, got '{s}'")))?,
-    };
-    if let Some(r) = &a.default_release
-        && (r.is_empty() || r.starts_with('-'))
-    {
-        return fail(format!("invalid default_release '{r}'"));
-    }
-    let dpkg_options: Vec<String> = a
-        .dpkg_options
-        .as_deref()
-        .unwrap_or("force-confdef,force-confold")
-        .split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(|o| o.trim_start_matches('-').to_string())
-        .collect();
-    if specs.is_empty() && upgrade == Upgrade::No && !a.update_cache {
-        return fail("give name (the packages), update_cache or upgrade");
-    }
-    let plan = Plan {
-        state,
-        upgrade,
-        specs,
-        lock_timeout,
-    };
-
-    // One command reads everything: cache refresh (not in check mode), dpkg, apt-cache.
-    let probe = probe_script(&plan, a.update_cache && !ctx.check, cache_valid_time);
-    let out = ctx.exec(&probe).await?;
-    if !out.ok() {
-        return fail(format!(
-            "cannot read the package state (rc={}): {}",
-            out.rc,
-            tail(&out.stderr_str(), 10)
-        ));
-    }
-    let sections = split_sections(&out.stdout_str());
-    let mut cache_updated = false;
-    if let Some(u) = sections.get("U") {
-        let (rc_line, rest) = u.split_once('\n').unwrap_or((u, ""));
-        let rc: i32 = rc_line.trim().parse().unwrap_or(1);
-        if update_failed(rc, rest) {
-            return fail(format!(
-                "apt-get update failed: {}",
-                redact_urls(&tail(rest, 8))
-            ));
-        }
-        cache_updated = true;
-    }
-    let installed = parse_dpkg_query(sections.get("Q").map_or("", String::as_str));
-    let policy = parse_policy(sections.get("P").map_or("", String::as_str));
-    let upgradable: Vec<String> = sections
-        .get("G")
-        .map(|s| {
-            s.lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-
-    let todo = decide(&plan, &installed, &policy, a.purge);
-    if todo.is_empty() && upgradable.is_empty() {
+    let plan = Plan::of(&a);
+    // The cache refresh is not run in check mode.
+    let update = a.update_cache && !ctx.check;
+    let found = read(
+        ctx,
+        &plan,
+        update,
+        seconds(&a.cache_valid_time).unwrap_or(0),
+    )
+    .await?;
+    let todo = decide(&plan, &found.installed, &found.policy, a.purge);
+    if todo.is_empty() && found.upgradable.is_empty() {
         let mut o = Outcome::ok(if plan.specs.is_empty() {
             "nothing to upgrade".to_string()
         } else {
@@ -414,58 +430,20 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         });
         o = o
             .with("packages", json!([]))
-            .with("cache_updated", cache_updated);
+            .with("cache_updated", found.cache_updated);
         return Ok(o);
     }
 
     // The change: one apt-get command (simulated in check mode).
-    let mut opts = vec![
-        "-y".to_string(),
-        "-q".to_string(),
-        format!("-o DPkg::Lock::Timeout={}", plan.lock_timeout),
-    ];
-    for o in &dpkg_options {
-        opts.push(format!("-o Dpkg::Options::=--{}", quote(o)));
-    }
-    if ctx.check {
-        opts.push("--simulate".into());
-    }
-    let mut cmds = vec![APT_ENV.to_string()];
-    if !upgradable.is_empty() {
-        let verb = match plan.upgrade {
-            Upgrade::Dist => "dist-upgrade",
-            _ => "upgrade --with-new-pkgs",
-        };
-        cmds.push(format!("apt-get {} {verb}", opts.join(" ")));
-    }
-    if !todo.is_empty() {
-        let args: Vec<String> = todo.iter().map(|s| quote(&s.arg())).collect();
-        let line = if plan.state == State::Absent {
-            let purge = if a.purge { " --purge" } else { "" };
-            format!(
-                "apt-get {}{purge} remove {}",
-                opts.join(" "),
-                args.join(" ")
-            )
-        } else {
-            let mut o = opts.clone();
-            match a.install_recommends {
-                Some(true) => o.push("-o APT::Install-Recommends=true".into()),
-                Some(false) => o.push("--no-install-recommends".into()),
-                None => {}
-            }
-            if a.allow_downgrade {
-                o.push("--allow-downgrades".into());
-            }
-            if let Some(r) = &a.default_release {
-                o.push(format!("-t {}", quote(r)));
-            }
-            format!("apt-get {} install {}", o.join(" "), args.join(" "))
-        };
-        cmds.push(line);
-    }
-    let cmd = cmds.join("\n") + "\n";
-    let res = ctx.exec(&cmd).await?;
+    let res = ctx
+        .exec(&apt_get_script(
+            &a,
+            &plan,
+            &todo,
+            &found.upgradable,
+            ctx.check,
+        ))
+        .await?;
     let stdout = res.stdout_str();
     let verb = if plan.state == State::Absent {
         "remove"
@@ -490,7 +468,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             ));
             o = o
                 .with("packages", json!(names))
-                .with("cache_updated", cache_updated);
+                .with("cache_updated", found.cache_updated);
             if ctx.diff {
                 o.diff = Some(planned_diff(&todo, plan.state));
             }
@@ -504,11 +482,12 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             redact_urls(&why)
         ));
     }
+    // apt-get's own account of what it did decides `changed`.
     let report = parse_apt_output(&stdout);
     let changed = report.active.unwrap_or(!report.lines.is_empty());
     let mut changed_names: Vec<String> = if changed { names } else { vec![] };
-    if changed && !upgradable.is_empty() {
-        changed_names.extend(upgradable.iter().cloned());
+    if changed && !found.upgradable.is_empty() {
+        changed_names.extend(found.upgradable.iter().cloned());
         changed_names.dedup();
     }
     let msg = match (changed, ctx.check) {
@@ -529,72 +508,71 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         });
     }
     Ok(o.with("packages", json!(changed_names))
-        .with("cache_updated", cache_updated)
+        .with("cache_updated", found.cache_updated)
         .with("stdout", stdout))
 }
 
-fn summary(report: &AptReport, names: &[String]) -> String {
-    if report.lines.is_empty() {
-        names.join(", ")
-    } else {
-        report
-            .lines
-            .iter()
-            .map(|l| {
-                let mut w = l.split_whitespace();
-                let sign = w.next().unwrap_or("");
-                format!("{sign}{}", w.next().unwrap_or(""))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-fn planned_diff(todo: &[PkgSpec], state: State) -> String {
-    let sign = if state == State::Absent { '-' } else { '+' };
-    todo.iter()
-        .map(|s| format!("{sign} {}\n", s.arg()))
-        .collect()
-}
-
-/// The packages that need apt-get.
-fn decide(
+/// Runs the probe and reads its sections.
+async fn read(
+    ctx: &ModuleCtx<'_>,
     plan: &Plan,
-    installed: &[Installed],
-    policy: &HashMap<String, (Option<String>, Option<String>)>,
-    purge: bool,
-) -> Vec<PkgSpec> {
-    let find = |name: &str| {
-        installed
-            .iter()
-            .filter(|i| i.qualified == name || i.name == name)
-            .collect::<Vec<_>>()
-    };
-    plan.specs
+    update: bool,
+    cache_valid_time: u64,
+) -> Result<Found, super::ModError> {
+    let out = ctx
+        .exec(&probe_script(plan, update, cache_valid_time))
+        .await?;
+    if !out.ok() {
+        return fail(format!(
+            "cannot read the package state (rc={}): {}",
+            out.rc,
+            tail(&out.stderr_str(), 10)
+        ));
+    }
+    let sections = split_sections(&out.stdout_str());
+    let mut cache_updated = false;
+    if let Some(u) = sections.get("U") {
+        let (rc_line, rest) = u.split_once('\n').unwrap_or((u, ""));
+        let rc: i32 = rc_line.trim().parse().unwrap_or(1);
+        if update_failed(rc, rest) {
+            return fail(format!(
+                "apt-get update failed: {}",
+                redact_urls(&tail(rest, 8))
+            ));
+        }
+        cache_updated = true;
+    }
+    // A missing section means the probe did not run to its end: never read that as "nothing
+    // installed" (or "nothing to upgrade").
+    let expected = [
+        ("Q", !plan.specs.is_empty()),
+        ("P", !plan.specs.is_empty() && plan.state == State::Latest),
+        ("G", plan.upgrade != Upgrade::No),
+    ];
+    if let Some((s, _)) = expected
         .iter()
-        .filter(|spec| {
-            let found = find(&spec.name);
-            match plan.state {
-                State::Present => !found
-                    .iter()
-                    .any(|i| i.is_installed() && spec.version_matches(&i.version)),
-                State::Latest => {
-                    let Some(inst) = found.iter().find(|i| i.is_installed()) else {
-                        return true;
-                    };
-                    match policy.get(&spec.name) {
-                        Some((_, Some(cand))) => *cand != inst.version,
-                        _ => false,
-                    }
-                }
-                State::Absent => found.iter().any(|i| {
-                    spec.version_matches(&i.version)
-                        && (i.present_at_all() || (purge && i.status == "config-files"))
-                }),
-            }
+        .find(|(s, wanted)| *wanted && !sections.contains_key(*s))
+    {
+        return fail(format!(
+            "unexpected output from the package probe (no @{s} section): {}",
+            tail(&out.stdout_str(), 3)
+        ));
+    }
+    let upgradable: Vec<String> = sections
+        .get("G")
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .map(String::from)
+                .collect()
         })
-        .cloned()
-        .collect()
+        .unwrap_or_default();
+    Ok(Found {
+        cache_updated,
+        installed: parse_dpkg_query(sections.get("Q").map_or("", String::as_str)),
+        policy: parse_policy(sections.get("P").map_or("", String::as_str)),
+        upgradable,
+    })
 }
 
 /// The read-only probe (plus the cache refresh when asked for, outside check mode). Output:
@@ -660,240 +638,135 @@ fn split_sections(out: &str) -> HashMap<String, String> {
     map
 }
 
-#[cfg(test)]
-mod tests {
-    const APT: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<AptModule>();
-    use super::*;
-    use crate::host::testing::Harness;
-
-    #[test]
-    fn dpkg_query_output_is_parsed() {
-        let out = "bash\tbash\tinstall ok installed\t5.2.15-2+b13\n\
-                   libc6:amd64\tlibc6\tinstall ok installed\t2.36-9+deb12u14\n\
-                   sl\tsl\tdeinstall ok config-files\t5.02-1+b1\n\
-                   junk line\n";
-        let p = parse_dpkg_query(out);
-        assert_eq!(p.len(), 3);
-        assert!(p[0].is_installed());
-        assert_eq!(p[1].qualified, "libc6:amd64");
-        assert_eq!(p[1].name, "libc6");
-        assert_eq!(p[2].status, "config-files");
-        assert!(!p[2].is_installed() && !p[2].present_at_all());
-    }
-
-    #[test]
-    fn version_globs_match_like_fnmatch() {
-        assert!(glob_match("5:24.0*", "5:24.0.7-1~debian.12~bookworm"));
-        assert!(!glob_match("5:24.0*", "5:25.0.1-1"));
-        assert!(glob_match("2.3?-9", "2.36-9"));
-        assert!(!glob_match("2.3?-9", "2.3-9"));
-        // The whole version must match, not a part of it.
-        assert!(!glob_match("24.0*", "5:24.0.7"));
-        // Regex and glob metacharacters that are common in versions are literal.
-        assert!(glob_match("1.0+dfsg*", "1.0+dfsg-2"));
-        assert!(!glob_match("1.0+dfsg*", "1.00dfsg-2"));
-        assert!(glob_match("1.2**", "1.2.3"));
-        assert!(glob_match("1.[0-2]*", "1.1.9"));
-        assert!(!glob_match("1.[0-2]*", "1.3.0"));
-    }
-
-    #[test]
-    fn policy_output_is_parsed() {
-        let out = "sl:\n  Installed: (none)\n  Candidate: 5.02-1+b1\n  Version table:\n     5.02-1+b1 500\n        500 http://deb.debian.org/debian bookworm/main amd64 Packages\n\
-                   bash:\n  Installed: 5.2.15-2+b13\n  Candidate: 5.2.15-2+b14\n  Version table:\n";
-        let p = parse_policy(out);
-        assert_eq!(p["sl"], (None, Some("5.02-1+b1".into())));
-        assert_eq!(
-            p["bash"],
-            (Some("5.2.15-2+b13".into()), Some("5.2.15-2+b14".into()))
-        );
-    }
-
-    fn plan(state: State, names: &[&str]) -> Plan {
-        Plan {
-            state,
-            upgrade: Upgrade::No,
-            specs: names.iter().map(|n| PkgSpec::parse(n).unwrap()).collect(),
-            lock_timeout: 60,
-        }
-    }
-
-    #[test]
-    fn decisions_follow_state_and_pins() {
-        let inst = parse_dpkg_query(
-            "bash\tbash\tinstall ok installed\t5.2.15-2+b13\n\
-             sl\tsl\tdeinstall ok config-files\t5.02-1+b1\n\
-             libc6:amd64\tlibc6\tinstall ok installed\t2.36-9\n",
-        );
-        let pol = parse_policy("bash:\n  Installed: 5.2.15-2+b13\n  Candidate: 5.2.15-2+b14\n");
-        let names = |v: Vec<PkgSpec>| v.into_iter().map(|s| s.arg()).collect::<Vec<_>>();
-        let none = HashMap::new();
-        assert_eq!(
-            names(decide(
-                &plan(State::Present, &["bash", "sl", "libc6", "cowsay"]),
-                &inst,
-                &none,
-                false
-            )),
-            ["sl", "cowsay"]
-        );
-        assert_eq!(
-            names(decide(
-                &plan(
-                    State::Present,
-                    &["bash=5.2.15-2+b13", "libc6=2.36*", "libc6:amd64"]
-                ),
-                &inst,
-                &none,
-                false
-            )),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            names(decide(
-                &plan(State::Present, &["bash=5.2.15-2+b14", "libc6=2.37*"]),
-                &inst,
-                &none,
-                false
-            )),
-            ["bash=5.2.15-2+b14", "libc6=2.37*"]
-        );
-        assert_eq!(
-            names(decide(
-                &plan(State::Latest, &["bash", "libc6"]),
-                &inst,
-                &pol,
-                false
-            )),
-            ["bash"]
-        );
-        assert_eq!(
-            names(decide(
-                &plan(State::Absent, &["bash", "sl", "cowsay"]),
-                &inst,
-                &none,
-                false
-            )),
-            ["bash"]
-        );
-        assert_eq!(
-            names(decide(&plan(State::Absent, &["sl"]), &inst, &none, true)),
-            ["sl"]
-        );
-        assert_eq!(
-            names(decide(
-                &plan(State::Absent, &["bash=1.0"]),
-                &inst,
-                &none,
-                false
-            )),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn package_names_are_checked() {
-        assert!(PkgSpec::parse("-o=APT::x").is_err());
-        assert!(PkgSpec::parse("a b").is_err());
-        assert!(PkgSpec::parse("$(reboot)").is_err());
-        assert!(PkgSpec::parse("sl=").is_err());
-        assert_eq!(
-            PkgSpec::parse("docker-ce=5:24.0*").unwrap(),
-            PkgSpec {
-                name: "docker-ce".into(),
-                version: Some("5:24.0*".into())
+/// The packages that need apt-get.
+fn decide(
+    plan: &Plan,
+    installed: &[Installed],
+    policy: &HashMap<String, (Option<String>, Option<String>)>,
+    purge: bool,
+) -> Vec<PkgSpec> {
+    let find = |name: &str| {
+        installed
+            .iter()
+            .filter(|i| i.qualified == name || i.name == name)
+            .collect::<Vec<_>>()
+    };
+    plan.specs
+        .iter()
+        .filter(|spec| {
+            let found = find(&spec.name);
+            match plan.state {
+                State::Present => !found
+                    .iter()
+                    .any(|i| i.is_installed() && spec.version_matches(&i.version)),
+                State::Latest => {
+                    let Some(inst) = found.iter().find(|i| i.is_installed()) else {
+                        return true;
+                    };
+                    match policy.get(&spec.name) {
+                        Some((_, Some(cand))) => *cand != inst.version,
+                        _ => false,
+                    }
+                }
+                State::Absent => found.iter().any(|i| {
+                    spec.version_matches(&i.version)
+                        && (i.present_at_all() || (purge && i.status == "config-files"))
+                }),
             }
-        );
-    }
+        })
+        .cloned()
+        .collect()
+}
 
-    #[test]
-    fn apt_output_is_summarised() {
-        let real = "Reading package lists...\n0 upgraded, 3 newly installed, 0 to remove and 0 not upgraded.\n\
-                    Unpacking libgpm2:amd64 (1.20.7-10+b1) ...\nUnpacking sl (5.02-1+b1) ...\n\
-                    Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n";
-        let r = parse_apt_output(real);
-        assert_eq!(r.active, Some(true));
-        assert_eq!(
-            r.lines,
-            [
-                "+ libgpm2:amd64 1.20.7-10+b1",
-                "+ sl 5.02-1+b1",
-                "~ bash 5.2.15-2+b13 -> 5.2.15-2+b14"
-            ]
-        );
-        let sim = "0 upgraded, 0 newly installed, 1 downgraded, 1 to remove and 0 not upgraded.\n\
-                   Inst sl (5.02-1+b1 Debian:12.15/oldstable [amd64])\nRemv cowsay [3.03+dfsg2-8]\nPurg cowsay [3.03+dfsg2-8]\n";
-        let r = parse_apt_output(sim);
-        assert_eq!(r.active, Some(true));
-        assert_eq!(r.lines, ["+ sl 5.02-1+b1", "- cowsay 3.03+dfsg2-8"]);
-        let r = parse_apt_output(
-            "sl is already the newest version (5.02-1+b1).\n0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n",
-        );
-        assert_eq!(r.active, Some(false));
-        let r = parse_apt_output(
-            "Removing sl (5.02-1+b1) ...\nPurging configuration files for sl (5.02-1+b1) ...\n",
-        );
-        assert_eq!(r.lines, ["- sl 5.02-1+b1"]);
+/// The apt-get commands of the change: the upgrade, then one install or remove for all
+/// packages of the task; with `--simulate` in check mode.
+fn apt_get_script(
+    a: &Args,
+    plan: &Plan,
+    todo: &[PkgSpec],
+    upgradable: &[String],
+    simulate: bool,
+) -> String {
+    let mut opts = vec![
+        "-y".to_string(),
+        "-q".to_string(),
+        format!("-o DPkg::Lock::Timeout={}", plan.lock_timeout),
+    ];
+    let dpkg_options = a
+        .dpkg_options
+        .as_deref()
+        .unwrap_or("force-confdef,force-confold")
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| o.trim_start_matches('-'));
+    for o in dpkg_options {
+        opts.push(format!("-o Dpkg::Options::=--{}", quote(o)));
     }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_urls(
-                "Err:1 https://user:pw@storebits.docker.com/ee/m/sub-123/ubuntu jammy InRelease"
-            ),
-            "Err:1 https://storebits.docker.com/<redacted> jammy InRelease"
-        );
-        assert!(update_failed(
-            0,
-            "W: Failed to fetch http://x/y  Could not connect\n"
-        ));
-        assert!(!update_failed(
-            0,
-            "Hit:1 http://deb.debian.org/debian bookworm InRelease\nReading package lists...\n"
-        ));
+    if simulate {
+        opts.push("--simulate".into());
     }
-
-    #[test]
-    fn sections_split() {
-        let s =
-            split_sections("junk\n@U\n0\nHit:1 x\n@Q\nbash\tbash\tinstall ok installed\t5\n@P\n");
-        assert_eq!(s["U"], "0\nHit:1 x\n");
-        assert!(s["Q"].starts_with("bash\t"));
-        assert_eq!(s["P"], "");
+    let mut cmds = vec![APT_ENV.to_string()];
+    if !upgradable.is_empty() {
+        let verb = match plan.upgrade {
+            Upgrade::Dist => "dist-upgrade",
+            _ => "upgrade --with-new-pkgs",
+        };
+        cmds.push(format!("apt-get {} {verb}", opts.join(" ")));
     }
-
-    /// Without apt on the machine running the tests, the probe still runs and the module
-    /// reports a clear failure or a decision: the rest is covered against the lab
-    /// (tests/modules_system.rs).
-    #[tokio::test]
-    async fn the_no_change_path_is_one_command() {
-        let h = Harness::new();
-        if std::process::Command::new("dpkg-query")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("SKIPPED: dpkg-query is not installed here");
-            return;
-        }
-        // A package every Debian system has, in check mode: one probe, no change.
-        let n = h.execs();
-        let o = h
-            .run_mode(
-                &APT,
-                json!({"name": ["dpkg"], "state": "present"}),
-                true,
-                true,
+    if !todo.is_empty() {
+        let args: Vec<String> = todo.iter().map(|s| quote(&s.arg())).collect();
+        let line = if plan.state == State::Absent {
+            let purge = if a.purge { " --purge" } else { "" };
+            format!(
+                "apt-get {}{purge} remove {}",
+                opts.join(" "),
+                args.join(" ")
             )
-            .await
-            .unwrap();
-        assert!(!o.changed, "{}", o.msg);
-        assert_eq!(h.execs() - n, 1);
-        // Hostile names never reach a shell.
-        let e = h
-            .run_mode(&APT, json!({"name": "$(touch x)"}), true, false)
-            .await;
-        assert!(e.is_err());
+        } else {
+            let mut o = opts.clone();
+            match a.install_recommends {
+                Some(true) => o.push("-o APT::Install-Recommends=true".into()),
+                Some(false) => o.push("--no-install-recommends".into()),
+                None => {}
+            }
+            if a.allow_downgrade {
+                o.push("--allow-downgrades".into());
+            }
+            if let Some(r) = &a.default_release {
+                o.push(format!("-t {}", quote(r)));
+            }
+            format!("apt-get {} install {}", o.join(" "), args.join(" "))
+        };
+        cmds.push(line);
+    }
+    cmds.join("\n") + "\n"
+}
+
+fn summary(report: &AptReport, names: &[String]) -> String {
+    if report.lines.is_empty() {
+        names.join(", ")
+    } else {
+        report
+            .lines
+            .iter()
+            .map(|l| {
+                let mut w = l.split_whitespace();
+                let sign = w.next().unwrap_or("");
+                format!("{sign}{}", w.next().unwrap_or(""))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
+
+fn planned_diff(todo: &[PkgSpec], state: State) -> String {
+    let sign = if state == State::Absent { '-' } else { '+' };
+    todo.iter()
+        .map(|s| format!("{sign} {}\n", s.arg()))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "apt_tests.rs"]
+mod tests;

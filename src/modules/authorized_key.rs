@@ -14,12 +14,12 @@
 //! controls could hand any file on the host to the user, and sshd's StrictModes would
 //! ignore such a file anyway.
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::accounts::check_name;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, json};
 
 #[derive(Deserialize)]
@@ -30,8 +30,8 @@ pub struct Args {
     /// One or more public key lines (a string with line breaks, or a list).
     #[serde(default, deserialize_with = "de::str_or_list")]
     key: Vec<String>,
-    #[serde(default, deserialize_with = "de::opt_stringish")]
-    state: Option<String>,
+    #[serde(default)]
+    state: State,
     /// Remove every key that is not in `key`.
     #[serde(default, deserialize_with = "de::bool_like")]
     exclusive: bool,
@@ -44,6 +44,26 @@ pub struct Args {
     manage_dir: Option<bool>,
 }
 
+/// `present` (the default) or `absent`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum State {
+    #[default]
+    Present,
+    Absent,
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        match de::opt_stringish(d)?.as_deref() {
+            None | Some("present") => Ok(State::Present),
+            Some("absent") => Ok(State::Absent),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "state must be present or absent (got '{other}')"
+            ))),
+        }
+    }
+}
+
 /// The `authorized_key` module.
 pub struct AuthorizedKeyModule;
 
@@ -51,6 +71,24 @@ impl Module for AuthorizedKeyModule {
     type Args = Args;
     const NAME: &'static str = "authorized_key";
     const REQUIRED: &'static [&'static str] = &["user", "key"];
+
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        // REQUIRED only sees the key at load time; an empty or omitted value is refused here.
+        match a.user.as_deref() {
+            None | Some("") => return Err(ArgError::at("user", "user is required")),
+            Some(n) => check_name("user", n).map_err(|e| ArgError::at("user", e))?,
+        }
+        let wanted = wanted_keys(&a.key).map_err(|e| ArgError::at("key", e))?;
+        // An empty exclusive list is allowed: it removes every key.
+        if wanted.is_empty() && (a.state == State::Absent || !a.exclusive) {
+            return Err(ArgError::at(
+                "key",
+                "key is required: one or more public key lines",
+            ));
+        }
+        key_path(a.path.as_deref()).map_err(|e| ArgError::at("path", e))?;
+        Ok(())
+    }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
@@ -139,7 +177,7 @@ fn parse_key(line: &str) -> Result<Option<KeyLine>, String> {
 }
 
 /// The wanted keys: every non-blank, non-comment line of every `key` item.
-fn wanted_keys(items: &[String]) -> Result<Vec<(String, KeyLine)>, ModError> {
+fn wanted_keys(items: &[String]) -> Result<Vec<(String, KeyLine)>, String> {
     let mut out: Vec<(String, KeyLine)> = vec![];
     for (n, line) in items.iter().flat_map(|i| i.lines()).enumerate() {
         match parse_key(line) {
@@ -151,7 +189,7 @@ fn wanted_keys(items: &[String]) -> Result<Vec<(String, KeyLine)>, ModError> {
             }
             Err(why) => {
                 let shown: String = line.trim().chars().take(40).collect();
-                return fail(format!(
+                return Err(format!(
                     "invalid public key (line {}: '{shown}'): {why}",
                     n + 1
                 ));
@@ -168,7 +206,7 @@ enum KeyPath {
     Abs(String),
 }
 
-fn key_path(p: Option<&str>) -> Result<KeyPath, ModError> {
+fn key_path(p: Option<&str>) -> Result<KeyPath, String> {
     let p = p.map(str::trim).filter(|p| !p.is_empty());
     let kp = match p {
         None => KeyPath::Home(".ssh/authorized_keys".into()),
@@ -176,7 +214,7 @@ fn key_path(p: Option<&str>) -> Result<KeyPath, ModError> {
             Some(rel) => KeyPath::Home(rel.to_string()),
             None if p.starts_with('/') => KeyPath::Abs(p.to_string()),
             None => {
-                return fail(format!(
+                return Err(format!(
                     "path must be absolute or start with ~/ (got '{p}')"
                 ));
             }
@@ -186,7 +224,7 @@ fn key_path(p: Option<&str>) -> Result<KeyPath, ModError> {
         KeyPath::Home(s) | KeyPath::Abs(s) => s,
     };
     if s.contains('\n') || s.ends_with('/') || s.is_empty() {
-        return fail(format!("invalid path '{s}'"));
+        return Err(format!("invalid path '{s}'"));
     }
     Ok(kp)
 }
@@ -330,22 +368,11 @@ fn edit(
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let Some(name) = a.user.clone().filter(|n| !n.is_empty()) else {
-        return fail("user is required");
-    };
-    check_name("user", &name)?;
-    let absent = match a.state.as_deref().unwrap_or("present") {
-        "present" => false,
-        "absent" => true,
-        other => return fail(format!("state must be present or absent (got '{other}')")),
-    };
-    let wanted = wanted_keys(&a.key)?;
-    // An empty exclusive list is allowed: it removes every key.
-    if wanted.is_empty() && (absent || !a.exclusive) {
-        return fail("key is required: one or more public key lines");
-    }
-    let kp = key_path(a.path.as_deref())?;
-    let manage_dir = a.manage_dir.unwrap_or(true);
+    // validate refused a missing user, bad keys and a bad path: parsing again cannot fail.
+    let name = a.user.clone().unwrap_or_default();
+    let wanted = wanted_keys(&a.key).map_err(ModError::Failed)?;
+    let kp = key_path(a.path.as_deref()).map_err(ModError::Failed)?;
+    let absent = a.state == State::Absent;
 
     let out = ctx.exec(&probe_script(&name, &kp)).await?;
     if !out.ok() {
@@ -398,59 +425,23 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         (_, Entry::Other) => return fail(format!("{path} exists and is not a regular file")),
         _ => {}
     }
-    let old = String::from_utf8_lossy(&found.content).into_owned();
-    let new_lines = edit(&old, &wanted, absent, a.exclusive);
     if absent && found.file == Entry::Absent {
         return Ok(Outcome {
             data,
             ..Outcome::ok(format!("{path} does not exist: no keys to remove"))
         });
     }
-    let new = new_lines.map(|l| {
-        let mut s = l.join("\n");
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s
-    });
-    let write = new.is_some() || found.file == Entry::Absent;
-    let content = new.clone().unwrap_or_else(|| old.clone());
 
-    let mut notes: Vec<String> = vec![];
-    let owned = |uid_: u32, gid_: u32| uid_ == uid && gid_ == gid;
-    let dir_fix = match found.dir {
-        Entry::Absent => {
-            notes.push(format!("{dir}: absent -> directory (mode {DIR_MODE:04o})"));
-            true
-        }
-        Entry::Present(m, u, g) if manage_dir && (m & 0o7777 != DIR_MODE || !owned(u, g)) => {
-            notes.push(format!(
-                "{dir}: mode {:04o} owner {u}:{g} -> mode {DIR_MODE:04o} owner {uid}:{gid}",
-                m & 0o7777
-            ));
-            true
-        }
-        _ => false,
-    };
-    let file_fix = match found.file {
-        Entry::Present(m, u, g) if !write && (m & 0o7777 != FILE_MODE || !owned(u, g)) => {
-            notes.push(format!(
-                "{path}: mode {:04o} owner {u}:{g} -> mode {FILE_MODE:04o} owner {uid}:{gid}",
-                m & 0o7777
-            ));
-            true
-        }
-        _ => false,
-    };
-    if !write && !dir_fix && !file_fix {
+    let p = decide(&found, &wanted, &a, (uid, gid), &dir);
+    if !p.write && !p.dir_fix && !p.file_fix {
         return Ok(Outcome {
             data,
             ..Outcome::ok(format!("{path}: keys as wanted"))
         });
     }
     let diff = if ctx.diff {
-        let mut d = unified_diff(&old, &content, &path).unwrap_or_default();
-        for n in &notes {
+        let mut d = unified_diff(&p.old, &p.content, &path).unwrap_or_default();
+        for n in &p.notes {
             d.push_str(n);
             d.push('\n');
         }
@@ -458,7 +449,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     } else {
         None
     };
-    let msg = match (found.file, new.is_some()) {
+    let msg = match (found.file, p.edited) {
         (Entry::Absent, _) => format!("created {path}"),
         (_, true) if absent => format!("removed keys from {path}"),
         (_, true) => format!("updated keys in {path}"),
@@ -479,329 +470,123 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     }
 
     // The change: one command.
-    let owner = format!("{uid}:{gid}");
-    let mut s = format!(
-        "set -e; f={}; d={}\n",
-        crate::shell::quote_path(&path),
-        crate::shell::quote_path(&dir)
-    );
-    if found.dir == Entry::Absent {
-        s.push_str("mkdir -p -- \"$d\"\n");
-    }
-    if dir_fix && (manage_dir || found.dir == Entry::Absent) {
-        s.push_str(&format!(
-            "chown -- {owner} \"$d\"; chmod -- 0{DIR_MODE:o} \"$d\"\n"
-        ));
-    }
-    let stdin = if write {
-        s.push_str(&format!(
-            "t=$(mktemp \"$d/.prov.XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"\n\
-             chown -- {owner} \"$t\"; chmod -- 0{FILE_MODE:o} \"$t\"; mv -f -- \"$t\" \"$f\"; trap - EXIT\n"
-        ));
-        Some(content.as_bytes())
-    } else {
-        if file_fix {
-            s.push_str(&format!(
-                "chown -- {owner} \"$f\"; chmod -- 0{FILE_MODE:o} \"$f\"\n"
-            ));
-        }
-        None
-    };
-    let r = ctx.exec_stdin(&s, stdin).await?;
+    let script = change_script(&p, &found, &path, &dir, (uid, gid));
+    let stdin = p.write.then_some(p.content.as_bytes());
+    let r = ctx.exec_stdin(&script, stdin).await?;
     if !r.ok() {
         return fail(format!("cannot write {path}: {}", r.stderr_str().trim()));
     }
     Ok(outcome)
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::Value as Json;
-    const AUTHORIZED_KEY: crate::modules::ModuleDef =
-        crate::modules::ModuleDef::of::<AuthorizedKeyModule>();
-    use super::*;
-    use crate::host::testing::{Harness, hostile};
-    use serde_json::json;
+/// What differs, and so what the change must do.
+struct Plan {
+    /// The file's content now (empty when absent).
+    old: String,
+    /// Its wanted content.
+    content: String,
+    /// The keys differ (`old` != `content`).
+    edited: bool,
+    /// Write `content` (it differs, or the file does not exist).
+    write: bool,
+    /// Create the directory, or fix its mode and owner.
+    dir_fix: bool,
+    /// Fix the file's mode and owner without rewriting it.
+    file_fix: bool,
+    /// One line per change of mode or owner, for the diff.
+    notes: Vec<String>,
+}
 
-    const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ one@example";
-    const K2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF two@example";
-    const K2_BLOB: &str = "AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
-
-    fn me() -> String {
-        let out = std::process::Command::new("id")
-            .arg("-un")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn ids() -> (u32, u32) {
-        let out = |f: &str| {
-            let o = std::process::Command::new("id").arg(f).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-        };
-        (out("-u"), out("-g"))
-    }
-
-    #[test]
-    fn key_lines_are_parsed_with_options_and_comments() {
-        let k = parse_key(K1).unwrap().unwrap();
-        assert_eq!(k.kind, "ssh-ed25519");
-        assert_eq!(k.options, None);
-        assert_eq!(k.comment.as_deref(), Some("one@example"));
-        let with_opts = format!(r#"command="echo \"a b\"",no-pty {K2} a comment"#);
-        let k = parse_key(&with_opts).unwrap().unwrap();
-        assert_eq!(
-            k.options.as_deref(),
-            Some(r#"command="echo \"a b\"",no-pty"#)
-        );
-        assert_eq!(k.blob, K2_BLOB);
-        assert_eq!(k.comment.as_deref(), Some("two@example a comment"));
-        assert_eq!(parse_key("  # a comment").unwrap(), None);
-        assert_eq!(parse_key("").unwrap(), None);
-        assert!(parse_key("ssh-ed25519").is_err());
-        assert!(parse_key("hello world").is_err());
-        assert!(parse_key("ssh-ed25519 not*base64").is_err());
-        // The blob of an ed25519 key labelled as RSA: mistyped.
-        assert!(parse_key(&format!("ssh-rsa {K2_BLOB}")).is_err());
-        // A truncated blob.
-        assert!(parse_key("ssh-ed25519 AAAAC3NzaC1lZDI1").is_err());
-    }
-
-    #[test]
-    fn edits_keep_what_they_should() {
-        let wanted = wanted_keys(&[K1.to_string()]).unwrap();
-        let old = format!("# keys\n{K2}\n");
-        let added = edit(&old, &wanted, false, false).unwrap();
-        assert_eq!(added, vec!["# keys".to_string(), K2.into(), K1.into()]);
-        // Already there (another comment): nothing to do.
-        let renamed = K1.replace("one@example", "other");
-        assert_eq!(edit(&format!("{renamed}\n"), &wanted, false, false), None);
-        // Other options: the line is replaced.
-        let opts = format!("no-pty {K1}");
-        assert_eq!(
-            edit(&format!("{opts}\n"), &wanted, false, false).unwrap(),
-            vec![K1.to_string()]
-        );
-        // Exclusive drops other keys and duplicates, keeps comments.
-        let old = format!("# keys\n{K1}\n{K2}\n{renamed}\ngarbage\n");
-        assert_eq!(
-            edit(&old, &wanted, false, true).unwrap(),
-            vec!["# keys".to_string(), K1.into()]
-        );
-        // Absent removes every line of the key.
-        let old = format!("{K1}\n{K2}\n{renamed}\n");
-        assert_eq!(
-            edit(&old, &wanted, true, false).unwrap(),
-            vec![K2.to_string()]
-        );
-        assert_eq!(edit(&format!("{K2}\n"), &wanted, true, false), None);
-    }
-
-    #[test]
-    fn paths_and_probe_output() {
-        assert_eq!(
-            key_path(None).unwrap(),
-            KeyPath::Home(".ssh/authorized_keys".into())
-        );
-        assert_eq!(key_path(Some("~/k")).unwrap(), KeyPath::Home("k".into()));
-        assert!(key_path(Some("relative/keys")).is_err());
-        let f = parse_found(b"U 1000:1000\nP /home/a/.ssh/authorized_keys\nD 700 1000 1000\nF 600 1000 1000\nssh-ed25519 AAAA\n").unwrap();
-        assert_eq!(f.user, Some((1000, 1000)));
-        assert_eq!(f.dir, Entry::Present(0o700, 1000, 1000));
-        assert_eq!(f.content, b"ssh-ed25519 AAAA\n");
-        let f = parse_found(b"U 1:2\nP /x/y\nD link\nF -\n").unwrap();
-        assert_eq!((f.dir, f.file), (Entry::Link, Entry::Absent));
-        assert_eq!(parse_found(b"U -\n").unwrap().user, None);
-    }
-
-    #[tokio::test]
-    async fn keys_converge_with_modes_and_owner() {
-        let h = Harness::new();
-        let path = h.p("ssh/authorized_keys");
-        let keys = format!("{K1}\n\n# the second one\n{K2}\n");
-        let o = h
-            .converges(
-                &AUTHORIZED_KEY,
-                json!({"user": me(), "key": keys, "path": path}),
-            )
-            .await;
-        assert!(o.diff.unwrap().contains(&format!("+{K1}")));
-        assert_eq!(h.read("ssh/authorized_keys"), format!("{K1}\n{K2}\n"));
-        assert_eq!(h.mode("ssh/authorized_keys"), 0o600);
-        assert_eq!(h.mode("ssh"), 0o700);
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(h.path("ssh/authorized_keys")).unwrap();
-        assert_eq!((m.uid(), m.gid()), ids());
-        // Mode drift on the file and the directory: fixed in one command, no rewrite.
-        let set = |p: &str, mode: u32| {
-            std::fs::set_permissions(
-                h.path(p),
-                std::os::unix::fs::PermissionsExt::from_mode(mode),
-            )
-            .unwrap()
-        };
-        set("ssh", 0o755);
-        set("ssh/authorized_keys", 0o644);
-        let ino = m.ino();
-        let (o, n) = h
-            .apply_counted(
-                &AUTHORIZED_KEY,
-                json!({"user": me(), "key": [K1, K2], "path": path}),
-            )
-            .await;
-        assert!(o.changed && n == 2, "{o:?} in {n} commands");
-        assert_eq!(
-            (h.mode("ssh"), h.mode("ssh/authorized_keys")),
-            (0o700, 0o600)
-        );
-        let m = std::fs::metadata(h.path("ssh/authorized_keys")).unwrap();
-        assert_eq!(m.ino(), ino);
-        // A list works the same; the order given is kept for new keys.
-        let (o, n) = h
-            .apply_counted(
-                &AUTHORIZED_KEY,
-                json!({"user": me(), "key": [K2, K1], "path": path}),
-            )
-            .await;
-        assert!(!o.changed && n == 1);
-    }
-
-    #[tokio::test]
-    async fn present_exclusive_and_absent() {
-        let h = Harness::new();
-        std::fs::create_dir(h.path("ssh")).unwrap();
-        std::fs::set_permissions(
-            h.path("ssh"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
-        h.write("ssh/authorized_keys", &format!("# mine\n{K2}"));
-        let path = h.p("ssh/authorized_keys");
-        // The missing newline at the end is mended when a key is added.
-        h.converges(
-            &AUTHORIZED_KEY,
-            json!({"user": me(), "key": K1, "path": path}),
-        )
-        .await;
-        assert_eq!(
-            h.read("ssh/authorized_keys"),
-            format!("# mine\n{K2}\n{K1}\n")
-        );
-        h.converges(
-            &AUTHORIZED_KEY,
-            json!({"user": me(), "key": K1, "path": path, "exclusive": true}),
-        )
-        .await;
-        assert_eq!(h.read("ssh/authorized_keys"), format!("# mine\n{K1}\n"));
-        h.converges(
-            &AUTHORIZED_KEY,
-            json!({"user": me(), "key": K1, "path": path, "state": "absent"}),
-        )
-        .await;
-        assert_eq!(h.read("ssh/authorized_keys"), "# mine\n");
-        // Absent from a file that does not exist: nothing to do, one command.
-        let (o, n) = h
-            .apply_counted(
-                &AUTHORIZED_KEY,
-                json!({"user": me(), "key": K1, "path": h.p("nope/keys"), "state": "absent"}),
-            )
-            .await;
-        assert!(!o.changed && n == 1);
-        assert!(!h.path("nope").exists());
-    }
-
-    #[tokio::test]
-    async fn check_mode_changes_nothing_and_a_missing_user_is_handled() {
-        let h = Harness::new();
-        let path = h.p("ssh/authorized_keys");
-        let o = h
-            .check(
-                &AUTHORIZED_KEY,
-                json!({"user": me(), "key": K1, "path": path}),
-            )
-            .await;
-        assert!(o.changed);
-        assert!(o.diff.unwrap().contains("absent -> directory"));
-        assert!(!h.path("ssh").exists());
-        let ghost = json!({"user": "prov-no-such-user", "key": K1, "path": path});
-        assert!(h.check(&AUTHORIZED_KEY, ghost.clone()).await.changed);
-        let e = h.run_mode(&AUTHORIZED_KEY, ghost, false, false).await;
-        assert!(format!("{}", e.unwrap_err()).contains("does not exist"));
-        let gone = json!({"user": "prov-no-such-user", "key": K1, "state": "absent"});
-        assert!(!h.apply(&AUTHORIZED_KEY, gone).await.changed);
-    }
-
-    #[tokio::test]
-    async fn bad_input_and_symlinks_are_refused() {
-        let h = Harness::new();
-        let run = |args: Json| async {
-            h.run_mode(&AUTHORIZED_KEY, args, false, false)
-                .await
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-        };
-        let path = h.p("k");
-        assert!(
-            run(json!({"user": me(), "key": "not a key", "path": path}))
-                .await
-                .contains("invalid public key")
-        );
-        assert!(
-            run(json!({"user": "-r", "key": K1, "path": path}))
-                .await
-                .contains("invalid user")
-        );
-        assert!(
-            run(json!({"user": me(), "key": "", "path": path}))
-                .await
-                .contains("key is required")
-        );
-        assert!(
-            run(json!({"user": me(), "key": K1, "path": "k"}))
-                .await
-                .contains("absolute")
-        );
-        assert!(
-            run(json!({"user": me(), "key": K1, "state": "gone", "path": path}))
-                .await
-                .contains("state")
-        );
-        // A symlinked file or directory is never written through.
-        h.write("target", "precious\n");
-        std::os::unix::fs::symlink(h.path("target"), h.path("k")).unwrap();
-        assert!(
-            run(json!({"user": me(), "key": K1, "path": path}))
-                .await
-                .contains("symlink")
-        );
-        std::os::unix::fs::symlink(h.dir.path(), h.path("dirlink")).unwrap();
-        let through = format!("{}/keys", h.p("dirlink"));
-        assert!(
-            run(json!({"user": me(), "key": K1, "path": through}))
-                .await
-                .contains("symlink")
-        );
-        assert_eq!(h.read("target"), "precious\n");
-        assert!(!h.path("keys").exists());
-    }
-
-    #[tokio::test]
-    async fn hostile_paths_stay_data() {
-        let h = Harness::new();
-        for (i, evil) in hostile(&h.pwned()).into_iter().enumerate() {
-            if evil.contains('\n') {
-                continue; // rejected as a path
-            }
-            let path = h.path(&format!("d{i}/k{evil}"));
-            h.converges(
-                &AUTHORIZED_KEY,
-                json!({"user": me(), "key": K1, "path": path.display().to_string()}),
-            )
-            .await;
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{K1}\n"));
+fn decide(
+    found: &Found,
+    wanted: &[(String, KeyLine)],
+    a: &Args,
+    (uid, gid): (u32, u32),
+    dir: &str,
+) -> Plan {
+    let path = &found.path;
+    let old = String::from_utf8_lossy(&found.content).into_owned();
+    let new = edit(&old, wanted, a.state == State::Absent, a.exclusive).map(|l| {
+        let mut s = l.join("\n");
+        if !s.is_empty() {
+            s.push('\n');
         }
-        h.assert_not_pwned();
+        s
+    });
+    let edited = new.is_some();
+    let write = edited || found.file == Entry::Absent;
+    let content = new.unwrap_or_else(|| old.clone());
+
+    let mut notes: Vec<String> = vec![];
+    let owned = |uid_: u32, gid_: u32| uid_ == uid && gid_ == gid;
+    let dir_fix = match found.dir {
+        Entry::Absent => {
+            notes.push(format!("{dir}: absent -> directory (mode {DIR_MODE:04o})"));
+            true
+        }
+        Entry::Present(m, u, g)
+            if a.manage_dir.unwrap_or(true) && (m & 0o7777 != DIR_MODE || !owned(u, g)) =>
+        {
+            notes.push(format!(
+                "{dir}: mode {:04o} owner {u}:{g} -> mode {DIR_MODE:04o} owner {uid}:{gid}",
+                m & 0o7777
+            ));
+            true
+        }
+        _ => false,
+    };
+    let file_fix = match found.file {
+        Entry::Present(m, u, g) if !write && (m & 0o7777 != FILE_MODE || !owned(u, g)) => {
+            notes.push(format!(
+                "{path}: mode {:04o} owner {u}:{g} -> mode {FILE_MODE:04o} owner {uid}:{gid}",
+                m & 0o7777
+            ));
+            true
+        }
+        _ => false,
+    };
+    Plan {
+        old,
+        content,
+        edited,
+        write,
+        dir_fix,
+        file_fix,
+        notes,
     }
 }
+
+/// The change as one script: the directory (created, or its mode and owner fixed), then the
+/// file written atomically (content on stdin) or only its mode and owner fixed.
+fn change_script(p: &Plan, found: &Found, path: &str, dir: &str, (uid, gid): (u32, u32)) -> String {
+    let owner = format!("{uid}:{gid}");
+    let mut s = format!(
+        "set -e; f={}; d={}\n",
+        crate::shell::quote_path(path),
+        crate::shell::quote_path(dir)
+    );
+    if found.dir == Entry::Absent {
+        s.push_str("mkdir -p -- \"$d\"\n");
+    }
+    // A directory that is not managed is never fixed, only created.
+    if p.dir_fix {
+        s.push_str(&format!(
+            "chown -- {owner} \"$d\"; chmod -- 0{DIR_MODE:o} \"$d\"\n"
+        ));
+    }
+    if p.write {
+        s.push_str(&format!(
+            "t=$(mktemp \"$d/.prov.XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"\n\
+             chown -- {owner} \"$t\"; chmod -- 0{FILE_MODE:o} \"$t\"; mv -f -- \"$t\" \"$f\"; trap - EXIT\n"
+        ));
+    } else if p.file_fix {
+        s.push_str(&format!(
+            "chown -- {owner} \"$f\"; chmod -- 0{FILE_MODE:o} \"$f\"\n"
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+#[path = "authorized_key_tests.rs"]
+mod tests;

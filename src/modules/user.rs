@@ -5,10 +5,10 @@
 //! The password hash never appears on a command line (sudo logs those) nor in messages or
 //! diffs: it travels on stdin, and the probe compares it on the host.
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::accounts::check_name;
 use crate::shell::quote;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value as Json, json};
 
 #[derive(Deserialize)]
@@ -16,8 +16,8 @@ use serde_json::{Map, Value as Json, json};
 pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     name: Option<String>,
-    #[serde(default, deserialize_with = "de::opt_stringish")]
-    state: Option<String>,
+    #[serde(default)]
+    state: State,
     #[serde(default, deserialize_with = "de::opt_stringish")]
     uid: Option<String>,
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -41,8 +41,8 @@ pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
     password: Option<String>,
     /// `always` (default) or `on_create`.
-    #[serde(default, deserialize_with = "de::opt_stringish")]
-    update_password: Option<String>,
+    #[serde(default)]
+    update_password: UpdatePassword,
     #[serde(default, deserialize_with = "de::opt_stringish")]
     comment: Option<String>,
     /// With `state: absent`: remove the home directory and mail spool too.
@@ -56,6 +56,46 @@ pub struct Args {
     non_unique: bool,
 }
 
+/// `present` (the default) or `absent`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum State {
+    #[default]
+    Present,
+    Absent,
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        match de::opt_stringish(d)?.as_deref() {
+            None | Some("present") => Ok(State::Present),
+            Some("absent") => Ok(State::Absent),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "state must be present or absent (got '{other}')"
+            ))),
+        }
+    }
+}
+
+/// When a differing password hash is set: `always` (the default) or only `on_create`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum UpdatePassword {
+    #[default]
+    Always,
+    OnCreate,
+}
+
+impl<'de> Deserialize<'de> for UpdatePassword {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpdatePassword, D::Error> {
+        match de::opt_stringish(d)?.as_deref() {
+            None | Some("always") => Ok(UpdatePassword::Always),
+            Some("on_create") => Ok(UpdatePassword::OnCreate),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "update_password must be always or on_create (got '{other}')"
+            ))),
+        }
+    }
+}
+
 /// The `user` module.
 pub struct UserModule;
 
@@ -64,8 +104,91 @@ impl Module for UserModule {
     const NAME: &'static str = "user";
     const REQUIRED: &'static [&'static str] = &["name"];
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        // REQUIRED only sees the key at load time; an empty or omitted value is refused here.
+        match a.name.as_deref() {
+            None | Some("") => return Err(ArgError::at("name", "name is required")),
+            Some(n) => check_name("user", n).map_err(|e| ArgError::at("name", e))?,
+        }
+        for g in wanted_groups(&a.groups).unwrap_or_default() {
+            check_name("group", &g).map_err(|e| ArgError::at("groups", e))?;
+        }
+        if let Some(g) = &a.group {
+            check_name_or_id("group", g).map_err(|e| ArgError::at("group", e))?;
+        }
+        if let Some(u) = &a.uid
+            && u.parse::<u32>().is_err()
+        {
+            return Err(ArgError::at(
+                "uid",
+                format!("uid must be a number (got '{u}')"),
+            ));
+        }
+        // These become fields of /etc/passwd.
+        for (field, v) in [
+            ("shell", &a.shell),
+            ("home", &a.home),
+            ("comment", &a.comment),
+        ] {
+            if v.as_deref().is_some_and(|s| s.contains([':', '\n'])) {
+                return Err(ArgError::at(
+                    field,
+                    format!("{field} must not contain ':' or a line break"),
+                ));
+            }
+        }
+        if let Some(p) = &a.password
+            && (!(p.starts_with('$') || p.starts_with('!') || p.starts_with('*'))
+                || p.contains([':', '\n']))
+        {
+            return Err(ArgError::at(
+                "password",
+                "password must be a crypt hash (e.g. from the password_hash filter): \
+                 a plain-text value would lock the account",
+            ));
+        }
+        Ok(())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
+    }
+}
+
+/// The requested `groups`, without repeats: `None` when not managed.
+fn wanted_groups(v: &Option<Json>) -> Option<Vec<String>> {
+    let items: Vec<String> = match v {
+        None | Some(Json::Null) => return None,
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        Some(other) => vec![other.to_string()],
+    };
+    let mut out: Vec<String> = vec![];
+    for g in items
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+    {
+        if !out.iter().any(|o| o == g) {
+            out.push(g.to_string());
+        }
+    }
+    Some(out)
+}
+
+/// A group given by name or by numeric id.
+fn check_name_or_id(kind: &str, g: &str) -> Result<(), String> {
+    if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        check_name(kind, g)
     }
 }
 
@@ -84,138 +207,24 @@ pub(crate) struct Account {
     pub groups: Vec<String>,
 }
 
-/// Parses the probe: `P <passwd line>` or `P -`, then `G <primary>`, `S <all groups>`,
-/// `H same|differs|-` and `N 0|1` (a group named like the user exists).
-fn parse_probe(out: &str) -> Result<(Option<Account>, Option<bool>, bool), ModError> {
-    let mut acct = None;
-    let (mut primary, mut all, mut hash_differs, mut group_exists) =
-        (String::new(), String::new(), None, false);
-    for line in out.lines() {
-        let (tag, val) = line.split_once(' ').unwrap_or((line, ""));
-        match tag {
-            "P" if val != "-" => {
-                let f: Vec<&str> = val.split(':').collect();
-                if f.len() < 7 {
-                    return fail(format!("unexpected getent output: {val}"));
-                }
-                acct = Some(Account {
-                    name: f[0].into(),
-                    uid: f[2].into(),
-                    gid: f[3].into(),
-                    comment: f[4].into(),
-                    home: f[5].into(),
-                    shell: f[6..].join(":"),
-                    group: String::new(),
-                    groups: vec![],
-                });
-            }
-            "G" => primary = val.trim().to_string(),
-            "S" => all = val.trim().to_string(),
-            "H" => {
-                hash_differs = match val.trim() {
-                    "same" => Some(false),
-                    "differs" => Some(true),
-                    _ => None,
-                }
-            }
-            "N" => group_exists = val.trim() == "1",
-            _ => {}
-        }
-    }
-    if let Some(a) = acct.as_mut() {
-        a.groups = all
-            .split_whitespace()
-            .filter(|g| *g != primary)
-            .map(String::from)
-            .collect();
-        a.group = primary;
-    }
-    Ok((acct, hash_differs, group_exists))
+/// What the probe found.
+#[derive(Debug, Default, PartialEq)]
+struct Found {
+    account: Option<Account>,
+    /// Whether the shadow hash differs from the wanted one (asked only with a password).
+    hash_differs: Option<bool>,
+    /// For a missing user: a group named like the user exists.
+    group_exists: bool,
 }
 
-/// The requested `groups`: `None` when not managed.
-fn wanted_groups(v: &Option<Json>) -> Result<Option<Vec<String>>, ModError> {
-    let items: Vec<String> = match v {
-        None | Some(Json::Null) => return Ok(None),
-        Some(Json::Array(a)) => a
-            .iter()
-            .map(|x| match x {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect(),
-        Some(Json::String(s)) => vec![s.clone()],
-        Some(other) => vec![other.to_string()],
-    };
-    let mut out: Vec<String> = vec![];
-    for g in items
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-    {
-        check_name("group", g)?;
-        if !out.iter().any(|o| o == g) {
-            out.push(g.to_string());
-        }
-    }
-    Ok(Some(out))
-}
-
-async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let Some(name) = a.name.clone().filter(|n| !n.is_empty()) else {
-        return fail("name is required");
-    };
-    check_name("user", &name)?;
-    let absent = match a.state.as_deref().unwrap_or("present") {
-        "present" => false,
-        "absent" => true,
-        other => return fail(format!("state must be present or absent (got '{other}')")),
-    };
-    let groups = wanted_groups(&a.groups)?;
-    if let Some(g) = &a.group {
-        check_name_or_id("group", g)?;
-    }
-    if let Some(u) = &a.uid
-        && u.parse::<u32>().is_err()
-    {
-        return fail(format!("uid must be a number (got '{u}')"));
-    }
-    for (field, v) in [
-        ("shell", &a.shell),
-        ("home", &a.home),
-        ("comment", &a.comment),
-    ] {
-        if v.as_deref().is_some_and(|s| s.contains([':', '\n'])) {
-            return fail(format!("{field} must not contain ':' or a line break"));
-        }
-    }
-    let on_create = match a.update_password.as_deref().unwrap_or("always") {
-        "always" => false,
-        "on_create" => true,
-        other => {
-            return fail(format!(
-                "update_password must be always or on_create (got '{other}')"
-            ));
-        }
-    };
-    if let Some(p) = &a.password
-        && (!(p.starts_with('$') || p.starts_with('!') || p.starts_with('*'))
-            || p.contains([':', '\n']))
-    {
-        return fail(
-            "password must be a crypt hash (e.g. from the password_hash filter): \
-             a plain-text value would lock the account",
-        );
-    }
-    let password = a.password.as_ref().filter(|_| !absent);
-
-    // The probe: one command.
+/// One command: the passwd entry and group names, the hash comparison (the wanted hash comes
+/// on stdin) or, for a missing user, whether a group of its name exists.
+fn probe_script(name: &str, with_password: bool) -> String {
     let mut probe = format!(
         "n={}\nif p=$(getent passwd \"$n\"); then printf 'P %s\\nG %s\\nS %s\\n' \"$p\" \"$(id -gn \"$n\" 2>/dev/null)\" \"$(id -Gn \"$n\" 2>/dev/null)\"\n",
-        quote(&name)
+        quote(name)
     );
-    if password.is_some() {
+    if with_password {
         probe.push_str(
             "IFS= read -r w; c=$(getent shadow \"$n\" | cut -d: -f2); if [ \"$c\" = \"$w\" ]; then echo 'H same'; else echo 'H differs'; fi\n",
         );
@@ -223,217 +232,330 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     probe.push_str(
         "else echo 'P -'; if getent group \"$n\" >/dev/null 2>&1; then echo 'N 1'; else echo 'N 0'; fi; fi\n",
     );
+    probe
+}
+
+/// Parses the probe: `P <passwd line>` or `P -`, then `G <primary>`, `S <all groups>`,
+/// `H same|differs|-` and `N 0|1` (a group named like the user exists).
+fn parse_probe(out: &str) -> Result<Found, ModError> {
+    let mut f = Found::default();
+    let (mut primary, mut all, mut answered) = (String::new(), String::new(), false);
+    for line in out.lines() {
+        let (tag, val) = line.split_once(' ').unwrap_or((line, ""));
+        answered |= tag == "P";
+        match tag {
+            "P" if val != "-" => f.account = Some(parse_passwd(val)?),
+            "G" => primary = val.trim().to_string(),
+            "S" => all = val.trim().to_string(),
+            "H" => {
+                f.hash_differs = match val.trim() {
+                    "same" => Some(false),
+                    "differs" => Some(true),
+                    _ => None,
+                }
+            }
+            "N" => f.group_exists = val.trim() == "1",
+            _ => {}
+        }
+    }
+    // Without its `P` line the probe did not run to its end: never read that as "no user".
+    if !answered {
+        return fail(format!(
+            "unexpected output from the user probe: '{}'",
+            out.trim()
+        ));
+    }
+    if let Some(a) = f.account.as_mut() {
+        a.groups = all
+            .split_whitespace()
+            .filter(|g| *g != primary)
+            .map(String::from)
+            .collect();
+        a.group = primary;
+    }
+    Ok(f)
+}
+
+/// `name:x:uid:gid:comment:home:shell`.
+fn parse_passwd(line: &str) -> Result<Account, ModError> {
+    let f: Vec<&str> = line.split(':').collect();
+    if f.len() < 7 {
+        return fail(format!("unexpected getent output: {line}"));
+    }
+    Ok(Account {
+        name: f[0].into(),
+        uid: f[2].into(),
+        gid: f[3].into(),
+        comment: f[4].into(),
+        home: f[5].into(),
+        shell: f[6..].join(":"),
+        group: String::new(),
+        groups: vec![],
+    })
+}
+
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    // validate refused a missing or invalid name.
+    let name = a.name.clone().unwrap_or_default();
+    let password = a.password.as_ref().filter(|_| a.state == State::Present);
     let stdin = password.map(|p| format!("{p}\n").into_bytes());
-    let out = ctx.exec_stdin(&probe, stdin.as_deref()).await?;
+    let out = ctx
+        .exec_stdin(&probe_script(&name, password.is_some()), stdin.as_deref())
+        .await?;
     if !out.ok() {
         return fail(format!(
             "cannot read user '{name}': {}",
             out.stderr_str().trim()
         ));
     }
-    let (cur, hash_differs, group_exists) = parse_probe(&out.stdout_str())?;
+    let found = parse_probe(&out.stdout_str())?;
 
     let mut data = Map::new();
     data.insert("name".into(), json!(name));
     data.insert(
         "state".into(),
-        json!(if absent { "absent" } else { "present" }),
+        json!(match a.state {
+            State::Present => "present",
+            State::Absent => "absent",
+        }),
     );
+    match a.state {
+        State::Absent => remove(ctx, &a, &name, found.account.is_some(), data).await,
+        State::Present => converge(ctx, &a, &name, &found, data).await,
+    }
+}
 
-    if absent {
-        let Some(_) = cur else {
-            return Ok(Outcome {
-                data,
-                ..Outcome::ok(format!("user '{name}' is absent"))
-            });
-        };
-        let diff = ctx.diff.then(|| format!("remove user {name}\n"));
-        if ctx.check {
-            return Ok(Outcome {
-                data,
-                ..Outcome::changed(format!("would remove user '{name}'"))
-            }
-            .with_diff(diff));
-        }
-        let mut cmd = String::from("userdel");
-        if a.remove {
-            cmd.push_str(" -r");
-        }
-        if a.force {
-            cmd.push_str(" -f");
-        }
-        // userdel -r exits non-zero for a missing home or mail spool although the user is gone.
-        cmd.push_str(&format!(
-            " {n}; r=$?; if getent passwd {n} >/dev/null; then exit $r; fi; exit 0",
-            n = quote(&name)
-        ));
-        let r = ctx.exec(&cmd).await?;
-        if !r.ok() {
-            return fail(format!(
-                "userdel {name} failed (rc={}): {}",
-                r.rc,
-                r.stderr_str().trim()
-            ));
-        }
-        let warn = r.stderr_str().trim().to_string();
-        let msg = if warn.is_empty() {
-            format!("removed user '{name}'")
-        } else {
-            format!("removed user '{name}' ({warn})")
-        };
+/// `state: absent`: at most one `userdel`.
+async fn remove(
+    ctx: &ModuleCtx<'_>,
+    a: &Args,
+    name: &str,
+    exists: bool,
+    data: Map<String, Json>,
+) -> ModResult {
+    if !exists {
         return Ok(Outcome {
             data,
-            ..Outcome::changed(msg)
+            ..Outcome::ok(format!("user '{name}' is absent"))
+        });
+    }
+    let diff = ctx.diff.then(|| format!("remove user {name}\n"));
+    if ctx.check {
+        return Ok(Outcome {
+            data,
+            ..Outcome::changed(format!("would remove user '{name}'"))
         }
         .with_diff(diff));
     }
-
-    let mut opts: Vec<String> = vec![];
-    let mut notes: Vec<String> = vec![];
-    let set_password = match (&cur, password) {
-        (None, Some(_)) => true,
-        (Some(_), Some(_)) => !on_create && hash_differs == Some(true),
-        _ => false,
+    let mut cmd = String::from("userdel");
+    if a.remove {
+        cmd.push_str(" -r");
+    }
+    if a.force {
+        cmd.push_str(" -f");
+    }
+    // userdel -r exits non-zero for a missing home or mail spool although the user is gone.
+    cmd.push_str(&format!(
+        " {n}; r=$?; if getent passwd {n} >/dev/null; then exit $r; fi; exit 0",
+        n = quote(name)
+    ));
+    let r = ctx.exec(&cmd).await?;
+    if !r.ok() {
+        return fail(format!(
+            "userdel {name} failed (rc={}): {}",
+            r.rc,
+            r.stderr_str().trim()
+        ));
+    }
+    let warn = r.stderr_str().trim().to_string();
+    let msg = if warn.is_empty() {
+        format!("removed user '{name}'")
+    } else {
+        format!("removed user '{name}' ({warn})")
     };
-    let cmd = match &cur {
+    Ok(Outcome {
+        data,
+        ..Outcome::changed(msg)
+    }
+    .with_diff(diff))
+}
+
+/// `useradd` for a missing user, and what it does.
+fn create(
+    a: &Args,
+    name: &str,
+    groups: &Option<Vec<String>>,
+    group_exists: bool,
+) -> (String, String) {
+    let mut opts: Vec<String> = vec![];
+    if let Some(u) = &a.uid {
+        opts.push(format!("-u {}", quote(u)));
+        if a.non_unique {
+            opts.push("-o".into());
+        }
+    }
+    match (&a.group, group_exists) {
+        (Some(g), _) => opts.push(format!("-g {}", quote(g))),
+        // A group named like the user exists (made by a `group` task): join it rather than
+        // fail ("group exists - use -g").
+        (None, true) => opts.push(format!("-g {}", quote(name))),
+        (None, false) => {}
+    }
+    let extra = groups.as_ref().filter(|g| !g.is_empty());
+    if let Some(g) = extra {
+        opts.push(format!("-G {}", quote(&g.join(","))));
+    }
+    if let Some(s) = &a.shell {
+        opts.push(format!("-s {}", quote(s)));
+    }
+    if let Some(h) = &a.home {
+        opts.push(format!("-d {}", quote(h)));
+    }
+    if let Some(c) = &a.comment {
+        opts.push(format!("-c {}", quote(c)));
+    }
+    if a.system {
+        opts.push("-r".into());
+    }
+    opts.push(
+        if a.create_home.unwrap_or(true) {
+            "-m"
+        } else {
+            "-M"
+        }
+        .into(),
+    );
+    let mut what = vec![];
+    for (k, v) in [
+        ("uid", &a.uid),
+        ("group", &a.group),
+        ("shell", &a.shell),
+        ("home", &a.home),
+    ] {
+        if let Some(v) = v {
+            what.push(format!("{k} {v}"));
+        }
+    }
+    if let Some(g) = extra {
+        what.push(format!("groups {}", g.join(",")));
+    }
+    let note = if what.is_empty() {
+        format!("create user {name}")
+    } else {
+        format!("create user {name} ({})", what.join(", "))
+    };
+    (format!("useradd {} {}", opts.join(" "), quote(name)), note)
+}
+
+/// `usermod` options for what differs from `c`, and a note for each.
+fn modify(a: &Args, c: &Account, groups: &Option<Vec<String>>) -> (Vec<String>, Vec<String>) {
+    let (mut opts, mut notes): (Vec<String>, Vec<String>) = (vec![], vec![]);
+    if let Some(u) = a.uid.as_ref().filter(|u| **u != c.uid) {
+        opts.push(format!("-u {}", quote(u)));
+        if a.non_unique {
+            opts.push("-o".into());
+        }
+        notes.push(format!("uid: {} -> {u}", c.uid));
+    }
+    let mut primary = c.group.clone();
+    if let Some(g) = &a.group {
+        let same = if g.bytes().all(|b| b.is_ascii_digit()) {
+            *g == c.gid
+        } else {
+            *g == c.group
+        };
+        if !same {
+            opts.push(format!("-g {}", quote(g)));
+            notes.push(format!("group: {} -> {g}", c.group));
+            primary = g.clone();
+        }
+    }
+    if let Some(want) = groups {
+        let have: Vec<&String> = c.groups.iter().filter(|g| **g != primary).collect();
+        let want: Vec<&String> = want
+            .iter()
+            .filter(|g| **g != primary && **g != c.group)
+            .collect();
+        let missing: Vec<&String> = want.iter().copied().filter(|g| !have.contains(g)).collect();
+        let extra: Vec<&String> = have.iter().copied().filter(|g| !want.contains(g)).collect();
+        let all = || join(&want, ",");
+        if a.append {
+            if !missing.is_empty() {
+                opts.push(format!("-a -G {}", quote(&all())));
+                notes.push(format!("groups: +{}", join(&missing, " +")));
+            }
+        } else if !missing.is_empty() || !extra.is_empty() {
+            opts.push(format!("-G {}", quote(&all())));
+            let mut n = vec![];
+            if !missing.is_empty() {
+                n.push(format!("+{}", join(&missing, " +")));
+            }
+            if !extra.is_empty() {
+                n.push(format!("-{}", join(&extra, " -")));
+            }
+            notes.push(format!("groups: {}", n.join(" ")));
+        }
+    }
+    if let Some(s) = a.shell.as_ref().filter(|s| **s != c.shell) {
+        opts.push(format!("-s {}", quote(s)));
+        notes.push(format!("shell: {} -> {s}", c.shell));
+    }
+    if let Some(h) = a
+        .home
+        .as_ref()
+        .filter(|h| h.trim_end_matches('/') != c.home.trim_end_matches('/'))
+    {
+        opts.push(format!("-d {}", quote(h)));
+        if a.move_home {
+            opts.push("-m".into());
+        }
+        notes.push(format!("home: {} -> {h}", c.home));
+    }
+    if let Some(cm) = a.comment.as_ref().filter(|cm| **cm != c.comment) {
+        opts.push(format!("-c {}", quote(cm)));
+        notes.push(format!("comment: '{}' -> '{cm}'", c.comment));
+    }
+    (opts, notes)
+}
+
+/// `state: present`: decides, then at most one command (account change and password).
+async fn converge(
+    ctx: &ModuleCtx<'_>,
+    a: &Args,
+    name: &str,
+    found: &Found,
+    mut data: Map<String, Json>,
+) -> ModResult {
+    let cur = found.account.as_ref();
+    let groups = wanted_groups(&a.groups);
+    let password = a.password.as_ref();
+    let set_password = match cur {
+        None => password.is_some(),
+        Some(_) => {
+            password.is_some()
+                && a.update_password == UpdatePassword::Always
+                && found.hash_differs == Some(true)
+        }
+    };
+    let (cmd, mut notes) = match cur {
         None => {
-            if let Some(u) = &a.uid {
-                opts.push(format!("-u {}", quote(u)));
-                if a.non_unique {
-                    opts.push("-o".into());
-                }
-            }
-            match (&a.group, group_exists) {
-                (Some(g), _) => opts.push(format!("-g {}", quote(g))),
-                // A group named like the user exists (made by a `group` task): join it rather
-                // than fail ("group exists - use -g").
-                (None, true) => opts.push(format!("-g {}", quote(&name))),
-                (None, false) => {}
-            }
-            if let Some(g) = groups.as_ref().filter(|g| !g.is_empty()) {
-                opts.push(format!("-G {}", quote(&g.join(","))));
-            }
-            if let Some(s) = &a.shell {
-                opts.push(format!("-s {}", quote(s)));
-            }
-            if let Some(h) = &a.home {
-                opts.push(format!("-d {}", quote(h)));
-            }
-            if let Some(c) = &a.comment {
-                opts.push(format!("-c {}", quote(c)));
-            }
-            if a.system {
-                opts.push("-r".into());
-            }
-            opts.push(
-                if a.create_home.unwrap_or(true) {
-                    "-m"
-                } else {
-                    "-M"
-                }
-                .into(),
-            );
-            let mut what = vec![];
-            for (k, v) in [
-                ("uid", &a.uid),
-                ("group", &a.group),
-                ("shell", &a.shell),
-                ("home", &a.home),
-            ] {
-                if let Some(v) = v {
-                    what.push(format!("{k} {v}"));
-                }
-            }
-            if let Some(g) = groups.as_ref().filter(|g| !g.is_empty()) {
-                what.push(format!("groups {}", g.join(",")));
-            }
-            notes.push(if what.is_empty() {
-                format!("create user {name}")
-            } else {
-                format!("create user {name} ({})", what.join(", "))
-            });
-            format!("useradd {} {}", opts.join(" "), quote(&name))
+            let (cmd, note) = create(a, name, &groups, found.group_exists);
+            (cmd, vec![note])
         }
         Some(c) => {
-            if let Some(u) = a.uid.as_ref().filter(|u| **u != c.uid) {
-                opts.push(format!("-u {}", quote(u)));
-                if a.non_unique {
-                    opts.push("-o".into());
-                }
-                notes.push(format!("uid: {} -> {u}", c.uid));
-            }
-            let mut primary = c.group.clone();
-            if let Some(g) = &a.group {
-                let same = if g.bytes().all(|b| b.is_ascii_digit()) {
-                    *g == c.gid
-                } else {
-                    *g == c.group
-                };
-                if !same {
-                    opts.push(format!("-g {}", quote(g)));
-                    notes.push(format!("group: {} -> {g}", c.group));
-                    primary = g.clone();
-                }
-            }
-            if let Some(want) = &groups {
-                let have: Vec<&String> = c.groups.iter().filter(|g| **g != primary).collect();
-                let want: Vec<&String> = want
-                    .iter()
-                    .filter(|g| **g != primary && **g != c.group)
-                    .collect();
-                let missing: Vec<&String> =
-                    want.iter().copied().filter(|g| !have.contains(g)).collect();
-                let extra: Vec<&String> =
-                    have.iter().copied().filter(|g| !want.contains(g)).collect();
-                if a.append {
-                    if !missing.is_empty() {
-                        let all: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
-                        opts.push(format!("-a -G {}", quote(&all.join(","))));
-                        notes.push(format!("groups: +{}", join(&missing, " +")));
-                    }
-                } else if !missing.is_empty() || !extra.is_empty() {
-                    let all: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
-                    opts.push(format!("-G {}", quote(&all.join(","))));
-                    let mut n = vec![];
-                    if !missing.is_empty() {
-                        n.push(format!("+{}", join(&missing, " +")));
-                    }
-                    if !extra.is_empty() {
-                        n.push(format!("-{}", join(&extra, " -")));
-                    }
-                    notes.push(format!("groups: {}", n.join(" ")));
-                }
-            }
-            if let Some(s) = a.shell.as_ref().filter(|s| **s != c.shell) {
-                opts.push(format!("-s {}", quote(s)));
-                notes.push(format!("shell: {} -> {s}", c.shell));
-            }
-            if let Some(h) = a
-                .home
-                .as_ref()
-                .filter(|h| h.trim_end_matches('/') != c.home.trim_end_matches('/'))
-            {
-                opts.push(format!("-d {}", quote(h)));
-                if a.move_home {
-                    opts.push("-m".into());
-                }
-                notes.push(format!("home: {} -> {h}", c.home));
-            }
-            if let Some(cm) = a.comment.as_ref().filter(|cm| **cm != c.comment) {
-                opts.push(format!("-c {}", quote(cm)));
-                notes.push(format!("comment: '{}' -> '{cm}'", c.comment));
-            }
-            if opts.is_empty() {
+            let (opts, notes) = modify(a, c, &groups);
+            let cmd = if opts.is_empty() {
                 String::new()
             } else {
-                format!("usermod {} {}", opts.join(" "), quote(&name))
-            }
+                format!("usermod {} {}", opts.join(" "), quote(name))
+            };
+            (cmd, notes)
         }
     };
     if set_password && cur.is_some() {
         notes.push("password: changed".into());
     }
-    if let Some(c) = &cur {
+    if let Some(c) = cur {
         data.insert("uid".into(), json!(c.uid.parse::<u64>().ok()));
         data.insert("group".into(), json!(c.gid.parse::<u64>().ok()));
         data.insert("groups".into(), json!(c.groups.join(",")));
@@ -457,6 +579,8 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         }
         .with_diff(diff));
     }
+
+    // The change: the account, the password (from stdin), and the entry as it is now.
     let mut script = String::from("set -e\n");
     if !cmd.is_empty() {
         script.push_str(&cmd);
@@ -466,11 +590,11 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if set_password {
         script.push_str(&format!(
             "IFS= read -r w; printf '%s:%s\\n' {} \"$w\" | chpasswd -e\n",
-            quote(&name)
+            quote(name)
         ));
         stdin = password.map(|p| format!("{p}\n").into_bytes());
     }
-    script.push_str(&format!("getent passwd {}\n", quote(&name)));
+    script.push_str(&format!("getent passwd {}\n", quote(name)));
     let r = ctx.exec_stdin(&script, stdin.as_deref()).await?;
     if !r.ok() {
         let what = if cur.is_none() { "useradd" } else { "usermod" };
@@ -480,7 +604,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             r.stderr_str().trim()
         ));
     }
-    if let (Some(want), Some(c)) = (&groups, &cur) {
+    if let (Some(want), Some(c)) = (&groups, cur) {
         let mut now: Vec<String> = if a.append { c.groups.clone() } else { vec![] };
         for g in want {
             if !now.contains(g) {
@@ -489,14 +613,13 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         }
         data.insert("groups".into(), json!(now.join(",")));
     }
-    if let Some(line) = r.stdout_str().lines().last() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 7 {
-            data.insert("uid".into(), json!(f[2].parse::<u64>().ok()));
-            data.insert("group".into(), json!(f[3].parse::<u64>().ok()));
-            data.insert("home".into(), json!(f[5]));
-            data.insert("shell".into(), json!(f[6]));
-        }
+    if let Some(line) = r.stdout_str().lines().last()
+        && let Ok(now) = parse_passwd(line)
+    {
+        data.insert("uid".into(), json!(now.uid.parse::<u64>().ok()));
+        data.insert("group".into(), json!(now.gid.parse::<u64>().ok()));
+        data.insert("home".into(), json!(now.home));
+        data.insert("shell".into(), json!(now.shell));
     }
     let msg = if cur.is_none() {
         format!("created user '{name}'")
@@ -514,49 +637,6 @@ fn join(v: &[&String], sep: &str) -> String {
     v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(sep)
 }
 
-/// A group given by name or by numeric id.
-fn check_name_or_id(kind: &str, g: &str) -> Result<(), ModError> {
-    if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        check_name(kind, g)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_probe_is_parsed() {
-        let (a, h, n) = parse_probe(
-            "P deploy:x:1001:1001:Deploy User:/home/deploy:/bin/bash\nG deploy\nS deploy docker adm\nH same\n",
-        )
-        .unwrap();
-        let a = a.unwrap();
-        assert_eq!(a.uid, "1001");
-        assert_eq!(a.comment, "Deploy User");
-        assert_eq!(a.group, "deploy");
-        assert_eq!(a.groups, ["docker", "adm"]);
-        assert_eq!(h, Some(false));
-        assert!(!n);
-        let (a, h, n) = parse_probe("P -\nN 1\n").unwrap();
-        assert!(a.is_none() && h.is_none() && n);
-    }
-
-    #[test]
-    fn names_and_groups_are_checked() {
-        assert!(check_name("user", "deploy").is_ok());
-        assert!(check_name("user", "svc-app_1").is_ok());
-        assert!(check_name("user", "-r").is_err());
-        assert!(check_name("user", "1000").is_err());
-        assert!(check_name("user", "a b").is_err());
-        assert!(check_name("user", "$(reboot)").is_err());
-        assert_eq!(
-            wanted_groups(&Some(json!("docker, adm,docker"))).unwrap(),
-            Some(vec!["docker".to_string(), "adm".to_string()])
-        );
-        assert_eq!(wanted_groups(&Some(json!(""))).unwrap(), Some(vec![]));
-        assert_eq!(wanted_groups(&None).unwrap(), None);
-    }
-}
+#[path = "user_tests.rs"]
+mod tests;

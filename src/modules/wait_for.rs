@@ -5,9 +5,9 @@
 //! are probed with bash's `/dev/tcp` (under `timeout` when it exists) or `nc -z`. It never
 //! changes anything, so it runs the same in check mode (as Ansible's does).
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::shell::quote;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 #[derive(Deserialize)]
@@ -19,9 +19,8 @@ pub struct Args {
     port: Option<String>,
     #[serde(default, alias = "dest", deserialize_with = "de::opt_stringish")]
     path: Option<String>,
-    /// started (default), stopped, present, absent.
-    #[serde(default, deserialize_with = "de::opt_stringish")]
-    state: Option<String>,
+    #[serde(default)]
+    state: State,
     /// Seconds to wait at most (default 300).
     #[serde(default, deserialize_with = "de::opt_stringish")]
     timeout: Option<String>,
@@ -42,12 +41,90 @@ pub struct Args {
     msg: Option<String>,
 }
 
+/// `started` (the default) or `present`: wait for the port to open or the file to appear;
+/// `stopped` or `absent`: for the port to close or the file to go.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum State {
+    #[default]
+    Started,
+    Present,
+    Stopped,
+    Absent,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Started => "started",
+            State::Present => "present",
+            State::Stopped => "stopped",
+            State::Absent => "absent",
+        }
+    }
+
+    fn want(self) -> Want {
+        match self {
+            State::Started | State::Present => Want::Up,
+            State::Stopped | State::Absent => Want::Down,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        match de::opt_stringish(d)?.as_deref() {
+            None | Some("started") => Ok(State::Started),
+            Some("present") => Ok(State::Present),
+            Some("stopped") => Ok(State::Stopped),
+            Some("absent") => Ok(State::Absent),
+            Some(other) => Err(serde::de::Error::custom(format!(
+                "state must be one of started, stopped, present, absent (got '{other}')"
+            ))),
+        }
+    }
+}
+
 /// The `wait_for` module.
 pub struct WaitForModule;
 
 impl Module for WaitForModule {
     type Args = Args;
     const NAME: &'static str = "wait_for";
+
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        let host = host(a);
+        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+            return Err(ArgError::at("host", format!("invalid host '{host}'")));
+        }
+        if let Some(p) = &a.port
+            && port(a).is_none()
+        {
+            return Err(ArgError::at(
+                "port",
+                format!("port must be 1-65535 (got '{p}')"),
+            ));
+        }
+        if a.port.is_some() && a.path.is_some() {
+            return Err(ArgError::new("port and path are mutually exclusive"));
+        }
+        if regex(a).is_some()
+            && (a.state.want() == Want::Down || (a.port.is_none() && path(a).is_none()))
+        {
+            return Err(ArgError::new(
+                "search_regex needs a path or a port, and state started or present",
+            ));
+        }
+        for (field, v, default, frac) in SECONDS {
+            let s = seconds(v(a), default);
+            if !valid_seconds(&s, frac) {
+                return Err(ArgError::at(
+                    field,
+                    format!("{field} must be a number of seconds (got '{s}')"),
+                ));
+            }
+        }
+        Ok(())
+    }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
@@ -62,19 +139,54 @@ enum Want {
     Down,
 }
 
-/// A non-negative number of seconds (fractions allowed where `frac`).
-fn seconds(field: &str, v: &Option<String>, default: &str, frac: bool) -> Result<String, ModError> {
-    let s = v.as_deref().unwrap_or(default).trim().to_string();
-    let ok = if frac {
+fn host(a: &Args) -> String {
+    a.host.clone().unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// The port to watch (validate refused one that is not 1-65535).
+fn port(a: &Args) -> Option<u16> {
+    a.port
+        .as_ref()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p > 0)
+}
+
+fn path(a: &Args) -> Option<&str> {
+    a.path.as_deref().filter(|p| !p.is_empty())
+}
+
+fn regex(a: &Args) -> Option<&str> {
+    a.search_regex.as_deref().filter(|r| !r.is_empty())
+}
+
+/// The arguments that are seconds: name, value, default, whether fractions are allowed
+/// (they go to `sleep`; the others to shell arithmetic and `timeout`).
+type SecondsArg = (
+    &'static str,
+    fn(&Args) -> &Option<String>,
+    &'static str,
+    bool,
+);
+const SECONDS: [SecondsArg; 4] = [
+    ("timeout", |a| &a.timeout, "300", false),
+    ("delay", |a| &a.delay, "0", true),
+    ("sleep", |a| &a.sleep, "1", true),
+    ("connect_timeout", |a| &a.connect_timeout, "5", false),
+];
+
+/// A number of seconds as given, or its default.
+fn seconds(v: &Option<String>, default: &str) -> String {
+    v.as_deref().unwrap_or(default).trim().to_string()
+}
+
+/// A non-negative number of seconds (fractions allowed where `frac`), written so that it is
+/// inert in a shell.
+fn valid_seconds(s: &str, frac: bool) -> bool {
+    if frac {
         s.parse::<f64>().is_ok_and(|f| f >= 0.0 && f.is_finite())
             && !s.contains(['e', 'E', '+', '-'])
     } else {
         s.parse::<u64>().is_ok()
-    };
-    if ok {
-        Ok(s)
-    } else {
-        fail(format!("{field} must be a number of seconds (got '{s}')"))
     }
 }
 
@@ -148,58 +260,20 @@ fn script(
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let host = a.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-    if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
-        return fail(format!("invalid host '{host}'"));
-    }
-    let port = match &a.port {
-        None => None,
-        Some(p) => Some(
-            p.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| ModError::Failed(format!("port must be 1-65535 (got '{p}')")))?,
-        ),
-    };
-    if port.is_some() && a.path.is_some() {
-        return fail("port and path are mutually exclusive");
-    }
-    let path = a.path.as_deref().filter(|p| !p.is_empty());
-    let state = a.state.as_deref().unwrap_or("started");
-    let want = match state {
-        "started" | "present" => Want::Up,
-        "stopped" | "absent" => Want::Down,
-        other => {
-            return fail(format!(
-                "state must be one of started, stopped, present, absent (got '{other}')"
-            ));
-        }
-    };
-    let regex = a.search_regex.as_deref().filter(|r| !r.is_empty());
-    if regex.is_some() && (want == Want::Down || (port.is_none() && path.is_none())) {
-        return fail("search_regex needs a path or a port, and state started or present");
-    }
-    let timeout = seconds("timeout", &a.timeout, "300", false)?;
-    let delay = seconds("delay", &a.delay, "0", true)?;
-    let sleep = seconds("sleep", &a.sleep, "1", true)?;
-    let ct = seconds("connect_timeout", &a.connect_timeout, "5", false)?;
-
-    let what = match (port, path) {
-        (Some(p), _) => format!("{host}:{p}"),
-        (None, Some(f)) => f.to_string(),
-        (None, None) => String::new(),
-    };
+    let (host, port, path, want) = (host(&a), port(&a), path(&a), a.state.want());
+    let [timeout, delay, sleep, ct] = SECONDS.map(|(_, v, default, _)| seconds(v(&a), default));
     let out = ctx
         .exec(&script(
             &host,
             port,
             path,
             want,
-            regex,
+            regex(&a),
             (&timeout, &delay, &sleep, &ct),
         ))
         .await?;
+
+    // The script's verdict is its last `@` line.
     let stdout = out.stdout_str();
     let last = stdout
         .lines()
@@ -213,13 +287,18 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         .unwrap_or(0);
     let mut data = serde_json::Map::new();
     data.insert("elapsed".into(), json!(elapsed));
-    data.insert("state".into(), json!(state));
+    data.insert("state".into(), json!(a.state.as_str()));
     if let Some(p) = port {
         data.insert("port".into(), json!(p));
     }
     if let Some(f) = path {
         data.insert("path".into(), json!(f));
     }
+    let what = match (port, path) {
+        (Some(p), _) => format!("{host}:{p}"),
+        (None, Some(f)) => f.to_string(),
+        (None, None) => String::new(),
+    };
     if last.starts_with("@OK") {
         let msg = if what.is_empty() {
             format!("waited {elapsed}s")
@@ -251,7 +330,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             out.stderr_str().trim()
         ));
     }
-    let default = match (want, port.is_some(), regex) {
+    let default = match (want, port.is_some(), regex(&a)) {
         (Want::Up, _, Some(re)) => format!("Timeout when waiting for search string {re} in {what}"),
         (Want::Up, true, None) => format!("Timeout when waiting for {what}"),
         (Want::Down, true, None) => format!("Timeout when waiting for {what} to stop"),
@@ -370,5 +449,197 @@ mod tests {
                 .await;
         }
         h.assert_not_pwned();
+    }
+
+    #[test]
+    fn validate_refuses_bad_values() {
+        use serde_json::Value as Json;
+        let refused = |args: Json| (WAIT_FOR.check)(&args).unwrap_err();
+        let at = |args: Json| refused(args).param;
+        let e = refused(json!({"host": "-oProxyCommand=x", "port": 22}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("host"), "invalid host '-oProxyCommand=x'")
+        );
+        assert_eq!(at(json!({"host": "a b", "port": 22})), Some("host"));
+        assert_eq!(at(json!({"host": "", "port": 22})), Some("host"));
+        for bad in [json!(0), json!(70000), json!("ssh")] {
+            let e = refused(json!({ "port": bad }));
+            assert_eq!(e.param, Some("port"), "{bad}");
+            assert!(
+                e.msg.starts_with("port must be 1-65535 (got '"),
+                "{}",
+                e.msg
+            );
+        }
+        let e = refused(json!({"port": 22, "path": "/tmp/x"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (None, "port and path are mutually exclusive")
+        );
+        for args in [
+            json!({"path": "/tmp/x", "search_regex": "READY", "state": "absent"}),
+            json!({"search_regex": "READY"}),
+        ] {
+            let e = refused(args);
+            assert_eq!(
+                (e.param, e.msg.as_str()),
+                (
+                    None,
+                    "search_regex needs a path or a port, and state started or present"
+                )
+            );
+        }
+        let e = refused(json!({"port": 22, "timeout": "1.5"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (
+                Some("timeout"),
+                "timeout must be a number of seconds (got '1.5')"
+            )
+        );
+        assert_eq!(
+            at(json!({"port": 22, "connect_timeout": "x"})),
+            Some("connect_timeout")
+        );
+        assert_eq!(at(json!({"port": 22, "delay": "-1"})), Some("delay"));
+        assert_eq!(at(json!({"port": 22, "sleep": "1e3"})), Some("sleep"));
+        assert_eq!(at(json!({"port": 22, "sleep": "1; reboot"})), Some("sleep"));
+        let e = refused(json!({"port": 22, "state": "up"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (
+                None,
+                "state must be one of started, stopped, present, absent (got 'up')"
+            )
+        );
+        assert!((WAIT_FOR.check)(&json!({"port": "22", "sleep": 0.5, "delay": "2"})).is_ok());
+        assert!((WAIT_FOR.check)(&json!({"timeout": 5})).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_open_port_is_one_command_and_never_a_change() {
+        use crate::host::testing::Scripted;
+        for check in [false, true] {
+            // Read-only: check mode runs the same wait.
+            let conn = Scripted::new().ok("h=127.0.0.1; p=22\n", "@OK 0\n");
+            let o = conn
+                .run(&WAIT_FOR, json!({"port": 22, "timeout": 10}), check)
+                .await
+                .unwrap();
+            assert!(!o.changed && !o.failed, "{o:?}");
+            assert_eq!(o.msg, "127.0.0.1:22 is open after 0s");
+            assert_eq!(o.data["elapsed"], json!(0));
+            assert_eq!(o.data["port"], json!(22));
+            assert_eq!(o.data["state"], json!("started"));
+            conn.assert_done();
+            let cmd = &conn.commands()[0];
+            assert!(
+                cmd.starts_with("start=$(date +%s); end=$((start + 10))\n"),
+                "{cmd}"
+            );
+            assert!(cmd.contains("\nif up; then echo"), "{cmd}");
+        }
+    }
+
+    #[tokio::test]
+    async fn each_verdict_of_the_script() {
+        use crate::host::testing::Scripted;
+        let run = |args: serde_json::Value, out: &'static str| async move {
+            let conn = Scripted::new().ok("start=$(date +%s)", out);
+            let r = conn.run(&WAIT_FOR, args, false).await;
+            conn.assert_done();
+            (r, conn.commands()[0].clone())
+        };
+        let (o, cmd) = run(json!({"port": 9, "state": "stopped"}), "@OK 1\n").await;
+        assert_eq!(o.unwrap().msg, "127.0.0.1:9 is closed after 1s");
+        assert!(cmd.contains("if ! up; then"), "{cmd}");
+        let (o, cmd) = run(json!({"path": "/tmp/m", "state": "absent"}), "@OK 2\n").await;
+        let o = o.unwrap();
+        assert_eq!(o.msg, "/tmp/m is absent after 2s");
+        assert_eq!(o.data["path"], json!("/tmp/m"));
+        assert!(cmd.contains("if ! [ -e \"$f\" ]; then"), "{cmd}");
+        let (o, cmd) = run(json!({"timeout": 3, "delay": 1}), "@OK 4\n").await;
+        assert_eq!(o.unwrap().msg, "waited 4s");
+        assert!(cmd.contains("sleep 1; sleep 3;"), "{cmd}");
+
+        // Timeouts fail the task (an outcome, not an error), with Ansible's messages.
+        let (o, _) = run(json!({"port": 9, "timeout": 2}), "@TIMEOUT 2\n").await;
+        let o = o.unwrap();
+        assert!(o.failed && !o.changed);
+        assert_eq!(o.msg, "Timeout when waiting for 127.0.0.1:9 (waited 2s)");
+        assert_eq!(o.data["elapsed"], json!(2));
+        let (o, _) = run(
+            json!({"path": "/tmp/m", "search_regex": "^state: READY$"}),
+            "@TIMEOUT 300\n",
+        )
+        .await;
+        assert_eq!(
+            o.unwrap().msg,
+            "Timeout when waiting for search string ^state: READY$ in /tmp/m (waited 300s)"
+        );
+        let (o, _) = run(json!({"path": "/tmp/m"}), "@TIMEOUT 300\n").await;
+        assert_eq!(
+            o.unwrap().msg,
+            "Timeout when waiting for file /tmp/m (waited 300s)"
+        );
+        let (o, _) = run(json!({"port": 9, "state": "stopped"}), "@TIMEOUT 300\n").await;
+        assert_eq!(
+            o.unwrap().msg,
+            "Timeout when waiting for 127.0.0.1:9 to stop (waited 300s)"
+        );
+        let (o, _) = run(
+            json!({"port": 9, "msg": "the app did not start"}),
+            "@TIMEOUT 300\n",
+        )
+        .await;
+        assert_eq!(o.unwrap().msg, "the app did not start");
+
+        // Neither bash nor nc on the host.
+        let (e, _) = run(json!({"port": 22}), "@NOTOOL\n").await;
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "cannot check 127.0.0.1:22: neither bash (for /dev/tcp) nor nc is installed on the host"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_script_that_gives_no_verdict_fails_with_its_error() {
+        use crate::host::testing::Scripted;
+        let conn =
+            Scripted::new().answer("start=", 2, "", "sh: 1: Syntax error: \"(\" unexpected\n");
+        let e = conn
+            .run(&WAIT_FOR, json!({"path": "/tmp/m"}), false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "waiting for /tmp/m failed (rc=2): sh: 1: Syntax error: \"(\" unexpected"
+        );
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn hostile_values_are_quoted() {
+        use crate::host::testing::Scripted;
+        let evil = "'; touch pwned; '";
+        let conn = Scripted::new().ok("start=", "@OK 0\n");
+        conn.run(
+            &WAIT_FOR,
+            json!({"host": "$(reboot)", "port": 22, "search_regex": evil}),
+            false,
+        )
+        .await
+        .unwrap();
+        let cmd = &conn.commands()[0];
+        assert!(cmd.contains("h='$(reboot)'; p=22\n"), "{cmd}");
+        assert!(cmd.contains(&format!("re={}\n", quote(evil))), "{cmd}");
+        conn.assert_done();
+        let conn = Scripted::new().ok("start=", "@OK 0\n");
+        conn.run(&WAIT_FOR, json!({"path": evil}), false)
+            .await
+            .unwrap();
+        assert!(conn.commands()[0].contains(&format!("f={}\n", quote(evil))));
+        conn.assert_done();
     }
 }
