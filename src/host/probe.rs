@@ -33,6 +33,24 @@ impl<'a> Reader<'a> {
         Some(String::from_utf8_lossy(line).into_owned())
     }
 
+    /// The next line, which must be complete (end in `\n`): a probe's fixed lines come before
+    /// any free-form content, so a missing one means the output was cut short.
+    pub fn complete_line(&mut self) -> Result<String, ModError> {
+        let nl = self
+            .rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| ModError::Failed("the host's answer was cut short".into()))?;
+        let line = String::from_utf8_lossy(&self.rest[..nl]).into_owned();
+        self.rest = &self.rest[nl + 1..];
+        Ok(line)
+    }
+
+    /// Everything not read yet (a file's content printed last, as it is).
+    pub fn rest(self) -> &'a [u8] {
+        self.rest
+    }
+
     /// A file emitted by [`file_script`]: `Some(content)` or `None` when absent.
     pub fn file(&mut self, path: &str) -> Result<Option<Vec<u8>>, ModError> {
         let bad = || ModError::Failed(format!("unexpected probe output for {path}"));
@@ -73,6 +91,18 @@ pub fn show_props(r: &mut Reader<'_>, until: &str) -> Map<String, Json> {
         }
     }
     m
+}
+
+/// A shell function `hex` that prints its stdin as lower-case hex on one line: for values
+/// that may hold spaces or line breaks (link targets, command output) inside a line-based
+/// probe. [`unhex`] reads them back.
+pub const HEX_FN: &str = "hex() { od -A n -t x1 | tr -d ' \\n'; }\n";
+
+/// Bytes from the hex of [`HEX_FN`] (pairs that are not hex are skipped).
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -122,5 +152,30 @@ mod tests {
         let mut r = Reader::new(&out.stdout);
         assert_eq!(r.file(&a).unwrap().unwrap(), big);
         assert_eq!(r.file(&b).unwrap().unwrap(), b"second\n'$(x)'");
+    }
+
+    #[test]
+    fn hex_round_trips_through_the_shell() {
+        let value = "a b\n'$(x)'\tü";
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{HEX_FN}printf %s {} | hex",
+                crate::shell::quote(value)
+            ))
+            .output()
+            .unwrap();
+        let hex = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(unhex(&hex), value.as_bytes());
+    }
+
+    #[test]
+    fn complete_lines_then_the_rest() {
+        let mut r = Reader::new(b"U 0:0\nP /x\ncontent\nwithout end");
+        assert_eq!(r.complete_line().unwrap(), "U 0:0");
+        assert_eq!(r.complete_line().unwrap(), "P /x");
+        assert_eq!(r.rest(), b"content\nwithout end");
+        let mut r = Reader::new(b"no newline");
+        assert!(r.complete_line().is_err());
     }
 }

@@ -28,6 +28,7 @@ use crate::host::apt::{
     key_source, parse_one_line, redact_sources, redact_urls, stem_of, suggest_stem, tail,
 };
 use crate::host::attrs::normalize_mode;
+use crate::host::probe::{HEX_FN, Reader, unhex};
 use crate::host::text::sha1_hex;
 use crate::shell::quote;
 use base64::Engine as _;
@@ -391,23 +392,12 @@ struct Found {
     fetched: Option<Result<Fetched, String>>,
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
-}
-
 fn parse_found(out: &[u8]) -> Result<Found, ModError> {
     let mut f = Found::default();
-    let mut rest = out;
+    let mut r = Reader::new(out);
     let truncated = || ModError::Failed("truncated repository probe output".into());
     loop {
-        let nl = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(truncated)?;
-        let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
-        rest = &rest[nl + 1..];
+        let line = r.complete_line().map_err(|_| truncated())?;
         let (tag, val) = line.split_once(' ').unwrap_or((&line, ""));
         match tag {
             "@L" => f.list = parse_state(val),
@@ -433,7 +423,7 @@ fn parse_found(out: &[u8]) -> Result<Found, ModError> {
             }
             "@S" => {
                 if let Some(mode) = parse_state(&format!("{val} x")) {
-                    f.sources = Some((mode.mode, String::from_utf8_lossy(rest).into_owned()));
+                    f.sources = Some((mode.mode, String::from_utf8_lossy(r.rest()).into_owned()));
                 }
                 return Ok(f);
             }
@@ -446,8 +436,7 @@ fn parse_found(out: &[u8]) -> Result<Found, ModError> {
 /// URL key the fetched key's sha1 (its bytes only when they differ from both key files).
 fn probe_script(stem: &str, url: bool, validate_certs: bool) -> String {
     let mut s = format!(
-        "d={SOURCES_DIR}; k={KEYRINGS_DIR}; n={}\n\
-         h() {{ od -A n -t x1 | tr -d ' \\n'; }}\n\
+        "{HEX_FN}d={SOURCES_DIR}; k={KEYRINGS_DIR}; n={}\n\
          st() {{ if [ -f \"$1\" ]; then printf '%s %s\\n' \"$(stat -c %a \"$1\")\" \"$(sha1sum < \"$1\" | cut -d' ' -f1)\"; else echo -; fi; }}\n\
          sa=$(st \"$k/$n.asc\"); sg=$(st \"$k/$n.gpg\")\n\
          printf '@L %s\\n@A %s\\n@G %s\\n' \"$(st \"$d/$n.list\")\" \"$sa\" \"$sg\"\n",
@@ -474,8 +463,8 @@ fn probe_script(stem: &str, url: bool, validate_certs: bool) -> String {
              if head -c 100 \"$t\" | grep -q -e '-----BEGIN'; then x=asc; else x=gpg; fi\n\
              printf '@F 0 %s %s ' \"$s\" \"$x\"\n\
              if [ $x = asc ]; then c=$sa; else c=$sg; fi\n\
-             case \"$c\" in *\" $s\") echo -;; *) h < \"$t\"; echo;; esac\n\
-             else printf '@F %s ' $r; printf '%s\\n' \"$e\" | tail -n 3 | h; echo; fi\n"
+             case \"$c\" in *\" $s\") echo -;; *) hex < \"$t\"; echo;; esac\n\
+             else printf '@F %s ' $r; printf '%s\\n' \"$e\" | tail -n 3 | hex; echo; fi\n"
         ));
     }
     s.push_str(

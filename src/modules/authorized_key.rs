@@ -16,6 +16,7 @@
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::accounts::check_name;
+use crate::host::probe::Reader;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
 use base64::Engine as _;
@@ -269,13 +270,8 @@ fn probe_script(name: &str, kp: &KeyPath) -> String {
 
 fn parse_found(out: &[u8]) -> Result<Found, ModError> {
     let bad = || ModError::Failed("unexpected output from the authorized_keys probe".into());
-    let mut rest = out;
-    let mut line = || -> Result<String, ModError> {
-        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
-        let l = String::from_utf8_lossy(&rest[..nl]).into_owned();
-        rest = &rest[nl + 1..];
-        Ok(l)
-    };
+    let mut r = Reader::new(out);
+    let mut line = || r.complete_line().map_err(|_| bad());
     let u = line()?;
     let u = u.strip_prefix("U ").ok_or_else(bad)?;
     if u == "-" {
@@ -313,7 +309,7 @@ fn parse_found(out: &[u8]) -> Result<Found, ModError> {
         path,
         dir,
         file,
-        content: rest.to_vec(),
+        content: r.rest().to_vec(),
     })
 }
 
