@@ -385,10 +385,8 @@ fn is_ours(f: &Option<Vec<u8>>) -> bool {
     f.as_ref().is_some_and(|c| c.starts_with(MARKER.as_bytes()))
 }
 
-fn text(f: &Option<Vec<u8>>) -> String {
-    f.as_deref()
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .unwrap_or_default()
+fn text(f: &Option<Vec<u8>>) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(f.as_deref().unwrap_or_default())
 }
 
 /// Runs the probe (without the schedule checks for a removal).
@@ -442,17 +440,21 @@ async fn absent(
             ..Outcome::ok("")
         });
     }
-    let mut before = vec![(names.timer_path.clone(), "present".to_string())];
+    let mut paths = vec![names.timer_path.as_str()];
     if remove_service {
-        before.push((names.svc_path.clone(), "present".into()));
+        paths.push(&names.svc_path);
     }
-    let after: Vec<_> = before
-        .iter()
-        .map(|(k, _)| (k.clone(), "absent".to_string()))
-        .collect();
+    let states = |s: &str| {
+        kv_text(
+            &paths
+                .iter()
+                .map(|p| (p.to_string(), s.into()))
+                .collect::<Vec<_>>(),
+        )
+    };
     let diff = ctx
         .diff
-        .then(|| unified_diff(&kv_text(&before), &kv_text(&after), &names.timer_unit))
+        .then(|| unified_diff(&states("present"), &states("absent"), &names.timer_unit))
         .flatten();
     let o = Outcome {
         data,
@@ -461,19 +463,13 @@ async fn absent(
     if ctx.check {
         return Ok(o);
     }
-    let mut s = format!(
-        "systemctl disable --now -- {t} >/dev/null 2>&1 || true\nrm -f -- {tp}",
+    let files: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    let s = format!(
+        "systemctl disable --now -- {t} >/dev/null 2>&1 || true\nrm -f -- {}\nsystemctl daemon-reload\nsystemctl reset-failed -- {t} {} >/dev/null 2>&1 || true\n",
+        files.join(" "),
+        quote(&format!("{}.service", names.base)),
         t = quote(&names.timer_unit),
-        tp = quote(&names.timer_path)
     );
-    if remove_service {
-        s.push_str(&format!(" {}", quote(&names.svc_path)));
-    }
-    s.push_str(&format!(
-        "\nsystemctl daemon-reload\nsystemctl reset-failed -- {} {} >/dev/null 2>&1 || true\n",
-        quote(&names.timer_unit),
-        quote(&format!("{}.service", names.base))
-    ));
     exec_change(ctx, &s, &[], &names.timer_unit).await?;
     Ok(o)
 }
@@ -487,13 +483,9 @@ struct Plan<'a> {
     service_wanted: Option<&'a [u8]>,
     service_changes: bool,
     timer_changes: bool,
+    /// Either file: systemd must reload.
+    files_change: bool,
     verbs: Vec<&'static str>,
-}
-
-impl Plan<'_> {
-    fn files_change(&self) -> bool {
-        self.service_changes || self.timer_changes
-    }
 }
 
 /// Fails on what the host's systemd refused (calendar expressions, time spans) and on a
@@ -550,6 +542,7 @@ fn plan<'a>(a: &Args, units: &'a Units, f: &Found) -> Plan<'a> {
         service_wanted,
         service_changes,
         timer_changes,
+        files_change: service_changes || timer_changes,
         verbs,
     }
 }
@@ -574,15 +567,15 @@ async fn present(
         ),
     );
     let p = plan(a, units, f);
-    data.insert("changed_files".into(), json!(p.files_change()));
-    if !p.files_change() && p.verbs.is_empty() {
+    data.insert("changed_files".into(), json!(p.files_change));
+    if !p.files_change && p.verbs.is_empty() {
         return Ok(Outcome {
             data,
             ..Outcome::ok("")
         });
     }
     let mut msg = vec![];
-    if p.files_change() {
+    if p.files_change {
         msg.push("unit files written".to_string());
     }
     msg.extend(p.verbs.iter().map(|v| v.to_string()));
@@ -647,7 +640,7 @@ async fn converge(
     if p.service_changes && p.service_wanted.is_none() {
         s.push_str(&format!("rm -f -- {}\n", quote(&names.svc_path)));
     }
-    if p.files_change() {
+    if p.files_change {
         s.push_str("systemctl daemon-reload\n");
     }
     for v in &p.verbs {
