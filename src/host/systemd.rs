@@ -1,9 +1,14 @@
 //! Unit files as systemd reads them: names, INI rendering with list reset lines (so a drop-in
 //! replaces `ExecStart=` instead of adding to it), systemd's own quoting of command lines and
 //! environment assignments.
+//!
+//! The checks here are argument checks (modules run them from `validate`): they return the
+//! message for the user, which the module attaches to the parameter it is about.
 
-use super::{ModError, fail};
 use serde_json::{Map, Value as Json};
+
+/// The message of a refused value.
+pub type Refused<T = ()> = Result<T, String>;
 
 /// Where administrators' unit files and drop-ins live.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -68,20 +73,20 @@ pub fn valid_unit_name(name: &str) -> bool {
 }
 
 /// Checks a unit name argument.
-pub fn check_unit_name(what: &str, name: &str) -> Result<(), ModError> {
+pub fn check_unit_name(what: &str, name: &str) -> Refused {
     if valid_unit_name(name) {
         Ok(())
     } else {
-        fail(format!(
+        Err(format!(
             "invalid {what} '{name}': a unit name uses letters, digits and ':-_.@\\' and does not start with '-' or '.'"
         ))
     }
 }
 
 /// A value written on one line of a unit file: no line breaks (they would inject directives).
-pub fn one_line(what: &str, v: &str) -> Result<(), ModError> {
+pub fn one_line(what: &str, v: &str) -> Refused {
     if v.contains(['\n', '\r']) {
-        fail(format!(
+        Err(format!(
             "{what} must not contain a line break: {}",
             v.escape_debug()
         ))
@@ -140,31 +145,31 @@ pub fn exec_line(command: &str) -> String {
 }
 
 /// An `Environment=` value for one variable.
-pub fn env_assignment(key: &str, value: &str) -> Result<String, ModError> {
+pub fn env_assignment(key: &str, value: &str) -> Refused<String> {
     if key.is_empty()
         || key.starts_with(|c: char| c.is_ascii_digit())
         || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return fail(format!("invalid environment variable name '{key}'"));
+        return Err(format!("invalid environment variable name '{key}'"));
     }
     Ok(quote_word(&format!("{key}={value}"), false))
 }
 
 /// A scalar setting value as it is written (booleans as `yes`/`no`).
-fn scalar_text(key: &str, v: &Json) -> Result<String, ModError> {
+fn scalar_text(key: &str, v: &Json) -> Refused<String> {
     let s = match v {
         Json::String(s) => s.clone(),
         Json::Bool(true) => "yes".into(),
         Json::Bool(false) => "no".into(),
         Json::Number(n) => n.to_string(),
         Json::Null => String::new(),
-        other => return fail(format!("{key}: expected a scalar value, found {other}")),
+        other => return Err(format!("{key}: expected a scalar value, found {other}")),
     };
     one_line(key, &s)?;
     Ok(s)
 }
 
-fn check_key(key: &str) -> Result<(), ModError> {
+fn check_key(key: &str) -> Refused {
     let ok = key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && key
             .bytes()
@@ -172,11 +177,11 @@ fn check_key(key: &str) -> Result<(), ModError> {
     if ok {
         Ok(())
     } else {
-        fail(format!("invalid setting name '{key}'"))
+        Err(format!("invalid setting name '{key}'"))
     }
 }
 
-fn check_section(name: &str) -> Result<(), ModError> {
+fn check_section(name: &str) -> Refused {
     let ok = !name.is_empty()
         && name
             .bytes()
@@ -184,12 +189,12 @@ fn check_section(name: &str) -> Result<(), ModError> {
     if ok {
         Ok(())
     } else {
-        fail(format!("invalid section name '{name}'"))
+        Err(format!("invalid section name '{name}'"))
     }
 }
 
 /// Renders the lines of one section's settings.
-fn render_section(out: &mut String, settings: &Map<String, Json>) -> Result<(), ModError> {
+fn render_section(out: &mut String, settings: &Map<String, Json>) -> Refused {
     for (key, v) in settings {
         check_key(key)?;
         let reset = RESET_KEYS.contains(&key.as_str());
@@ -217,7 +222,7 @@ fn render_section(out: &mut String, settings: &Map<String, Json>) -> Result<(), 
                 }
             }
             Json::Object(_) => {
-                return fail(format!(
+                return Err(format!(
                     "{key}: a mapping is only accepted for Environment (or as a section at the top level)"
                 ));
             }
@@ -237,12 +242,12 @@ fn render_section(out: &mut String, settings: &Map<String, Json>) -> Result<(), 
 
 /// Renders `settings` as a unit file. Either `{Section: {Key: value}}` for every top-level
 /// entry, or a flat `{Key: value}` map that goes to `default_section`.
-pub fn render_settings(settings: &Json, default_section: &str) -> Result<String, ModError> {
+pub fn render_settings(settings: &Json, default_section: &str) -> Refused<String> {
     let Json::Object(map) = settings else {
-        return fail("settings must be a mapping (section -> {key: value}, or key: value)");
+        return Err("settings must be a mapping (section -> {key: value}, or key: value)".into());
     };
     if map.is_empty() {
-        return fail("settings is empty");
+        return Err("settings is empty".into());
     }
     // `Environment` is never a section: a map under it is a set of variables.
     let sectioned = map.values().all(Json::is_object) && !map.contains_key("Environment");
@@ -261,7 +266,7 @@ pub fn render_settings(settings: &Json, default_section: &str) -> Result<String,
             .iter()
             .find(|(k, v)| v.is_object() && k.as_str() != "Environment")
         {
-            return fail(format!(
+            return Err(format!(
                 "settings mixes sections and keys: '{k}' is a mapping; either give every section ({{Service: {{...}}}}) or a flat map of keys for [{default_section}]"
             ));
         }

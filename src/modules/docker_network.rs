@@ -6,7 +6,7 @@
 //! containers are attached unless `force` (then they are disconnected first). A change is one
 //! command, which also returns the new network's inspect data.
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
@@ -72,42 +72,178 @@ impl Module for DockerNetworkModule {
     const NAME: &'static str = "docker_network";
     const REQUIRED: &'static [&'static str] = &["name"];
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        let ok_name = !a.name.is_empty()
+            && !a.name.starts_with('-')
+            && a.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok_name {
+            return Err(ArgError::at(
+                "name",
+                format!(
+                    "invalid network name '{}': use letters, digits and '-_.'",
+                    a.name
+                ),
+            ));
+        }
+        if a.driver.is_empty()
+            || a.driver.starts_with('-')
+            || a.driver.contains(char::is_whitespace)
+        {
+            return Err(ArgError::at(
+                "driver",
+                format!("invalid driver '{}'", a.driver),
+            ));
+        }
+        maps(a)?;
+        // docker itself refuses them without a subnet to belong to.
+        if a.state == State::Present
+            && a.subnet.is_none()
+            && (a.gateway.is_some() || a.ip_range.is_some())
+        {
+            return Err(ArgError::new("gateway and ip_range need subnet"));
+        }
+        Ok(())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
 
-fn scope_name(s: Scope) -> &'static str {
-    match s {
-        Scope::Local => "local",
-        Scope::Global => "global",
-        Scope::Swarm => "swarm",
-    }
+/// The arguments that are maps of strings, as `docker network create` takes them.
+struct Maps {
+    options: Vec<(String, String)>,
+    labels: Vec<(String, String)>,
 }
 
-fn scalar(k: &str, v: &Json) -> Result<String, ModError> {
-    Ok(match v {
-        Json::String(s) => s.clone(),
-        Json::Null => String::new(),
-        Json::Bool(_) | Json::Number(_) => v.to_string(),
-        other => return fail(format!("{k}: expected a scalar value, found {other}")),
+fn maps(a: &Args) -> Result<Maps, ArgError> {
+    Ok(Maps {
+        options: str_map("driver_options", "driver option", &a.driver_options)?,
+        labels: str_map("labels", "label", &a.labels)?,
     })
 }
 
-fn str_map(what: &str, m: &Option<Map<String, Json>>) -> Result<Vec<(String, String)>, ModError> {
+/// `key=value` pairs of a map argument: names docker can take, scalar values.
+fn str_map(
+    param: &'static str,
+    what: &str,
+    m: &Option<Map<String, Json>>,
+) -> Result<Vec<(String, String)>, ArgError> {
     m.iter()
         .flatten()
         .map(|(k, v)| {
             if k.is_empty() || k.contains(['=', '\n']) {
-                return fail(format!("invalid {what} name '{k}'"));
+                return Err(ArgError::at(param, format!("invalid {what} name '{k}'")));
             }
-            Ok((k.clone(), scalar(k, v)?))
+            let v = match v {
+                Json::String(s) => s.clone(),
+                Json::Null => String::new(),
+                Json::Bool(_) | Json::Number(_) => v.to_string(),
+                other => {
+                    return Err(ArgError::at(
+                        param,
+                        format!("{k}: expected a scalar value, found {other}"),
+                    ));
+                }
+            };
+            Ok((k.clone(), v))
         })
         .collect()
 }
 
+/// Reads the network, then creates, re-creates or removes it as needed.
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    // Validated: the maps are well-formed.
+    let maps = maps(&a).map_err(|e| ModError::Failed(e.msg))?;
+    let cur = match read(ctx, &a.name).await? {
+        Current::NoDocker => return no_docker(ctx, "manage the network"),
+        Current::Absent => None,
+        Current::Present(net) => Some(net),
+    };
+    match (a.state, cur) {
+        (State::Absent, None) => Ok(Outcome::ok("")),
+        (State::Absent, Some(net)) => remove(ctx, &a, &net).await,
+        (State::Present, None) => create(ctx, &a, &maps).await,
+        (State::Present, Some(net)) => converge(ctx, &a, &maps, net).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// read
+
+/// What the host has.
+enum Current {
+    NoDocker,
+    Absent,
+    /// `docker network inspect` of the network.
+    Present(Json),
+}
+
+/// `docker network inspect` of the name, in one command.
+async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Current, ModError> {
+    let script = format!(
+        "{}if o=$({} 2>&1); then printf 'N %s\\n' \"$o\"; else case \"$o\" in *'No such network'*|*'not found'*) echo ABSENT;; *) printf '%s\\n' \"$o\" >&2; exit 1;; esac; fi\n",
+        require_docker(),
+        inspect_cmd(&quote(name))
+    );
+    let out = ctx.exec(&script).await?;
+    let stdout = out.stdout_str();
+    if stdout.starts_with(NO_DOCKER) {
+        return Ok(Current::NoDocker);
+    }
+    if !out.ok() {
+        return fail(format!(
+            "cannot inspect network {name}: {}",
+            scrub(out.stderr_str().trim(), &[])
+        ));
+    }
+    let Some(j) = stdout.trim_end().strip_prefix("N ") else {
+        if stdout.trim_end() == "ABSENT" {
+            return Ok(Current::Absent);
+        }
+        return fail(format!(
+            "unexpected output from `docker network inspect`: {}",
+            scrub(stdout.trim(), &[])
+        ));
+    };
+    let v: Json = serde_json::from_str(j)
+        .map_err(|e| ModError::Failed(format!("cannot parse `docker network inspect`: {e}")))?;
+    // An ID prefix can match another network: only the exact name counts.
+    Ok(if v["Name"].as_str() == Some(name) {
+        Current::Present(v)
+    } else {
+        Current::Absent
+    })
+}
+
+fn inspect_cmd(name_var: &str) -> String {
+    format!("docker network inspect --format '{{{{json .}}}}' -- {name_var}")
+}
+
+/// Names of the containers attached to the network (on this node).
+fn attached(net: &Json) -> Vec<(String, String)> {
+    net["Containers"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(id, c)| {
+                    (
+                        id.clone(),
+                        c["Name"].as_str().unwrap_or(id.as_str()).to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// compare
+
 /// Field-by-field comparison: `(field, current, wanted)` for each difference.
-fn differences(a: &Args, net: &Json) -> Result<Vec<(String, String, String)>, ModError> {
+fn differences(a: &Args, maps: &Maps, net: &Json) -> Vec<(String, String, String)> {
     let mut d = vec![];
     let s = |v: &Json| match v {
         Json::String(s) => s.clone(),
@@ -136,10 +272,8 @@ fn differences(a: &Args, net: &Json) -> Result<Vec<(String, String, String)>, Mo
             );
         }
     }
-    if a.subnet.is_some() || a.gateway.is_some() || a.ip_range.is_some() {
-        let Some(subnet) = &a.subnet else {
-            return fail("gateway and ip_range need subnet");
-        };
+    // Validated: gateway and ip_range come with a subnet.
+    if let Some(subnet) = &a.subnet {
         let configs = net["IPAM"]["Config"]
             .as_array()
             .cloned()
@@ -176,94 +310,27 @@ fn differences(a: &Args, net: &Json) -> Result<Vec<(String, String, String)>, Mo
         }
     }
     for (what, key, wanted) in [
-        (
-            "driver_options",
-            "Options",
-            str_map("driver option", &a.driver_options)?,
-        ),
-        ("labels", "Labels", str_map("label", &a.labels)?),
+        ("driver_options", "Options", &maps.options),
+        ("labels", "Labels", &maps.labels),
     ] {
         for (k, v) in wanted {
-            let cur = net[key].get(&k).and_then(Json::as_str);
+            let cur = net[key].get(k).and_then(Json::as_str);
             cmp(
                 &format!("{what}.{k}"),
                 cur.map_or("(none)".to_string(), str::to_string),
-                v,
+                v.clone(),
             );
         }
     }
-    Ok(d)
+    d
 }
 
-/// The `docker network create` command line.
-fn create_cmd(a: &Args) -> Result<String, ModError> {
-    let mut c = format!("docker network create --driver {}", quote(&a.driver));
-    if let Some(sc) = a.scope {
-        c.push_str(&format!(" --scope {}", scope_name(sc)));
+fn scope_name(s: Scope) -> &'static str {
+    match s {
+        Scope::Local => "local",
+        Scope::Global => "global",
+        Scope::Swarm => "swarm",
     }
-    for (flag, v) in [
-        ("--attachable", a.attachable),
-        ("--internal", a.internal),
-        ("--ipv6", a.enable_ipv6),
-    ] {
-        if v == Some(true) {
-            c.push(' ');
-            c.push_str(flag);
-        }
-    }
-    for (flag, v) in [
-        ("--subnet", &a.subnet),
-        ("--gateway", &a.gateway),
-        ("--ip-range", &a.ip_range),
-    ] {
-        if let Some(v) = v {
-            c.push_str(&format!(" {flag} {}", quote(v)));
-        }
-    }
-    for (k, v) in str_map("driver option", &a.driver_options)? {
-        c.push_str(&format!(" --opt {}", quote(&format!("{k}={v}"))));
-    }
-    for (k, v) in str_map("label", &a.labels)? {
-        c.push_str(&format!(" --label {}", quote(&format!("{k}={v}"))));
-    }
-    c.push_str(&format!(" -- {}", quote(&a.name)));
-    Ok(c)
-}
-
-fn inspect_cmd(name_var: &str) -> String {
-    format!("docker network inspect --format '{{{{json .}}}}' -- {name_var}")
-}
-
-/// Names of the containers attached to the network (on this node).
-fn attached(net: &Json) -> Vec<(String, String)> {
-    net["Containers"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(id, c)| {
-                    (
-                        id.clone(),
-                        c["Name"].as_str().unwrap_or(id.as_str()).to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Shell that disconnects every attached container (not the swarm load balancer endpoint).
-fn disconnect_cmd(name: &str, net: &Json) -> String {
-    attached(net)
-        .iter()
-        .filter(|(id, _)| !id.starts_with("lb-"))
-        .map(|(id, _)| {
-            format!(
-                "docker network disconnect -f {} {}\n",
-                quote(name),
-                quote(id)
-            )
-        })
-        .collect()
 }
 
 fn summary(a: &Args) -> Vec<(String, String)> {
@@ -292,129 +359,8 @@ fn summary(a: &Args) -> Vec<(String, String)> {
     v
 }
 
-async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let ok_name = !a.name.is_empty()
-        && !a.name.starts_with('-')
-        && a.name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !ok_name {
-        return fail(format!(
-            "invalid network name '{}': use letters, digits and '-_.'",
-            a.name
-        ));
-    }
-    if a.driver.is_empty() || a.driver.starts_with('-') || a.driver.contains(char::is_whitespace) {
-        return fail(format!("invalid driver '{}'", a.driver));
-    }
-    // Build it now: bad arguments fail before the host is touched.
-    let create = create_cmd(&a)?;
-    let q = quote(&a.name);
-    let script = format!(
-        "{}if o=$({} 2>&1); then printf 'N %s\\n' \"$o\"; else case \"$o\" in *'No such network'*|*'not found'*) echo ABSENT;; *) printf '%s\\n' \"$o\" >&2; exit 1;; esac; fi\n",
-        require_docker(),
-        inspect_cmd(&q)
-    );
-    let out = ctx.exec(&script).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
-        return no_docker(ctx, "manage the network");
-    }
-    if !out.ok() {
-        return fail(format!(
-            "cannot inspect network {}: {}",
-            a.name,
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
-    let cur: Option<Json> = match stdout.trim_end().strip_prefix("N ") {
-        Some(j) => {
-            let v: Json = serde_json::from_str(j).map_err(|e| {
-                ModError::Failed(format!("cannot parse `docker network inspect`: {e}"))
-            })?;
-            // An ID prefix can match another network: only the exact name counts.
-            (v["Name"].as_str() == Some(a.name.as_str())).then_some(v)
-        }
-        None => None,
-    };
-    let title = format!("network {}", a.name);
-    match (a.state, cur) {
-        (State::Absent, None) => Ok(Outcome::ok("")),
-        (State::Absent, Some(net)) => {
-            let users = attached(&net);
-            if !users.is_empty() && !a.force {
-                return fail(in_use(&a.name, &users, "remove"));
-            }
-            let diff = ctx
-                .diff
-                .then(|| unified_diff("state: present\n", "state: absent\n", &title))
-                .flatten();
-            let o = Outcome::changed("network removed").with_diff(diff);
-            if ctx.check {
-                return Ok(o);
-            }
-            let cmd = format!(
-                "set -e\n{}docker network rm -- {q} >/dev/null\n",
-                disconnect_cmd(&a.name, &net)
-            );
-            change(ctx, &cmd, &a.name).await?;
-            Ok(o)
-        }
-        (State::Present, None) => {
-            let mut after = vec![("state".to_string(), "present".to_string())];
-            after.extend(summary(&a));
-            let diff = ctx
-                .diff
-                .then(|| unified_diff("state: absent\n", &kv_text(&after), &title))
-                .flatten();
-            let o = Outcome::changed("network created").with_diff(diff);
-            if ctx.check {
-                return Ok(o);
-            }
-            let cmd = format!("set -e\nid=$({create})\n{}\n", inspect_cmd("\"$id\""));
-            let net = change(ctx, &cmd, &a.name).await?;
-            Ok(with_net(o, net))
-        }
-        (State::Present, Some(net)) => {
-            let diffs = differences(&a, &net)?;
-            if diffs.is_empty() {
-                return Ok(with_net(Outcome::ok(""), Some(net)));
-            }
-            let users = attached(&net);
-            if !users.is_empty() && !a.force {
-                let fields: Vec<&str> = diffs.iter().map(|d| d.0.as_str()).collect();
-                return fail(format!(
-                    "{} ({} differ{})",
-                    in_use(&a.name, &users, "re-create"),
-                    fields.join(", "),
-                    if fields.len() == 1 { "s" } else { "" }
-                ));
-            }
-            let before: Vec<(String, String)> = diffs
-                .iter()
-                .map(|(f, c, _)| (f.clone(), c.clone()))
-                .collect();
-            let after: Vec<(String, String)> = diffs
-                .iter()
-                .map(|(f, _, w)| (f.clone(), w.clone()))
-                .collect();
-            let diff = ctx
-                .diff
-                .then(|| unified_diff(&kv_text(&before), &kv_text(&after), &title))
-                .flatten();
-            let o = Outcome::changed("network re-created").with_diff(diff);
-            if ctx.check {
-                return Ok(o);
-            }
-            let cmd = format!(
-                "set -e\n{}docker network rm -- {q} >/dev/null\nid=$({create})\n{}\n",
-                disconnect_cmd(&a.name, &net),
-                inspect_cmd("\"$id\"")
-            );
-            let net = change(ctx, &cmd, &a.name).await?;
-            Ok(with_net(o, net))
-        }
-    }
+fn title(a: &Args) -> String {
+    format!("network {}", a.name)
 }
 
 fn in_use(name: &str, users: &[(String, String)], what: &str) -> String {
@@ -425,14 +371,145 @@ fn in_use(name: &str, users: &[(String, String)], what: &str) -> String {
     )
 }
 
-fn with_net(mut o: Outcome, net: Option<Json>) -> Outcome {
-    if let Some(n) = net {
-        if let Some(id) = n["Id"].as_str() {
-            o.data.insert("network_id".into(), json!(id));
-        }
-        o.data.insert("network".into(), n);
+// ---------------------------------------------------------------------------------------
+// create, re-create, remove
+
+/// Removes the network (disconnecting its containers with `force`).
+async fn remove(ctx: &ModuleCtx<'_>, a: &Args, net: &Json) -> ModResult {
+    let users = attached(net);
+    if !users.is_empty() && !a.force {
+        return fail(in_use(&a.name, &users, "remove"));
     }
-    o
+    let diff = ctx
+        .diff
+        .then(|| unified_diff("state: present\n", "state: absent\n", &title(a)))
+        .flatten();
+    let o = Outcome::changed("network removed").with_diff(diff);
+    if ctx.check {
+        return Ok(o);
+    }
+    let cmd = format!(
+        "set -e\n{}docker network rm -- {} >/dev/null\n",
+        disconnect_cmd(&a.name, net),
+        quote(&a.name)
+    );
+    change(ctx, &cmd, &a.name).await?;
+    Ok(o)
+}
+
+/// Creates the network; returns its inspect data.
+async fn create(ctx: &ModuleCtx<'_>, a: &Args, maps: &Maps) -> ModResult {
+    let mut after = vec![("state".to_string(), "present".to_string())];
+    after.extend(summary(a));
+    let diff = ctx
+        .diff
+        .then(|| unified_diff("state: absent\n", &kv_text(&after), &title(a)))
+        .flatten();
+    let o = Outcome::changed("network created").with_diff(diff);
+    if ctx.check {
+        return Ok(o);
+    }
+    let cmd = format!(
+        "set -e\nid=$({})\n{}\n",
+        create_cmd(a, maps),
+        inspect_cmd("\"$id\"")
+    );
+    let net = change(ctx, &cmd, &a.name).await?;
+    Ok(with_net(o, net))
+}
+
+/// Re-creates the network when a property given differs (disconnecting its containers
+/// with `force`); returns its inspect data.
+async fn converge(ctx: &ModuleCtx<'_>, a: &Args, maps: &Maps, net: Json) -> ModResult {
+    let diffs = differences(a, maps, &net);
+    if diffs.is_empty() {
+        return Ok(with_net(Outcome::ok(""), Some(net)));
+    }
+    let users = attached(&net);
+    if !users.is_empty() && !a.force {
+        let fields: Vec<&str> = diffs.iter().map(|d| d.0.as_str()).collect();
+        return fail(format!(
+            "{} ({} differ{})",
+            in_use(&a.name, &users, "re-create"),
+            fields.join(", "),
+            if fields.len() == 1 { "s" } else { "" }
+        ));
+    }
+    let before: Vec<(String, String)> = diffs
+        .iter()
+        .map(|(f, c, _)| (f.clone(), c.clone()))
+        .collect();
+    let after: Vec<(String, String)> = diffs
+        .iter()
+        .map(|(f, _, w)| (f.clone(), w.clone()))
+        .collect();
+    let diff = ctx
+        .diff
+        .then(|| unified_diff(&kv_text(&before), &kv_text(&after), &title(a)))
+        .flatten();
+    let o = Outcome::changed("network re-created").with_diff(diff);
+    if ctx.check {
+        return Ok(o);
+    }
+    let cmd = format!(
+        "set -e\n{}docker network rm -- {} >/dev/null\nid=$({})\n{}\n",
+        disconnect_cmd(&a.name, &net),
+        quote(&a.name),
+        create_cmd(a, maps),
+        inspect_cmd("\"$id\"")
+    );
+    let net = change(ctx, &cmd, &a.name).await?;
+    Ok(with_net(o, net))
+}
+
+/// The `docker network create` command line.
+fn create_cmd(a: &Args, maps: &Maps) -> String {
+    let mut c = format!("docker network create --driver {}", quote(&a.driver));
+    if let Some(sc) = a.scope {
+        c.push_str(&format!(" --scope {}", scope_name(sc)));
+    }
+    for (flag, v) in [
+        ("--attachable", a.attachable),
+        ("--internal", a.internal),
+        ("--ipv6", a.enable_ipv6),
+    ] {
+        if v == Some(true) {
+            c.push(' ');
+            c.push_str(flag);
+        }
+    }
+    for (flag, v) in [
+        ("--subnet", &a.subnet),
+        ("--gateway", &a.gateway),
+        ("--ip-range", &a.ip_range),
+    ] {
+        if let Some(v) = v {
+            c.push_str(&format!(" {flag} {}", quote(v)));
+        }
+    }
+    for (k, v) in &maps.options {
+        c.push_str(&format!(" --opt {}", quote(&format!("{k}={v}"))));
+    }
+    for (k, v) in &maps.labels {
+        c.push_str(&format!(" --label {}", quote(&format!("{k}={v}"))));
+    }
+    c.push_str(&format!(" -- {}", quote(&a.name)));
+    c
+}
+
+/// Shell that disconnects every attached container (not the swarm load balancer endpoint).
+fn disconnect_cmd(name: &str, net: &Json) -> String {
+    attached(net)
+        .iter()
+        .filter(|(id, _)| !id.starts_with("lb-"))
+        .map(|(id, _)| {
+            format!(
+                "docker network disconnect -f {} {}\n",
+                quote(name),
+                quote(id)
+            )
+        })
+        .collect()
 }
 
 /// Runs a change; its last stdout line, when JSON, is the network's new inspect data.
@@ -457,93 +534,16 @@ async fn change(ctx: &ModuleCtx<'_>, cmd: &str, name: &str) -> Result<Option<Jso
         .and_then(|l| serde_json::from_str(l).ok()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OVERLAY: &str = include_str!("../../tests/fixtures/sysdock/network_overlay.json");
-
-    fn args(v: Json) -> Args {
-        crate::host::testing::decode(v).unwrap()
+fn with_net(mut o: Outcome, net: Option<Json>) -> Outcome {
+    if let Some(n) = net {
+        if let Some(id) = n["Id"].as_str() {
+            o.data.insert("network_id".into(), json!(id));
+        }
+        o.data.insert("network".into(), n);
     }
-
-    fn net() -> Json {
-        serde_json::from_str(OVERLAY).unwrap()
-    }
-
-    #[test]
-    fn compares_only_given_fields() {
-        let n = net();
-        let name = n["Name"].as_str().unwrap().to_string();
-        let base = json!({"name": name, "driver": "overlay", "attachable": true, "scope": "swarm"});
-        assert_eq!(differences(&args(base.clone()), &n).unwrap(), vec![]);
-        let d = differences(&args(json!({"name": name})), &n).unwrap();
-        assert_eq!(
-            d,
-            vec![("driver".into(), "overlay".into(), "bridge".into())]
-        );
-        let d = differences(
-            &args(json!({"name": name, "driver": "overlay", "attachable": false, "labels": {"x": "1"}})),
-            &n,
-        )
-        .unwrap();
-        assert_eq!(
-            d.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
-            vec!["attachable", "labels.x"]
-        );
-        let sub = n["IPAM"]["Config"][0]["Subnet"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        assert!(
-            differences(
-                &args(json!({"name": name, "driver": "overlay", "subnet": sub})),
-                &n
-            )
-            .unwrap()
-            .is_empty()
-        );
-        assert_eq!(
-            differences(
-                &args(json!({"name": name, "driver": "overlay", "subnet": "192.0.2.0/24"})),
-                &n
-            )
-            .unwrap()[0]
-                .0,
-            "subnet"
-        );
-        assert!(
-            differences(
-                &args(json!({"name": name, "driver": "overlay", "gateway": "1.2.3.4"})),
-                &n
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn create_command_quotes_everything() {
-        let c = create_cmd(&args(json!({
-            "name": "app-net", "driver": "overlay", "attachable": true, "scope": "swarm",
-            "subnet": "10.20.0.0/24", "driver_options": {"encrypted": ""}, "labels": {"env": "a b"}
-        })))
-        .unwrap();
-        assert_eq!(
-            c,
-            "docker network create --driver overlay --scope swarm --attachable --subnet 10.20.0.0/24 --opt encrypted= --label 'env=a b' -- app-net"
-        );
-        assert!(create_cmd(&args(json!({"name": "n", "labels": {"a=b": "c"}}))).is_err());
-    }
-
-    #[test]
-    fn attached_containers_block_a_recreate() {
-        let mut n = net();
-        n["Containers"] = json!({"abc": {"Name": "web"}, "lb-x": {"Name": "x-endpoint"}});
-        assert_eq!(attached(&n).len(), 2);
-        assert_eq!(
-            disconnect_cmd("n", &n),
-            "docker network disconnect -f n abc\n"
-        );
-        assert!(in_use("n", &attached(&n), "re-create").contains("web"));
-    }
+    o
 }
+
+#[cfg(test)]
+#[path = "docker_network_tests.rs"]
+mod tests;

@@ -4,7 +4,7 @@
 //! `Down` entry of a node that left and joined again, every node is inspected and the ready
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
 use crate::host::text::scrub;
 use crate::host::text::unified_diff;
@@ -60,10 +60,93 @@ impl Module for DockerNodeModule {
     const NAME: &'static str = "docker_node";
     const REQUIRED: &'static [&'static str] = &["hostname"];
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.hostname.is_empty() || a.hostname.starts_with('-') || a.hostname.contains('\n') {
+            return Err(ArgError::at(
+                "hostname",
+                format!("invalid node name '{}'", a.hostname),
+            ));
+        }
+        wanted_labels(a).map(|_| ())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
+
+/// The labels asked for, as `docker node update` takes them.
+fn wanted_labels(a: &Args) -> Result<BTreeMap<String, String>, ArgError> {
+    let mut want = BTreeMap::new();
+    for (k, v) in a.labels.iter().flatten() {
+        if k.is_empty() || k.contains(['=', '\n']) {
+            return Err(ArgError::at("labels", format!("invalid label name '{k}'")));
+        }
+        if a.labels_to_remove.contains(k) {
+            return Err(ArgError::new(format!(
+                "label '{k}' is both in labels and labels_to_remove"
+            )));
+        }
+        let value = match v {
+            Json::String(s) => s.clone(),
+            Json::Null => String::new(),
+            Json::Bool(_) | Json::Number(_) => v.to_string(),
+            other => {
+                return Err(ArgError::at(
+                    "labels",
+                    format!("label {k}: expected a scalar value, found {other}"),
+                ));
+            }
+        };
+        want.insert(k.clone(), value);
+    }
+    Ok(want)
+}
+
+/// Reads the node, then updates what differs in one `docker node update`.
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    // Validated: the labels are well-formed.
+    let want = wanted_labels(&a).map_err(|e| ModError::Failed(e.msg))?;
+    let Some(node) = read(ctx, &a.hostname).await? else {
+        return no_docker(ctx, "update the node");
+    };
+    let p = plan(&a, &want, &node);
+    let role_after = p.role.unwrap_or(&node.spec.role);
+    let av_after = p.availability.unwrap_or(&node.spec.availability);
+    let mut o = if p.is_empty() {
+        Outcome::ok("")
+    } else {
+        let diff = ctx
+            .diff
+            .then(|| {
+                unified_diff(
+                    &describe(
+                        &node.spec.labels.clone().unwrap_or_default(),
+                        &node.spec.availability,
+                        &node.spec.role,
+                    ),
+                    &describe(&p.labels_after, av_after, role_after),
+                    &format!("node {}", node.description.hostname),
+                )
+            })
+            .flatten();
+        Outcome::changed(p.summary()).with_diff(diff)
+    };
+    o.data.insert("node_id".into(), json!(node.id));
+    o.data
+        .insert("hostname".into(), json!(node.description.hostname));
+    o.data.insert("labels".into(), json!(p.labels_after));
+    o.data.insert("availability".into(), json!(av_after));
+    o.data.insert("role".into(), json!(role_after));
+    if p.is_empty() || ctx.check {
+        return Ok(o);
+    }
+    update(ctx, &a.hostname, &node.id, &p).await?;
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------
+// read
 
 /// The parts of `docker node inspect` this module reads.
 #[derive(Deserialize, Debug, Default, Clone)]
@@ -119,28 +202,34 @@ struct Status {
     state: String,
 }
 
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Manager => "manager",
-        Role::Worker => "worker",
+/// The node named `name`, in one command: inspected by name, or when that fails (the name
+/// is ambiguous), every node inspected and the one meant picked. `None` without docker.
+async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<Node>, ModError> {
+    let q = quote(name);
+    let script = format!(
+        "{}if o=$(docker node inspect --format '{{{{json .}}}}' -- {q} 2>/dev/null); then printf '%s\\n' \"$o\"; else ids=$(docker node ls -q) || exit $?; docker node inspect --format '{{{{json .}}}}' $ids; fi\n",
+        require_docker()
+    );
+    let out = ctx.exec(&script).await?;
+    let stdout = out.stdout_str();
+    if stdout.starts_with(NO_DOCKER) {
+        return Ok(None);
     }
-}
-
-fn availability_name(a: Availability) -> &'static str {
-    match a {
-        Availability::Active => "active",
-        Availability::Pause => "pause",
-        Availability::Drain => "drain",
+    if !out.ok() {
+        return fail(format!(
+            "cannot inspect node {name}: {}",
+            scrub(out.stderr_str().trim(), &[])
+        ));
     }
-}
-
-fn label_value(k: &str, v: &Json) -> Result<String, ModError> {
-    Ok(match v {
-        Json::String(s) => s.clone(),
-        Json::Null => String::new(),
-        Json::Bool(_) | Json::Number(_) => v.to_string(),
-        other => return fail(format!("label {k}: expected a scalar value, found {other}")),
-    })
+    let nodes = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<Node>(l)
+                .map_err(|e| ModError::Failed(format!("cannot parse `docker node inspect`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    pick(nodes, name).map(Some)
 }
 
 /// Picks the node named `name` (hostname or ID) among inspected nodes. A node that left and
@@ -172,6 +261,9 @@ fn pick(nodes: Vec<Node>, name: &str) -> Result<Node, ModError> {
         )
 }
 
+// ---------------------------------------------------------------------------------------
+// decide
+
 /// The update wanted, from the node's current spec.
 #[derive(Debug, Default, PartialEq)]
 struct Plan {
@@ -189,27 +281,31 @@ impl Plan {
             && self.availability.is_none()
             && self.role.is_none()
     }
+
+    /// `labels updated, availability drain, role worker`.
+    fn summary(&self) -> String {
+        let mut parts = vec![];
+        if !self.add.is_empty() || !self.rm.is_empty() {
+            parts.push("labels updated".to_string());
+        }
+        if let Some(av) = self.availability {
+            parts.push(format!("availability {av}"));
+        }
+        if let Some(r) = self.role {
+            parts.push(format!("role {r}"));
+        }
+        parts.join(", ")
+    }
 }
 
-fn plan(a: &Args, node: &Node) -> Result<Plan, ModError> {
+/// What to change on `node` for `a`, whose labels are `want`.
+fn plan(a: &Args, want: &BTreeMap<String, String>, node: &Node) -> Plan {
     let cur = node.spec.labels.clone().unwrap_or_default();
     let mut p = Plan {
         labels_after: cur.clone(),
         ..Plan::default()
     };
-    let mut want = BTreeMap::new();
-    for (k, v) in a.labels.iter().flatten() {
-        if k.is_empty() || k.contains(['=', '\n']) {
-            return fail(format!("invalid label name '{k}'"));
-        }
-        if a.labels_to_remove.contains(k) {
-            return fail(format!(
-                "label '{k}' is both in labels and labels_to_remove"
-            ));
-        }
-        want.insert(k.clone(), label_value(k, v)?);
-    }
-    for (k, v) in &want {
+    for (k, v) in want {
         if cur.get(k) != Some(v) {
             p.add.push((k.clone(), v.clone()));
             p.labels_after.insert(k.clone(), v.clone());
@@ -235,7 +331,22 @@ fn plan(a: &Args, node: &Node) -> Result<Plan, ModError> {
     {
         p.role = Some(r);
     }
-    Ok(p)
+    p
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Manager => "manager",
+        Role::Worker => "worker",
+    }
+}
+
+fn availability_name(a: Availability) -> &'static str {
+    match a {
+        Availability::Active => "active",
+        Availability::Pause => "pause",
+        Availability::Drain => "drain",
+    }
 }
 
 fn describe(labels: &BTreeMap<String, String>, availability: &str, role: &str) -> String {
@@ -247,77 +358,11 @@ fn describe(labels: &BTreeMap<String, String>, availability: &str, role: &str) -
     s
 }
 
-async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    if a.hostname.is_empty() || a.hostname.starts_with('-') || a.hostname.contains('\n') {
-        return fail(format!("invalid node name '{}'", a.hostname));
-    }
-    let q = quote(&a.hostname);
-    let script = format!(
-        "{}if o=$(docker node inspect --format '{{{{json .}}}}' -- {q} 2>/dev/null); then printf '%s\\n' \"$o\"; else ids=$(docker node ls -q) || exit $?; docker node inspect --format '{{{{json .}}}}' $ids; fi\n",
-        require_docker()
-    );
-    let out = ctx.exec(&script).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
-        return no_docker(ctx, "update the node");
-    }
-    if !out.ok() {
-        return fail(format!(
-            "cannot inspect node {}: {}",
-            a.hostname,
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
-    let nodes = stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str::<Node>(l)
-                .map_err(|e| ModError::Failed(format!("cannot parse `docker node inspect`: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let node = pick(nodes, &a.hostname)?;
-    let p = plan(&a, &node)?;
-    let role_after = p.role.unwrap_or(&node.spec.role);
-    let av_after = p.availability.unwrap_or(&node.spec.availability);
-    let mut o = if p.is_empty() {
-        Outcome::ok("")
-    } else {
-        let mut parts = vec![];
-        if !p.add.is_empty() || !p.rm.is_empty() {
-            parts.push("labels updated".to_string());
-        }
-        if let Some(av) = p.availability {
-            parts.push(format!("availability {av}"));
-        }
-        if let Some(r) = p.role {
-            parts.push(format!("role {r}"));
-        }
-        let diff = ctx
-            .diff
-            .then(|| {
-                unified_diff(
-                    &describe(
-                        &node.spec.labels.clone().unwrap_or_default(),
-                        &node.spec.availability,
-                        &node.spec.role,
-                    ),
-                    &describe(&p.labels_after, av_after, role_after),
-                    &format!("node {}", node.description.hostname),
-                )
-            })
-            .flatten();
-        Outcome::changed(parts.join(", ")).with_diff(diff)
-    };
-    o.data.insert("node_id".into(), json!(node.id));
-    o.data
-        .insert("hostname".into(), json!(node.description.hostname));
-    o.data.insert("labels".into(), json!(p.labels_after));
-    o.data.insert("availability".into(), json!(av_after));
-    o.data.insert("role".into(), json!(role_after));
-    if p.is_empty() || ctx.check {
-        return Ok(o);
-    }
+// ---------------------------------------------------------------------------------------
+// change
+
+/// One `docker node update` with every change, by the node's ID.
+async fn update(ctx: &ModuleCtx<'_>, name: &str, id: &str, p: &Plan) -> Result<(), ModError> {
     let mut cmd = String::from("docker node update");
     for (k, v) in &p.add {
         cmd.push_str(&format!(" --label-add {}", quote(&format!("{k}={v}"))));
@@ -331,135 +376,18 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if let Some(r) = p.role {
         cmd.push_str(&format!(" --role {r}"));
     }
-    cmd.push_str(&format!(" -- {} >/dev/null", quote(&node.id)));
+    cmd.push_str(&format!(" -- {} >/dev/null", quote(id)));
     let out = ctx.exec(&cmd).await?;
-    if !out.ok() {
-        return fail(format!(
-            "docker node update {} failed (rc={}): {}",
-            a.hostname,
-            out.rc,
-            scrub(out.stderr_str().trim(), &[])
-        ));
+    if out.ok() {
+        return Ok(());
     }
-    Ok(o)
+    fail(format!(
+        "docker node update {name} failed (rc={}): {}",
+        out.rc,
+        scrub(out.stderr_str().trim(), &[])
+    ))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NODES: &str = include_str!("../../tests/fixtures/sysdock/node_inspect.jsonl");
-
-    fn nodes() -> Vec<Node> {
-        NODES
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn args(v: Json) -> Args {
-        crate::host::testing::decode(v).unwrap()
-    }
-
-    #[test]
-    fn picks_the_ready_node_by_hostname_or_id() {
-        let all = nodes();
-        let first = all[0].clone();
-        let n = pick(all.clone(), &first.description.hostname).unwrap();
-        assert_eq!(n.id, first.id);
-        assert_eq!(pick(all.clone(), &first.id).unwrap().id, first.id);
-        // A stale Down entry with the same hostname is ignored.
-        let mut stale = first.clone();
-        stale.id = "stale".into();
-        stale.status.state = "down".into();
-        let mut with_stale = all.clone();
-        with_stale.push(stale);
-        assert_eq!(
-            pick(with_stale.clone(), &first.description.hostname)
-                .unwrap()
-                .id,
-            first.id
-        );
-        // An old entry still shown ready loses to the newer membership.
-        let mut old = first.clone();
-        old.id = "old".into();
-        old.created_at = "2020-01-01T00:00:00.5Z".into();
-        let mut new = first.clone();
-        new.id = "new".into();
-        new.created_at = "2020-01-01T00:00:00.52Z".into();
-        assert_eq!(
-            pick(vec![new.clone(), old.clone()], &first.description.hostname)
-                .unwrap()
-                .id,
-            "new"
-        );
-        assert_eq!(
-            pick(vec![old, new], &first.description.hostname)
-                .unwrap()
-                .id,
-            "new"
-        );
-        assert!(pick(all, "nope").is_err());
-    }
-
-    #[test]
-    fn label_plans() {
-        let mut node = nodes()[0].clone();
-        node.spec.labels = Some(BTreeMap::from([
-            ("a".into(), "1".into()),
-            ("b".into(), "2".into()),
-        ]));
-        node.spec.availability = "active".into();
-        node.spec.role = "manager".into();
-        let p = plan(
-            &args(json!({"hostname": "x", "labels": {"a": 1, "c": "3"}})),
-            &node,
-        )
-        .unwrap();
-        assert_eq!(p.add, vec![("c".to_string(), "3".to_string())]);
-        assert!(p.rm.is_empty());
-        let p = plan(
-            &args(json!({"hostname": "x", "labels": {"a": "1"}, "labels_state": "replace"})),
-            &node,
-        )
-        .unwrap();
-        assert_eq!(p.rm, vec!["b".to_string()]);
-        assert!(p.add.is_empty());
-        let p = plan(
-            &args(json!({"hostname": "x", "labels_to_remove": ["b", "zz"], "availability": "active", "role": "manager"})),
-            &node,
-        )
-        .unwrap();
-        assert_eq!(p.rm, vec!["b".to_string()]);
-        assert!(p.availability.is_none() && p.role.is_none());
-        let p = plan(
-            &args(json!({"hostname": "x", "availability": "drain"})),
-            &node,
-        )
-        .unwrap();
-        assert_eq!(p.availability, Some("drain"));
-        assert!(
-            plan(
-                &args(json!({"hostname": "x", "labels": {"a": "1"}, "labels_to_remove": ["a"]})),
-                &node
-            )
-            .is_err()
-        );
-        assert!(
-            plan(
-                &args(json!({"hostname": "x", "labels": {"a=b": "1"}})),
-                &node
-            )
-            .is_err()
-        );
-        assert!(
-            plan(
-                &args(json!({"hostname": "x", "labels": {"a": "1", "b": "2"}})),
-                &node
-            )
-            .unwrap()
-            .is_empty()
-        );
-    }
-}
+#[path = "docker_node_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@
 //! to the host on stdin (never inside the command line prov sends), and every message that
 //! could echo one is scrubbed.
 
-use super::{Caps, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
@@ -69,10 +69,101 @@ impl Module for DockerSwarmModule {
         ..Caps::NONE
     };
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        for (param, v) in [
+            ("advertise_addr", &a.advertise_addr),
+            ("listen_addr", &a.listen_addr),
+        ] {
+            if let Some(v) = v {
+                check_addr(param, param, v)?;
+            }
+        }
+        for r in &a.remote_addrs {
+            check_addr("remote_addrs", "remote address", r)?;
+        }
+        if a.state == State::Join {
+            if a.remote_addrs.is_empty() {
+                return Err(ArgError::new(
+                    "state: join needs remote_addrs (the address of a manager)",
+                ));
+            }
+            let token = a.join_token.as_deref().unwrap_or_default();
+            if token.trim().is_empty() {
+                return Err(ArgError::new("state: join needs join_token"));
+            }
+            // It travels as one line on stdin (and the message never shows it).
+            if token.contains(['\n', '\r']) {
+                return Err(ArgError::at("join_token", "join_token must be one line"));
+            }
+        }
+        Ok(())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
+
+/// Reads the node's swarm state (and what the wanted state needs), then acts for that state.
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    let Some(found) = read(ctx, &a).await? else {
+        return docker_missing(ctx, a.state);
+    };
+    match a.state {
+        State::Present => present(ctx, &a, found).await,
+        State::Join => join(ctx, &a, found).await,
+        State::Absent => absent(ctx, &a, found).await,
+        State::Inspect => Ok(with_tokens(Outcome::ok(""), &found)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// addresses
+
+/// An address argument: data only, never an option.
+fn check_addr(param: &'static str, what: &str, a: &str) -> Result<(), ArgError> {
+    let ok = !a.is_empty()
+        && !a.starts_with('-')
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ArgError::at(param, format!("invalid {what} '{a}'")))
+    }
+}
+
+/// `host:port`, with the swarm port when none is given.
+pub(crate) fn with_port(addr: &str) -> String {
+    let a = addr.trim();
+    if a.starts_with('[') {
+        if a.contains("]:") {
+            a.to_string()
+        } else {
+            format!("{a}:2377")
+        }
+    } else if a.matches(':').count() > 1 {
+        format!("[{a}]:2377")
+    } else if a.contains(':') {
+        a.to_string()
+    } else {
+        format!("{a}:2377")
+    }
+}
+
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => addr,
+    }
+}
+
+fn is_ip(h: &str) -> bool {
+    h.parse::<std::net::IpAddr>().is_ok()
+}
+
+// ---------------------------------------------------------------------------------------
+// read
 
 /// `docker info`'s `.Swarm`.
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -119,48 +210,6 @@ impl SwarmInfo {
     }
 }
 
-/// `host:port`, with the swarm port when none is given.
-pub(crate) fn with_port(addr: &str) -> String {
-    let a = addr.trim();
-    if a.starts_with('[') {
-        if a.contains("]:") {
-            a.to_string()
-        } else {
-            format!("{a}:2377")
-        }
-    } else if a.matches(':').count() > 1 {
-        format!("[{a}]:2377")
-    } else if a.contains(':') {
-        a.to_string()
-    } else {
-        format!("{a}:2377")
-    }
-}
-
-fn host_of(addr: &str) -> &str {
-    match addr.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => addr,
-    }
-}
-
-fn is_ip(h: &str) -> bool {
-    h.parse::<std::net::IpAddr>().is_ok()
-}
-
-/// An address argument: data only, never an option.
-fn check_addr(what: &str, a: &str) -> Result<(), ModError> {
-    let ok = !a.is_empty()
-        && !a.starts_with('-')
-        && a.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        fail(format!("invalid {what} '{a}'"))
-    }
-}
-
 /// What the probe found.
 #[derive(Debug, Default)]
 struct Found {
@@ -177,6 +226,42 @@ fn token_script() -> &'static str {
 
 fn info_script() -> &'static str {
     "s=$(docker info --format '{{json .Swarm}}') || exit $?\nprintf 'S %s\\n' \"$s\"\n"
+}
+
+/// One command: `docker info`, plus on a manager the join tokens (for `present` and
+/// `inspect`), plus for `join` what each named manager resolves to on the node. `None` when
+/// the docker CLI is missing.
+async fn read(ctx: &ModuleCtx<'_>, a: &Args) -> Result<Option<Found>, ModError> {
+    let mut s = require_docker();
+    s.push_str(info_script());
+    match a.state {
+        State::Present | State::Inspect => s.push_str(token_script()),
+        State::Join => {
+            for r in &a.remote_addrs {
+                let h = host_of(&with_port(r)).to_string();
+                if !is_ip(&h) {
+                    s.push_str(&format!(
+                        "printf 'R %s %s\\n' {q} \"$(getent ahosts {q} | awk 'NR==1{{print $1}}')\"\n",
+                        q = quote(&h)
+                    ));
+                }
+            }
+        }
+        State::Absent => {}
+    }
+    let out = ctx.exec(&s).await?;
+    let stdout = out.stdout_str();
+    if stdout.starts_with(NO_DOCKER) {
+        return Ok(None);
+    }
+    if !out.ok() {
+        let token = a.join_token.as_deref().unwrap_or_default();
+        return fail(format!(
+            "cannot read the swarm state: {}",
+            scrub(out.stderr_str().trim(), &[token])
+        ));
+    }
+    parse(&stdout).map(Some)
 }
 
 fn parse(out: &str) -> Result<Found, ModError> {
@@ -206,6 +291,21 @@ fn parse(out: &str) -> Result<Found, ModError> {
     }
     Ok(f)
 }
+
+/// Without docker, only check mode goes on (an earlier task may install it); `inspect`
+/// cannot report anything.
+fn docker_missing(ctx: &ModuleCtx<'_>, state: State) -> ModResult {
+    let would = match state {
+        State::Present => "initialise a swarm",
+        State::Join => "join the swarm",
+        State::Absent => "leave the swarm",
+        State::Inspect => return fail("docker is not installed on the host (no `docker` command)"),
+    };
+    no_docker(ctx, would)
+}
+
+// ---------------------------------------------------------------------------------------
+// decide
 
 /// True when the node's swarm is the one whose managers are `remote_addrs` (or whose id is
 /// `cluster_id`, when the node can tell: only managers know the cluster id).
@@ -243,75 +343,163 @@ fn same_swarm(a: &Args, f: &Found) -> bool {
     })
 }
 
-async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    for (what, v) in [
-        ("advertise_addr", &a.advertise_addr),
-        ("listen_addr", &a.listen_addr),
-    ] {
-        if let Some(v) = v {
-            check_addr(what, v)?;
+/// Initialises a swarm unless the node manages one; returns the join tokens.
+async fn present(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
+    let info = &f.info;
+    match info.local_node_state.as_str() {
+        "active" if info.control_available => {
+            let mut msg = String::new();
+            if let Some(want) = &a.cluster_id
+                && info.cluster_id() != Some(want.as_str())
+            {
+                return fail(format!(
+                    "this node manages swarm {} but cluster_id {want} was asked for",
+                    info.cluster_id().unwrap_or("?")
+                ));
+            }
+            if let Some(adv) = a.advertise_addr.as_deref()
+                && !adv.contains(':')
+                && !info.node_addr.is_empty()
+                && info.node_addr != adv
+            {
+                msg = format!(
+                    "swarm already initialised (advertising {}, not {adv})",
+                    info.node_addr
+                );
+            }
+            Ok(with_tokens(Outcome::ok(msg), &f))
         }
+        "active" => fail(format!(
+            "this node is a worker of a swarm (managers: {}): state: present needs a manager (use state: join on workers)",
+            managers(info)
+        )),
+        "inactive" | "" => {
+            let diff = state_diff(
+                ctx,
+                &[kv("swarm", "inactive")],
+                &[kv("swarm", "active (manager, new swarm)")],
+            );
+            let o = Outcome::changed("swarm initialised").with_diff(diff);
+            if ctx.check {
+                return Ok(o);
+            }
+            let nf = init(ctx, a).await?;
+            Ok(with_tokens(o, &nf))
+        }
+        other => fail(format!(
+            "the node's swarm state is '{other}'{}: it needs attention by hand",
+            if info.error.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", scrub(&info.error, &[]))
+            }
+        )),
     }
-    for r in &a.remote_addrs {
-        check_addr("remote address", r)?;
-    }
-    let token = a.join_token.clone().unwrap_or_default();
-    if a.state == State::Join {
-        if a.remote_addrs.is_empty() {
-            return fail("state: join needs remote_addrs (the address of a manager)");
-        }
-        if token.trim().is_empty() {
-            return fail("state: join needs join_token");
-        }
-        if token.contains(['\n', '\r']) {
-            return fail("join_token must be one line");
-        }
-    }
-    let secrets: Vec<&str> = vec![token.as_str()];
+}
 
-    let mut s = require_docker();
-    s.push_str(info_script());
-    match a.state {
-        State::Present | State::Inspect => s.push_str(token_script()),
-        State::Join => {
-            for r in &a.remote_addrs {
-                let h = host_of(&with_port(r)).to_string();
-                if !is_ip(&h) {
-                    s.push_str(&format!(
-                        "printf 'R %s %s\\n' {q} \"$(getent ahosts {q} | awk 'NR==1{{print $1}}')\"\n",
-                        q = quote(&h)
-                    ));
+/// Joins the swarm of `remote_addrs` unless the node is in it (leaving another swarm first
+/// only with `force`).
+async fn join(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
+    let info = &f.info;
+    let mut leave_first = false;
+    match info.local_node_state.as_str() {
+        "active" if same_swarm(a, &f) => {
+            let mut o = Outcome::ok("");
+            if let Some(role) = a.role {
+                let is_manager = info.control_available;
+                if (role == Role::Manager) != is_manager {
+                    o.msg = format!(
+                        "already in the swarm as a {}; change roles with docker_node on a manager",
+                        if is_manager { "manager" } else { "worker" }
+                    );
                 }
             }
+            info_data(&mut o, info);
+            return Ok(o);
         }
-        State::Absent => {}
+        "active" | "pending" | "error" | "locked" if !a.force => {
+            return fail(format!(
+                "this node is already in another swarm (state {}, managers: {}); set force: true to leave it and join {}",
+                info.local_node_state,
+                managers(info),
+                a.remote_addrs.join(", ")
+            ));
+        }
+        "inactive" | "" => {}
+        _ => leave_first = true,
     }
-    let out = ctx.exec(&s).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) && a.state == State::Inspect {
-        return fail("docker is not installed on the host (no `docker` command)");
+    let before = if leave_first {
+        format!("{} (managers: {})", info.local_node_state, managers(info))
+    } else {
+        "inactive".into()
+    };
+    let diff = state_diff(
+        ctx,
+        &[kv("swarm", &before)],
+        &[kv(
+            "swarm",
+            &format!("active (managers: {})", a.remote_addrs.join(", ")),
+        )],
+    );
+    let mut o = Outcome::changed(if leave_first {
+        "left the old swarm and joined"
+    } else {
+        "joined the swarm"
+    })
+    .with_diff(diff);
+    if ctx.check {
+        info_data(&mut o, info);
+        return Ok(o);
     }
-    if stdout.starts_with(NO_DOCKER) {
-        let would = match a.state {
-            State::Present => "initialise a swarm",
-            State::Join => "join the swarm",
-            State::Absent => "leave the swarm",
-            State::Inspect => unreachable!("handled above"),
-        };
-        return no_docker(ctx, would);
+    let nf = join_swarm(ctx, a, leave_first).await?;
+    info_data(&mut o, &nf.info);
+    Ok(o)
+}
+
+/// Leaves the swarm the node is in.
+async fn absent(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
+    let info = &f.info;
+    if matches!(info.local_node_state.as_str(), "inactive" | "") {
+        let mut o = Outcome::ok("");
+        info_data(&mut o, info);
+        return Ok(o);
     }
+    let diff = state_diff(
+        ctx,
+        &[kv("swarm", &info.local_node_state)],
+        &[kv("swarm", "inactive")],
+    );
+    let o = Outcome::changed("left the swarm").with_diff(diff);
+    if ctx.check {
+        return Ok(o);
+    }
+    let cmd = if a.force {
+        "docker swarm leave --force >/dev/null"
+    } else {
+        "docker swarm leave >/dev/null"
+    };
+    let out = ctx.exec(cmd).await?;
     if !out.ok() {
         return fail(format!(
-            "cannot read the swarm state: {}",
-            scrub(out.stderr_str().trim(), &secrets)
+            "docker swarm leave failed (rc={}): {}",
+            out.rc,
+            scrub(out.stderr_str().trim(), &[])
         ));
     }
-    let found = parse(&stdout)?;
-    match a.state {
-        State::Present => present(ctx, &a, found).await,
-        State::Join => join(ctx, &a, found, &token).await,
-        State::Absent => absent(ctx, &a, found).await,
-        State::Inspect => Ok(with_tokens(Outcome::ok(""), &found)),
+    Ok(o)
+}
+
+fn managers(info: &SwarmInfo) -> String {
+    let m: Vec<&str> = info
+        .remote_managers
+        .iter()
+        .flatten()
+        .map(|p| p.addr.as_str())
+        .collect();
+    if m.is_empty() {
+        "unknown".into()
+    } else {
+        m.join(", ")
     }
 }
 
@@ -371,148 +559,11 @@ fn kv(k: &str, v: &str) -> (String, String) {
     (k.to_string(), v.to_string())
 }
 
-async fn present(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
-    let info = &f.info;
-    match info.local_node_state.as_str() {
-        "active" if info.control_available => {
-            let mut msg = String::new();
-            if let Some(want) = &a.cluster_id
-                && info.cluster_id() != Some(want.as_str())
-            {
-                return fail(format!(
-                    "this node manages swarm {} but cluster_id {want} was asked for",
-                    info.cluster_id().unwrap_or("?")
-                ));
-            }
-            if let Some(adv) = a.advertise_addr.as_deref()
-                && !adv.contains(':')
-                && !info.node_addr.is_empty()
-                && info.node_addr != adv
-            {
-                msg = format!(
-                    "swarm already initialised (advertising {}, not {adv})",
-                    info.node_addr
-                );
-            }
-            Ok(with_tokens(Outcome::ok(msg), &f))
-        }
-        "active" => fail(format!(
-            "this node is a worker of a swarm (managers: {}): state: present needs a manager (use state: join on workers)",
-            managers(info)
-        )),
-        "inactive" | "" => {
-            let diff = state_diff(
-                ctx,
-                &[kv("swarm", "inactive")],
-                &[kv("swarm", "active (manager, new swarm)")],
-            );
-            let o = Outcome::changed("swarm initialised").with_diff(diff);
-            if ctx.check {
-                return Ok(o);
-            }
-            let mut cmd = String::from("set -e\ndocker swarm init");
-            if let Some(v) = &a.advertise_addr {
-                cmd.push_str(&format!(" --advertise-addr {}", quote(v)));
-            }
-            if let Some(v) = &a.listen_addr {
-                cmd.push_str(&format!(" --listen-addr {}", quote(v)));
-            }
-            cmd.push_str(" >/dev/null\n");
-            cmd.push_str(info_script());
-            cmd.push_str(token_script());
-            let out = ctx.exec(&cmd).await?;
-            let stdout = out.stdout_str();
-            if !out.ok() {
-                return fail(format!(
-                    "docker swarm init failed (rc={}): {}",
-                    out.rc,
-                    scrub(out.stderr_str().trim(), &[])
-                ));
-            }
-            let nf = parse(&stdout)?;
-            Ok(with_tokens(o, &nf))
-        }
-        other => fail(format!(
-            "the node's swarm state is '{other}'{}: it needs attention by hand",
-            if info.error.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", scrub(&info.error, &[]))
-            }
-        )),
-    }
-}
+// ---------------------------------------------------------------------------------------
+// change
 
-fn managers(info: &SwarmInfo) -> String {
-    let m: Vec<&str> = info
-        .remote_managers
-        .iter()
-        .flatten()
-        .map(|p| p.addr.as_str())
-        .collect();
-    if m.is_empty() {
-        "unknown".into()
-    } else {
-        m.join(", ")
-    }
-}
-
-async fn join(ctx: &ModuleCtx<'_>, a: &Args, f: Found, token: &str) -> ModResult {
-    let info = &f.info;
-    let mut leave_first = false;
-    match info.local_node_state.as_str() {
-        "active" if same_swarm(a, &f) => {
-            let mut o = Outcome::ok("");
-            if let Some(role) = a.role {
-                let is_manager = info.control_available;
-                if (role == Role::Manager) != is_manager {
-                    o.msg = format!(
-                        "already in the swarm as a {}; change roles with docker_node on a manager",
-                        if is_manager { "manager" } else { "worker" }
-                    );
-                }
-            }
-            info_data(&mut o, info);
-            return Ok(o);
-        }
-        "active" | "pending" | "error" | "locked" if !a.force => {
-            return fail(format!(
-                "this node is already in another swarm (state {}, managers: {}); set force: true to leave it and join {}",
-                info.local_node_state,
-                managers(info),
-                a.remote_addrs.join(", ")
-            ));
-        }
-        "inactive" | "" => {}
-        _ => leave_first = true,
-    }
-    let before = if leave_first {
-        format!("{} (managers: {})", info.local_node_state, managers(info))
-    } else {
-        "inactive".into()
-    };
-    let diff = state_diff(
-        ctx,
-        &[kv("swarm", &before)],
-        &[kv(
-            "swarm",
-            &format!("active (managers: {})", a.remote_addrs.join(", ")),
-        )],
-    );
-    let mut o = Outcome::changed(if leave_first {
-        "left the old swarm and joined"
-    } else {
-        "joined the swarm"
-    })
-    .with_diff(diff);
-    if ctx.check {
-        info_data(&mut o, info);
-        return Ok(o);
-    }
-    let mut cmd = String::from("IFS= read -r T\n");
-    if leave_first {
-        cmd.push_str("docker swarm leave --force >/dev/null || exit $?\n");
-    }
+/// The options of `docker swarm init` and `join` that address the node.
+fn addr_opts(a: &Args) -> String {
     let mut opts = String::new();
     if let Some(v) = &a.advertise_addr {
         opts.push_str(&format!(" --advertise-addr {}", quote(v)));
@@ -520,6 +571,37 @@ async fn join(ctx: &ModuleCtx<'_>, a: &Args, f: Found, token: &str) -> ModResult
     if let Some(v) = &a.listen_addr {
         opts.push_str(&format!(" --listen-addr {}", quote(v)));
     }
+    opts
+}
+
+/// `docker swarm init`, then the new state and the tokens: one command.
+async fn init(ctx: &ModuleCtx<'_>, a: &Args) -> Result<Found, ModError> {
+    let cmd = format!(
+        "set -e\ndocker swarm init{} >/dev/null\n{}{}",
+        addr_opts(a),
+        info_script(),
+        token_script()
+    );
+    let out = ctx.exec(&cmd).await?;
+    if !out.ok() {
+        return fail(format!(
+            "docker swarm init failed (rc={}): {}",
+            out.rc,
+            scrub(out.stderr_str().trim(), &[])
+        ));
+    }
+    parse(&out.stdout_str())
+}
+
+/// Joins through the first of `remote_addrs` that takes the node (after leaving the old
+/// swarm), then reads the new state: one command. The token travels on stdin.
+async fn join_swarm(ctx: &ModuleCtx<'_>, a: &Args, leave_first: bool) -> Result<Found, ModError> {
+    let token = a.join_token.as_deref().unwrap_or_default();
+    let mut cmd = String::from("IFS= read -r T\n");
+    if leave_first {
+        cmd.push_str("docker swarm leave --force >/dev/null || exit $?\n");
+    }
+    let opts = addr_opts(a);
     let addrs: Vec<String> = a
         .remote_addrs
         .iter()
@@ -540,187 +622,9 @@ async fn join(ctx: &ModuleCtx<'_>, a: &Args, f: Found, token: &str) -> ModResult
             scrub(out.stderr_str().trim(), &[token])
         ));
     }
-    let nf = parse(&out.stdout_str())?;
-    info_data(&mut o, &nf.info);
-    Ok(o)
-}
-
-async fn absent(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
-    let info = &f.info;
-    if matches!(info.local_node_state.as_str(), "inactive" | "") {
-        let mut o = Outcome::ok("");
-        info_data(&mut o, info);
-        return Ok(o);
-    }
-    let diff = state_diff(
-        ctx,
-        &[kv("swarm", &info.local_node_state)],
-        &[kv("swarm", "inactive")],
-    );
-    let o = Outcome::changed("left the swarm").with_diff(diff);
-    if ctx.check {
-        return Ok(o);
-    }
-    let cmd = if a.force {
-        "docker swarm leave --force >/dev/null"
-    } else {
-        "docker swarm leave >/dev/null"
-    };
-    let out = ctx.exec(cmd).await?;
-    if !out.ok() {
-        return fail(format!(
-            "docker swarm leave failed (rc={}): {}",
-            out.rc,
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
-    Ok(o)
+    parse(&out.stdout_str())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::Value as Json;
-
-    const MANAGER: &str = include_str!("../../tests/fixtures/sysdock/swarm_manager.json");
-    const WORKER: &str = include_str!("../../tests/fixtures/sysdock/swarm_worker.json");
-    const INACTIVE: &str = r#"{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}"#;
-
-    fn found(s: &str) -> Found {
-        parse(&format!("S {}\n", s.trim())).unwrap()
-    }
-
-    fn args(v: Json) -> Args {
-        crate::host::testing::decode(v).unwrap()
-    }
-
-    #[test]
-    fn parses_captured_docker_info() {
-        let m = found(MANAGER);
-        assert!(m.info.local_node_state == "active" && m.info.control_available);
-        assert!(m.info.cluster_id().is_some());
-        let w = found(WORKER);
-        assert!(w.info.local_node_state == "active" && !w.info.control_available);
-        assert!(w.info.cluster_id().is_none());
-        assert!(found(INACTIVE).info.local_node_state != "active");
-        let t = parse("S {}\nW SWMTKN-1-aaa-bbb\nM SWMTKN-1-aaa-ccc\n").unwrap();
-        assert_eq!(t.worker_token.as_deref(), Some("SWMTKN-1-aaa-bbb"));
-        let mut o = with_tokens(Outcome::ok(""), &t);
-        assert_eq!(
-            DockerSwarmModule::CAPS.secret_data,
-            ["join_token_worker", "join_token_manager"]
-        );
-        assert!(o.data.contains_key("join_token_worker"));
-        o.data.clear();
-        assert!(parse("garbage").is_err());
-    }
-
-    #[test]
-    fn inspect_data_names_a_manager_to_join_through() {
-        let mut o = Outcome::ok("");
-        info_data(&mut o, &found(MANAGER).info);
-        assert_eq!(o.data["manager_addr"], json!(found(MANAGER).info.node_addr));
-        let mut o = Outcome::ok("");
-        info_data(&mut o, &found(WORKER).info);
-        let mgr = found(WORKER).info.remote_managers.unwrap()[0].addr.clone();
-        assert_eq!(o.data["manager_addr"], json!(host_of(&mgr)));
-        let mut o = Outcome::ok("");
-        info_data(&mut o, &found(INACTIVE).info);
-        assert!(!o.data.contains_key("manager_addr"));
-        assert!(crate::host::testing::decode::<Args>(json!({"state": "inspect"})).is_ok());
-    }
-
-    #[test]
-    fn same_swarm_by_manager_address_or_cluster_id() {
-        let w = found(WORKER);
-        let mgr = w.info.remote_managers.as_ref().unwrap()[0].addr.clone();
-        let host = host_of(&mgr).to_string();
-        assert!(same_swarm(
-            &args(json!({"state": "join", "remote_addrs": [host]})),
-            &w
-        ));
-        assert!(!same_swarm(
-            &args(json!({"state": "join", "remote_addrs": ["192.0.2.99"]})),
-            &w
-        ));
-        // A name resolved on the node.
-        let mut named = found(WORKER);
-        named.resolved.push(("mgr.example".into(), host.clone()));
-        assert!(same_swarm(
-            &args(json!({"state": "join", "remote_addrs": ["mgr.example"]})),
-            &named
-        ));
-        let m = found(MANAGER);
-        let id = m.info.cluster_id().unwrap().to_string();
-        assert!(same_swarm(
-            &args(json!({"state": "join", "remote_addrs": ["192.0.2.99"], "cluster_id": id})),
-            &m
-        ));
-        assert!(!same_swarm(
-            &args(json!({"state": "join", "remote_addrs": [host], "cluster_id": "other"})),
-            &m
-        ));
-    }
-
-    #[test]
-    fn addresses() {
-        assert_eq!(with_port("10.0.0.1"), "10.0.0.1:2377");
-        assert_eq!(with_port("10.0.0.1:4000"), "10.0.0.1:4000");
-        assert_eq!(with_port("fd00::1"), "[fd00::1]:2377");
-        assert_eq!(with_port("[fd00::1]:2377"), "[fd00::1]:2377");
-        assert_eq!(host_of("[fd00::1]:2377"), "fd00::1");
-        assert!(check_addr("a", "--force").is_err());
-        assert!(check_addr("a", "1.2.3.4; reboot").is_err());
-        assert!(check_addr("a", "eth0").is_ok());
-    }
-
-    /// Given what `docker info` says, which commands the module issues (fake connection).
-    #[tokio::test]
-    async fn absent_leaves_only_an_active_swarm() {
-        use crate::host::testing::Scripted;
-        let def = crate::modules::ModuleDef::of::<DockerSwarmModule>();
-        let worker = format!("S {}\n", WORKER.trim());
-        let absent = serde_json::json!({"state": "absent"});
-
-        let conn = Scripted::new()
-            .ok("docker info", &worker)
-            .ok("docker swarm leave >/dev/null", "");
-        let o = conn.run(&def, absent.clone(), false).await.unwrap();
-        assert!(o.changed && o.msg == "left the swarm", "{o:?}");
-        conn.assert_done();
-
-        let conn = Scripted::new().ok("docker info", &worker);
-        let o = conn.run(&def, absent.clone(), true).await.unwrap();
-        assert!(o.changed, "check mode reports the change");
-        conn.assert_done();
-
-        let conn = Scripted::new().ok("docker info", &format!("S {INACTIVE}\n"));
-        let o = conn.run(&def, absent.clone(), false).await.unwrap();
-        assert!(!o.changed);
-        conn.assert_done();
-
-        let conn = Scripted::new().ok("docker info", &worker).answer(
-            "docker swarm leave",
-            1,
-            "",
-            "Error: node is the last manager",
-        );
-        let e = conn.run(&def, absent.clone(), false).await.unwrap_err();
-        assert!(e.to_string().contains("last manager"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn a_missing_docker_fails_unless_checking() {
-        use crate::host::testing::Scripted;
-        let def = crate::modules::ModuleDef::of::<DockerSwarmModule>();
-        let present = serde_json::json!({"state": "present"});
-        let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
-        assert!(conn.run(&def, present.clone(), false).await.is_err());
-        let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
-        let o = conn.run(&def, present, true).await.unwrap();
-        assert!(
-            o.changed && o.msg.contains("would initialise a swarm"),
-            "{o:?}"
-        );
-    }
-}
+#[path = "docker_swarm_tests.rs"]
+mod tests;

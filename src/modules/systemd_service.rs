@@ -6,7 +6,8 @@
 //! every needed `systemctl` verb joined with `&&`. `restarted` and `reloaded` always change,
 //! as in Ansible.
 
-use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use crate::host::probe::{Reader, show_props};
 use crate::host::systemd::check_unit_name;
 use crate::host::text::kv_text;
 use crate::host::text::unified_diff;
@@ -50,10 +51,107 @@ impl Module for SystemdServiceModule {
     const ALIASES: &'static [&'static str] = &["systemd", "service"];
     const REQUIRED: &'static [&'static str] = &["name"];
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        check_unit_name("unit name", &a.name).map_err(|e| ArgError::at("name", e))?;
+        if let Some(scope) = a.scope.as_deref().filter(|s| *s != "system") {
+            return Err(ArgError::at(
+                "scope",
+                format!("scope '{scope}' is not supported: only scope: system is"),
+            ));
+        }
+        // Whatever the unit's state, a unit masked by this task cannot then be enabled,
+        // restarted or reloaded (`started` is left to run(): a running unit stays running).
+        if a.masked == Some(true) {
+            let contradiction = match (a.enabled, a.state) {
+                (Some(true), _) => Some(("enabled: true", "enabled")),
+                (_, Some(State::Restarted)) => Some(("state: restarted", "restarted")),
+                (_, Some(State::Reloaded)) => Some(("state: reloaded", "reloaded")),
+                _ => None,
+            };
+            if let Some((arg, what)) = contradiction {
+                return Err(ArgError::new(format!(
+                    "masked: true and {arg} contradict each other: a masked unit cannot be {what}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
+
+/// Reads the unit, decides which `systemctl` verbs bring it to the wanted state, runs them.
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    let (cur, reloaded) = read(ctx, &a).await?;
+    let mut data = Map::new();
+    data.insert("name".into(), json!(a.name));
+    let status: Map<String, Json> = cur
+        .props
+        .iter()
+        .filter(|(k, _)| PROPS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    data.insert("status".into(), Json::Object(status));
+
+    // A missing unit is an error, unless all that is asked cannot apply to it anyway.
+    let only_negative = a.state.is_none_or(|s| s == State::Stopped)
+        && a.enabled != Some(true)
+        && a.masked != Some(false);
+    if !cur.found() && !only_negative {
+        return missing(ctx, &a.name, data);
+    }
+    let mut p = if cur.found() {
+        plan(&a, &cur).map_err(ModError::Failed)?
+    } else {
+        plan_missing(&a)
+    };
+    if reloaded {
+        p.before
+            .insert(0, ("daemon-reload".into(), "needed".into()));
+        p.after.insert(0, ("daemon-reload".into(), "done".into()));
+    }
+    let state_after = p
+        .after
+        .iter()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.split(' ').next().unwrap_or("").to_string())
+        .unwrap_or_else(|| cur.get("ActiveState").to_string());
+    data.insert("state".into(), json!(state_after));
+    if let Some(e) = a.enabled {
+        data.insert("enabled".into(), json!(e));
+    }
+    if p.verbs.is_empty() && !reloaded {
+        return Ok(Outcome {
+            data,
+            ..Outcome::ok("")
+        });
+    }
+    let msg = if p.verbs.is_empty() {
+        "daemon reloaded".to_string()
+    } else {
+        p.verbs.join(", ")
+    };
+    let diff = if ctx.diff {
+        unified_diff(&kv_text(&p.before), &kv_text(&p.after), &a.name)
+    } else {
+        None
+    };
+    let o = Outcome {
+        data,
+        ..Outcome::changed(msg).with_diff(diff)
+    };
+    // The reload, when there was one, already ran with the read.
+    if ctx.check || p.verbs.is_empty() {
+        return Ok(o);
+    }
+    change(ctx, &a, &p.verbs).await?;
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------
+// read
 
 /// Unit-file states `systemctl is-enabled` reports as enabled (exit 0). `indirect` is counted
 /// as enabled too: `systemctl enable` would not change it, so it must not report a change.
@@ -81,7 +179,7 @@ const PROPS: &[&str] = &[
 
 /// The unit as `systemctl show` described it.
 #[derive(Debug, Clone)]
-pub(crate) struct UnitState {
+struct UnitState {
     pub props: Map<String, Json>,
 }
 
@@ -107,10 +205,55 @@ impl UnitState {
 }
 
 /// Shell printing the `Key=Value` properties of `unit` that the service logic needs.
-pub(crate) fn show_cmd(unit: &str) -> String {
+fn show_cmd(unit: &str) -> String {
     let props: String = PROPS.iter().map(|p| format!(" -p {p}")).collect();
     format!("systemctl show{props} -- {}", quote(unit))
 }
+
+/// Reads the unit (after `daemon-reload` in apply mode, when asked for), and whether a
+/// reload was (or, in check mode, would be) needed for it.
+async fn read(ctx: &ModuleCtx<'_>, a: &Args) -> Result<(UnitState, bool), ModError> {
+    let reload_now = a.daemon_reload && !ctx.check;
+    let probe = if reload_now {
+        // The unit's NeedDaemonReload before the reload tells whether it changed anything.
+        format!(
+            "echo \"PreNeedDaemonReload=$(systemctl show -p NeedDaemonReload --value -- {})\"; systemctl daemon-reload >&2 || exit $?; {}",
+            quote(&a.name),
+            show_cmd(&a.name)
+        )
+    } else {
+        show_cmd(&a.name)
+    };
+    let out = ctx.exec(&probe).await?;
+    if !out.ok() {
+        return fail(format!(
+            "cannot read the state of {}: {}",
+            a.name,
+            out.stderr_str().trim()
+        ));
+    }
+    let cur = UnitState {
+        props: show_props(&mut Reader::new(&out.stdout), "\0"),
+    };
+    // systemctl prints every property asked for, for a missing unit too.
+    if !cur.props.contains_key("LoadState") {
+        return fail(format!(
+            "unexpected output from `systemctl show` for {}: {:?}",
+            a.name,
+            out.stdout_str().trim()
+        ));
+    }
+    let need = if reload_now {
+        "PreNeedDaemonReload"
+    } else {
+        "NeedDaemonReload"
+    };
+    let reloaded = a.daemon_reload && cur.get(need) == "yes";
+    Ok((cur, reloaded))
+}
+
+// ---------------------------------------------------------------------------------------
+// decide
 
 /// What to run and what it changes, for a wanted state.
 #[derive(Debug, Default, PartialEq)]
@@ -194,253 +337,56 @@ fn display_state(s: &str) -> String {
     if s.is_empty() { "(none)" } else { s }.into()
 }
 
-async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    check_unit_name("unit name", &a.name)?;
-    if let Some(scope) = a.scope.as_deref().filter(|s| *s != "system") {
-        return fail(format!(
-            "scope '{scope}' is not supported: only scope: system is"
-        ));
+/// A unit that is not there: an earlier task may install it in a real run.
+fn missing(ctx: &ModuleCtx<'_>, name: &str, data: Map<String, Json>) -> ModResult {
+    if ctx.check {
+        return Ok(Outcome {
+            data,
+            ..Outcome::changed(format!(
+                "unit {name} not found (it may be installed by an earlier task)"
+            ))
+        });
     }
-    let q = quote(&a.name);
-    let reload_now = a.daemon_reload && !ctx.check;
-    let probe = if reload_now {
-        // The unit's NeedDaemonReload before the reload tells whether it changed anything.
-        format!(
-            "echo \"PreNeedDaemonReload=$(systemctl show -p NeedDaemonReload --value -- {q})\"; systemctl daemon-reload >&2 || exit $?; {}",
-            show_cmd(&a.name)
-        )
-    } else {
-        show_cmd(&a.name)
-    };
-    let out = ctx.exec(&probe).await?;
-    if !out.ok() {
-        return fail(format!(
-            "cannot read the state of {}: {}",
-            a.name,
-            out.stderr_str().trim()
-        ));
-    }
-    let mut r = crate::host::probe::Reader::new(&out.stdout);
-    let cur = UnitState {
-        props: crate::host::probe::show_props(&mut r, "\0"),
-    };
-    let reloaded = a.daemon_reload
-        && if reload_now {
-            cur.get("PreNeedDaemonReload") == "yes"
-        } else {
-            cur.get("NeedDaemonReload") == "yes"
-        };
-    let mut data = Map::new();
-    data.insert("name".into(), json!(a.name));
-    let status: Map<String, Json> = cur
-        .props
-        .iter()
-        .filter(|(k, _)| PROPS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    data.insert("status".into(), Json::Object(status));
+    fail(format!("Could not find the requested service {name}"))
+}
 
-    let only_negative = a.state.is_none_or(|s| s == State::Stopped)
-        && a.enabled != Some(true)
-        && a.masked != Some(false);
-    if !cur.found() && !only_negative {
-        if ctx.check {
-            let mut o = Outcome::changed(format!(
-                "unit {} not found (it may be installed by an earlier task)",
-                a.name
-            ));
-            o.data = data;
-            return Ok(o);
-        }
-        return fail(format!("Could not find the requested service {}", a.name));
+/// The plan for a unit that does not exist: nothing to stop or disable; masking works for a
+/// missing unit too.
+fn plan_missing(a: &Args) -> Plan {
+    let mut p = Plan::default();
+    if a.masked == Some(true) {
+        p.verbs.push("mask");
+        p.before.push(("masked".into(), "no".into()));
+        p.after.push(("masked".into(), "yes".into()));
     }
-    let mut p = if !cur.found() {
-        // Nothing to stop or disable; masking works for a missing unit too.
-        let mut p = Plan::default();
-        if a.masked == Some(true) {
-            p.verbs.push("mask");
-            p.before.push(("masked".into(), "no".into()));
-            p.after.push(("masked".into(), "yes".into()));
-        }
-        p
-    } else {
-        plan(&a, &cur).map_err(super::ModError::Failed)?
-    };
-    if reloaded {
-        p.before
-            .insert(0, ("daemon-reload".into(), "needed".into()));
-        p.after.insert(0, ("daemon-reload".into(), "done".into()));
-    }
-    let state_after = p
-        .after
-        .iter()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.split(' ').next().unwrap_or("").to_string())
-        .unwrap_or_else(|| cur.get("ActiveState").to_string());
-    data.insert("state".into(), json!(state_after));
-    if let Some(e) = a.enabled {
-        data.insert("enabled".into(), json!(e));
-    }
-    if p.verbs.is_empty() && !reloaded {
-        let mut o = Outcome::ok("");
-        o.data = data;
-        return Ok(o);
-    }
-    let msg = if p.verbs.is_empty() {
-        "daemon reloaded".to_string()
-    } else {
-        p.verbs.join(", ")
-    };
-    let diff = if ctx.diff {
-        unified_diff(&kv_text(&p.before), &kv_text(&p.after), &a.name)
-    } else {
-        None
-    };
-    let mut o = Outcome::changed(msg).with_diff(diff);
-    o.data = data;
-    if ctx.check || p.verbs.is_empty() {
-        return Ok(o);
-    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------
+// change
+
+/// Runs every verb of the plan, in order, in one command.
+async fn change(ctx: &ModuleCtx<'_>, a: &Args, verbs: &[&str]) -> Result<(), ModError> {
     let nb = if a.no_block { " --no-block" } else { "" };
-    let cmd = p
-        .verbs
+    let q = quote(&a.name);
+    let cmd = verbs
         .iter()
         .map(|v| format!("systemctl{nb} {v} -- {q}"))
         .collect::<Vec<_>>()
         .join(" && ");
     let out = ctx.exec(&cmd).await?;
-    if !out.ok() {
-        return fail(format!(
-            "{} {} failed (rc={}): {}",
-            p.verbs.join(", "),
-            a.name,
-            out.rc,
-            out.stderr_str().trim()
-        ));
+    if out.ok() {
+        return Ok(());
     }
-    Ok(o)
+    fail(format!(
+        "{} {} failed (rc={}): {}",
+        verbs.join(", "),
+        a.name,
+        out.rc,
+        out.stderr_str().trim()
+    ))
 }
 
 #[cfg(test)]
-mod tests {
-    const SYSTEMD_SERVICE: crate::modules::ModuleDef =
-        crate::modules::ModuleDef::of::<SystemdServiceModule>();
-    use super::*;
-
-    fn unit(load: &str, active: &str, ufs: &str) -> UnitState {
-        let mut props = Map::new();
-        props.insert("LoadState".into(), json!(load));
-        props.insert("ActiveState".into(), json!(active));
-        props.insert("UnitFileState".into(), json!(ufs));
-        UnitState { props }
-    }
-
-    fn args(v: Json) -> Args {
-        crate::host::testing::decode(v).unwrap()
-    }
-
-    #[test]
-    fn plans_only_what_differs() {
-        let a = args(json!({"name": "docker", "state": "started", "enabled": true}));
-        assert!(
-            plan(&a, &unit("loaded", "active", "enabled"))
-                .unwrap()
-                .verbs
-                .is_empty()
-        );
-        assert_eq!(
-            plan(&a, &unit("loaded", "inactive", "disabled"))
-                .unwrap()
-                .verbs,
-            vec!["enable", "start"]
-        );
-        // static units count as enabled; disabling them is a no-op.
-        assert!(
-            plan(&a, &unit("loaded", "active", "static"))
-                .unwrap()
-                .verbs
-                .is_empty()
-        );
-        let a = args(json!({"name": "x", "enabled": "no", "state": "stopped"}));
-        assert!(
-            plan(&a, &unit("loaded", "inactive", "static"))
-                .unwrap()
-                .verbs
-                .is_empty()
-        );
-        assert_eq!(
-            plan(&a, &unit("loaded", "deactivating", "enabled"))
-                .unwrap()
-                .verbs,
-            vec!["disable", "stop"]
-        );
-    }
-
-    #[test]
-    fn restarted_and_reloaded_always_act() {
-        let a = args(json!({"name": "x", "state": "restarted"}));
-        assert_eq!(
-            plan(&a, &unit("loaded", "active", "enabled"))
-                .unwrap()
-                .verbs,
-            vec!["restart"]
-        );
-        let a = args(json!({"name": "x", "state": "reloaded"}));
-        assert_eq!(
-            plan(&a, &unit("loaded", "active", "enabled"))
-                .unwrap()
-                .verbs,
-            vec!["reload"]
-        );
-        assert_eq!(
-            plan(&a, &unit("loaded", "failed", "enabled"))
-                .unwrap()
-                .verbs,
-            vec!["start"]
-        );
-    }
-
-    #[test]
-    fn masking() {
-        let a = args(json!({"name": "x", "masked": true, "state": "stopped"}));
-        assert_eq!(
-            plan(&a, &unit("loaded", "active", "enabled"))
-                .unwrap()
-                .verbs,
-            vec!["mask", "stop"]
-        );
-        assert!(
-            plan(&a, &unit("masked", "inactive", "masked"))
-                .unwrap()
-                .verbs
-                .is_empty()
-        );
-        let a = args(json!({"name": "x", "masked": false, "enabled": true, "state": "started"}));
-        assert_eq!(
-            plan(&a, &unit("masked", "inactive", "masked"))
-                .unwrap()
-                .verbs,
-            vec!["unmask", "enable", "start"]
-        );
-        let a = args(json!({"name": "x", "state": "started"}));
-        assert!(plan(&a, &unit("masked", "inactive", "masked")).is_err());
-    }
-
-    #[test]
-    fn arguments_are_typed() {
-        assert!(
-            crate::host::testing::decode::<Args>(json!({"name": "x", "state": "running"})).is_err()
-        );
-        assert!(crate::host::testing::decode::<Args>(json!({"name": "x", "bogus": 1})).is_err());
-        let names = (SYSTEMD_SERVICE.params)();
-        assert!(names.contains(&"daemon_reload") && names.contains(&"masked"));
-    }
-
-    #[test]
-    fn show_command_quotes_the_unit() {
-        assert_eq!(
-            show_cmd("docker.service"),
-            "systemctl show -p Id -p LoadState -p ActiveState -p SubState -p UnitFileState -p NeedDaemonReload -- docker.service"
-        );
-    }
-}
+#[path = "systemd_service_tests.rs"]
+mod tests;
