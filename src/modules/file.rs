@@ -167,56 +167,6 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     }
 }
 
-/// Runs one change script; its stderr becomes the failure.
-async fn run_script(ctx: &ModuleCtx<'_>, script: &str, what: &str) -> Result<(), ModError> {
-    let out = ctx.exec(script).await?;
-    if out.ok() {
-        Ok(())
-    } else {
-        fail(format!("{what}: {}", out.stderr_str().trim()))
-    }
-}
-
-/// `chown`/`chmod` lines for the attribute changes of `plan`.
-fn attr_cmds(plan: &AttrPlan, attrs: &FileAttrs, path: &str, on_link: bool) -> String {
-    let mut s = String::new();
-    if let Some(spec) = plan.chown_spec(attrs) {
-        let h = if on_link { "-h " } else { "" };
-        s.push_str(&format!(
-            "chown {h}-- {} {}\n",
-            quote(&spec),
-            quote_path(path)
-        ));
-    }
-    if plan.mode_changes && !on_link {
-        s.push_str(&format!(
-            "chmod -- {} {}\n",
-            chmod_arg(plan.mode),
-            quote_path(path)
-        ));
-    }
-    s
-}
-
-fn result(
-    ctx: &ModuleCtx<'_>,
-    changed: bool,
-    msg: &str,
-    path: &str,
-    state: &str,
-    notes: &[String],
-) -> Outcome {
-    let mut o = if changed {
-        Outcome::changed(msg)
-    } else {
-        Outcome::ok(msg)
-    };
-    if changed && ctx.diff {
-        o.diff = join_diff(None, notes);
-    }
-    o.with("path", path).with("state", state)
-}
-
 /// `file`, `directory` and `touch`.
 async fn existing(
     ctx: &ModuleCtx<'_>,
@@ -362,6 +312,7 @@ async fn update(
     Ok(o)
 }
 
+/// `absent`: removes whatever is at the path (a link itself, not its target).
 async fn absent(ctx: &ModuleCtx<'_>, path: &str) -> ModResult {
     let found = read_paths(ctx, &[Target::new(path).nofollow()], false, None).await?;
     let cur = &found.entries[0];
@@ -519,6 +470,57 @@ fn link_script(
         _ => s.push_str(&attr_cmds(plan, attrs, path, !hard)),
     }
     s
+}
+
+/// Runs one change script; its stderr becomes the failure.
+async fn run_script(ctx: &ModuleCtx<'_>, script: &str, what: &str) -> Result<(), ModError> {
+    let out = ctx.exec(script).await?;
+    if out.ok() {
+        Ok(())
+    } else {
+        fail(format!("{what}: {}", out.stderr_str().trim()))
+    }
+}
+
+/// `chown`/`chmod` lines for the attribute changes of `plan`.
+fn attr_cmds(plan: &AttrPlan, attrs: &FileAttrs, path: &str, on_link: bool) -> String {
+    let mut s = String::new();
+    if let Some(spec) = plan.chown_spec(attrs) {
+        let h = if on_link { "-h " } else { "" };
+        s.push_str(&format!(
+            "chown {h}-- {} {}\n",
+            quote(&spec),
+            quote_path(path)
+        ));
+    }
+    if plan.mode_changes && !on_link {
+        s.push_str(&format!(
+            "chmod -- {} {}\n",
+            chmod_arg(plan.mode),
+            quote_path(path)
+        ));
+    }
+    s
+}
+
+/// The outcome every state reports: `path` and `state`, and the notes as the diff.
+fn result(
+    ctx: &ModuleCtx<'_>,
+    changed: bool,
+    msg: &str,
+    path: &str,
+    state: &str,
+    notes: &[String],
+) -> Outcome {
+    let mut o = if changed {
+        Outcome::changed(msg)
+    } else {
+        Outcome::ok(msg)
+    };
+    if changed && ctx.diff {
+        o.diff = join_diff(None, notes);
+    }
+    o.with("path", path).with("state", state)
 }
 
 #[cfg(test)]
