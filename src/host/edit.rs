@@ -6,29 +6,36 @@ use super::attrs::FileAttrs;
 use super::fs::{FileWant, Kind, Target, converge_file, read_paths};
 use super::{ModError, ModuleCtx, Outcome, fail};
 
-/// The file a line-editing module works on (`path`, or its aliases).
-pub fn required_path(path: &Option<String>) -> Result<&str, ModError> {
-    match path.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Ok(p),
-        None => Err(ModError::Failed("path is required".into())),
+/// `state: present` (the default) or `absent`, refused at decoding with the message users
+/// see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Presence {
+    Present,
+    Absent,
+}
+
+impl TryFrom<String> for Presence {
+    type Error = String;
+    fn try_from(s: String) -> Result<Presence, String> {
+        match s.as_str() {
+            "present" => Ok(Presence::Present),
+            "absent" => Ok(Presence::Absent),
+            other => Err(format!(
+                "invalid state '{other}': expected present or absent"
+            )),
+        }
     }
 }
 
-/// `state: present` (the default) or `absent`.
-pub fn present_or_absent(state: Option<&str>) -> Result<bool, ModError> {
-    match state {
-        None | Some("present") => Ok(true),
-        Some("absent") => Ok(false),
-        Some(other) => Err(ModError::Failed(format!(
-            "invalid state '{other}': expected present or absent"
-        ))),
-    }
-}
+/// An argument value refused by the edit helpers: the parameter it is about (`None` for a
+/// combination of parameters) and why. Modules turn it into their `ArgError`.
+pub type Refusal = (Option<&'static str>, String);
 
-/// A regular expression from an argument; the error names the argument.
-pub fn regex(pattern: &str, what: &str) -> Result<regex::bytes::Regex, ModError> {
+/// A regular expression from the argument `what`; the error names the argument.
+pub fn regex(pattern: &str, what: &'static str) -> Result<regex::bytes::Regex, Refusal> {
     regex::bytes::Regex::new(pattern)
-        .map_err(|e| ModError::Failed(format!("invalid {what} '{pattern}': {e}")))
+        .map_err(|e| (Some(what), format!("invalid {what} '{pattern}': {e}")))
 }
 
 /// Where `lineinfile`/`blockinfile` put new text when nothing of theirs is in the file yet.
@@ -42,10 +49,11 @@ pub enum Place {
 
 impl Place {
     /// From `insertafter`/`insertbefore` (regexes, or the words `EOF`/`BOF`), as in Ansible.
-    pub fn from_args(after: Option<&str>, before: Option<&str>) -> Result<Place, ModError> {
+    pub fn from_args(after: Option<&str>, before: Option<&str>) -> Result<Place, Refusal> {
         Ok(match (after, before) {
             (Some(_), Some(_)) => {
-                return Err(ModError::Failed(
+                return Err((
+                    None,
                     "insertafter and insertbefore are mutually exclusive".into(),
                 ));
             }
@@ -167,7 +175,17 @@ mod tests {
             Place::from_args(None, Some("^b")),
             Ok(Place::Before(_))
         ));
-        assert!(Place::from_args(Some("a"), Some("b")).is_err());
-        assert!(Place::from_args(Some("(unclosed"), None).is_err());
+        assert_eq!(
+            Place::from_args(Some("a"), Some("b")).err().unwrap().0,
+            None
+        );
+        assert_eq!(
+            Place::from_args(Some("(unclosed"), None).err().unwrap().0,
+            Some("insertafter")
+        );
+        assert_eq!(
+            Place::from_args(None, Some("[")).err().unwrap().0,
+            Some("insertbefore")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `assert`: evaluates conditions. `that` is passed unrendered (listed in `raw`) and each
 //! entry is evaluated as a Jinja expression, as in `when:`.
 
-use super::{ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -27,6 +27,16 @@ impl Module for AssertModule {
     const REQUIRED: &'static [&'static str] = &["that"];
     const RAW: &'static [&'static str] = &["that"];
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.that.is_empty() {
+            return Err(ArgError::at(
+                "that",
+                "assert needs at least one condition in 'that'",
+            ));
+        }
+        Ok(())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
@@ -41,9 +51,6 @@ fn text(v: Option<Json>, default: &str) -> String {
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    if a.that.is_empty() {
-        return fail("assert needs at least one condition in 'that'");
-    }
     for cond in &a.that {
         let ok = ctx
             .templar
@@ -117,5 +124,46 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn the_host_is_never_asked() {
+        let conn = crate::host::testing::Scripted::new();
+        let o = conn
+            .run(&ASSERT, json!({"that": ["1 == 1"], "quiet": true}), false)
+            .await
+            .unwrap();
+        assert!(!o.failed && o.msg.is_empty(), "{o:?}");
+        let o = conn
+            .run(
+                &ASSERT,
+                json!({"that": "2 < 1", "fail_msg": {"why": "math"}}),
+                true,
+            )
+            .await
+            .unwrap();
+        assert!(o.failed, "check mode evaluates too");
+        assert_eq!(o.msg, "{\"why\":\"math\"}");
+        assert_eq!(
+            (&o.data["assertion"], &o.data["evaluated_to"]),
+            (&json!("2 < 1"), &json!(false))
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn validate_needs_a_condition() {
+        let e = (ASSERT.check)(&json!({"that": []})).unwrap_err();
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (
+                Some("that"),
+                "assert needs at least one condition in 'that'"
+            )
+        );
+        assert_eq!((ASSERT.check)(&json!({})).unwrap_err().param, Some("that"));
+        let e = (ASSERT.check)(&json!({"that": "x", "quiet": "sometimes"})).unwrap_err();
+        assert!(e.msg.contains("expected a boolean"), "{}", e.msg);
+        assert_eq!((ASSERT.check)(&json!({"that": "x", "msg": "m"})), Ok(()));
     }
 }

@@ -3,11 +3,9 @@
 //! One probe returns the file's attributes and content; the edit is computed locally; a
 //! change is one atomic write.
 
-use super::{ModResult, Module, ModuleCtx, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
-use crate::host::edit::{
-    EditOpts, Place, chomp, edit_file, present_or_absent, required_path, rstrip_crlf, split_lines,
-};
+use crate::host::edit::{EditOpts, Place, Presence, chomp, edit_file, rstrip_crlf, split_lines};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -29,7 +27,7 @@ pub struct Args {
     #[serde(default)]
     insertbefore: Option<String>,
     #[serde(default)]
-    state: Option<String>,
+    state: Option<Presence>,
     #[serde(default, deserialize_with = "de::bool_like")]
     create: bool,
     #[serde(default)]
@@ -51,11 +49,27 @@ impl Module for BlockinfileModule {
     type Args = Args;
     const NAME: &'static str = "blockinfile";
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.path.as_deref().is_none_or(str::is_empty) {
+            return Err(ArgError::at("path", "path is required"));
+        }
+        Block::from_args(a)?;
+        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
+        match a.validate.as_deref() {
+            Some(v) if !v.contains("%s") => Err(ArgError::at(
+                "validate",
+                format!("validate must contain %s: {v}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
 
+/// The checked arguments.
 struct Block {
     begin: Vec<u8>,
     end: Vec<u8>,
@@ -64,47 +78,56 @@ struct Block {
     place: Place,
 }
 
-async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let path = required_path(&a.path)?;
-    let present = present_or_absent(a.state.as_deref())?;
-    let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
-    let marker = a
-        .marker
-        .as_deref()
-        .unwrap_or("# {mark} ANSIBLE MANAGED BLOCK");
-    let begin = marker
-        .replace("{mark}", a.marker_begin.as_deref().unwrap_or("BEGIN"))
-        .into_bytes();
-    let end = marker
-        .replace("{mark}", a.marker_end.as_deref().unwrap_or("END"))
-        .into_bytes();
-    if begin == end {
-        return fail("marker_begin and marker_end must differ");
+impl Block {
+    /// The block the arguments ask for, or why they do not make one.
+    fn from_args(a: &Args) -> Result<Block, ArgError> {
+        let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())
+            .map_err(|(param, msg)| ArgError { param, msg })?;
+        let marker = a
+            .marker
+            .as_deref()
+            .unwrap_or("# {mark} ANSIBLE MANAGED BLOCK");
+        let begin = marker
+            .replace("{mark}", a.marker_begin.as_deref().unwrap_or("BEGIN"))
+            .into_bytes();
+        let end = marker
+            .replace("{mark}", a.marker_end.as_deref().unwrap_or("END"))
+            .into_bytes();
+        if begin == end {
+            return Err(ArgError::new("marker_begin and marker_end must differ"));
+        }
+        let text = a.block.as_deref().unwrap_or_default();
+        // An empty block (or state=absent) removes the block.
+        let lines = if a.state != Some(Presence::Absent) && !text.is_empty() {
+            let mut v = vec![[begin.as_slice(), b"\n"].concat()];
+            v.extend(text.lines().map(|l| format!("{l}\n").into_bytes()));
+            v.push([end.as_slice(), b"\n"].concat());
+            v
+        } else {
+            vec![]
+        };
+        Ok(Block {
+            begin,
+            end,
+            lines,
+            place,
+        })
     }
-    let text = a.block.unwrap_or_default();
-    let lines = if present && !text.is_empty() {
-        let mut v = vec![[begin.as_slice(), b"\n"].concat()];
-        v.extend(text.lines().map(|l| format!("{l}\n").into_bytes()));
-        v.push([end.as_slice(), b"\n"].concat());
-        v
-    } else {
-        vec![]
-    };
-    let block = Block {
-        begin,
-        end,
-        lines,
-        place,
-    };
+}
+
+async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    // `validate` accepted these arguments: building them again cannot fail.
+    let block = Block::from_args(&a).map_err(|e| ModError::Failed(e.msg))?;
     let attrs = attrs_from(&a.mode, &a.owner, &a.group)?;
     let opts = EditOpts {
-        path,
+        path: a.path.as_deref().unwrap_or_default(),
         create: a.create,
         attrs: &attrs,
         backup: a.backup,
         validate: a.validate.as_deref(),
     };
     edit_file(ctx, &opts, |old| match old {
+        // Nothing to remove from a missing file (and nothing to create).
         None if block.lines.is_empty() => Ok(None),
         old => Ok(Some(block.apply(old.unwrap_or_default()))),
     })
@@ -242,5 +265,195 @@ mod tests {
             );
         }
         h.assert_not_pwned();
+    }
+
+    // Decisions on a fake host: which commands for which file state.
+
+    use crate::host::testing::Scripted;
+
+    const CONF: &str = "/etc/hosts";
+
+    /// What the probe (attributes, then content) prints for a root-owned 0644 file holding
+    /// `content`; `None`: there is no such file.
+    fn probe(content: Option<&str>) -> String {
+        match content {
+            Some(c) => format!(
+                "@ 0 file - - - 644 0 0 root root {} 1796166581 65024 10043555\n{c}",
+                c.len()
+            ),
+            None => "@ 0 absent - - - \n".to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_block_in_place_costs_one_probe() {
+        let conn = Scripted::new().ok("readlink -f", &probe(Some(&format!("a\n{B}x\n{E}"))));
+        let o = conn
+            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
+            .await
+            .unwrap();
+        assert!(!o.changed, "{o:?}");
+        assert_eq!(conn.commands().len(), 1);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn insert_replace_and_remove_are_one_write_each() {
+        let cases = [
+            (
+                "a\n".to_string(),
+                json!({"block": "x"}),
+                "Block inserted",
+                format!("a\n{B}x\n{E}"),
+            ),
+            (
+                format!("{B}old\n{E}z\n"),
+                json!({"block": "x\ny"}),
+                "Block replaced",
+                format!("{B}x\ny\n{E}z\n"),
+            ),
+            (
+                format!("a\n{B}x\n{E}"),
+                json!({"state": "absent"}),
+                "Block removed",
+                "a\n".to_string(),
+            ),
+            // An empty block removes it too.
+            (
+                format!("{B}x\n{E}b\n"),
+                json!({"block": ""}),
+                "Block removed",
+                "b\n".to_string(),
+            ),
+        ];
+        for (old, extra, msg, new) in cases {
+            let conn = Scripted::new()
+                .ok("readlink -f", &probe(Some(&old)))
+                .ok("mktemp", "");
+            let mut args = extra.as_object().unwrap().clone();
+            args.insert("path".into(), json!(CONF));
+            let o = conn
+                .run(&BLOCKINFILE, Json::Object(args), false)
+                .await
+                .unwrap();
+            assert!(o.changed && o.msg == msg, "{msg}: {o:?}");
+            assert_eq!(String::from_utf8(conn.stdin(1)).unwrap(), new, "{msg}");
+            conn.assert_done();
+        }
+    }
+
+    #[tokio::test]
+    async fn check_mode_reads_and_reports_only() {
+        let conn = Scripted::new().ok("readlink -f", &probe(Some("a\n")));
+        let o = conn
+            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), true)
+            .await
+            .unwrap();
+        assert!(o.changed && o.msg == "Block inserted", "{o:?}");
+        assert!(o.diff.unwrap().contains(&format!("+{B}+x\n+{E}")));
+        assert_eq!(conn.commands().len(), 1);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_created_only_with_create() {
+        let conn = Scripted::new().ok("readlink -f", &probe(None));
+        let e = conn
+            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "Destination /etc/hosts does not exist !");
+        conn.assert_done();
+
+        let conn = Scripted::new()
+            .ok("readlink -f", &probe(None))
+            .ok("mktemp", "");
+        let args = json!({"path": CONF, "block": "x", "create": true, "owner": "app"});
+        let o = conn.run(&BLOCKINFILE, args, false).await.unwrap();
+        assert!(o.changed && o.msg == "File created", "{o:?}");
+        let write = &conn.commands()[1];
+        assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("chown -- app \"$t\""));
+        assert_eq!(conn.stdin(1), format!("{B}x\n{E}").as_bytes());
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("readlink -f", &probe(None));
+        let o = conn
+            .run(
+                &BLOCKINFILE,
+                json!({"path": CONF, "state": "absent"}),
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(!o.changed && o.msg == "file not present", "{o:?}");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_names_its_cause() {
+        let conn = Scripted::new()
+            .ok("readlink -f", &probe(Some("a\n")))
+            .answer("mktemp", 97, "", "bad line 2\nvalidation failed\n");
+        let args = json!({"path": CONF, "block": "x", "validate": "check %s"});
+        let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("failed to validate /etc/hosts: bad line 2"),
+            "{e}"
+        );
+        assert!(conn.commands()[1].contains("check \"$t\""));
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn refused_arguments_never_reach_the_host() {
+        let conn = Scripted::new();
+        let args = json!({"path": CONF, "block": "x", "marker_begin": "X", "marker_end": "X"});
+        let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid arguments: marker_begin and marker_end must differ"
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn validate_names_the_refused_parameter() {
+        let refused = |args: Json| (BLOCKINFILE.check)(&args).unwrap_err();
+        let e = refused(json!({"block": "x"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("path"), "path is required")
+        );
+        let e = refused(json!({"path": CONF, "state": "present!"}));
+        assert_eq!(e.param, None);
+        assert!(e.msg.contains("invalid state 'present!'"), "{}", e.msg);
+        let e = refused(json!({"path": CONF, "marker": "# fixed"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (None, "marker_begin and marker_end must differ")
+        );
+        let e = refused(json!({"path": CONF, "insertafter": "a", "insertbefore": "b"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (None, "insertafter and insertbefore are mutually exclusive")
+        );
+        assert_eq!(
+            refused(json!({"path": CONF, "insertbefore": "(["})).param,
+            Some("insertbefore")
+        );
+        assert_eq!(
+            refused(json!({"path": CONF, "mode": "0999"})).param,
+            Some("mode")
+        );
+        let e = refused(json!({"path": CONF, "validate": "nginx -t"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("validate"), "validate must contain %s: nginx -t")
+        );
+        assert_eq!(
+            (BLOCKINFILE.check)(&json!({"dest": CONF, "content": "x", "insertafter": "EOF"})),
+            Ok(())
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `command` and `shell`. `command` quotes every word so nothing in it is interpreted by a shell
 //! (no pipes, no `$VAR`, no globbing); `shell` hands the line to `sh` as written.
 
-use super::{ModResult, Module, ModuleCtx, Outcome, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome};
 use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -33,6 +33,10 @@ impl Module for CommandModule {
     const NAME: &'static str = "command";
     const FREE_FORM: Option<&'static str> = Some("cmd");
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        command_line(a, false).map(|_| ())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args, false).await
     }
@@ -46,13 +50,35 @@ impl Module for ShellModule {
     const NAME: &'static str = "shell";
     const FREE_FORM: Option<&'static str> = Some("cmd");
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        command_line(a, true).map(|_| ())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args, true).await
     }
 }
 
+/// The line to run: `argv` and `command` strings are quoted word by word.
+fn command_line(args: &Args, shell: bool) -> Result<String, ArgError> {
+    let words = match (&args.argv, &args.cmd) {
+        (Some(argv), None) if !argv.is_empty() => argv.clone(),
+        (None, Some(cmd)) if shell => return Ok(cmd.clone()),
+        (None, Some(cmd)) => shell_words::split(cmd)
+            .map_err(|e| ArgError::at("cmd", format!("cannot split command '{cmd}': {e}")))?,
+        (Some(_), Some(_)) => {
+            return Err(ArgError::new(
+                "give either a command string or argv, not both",
+            ));
+        }
+        _ => return Err(ArgError::new("no command given")),
+    };
+    Ok(words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "))
+}
+
 async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
-    let line = command_line(&args, shell)?;
+    // `validate` accepted the arguments: building the line again cannot fail.
+    let line = command_line(&args, shell).map_err(|e| ModError::Failed(e.msg))?;
     if let Some(reason) = precondition_skip(ctx, &args).await? {
         return Ok(Outcome::ok(reason).with("rc", 0).with("cmd", line));
     }
@@ -73,6 +99,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
     let (stdout, stderr) = (out.stdout_str(), out.stderr_str());
     let stdout = stdout.strip_suffix('\n').unwrap_or(&stdout).to_string();
     let stderr = stderr.strip_suffix('\n').unwrap_or(&stderr).to_string();
+    // A command always counts as a change (`changed_when` says otherwise), even when it fails.
     let mut o = if out.ok() {
         Outcome::changed("")
     } else {
@@ -95,24 +122,8 @@ fn lines(s: &str) -> Json {
     Json::from(s.lines().map(str::to_string).collect::<Vec<_>>())
 }
 
-/// The line to run: `argv` and `command` strings are quoted word by word.
-fn command_line(args: &Args, shell: bool) -> Result<String, super::ModError> {
-    let words = match (&args.argv, &args.cmd) {
-        (Some(argv), None) if !argv.is_empty() => argv.clone(),
-        (None, Some(cmd)) if shell => return Ok(cmd.clone()),
-        (None, Some(cmd)) => shell_words::split(cmd)
-            .map_err(|e| super::ModError::Failed(format!("cannot split command '{cmd}': {e}")))?,
-        (Some(_), Some(_)) => return fail("give either a command string or argv, not both"),
-        _ => return fail("no command given"),
-    };
-    Ok(words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "))
-}
-
 /// `creates`/`removes`: one remote test decides whether the command runs at all.
-async fn precondition_skip(
-    ctx: &ModuleCtx<'_>,
-    args: &Args,
-) -> Result<Option<String>, super::ModError> {
+async fn precondition_skip(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Option<String>, ModError> {
     if let Some(path) = &args.creates
         && ctx.exec(&format!("test -e {}", quote(path))).await?.ok()
     {
@@ -124,4 +135,228 @@ async fn precondition_skip(
         return Ok(Some(format!("{path} does not exist, not run")));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    const COMMAND: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<CommandModule>();
+    const SHELL: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<ShellModule>();
+    use super::*;
+    use crate::host::testing::Scripted;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn command_words_are_quoted_and_output_registered() {
+        let conn = Scripted::new().ok("echo", "a b\nc\n");
+        let o = conn
+            .run(&COMMAND, json!({"cmd": "echo 'a b' $HOME *"}), false)
+            .await
+            .unwrap();
+        assert_eq!(conn.commands(), ["echo 'a b' '$HOME' '*'"]);
+        assert!(o.changed && !o.failed && o.msg.is_empty(), "{o:?}");
+        assert_eq!(o.data["rc"], json!(0));
+        assert_eq!(o.data["cmd"], json!("echo 'a b' '$HOME' '*'"));
+        assert_eq!(o.data["stdout"], json!("a b\nc"));
+        assert_eq!(o.data["stdout_lines"], json!(["a b", "c"]));
+        assert_eq!(
+            (&o.data["stderr"], &o.data["stderr_lines"]),
+            (&json!(""), &json!([]))
+        );
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn argv_words_stay_data() {
+        let conn = Scripted::new().ok("touch", "");
+        let args = json!({"argv": ["touch", "$(reboot)", "a'b", "x;y"]});
+        conn.run(&COMMAND, args, false).await.unwrap();
+        assert_eq!(conn.commands(), [r#"touch '$(reboot)' 'a'"'"'b' 'x;y'"#]);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn shell_runs_the_line_as_written_in_chdir_with_executable_and_stdin() {
+        let conn = Scripted::new().ok("wc -l", "3\n");
+        let args = json!({"cmd": "ls | wc -l", "chdir": "/srv/my app",
+            "executable": "/bin/bash", "stdin": "data"});
+        let o = conn.run(&SHELL, args, false).await.unwrap();
+        assert_eq!(
+            conn.commands(),
+            [r#"/bin/bash -c 'cd '"'"'/srv/my app'"'"' && ls | wc -l'"#]
+        );
+        assert_eq!(conn.stdin(0), b"data\n");
+        assert_eq!(o.data["stdout"], json!("3"));
+        // `command` has no shell to choose: executable is ignored.
+        let conn = Scripted::new().ok("ls", "");
+        let args = json!({"cmd": "ls", "executable": "/bin/bash"});
+        conn.run(&COMMAND, args, false).await.unwrap();
+        assert_eq!(conn.commands(), ["ls"]);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn creates_and_removes_decide_with_one_test() {
+        let args = json!({"cmd": "tar xf /tmp/a.tar", "creates": "/srv/a"});
+        let conn = Scripted::new().ok("test -e /srv/a", "");
+        let o = conn.run(&COMMAND, args.clone(), false).await.unwrap();
+        assert!(!o.changed && o.msg == "/srv/a exists, not run", "{o:?}");
+        assert_eq!(
+            (&o.data["rc"], &o.data["cmd"]),
+            (&json!(0), &json!("tar xf /tmp/a.tar"))
+        );
+        conn.assert_done();
+
+        let conn = Scripted::new()
+            .answer("test -e /srv/a", 1, "", "")
+            .ok("tar xf", "");
+        assert!(conn.run(&COMMAND, args, false).await.unwrap().changed);
+        conn.assert_done();
+
+        let args = json!({"cmd": "rm /srv/lock", "removes": "/srv/lock"});
+        let conn = Scripted::new().answer("test -e /srv/lock", 1, "", "");
+        let o = conn.run(&COMMAND, args.clone(), false).await.unwrap();
+        assert!(
+            !o.changed && o.msg == "/srv/lock does not exist, not run",
+            "{o:?}"
+        );
+        conn.assert_done();
+
+        let conn = Scripted::new()
+            .ok("test -e /srv/lock", "")
+            .ok("rm /srv/lock", "");
+        assert!(conn.run(&COMMAND, args, false).await.unwrap().changed);
+        conn.assert_done();
+
+        // Both: the command runs only when the first is missing and the second is there.
+        let args = json!({"cmd": "mv /srv/a /srv/b", "creates": "/srv/b", "removes": "/srv/a"});
+        let conn = Scripted::new()
+            .answer("test -e /srv/b", 1, "", "")
+            .ok("test -e /srv/a", "")
+            .ok("mv /srv/a /srv/b", "");
+        assert!(conn.run(&COMMAND, args, false).await.unwrap().changed);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn check_mode_runs_nothing_but_the_tests() {
+        let conn = Scripted::new();
+        let o = conn
+            .run(&SHELL, json!({"cmd": "reboot"}), true)
+            .await
+            .unwrap();
+        assert!(o.skipped && !o.changed, "{o:?}");
+        assert_eq!(
+            o.msg,
+            "skipped in check mode: a command's effect cannot be predicted"
+        );
+        assert!(conn.commands().is_empty());
+
+        let conn = Scripted::new().answer("test -e /srv/a", 1, "", "");
+        let o = conn
+            .run(&COMMAND, json!({"cmd": "make", "creates": "/srv/a"}), true)
+            .await
+            .unwrap();
+        assert!(o.skipped && !o.changed, "{o:?}");
+        conn.assert_done();
+
+        // A command that would not run is reported as such, not as skipped.
+        let conn = Scripted::new().ok("test -e /srv/a", "");
+        let o = conn
+            .run(&COMMAND, json!({"cmd": "make", "creates": "/srv/a"}), true)
+            .await
+            .unwrap();
+        assert!(!o.skipped && o.msg == "/srv/a exists, not run", "{o:?}");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_fails_the_task_with_its_stderr() {
+        let conn = Scripted::new().answer(
+            "ls /nope",
+            2,
+            "",
+            "ls: cannot access '/nope': No such file or directory\n",
+        );
+        let o = conn
+            .run(&COMMAND, json!({"cmd": "ls /nope"}), false)
+            .await
+            .unwrap();
+        assert!(o.failed && o.changed, "{o:?}");
+        assert_eq!(
+            o.msg,
+            "non-zero return code 2: ls: cannot access '/nope': No such file or directory"
+        );
+        assert_eq!(o.data["rc"], json!(2));
+        assert_eq!(
+            o.data["stderr_lines"],
+            json!(["ls: cannot access '/nope': No such file or directory"])
+        );
+        conn.assert_done();
+
+        let conn = Scripted::new().unreachable("uptime");
+        let e = conn
+            .run(&COMMAND, json!({"cmd": "uptime"}), false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ModError::Unreachable(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn hostile_preconditions_and_chdir_stay_data() {
+        let evil = "/srv/$(reboot)'";
+        let conn = Scripted::new().answer("test -e", 1, "", "").ok("true", "");
+        let args = json!({"cmd": "true", "creates": evil, "chdir": evil});
+        conn.run(&COMMAND, args, false).await.unwrap();
+        assert_eq!(
+            conn.commands(),
+            [
+                format!("test -e {}", quote(evil)),
+                format!("cd {} && true", quote(evil))
+            ]
+        );
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn refused_arguments_never_reach_the_host() {
+        let conn = Scripted::new();
+        let e = conn
+            .run(&COMMAND, json!({"cmd": "echo 'unclosed"}), false)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid arguments: cannot split command 'echo 'unclosed'"),
+            "{e}"
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn validate_names_the_refused_parameter() {
+        for def in [&COMMAND, &SHELL] {
+            let e = (def.check)(&json!({"cmd": "ls", "argv": ["ls"]})).unwrap_err();
+            assert_eq!(
+                (e.param, e.msg.as_str()),
+                (None, "give either a command string or argv, not both")
+            );
+            let e = (def.check)(&json!({"chdir": "/tmp"})).unwrap_err();
+            assert_eq!((e.param, e.msg.as_str()), (None, "no command given"));
+            let e = (def.check)(&json!({"argv": []})).unwrap_err();
+            assert_eq!(e.msg, "no command given");
+        }
+        let e = (COMMAND.check)(&json!({"_raw_params": "echo \"x"})).unwrap_err();
+        assert_eq!(e.param, Some("cmd"));
+        assert!(
+            e.msg.starts_with("cannot split command 'echo \"x'"),
+            "{}",
+            e.msg
+        );
+        // The shell parses its own line.
+        assert_eq!((SHELL.check)(&json!({"cmd": "echo \"x"})), Ok(()));
+        assert_eq!(
+            (COMMAND.check)(&json!({"argv": ["ls", "-l"], "creates": "/x"})),
+            Ok(())
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! the local sha1); a change costs one more (an atomic write, or a `chmod`/`chown`). The old
 //! content is fetched only to show a diff of a file that differs.
 
-use super::{Caps, ModResult, Module, ModuleCtx, de, fail};
+use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
 use crate::host::fs::{Deliver, basename, deliver};
 use serde::Deserialize;
@@ -39,11 +39,44 @@ pub struct CopyModule;
 impl Module for CopyModule {
     type Args = Args;
     const NAME: &'static str = "copy";
+    /// Checked when the playbook is loaded; `validate` refuses an empty (rendered) value.
     const REQUIRED: &'static [&'static str] = &["dest"];
     const CAPS: Caps = Caps {
         reads_local: Some("files"),
         ..Caps::NONE
     };
+
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.dest.as_deref().is_none_or(str::is_empty) {
+            return Err(ArgError::at("dest", "dest is required"));
+        }
+        match (&a.content, &a.src) {
+            (Some(_), Some(_)) => {
+                return Err(ArgError::new("src and content are mutually exclusive"));
+            }
+            (None, None) => return Err(ArgError::new("src (or content) is required")),
+            // Inline content has no file name to put into a directory.
+            (Some(_), None) => {
+                if let Some(dest) = a.dest.as_deref().filter(|d| d.ends_with('/')) {
+                    return Err(ArgError::at(
+                        "dest",
+                        format!(
+                            "dest '{dest}' is a directory: give a file name to write content to"
+                        ),
+                    ));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
+        match a.validate.as_deref() {
+            Some(v) if !v.contains("%s") => Err(ArgError::at(
+                "validate",
+                format!("validate must contain %s: {v}"),
+            )),
+            _ => Ok(()),
+        }
+    }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
@@ -51,43 +84,14 @@ impl Module for CopyModule {
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let Some(dest) = a.dest.as_deref().filter(|d| !d.is_empty()) else {
-        return fail("dest is required");
-    };
-    let (content, name) = match (&a.content, &a.src) {
-        (Some(_), Some(_)) => return fail("src and content are mutually exclusive"),
-        (None, None) => return fail("src (or content) is required"),
-        (Some(Json::String(s)), None) => (s.clone().into_bytes(), None),
-        (Some(Json::Null), None) => (vec![], None),
-        // Ansible serialises structured content as JSON.
-        (Some(other), None) => (
-            serde_json::to_string(other)
-                .unwrap_or_default()
-                .into_bytes(),
-            None,
-        ),
-        (None, Some(src)) => {
-            let Some(local) = ctx.find_local("files", src) else {
-                return fail(format!(
-                    "could not find src '{src}' in files/ of {}",
-                    crate::search_path::describe(&ctx.search_dirs)
-                ));
-            };
-            if local.is_dir() {
-                return fail(format!(
-                    "src '{src}' is a directory: copying directories is not supported"
-                ));
-            }
-            let data = std::fs::read(&local).map_err(|e| {
-                super::ModError::Failed(format!("cannot read {}: {e}", local.display()))
-            })?;
-            (data, Some(basename(src)))
-        }
+    let (content, name) = match &a.src {
+        Some(src) => (read_local(ctx, src)?, Some(basename(src))),
+        None => (inline(a.content.as_ref()), None),
     };
     let mut o = deliver(
         ctx,
         &Deliver {
-            dest,
+            dest: a.dest.as_deref().unwrap_or_default(),
             content: &content,
             basename: name,
             attrs: attrs_from(&a.mode, &a.owner, &a.group)?,
@@ -101,6 +105,35 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         o.data.insert("src".into(), json!(src));
     }
     Ok(o)
+}
+
+/// The bytes of inline `content`: a string as written; structured content as JSON, as
+/// Ansible serialises it.
+fn inline(content: Option<&Json>) -> Vec<u8> {
+    match content {
+        Some(Json::String(s)) => s.clone().into_bytes(),
+        None | Some(Json::Null) => vec![],
+        Some(other) => serde_json::to_string(other)
+            .unwrap_or_default()
+            .into_bytes(),
+    }
+}
+
+/// The content of `src`, looked up in `files/` of the search path on the control machine.
+fn read_local(ctx: &ModuleCtx<'_>, src: &str) -> Result<Vec<u8>, ModError> {
+    let Some(local) = ctx.find_local("files", src) else {
+        return fail(format!(
+            "could not find src '{src}' in files/ of {}",
+            crate::search_path::describe(&ctx.search_dirs)
+        ));
+    };
+    if local.is_dir() {
+        return fail(format!(
+            "src '{src}' is a directory: copying directories is not supported"
+        ));
+    }
+    std::fs::read(&local)
+        .map_err(|e| ModError::Failed(format!("cannot read {}: {e}", local.display())))
 }
 
 #[cfg(test)]
@@ -314,5 +347,288 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&dest).unwrap(), "second");
         }
         h.assert_not_pwned();
+    }
+
+    // Decisions on a fake host: which commands for which destination state.
+
+    use crate::host::testing::Scripted;
+    use crate::host::text::sha1_hex;
+    use crate::modules::ModuleCtx;
+    use crate::shell::quote;
+
+    const MOTD: &str = "/etc/motd";
+
+    /// The probe line for a root-owned 0644 regular file holding `content` (its sha1 and size).
+    fn file_line(content: &str) -> String {
+        format!(
+            "@ 0 file - - {} 644 0 0 root root {} 1796166581 65024 10043555\n",
+            sha1_hex(content.as_bytes()),
+            content.len()
+        )
+    }
+
+    const ABSENT: &str = "@ 0 absent - - - \n";
+
+    #[tokio::test]
+    async fn the_same_content_costs_one_probe() {
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("hello\n"));
+        let o = conn
+            .run(&COPY, json!({"content": "hello\n", "dest": MOTD}), false)
+            .await
+            .unwrap();
+        assert!(!o.changed, "{o:?}");
+        assert_eq!(o.data["dest"], json!(MOTD));
+        assert_eq!(o.data["checksum"], json!(sha1_hex(b"hello\n")));
+        assert_eq!(
+            (&o.data["size"], &o.data["mode"]),
+            (&json!(6), &json!("0644"))
+        );
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn new_content_is_one_verified_write() {
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("mktemp", "");
+        let args = json!({"content": "hello\n", "dest": MOTD, "mode": "0640", "owner": "app"});
+        let o = conn.run(&COPY, args, false).await.unwrap();
+        assert!(o.changed && o.msg == "file created", "{o:?}");
+        let diff = o.diff.unwrap();
+        assert!(
+            diff.contains("+hello") && diff.contains("state: absent -> file (mode 0640)"),
+            "{diff}"
+        );
+        let write = &conn.commands()[1];
+        // Length and checksum are verified on the host before the rename.
+        assert!(write.contains("head -c 6 ") && write.contains(&sha1_hex(b"hello\n")));
+        assert!(write.contains("chown -- app \"$t\"") && write.contains("chmod -- 00640"));
+        assert_eq!(conn.stdin(1), b"hello\n");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn changed_content_is_read_for_the_diff_then_written() {
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &file_line("old\n"))
+            .ok("cat -- /etc/motd", "old\n")
+            .ok("mktemp", "");
+        let o = conn
+            .run(&COPY, json!({"content": "new\n", "dest": MOTD}), false)
+            .await
+            .unwrap();
+        assert!(o.changed && o.msg == "content changed", "{o:?}");
+        assert!(o.diff.unwrap().contains("-old\n+new\n"));
+        // The old owner is kept.
+        assert!(conn.commands()[2].contains("chown -- 0:0 \"$t\" 2>/dev/null || true"));
+        conn.assert_done();
+
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &file_line("old\n"))
+            .ok("cat -- /etc/motd", "old\n");
+        let o = conn
+            .run(&COPY, json!({"content": "new\n", "dest": MOTD}), true)
+            .await
+            .unwrap();
+        assert!(o.changed && o.diff.unwrap().contains("+new"), "check mode");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn force_false_keeps_existing_content() {
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("theirs\n"));
+        let args = json!({"content": "ours\n", "dest": MOTD, "force": false});
+        assert!(!conn.run(&COPY, args.clone(), false).await.unwrap().changed);
+        conn.assert_done();
+
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("mktemp", "");
+        assert!(conn.run(&COPY, args, false).await.unwrap().changed);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_differs_one_chown() {
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &file_line("x"))
+            .ok("chown", "");
+        let args = json!({"content": "x", "dest": MOTD, "owner": "app", "group": 0});
+        let o = conn.run(&COPY, args, false).await.unwrap();
+        assert!(o.changed && o.msg == "attributes changed", "{o:?}");
+        assert_eq!(o.diff.as_deref(), Some("owner: root -> app\n"));
+        assert_eq!(conn.commands()[1], "set -e; chown -- app /etc/motd");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_src_goes_into_a_directory_dest() {
+        let h = Harness::new();
+        std::fs::create_dir_all(h.path("files")).unwrap();
+        std::fs::write(h.path("files/app.conf"), "a=1\n").unwrap();
+        let conn = Scripted::new()
+            .ok("then p0=\"$p0\"/app.conf; d=1; fi", "@ 1 absent - - - \n")
+            .ok("mktemp", "");
+        let ctx = ModuleCtx {
+            conn: &conn,
+            ..h.ctx(false, true)
+        };
+        let args = json!({"src": "app.conf", "dest": "/etc/app"});
+        let o = (COPY.run)(&ctx, args).await.unwrap();
+        assert!(o.changed, "{o:?}");
+        assert_eq!(o.data["dest"], json!("/etc/app/app.conf"));
+        assert_eq!(o.data["src"], json!("app.conf"));
+        assert!(conn.commands()[1].contains("p=/etc/app/app.conf;"));
+        assert_eq!(conn.stdin(1), b"a=1\n");
+        conn.assert_done();
+
+        // Content cannot go into a directory: it has no file name.
+        let dir = "@ 0 directory - - - 755 0 0 root root 4096 1796166581 65024 10043589\n";
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", dir);
+        let e = conn
+            .run(&COPY, json!({"content": "x", "dest": "/etc/app"}), false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dest '/etc/app' is a directory: give a file name to write content to"
+        );
+        conn.assert_done();
+
+        // A missing src fails before the host is asked anything.
+        let conn = Scripted::new();
+        let ctx = ModuleCtx {
+            conn: &conn,
+            ..h.ctx(false, true)
+        };
+        let e = (COPY.run)(&ctx, json!({"src": "nope", "dest": "/etc/x"}))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("could not find src 'nope' in files/"),
+            "{e}"
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_names_its_cause() {
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", ABSENT).answer(
+            "mktemp",
+            97,
+            "",
+            "nginx: [emerg] unexpected end of file\nvalidation failed\n",
+        );
+        let args = json!({"content": "x", "dest": MOTD, "validate": "nginx -t -c %s"});
+        let e = conn.run(&COPY, args, false).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("failed to validate /etc/motd: nginx: [emerg] unexpected end of file"),
+            "{e}"
+        );
+        assert!(conn.commands()[1].contains("nginx -t -c \"$t\""));
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", ABSENT).answer(
+            "mktemp",
+            1,
+            "",
+            "mktemp: failed to create file via template '/nope/.prov.XXXXXX': No such file or directory\n",
+        );
+        let e = conn
+            .run(&COPY, json!({"content": "x", "dest": "/nope/f"}), false)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("destination directory /nope does not exist or is not writable"),
+            "{e}"
+        );
+        conn.assert_done();
+
+        let conn = Scripted::new().unreachable("sha1sum 2>/dev/null");
+        let e = conn
+            .run(&COPY, json!({"content": "x", "dest": MOTD}), false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ModError::Unreachable(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn hostile_dest_and_content_stay_data() {
+        let evil = "/etc/$(reboot)'`x`";
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("mktemp", "");
+        let args = json!({"content": "'; reboot; '", "dest": evil, "owner": "a b"});
+        conn.run(&COPY, args, false).await.unwrap();
+        for cmd in conn.commands() {
+            assert!(cmd.contains(&quote(evil)), "{cmd}");
+            assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");
+        }
+        assert!(conn.commands()[1].contains("chown -- 'a b' \"$t\""));
+        assert_eq!(conn.stdin(1), b"'; reboot; '");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn refused_arguments_never_reach_the_host() {
+        let conn = Scripted::new();
+        let e = conn
+            .run(
+                &COPY,
+                json!({"content": "x", "dest": MOTD, "mode": "0888"}),
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid arguments: invalid octal mode '0888'"
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn validate_names_the_refused_parameter() {
+        let refused = |args: Json| (COPY.check)(&args).unwrap_err();
+        let e = refused(json!({"content": "x", "dest": ""}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("dest"), "dest is required")
+        );
+        let e = refused(json!({"content": "x", "src": "a", "dest": MOTD}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (None, "src and content are mutually exclusive")
+        );
+        let e = refused(json!({"dest": MOTD}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (None, "src (or content) is required")
+        );
+        let e = refused(json!({"content": "x", "dest": "/etc/"}));
+        assert_eq!(e.param, Some("dest"));
+        assert_eq!(
+            e.msg,
+            "dest '/etc/' is a directory: give a file name to write content to"
+        );
+        let e = refused(json!({"content": "x", "dest": MOTD, "mode": "a+q"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("mode"), "invalid mode 'a+q'")
+        );
+        let e = refused(json!({"content": "x", "dest": MOTD, "validate": "true"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("validate"), "validate must contain %s: true")
+        );
+        for ok in [
+            json!({"src": "app.conf", "dest": "/etc/"}),
+            json!({"content": {"k": [1]}, "dest": MOTD, "mode": 0o600}),
+        ] {
+            assert_eq!((COPY.check)(&ok), Ok(()), "{ok}");
+        }
     }
 }

@@ -50,3 +50,61 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
     };
     Ok(Outcome::ok(msg.clone()).with("msg", msg))
 }
+
+#[cfg(test)]
+mod tests {
+    const DEBUG: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<DebugModule>();
+    use super::*;
+    use crate::host::testing::{Harness, Scripted};
+    use serde_json::json;
+
+    /// Runs `debug` with these variables on a host that must not be asked anything.
+    async fn show(vars: Json, args: Json) -> ModResult {
+        let h = Harness::with_vars(vars);
+        let conn = Scripted::new();
+        let ctx = ModuleCtx {
+            conn: &conn,
+            ..h.ctx(false, false)
+        };
+        let r = (DEBUG.run)(&ctx, args).await;
+        assert!(conn.commands().is_empty(), "debug ran a command");
+        r
+    }
+
+    #[tokio::test]
+    async fn a_message_is_shown_as_given() {
+        let o = show(json!({}), json!({"msg": "hello"})).await.unwrap();
+        assert!(!o.changed && !o.failed);
+        assert_eq!((o.msg.as_str(), &o.data["msg"]), ("hello", &json!("hello")));
+        let o = show(json!({}), json!({"msg": {"a": [1]}})).await.unwrap();
+        assert_eq!(o.msg, "{\n  \"a\": [\n    1\n  ]\n}");
+        let o = show(json!({}), json!({})).await.unwrap();
+        assert_eq!(o.msg, "Hello world!");
+        let o = show(json!({}), json!({"msg": "x", "verbosity": 2}))
+            .await
+            .unwrap();
+        assert_eq!(o.msg, "x");
+    }
+
+    #[tokio::test]
+    async fn a_variable_is_evaluated_and_registered_under_its_name() {
+        let vars = json!({"ports": [22, 80], "name": "web"});
+        let o = show(vars.clone(), json!({"var": "ports"})).await.unwrap();
+        assert_eq!(o.msg, "ports: [22,80]");
+        assert_eq!(o.data["ports"], json!([22, 80]));
+        let o = show(vars.clone(), json!({"var": "name | upper"}))
+            .await
+            .unwrap();
+        assert_eq!(o.data["name | upper"], json!("WEB"));
+        assert!(show(vars, json!({"var": "ports |"})).await.is_err());
+    }
+
+    #[test]
+    fn arguments_are_checked_when_loaded() {
+        let e = (DEBUG.check)(&json!({"message": "x"})).unwrap_err();
+        assert!(e.msg.contains("unknown field `message`"), "{}", e.msg);
+        let e = (DEBUG.check)(&json!({"msg": "x", "verbosity": "high"})).unwrap_err();
+        assert!(e.msg.contains("invalid type"), "{}", e.msg);
+        assert_eq!((DEBUG.check)(&json!({"var": "x", "verbosity": 1})), Ok(()));
+    }
+}

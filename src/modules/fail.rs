@@ -57,4 +57,26 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[tokio::test]
+    async fn the_host_is_never_asked() {
+        let conn = crate::host::testing::Scripted::new();
+        let o = conn
+            .run(&FAIL, json!({"msg": ["a", 1]}), false)
+            .await
+            .unwrap();
+        assert!(o.failed);
+        assert_eq!(
+            (o.msg.as_str(), &o.data["msg"]),
+            ("[\"a\",1]", &json!("[\"a\",1]"))
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn only_msg_is_accepted() {
+        let e = (FAIL.check)(&json!({"message": "x"})).unwrap_err();
+        assert!(e.msg.contains("unknown field `message`"), "{}", e.msg);
+        assert_eq!((FAIL.check)(&json!({"msg": null})), Ok(()));
+    }
 }

@@ -5,11 +5,10 @@
 //! change is one atomic write. Regexes are Rust `regex` syntax (no look-around or
 //! back-references inside the pattern); `backrefs` replacements use Python's `\1`/`\g<name>`.
 
-use super::{ModResult, Module, ModuleCtx, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
 use crate::host::edit::{
-    EditOpts, Place, chomp, edit_file, present_or_absent, regex, required_path, rstrip_crlf,
-    split_lines,
+    EditOpts, Place, Presence, Refusal, chomp, edit_file, regex, rstrip_crlf, split_lines,
 };
 use regex::bytes::{Captures, Regex};
 use serde::Deserialize;
@@ -27,7 +26,7 @@ pub struct Args {
     #[serde(default)]
     search_string: Option<String>,
     #[serde(default)]
-    state: Option<String>,
+    state: Option<Presence>,
     #[serde(default)]
     insertafter: Option<String>,
     #[serde(default)]
@@ -57,6 +56,21 @@ impl Module for LineinfileModule {
     type Args = Args;
     const NAME: &'static str = "lineinfile";
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.path.as_deref().is_none_or(str::is_empty) {
+            return Err(ArgError::at("path", "path is required"));
+        }
+        Edit::from_args(a)?;
+        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
+        match a.validate.as_deref() {
+            Some(v) if !v.contains("%s") => Err(ArgError::at(
+                "validate",
+                format!("validate must contain %s: {v}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
@@ -73,52 +87,58 @@ struct Edit {
     firstmatch: bool,
 }
 
+impl Edit {
+    /// The edit the arguments ask for, or why they do not make one.
+    fn from_args(a: &Args) -> Result<Edit, ArgError> {
+        let refused = |(param, msg): Refusal| ArgError { param, msg };
+        let present = a.state != Some(Presence::Absent);
+        if a.regexp.is_some() && a.search_string.is_some() {
+            return Err(ArgError::new(
+                "regexp and search_string are mutually exclusive",
+            ));
+        }
+        if present && a.line.is_none() {
+            return Err(ArgError::new("line is required with state=present"));
+        }
+        if a.backrefs && a.regexp.is_none() {
+            return Err(ArgError::new("regexp is required with backrefs=true"));
+        }
+        if !present && a.line.is_none() && a.regexp.is_none() && a.search_string.is_none() {
+            return Err(ArgError::new(
+                "one of line, regexp or search_string is required with state=absent",
+            ));
+        }
+        let insert = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())
+            .map_err(refused)?;
+        let regexp = a.regexp.as_deref().map(|r| regex(r, "regexp"));
+        Ok(Edit {
+            line: a.line.as_ref().map(|l| l.as_bytes().to_vec()),
+            regexp: regexp.transpose().map_err(refused)?,
+            search: a.search_string.as_ref().map(|s| s.as_bytes().to_vec()),
+            present,
+            insert,
+            backrefs: a.backrefs,
+            firstmatch: a.firstmatch,
+        })
+    }
+}
+
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let path = required_path(&a.path)?;
-    let present = present_or_absent(a.state.as_deref())?;
-    if a.regexp.is_some() && a.search_string.is_some() {
-        return fail("regexp and search_string are mutually exclusive");
-    }
-    if present && a.line.is_none() {
-        return fail("line is required with state=present");
-    }
-    if a.backrefs && a.regexp.is_none() {
-        return fail("regexp is required with backrefs=true");
-    }
-    if !present && a.line.is_none() && a.regexp.is_none() && a.search_string.is_none() {
-        return fail("one of line, regexp or search_string is required with state=absent");
-    }
-    let insert = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
-    let edit = Edit {
-        line: a.line.as_ref().map(|l| l.as_bytes().to_vec()),
-        regexp: a
-            .regexp
-            .as_deref()
-            .map(|r| regex(r, "regexp"))
-            .transpose()?,
-        search: a.search_string.as_ref().map(|s| s.as_bytes().to_vec()),
-        present,
-        insert,
-        backrefs: a.backrefs,
-        firstmatch: a.firstmatch,
-    };
+    // `validate` accepted these arguments: building them again cannot fail.
+    let invalid = |e: ArgError| ModError::Failed(e.msg);
+    let edit = Edit::from_args(&a).map_err(invalid)?;
     let attrs = attrs_from(&a.mode, &a.owner, &a.group)?;
     let opts = EditOpts {
-        path,
+        path: a.path.as_deref().unwrap_or_default(),
         create: a.create,
         attrs: &attrs,
         backup: a.backup,
         validate: a.validate.as_deref(),
     };
-    edit_file(ctx, &opts, |old| {
-        let Some(old) = old else {
-            if !present {
-                return Ok(None);
-            }
-            let (new, msg) = edit.apply(&[]);
-            return Ok(Some((new, msg)));
-        };
-        Ok(Some(edit.apply(old)))
+    edit_file(ctx, &opts, |old| match old {
+        // Nothing to remove from a missing file (and nothing to create).
+        None if !edit.present => Ok(None),
+        old => Ok(Some(edit.apply(old.unwrap_or_default()))),
     })
     .await
 }
@@ -331,177 +351,5 @@ fn expand(caps: &Captures<'_>, template: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    const LINEINFILE: crate::modules::ModuleDef =
-        crate::modules::ModuleDef::of::<LineinfileModule>();
-    use super::*;
-    use crate::host::testing::{Harness, hostile};
-    use serde_json::json;
-
-    fn edit(old: &str, args: Json) -> String {
-        let h = Harness::new();
-        h.write("f", old);
-        let mut args = args.as_object().unwrap().clone();
-        args.insert("path".into(), json!(h.p("f")));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let first = h.apply(&LINEINFILE, Json::Object(args.clone())).await;
-            let second = h.apply(&LINEINFILE, Json::Object(args.clone())).await;
-            assert!(
-                !second.changed,
-                "not idempotent: {args:?} {:?}",
-                second.diff
-            );
-            let _ = first;
-        });
-        h.read("f")
-    }
-
-    #[test]
-    fn ansible_placement_rules() {
-        assert_eq!(edit("a\nb\n", json!({"line": "c"})), "a\nb\nc\n");
-        assert_eq!(edit("a\nb", json!({"line": "c"})), "a\nb\nc\n");
-        assert_eq!(edit("a\nc\nb\n", json!({"line": "c"})), "a\nc\nb\n");
-        assert_eq!(
-            edit("x=1\ny=2\n", json!({"regexp": "^x=", "line": "x=3"})),
-            "x=3\ny=2\n"
-        );
-        assert_eq!(
-            edit("a\nb\n", json!({"line": "c", "insertbefore": "BOF"})),
-            "c\na\nb\n"
-        );
-        assert_eq!(
-            edit("a\nb\na\n", json!({"line": "c", "insertafter": "^a"})),
-            "a\nb\na\nc\n"
-        );
-        assert_eq!(
-            edit(
-                "a\nb\na\n",
-                json!({"line": "c", "insertafter": "^a", "firstmatch": true})
-            ),
-            "a\nc\nb\na\n"
-        );
-        assert_eq!(
-            edit("a\nb\n", json!({"line": "c", "insertbefore": "^b"})),
-            "a\nc\nb\n"
-        );
-        assert_eq!(
-            edit("a\nb\n", json!({"line": "c", "insertbefore": "^zz"})),
-            "a\nb\nc\n"
-        );
-        assert_eq!(
-            edit(
-                "a\nb\n",
-                json!({"line": "c", "regexp": "^zz", "insertafter": "^a"})
-            ),
-            "a\nc\nb\n"
-        );
-        assert_eq!(
-            edit(
-                "port 22\n",
-                json!({"regexp": "^port (\\d+)$", "line": "Port \\1", "backrefs": true})
-            ),
-            "Port 22\n"
-        );
-        assert_eq!(
-            edit(
-                "a\n",
-                json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true})
-            ),
-            "a\n"
-        );
-        assert_eq!(
-            edit(
-                "k = v # old\nz\n",
-                json!({"search_string": "k = v", "line": "k = w"})
-            ),
-            "k = w\nz\n"
-        );
-        assert_eq!(
-            edit("a\nb\na\n", json!({"line": "a", "state": "absent"})),
-            "b\n"
-        );
-        assert_eq!(
-            edit("a1\nb\na2\n", json!({"regexp": "^a", "state": "absent"})),
-            "b\n"
-        );
-        assert_eq!(
-            edit("a$x\n", json!({"search_string": "$x", "state": "absent"})),
-            ""
-        );
-    }
-
-    #[tokio::test]
-    async fn converges_checks_and_creates() {
-        let h = Harness::new();
-        let f = h.p("dir/conf");
-        assert!(
-            h.run_mode(&LINEINFILE, json!({"path": f, "line": "a=1"}), false, false)
-                .await
-                .is_err()
-        );
-        let o = h
-            .converges(
-                &LINEINFILE,
-                json!({"path": f, "line": "a=1", "create": true, "mode": "0600"}),
-            )
-            .await;
-        assert_eq!(o.msg, "line added");
-        assert_eq!(h.read("dir/conf"), "a=1\n");
-        assert_eq!(h.mode("dir/conf"), 0o600);
-        h.write("dir/conf", "a=2\n");
-        let o = h
-            .check(
-                &LINEINFILE,
-                json!({"dest": f, "regexp": "^a=", "line": "a=1"}),
-            )
-            .await;
-        assert!(o.changed);
-        assert!(o.diff.unwrap().contains("-a=2\n+a=1\n"));
-        assert_eq!(h.read("dir/conf"), "a=2\n");
-        let o = h
-            .converges(
-                &LINEINFILE,
-                json!({"dest": f, "regexp": "^a=", "line": "a=1", "backup": true}),
-            )
-            .await;
-        assert_eq!(o.msg, "line replaced");
-        assert_eq!(
-            std::fs::read_to_string(o.data["backup_file"].as_str().unwrap()).unwrap(),
-            "a=2\n"
-        );
-        let o = h
-            .apply(
-                &LINEINFILE,
-                json!({"path": h.p("missing"), "line": "x", "state": "absent"}),
-            )
-            .await;
-        assert!(!o.changed && !h.path("missing").exists());
-    }
-
-    #[tokio::test]
-    async fn hostile_lines_and_paths_stay_data() {
-        let h = Harness::new();
-        for (i, evil) in hostile(&h.pwned()).into_iter().enumerate() {
-            let p = h.path(&format!("h{i}")).join(format!("f{evil}"));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            let ps = p.display().to_string();
-            let line = evil.replace('\n', " ");
-            h.converges(
-                &LINEINFILE,
-                json!({"path": ps, "line": line, "create": true, "regexp": regex::escape(&line)}),
-            )
-            .await;
-            assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{line}\n"));
-            h.converges(
-                &LINEINFILE,
-                json!({"path": ps, "line": line, "state": "absent", "validate": "test -f %s"}),
-            )
-            .await;
-        }
-        h.assert_not_pwned();
-    }
-}
+#[path = "lineinfile_tests.rs"]
+mod tests;

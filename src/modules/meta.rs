@@ -1,7 +1,8 @@
 //! `meta`: engine actions. The planner handles `flush_handlers` where the task stands; here
-//! the module only acknowledges the actions prov supports and fails the others.
+//! the module only acknowledges the actions prov supports; `validate` refuses the others when
+//! the playbook is loaded.
 
-use super::{ModResult, Module, ModuleCtx, Outcome, fail};
+use super::{ArgError, ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -19,24 +20,34 @@ impl Module for MetaModule {
     const NAME: &'static str = "meta";
     const FREE_FORM: Option<&'static str> = Some("free_form");
 
-    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        run(ctx, args).await
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        match action(a) {
+            "flush_handlers" | "noop" | "end_play" => Ok(()),
+            "" => Err(ArgError::at(
+                "free_form",
+                "meta needs an action, e.g. `meta: flush_handlers`",
+            )),
+            other => Err(ArgError::at(
+                "free_form",
+                format!(
+                    "unsupported meta action '{other}' (supported: flush_handlers, noop, end_play)"
+                ),
+            )),
+        }
+    }
+
+    async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+        // `validate` refused every other action.
+        Ok(match action(&a) {
+            "flush_handlers" => Outcome::ok("handlers flushed"),
+            "end_play" => Outcome::ok("end_play: ending the play is not supported, continuing"),
+            _ => Outcome::ok(""),
+        })
     }
 }
 
-async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let action = a.free_form.unwrap_or_default();
-    match action.trim() {
-        "flush_handlers" => Ok(Outcome::ok("handlers flushed")),
-        "noop" => Ok(Outcome::ok("")),
-        "end_play" => Ok(Outcome::ok(
-            "end_play: ending the play is not supported, continuing",
-        )),
-        "" => fail("meta needs an action, e.g. `meta: flush_handlers`"),
-        other => fail(format!(
-            "unsupported meta action '{other}' (supported: flush_handlers, noop, end_play)"
-        )),
-    }
+fn action(a: &Args) -> &str {
+    a.free_form.as_deref().unwrap_or_default().trim()
 }
 
 #[cfg(test)]
@@ -70,5 +81,46 @@ mod tests {
             .is_err()
         );
         assert!(h.run_mode(&META, json!({}), false, false).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_host_is_never_asked() {
+        let conn = crate::host::testing::Scripted::new();
+        let o = conn
+            .run(&META, json!({"free_form": " flush_handlers "}), false)
+            .await
+            .unwrap();
+        assert_eq!(o.msg, "handlers flushed");
+        let o = conn
+            .run(&META, json!({"free_form": "end_play"}), true)
+            .await
+            .unwrap();
+        assert!(
+            !o.changed
+                && o.msg
+                    .starts_with("end_play: ending the play is not supported")
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn validate_refuses_unsupported_actions() {
+        let e = (META.check)(&json!({"free_form": "end_host"})).unwrap_err();
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (
+                Some("free_form"),
+                "unsupported meta action 'end_host' (supported: flush_handlers, noop, end_play)"
+            )
+        );
+        let e = (META.check)(&json!({"_raw_params": "  "})).unwrap_err();
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (
+                Some("free_form"),
+                "meta needs an action, e.g. `meta: flush_handlers`"
+            )
+        );
+        assert_eq!((META.check)(&json!({"_raw_params": "noop"})), Ok(()));
     }
 }

@@ -91,4 +91,32 @@ mod tests {
         assert_eq!(o.data["ansible_facts"]["evil"], json!(evil));
         h.assert_not_pwned();
     }
+
+    #[tokio::test]
+    async fn the_host_is_never_asked() {
+        let conn = crate::host::testing::Scripted::new();
+        let o = conn
+            .run(&SET_FACT, json!({"x": "$(reboot)"}), false)
+            .await
+            .unwrap();
+        assert_eq!(o.data["ansible_facts"], json!({"x": "$(reboot)"}));
+        assert!(conn.commands().is_empty());
+    }
+
+    #[test]
+    fn validate_refuses_names_that_are_not_variables() {
+        let e = (SET_FACT.check)(&json!({"ok": 1, "9lives": 2})).unwrap_err();
+        assert_eq!(e.param, None);
+        assert!(
+            e.msg.starts_with("the variable name '9lives' is not valid"),
+            "{}",
+            e.msg
+        );
+        let e = (SET_FACT.check)(&json!({"cacheable": true})).unwrap_err();
+        assert_eq!(e.msg, "set_fact needs at least one variable to set");
+        assert_eq!(
+            (SET_FACT.check)(&json!({"_x1": 1, "cacheable": false})),
+            Ok(())
+        );
+    }
 }

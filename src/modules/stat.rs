@@ -1,8 +1,8 @@
 //! `stat`: facts about a path, for `register`. One remote command; never changes anything.
 
-use super::{ModResult, Module, ModuleCtx, Outcome, de, fail};
+use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de};
 use crate::host::attrs::fmt_mode;
-use crate::host::fs::{CHECKSUM_ALGOS, Kind, Target, read_paths};
+use crate::host::fs::{CHECKSUM_ALGOS, Kind, PathState, Target, read_paths};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -42,23 +42,41 @@ impl Module for StatModule {
     type Args = Args;
     const NAME: &'static str = "stat";
 
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.path.as_deref().is_none_or(str::is_empty) {
+            return Err(ArgError::at("path", "path is required"));
+        }
+        algorithm(a).map(|_| ())
+    }
+
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
     }
 }
 
+/// The checksum program to run (a name from a fixed list: it goes into the probe script).
+fn algorithm(a: &Args) -> Result<&'static str, ArgError> {
+    let algo = a.checksum_algorithm.as_deref().unwrap_or("sha1");
+    CHECKSUM_ALGOS
+        .iter()
+        .copied()
+        .find(|x| *x == algo)
+        .ok_or_else(|| {
+            ArgError::at(
+                "checksum_algorithm",
+                format!(
+                    "unsupported checksum_algorithm '{algo}': expected one of {}",
+                    CHECKSUM_ALGOS.join(", ")
+                ),
+            )
+        })
+}
+
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let _ = (a.get_mime, a.get_attributes);
-    let Some(path) = a.path.as_deref().filter(|p| !p.is_empty()) else {
-        return fail("path is required");
-    };
-    let algo = a.checksum_algorithm.as_deref().unwrap_or("sha1");
-    let Some(algo) = CHECKSUM_ALGOS.iter().copied().find(|x| *x == algo) else {
-        return fail(format!(
-            "unsupported checksum_algorithm '{algo}': expected one of {}",
-            CHECKSUM_ALGOS.join(", ")
-        ));
-    };
+    let path = a.path.as_deref().unwrap_or_default();
+    // `validate` accepted the algorithm: looking it up again cannot fail.
+    let algo = algorithm(&a).map_err(|e| ModError::Failed(e.msg))?;
     let mut target = Target::new(path);
     if !a.follow {
         target = target.nofollow();
@@ -67,7 +85,12 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         target = target.checksum(algo);
     }
     let found = read_paths(ctx, &[target], false, None).await?;
-    let p = &found.entries[0];
+    let st = facts(&found.entries[0], path, a.follow);
+    Ok(Outcome::ok("").with("stat", Json::Object(st)))
+}
+
+/// What `register` users read: Ansible's `stat` keys.
+fn facts(p: &PathState, path: &str, follow: bool) -> Map<String, Json> {
     let mut st = Map::new();
     st.insert("exists".into(), json!(p.exists()));
     if p.exists() {
@@ -108,11 +131,11 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         if let Some(r) = &p.real_path {
             st.insert("lnk_source".into(), json!(r));
         }
-    } else if let (Some(t), true) = (&p.link_target, a.follow) {
+    } else if let (Some(t), true) = (&p.link_target, follow) {
         // A dangling link followed: the path itself is there, its target is not.
         st.insert("lnk_target".into(), json!(t));
     }
-    Ok(Outcome::ok("").with("stat", Json::Object(st)))
+    st
 }
 
 #[cfg(test)]
@@ -194,5 +217,216 @@ mod tests {
             assert_eq!(s["isreg"], json!(true));
         }
         h.assert_not_pwned();
+    }
+
+    // What the one probe finds, and what `register` users then read.
+
+    use crate::host::testing::Scripted;
+    use crate::shell::quote;
+
+    /// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
+    fn hex(s: &str) -> String {
+        format!("{s}\n")
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    const SUM: &str = "f572d396fae9206628714fb2ce00f72e94f2258f";
+
+    #[tokio::test]
+    async fn a_regular_file_in_one_command() {
+        let out = format!("@ 0 file - - {SUM} 4750 0 4 root adm 6 1796166581 65024 10043555\n");
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &out);
+        let o = conn
+            .run(&STAT, json!({"path": "/usr/bin/x"}), false)
+            .await
+            .unwrap();
+        assert!(!o.changed);
+        let s = &o.data["stat"];
+        assert_eq!(
+            (&s["exists"], &s["isreg"], &s["isdir"], &s["islnk"]),
+            (&json!(true), &json!(true), &json!(false), &json!(false))
+        );
+        assert_eq!(
+            (&s["mode"], &s["isuid"], &s["isgid"]),
+            (&json!("4750"), &json!(true), &json!(false))
+        );
+        assert_eq!(
+            (&s["xusr"], &s["rgrp"], &s["xgrp"], &s["roth"]),
+            (&json!(true), &json!(true), &json!(true), &json!(false))
+        );
+        assert_eq!(
+            (&s["pw_name"], &s["gr_name"], &s["gid"]),
+            (&json!("root"), &json!("adm"), &json!(4))
+        );
+        assert_eq!(
+            (&s["size"], &s["mtime"], &s["inode"]),
+            (&json!(6), &json!(1796166581), &json!(10043555))
+        );
+        assert_eq!(s["checksum"], json!(SUM));
+        assert_eq!(s["path"], json!("/usr/bin/x"));
+        // Not followed by default: the link test comes first.
+        assert!(conn.commands()[0].contains("then t=link; el"));
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn checksum_choice_reaches_the_probe() {
+        let out = "@ 0 file - - 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 644 0 0 root root 6 1796166581 65024 10043555\n";
+        let conn = Scripted::new().ok("sha256sum 2>/dev/null", out);
+        let o = conn
+            .run(
+                &STAT,
+                json!({"path": "/f", "checksum_algorithm": "sha256"}),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(o.data["stat"]["checksum"].as_str().unwrap().len(), 64);
+        conn.assert_done();
+
+        let out = "@ 0 file - - - 644 0 0 root root 6 1796166581 65024 10043555\n";
+        let conn = Scripted::new().ok("stat -c", out);
+        let o = conn
+            .run(&STAT, json!({"path": "/f", "get_checksum": false}), false)
+            .await
+            .unwrap();
+        assert!(o.data["stat"].get("checksum").is_none());
+        assert!(!conn.commands()[0].contains("sum 2>/dev/null"));
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn links_followed_or_not() {
+        let out = format!(
+            "@ 0 link {} {} - 777 0 0 root root 9 1796166581 65024 10043571\n",
+            hex("/etc/motd"),
+            hex("/run/motd")
+        );
+        let conn = Scripted::new().ok("readlink -f", &out);
+        let o = conn
+            .run(&STAT, json!({"path": "/etc/issue"}), false)
+            .await
+            .unwrap();
+        let s = &o.data["stat"];
+        assert_eq!((&s["islnk"], &s["isreg"]), (&json!(true), &json!(false)));
+        assert_eq!(
+            (&s["lnk_target"], &s["lnk_source"]),
+            (&json!("/etc/motd"), &json!("/run/motd"))
+        );
+        conn.assert_done();
+
+        let out = format!(
+            "@ 0 file {} {} {SUM} 644 0 0 root root 6 1796166581 65024 10043555\n",
+            hex("/etc/motd"),
+            hex("/run/motd")
+        );
+        let conn = Scripted::new().ok("stat -L -c", &out);
+        let o = conn
+            .run(&STAT, json!({"path": "/etc/issue", "follow": true}), false)
+            .await
+            .unwrap();
+        let s = &o.data["stat"];
+        assert_eq!((&s["islnk"], &s["isreg"]), (&json!(false), &json!(true)));
+        assert!(!conn.commands()[0].contains("then t=link; el"));
+        conn.assert_done();
+
+        // A dangling link, followed: nothing there, but where it points is known.
+        let out = format!("@ 0 absent {} {} - \n", hex("gone"), hex("/etc/gone"));
+        let conn = Scripted::new().ok("stat -L -c", &out);
+        let o = conn
+            .run(
+                &STAT,
+                json!({"path": "/etc/dangling", "follow": true}),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            o.data["stat"],
+            json!({"exists": false, "lnk_target": "gone"})
+        );
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn absence_is_a_fact_not_a_failure() {
+        let conn = Scripted::new().ok("readlink -f", "@ 0 absent - - - \n");
+        let o = conn
+            .run(&STAT, json!({"path": "/nope"}), true)
+            .await
+            .unwrap();
+        assert!(!o.changed && !o.failed);
+        assert_eq!(o.data["stat"], json!({"exists": false}));
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_fails_or_prints_nonsense_fails_the_task() {
+        let conn = Scripted::new().answer("readlink -f", 1, "", "sudo: a password is required\n");
+        let e = conn
+            .run(&STAT, json!({"path": "/root/x"}), false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read the state of /root/x: sudo: a password is required"
+        );
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("readlink -f", "@ 0 file - - - 644 0 0 root\n");
+        let e = conn
+            .run(&STAT, json!({"path": "/x"}), false)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("unexpected state probe output"),
+            "{e}"
+        );
+        conn.assert_done();
+
+        let conn = Scripted::new().ok("readlink -f", "");
+        let e = conn
+            .run(&STAT, json!({"path": "/x"}), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "truncated state probe output");
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_hostile_path_is_quoted() {
+        let evil = "/tmp/'; reboot; '";
+        let conn = Scripted::new().ok("readlink -f", "@ 0 absent - - - \n");
+        conn.run(&STAT, json!({"path": evil}), false).await.unwrap();
+        let cmd = &conn.commands()[0];
+        assert!(cmd.contains(&format!("p0={};", quote(evil))), "{cmd}");
+        assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");
+        conn.assert_done();
+    }
+
+    #[test]
+    fn validate_names_the_refused_parameter() {
+        let refused = |args: Json| (STAT.check)(&args).unwrap_err();
+        let e = refused(json!({"follow": true}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("path"), "path is required")
+        );
+        let e = refused(json!({"path": "/x", "checksum_algorithm": "crc32; rm -rf /"}));
+        assert_eq!(e.param, Some("checksum_algorithm"));
+        assert_eq!(
+            e.msg,
+            "unsupported checksum_algorithm 'crc32; rm -rf /': expected one of md5, sha1, sha224, sha256, sha384, sha512"
+        );
+        assert_eq!(
+            refused(json!({"path": "/x", "checksum": "md4"})).param,
+            Some("checksum_algorithm")
+        );
+        assert_eq!(
+            (STAT.check)(&json!({"name": "/x", "checksum_algo": "md5", "get_mime": true})),
+            Ok(())
+        );
     }
 }

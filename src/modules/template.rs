@@ -2,7 +2,7 @@
 //! task's variables, then puts the result on the host exactly as `copy` does (same code, same
 //! single probe on the no-change path).
 
-use super::{Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
+use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
 use crate::host::fs::basename;
 use crate::host::fs::{Deliver, deliver};
@@ -36,11 +36,29 @@ pub struct TemplateModule;
 impl Module for TemplateModule {
     type Args = Args;
     const NAME: &'static str = "template";
+    /// Checked when the playbook is loaded; `validate` refuses an empty (rendered) `dest`.
     const REQUIRED: &'static [&'static str] = &["src", "dest"];
     const CAPS: Caps = Caps {
         reads_local: Some("templates"),
         ..Caps::NONE
     };
+
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.src.is_none() {
+            return Err(ArgError::at("src", "src and dest are required"));
+        }
+        if a.dest.as_deref().is_none_or(str::is_empty) {
+            return Err(ArgError::at("dest", "src and dest are required"));
+        }
+        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
+        match a.validate.as_deref() {
+            Some(v) if !v.contains("%s") => Err(ArgError::at(
+                "validate",
+                format!("validate must contain %s: {v}"),
+            )),
+            _ => Ok(()),
+        }
+    }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
@@ -48,28 +66,12 @@ impl Module for TemplateModule {
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let (Some(src), Some(dest)) = (
-        a.src.as_deref(),
-        a.dest.as_deref().filter(|d| !d.is_empty()),
-    ) else {
-        return fail("src and dest are required");
-    };
-    let Some(local) = ctx.find_local("templates", src) else {
-        return fail(format!(
-            "could not find template '{src}' in templates/ of {}",
-            crate::search_path::describe(&ctx.search_dirs)
-        ));
-    };
-    let text = std::fs::read_to_string(&local)
-        .map_err(|e| ModError::Failed(format!("cannot read template {}: {e}", local.display())))?;
-    let rendered = ctx
-        .templar
-        .render_str(&text)
-        .map_err(|e| ModError::Failed(format!("{}: {e}", local.display())))?;
+    let src = a.src.as_deref().unwrap_or_default();
+    let rendered = render(ctx, src)?;
     let mut o = deliver(
         ctx,
         &Deliver {
-            dest,
+            dest: a.dest.as_deref().unwrap_or_default(),
             content: rendered.as_bytes(),
             basename: Some(basename(src)),
             attrs: attrs_from(&a.mode, &a.owner, &a.group)?,
@@ -81,6 +83,21 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     .await?;
     o.data.insert("src".into(), json!(src));
     Ok(o)
+}
+
+/// Renders `src`, looked up in `templates/` of the search path, with the task's variables.
+fn render(ctx: &ModuleCtx<'_>, src: &str) -> Result<String, ModError> {
+    let Some(local) = ctx.find_local("templates", src) else {
+        return fail(format!(
+            "could not find template '{src}' in templates/ of {}",
+            crate::search_path::describe(&ctx.search_dirs)
+        ));
+    };
+    let text = std::fs::read_to_string(&local)
+        .map_err(|e| ModError::Failed(format!("cannot read template {}: {e}", local.display())))?;
+    ctx.templar
+        .render_str(&text)
+        .map_err(|e| ModError::Failed(format!("{}: {e}", local.display())))
 }
 
 #[cfg(test)]
@@ -158,5 +175,155 @@ mod tests {
         assert!(std::fs::read_to_string(&dest).unwrap().contains(&evil[1]));
         h.assert_not_pwned();
         h0.assert_not_pwned();
+    }
+
+    // Decisions on a fake host: the template is rendered locally, the host only answers.
+
+    use crate::host::testing::Scripted;
+    use crate::host::text::sha1_hex;
+
+    const DEST: &str = "/etc/app.conf";
+
+    /// Runs `template` against `conn` with the harness's variables and `templates/`.
+    async fn run_on(conn: &Scripted, h: &Harness, args: Json, check: bool) -> ModResult {
+        let ctx = ModuleCtx {
+            conn,
+            ..h.ctx(check, true)
+        };
+        (TEMPLATE.run)(&ctx, args).await
+    }
+
+    fn file_line(content: &str) -> String {
+        format!(
+            "@ 0 file - - {} 600 0 0 root root {} 1796166581 65024 10043555\n",
+            sha1_hex(content.as_bytes()),
+            content.len()
+        )
+    }
+
+    fn app() -> Harness {
+        harness(
+            json!({"port": 8080}),
+            &[("app.conf.j2", "port={{ port }}\n")],
+        )
+    }
+
+    #[tokio::test]
+    async fn the_same_rendering_costs_one_probe() {
+        let h = app();
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("port=8080\n"));
+        let args = json!({"src": "app.conf.j2", "dest": DEST, "mode": "0600"});
+        let o = run_on(&conn, &h, args, false).await.unwrap();
+        assert!(!o.changed, "{o:?}");
+        assert_eq!(o.data["src"], json!("app.conf.j2"));
+        assert_eq!(o.data["checksum"], json!(sha1_hex(b"port=8080\n")));
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_new_rendering_is_written_and_check_mode_only_reads() {
+        let h = app();
+        let args = json!({"src": "app.conf.j2", "dest": DEST, "mode": "0600"});
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &file_line("port=1\n"))
+            .ok("cat -- /etc/app.conf", "port=1\n")
+            .ok("mktemp", "");
+        let o = run_on(&conn, &h, args.clone(), false).await.unwrap();
+        assert!(o.changed && o.msg == "content changed", "{o:?}");
+        assert!(o.diff.unwrap().contains("-port=1\n+port=8080\n"));
+        assert_eq!(conn.stdin(2), b"port=8080\n");
+        conn.assert_done();
+
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &file_line("port=1\n"))
+            .ok("cat -- /etc/app.conf", "port=1\n");
+        assert!(run_on(&conn, &h, args, true).await.unwrap().changed);
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_directory_dest_gets_the_template_name() {
+        let h = app();
+        let conn = Scripted::new()
+            .ok(
+                "then p0=\"$p0\"/app.conf.j2; d=1; fi",
+                "@ 1 absent - - - \n",
+            )
+            .ok("mktemp", "");
+        let o = run_on(
+            &conn,
+            &h,
+            json!({"src": "app.conf.j2", "dest": "/etc"}),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(o.data["dest"], json!("/etc/app.conf.j2"));
+        conn.assert_done();
+    }
+
+    #[tokio::test]
+    async fn a_template_that_cannot_render_never_reaches_the_host() {
+        let h = harness(json!({}), &[("bad.j2", "{{ missing_var }}")]);
+        let conn = Scripted::new();
+        let e = run_on(&conn, &h, json!({"src": "bad.j2", "dest": DEST}), false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("missing_var"), "{e}");
+        let e = run_on(&conn, &h, json!({"src": "nope.j2", "dest": DEST}), false)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("could not find template 'nope.j2' in templates/"),
+            "{e}"
+        );
+        assert!(conn.commands().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_validation_names_its_cause() {
+        let h = app();
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &file_line("port=1\n"))
+            .ok("cat -- /etc/app.conf", "port=1\n")
+            .answer("mktemp", 97, "", "bad port\nvalidation failed\n");
+        let args = json!({"src": "app.conf.j2", "dest": DEST, "validate": "check %s"});
+        let e = run_on(&conn, &h, args, false).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("failed to validate /etc/app.conf: bad port"),
+            "{e}"
+        );
+        conn.assert_done();
+    }
+
+    #[test]
+    fn validate_names_the_refused_parameter() {
+        let refused = |args: Json| (TEMPLATE.check)(&args).unwrap_err();
+        let e = refused(json!({"dest": DEST}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("src"), "src and dest are required")
+        );
+        let e = refused(json!({"src": "a.j2", "dest": ""}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (Some("dest"), "src and dest are required")
+        );
+        let e = refused(json!({"src": "a.j2", "dest": DEST, "mode": "0o644"}));
+        assert_eq!(e.param, Some("mode"));
+        let e = refused(json!({"src": "a.j2", "dest": DEST, "validate": "/usr/sbin/visudo -c"}));
+        assert_eq!(
+            (e.param, e.msg.as_str()),
+            (
+                Some("validate"),
+                "validate must contain %s: /usr/sbin/visudo -c"
+            )
+        );
+        assert_eq!(
+            (TEMPLATE.check)(&json!({"src": "a.j2", "dest": DEST, "mode": "u=rw,go=r"})),
+            Ok(())
+        );
     }
 }
