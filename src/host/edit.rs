@@ -6,28 +6,6 @@ use super::attrs::FileAttrs;
 use super::fs::{FileWant, Kind, Target, converge_file, read_paths};
 use super::{ModError, ModuleCtx, Outcome, fail};
 
-/// `state: present` (the default) or `absent`, refused at decoding with the message users
-/// see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "String")]
-pub enum Presence {
-    Present,
-    Absent,
-}
-
-impl TryFrom<String> for Presence {
-    type Error = String;
-    fn try_from(s: String) -> Result<Presence, String> {
-        match s.as_str() {
-            "present" => Ok(Presence::Present),
-            "absent" => Ok(Presence::Absent),
-            other => Err(format!(
-                "invalid state '{other}': expected present or absent"
-            )),
-        }
-    }
-}
-
 /// An argument value refused by the edit helpers: the parameter it is about (`None` for a
 /// combination of parameters) and why. Modules turn it into their `ArgError`.
 pub type Refusal = (Option<&'static str>, String);

@@ -185,7 +185,10 @@ fn validate_refuses_bad_values() {
     let e = refused(json!({"state": "gone"}));
     assert_eq!(
         (e.param, e.msg.as_str()),
-        (None, "state must be present or absent (got 'gone')")
+        (
+            None,
+            "value of state must be one of: present, absent, got: gone"
+        )
     );
     // Valid: removal by name only, a flat repository, a key in files/ (looked up at run time).
     for ok in [

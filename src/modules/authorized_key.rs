@@ -20,7 +20,7 @@ use crate::host::probe::Reader;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
 use base64::Engine as _;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, json};
 
 #[derive(Deserialize)]
@@ -46,24 +46,7 @@ pub struct Args {
 }
 
 /// `present` (the default) or `absent`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
-
-impl<'de> Deserialize<'de> for State {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
-        match de::opt_stringish(d)?.as_deref() {
-            None | Some("present") => Ok(State::Present),
-            Some("absent") => Ok(State::Absent),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "state must be present or absent (got '{other}')"
-            ))),
-        }
-    }
-}
+type State = de::Presence;
 
 /// The `authorized_key` module.
 pub struct AuthorizedKeyModule;

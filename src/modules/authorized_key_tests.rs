@@ -334,7 +334,10 @@ fn validate_refuses_bad_values() {
     let e = refused(json!({"user": "deploy", "key": K1, "state": "gone"}));
     assert_eq!(
         (e.param, e.msg.as_str()),
-        (None, "state must be present or absent (got 'gone')")
+        (
+            None,
+            "value of state must be one of: present, absent, got: gone"
+        )
     );
     // An empty exclusive list is allowed: it removes every key.
     assert!(

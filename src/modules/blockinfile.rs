@@ -3,9 +3,10 @@
 //! One probe returns the file's attributes and content; the edit is computed locally; a
 //! change is one atomic write.
 
+use super::de::Presence;
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
-use crate::host::edit::{EditOpts, Place, Presence, chomp, edit_file, rstrip_crlf, split_lines};
+use crate::host::edit::{EditOpts, Place, chomp, edit_file, rstrip_crlf, split_lines};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -427,7 +428,7 @@ mod tests {
         );
         let e = refused(json!({"path": CONF, "state": "present!"}));
         assert_eq!(e.param, None);
-        assert!(e.msg.contains("invalid state 'present!'"), "{}", e.msg);
+        assert!(e.msg.contains("got: present!"), "{}", e.msg);
         let e = refused(json!({"path": CONF, "marker": "# fixed"}));
         assert_eq!(
             (e.param, e.msg.as_str()),

@@ -4,7 +4,7 @@
 use super::{ArgError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::accounts::check_name;
 use crate::shell::quote;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, json};
 
 #[derive(Deserialize)]
@@ -24,33 +24,7 @@ pub struct Args {
 }
 
 /// `present` (the default) or `absent`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
-
-impl State {
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Present => "present",
-            State::Absent => "absent",
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for State {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
-        match de::opt_stringish(d)?.as_deref() {
-            None | Some("present") => Ok(State::Present),
-            Some("absent") => Ok(State::Absent),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "state must be present or absent (got '{other}')"
-            ))),
-        }
-    }
-}
+type State = de::Presence;
 
 /// The `group` module.
 pub struct GroupModule;
@@ -252,7 +226,10 @@ mod tests {
         // A closed set is decoded by serde: the load-time check finds the value by decoding
         // the key alone.
         let e = refused(json!({"name": "web", "state": "gone"}));
-        assert_eq!(e.msg, "state must be present or absent (got 'gone')");
+        assert_eq!(
+            e.msg,
+            "value of state must be one of: present, absent, got: gone"
+        );
         assert!((GROUP.check)(&json!({"name": "web", "gid": 1001, "state": "absent"})).is_ok());
     }
 

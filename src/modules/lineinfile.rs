@@ -5,10 +5,11 @@
 //! change is one atomic write. Regexes are Rust `regex` syntax (no look-around or
 //! back-references inside the pattern); `backrefs` replacements use Python's `\1`/`\g<name>`.
 
+use super::de::Presence;
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
 use crate::host::edit::{
-    EditOpts, Place, Presence, Refusal, chomp, edit_file, regex, rstrip_crlf, split_lines,
+    EditOpts, Place, Refusal, chomp, edit_file, regex, rstrip_crlf, split_lines,
 };
 use regex::bytes::{Captures, Regex};
 use serde::Deserialize;

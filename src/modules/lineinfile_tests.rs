@@ -421,7 +421,7 @@ fn validate_names_the_refused_parameter() {
     assert_eq!(e.param, None);
     assert!(
         e.msg
-            .contains("invalid state 'gone': expected present or absent"),
+            .contains("value of state must be one of: present, absent, got: gone"),
         "{}",
         e.msg
     );

@@ -284,6 +284,36 @@ pub mod de {
         }
     }
 
+    /// `state: present` (the default) or `absent`, the choice of most modules; anything else
+    /// is refused while decoding, in Ansible's words.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Presence {
+        #[default]
+        Present,
+        Absent,
+    }
+
+    impl Presence {
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Presence::Present => "present",
+                Presence::Absent => "absent",
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Presence {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Presence, D::Error> {
+            match opt_stringish(d)?.as_deref() {
+                None | Some("present") => Ok(Presence::Present),
+                Some("absent") => Ok(Presence::Absent),
+                Some(other) => Err(serde::de::Error::custom(format!(
+                    "value of state must be one of: present, absent, got: {other}"
+                ))),
+            }
+        }
+    }
+
     pub fn opt_bool_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
         bool_like(d).map(Some)
     }

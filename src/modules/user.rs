@@ -57,24 +57,7 @@ pub struct Args {
 }
 
 /// `present` (the default) or `absent`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
-
-impl<'de> Deserialize<'de> for State {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
-        match de::opt_stringish(d)?.as_deref() {
-            None | Some("present") => Ok(State::Present),
-            Some("absent") => Ok(State::Absent),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "state must be present or absent (got '{other}')"
-            ))),
-        }
-    }
-}
+type State = de::Presence;
 
 /// When a differing password hash is set: `always` (the default) or only `on_create`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
