@@ -24,6 +24,14 @@ pub struct LoadArgs {
     /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
     #[arg(short = 'i', long = "inventory", required = true)]
     pub inventory: Vec<String>,
+    #[command(flatten)]
+    pub select: Select,
+}
+
+/// What part of a playbook runs, with which extra variables: shared by every command that
+/// runs one (`apply`, `validate`, `graph`, `schedule`).
+#[derive(Args, Clone, Default)]
+pub struct Select {
     /// Extra variables: `k=v ...`, `@file.yml` or a JSON/YAML mapping (repeatable; highest precedence).
     #[arg(short = 'e', long = "extra-vars")]
     pub extra_vars: Vec<String>,
@@ -80,10 +88,10 @@ pub fn bad_input(d: &Diags) -> i32 {
 /// Loads inventory and playbook, builds the graph and checks templates: everything that can be
 /// wrong before a host is contacted.
 pub fn load_all(l: &LoadArgs) -> Result<Loaded, Diags> {
-    load_with(l, parse_extra_vars(&l.extra_vars)?)
+    load_with(l, parse_extra_vars(&l.select.extra_vars)?)
 }
 
-/// [`load_all`] with extra variables given as values (`l.extra_vars` is not read).
+/// [`load_all`] with extra variables given as values (`l.select.extra_vars` is not read).
 pub fn load_with(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> {
     let pb_dir = l.playbook.parent().map(Path::to_path_buf);
     let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
@@ -105,10 +113,10 @@ pub fn load_with(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags
         }
     };
     let tags = TagFilter {
-        only: l.tags.clone(),
-        skip: l.skip_tags.clone(),
+        only: l.select.tags.clone(),
+        skip: l.select.skip_tags.clone(),
     };
-    let plan = Plan::build(&pb, &inv, l.limit.as_deref(), &tags)?;
+    let plan = Plan::build(&pb, &inv, l.select.limit.as_deref(), &tags)?;
     let problems = crate::plan::check::check_templates(&pb, &inv, &extra);
     problems.into_result(Loaded {
         pb,

@@ -393,10 +393,10 @@ fn run_group(
     let load = LoadArgs {
         playbook: tmp.path(),
         inventory: a.inventory.clone(),
-        extra_vars: vec![],
-        limit: Some(group.join(",")),
-        tags: vec![],
-        skip_tags: vec![],
+        select: app::Select {
+            limit: Some(group.join(",")),
+            ..Default::default()
+        },
     };
     let loaded = app::load_with(&load, extra.clone())?;
     let fresh = mode == Mode::Fresh;

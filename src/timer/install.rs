@@ -100,7 +100,7 @@ fn project_root(a: &ScheduleArgs, load: &LoadArgs) -> Result<PathBuf, String> {
             });
         }
     }
-    for e in &load.extra_vars {
+    for e in &load.select.extra_vars {
         if let Some(f) = e.strip_prefix('@') {
             let c = canonical(Path::new(f))?;
             anchors.push(c.parent().unwrap_or(Path::new("/")).to_path_buf());
@@ -288,21 +288,21 @@ impl Spec {
             };
             exec.extend(["-i".to_string(), mapped]);
         }
-        for e in &load.extra_vars {
+        for e in &load.select.extra_vars {
             let mapped = match e.strip_prefix('@') {
                 Some(f) => format!("@{}", on_target(Path::new(f), &root)?),
                 None => e.clone(),
             };
             exec.extend(["-e".to_string(), mapped]);
         }
-        if let Some(l) = &load.limit {
+        if let Some(l) = &load.select.limit {
             exec.extend(["-l".to_string(), l.clone()]);
         }
-        if !load.tags.is_empty() {
-            exec.extend(["-t".to_string(), load.tags.join(",")]);
+        if !load.select.tags.is_empty() {
+            exec.extend(["-t".to_string(), load.select.tags.join(",")]);
         }
-        if !load.skip_tags.is_empty() {
-            exec.extend(["--skip-tags".to_string(), load.skip_tags.join(",")]);
+        if !load.select.skip_tags.is_empty() {
+            exec.extend(["--skip-tags".to_string(), load.select.skip_tags.join(",")]);
         }
         if a.check_only {
             exec.push("--check-only".into());

@@ -68,18 +68,8 @@ pub struct ScheduleArgs {
     /// Inventory (repeatable); needed with a playbook and with --on.
     #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<String>,
-    /// Extra variables for every run (`k=v`, a JSON/YAML mapping, or `@file` inside the project).
-    #[arg(short = 'e', long = "extra-vars")]
-    pub extra_vars: Vec<String>,
-    /// Only hosts matching this pattern.
-    #[arg(short = 'l', long)]
-    pub limit: Option<String>,
-    /// Only tasks with these tags (comma separated).
-    #[arg(short = 't', long, value_delimiter = ',')]
-    pub tags: Vec<String>,
-    /// Skip tasks with these tags (comma separated).
-    #[arg(long, value_delimiter = ',')]
-    pub skip_tags: Vec<String>,
+    #[command(flatten)]
+    pub select: app::Select,
     /// How often: 30s, 5min, 2h, 1d, 1w. Runs fire on the clock (OnCalendar), so the interval
     /// must divide a minute, an hour or a day evenly.
     #[arg(long, required_unless_present = "remove")]
@@ -274,10 +264,7 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
     let load = LoadArgs {
         playbook: playbook.clone(),
         inventory: a.inventory.clone(),
-        extra_vars: a.extra_vars.clone(),
-        limit: a.limit.clone(),
-        tags: a.tags.clone(),
-        skip_tags: a.skip_tags.clone(),
+        select: a.select.clone(),
     };
     let app::Loaded {
         inv, plan, extra, ..
