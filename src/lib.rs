@@ -1,8 +1,8 @@
 //! prov: an agentless, Ansible-style provisioning engine.
 //!
-//! Layers, data flowing one way: `cli` → `inventory` + `playbook` (load, with spans) → `plan`
-//! (graph of (host, task) nodes) → `run` (scheduler) → `modules` over `connection` → events →
-//! `output`.
+//! Layers, data flowing one way: `cli` → `app` → `inventory` + `playbook` (load, with spans) →
+//! `plan` (graph of (host, task) nodes) → `run` (scheduler) → `modules` → `host` → `connection`;
+//! `events` → `output`. ARCHITECTURE.md describes each layer.
 
 pub mod app;
 pub mod bootstrap;
