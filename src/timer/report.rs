@@ -215,39 +215,19 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .as_millis() as u64
 }
 
-/// (year, month, day, hour, minute, second) in UTC (Howard Hinnant's civil-from-days).
-fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60)
-}
-
 /// `2026-05-01T01:23:45.678Z`
 pub fn rfc3339(ms: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil((ms / 1000) as i64);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms % 1000
-    )
+    utc(ms).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The report file name of a run started at `ms`: `20260501T012345.678Z.json` (names sort
 /// in time order).
 pub fn file_name(ms: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil((ms / 1000) as i64);
-    format!(
-        "{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{:03}Z.json",
-        ms % 1000
-    )
+    utc(ms).format("%Y%m%dT%H%M%S%.3fZ.json").to_string()
+}
+
+fn utc(ms: u64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
 }
 
 /// A name [`file_name`] makes.
