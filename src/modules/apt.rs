@@ -679,7 +679,8 @@ fn decide(
 }
 
 /// The apt-get commands of the change: the upgrade, then one install or remove for all
-/// packages of the task; with `--simulate` in check mode.
+/// packages of the task; with `--simulate` in check mode. A failed upgrade stops the script
+/// (`set -e`): an install that succeeds after it must not hide it.
 fn apt_get_script(
     a: &Args,
     plan: &Plan,
@@ -706,7 +707,7 @@ fn apt_get_script(
     if simulate {
         opts.push("--simulate".into());
     }
-    let mut cmds = vec![APT_ENV.to_string()];
+    let mut cmds = vec!["set -e".to_string(), APT_ENV.to_string()];
     if !upgradable.is_empty() {
         let verb = match plan.upgrade {
             Upgrade::Dist => "dist-upgrade",

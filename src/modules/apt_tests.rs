@@ -402,7 +402,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
     assert_eq!(o.data["packages"], json!(["cowsay"]));
     assert_eq!(o.data["stdout"], json!(INSTALLED_COWSAY));
     conn.assert_done();
-    assert!(conn.commands()[1].starts_with("export DEBIAN_FRONTEND=noninteractive"));
+    assert!(conn.commands()[1].starts_with("set -e\nexport DEBIAN_FRONTEND=noninteractive"));
 
     // Check mode: the same command, simulated.
     let conn = Scripted::new()
@@ -609,4 +609,35 @@ fn version_globs_match_like_fnmatch() {
     assert!(glob_match("1.2**", "1.2.3"));
     assert!(glob_match("1.[0-2]*", "1.1.9"));
     assert!(!glob_match("1.[0-2]*", "1.3.0"));
+}
+
+/// The change script's semantics, run by a real shell with an `apt-get` that fails its
+/// upgrade: the script must fail, not report the install's success.
+#[test]
+fn a_failed_upgrade_is_not_hidden_by_the_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = dir.path().join("apt-get");
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\ncase \"$*\" in *upgrade*) echo 'E: upgrade broke' >&2; exit 100;; esac\necho \"$*\" >> \"$0.log\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a: Args =
+        crate::host::testing::decode(serde_json::json!({"name": "sl", "upgrade": "dist"})).unwrap();
+    let mut p = plan(State::Present, &["sl"]);
+    p.upgrade = Upgrade::Dist;
+    let script = apt_get_script(&a, &p, &p.specs.clone(), &["bash".to_string()], false);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(100), "{script}");
+    assert!(
+        !dir.path().join("apt-get.log").exists(),
+        "the install must not run"
+    );
 }
