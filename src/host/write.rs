@@ -7,8 +7,11 @@
 //! when prov is killed mid-write the channel closes, `head -c` reads fewer bytes than announced,
 //! the check fails and the temp file is removed; a signal to the remote shell does the same.
 //!
-//! Each file is written by one subshell, so the snippet can be embedded in a larger script
-//! (`daemon-reload` after unit files, say) whatever that script's own `set -e` state.
+//! Each file is written by one subshell with `set -e`, so the snippet can be embedded in a
+//! larger script (`daemon-reload` after unit files, say) whatever that script's own `set -e`
+//! state. The subshell must not be part of an `||`/`&&` list: the shell ignores `set -e`
+//! inside one, and a failed `chown` or `mv` would go unnoticed. Its exit status is checked
+//! on the next line instead.
 
 use super::text::sha1_hex;
 use super::{ModError, ModuleCtx, fail};
@@ -115,7 +118,11 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
             "if [ -f \"$p\" ]; then s=$$.$(date +%Y-%m-%d@%H:%M:%S); cp -p -- \"$p\" \"$p.$s~\"; echo \"B {index} $s\"; fi\n"
         ));
     }
-    s.push_str("mv -f -- \"$t\" \"$p\"; trap - EXIT) || exit $?\n");
+    // `mv` onto a directory (or a link to one) would move the file into it.
+    s.push_str(
+        "if [ -d \"$p\" ]; then echo \"$p is a directory: not written\" >&2; exit 1; fi\n\
+         mv -f -- \"$t\" \"$p\"; trap - EXIT)\nr=$?; if [ $r -ne 0 ]; then exit $r; fi\n",
+    );
     Ok(s)
 }
 
@@ -273,6 +280,37 @@ mod tests {
             ..FileWrite::new(&p, b"x", 0o644)
         };
         assert!(script(&[w]).is_err(), "validate without %s is refused");
+    }
+
+    /// Every step of a write is checked: an owner that does not exist, a rename that is not
+    /// allowed. The old file stays, no temp file is left, and the script fails.
+    #[test]
+    fn a_failed_step_fails_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "old").unwrap();
+        let p = path.display().to_string();
+        let w = FileWrite {
+            chown: Some("no-such-user-prov".into()),
+            ..FileWrite::new(&p, b"new", 0o644)
+        };
+        let (s, stdin) = script(&[w]).unwrap();
+        let out = run_sh(&format!("{s}echo after"), &stdin);
+        assert!(!out.status.success(), "a failed chown must fail the write");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("after"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert!(leftovers(dir.path()).is_empty());
+
+        // The target is a directory: `mv` would put the file inside it.
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/x"), "").unwrap();
+        let d = dir.path().join("d").display().to_string();
+        let (s, stdin) = script(&[FileWrite::new(&d, b"new", 0o644)]).unwrap();
+        let out = run_sh(&s, &stdin);
+        assert!(!out.status.success(), "writing over a directory must fail");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is a directory"));
+        assert_eq!(std::fs::read_dir(dir.path().join("d")).unwrap().count(), 1);
+        assert!(leftovers(dir.path()).is_empty());
     }
 
     #[test]
