@@ -203,7 +203,8 @@ fn init_logging(verbose: u8) {
     // fails only when a subscriber is already installed, which is then kept.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // One line at a time, printed above the progress bars when they are drawn.
+        .with_writer(crate::output::LogLine::new)
         .with_ansi(crate::diag::color_stderr())
         .event_format(LevelPrefix)
         .try_init();

@@ -26,6 +26,49 @@ pub struct Renderer {
     quiet: bool,
 }
 
+/// The progress bars being drawn, if any: log lines (warnings) are printed through them, so
+/// that the next redraw does not paint over them.
+static ACTIVE_BARS: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
+
+/// Writes one log line to stderr, above the progress bars when they are drawn.
+pub struct LogLine(Vec<u8>);
+
+impl LogLine {
+    pub fn new() -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+impl Default for LogLine {
+    fn default() -> LogLine {
+        LogLine::new()
+    }
+}
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let text = std::mem::take(&mut self.0);
+        let print = || {
+            let _ = std::io::stderr().write_all(&text);
+        };
+        match ACTIVE_BARS.lock().ok().and_then(|b| b.clone()) {
+            Some(bars) => bars.suspend(print),
+            None => print(),
+        }
+    }
+}
+
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
@@ -75,6 +118,9 @@ impl Renderer {
             }
             Event::RunEnd { .. } => {
                 if let Some(b) = self.bars.take() {
+                    if let Ok(mut active) = ACTIVE_BARS.lock() {
+                        *active = None;
+                    }
                     b.overall.finish_and_clear();
                     for p in b.per_host.values() {
                         p.finish_and_clear();
@@ -107,6 +153,9 @@ impl Renderer {
             b.set_prefix(h.clone());
             b.enable_steady_tick(Duration::from_millis(120));
             per_host.insert(h.clone(), b);
+        }
+        if let Ok(mut active) = ACTIVE_BARS.lock() {
+            *active = Some(multi.clone());
         }
         self.bars = Some(Bars {
             multi,
