@@ -85,18 +85,13 @@ pub(super) async fn authenticate(handle: &mut Handle<Client>, t: &SshTarget) -> 
         }
         let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-        match handle
+        let result = handle
             .authenticate_publickey(user, key)
             .await
-            .map_err(transport)?
-        {
-            AuthResult::Success => return Ok(()),
-            AuthResult::Failure {
-                remaining_methods, ..
-            } => {
-                tried.push(format!("key {} ({alg}, rejected)", path.display()));
-                accepts = Some(remaining_methods.to_vec());
-            }
+            .map_err(transport)?;
+        let what = format!("key {} ({alg}, rejected)", path.display());
+        if succeeded(result, what, &mut tried, &mut accepts) {
+            return Ok(());
         }
     }
     if t.identity_files.is_empty() {
@@ -109,18 +104,17 @@ pub(super) async fn authenticate(handle: &mut Handle<Client>, t: &SshTarget) -> 
             let mut done = false;
             if allows(&accepts, MethodKind::Password) {
                 done = true;
-                match handle
+                let result = handle
                     .authenticate_password(user, pw)
                     .await
-                    .map_err(transport)?
-                {
-                    AuthResult::Success => return Ok(()),
-                    AuthResult::Failure {
-                        remaining_methods, ..
-                    } => {
-                        tried.push("password (rejected)".into());
-                        accepts = Some(remaining_methods.to_vec());
-                    }
+                    .map_err(transport)?;
+                if succeeded(
+                    result,
+                    "password (rejected)".into(),
+                    &mut tried,
+                    &mut accepts,
+                ) {
+                    return Ok(());
                 }
             }
             if allows(&accepts, MethodKind::KeyboardInteractive) {
@@ -150,6 +144,25 @@ pub(super) async fn authenticate(handle: &mut Handle<Client>, t: &SshTarget) -> 
         "authentication failed; tried: {}{accepted}",
         tried.join(", ")
     ))
+}
+
+/// True on success; otherwise notes the rejected attempt and what the server still accepts.
+fn succeeded(
+    result: AuthResult,
+    rejected: String,
+    tried: &mut Vec<String>,
+    accepts: &mut Option<Vec<MethodKind>>,
+) -> bool {
+    match result {
+        AuthResult::Success => true,
+        AuthResult::Failure {
+            remaining_methods, ..
+        } => {
+            tried.push(rejected);
+            *accepts = Some(remaining_methods.to_vec());
+            false
+        }
+    }
 }
 
 /// rsa-sha2-512/256 as the server advertises (never SHA-1 unless that is all it speaks).

@@ -52,27 +52,37 @@ struct YamlStyle {
     explicit_start: bool,
 }
 
+impl YamlStyle {
+    /// `yaml.dump`'s defaults as Ansible calls it: keys sorted, no `---`.
+    fn sorted(indent: usize, flow: FlowStyle) -> YamlStyle {
+        YamlStyle {
+            indent,
+            flow,
+            sort_keys: true,
+            explicit_start: false,
+        }
+    }
+}
+
 /// Ansible's `to_yaml`: PyYAML with `default_flow_style=None`, so leaf
 /// collections come out inline (`{a: 1}`).
 fn to_yaml(state: &State, value: &Value, kwargs: Kwargs) -> Result<String, Error> {
-    let style = YamlStyle {
-        indent: 2,
-        flow: FlowStyle::Leaves,
-        sort_keys: true,
-        explicit_start: false,
-    };
-    yaml_with_kwargs(state, value, &kwargs, style)
+    yaml_with_kwargs(
+        state,
+        value,
+        &kwargs,
+        YamlStyle::sorted(2, FlowStyle::Leaves),
+    )
 }
 
 /// Ansible's `to_nice_yaml`: block style with an indent of 4.
 fn to_nice_yaml(state: &State, value: &Value, kwargs: Kwargs) -> Result<String, Error> {
-    let style = YamlStyle {
-        indent: 4,
-        flow: FlowStyle::Never,
-        sort_keys: true,
-        explicit_start: false,
-    };
-    yaml_with_kwargs(state, value, &kwargs, style)
+    yaml_with_kwargs(
+        state,
+        value,
+        &kwargs,
+        YamlStyle::sorted(4, FlowStyle::Never),
+    )
 }
 
 /// Applies `yaml.dump` keyword overrides to a style and serializes.
