@@ -10,6 +10,7 @@
 //! Every value reaches the remote shell through [`quote`]; content only ever travels on stdin.
 
 use super::attrs::{FileAttrs, chmod_arg, fmt_mode, plan_attrs};
+use super::probe::{HEX_FN, Reader, unhex};
 use super::text::{content_diff, join_diff, sha1_hex};
 use super::write::{FileWrite, write_file};
 use super::{ModError, ModResult, ModuleCtx, Outcome, fail};
@@ -132,7 +133,7 @@ pub async fn read_paths(
     content: bool,
     tree_check: Option<&str>,
 ) -> Result<PathStates, ModError> {
-    let mut s = String::from("set -e; hex() { od -A n -t x1 | tr -d ' \\n'; }\n");
+    let mut s = format!("set -e; {HEX_FN}");
     for (i, t) in targets.iter().enumerate() {
         let p = format!("\"$p{i}\"");
         s.push_str(&format!("p{i}={}; d=0\n", quote_path(&t.path)));
@@ -192,15 +193,10 @@ fn parse_probe(
     content: bool,
     tree: bool,
 ) -> Result<PathStates, ModError> {
-    let mut rest = out;
-    let mut next_line = || -> Result<String, ModError> {
-        let nl = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| ModError::Failed("truncated state probe output".into()))?;
-        let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
-        rest = &rest[nl + 1..];
-        Ok(line)
+    let mut r = Reader::new(out);
+    let mut next_line = || {
+        r.complete_line()
+            .map_err(|_| ModError::Failed("truncated state probe output".into()))
     };
     let mut entries = Vec::with_capacity(targets.len());
     for t in targets {
@@ -212,8 +208,8 @@ fn parse_probe(
         );
     }
     let tree_drift = if tree { next_line()? == "R 1" } else { false };
-    let content =
-        (content && entries.first().is_some_and(|e| e.kind == Kind::File)).then(|| rest.to_vec());
+    let content = (content && entries.first().is_some_and(|e| e.kind == Kind::File))
+        .then(|| r.rest().to_vec());
     Ok(PathStates {
         entries,
         content,
@@ -234,13 +230,9 @@ fn parse_entry(t: &Target, line: &str) -> Option<PathState> {
         "link" => Kind::Link,
         _ => Kind::Other,
     };
+    // A link target, hex-encoded (it may hold anything); `-` for none.
     let unhex = |s: &str| -> Option<String> {
-        if s == "-" {
-            return None;
-        }
-        let bytes: Vec<u8> = (0..s.len() / 2)
-            .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
+        let bytes = (s != "-").then(|| unhex(s))?;
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
         Some(String::from_utf8_lossy(bytes).into_owned())
     };
