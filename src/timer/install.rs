@@ -8,6 +8,12 @@
 //! are replaced, and restored by `--remove`; files that existed with the same content are left
 //! alone and not recorded. The backups are made before the record is written, so a failure half
 //! way leaves a record that `--remove` can always follow safely.
+//!
+//! (Longer than the ~800 lines a file should have, and written as raw scripts over the
+//! connection rather than with the modules, because installing the project needs what no
+//! module does yet: a whole directory copied in batches and swapped in atomically under the
+//! run lock. Once a module does that, this becomes a play of `copy`, that module and
+//! `systemd_timer`, and shrinks accordingly.)
 
 use super::interval::Timing;
 use super::{
@@ -16,7 +22,7 @@ use super::{
 };
 use crate::app::LoadArgs;
 use crate::host::probe::{Reader, file_script};
-use crate::host::systemd::{MARKER, quote_word};
+use crate::host::systemd::{MARKER, UNIT_DIR, quote_word};
 use crate::host::write::{self, FileWrite};
 use crate::inventory::Inventory;
 use crate::shell::quote;
@@ -26,7 +32,6 @@ use sha2::Digest;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const UNIT_DIR: &str = "/etc/systemd/system";
 /// A project larger than this is most likely not what was meant (use --project).
 const MAX_FILES: usize = 20_000;
 const MAX_BYTES: u64 = 1 << 30;
