@@ -2,6 +2,7 @@
 //! whether the docker CLI is there at all.
 
 use super::{ModResult, ModuleCtx, Outcome, fail};
+use serde::Deserialize;
 
 /// The first line of a probe when the docker CLI is missing.
 pub const NO_DOCKER: &str = "NODOCKER";
@@ -20,5 +21,24 @@ pub fn no_docker(ctx: &ModuleCtx<'_>, would: &str) -> ModResult {
         )))
     } else {
         fail("docker is not installed on the host (no `docker` command)")
+    }
+}
+
+/// A swarm node's role, as `docker_swarm` (joining) and `docker_node` (changing it) take it:
+/// one type, so both refuse the same values with the same words.
+#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+impl Role {
+    /// The word docker prints and takes (`docker node update --role`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+        }
     }
 }

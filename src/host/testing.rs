@@ -303,3 +303,143 @@ impl Connection for Scripted {
         }
     }
 }
+
+/// One path as [`crate::host::fs::read_paths`] prints it, for a [`Scripted`] host. Every module
+/// that reads files needs this realistic probe output in its tests; building it here keeps one
+/// copy of the format. By default: not descended into, root-owned, with the `stat` fields of
+/// a real file system.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    kind: &'static str,
+    descended: bool,
+    /// `readlink` and `readlink -f` of a symlink.
+    link: Option<(String, String)>,
+    sum: Option<String>,
+    mode: &'static str,
+    owner: &'static str,
+    size: usize,
+    inode: u64,
+}
+
+impl Probed {
+    fn new(kind: &'static str, mode: &'static str, size: usize, inode: u64) -> Probed {
+        Probed {
+            kind,
+            descended: false,
+            link: None,
+            sum: None,
+            mode,
+            owner: "0 0 root root",
+            size,
+            inode,
+        }
+    }
+
+    /// A regular file of `size` bytes, mode 0644.
+    pub fn file(size: usize) -> Probed {
+        Probed::new("file", "644", size, 10043555)
+    }
+
+    /// A regular file, mode 0644, holding `content`: its size and SHA-1 (the probe `copy` and
+    /// `template` make, which compares checksums).
+    pub fn holding(content: &str) -> Probed {
+        Probed::file(content.len()).sum(&crate::host::text::sha1_hex(content.as_bytes()))
+    }
+
+    /// A directory, mode 0755.
+    pub fn dir() -> Probed {
+        Probed::new("directory", "755", 4096, 10043589)
+    }
+
+    /// Nothing at the path.
+    pub fn absent() -> Probed {
+        Probed::new("absent", "", 0, 0)
+    }
+
+    /// A symlink to `target` that the probe did not follow.
+    pub fn link(target: &str) -> Probed {
+        Probed::new("link", "777", target.len(), 10043600).via(target, target)
+    }
+
+    /// Any other kind (`other`, or `file` for a link that was followed).
+    pub fn kind(mut self, kind: &'static str) -> Probed {
+        self.kind = kind;
+        self
+    }
+
+    /// Reached through a symlink to `target`, which `readlink -f` resolves to `real`.
+    pub fn via(mut self, target: &str, real: &str) -> Probed {
+        self.link = Some((target.to_string(), real.to_string()));
+        self
+    }
+
+    /// The probe looked at `dir/basename` because the path was a directory.
+    pub fn descended(mut self) -> Probed {
+        self.descended = true;
+        self
+    }
+
+    /// The mode in `stat %a`'s octal digits.
+    pub fn mode(mut self, mode: &'static str) -> Probed {
+        self.mode = mode;
+        self
+    }
+
+    /// `uid gid user group`, as `stat` prints them.
+    pub fn owner(mut self, owner: &'static str) -> Probed {
+        self.owner = owner;
+        self
+    }
+
+    pub fn sum(mut self, sum: &str) -> Probed {
+        self.sum = Some(sum.to_string());
+        self
+    }
+
+    pub fn size(mut self, size: usize) -> Probed {
+        self.size = size;
+        self
+    }
+
+    pub fn inode(mut self, inode: u64) -> Probed {
+        self.inode = inode;
+        self
+    }
+
+    /// The probe's line: `@ descended kind link real sum` and, but for an absent path, the
+    /// `stat` fields.
+    pub fn line(&self) -> String {
+        let (link, real) = match &self.link {
+            Some((l, r)) => (hex_line(l), hex_line(r)),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let head = format!(
+            "@ {} {} {link} {real} {}",
+            u8::from(self.descended),
+            self.kind,
+            self.sum.as_deref().unwrap_or("-")
+        );
+        if self.kind == "absent" {
+            return format!("{head} \n");
+        }
+        let (mode, owner, size, inode) = (self.mode, self.owner, self.size, self.inode);
+        format!("{head} {mode} {owner} {size} 1796166581 65024 {inode}\n")
+    }
+}
+
+/// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
+pub fn hex_line(s: &str) -> String {
+    format!("{s}\n")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a probe that also asks for the content prints for a root-owned 0644 file holding
+/// `content` (`None`: there is no such file), as `lineinfile` and `blockinfile` read it.
+pub fn probed_content(content: Option<&str>) -> String {
+    match content {
+        Some(c) => format!("{}{c}", Probed::file(c.len()).line()),
+        None => Probed::absent().line(),
+    }
+}

@@ -10,14 +10,36 @@
 //! Each file is written by one subshell, so the snippet can be embedded in a larger script
 //! (`daemon-reload` after unit files, say) whatever that script's own `set -e` state.
 
+use super::attrs::attrs_from;
+use super::edit::Refusal;
 use super::text::sha1_hex;
 use super::{ModError, ModuleCtx, fail};
 use crate::shell::{quote, quote_path};
+use serde_json::Value as Json;
 
 /// Exit code of a write whose `validate` command rejected the new content.
 const RC_INVALID: i32 = 97;
 /// Exit code of a write whose content did not arrive complete and unchanged.
 const RC_INCOMPLETE: i32 = 98;
+
+/// The argument checks of every module that writes a whole file (`copy`, `template`,
+/// `lineinfile`, `blockinfile`), made when the task is loaded so that a bad value fails before
+/// any host is touched rather than halfway through a play: `mode`/`owner`/`group` must decode,
+/// and a `validate` command must hold the `%s` that stands for the new file.
+pub fn check_args(
+    mode: &Option<Json>,
+    owner: &Option<String>,
+    group: &Option<String>,
+    validate: Option<&str>,
+) -> Result<(), Refusal> {
+    attrs_from(mode, owner, group).map_err(|e| (Some("mode"), e.to_string()))?;
+    match validate {
+        Some(v) if !v.contains("%s") => {
+            Err((Some("validate"), format!("validate must contain %s: {v}")))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// One file to write.
 #[derive(Debug, Clone)]

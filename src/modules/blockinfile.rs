@@ -7,6 +7,7 @@ use super::de::Presence;
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
 use crate::host::edit::{EditOpts, Place, chomp, edit_file, rstrip_crlf, split_lines};
+use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -51,18 +52,14 @@ impl Module for BlockinfileModule {
     const NAME: &'static str = "blockinfile";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
+        ArgError::require("path", a.path.as_deref())?;
         Block::from_args(a)?;
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
-        match a.validate.as_deref() {
-            Some(v) if !v.contains("%s") => Err(ArgError::at(
-                "validate",
-                format!("validate must contain %s: {v}"),
-            )),
-            _ => Ok(()),
-        }
+        Ok(check_args(
+            &a.mode,
+            &a.owner,
+            &a.group,
+            a.validate.as_deref(),
+        )?)
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -82,8 +79,7 @@ struct Block {
 impl Block {
     /// The block the arguments ask for, or why they do not make one.
     fn from_args(a: &Args) -> Result<Block, ArgError> {
-        let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())
-            .map_err(|(param, msg)| ArgError { param, msg })?;
+        let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
         let marker = a
             .marker
             .as_deref()
@@ -270,25 +266,16 @@ mod tests {
 
     // Decisions on a fake host: which commands for which file state.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Scripted, probed_content};
 
     const CONF: &str = "/etc/hosts";
 
-    /// What the probe (attributes, then content) prints for a root-owned 0644 file holding
-    /// `content`; `None`: there is no such file.
-    fn probe(content: Option<&str>) -> String {
-        match content {
-            Some(c) => format!(
-                "@ 0 file - - - 644 0 0 root root {} 1796166581 65024 10043555\n{c}",
-                c.len()
-            ),
-            None => "@ 0 absent - - - \n".to_string(),
-        }
-    }
-
     #[tokio::test]
     async fn a_block_in_place_costs_one_probe() {
-        let conn = Scripted::new().ok("readlink -f", &probe(Some(&format!("a\n{B}x\n{E}"))));
+        let conn = Scripted::new().ok(
+            "readlink -f",
+            &probed_content(Some(&format!("a\n{B}x\n{E}"))),
+        );
         let o = conn
             .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
             .await
@@ -329,7 +316,7 @@ mod tests {
         ];
         for (old, extra, msg, new) in cases {
             let conn = Scripted::new()
-                .ok("readlink -f", &probe(Some(&old)))
+                .ok("readlink -f", &probed_content(Some(&old)))
                 .ok("mktemp", "");
             let mut args = extra.as_object().unwrap().clone();
             args.insert("path".into(), json!(CONF));
@@ -345,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn check_mode_reads_and_reports_only() {
-        let conn = Scripted::new().ok("readlink -f", &probe(Some("a\n")));
+        let conn = Scripted::new().ok("readlink -f", &probed_content(Some("a\n")));
         let o = conn
             .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), true)
             .await
@@ -358,7 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_file_is_created_only_with_create() {
-        let conn = Scripted::new().ok("readlink -f", &probe(None));
+        let conn = Scripted::new().ok("readlink -f", &probed_content(None));
         let e = conn
             .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
             .await
@@ -367,7 +354,7 @@ mod tests {
         conn.assert_done();
 
         let conn = Scripted::new()
-            .ok("readlink -f", &probe(None))
+            .ok("readlink -f", &probed_content(None))
             .ok("mktemp", "");
         let args = json!({"path": CONF, "block": "x", "create": true, "owner": "app"});
         let o = conn.run(&BLOCKINFILE, args, false).await.unwrap();
@@ -377,7 +364,7 @@ mod tests {
         assert_eq!(conn.stdin(1), format!("{B}x\n{E}").as_bytes());
         conn.assert_done();
 
-        let conn = Scripted::new().ok("readlink -f", &probe(None));
+        let conn = Scripted::new().ok("readlink -f", &probed_content(None));
         let o = conn
             .run(
                 &BLOCKINFILE,
@@ -393,7 +380,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_names_its_cause() {
         let conn = Scripted::new()
-            .ok("readlink -f", &probe(Some("a\n")))
+            .ok("readlink -f", &probed_content(Some("a\n")))
             .answer("mktemp", 97, "", "bad line 2\nvalidation failed\n");
         let args = json!({"path": CONF, "block": "x", "validate": "check %s"});
         let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();

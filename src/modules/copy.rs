@@ -7,6 +7,7 @@
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
 use crate::host::fs::{Deliver, basename, deliver};
+use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -47,9 +48,7 @@ impl Module for CopyModule {
     };
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.dest.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("dest", "dest is required"));
-        }
+        ArgError::require("dest", a.dest.as_deref())?;
         match (&a.content, &a.src) {
             (Some(_), Some(_)) => {
                 return Err(ArgError::new("src and content are mutually exclusive"));
@@ -68,14 +67,12 @@ impl Module for CopyModule {
             }
             (None, Some(_)) => {}
         }
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
-        match a.validate.as_deref() {
-            Some(v) if !v.contains("%s") => Err(ArgError::at(
-                "validate",
-                format!("validate must contain %s: {v}"),
-            )),
-            _ => Ok(()),
-        }
+        Ok(check_args(
+            &a.mode,
+            &a.owner,
+            &a.group,
+            a.validate.as_deref(),
+        )?)
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -351,27 +348,16 @@ mod tests {
 
     // Decisions on a fake host: which commands for which destination state.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Probed, Scripted};
     use crate::host::text::sha1_hex;
     use crate::modules::ModuleCtx;
     use crate::shell::quote;
 
     const MOTD: &str = "/etc/motd";
 
-    /// The probe line for a root-owned 0644 regular file holding `content` (its sha1 and size).
-    fn file_line(content: &str) -> String {
-        format!(
-            "@ 0 file - - {} 644 0 0 root root {} 1796166581 65024 10043555\n",
-            sha1_hex(content.as_bytes()),
-            content.len()
-        )
-    }
-
-    const ABSENT: &str = "@ 0 absent - - - \n";
-
     #[tokio::test]
     async fn the_same_content_costs_one_probe() {
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("hello\n"));
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::holding("hello\n").line());
         let o = conn
             .run(&COPY, json!({"content": "hello\n", "dest": MOTD}), false)
             .await
@@ -389,7 +375,7 @@ mod tests {
     #[tokio::test]
     async fn new_content_is_one_verified_write() {
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         let args = json!({"content": "hello\n", "dest": MOTD, "mode": "0640", "owner": "app"});
         let o = conn.run(&COPY, args, false).await.unwrap();
@@ -410,7 +396,7 @@ mod tests {
     #[tokio::test]
     async fn changed_content_is_read_for_the_diff_then_written() {
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("old\n"))
+            .ok("sha1sum 2>/dev/null", &Probed::holding("old\n").line())
             .ok("cat -- /etc/motd", "old\n")
             .ok("mktemp", "");
         let o = conn
@@ -424,7 +410,7 @@ mod tests {
         conn.assert_done();
 
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("old\n"))
+            .ok("sha1sum 2>/dev/null", &Probed::holding("old\n").line())
             .ok("cat -- /etc/motd", "old\n");
         let o = conn
             .run(&COPY, json!({"content": "new\n", "dest": MOTD}), true)
@@ -436,13 +422,13 @@ mod tests {
 
     #[tokio::test]
     async fn force_false_keeps_existing_content() {
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("theirs\n"));
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::holding("theirs\n").line());
         let args = json!({"content": "ours\n", "dest": MOTD, "force": false});
         assert!(!conn.run(&COPY, args.clone(), false).await.unwrap().changed);
         conn.assert_done();
 
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         assert!(conn.run(&COPY, args, false).await.unwrap().changed);
         conn.assert_done();
@@ -451,7 +437,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_owner_differs_one_chown() {
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("x"))
+            .ok("sha1sum 2>/dev/null", &Probed::holding("x").line())
             .ok("chown", "");
         let args = json!({"content": "x", "dest": MOTD, "owner": "app", "group": 0});
         let o = conn.run(&COPY, args, false).await.unwrap();
@@ -467,7 +453,10 @@ mod tests {
         std::fs::create_dir_all(h.path("files")).unwrap();
         std::fs::write(h.path("files/app.conf"), "a=1\n").unwrap();
         let conn = Scripted::new()
-            .ok("then p0=\"$p0\"/app.conf; d=1; fi", "@ 1 absent - - - \n")
+            .ok(
+                "then p0=\"$p0\"/app.conf; d=1; fi",
+                &Probed::absent().descended().line(),
+            )
             .ok("mktemp", "");
         let ctx = ModuleCtx {
             conn: &conn,
@@ -483,8 +472,7 @@ mod tests {
         conn.assert_done();
 
         // Content cannot go into a directory: it has no file name.
-        let dir = "@ 0 directory - - - 755 0 0 root root 4096 1796166581 65024 10043589\n";
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", dir);
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::dir().line());
         let e = conn
             .run(&COPY, json!({"content": "x", "dest": "/etc/app"}), false)
             .await
@@ -514,12 +502,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_names_its_cause() {
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", ABSENT).answer(
-            "mktemp",
-            97,
-            "",
-            "nginx: [emerg] unexpected end of file\nvalidation failed\n",
-        );
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
+            .answer(
+                "mktemp",
+                97,
+                "",
+                "nginx: [emerg] unexpected end of file\nvalidation failed\n",
+            );
         let args = json!({"content": "x", "dest": MOTD, "validate": "nginx -t -c %s"});
         let e = conn.run(&COPY, args, false).await.unwrap_err();
         assert!(
@@ -530,7 +520,7 @@ mod tests {
         assert!(conn.commands()[1].contains("nginx -t -c \"$t\""));
         conn.assert_done();
 
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", ABSENT).answer(
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::absent().line()).answer(
             "mktemp",
             1,
             "",
@@ -559,7 +549,7 @@ mod tests {
     async fn hostile_dest_and_content_stay_data() {
         let evil = "/etc/$(reboot)'`x`";
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         let args = json!({"content": "'; reboot; '", "dest": evil, "owner": "a b"});
         conn.run(&COPY, args, false).await.unwrap();

@@ -5,7 +5,7 @@
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
+use crate::host::docker::{NO_DOCKER, Role, no_docker, require_docker};
 use crate::host::text::scrub;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
@@ -27,13 +27,6 @@ enum Availability {
     Active,
     Pause,
     Drain,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    Manager,
-    Worker,
 }
 
 #[derive(Deserialize)]
@@ -326,19 +319,12 @@ fn plan(a: &Args, want: &BTreeMap<String, String>, node: &Node) -> Plan {
     {
         p.availability = Some(av);
     }
-    if let Some(r) = a.role.map(role_name)
+    if let Some(r) = a.role.map(Role::name)
         && node.spec.role != r
     {
         p.role = Some(r);
     }
     p
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Manager => "manager",
-        Role::Worker => "worker",
-    }
 }
 
 fn availability_name(a: Availability) -> &'static str {

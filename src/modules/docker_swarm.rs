@@ -12,7 +12,7 @@
 //! could echo one is scrubbed.
 
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
+use crate::host::docker::{NO_DOCKER, Role, no_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;
@@ -28,13 +28,6 @@ enum State {
     Absent,
     /// Read-only: the node's swarm state and, on a manager, the join tokens.
     Inspect,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    Manager,
-    Worker,
 }
 
 #[derive(Deserialize)]

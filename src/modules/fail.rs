@@ -1,6 +1,7 @@
 //! `fail`: fails the task with a message.
 
 use super::{ModResult, Module, ModuleCtx, Outcome};
+use crate::host::text::message;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -24,11 +25,7 @@ impl Module for FailModule {
 }
 
 async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let msg = match a.msg {
-        None | Some(Json::Null) => "Failed as requested from task".to_string(),
-        Some(Json::String(s)) => s,
-        Some(other) => serde_json::to_string(&other).unwrap_or_default(),
-    };
+    let msg = message(a.msg, "Failed as requested from task");
     Ok(Outcome::failed(msg.clone()).with("msg", msg))
 }
 

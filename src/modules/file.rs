@@ -84,9 +84,7 @@ impl Module for FileModule {
     const NAME: &'static str = "file";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
+        ArgError::require("path", a.path.as_deref())?;
         attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
         for (param, v) in [
             ("modification_time", &a.modification_time),

@@ -190,36 +190,20 @@ async fn hostile_paths_stay_data() {
 
 // Decisions on a fake host: which commands for which path state.
 
-use crate::host::testing::Scripted;
+use crate::host::testing::{Probed, Scripted};
 use crate::shell::quote;
 
 const APP: &str = "/srv/app";
 
 /// A probe line for a path of `kind` with this mode (octal digits, as `stat %a` prints them),
-/// owned by root, as `read_paths` prints it.
-fn line(kind: &str, mode: &str) -> String {
-    let size = if kind == "directory" { 4096 } else { 6 };
-    format!("@ 0 {kind} - - - {mode} 0 0 root root {size} 1796166581 65024 10043589\n")
-}
-
-const ABSENT: &str = "@ 0 absent - - - \n";
-
-/// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
-fn hex(s: &str) -> String {
-    format!("{s}\n")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A symlink (not followed) to `target`.
-fn link_line(target: &str) -> String {
-    format!(
-        "@ 0 link {} {} - 777 0 0 root root {} 1796166581 65024 10043600\n",
-        hex(target),
-        hex(target),
-        target.len()
-    )
+/// owned by root.
+fn line(kind: &'static str, mode: &'static str) -> String {
+    let p = if kind == "directory" {
+        Probed::dir()
+    } else {
+        Probed::file(6).kind(kind)
+    };
+    p.mode(mode).line()
 }
 
 #[tokio::test]
@@ -239,7 +223,7 @@ async fn a_directory_in_place_costs_one_probe() {
 async fn a_missing_directory_is_made_with_its_attributes() {
     let args = json!({"path": "/srv/app/", "state": "directory", "mode": "0750", "owner": "app", "group": "app"});
     let conn = Scripted::new()
-        .ok("p0=/srv/app;", ABSENT)
+        .ok("p0=/srv/app;", &Probed::absent().line())
         .ok("mkdir -p", "");
     let o = conn.run(&FILE, args.clone(), false).await.unwrap();
     assert!(o.changed && o.msg == "directory created", "{o:?}");
@@ -253,7 +237,7 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     );
     conn.assert_done();
 
-    let conn = Scripted::new().ok("readlink -f", ABSENT);
+    let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
     let o = conn.run(&FILE, args, true).await.unwrap();
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     conn.assert_done();
@@ -289,7 +273,7 @@ async fn only_what_differs_is_changed() {
 async fn recurse_finds_drift_below_in_the_same_probe() {
     let args =
         json!({"path": APP, "state": "directory", "mode": "0750", "owner": "app", "recurse": true});
-    let top = line("directory", "750").replace("root root", "app root");
+    let top = Probed::dir().mode("750").owner("0 0 app root").line();
     let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 0\n"));
     let o = conn.run(&FILE, args.clone(), false).await.unwrap();
     assert!(!o.changed, "{o:?}");
@@ -318,7 +302,7 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
 
 #[tokio::test]
 async fn the_wrong_type_of_path_fails() {
-    let conn = Scripted::new().ok("readlink -f", ABSENT);
+    let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
     let e = conn
         .run(&FILE, json!({"path": "/srv/f", "state": "file"}), false)
         .await
@@ -351,7 +335,9 @@ async fn the_wrong_type_of_path_fails() {
 
 #[tokio::test]
 async fn touch_creates_once_and_touches_times_only_on_request() {
-    let conn = Scripted::new().ok("readlink -f", ABSENT).ok("mktemp", "");
+    let conn = Scripted::new()
+        .ok("readlink -f", &Probed::absent().line())
+        .ok("mktemp", "");
     let o = conn
         .run(
             &FILE,
@@ -392,7 +378,7 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
 #[tokio::test]
 async fn absent_removes_only_what_is_there() {
     let args = json!({"path": APP, "state": "absent"});
-    let conn = Scripted::new().ok("readlink -f", ABSENT);
+    let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
     assert!(!conn.run(&FILE, args.clone(), false).await.unwrap().changed);
     // The path itself is looked at, not what a link points to.
     assert!(conn.commands()[0].contains("then t=link; el"));
@@ -432,7 +418,11 @@ async fn a_symlink_is_compared_by_its_target() {
     let args = json!({"path": "/srv/cur", "src": "/srv/v2", "state": "link"});
     let conn = Scripted::new().ok(
         "readlink -f",
-        &format!("{}{}", link_line("/srv/v2"), line("directory", "755")),
+        &format!(
+            "{}{}",
+            Probed::link("/srv/v2").line(),
+            line("directory", "755")
+        ),
     );
     let o = conn.run(&FILE, args.clone(), false).await.unwrap();
     assert!(!o.changed, "{o:?}");
@@ -442,7 +432,11 @@ async fn a_symlink_is_compared_by_its_target() {
     let conn = Scripted::new()
         .ok(
             "readlink -f",
-            &format!("{}{}", link_line("/srv/v1"), line("directory", "755")),
+            &format!(
+                "{}{}",
+                Probed::link("/srv/v1").line(),
+                line("directory", "755")
+            ),
         )
         .ok("ln -sfn", "");
     let o = conn.run(&FILE, args.clone(), false).await.unwrap();
@@ -454,7 +448,11 @@ async fn a_symlink_is_compared_by_its_target() {
     let conn = Scripted::new()
         .ok(
             "readlink -f",
-            &format!("{}{}", link_line("/srv/v1"), line("directory", "755")),
+            &format!(
+                "{}{}",
+                Probed::link("/srv/v1").line(),
+                line("directory", "755")
+            ),
         )
         .answer(
             "ln -sfn",
@@ -475,7 +473,7 @@ async fn a_new_symlink_gets_its_owner_and_a_relative_source() {
     let conn = Scripted::new()
         .ok(
             "p1=/srv/v2;",
-            &format!("{ABSENT}{}", line("directory", "755")),
+            &format!("{}{}", Probed::absent().line(), line("directory", "755")),
         )
         .ok("ln -sfn", "");
     let args = json!({"path": "/srv/cur", "src": "v2", "owner": "app"});
@@ -491,7 +489,14 @@ async fn a_new_symlink_gets_its_owner_and_a_relative_source() {
 #[tokio::test]
 async fn replacing_something_else_with_a_link_needs_force() {
     let args = json!({"path": "/srv/cur", "src": "/srv/v2", "state": "link"});
-    let conn = Scripted::new().ok("readlink -f", &format!("{}{ABSENT}", link_line("/srv/v1")));
+    let conn = Scripted::new().ok(
+        "readlink -f",
+        &format!(
+            "{}{}",
+            Probed::link("/srv/v1").line(),
+            Probed::absent().line()
+        ),
+    );
     let e = conn.run(&FILE, args.clone(), false).await.unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -542,9 +547,12 @@ async fn a_hard_link_is_compared_by_inode() {
     assert!(!conn.run(&FILE, args.clone(), false).await.unwrap().changed);
     conn.assert_done();
 
-    let other = line("file", "644").replace(" 10043589", " 10043999");
+    let other = Probed::file(6).inode(10043999).line();
     let conn = Scripted::new()
-        .ok("readlink -f", &format!("{ABSENT}{other}"))
+        .ok(
+            "readlink -f",
+            &format!("{}{other}", Probed::absent().line()),
+        )
         .ok("ln -f", "");
     let o = conn.run(&FILE, args, false).await.unwrap();
     assert!(o.changed, "{o:?}");
@@ -555,7 +563,9 @@ async fn a_hard_link_is_compared_by_inode() {
 #[tokio::test]
 async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/srv/it's $(reboot)";
-    let conn = Scripted::new().ok("readlink -f", ABSENT).ok("mkdir -p", "");
+    let conn = Scripted::new()
+        .ok("readlink -f", &Probed::absent().line())
+        .ok("mkdir -p", "");
     let args = json!({"path": evil, "state": "directory", "owner": "a'b", "mode": "0700"});
     conn.run(&FILE, args, false).await.unwrap();
     for cmd in conn.commands() {

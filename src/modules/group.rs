@@ -35,11 +35,8 @@ impl Module for GroupModule {
     const REQUIRED: &'static [&'static str] = &["name"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        // REQUIRED only sees the key at load time; an empty or omitted value is refused here.
-        match a.name.as_deref() {
-            None | Some("") => return Err(ArgError::at("name", "name is required")),
-            Some(n) => check_name("group", n).map_err(|e| ArgError::at("name", e))?,
-        }
+        let name = ArgError::require("name", a.name.as_deref())?;
+        check_name("group", name).map_err(|e| ArgError::at("name", e))?;
         if let Some(g) = &a.gid
             && g.parse::<u32>().is_err()
         {

@@ -174,26 +174,14 @@ async fn hostile_lines_and_paths_stay_data() {
 
 // Decisions on a fake host: which commands for which file state.
 
-use crate::host::testing::Scripted;
+use crate::host::testing::{Probed, Scripted, probed_content};
 use crate::shell::quote;
 
 const CONF: &str = "/etc/app.conf";
 
-/// What the probe (attributes, then content) prints for `path` holding `content` with mode
-/// 0644, owned by root; `None`: there is no such file.
-fn probe(content: Option<&str>) -> String {
-    match content {
-        Some(c) => format!(
-            "@ 0 file - - - 644 0 0 root root {} 1796166581 65024 10043555\n{c}",
-            c.len()
-        ),
-        None => "@ 0 absent - - - \n".to_string(),
-    }
-}
-
 #[tokio::test]
 async fn a_present_line_costs_one_probe() {
-    let conn = Scripted::new().ok("readlink -f", &probe(Some("a=1\nb=2\n")));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(Some("a=1\nb=2\n")));
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
     let o = conn.run(&LINEINFILE, args, false).await.unwrap();
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
@@ -209,7 +197,7 @@ async fn a_present_line_costs_one_probe() {
 #[tokio::test]
 async fn a_changed_line_is_one_atomic_write() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\nb=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\nb=2\n")))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
     let o = conn.run(&LINEINFILE, args, false).await.unwrap();
@@ -225,7 +213,7 @@ async fn a_changed_line_is_one_atomic_write() {
 
 #[tokio::test]
 async fn check_mode_reads_and_reports_only() {
-    let conn = Scripted::new().ok("readlink -f", &probe(Some("b=2\n")));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(Some("b=2\n")));
     let o = conn
         .run(&LINEINFILE, json!({"path": CONF, "line": "a=1"}), true)
         .await
@@ -239,7 +227,7 @@ async fn check_mode_reads_and_reports_only() {
 #[tokio::test]
 async fn only_the_mode_differs_one_chmod() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=1\n")))
+        .ok("readlink -f", &probed_content(Some("a=1\n")))
         .ok("chmod", "");
     let args = json!({"path": CONF, "line": "a=1", "mode": "0600"});
     let o = conn.run(&LINEINFILE, args, false).await.unwrap();
@@ -255,7 +243,7 @@ async fn only_the_mode_differs_one_chmod() {
 
 #[tokio::test]
 async fn a_missing_file_is_created_only_with_create() {
-    let conn = Scripted::new().ok("readlink -f", &probe(None));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(None));
     let e = conn
         .run(&LINEINFILE, json!({"path": CONF, "line": "a=1"}), false)
         .await
@@ -264,7 +252,7 @@ async fn a_missing_file_is_created_only_with_create() {
     conn.assert_done();
 
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(None))
+        .ok("readlink -f", &probed_content(None))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "line": "a=1", "create": true, "mode": "0600"});
     let o = conn.run(&LINEINFILE, args, false).await.unwrap();
@@ -275,7 +263,7 @@ async fn a_missing_file_is_created_only_with_create() {
     conn.assert_done();
 
     // Nothing to remove from a file that is not there.
-    let conn = Scripted::new().ok("readlink -f", &probe(None));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(None));
     let args = json!({"path": CONF, "line": "a=1", "state": "absent"});
     let o = conn.run(&LINEINFILE, args, false).await.unwrap();
     assert!(!o.changed && o.msg == "file not present", "{o:?}");
@@ -285,7 +273,7 @@ async fn a_missing_file_is_created_only_with_create() {
 #[tokio::test]
 async fn removing_lines_rewrites_the_file() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=1\nb=2\na=3\n")))
+        .ok("readlink -f", &probed_content(Some("a=1\nb=2\na=3\n")))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "regexp": "^a=", "state": "absent"});
     let o = conn.run(&LINEINFILE, args, false).await.unwrap();
@@ -297,7 +285,7 @@ async fn removing_lines_rewrites_the_file() {
 #[tokio::test]
 async fn backup_and_validate_reach_the_write() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\n")))
         .ok("mktemp", "B 0 4242.2026-01-01@00:00:00\n");
     let args = json!({"path": CONF, "line": "a=1", "regexp": "^a=", "backup": true,
         "validate": "/usr/sbin/sshd -t -f %s"});
@@ -315,7 +303,7 @@ async fn backup_and_validate_reach_the_write() {
 #[tokio::test]
 async fn a_failed_write_names_its_cause() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\n")))
         .answer("mktemp", 97, "", "line 3: bad option\nvalidation failed\n");
     let args = json!({"path": CONF, "line": "a=1", "validate": "check %s"});
     let e = conn.run(&LINEINFILE, args, false).await.unwrap_err();
@@ -327,7 +315,7 @@ async fn a_failed_write_names_its_cause() {
     conn.assert_done();
 
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\n")))
         .answer("mktemp", 1, "", "mv: cannot move: Read-only file system\n");
     let args = json!({"path": CONF, "line": "a=1"});
     let e = conn.run(&LINEINFILE, args, false).await.unwrap_err();
@@ -340,7 +328,7 @@ async fn a_failed_write_names_its_cause() {
 
 #[tokio::test]
 async fn what_the_probe_finds_can_stop_the_edit() {
-    let dir = "@ 0 directory - - - 755 0 0 root root 4096 1796166581 65024 10043589\n";
+    let dir = &Probed::dir().line();
     let conn = Scripted::new().ok("readlink -f", dir);
     let e = conn
         .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
@@ -379,7 +367,7 @@ async fn what_the_probe_finds_can_stop_the_edit() {
 async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/etc/it's $(reboot)`x`.conf";
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(None))
+        .ok("readlink -f", &probed_content(None))
         .ok("mktemp", "");
     let args = json!({"path": evil, "line": "$(reboot)", "create": true});
     conn.run(&LINEINFILE, args, false).await.unwrap();

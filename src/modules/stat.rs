@@ -43,9 +43,7 @@ impl Module for StatModule {
     const NAME: &'static str = "stat";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
+        ArgError::require("path", a.path.as_deref())?;
         algorithm(a).map(|_| ())
     }
 
@@ -221,22 +219,18 @@ mod tests {
 
     // What the one probe finds, and what `register` users then read.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Probed, Scripted};
     use crate::shell::quote;
-
-    /// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
-    fn hex(s: &str) -> String {
-        format!("{s}\n")
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 
     const SUM: &str = "f572d396fae9206628714fb2ce00f72e94f2258f";
 
     #[tokio::test]
     async fn a_regular_file_in_one_command() {
-        let out = format!("@ 0 file - - {SUM} 4750 0 4 root adm 6 1796166581 65024 10043555\n");
+        let out = Probed::file(6)
+            .sum(SUM)
+            .mode("4750")
+            .owner("0 4 root adm")
+            .line();
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &out);
         let o = conn
             .run(&STAT, json!({"path": "/usr/bin/x"}), false)
@@ -273,8 +267,8 @@ mod tests {
 
     #[tokio::test]
     async fn checksum_choice_reaches_the_probe() {
-        let out = "@ 0 file - - 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 644 0 0 root root 6 1796166581 65024 10043555\n";
-        let conn = Scripted::new().ok("sha256sum 2>/dev/null", out);
+        let sum = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        let conn = Scripted::new().ok("sha256sum 2>/dev/null", &Probed::file(6).sum(sum).line());
         let o = conn
             .run(
                 &STAT,
@@ -286,8 +280,7 @@ mod tests {
         assert_eq!(o.data["stat"]["checksum"].as_str().unwrap().len(), 64);
         conn.assert_done();
 
-        let out = "@ 0 file - - - 644 0 0 root root 6 1796166581 65024 10043555\n";
-        let conn = Scripted::new().ok("stat -c", out);
+        let conn = Scripted::new().ok("stat -c", &Probed::file(6).line());
         let o = conn
             .run(&STAT, json!({"path": "/f", "get_checksum": false}), false)
             .await
@@ -299,11 +292,9 @@ mod tests {
 
     #[tokio::test]
     async fn links_followed_or_not() {
-        let out = format!(
-            "@ 0 link {} {} - 777 0 0 root root 9 1796166581 65024 10043571\n",
-            hex("/etc/motd"),
-            hex("/run/motd")
-        );
+        let out = Probed::link("/etc/motd")
+            .via("/etc/motd", "/run/motd")
+            .line();
         let conn = Scripted::new().ok("readlink -f", &out);
         let o = conn
             .run(&STAT, json!({"path": "/etc/issue"}), false)
@@ -317,11 +308,10 @@ mod tests {
         );
         conn.assert_done();
 
-        let out = format!(
-            "@ 0 file {} {} {SUM} 644 0 0 root root 6 1796166581 65024 10043555\n",
-            hex("/etc/motd"),
-            hex("/run/motd")
-        );
+        let out = Probed::file(6)
+            .sum(SUM)
+            .via("/etc/motd", "/run/motd")
+            .line();
         let conn = Scripted::new().ok("stat -L -c", &out);
         let o = conn
             .run(&STAT, json!({"path": "/etc/issue", "follow": true}), false)
@@ -333,7 +323,7 @@ mod tests {
         conn.assert_done();
 
         // A dangling link, followed: nothing there, but where it points is known.
-        let out = format!("@ 0 absent {} {} - \n", hex("gone"), hex("/etc/gone"));
+        let out = Probed::absent().via("gone", "/etc/gone").line();
         let conn = Scripted::new().ok("stat -L -c", &out);
         let o = conn
             .run(
@@ -352,7 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn absence_is_a_fact_not_a_failure() {
-        let conn = Scripted::new().ok("readlink -f", "@ 0 absent - - - \n");
+        let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
         let o = conn
             .run(&STAT, json!({"path": "/nope"}), true)
             .await
@@ -398,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn a_hostile_path_is_quoted() {
         let evil = "/tmp/'; reboot; '";
-        let conn = Scripted::new().ok("readlink -f", "@ 0 absent - - - \n");
+        let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
         conn.run(&STAT, json!({"path": evil}), false).await.unwrap();
         let cmd = &conn.commands()[0];
         assert!(cmd.contains(&format!("p0={};", quote(evil))), "{cmd}");

@@ -15,13 +15,8 @@ use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug, Default)]
-#[serde(rename_all = "lowercase")]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
+/// `present` or `absent`, refused in Ansible's words like every module's `state`.
+type State = de::Presence;
 
 fn yes() -> bool {
     true
