@@ -272,6 +272,15 @@ impl Scripted {
         assert!(left.is_empty(), "expected commands never ran: {left:?}");
     }
 
+    /// Runs `def` in apply mode where it must fail: the error's text, once every expected
+    /// command has run (what most tests of a refusal check, in one place).
+    pub async fn error(&self, def: &ModuleDef, args: Json) -> String {
+        let e = self.run(def, args, false).await;
+        let e = e.expect_err("the module should fail").to_string();
+        self.assert_done();
+        e
+    }
+
     /// Runs `def` with `args` against this script (check mode when `check`), with a diff.
     pub async fn run(&self, def: &ModuleDef, args: Json, check: bool) -> ModResult {
         let templar = Vars::new().into_templar();

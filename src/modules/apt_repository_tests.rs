@@ -422,8 +422,7 @@ async fn a_key_from_a_url_is_fetched_on_the_host() {
         let a = a.clone();
         async move {
             let conn = Scripted::new().ok("IFS= read -r url", &out);
-            let e = conn.run(&APT_REPOSITORY, a, false).await.unwrap_err();
-            conn.assert_done();
+            let e = conn.error(&APT_REPOSITORY, a).await;
             e.to_string()
         }
     };
@@ -460,8 +459,7 @@ async fn a_failed_change_is_undone_and_named() {
             let conn = Scripted::new()
                 .ok(PROBE, &probe)
                 .answer("set -u;", rc, "", err);
-            let e = conn.run(&APT_REPOSITORY, secret, false).await.unwrap_err();
-            conn.assert_done();
+            let e = conn.error(&APT_REPOSITORY, secret).await;
             e.to_string()
         }
     };
@@ -499,22 +497,14 @@ async fn a_failed_change_is_undone_and_named() {
 
     // The probe fails, or its output is cut short.
     let conn = Scripted::new().answer(PROBE, 1, "", "sudo: a password is required\n");
-    let e = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&APT_REPOSITORY, args(json!({}))).await;
     assert_eq!(
-        e.to_string(),
+        e,
         format!("cannot read the state of {LABEL}: sudo: a password is required")
     );
-    conn.assert_done();
     let conn = Scripted::new().ok(PROBE, "@L -\n@A -\n");
-    let e = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "truncated repository probe output");
-    conn.assert_done();
+    let e = conn.error(&APT_REPOSITORY, args(json!({}))).await;
+    assert_eq!(e, "truncated repository probe output");
 }
 
 #[tokio::test]
@@ -567,12 +557,11 @@ async fn absent_removes_every_file_of_the_repository() {
         "",
         "rm: cannot remove '/etc/apt/keyrings/mirror.asc': Read-only file system\n",
     );
-    let e = conn.run(&APT_REPOSITORY, absent, false).await.unwrap_err();
+    let e = conn.error(&APT_REPOSITORY, absent).await;
     assert_eq!(
-        e.to_string(),
+        e,
         format!(
             "cannot remove {LABEL}: rm: cannot remove '/etc/apt/keyrings/mirror.asc': Read-only file system"
         )
     );
-    conn.assert_done();
 }

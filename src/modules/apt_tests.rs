@@ -374,9 +374,8 @@ async fn a_cache_refresh_alone_is_not_a_change() {
                   @Q\nsl\tsl\tinstall ok installed\t5.02-1+b1\n";
     let conn = Scripted::new().ok("apt-get update", failed);
     let e = conn
-        .run(&APT, json!({"name": "sl", "update_cache": true}), false)
+        .error(&APT, json!({"name": "sl", "update_cache": true}))
         .await
-        .unwrap_err()
         .to_string();
     assert!(e.starts_with("apt-get update failed: "), "{e}");
     assert!(
@@ -384,7 +383,6 @@ async fn a_cache_refresh_alone_is_not_a_change() {
         "{e}"
     );
     assert!(!e.contains("s3cret") && !e.contains("SECRET-123"), "{e}");
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -447,45 +445,33 @@ async fn apt_get_failures_carry_apts_message() {
             "E: Unable to locate package prov-no-such-package\n",
         );
     let e = conn
-        .run(&APT, json!({"name": ["sl", "prov-no-such-package"]}), false)
-        .await
-        .unwrap_err();
+        .error(&APT, json!({"name": ["sl", "prov-no-such-package"]}))
+        .await;
     assert_eq!(
-        e.to_string(),
+        e,
         "apt-get install prov-no-such-package failed (rc=100): E: Unable to locate package prov-no-such-package"
     );
-    conn.assert_done();
 
     // The probe itself fails.
     let conn = Scripted::new().answer("dpkg-query", 1, "", "sudo: a password is required\n");
-    let e = conn
-        .run(&APT, json!({"name": "sl"}), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&APT, json!({"name": "sl"})).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot read the package state (rc=1): sudo: a password is required"
     );
-    conn.assert_done();
 
     // A probe cut short is a failure, not "nothing installed".
     let conn = Scripted::new().ok("dpkg-query", "");
-    let e = conn
-        .run(&APT, json!({"name": "sl"}), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&APT, json!({"name": "sl"})).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "unexpected output from the package probe (no @Q section): "
     );
-    conn.assert_done();
     let conn = Scripted::new().ok("apt-cache policy", &format!("@Q\n{SL_INSTALLED}"));
     let e = conn
-        .run(&APT, json!({"name": "sl", "state": "latest"}), false)
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("(no @P section)"), "{e}");
-    conn.assert_done();
+        .error(&APT, json!({"name": "sl", "state": "latest"}))
+        .await;
+    assert!(e.contains("(no @P section)"), "{e}");
 
     // apt-get succeeds but its summary shows nothing done: no change.
     let conn = Scripted::new().ok("dpkg-query", "@Q\n").ok(

@@ -581,12 +581,8 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
 #[tokio::test]
 async fn a_missing_user_fails_unless_checking() {
     let conn = Scripted::new().ok("getent passwd", "U -\n");
-    let e = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "user 'deploy' does not exist");
-    conn.assert_done();
+    let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
+    assert_eq!(e, "user 'deploy' does not exist");
     let conn = Scripted::new().ok("getent passwd", "U -\n");
     let o = conn
         .run(&AUTHORIZED_KEY, deploy(json!({})), true)
@@ -603,11 +599,7 @@ async fn a_missing_user_fails_unless_checking() {
 async fn odd_entries_and_failures_name_their_cause() {
     let fails = |out: String| async move {
         let conn = Scripted::new().ok("getent passwd", &out);
-        let e = conn
-            .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-            .await
-            .unwrap_err();
-        conn.assert_done();
+        let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
         e.to_string()
     };
     assert_eq!(
@@ -636,15 +628,11 @@ async fn odd_entries_and_failures_name_their_cause() {
     );
 
     let conn = Scripted::new().answer("getent passwd", 1, "", "sudo: a password is required\n");
-    let e = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot read the authorized keys of 'deploy': sudo: a password is required"
     );
-    conn.assert_done();
 
     let conn = Scripted::new()
         .ok("getent passwd", &probe("700 1001 1001", "600 1001 1001", ""))
@@ -654,17 +642,13 @@ async fn odd_entries_and_failures_name_their_cause() {
             "",
             "mktemp: failed to create file via template '/home/deploy/.ssh/.prov.XXXXXX': Read-only file system\n",
         );
-    let e = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         e.to_string()
             .starts_with(&format!("cannot write {PATH}: mktemp: failed"))
             && e.to_string().ends_with("Read-only file system"),
         "{e}"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]

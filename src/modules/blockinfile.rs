@@ -347,11 +347,9 @@ mod tests {
     async fn a_missing_file_is_created_only_with_create() {
         let conn = Scripted::new().ok("readlink -f", &probed_content(None));
         let e = conn
-            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
-            .await
-            .unwrap_err();
-        assert_eq!(e.to_string(), "Destination /etc/hosts does not exist !");
-        conn.assert_done();
+            .error(&BLOCKINFILE, json!({"path": CONF, "block": "x"}))
+            .await;
+        assert_eq!(e, "Destination /etc/hosts does not exist !");
 
         let conn = Scripted::new()
             .ok("readlink -f", &probed_content(None))
@@ -383,23 +381,22 @@ mod tests {
             .ok("readlink -f", &probed_content(Some("a\n")))
             .answer("mktemp", 97, "", "bad line 2\nvalidation failed\n");
         let args = json!({"path": CONF, "block": "x", "validate": "check %s"});
-        let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();
+        let e = conn.error(&BLOCKINFILE, args).await;
         assert!(
             e.to_string()
                 .starts_with("failed to validate /etc/hosts: bad line 2"),
             "{e}"
         );
         assert!(conn.commands()[1].contains("check \"$t\""));
-        conn.assert_done();
     }
 
     #[tokio::test]
     async fn refused_arguments_never_reach_the_host() {
         let conn = Scripted::new();
         let args = json!({"path": CONF, "block": "x", "marker_begin": "X", "marker_end": "X"});
-        let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();
+        let e = conn.error(&BLOCKINFILE, args).await;
         assert_eq!(
-            e.to_string(),
+            e,
             "invalid arguments: marker_begin and marker_end must differ"
         );
         assert!(conn.commands().is_empty());

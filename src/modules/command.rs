@@ -320,10 +320,7 @@ mod tests {
     #[tokio::test]
     async fn refused_arguments_never_reach_the_host() {
         let conn = Scripted::new();
-        let e = conn
-            .run(&COMMAND, json!({"cmd": "echo 'unclosed"}), false)
-            .await
-            .unwrap_err();
+        let e = conn.error(&COMMAND, json!({"cmd": "echo 'unclosed"})).await;
         assert!(
             e.to_string()
                 .starts_with("invalid arguments: cannot split command 'echo 'unclosed'"),

@@ -474,14 +474,12 @@ mod tests {
         // Content cannot go into a directory: it has no file name.
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::dir().line());
         let e = conn
-            .run(&COPY, json!({"content": "x", "dest": "/etc/app"}), false)
-            .await
-            .unwrap_err();
+            .error(&COPY, json!({"content": "x", "dest": "/etc/app"}))
+            .await;
         assert_eq!(
-            e.to_string(),
+            e,
             "dest '/etc/app' is a directory: give a file name to write content to"
         );
-        conn.assert_done();
 
         // A missing src fails before the host is asked anything.
         let conn = Scripted::new();
@@ -511,14 +509,13 @@ mod tests {
                 "nginx: [emerg] unexpected end of file\nvalidation failed\n",
             );
         let args = json!({"content": "x", "dest": MOTD, "validate": "nginx -t -c %s"});
-        let e = conn.run(&COPY, args, false).await.unwrap_err();
+        let e = conn.error(&COPY, args).await;
         assert!(
             e.to_string()
                 .starts_with("failed to validate /etc/motd: nginx: [emerg] unexpected end of file"),
             "{e}"
         );
         assert!(conn.commands()[1].contains("nginx -t -c \"$t\""));
-        conn.assert_done();
 
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::absent().line()).answer(
             "mktemp",
@@ -527,15 +524,13 @@ mod tests {
             "mktemp: failed to create file via template '/nope/.prov.XXXXXX': No such file or directory\n",
         );
         let e = conn
-            .run(&COPY, json!({"content": "x", "dest": "/nope/f"}), false)
-            .await
-            .unwrap_err();
+            .error(&COPY, json!({"content": "x", "dest": "/nope/f"}))
+            .await;
         assert!(
             e.to_string()
                 .starts_with("destination directory /nope does not exist or is not writable"),
             "{e}"
         );
-        conn.assert_done();
 
         let conn = Scripted::new().unreachable("sha1sum 2>/dev/null");
         let e = conn
@@ -566,17 +561,9 @@ mod tests {
     async fn refused_arguments_never_reach_the_host() {
         let conn = Scripted::new();
         let e = conn
-            .run(
-                &COPY,
-                json!({"content": "x", "dest": MOTD, "mode": "0888"}),
-                false,
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid arguments: invalid octal mode '0888'"
-        );
+            .error(&COPY, json!({"content": "x", "dest": MOTD, "mode": "0888"}))
+            .await;
+        assert_eq!(e, "invalid arguments: invalid octal mode '0888'");
         assert!(conn.commands().is_empty());
     }
 

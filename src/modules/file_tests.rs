@@ -304,33 +304,21 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
 async fn the_wrong_type_of_path_fails() {
     let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
     let e = conn
-        .run(&FILE, json!({"path": "/srv/f", "state": "file"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "file (/srv/f) is absent, cannot continue");
-    conn.assert_done();
+        .error(&FILE, json!({"path": "/srv/f", "state": "file"}))
+        .await;
+    assert_eq!(e, "file (/srv/f) is absent, cannot continue");
 
     let conn = Scripted::new().ok("readlink -f", &line("file", "644"));
     let e = conn
-        .run(&FILE, json!({"path": APP, "state": "directory"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "/srv/app is a file, cannot make it a directory"
-    );
-    conn.assert_done();
+        .error(&FILE, json!({"path": APP, "state": "directory"}))
+        .await;
+    assert_eq!(e, "/srv/app is a file, cannot make it a directory");
 
     let conn = Scripted::new().ok("readlink -f", "@ 0 directory - - - 755\n");
     let e = conn
-        .run(&FILE, json!({"path": APP, "state": "directory"}), false)
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("unexpected state probe output"),
-        "{e}"
-    );
-    conn.assert_done();
+        .error(&FILE, json!({"path": APP, "state": "directory"}))
+        .await;
+    assert!(e.contains("unexpected state probe output"), "{e}");
 }
 
 #[tokio::test]
@@ -405,12 +393,11 @@ async fn absent_removes_only_what_is_there() {
             "",
             "rm: cannot remove '/srv/app/m': Device or resource busy\n",
         );
-    let e = conn.run(&FILE, args, false).await.unwrap_err();
+    let e = conn.error(&FILE, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot remove /srv/app: rm: cannot remove '/srv/app/m': Device or resource busy"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -460,12 +447,11 @@ async fn a_symlink_is_compared_by_its_target() {
             "",
             "ln: failed to create symbolic link '/srv/cur': Permission denied\n",
         );
-    let e = conn.run(&FILE, args, false).await.unwrap_err();
+    let e = conn.error(&FILE, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot link /srv/cur: ln: failed to create symbolic link '/srv/cur': Permission denied"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -497,23 +483,21 @@ async fn replacing_something_else_with_a_link_needs_force() {
             Probed::absent().line()
         ),
     );
-    let e = conn.run(&FILE, args.clone(), false).await.unwrap_err();
+    let e = conn.error(&FILE, args.clone()).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "src file /srv/v2 does not exist, use force=yes if you really want to create the link"
     );
-    conn.assert_done();
 
     let conn = Scripted::new().ok(
         "readlink -f",
         &format!("{}{}", line("file", "644"), line("directory", "755")),
     );
-    let e = conn.run(&FILE, args.clone(), false).await.unwrap_err();
+    let e = conn.error(&FILE, args.clone()).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "/srv/cur exists (file): use force=yes to replace it with a link"
     );
-    conn.assert_done();
 
     let conn = Scripted::new()
         .ok(
@@ -531,12 +515,8 @@ async fn replacing_something_else_with_a_link_needs_force() {
         "readlink -f",
         &format!("{}{}", line("directory", "755"), line("directory", "755")),
     );
-    let e = conn.run(&FILE, forced, false).await.unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "refusing to replace directory /srv/cur with a link"
-    );
-    conn.assert_done();
+    let e = conn.error(&FILE, forced).await;
+    assert_eq!(e, "refusing to replace directory /srv/cur with a link");
 }
 
 #[tokio::test]
@@ -580,17 +560,12 @@ async fn hostile_paths_are_quoted_in_every_command() {
 async fn refused_arguments_never_reach_the_host() {
     let conn = Scripted::new();
     let e = conn
-        .run(
+        .error(
             &FILE,
             json!({"path": APP, "state": "file", "recurse": true}),
-            false,
         )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "invalid arguments: recurse requires state=directory"
-    );
+        .await;
+    assert_eq!(e, "invalid arguments: recurse requires state=directory");
     assert!(conn.commands().is_empty());
 }
 

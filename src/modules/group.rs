@@ -326,46 +326,30 @@ mod tests {
             "groupdel: cannot remove the primary group of user 'web'\n",
         );
         let e = conn
-            .run(&GROUP, json!({"name": "web", "state": "absent"}), false)
-            .await
-            .unwrap_err();
+            .error(&GROUP, json!({"name": "web", "state": "absent"}))
+            .await;
         assert_eq!(
-            e.to_string(),
+            e,
             "groupdel web failed: groupdel: cannot remove the primary group of user 'web'"
         );
-        conn.assert_done();
 
         // The probe itself fails (e.g. sudo refuses).
         let conn = Scripted::new().answer("getent group", 1, "", "sudo: a password is required\n");
-        let e = conn
-            .run(&GROUP, json!({"name": "web"}), false)
-            .await
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("cannot read group 'web': sudo"),
-            "{e}"
-        );
-        conn.assert_done();
+        let e = conn.error(&GROUP, json!({"name": "web"})).await;
+        assert!(e.contains("cannot read group 'web': sudo"), "{e}");
 
         // Output getent never prints.
         let conn = Scripted::new().ok("getent group", "garbage\n");
-        let e = conn
-            .run(&GROUP, json!({"name": "web"}), false)
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("unexpected getent output"), "{e}");
-        conn.assert_done();
+        let e = conn.error(&GROUP, json!({"name": "web"})).await;
+        assert!(e.contains("unexpected getent output"), "{e}");
     }
 
     #[tokio::test]
     async fn hostile_values_never_reach_the_host() {
         // A name that is not one is refused before any command.
         let conn = Scripted::new();
-        let e = conn
-            .run(&GROUP, json!({"name": "$(reboot)"}), false)
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("invalid group name"), "{e}");
+        let e = conn.error(&GROUP, json!({"name": "$(reboot)"})).await;
+        assert!(e.contains("invalid group name"), "{e}");
         assert!(conn.commands().is_empty());
     }
 }

@@ -245,11 +245,9 @@ async fn only_the_mode_differs_one_chmod() {
 async fn a_missing_file_is_created_only_with_create() {
     let conn = Scripted::new().ok("readlink -f", &probed_content(None));
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a=1"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "Destination /etc/app.conf does not exist !");
-    conn.assert_done();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a=1"}))
+        .await;
+    assert_eq!(e, "Destination /etc/app.conf does not exist !");
 
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(None))
@@ -306,24 +304,22 @@ async fn a_failed_write_names_its_cause() {
         .ok("readlink -f", &probed_content(Some("a=2\n")))
         .answer("mktemp", 97, "", "line 3: bad option\nvalidation failed\n");
     let args = json!({"path": CONF, "line": "a=1", "validate": "check %s"});
-    let e = conn.run(&LINEINFILE, args, false).await.unwrap_err();
+    let e = conn.error(&LINEINFILE, args).await;
     assert!(
         e.to_string()
             .starts_with("failed to validate /etc/app.conf: line 3: bad option"),
         "{e}"
     );
-    conn.assert_done();
 
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(Some("a=2\n")))
         .answer("mktemp", 1, "", "mv: cannot move: Read-only file system\n");
     let args = json!({"path": CONF, "line": "a=1"});
-    let e = conn.run(&LINEINFILE, args, false).await.unwrap_err();
+    let e = conn.error(&LINEINFILE, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot write /etc/app.conf: mv: cannot move: Read-only file system"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -331,36 +327,24 @@ async fn what_the_probe_finds_can_stop_the_edit() {
     let dir = &Probed::dir().line();
     let conn = Scripted::new().ok("readlink -f", dir);
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "/etc/app.conf is not a regular file (directory)"
-    );
-    conn.assert_done();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a"}))
+        .await;
+    assert_eq!(e, "/etc/app.conf is not a regular file (directory)");
 
     let conn = Scripted::new().ok("readlink -f", "sudo: unexpected\n");
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("unexpected state probe output"),
-        "{e}"
-    );
-    conn.assert_done();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a"}))
+        .await;
+    assert!(e.contains("unexpected state probe output"), "{e}");
 
     let conn = Scripted::new().answer("readlink -f", 1, "", "sudo: a password is required\n");
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
-        .await
-        .unwrap_err();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a"}))
+        .await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot read the state of /etc/app.conf: sudo: a password is required"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]

@@ -355,34 +355,19 @@ mod tests {
     #[tokio::test]
     async fn a_probe_that_fails_or_prints_nonsense_fails_the_task() {
         let conn = Scripted::new().answer("readlink -f", 1, "", "sudo: a password is required\n");
-        let e = conn
-            .run(&STAT, json!({"path": "/root/x"}), false)
-            .await
-            .unwrap_err();
+        let e = conn.error(&STAT, json!({"path": "/root/x"})).await;
         assert_eq!(
-            e.to_string(),
+            e,
             "cannot read the state of /root/x: sudo: a password is required"
         );
-        conn.assert_done();
 
         let conn = Scripted::new().ok("readlink -f", "@ 0 file - - - 644 0 0 root\n");
-        let e = conn
-            .run(&STAT, json!({"path": "/x"}), false)
-            .await
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("unexpected state probe output"),
-            "{e}"
-        );
-        conn.assert_done();
+        let e = conn.error(&STAT, json!({"path": "/x"})).await;
+        assert!(e.contains("unexpected state probe output"), "{e}");
 
         let conn = Scripted::new().ok("readlink -f", "");
-        let e = conn
-            .run(&STAT, json!({"path": "/x"}), false)
-            .await
-            .unwrap_err();
-        assert_eq!(e.to_string(), "truncated state probe output");
-        conn.assert_done();
+        let e = conn.error(&STAT, json!({"path": "/x"})).await;
+        assert_eq!(e, "truncated state probe output");
     }
 
     #[tokio::test]

@@ -326,12 +326,11 @@ async fn removal_and_its_failures() {
         "",
         "userdel: user provt is currently used by process 4242\n",
     );
-    let e = conn.run(&USER, args, false).await.unwrap_err();
+    let e = conn.error(&USER, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "userdel provt failed (rc=8): userdel: user provt is currently used by process 4242"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -342,41 +341,29 @@ async fn failures_name_their_cause() {
         "",
         "useradd: group 'provt-grp' does not exist\n",
     );
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
+    let e = conn.error(&USER, account()).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "useradd provt failed (rc=6): useradd: group 'provt-grp' does not exist"
     );
-    conn.assert_done();
 
     let conn = Scripted::new().answer("getent passwd", 1, "", "sudo: a password is required\n");
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
-    assert!(
-        e.to_string().contains("cannot read user 'provt': sudo"),
-        "{e}"
-    );
-    conn.assert_done();
+    let e = conn.error(&USER, account()).await;
+    assert!(e.contains("cannot read user 'provt': sudo"), "{e}");
 
     let conn = Scripted::new().ok("getent passwd", "P provt:x:4711\n");
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
-    assert!(e.to_string().contains("unexpected getent output"), "{e}");
-    conn.assert_done();
+    let e = conn.error(&USER, account()).await;
+    assert!(e.contains("unexpected getent output"), "{e}");
     // A probe that printed nothing is not a missing user (which would be created).
     let conn = Scripted::new().ok("getent passwd", "");
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
-    assert_eq!(e.to_string(), "unexpected output from the user probe: ''");
-    conn.assert_done();
+    let e = conn.error(&USER, account()).await;
+    assert_eq!(e, "unexpected output from the user probe: ''");
 
     // Refused arguments never reach the host.
     let conn = Scripted::new();
     let e = conn
-        .run(
-            &USER,
-            json!({"name": "deploy", "password": "hunter2"}),
-            false,
-        )
-        .await
-        .unwrap_err();
+        .error(&USER, json!({"name": "deploy", "password": "hunter2"}))
+        .await;
     assert!(
         e.to_string()
             .starts_with("invalid arguments: password must be a crypt hash"),

@@ -608,15 +608,11 @@ mod tests {
         use crate::host::testing::Scripted;
         let conn =
             Scripted::new().answer("start=", 2, "", "sh: 1: Syntax error: \"(\" unexpected\n");
-        let e = conn
-            .run(&WAIT_FOR, json!({"path": "/tmp/m"}), false)
-            .await
-            .unwrap_err();
+        let e = conn.error(&WAIT_FOR, json!({"path": "/tmp/m"})).await;
         assert_eq!(
-            e.to_string(),
+            e,
             "waiting for /tmp/m failed (rc=2): sh: 1: Syntax error: \"(\" unexpected"
         );
-        conn.assert_done();
     }
 
     #[tokio::test]
