@@ -158,6 +158,12 @@ impl Harness {
         first
     }
 
+    /// Applies without diff where the module must refuse: the error's text.
+    pub async fn error(&self, def: &ModuleDef, args: Json) -> String {
+        let e = self.run_mode(def, args, false, false).await;
+        e.expect_err("the module should fail").to_string()
+    }
+
     /// Applies without diff and counts the commands it took.
     pub async fn apply_counted(&self, def: &ModuleDef, args: Json) -> (Outcome, usize) {
         let n = self.execs();
@@ -270,6 +276,19 @@ impl Scripted {
             .map(|s| s.needle.clone())
             .collect();
         assert!(left.is_empty(), "expected commands never ran: {left:?}");
+    }
+
+    /// Runs `def` in apply mode; panics on an error (a failed outcome is returned, for tests
+    /// of how a module reports one).
+    pub async fn apply(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let o = self.run(def, args.clone(), false).await;
+        o.unwrap_or_else(|e| panic!("{} {args}: {e}", def.name))
+    }
+
+    /// [`Scripted::apply`] in check mode.
+    pub async fn check(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let o = self.run(def, args.clone(), true).await;
+        o.unwrap_or_else(|e| panic!("{} {args}: {e}", def.name))
     }
 
     /// Runs `def` in apply mode where it must fail: the error's text, once every expected

@@ -318,7 +318,7 @@ async fn installed_packages_cost_one_command() {
         "echo @Q; dpkg-query -W -f '${binary:Package}\\t${Package}\\t${Status}\\t${Version}\\n' sl 2>/dev/null",
         &format!("@Q\n{SL_INSTALLED}"),
     );
-    let o = conn.run(&APT, json!({"name": "sl"}), false).await.unwrap();
+    let o = conn.apply(&APT, json!({"name": "sl"})).await;
     assert!(
         !o.changed && o.msg == "all packages are in the wanted state",
         "{o:?}"
@@ -337,13 +337,11 @@ async fn a_cache_refresh_alone_is_not_a_change() {
                   Fetched 55.4 kB in 1s (60.2 kB/s)\nReading package lists...\n";
     let conn = Scripted::new().ok("apt-get update -q -o DPkg::Lock::Timeout=60", update);
     let o = conn
-        .run(
+        .apply(
             &APT,
             json!({"update_cache": true, "cache_valid_time": 3600}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(!o.changed && o.msg == "nothing to upgrade", "{o:?}");
     assert_eq!(o.data["cache_updated"], json!(true));
     let cmd = &conn.commands()[0];
@@ -354,9 +352,8 @@ async fn a_cache_refresh_alone_is_not_a_change() {
     // Check mode never refreshes.
     let conn = Scripted::new().ok("dpkg-query", &format!("@Q\n{SL_INSTALLED}"));
     let o = conn
-        .run(&APT, json!({"name": "sl", "update_cache": true}), true)
-        .await
-        .unwrap();
+        .check(&APT, json!({"name": "sl", "update_cache": true}))
+        .await;
     assert!(
         !o.changed && o.data["cache_updated"] == json!(false),
         "{o:?}"
@@ -394,7 +391,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
             INSTALLED_COWSAY,
         );
     let args = json!({"name": ["sl", "cowsay"], "install_recommends": false});
-    let o = conn.run(&APT, args.clone(), false).await.unwrap();
+    let o = conn.apply(&APT, args.clone()).await;
     assert!(o.changed && o.msg == "changed: +cowsay", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("+ cowsay 3.03+dfsg2-8\n"));
     assert_eq!(o.data["packages"], json!(["cowsay"]));
@@ -409,7 +406,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
             &format!("apt-get {FLAGS} --simulate --no-install-recommends install cowsay\n"),
             SIMULATED_COWSAY,
         );
-    let o = conn.run(&APT, args.clone(), true).await.unwrap();
+    let o = conn.check(&APT, args.clone()).await;
     assert!(o.changed && o.msg == "would change: +cowsay", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("+ cowsay 3.03+dfsg2-8\n"));
     conn.assert_done();
@@ -421,10 +418,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
         "Reading package lists...\nBuilding dependency tree...\nReading state information...\n",
         "E: Unable to locate package cowsay\n",
     );
-    let o = conn
-        .run(&APT, json!({"name": "cowsay"}), true)
-        .await
-        .unwrap();
+    let o = conn.check(&APT, json!({"name": "cowsay"})).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -479,7 +473,7 @@ async fn apt_get_failures_carry_apts_message() {
         "Reading package lists...\nsl is already the newest version (5.02-1+b1).\n\
          0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n",
     );
-    let o = conn.run(&APT, json!({"name": "sl"}), false).await.unwrap();
+    let o = conn.apply(&APT, json!({"name": "sl"})).await;
     assert!(
         !o.changed && o.msg == "all packages are in the wanted state",
         "{o:?}"
@@ -502,9 +496,8 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
              Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n",
         );
     let o = conn
-        .run(&APT, json!({"name": "bash", "state": "latest"}), false)
-        .await
-        .unwrap();
+        .apply(&APT, json!({"name": "bash", "state": "latest"}))
+        .await;
     assert!(o.changed && o.msg == "changed: ~bash", "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -523,13 +516,11 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
              Purging configuration files for sl (5.02-1+b1) ...\n",
         );
     let o = conn
-        .run(
+        .apply(
             &APT,
             json!({"name": ["sl", "cowsay"], "state": "absent", "purge": true}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed && o.msg == "changed: -sl -cowsay", "{o:?}");
     assert_eq!(o.data["packages"], json!(["sl", "cowsay"]));
     conn.assert_done();
@@ -545,19 +536,13 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
             "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
              Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n",
         );
-    let o = conn
-        .run(&APT, json!({"upgrade": "dist"}), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT, json!({"upgrade": "dist"})).await;
     assert!(o.changed && o.msg == "changed: ~bash", "{o:?}");
     assert_eq!(o.data["packages"], json!(["bash"]));
     conn.assert_done();
     // Nothing to upgrade.
     let conn = Scripted::new().ok("upgrade --with-new-pkgs", "@G\n");
-    let o = conn
-        .run(&APT, json!({"upgrade": "yes"}), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT, json!({"upgrade": "yes"})).await;
     assert!(!o.changed && o.msg == "nothing to upgrade", "{o:?}");
     conn.assert_done();
 }
@@ -565,13 +550,7 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
 #[tokio::test]
 async fn hostile_values_are_quoted() {
     let conn = Scripted::new().ok("dpkg-query", "@Q\n").ok("install", "");
-    conn.run(
-        &APT,
-        json!({"name": "sl", "default_release": "x'; reboot; '", "dpkg_options": "force-confnew,$(reboot)"}),
-        false,
-    )
-    .await
-    .unwrap();
+    conn.apply(&APT, json!({"name": "sl", "default_release": "x'; reboot; '", "dpkg_options": "force-confnew,$(reboot)"})).await;
     let cmd = &conn.commands()[1];
     assert!(cmd.contains(" -o Dpkg::Options::=--'$(reboot)' "), "{cmd}");
     assert!(

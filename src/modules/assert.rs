@@ -107,34 +107,24 @@ mod tests {
             .await
             .unwrap();
         assert!(o.failed && o.msg == "m");
-        assert!(
-            h.run_mode(&ASSERT, json!({"that": "undefined_var == 1"}), false, false)
-                .await
-                .is_err()
-        );
-        assert!(
-            h.run_mode(&ASSERT, json!({"that": []}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&ASSERT, json!({"that": "undefined_var == 1"}))
+            .await;
+        h.error(&ASSERT, json!({"that": []})).await;
     }
 
     #[tokio::test]
     async fn the_host_is_never_asked() {
         let conn = crate::host::testing::Scripted::new();
         let o = conn
-            .run(&ASSERT, json!({"that": ["1 == 1"], "quiet": true}), false)
-            .await
-            .unwrap();
+            .apply(&ASSERT, json!({"that": ["1 == 1"], "quiet": true}))
+            .await;
         assert!(!o.failed && o.msg.is_empty(), "{o:?}");
         let o = conn
-            .run(
+            .check(
                 &ASSERT,
                 json!({"that": "2 < 1", "fail_msg": {"why": "math"}}),
-                true,
             )
-            .await
-            .unwrap();
+            .await;
         assert!(o.failed, "check mode evaluates too");
         assert_eq!(o.msg, "{\"why\":\"math\"}");
         assert_eq!(

@@ -372,10 +372,7 @@ async fn keys_as_wanted_cost_one_command() {
             &format!("{K2}\n{renamed}\n"),
         ),
     );
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         !o.changed && o.msg == format!("{PATH}: keys as wanted"),
         "{o:?}"
@@ -398,10 +395,7 @@ async fn a_missing_key_is_added_by_one_atomic_write() {
             &probe("700 1001 1001", "600 1001 1001", &old),
         )
         .ok("mv -f -- \"$t\" \"$f\"", "");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("updated keys in {PATH}"),
         "{o:?}"
@@ -432,10 +426,7 @@ async fn a_missing_key_is_added_by_one_atomic_write() {
         "getent passwd",
         &probe("700 1001 1001", "600 1001 1001", &old),
     );
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), true)
-        .await
-        .unwrap();
+    let o = conn.check(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("would have updated keys in {PATH}"),
         "{o:?}"
@@ -453,10 +444,7 @@ async fn a_missing_directory_is_created_with_the_file() {
             "mkdir -p -- \"$d\"\nchown -- 1001:1001 \"$d\"; chmod -- 0700 \"$d\"\nt=$(mktemp",
             "",
         );
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(o.changed && o.msg == format!("created {PATH}"), "{o:?}");
     assert!(
         o.diff
@@ -475,10 +463,7 @@ async fn mode_drift_is_fixed_without_rewriting() {
             &probe("755 1001 1001", "644 0 0", &format!("{K1}\n")),
         )
         .ok("chown -- 1001:1001 \"$f\"; chmod -- 0600 \"$f\"", "");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("fixed the permissions of {PATH}"),
         "{o:?}"
@@ -506,9 +491,8 @@ async fn mode_drift_is_fixed_without_rewriting() {
         )
         .ok("chmod -- 0600 \"$f\"", "");
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"manage_dir": false})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"manage_dir": false})))
+        .await;
     assert!(o.changed);
     assert!(
         !conn.commands()[1].contains("\"$d\""),
@@ -528,9 +512,8 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
         )
         .ok("mktemp", "");
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})))
+        .await;
     assert!(
         o.changed && o.msg == format!("removed keys from {PATH}"),
         "{o:?}"
@@ -545,9 +528,8 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
         )
         .ok("mktemp", "");
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"exclusive": true})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"exclusive": true})))
+        .await;
     assert!(
         o.changed && o.msg == format!("updated keys in {PATH}"),
         "{o:?}"
@@ -558,9 +540,8 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
     // Nothing to remove: no file, or no user.
     let conn = Scripted::new().ok("getent passwd", &probe("-", "-", ""));
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})))
+        .await;
     assert!(
         !o.changed && o.msg == format!("{PATH} does not exist: no keys to remove"),
         "{o:?}"
@@ -568,9 +549,8 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
     conn.assert_done();
     let conn = Scripted::new().ok("getent passwd", "U -\n");
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})))
+        .await;
     assert!(
         !o.changed && o.msg == "user 'deploy' does not exist: no keys to remove",
         "{o:?}"
@@ -584,10 +564,7 @@ async fn a_missing_user_fails_unless_checking() {
     let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert_eq!(e, "user 'deploy' does not exist");
     let conn = Scripted::new().ok("getent passwd", "U -\n");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), true)
-        .await
-        .unwrap();
+    let o = conn.check(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg.contains("the user does not exist yet"),
         "{o:?}"
@@ -657,13 +634,11 @@ async fn hostile_paths_are_quoted_in_both_commands() {
     let out = format!("U 1001:1001\nP {evil}\nD 755 0 0\nF -\n");
     let conn = Scripted::new().ok("getent passwd", &out).ok("mktemp", "");
     let o = conn
-        .run(
+        .apply(
             &AUTHORIZED_KEY,
             deploy(json!({"path": evil, "manage_dir": false})),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed, "{o:?}");
     let cmds = conn.commands();
     assert!(

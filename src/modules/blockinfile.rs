@@ -221,11 +221,8 @@ mod tests {
     async fn create_mode_and_missing_files() {
         let h = Harness::new();
         let f = h.p("d/new");
-        assert!(
-            h.run_mode(&BLOCKINFILE, json!({"path": f, "block": "x"}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&BLOCKINFILE, json!({"path": f, "block": "x"}))
+            .await;
         let o = h
             .apply(&BLOCKINFILE, json!({"path": f, "state": "absent"}))
             .await;
@@ -277,9 +274,8 @@ mod tests {
             &probed_content(Some(&format!("a\n{B}x\n{E}"))),
         );
         let o = conn
-            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
-            .await
-            .unwrap();
+            .apply(&BLOCKINFILE, json!({"path": CONF, "block": "x"}))
+            .await;
         assert!(!o.changed, "{o:?}");
         assert_eq!(conn.commands().len(), 1);
         conn.assert_done();
@@ -320,10 +316,7 @@ mod tests {
                 .ok("mktemp", "");
             let mut args = extra.as_object().unwrap().clone();
             args.insert("path".into(), json!(CONF));
-            let o = conn
-                .run(&BLOCKINFILE, Json::Object(args), false)
-                .await
-                .unwrap();
+            let o = conn.apply(&BLOCKINFILE, Json::Object(args)).await;
             assert!(o.changed && o.msg == msg, "{msg}: {o:?}");
             assert_eq!(String::from_utf8(conn.stdin(1)).unwrap(), new, "{msg}");
             conn.assert_done();
@@ -334,9 +327,8 @@ mod tests {
     async fn check_mode_reads_and_reports_only() {
         let conn = Scripted::new().ok("readlink -f", &probed_content(Some("a\n")));
         let o = conn
-            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), true)
-            .await
-            .unwrap();
+            .check(&BLOCKINFILE, json!({"path": CONF, "block": "x"}))
+            .await;
         assert!(o.changed && o.msg == "Block inserted", "{o:?}");
         assert!(o.diff.unwrap().contains(&format!("+{B}+x\n+{E}")));
         assert_eq!(conn.commands().len(), 1);
@@ -355,7 +347,7 @@ mod tests {
             .ok("readlink -f", &probed_content(None))
             .ok("mktemp", "");
         let args = json!({"path": CONF, "block": "x", "create": true, "owner": "app"});
-        let o = conn.run(&BLOCKINFILE, args, false).await.unwrap();
+        let o = conn.apply(&BLOCKINFILE, args).await;
         assert!(o.changed && o.msg == "File created", "{o:?}");
         let write = &conn.commands()[1];
         assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("chown -- app \"$t\""));
@@ -364,13 +356,8 @@ mod tests {
 
         let conn = Scripted::new().ok("readlink -f", &probed_content(None));
         let o = conn
-            .run(
-                &BLOCKINFILE,
-                json!({"path": CONF, "state": "absent"}),
-                false,
-            )
-            .await
-            .unwrap();
+            .apply(&BLOCKINFILE, json!({"path": CONF, "state": "absent"}))
+            .await;
         assert!(!o.changed && o.msg == "file not present", "{o:?}");
         conn.assert_done();
     }

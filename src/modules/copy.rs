@@ -359,9 +359,8 @@ mod tests {
     async fn the_same_content_costs_one_probe() {
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::holding("hello\n").line());
         let o = conn
-            .run(&COPY, json!({"content": "hello\n", "dest": MOTD}), false)
-            .await
-            .unwrap();
+            .apply(&COPY, json!({"content": "hello\n", "dest": MOTD}))
+            .await;
         assert!(!o.changed, "{o:?}");
         assert_eq!(o.data["dest"], json!(MOTD));
         assert_eq!(o.data["checksum"], json!(sha1_hex(b"hello\n")));
@@ -378,7 +377,7 @@ mod tests {
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         let args = json!({"content": "hello\n", "dest": MOTD, "mode": "0640", "owner": "app"});
-        let o = conn.run(&COPY, args, false).await.unwrap();
+        let o = conn.apply(&COPY, args).await;
         assert!(o.changed && o.msg == "file created", "{o:?}");
         let diff = o.diff.unwrap();
         assert!(
@@ -400,9 +399,8 @@ mod tests {
             .ok("cat -- /etc/motd", "old\n")
             .ok("mktemp", "");
         let o = conn
-            .run(&COPY, json!({"content": "new\n", "dest": MOTD}), false)
-            .await
-            .unwrap();
+            .apply(&COPY, json!({"content": "new\n", "dest": MOTD}))
+            .await;
         assert!(o.changed && o.msg == "content changed", "{o:?}");
         assert!(o.diff.unwrap().contains("-old\n+new\n"));
         // The old owner is kept.
@@ -413,9 +411,8 @@ mod tests {
             .ok("sha1sum 2>/dev/null", &Probed::holding("old\n").line())
             .ok("cat -- /etc/motd", "old\n");
         let o = conn
-            .run(&COPY, json!({"content": "new\n", "dest": MOTD}), true)
-            .await
-            .unwrap();
+            .check(&COPY, json!({"content": "new\n", "dest": MOTD}))
+            .await;
         assert!(o.changed && o.diff.unwrap().contains("+new"), "check mode");
         conn.assert_done();
     }
@@ -424,13 +421,13 @@ mod tests {
     async fn force_false_keeps_existing_content() {
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::holding("theirs\n").line());
         let args = json!({"content": "ours\n", "dest": MOTD, "force": false});
-        assert!(!conn.run(&COPY, args.clone(), false).await.unwrap().changed);
+        assert!(!conn.apply(&COPY, args.clone()).await.changed);
         conn.assert_done();
 
         let conn = Scripted::new()
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
-        assert!(conn.run(&COPY, args, false).await.unwrap().changed);
+        assert!(conn.apply(&COPY, args).await.changed);
         conn.assert_done();
     }
 
@@ -440,7 +437,7 @@ mod tests {
             .ok("sha1sum 2>/dev/null", &Probed::holding("x").line())
             .ok("chown", "");
         let args = json!({"content": "x", "dest": MOTD, "owner": "app", "group": 0});
-        let o = conn.run(&COPY, args, false).await.unwrap();
+        let o = conn.apply(&COPY, args).await;
         assert!(o.changed && o.msg == "attributes changed", "{o:?}");
         assert_eq!(o.diff.as_deref(), Some("owner: root -> app\n"));
         assert_eq!(conn.commands()[1], "set -e; chown -- app /etc/motd");
@@ -547,7 +544,7 @@ mod tests {
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         let args = json!({"content": "'; reboot; '", "dest": evil, "owner": "a b"});
-        conn.run(&COPY, args, false).await.unwrap();
+        conn.apply(&COPY, args).await;
         for cmd in conn.commands() {
             assert!(cmd.contains(&quote(evil)), "{cmd}");
             assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");

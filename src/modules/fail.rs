@@ -48,20 +48,13 @@ mod tests {
         let o = h.run_mode(&FAIL, json!({}), true, false).await.unwrap();
         assert!(o.failed);
         assert_eq!(o.msg, "Failed as requested from task");
-        assert!(
-            h.run_mode(&FAIL, json!({"bogus": 1}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&FAIL, json!({"bogus": 1})).await;
     }
 
     #[tokio::test]
     async fn the_host_is_never_asked() {
         let conn = crate::host::testing::Scripted::new();
-        let o = conn
-            .run(&FAIL, json!({"msg": ["a", 1]}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&FAIL, json!({"msg": ["a", 1]})).await;
         assert!(o.failed);
         assert_eq!(
             (o.msg.as_str(), &o.data["msg"]),

@@ -13,6 +13,7 @@ use crate::host::attrs::FileAttrs;
 use crate::host::attrs::{AttrPlan, attrs_from, chmod_arg, fmt_mode, plan_attrs, tree_drift_expr};
 use crate::host::fs::{Kind, PathState, Target, parent_dir, read_paths};
 use crate::host::text::join_diff;
+use crate::host::write::check_args;
 use crate::host::write::{FileWrite, write_file};
 use crate::shell::quote;
 use crate::shell::quote_path;
@@ -85,7 +86,7 @@ impl Module for FileModule {
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         ArgError::require("path", a.path.as_deref())?;
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
+        check_args(&a.mode, &a.owner, &a.group, None)?;
         for (param, v) in [
             ("modification_time", &a.modification_time),
             ("access_time", &a.access_time),

@@ -106,32 +106,22 @@ async fn links_symbolic_and_hard() {
     );
     // A regular file is only replaced with force.
     h.write("reg", "r");
-    assert!(
-        h.run_mode(
-            &FILE,
-            json!({"path": h.p("reg"), "src": "other", "state": "link"}),
-            false,
-            false
-        )
-        .await
-        .is_err()
-    );
+    h.error(
+        &FILE,
+        json!({"path": h.p("reg"), "src": "other", "state": "link"}),
+    )
+    .await;
     h.converges(
         &FILE,
         json!({"path": h.p("reg"), "src": "other", "state": "link", "force": true}),
     )
     .await;
     // Missing source needs force.
-    assert!(
-        h.run_mode(
-            &FILE,
-            json!({"path": h.p("dl"), "src": "missing", "state": "link"}),
-            false,
-            false
-        )
-        .await
-        .is_err()
-    );
+    h.error(
+        &FILE,
+        json!({"path": h.p("dl"), "src": "missing", "state": "link"}),
+    )
+    .await;
     h.converges(
         &FILE,
         json!({"path": h.p("dl"), "src": "missing", "state": "link", "force": true}),
@@ -210,7 +200,7 @@ fn line(kind: &'static str, mode: &'static str) -> String {
 async fn a_directory_in_place_costs_one_probe() {
     let conn = Scripted::new().ok("readlink -f", &line("directory", "750"));
     let args = json!({"path": APP, "state": "directory", "mode": "0750"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(!o.changed, "{o:?}");
     assert_eq!(
         (&o.data["path"], &o.data["state"], &o.data["mode"]),
@@ -225,7 +215,7 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     let conn = Scripted::new()
         .ok("p0=/srv/app;", &Probed::absent().line())
         .ok("mkdir -p", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -238,7 +228,7 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     conn.assert_done();
 
     let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
-    let o = conn.run(&FILE, args, true).await.unwrap();
+    let o = conn.check(&FILE, args).await;
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     conn.assert_done();
 }
@@ -249,7 +239,7 @@ async fn only_what_differs_is_changed() {
         .ok("readlink -f", &line("directory", "755"))
         .ok("chmod", "");
     let args = json!({"path": APP, "state": "directory", "mode": "0750", "owner": "root"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(o.changed && o.msg == "attributes changed", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("mode: 0755 -> 0750\n"));
     assert_eq!(conn.commands()[1], "set -e\nchmod -- 00750 /srv/app\n");
@@ -260,9 +250,8 @@ async fn only_what_differs_is_changed() {
         .ok("readlink -f", &line("file", "644"))
         .ok("chown", "");
     let o = conn
-        .run(&FILE, json!({"path": "/srv/f", "group": "adm"}), false)
-        .await
-        .unwrap();
+        .apply(&FILE, json!({"path": "/srv/f", "group": "adm"}))
+        .await;
     assert_eq!(o.diff.as_deref(), Some("group: root -> adm\n"));
     assert_eq!(o.data["state"], json!("file"));
     assert_eq!(conn.commands()[1], "set -e\nchown -- :adm /srv/f\n");
@@ -275,14 +264,14 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
         json!({"path": APP, "state": "directory", "mode": "0750", "owner": "app", "recurse": true});
     let top = Probed::dir().mode("750").owner("0 0 app root").line();
     let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 0\n"));
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 
     let conn = Scripted::new()
         .ok("find \"$p0\"/.", &format!("{top}R 1\n"))
         .ok("chown -R", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed, "{o:?}");
     assert!(
         o.diff
@@ -296,7 +285,7 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
     conn.assert_done();
 
     let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 1\n"));
-    assert!(conn.run(&FILE, args, true).await.unwrap().changed);
+    assert!(conn.check(&FILE, args).await.changed);
     conn.assert_done();
 }
 
@@ -327,13 +316,11 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
         .ok("readlink -f", &Probed::absent().line())
         .ok("mktemp", "");
     let o = conn
-        .run(
+        .apply(
             &FILE,
             json!({"path": "/srv/f", "state": "touch", "mode": "0600"}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed && o.msg == "file created", "{o:?}");
     let write = &conn.commands()[1];
     assert!(
@@ -344,9 +331,8 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
 
     let conn = Scripted::new().ok("readlink -f", &line("file", "644"));
     let o = conn
-        .run(&FILE, json!({"path": "/srv/f", "state": "touch"}), false)
-        .await
-        .unwrap();
+        .apply(&FILE, json!({"path": "/srv/f", "state": "touch"}))
+        .await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 
@@ -354,7 +340,7 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
         .ok("readlink -f", &line("file", "644"))
         .ok("touch -c", "");
     let args = json!({"path": "/srv/f", "state": "touch", "access_time": "now"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(
         o.changed && o.diff.as_deref() == Some("times: touched\n"),
         "{o:?}"
@@ -367,7 +353,7 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
 async fn absent_removes_only_what_is_there() {
     let args = json!({"path": APP, "state": "absent"});
     let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
-    assert!(!conn.run(&FILE, args.clone(), false).await.unwrap().changed);
+    assert!(!conn.apply(&FILE, args.clone()).await.changed);
     // The path itself is looked at, not what a link points to.
     assert!(conn.commands()[0].contains("then t=link; el"));
     conn.assert_done();
@@ -375,14 +361,14 @@ async fn absent_removes_only_what_is_there() {
     let conn = Scripted::new()
         .ok("readlink -f", &line("directory", "755"))
         .ok("rm -rf", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "directory removed", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("state: directory -> absent\n"));
     assert_eq!(conn.commands()[1], "rm -rf -- /srv/app");
     conn.assert_done();
 
     let conn = Scripted::new().ok("readlink -f", &line("directory", "755"));
-    assert!(conn.run(&FILE, args.clone(), true).await.unwrap().changed);
+    assert!(conn.check(&FILE, args.clone()).await.changed);
     conn.assert_done();
 
     let conn = Scripted::new()
@@ -411,7 +397,7 @@ async fn a_symlink_is_compared_by_its_target() {
             line("directory", "755")
         ),
     );
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(!o.changed, "{o:?}");
     assert_eq!(o.data["src"], json!("/srv/v2"));
     conn.assert_done();
@@ -426,7 +412,7 @@ async fn a_symlink_is_compared_by_its_target() {
             ),
         )
         .ok("ln -sfn", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "link created", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("target: /srv/v1 -> /srv/v2\n"));
     assert_eq!(conn.commands()[1], "set -e\nln -sfn -- /srv/v2 /srv/cur\n");
@@ -463,7 +449,7 @@ async fn a_new_symlink_gets_its_owner_and_a_relative_source() {
         )
         .ok("ln -sfn", "");
     let args = json!({"path": "/srv/cur", "src": "v2", "owner": "app"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert_eq!(o.diff.as_deref(), Some("state: absent -> link (v2)\n"));
     assert_eq!(
         conn.commands()[1],
@@ -507,7 +493,7 @@ async fn replacing_something_else_with_a_link_needs_force() {
         .ok("ln -sfn", "");
     let mut forced = args.clone();
     forced["force"] = json!(true);
-    let o = conn.run(&FILE, forced.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, forced.clone()).await;
     assert_eq!(o.diff.as_deref(), Some("state: file -> link (/srv/v2)\n"));
     conn.assert_done();
 
@@ -524,7 +510,7 @@ async fn a_hard_link_is_compared_by_inode() {
     let args = json!({"path": "/srv/h", "src": "/srv/f", "state": "hard"});
     let same = format!("{}{}", line("file", "644"), line("file", "644"));
     let conn = Scripted::new().ok("readlink -f", &same);
-    assert!(!conn.run(&FILE, args.clone(), false).await.unwrap().changed);
+    assert!(!conn.apply(&FILE, args.clone()).await.changed);
     conn.assert_done();
 
     let other = Probed::file(6).inode(10043999).line();
@@ -534,7 +520,7 @@ async fn a_hard_link_is_compared_by_inode() {
             &format!("{}{other}", Probed::absent().line()),
         )
         .ok("ln -f", "");
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(conn.commands()[1], "set -e\nln -f -- /srv/f /srv/h\n");
     conn.assert_done();
@@ -547,7 +533,7 @@ async fn hostile_paths_are_quoted_in_every_command() {
         .ok("readlink -f", &Probed::absent().line())
         .ok("mkdir -p", "");
     let args = json!({"path": evil, "state": "directory", "owner": "a'b", "mode": "0700"});
-    conn.run(&FILE, args, false).await.unwrap();
+    conn.apply(&FILE, args).await;
     for cmd in conn.commands() {
         assert!(cmd.contains(&quote(evil)), "{cmd}");
         assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");

@@ -234,9 +234,8 @@ mod tests {
     async fn a_group_as_wanted_costs_one_command() {
         let conn = Scripted::new().ok("getent group web || true", "web:x:1001:alice\n");
         let o = conn
-            .run(&GROUP, json!({"name": "web", "gid": 1001}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "web", "gid": 1001}))
+            .await;
         assert!(!o.changed && o.msg == "group 'web' is as wanted", "{o:?}");
         assert_eq!(o.data["gid"], json!(1001));
         assert_eq!(o.data["state"], json!("present"));
@@ -246,9 +245,8 @@ mod tests {
         // Absent and not there.
         let conn = Scripted::new().ok("getent group web", "");
         let o = conn
-            .run(&GROUP, json!({"name": "web", "state": "absent"}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "web", "state": "absent"}))
+            .await;
         assert!(!o.changed && o.msg == "group 'web' is absent", "{o:?}");
         assert!(!o.data.contains_key("gid"));
         conn.assert_done();
@@ -261,7 +259,7 @@ mod tests {
             "provt-grp:x:4711:\n",
         );
         let args = json!({"name": "provt-grp", "gid": "4711", "non_unique": true, "system": true});
-        let o = conn.run(&GROUP, args.clone(), false).await.unwrap();
+        let o = conn.apply(&GROUP, args.clone()).await;
         assert!(o.changed && o.msg == "create group provt-grp", "{o:?}");
         assert_eq!(o.diff.as_deref(), Some("create group provt-grp\n"));
         assert_eq!(o.data["gid"], json!(4711));
@@ -269,7 +267,7 @@ mod tests {
 
         // Check mode: the probe only.
         let conn = Scripted::new().ok("getent group", "");
-        let o = conn.run(&GROUP, args, true).await.unwrap();
+        let o = conn.check(&GROUP, args).await;
         assert!(
             o.changed && o.msg == "would create group provt-grp",
             "{o:?}"
@@ -281,10 +279,7 @@ mod tests {
         let conn = Scripted::new()
             .ok("getent group", "")
             .ok("groupadd web;", "web:x:1002:\n");
-        let o = conn
-            .run(&GROUP, json!({"name": "web"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&GROUP, json!({"name": "web"})).await;
         assert!(o.changed);
         assert_eq!(o.data["gid"], json!(1002));
         conn.assert_done();
@@ -296,9 +291,8 @@ mod tests {
             .ok("getent group", "provt-grp:x:4712:provt\n")
             .ok("groupmod -g 4711 provt-grp;", "provt-grp:x:4711:provt\n");
         let o = conn
-            .run(&GROUP, json!({"name": "provt-grp", "gid": 4711}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "provt-grp", "gid": 4711}))
+            .await;
         assert!(o.changed && o.msg == "gid: 4712 -> 4711", "{o:?}");
         assert_eq!(o.diff.as_deref(), Some("gid: 4712 -> 4711\n"));
         assert_eq!(o.data["gid"], json!(4711));
@@ -308,9 +302,8 @@ mod tests {
             .ok("getent group", "web:x:1001:\n")
             .ok("groupdel web;", "");
         let o = conn
-            .run(&GROUP, json!({"name": "web", "state": "absent"}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "web", "state": "absent"}))
+            .await;
         assert!(o.changed && o.msg == "remove group web", "{o:?}");
         assert_eq!(o.data["state"], json!("absent"));
         conn.assert_done();

@@ -105,11 +105,8 @@ fn ansible_placement_rules() {
 async fn converges_checks_and_creates() {
     let h = Harness::new();
     let f = h.p("dir/conf");
-    assert!(
-        h.run_mode(&LINEINFILE, json!({"path": f, "line": "a=1"}), false, false)
-            .await
-            .is_err()
-    );
+    h.error(&LINEINFILE, json!({"path": f, "line": "a=1"}))
+        .await;
     let o = h
         .converges(
             &LINEINFILE,
@@ -183,7 +180,7 @@ const CONF: &str = "/etc/app.conf";
 async fn a_present_line_costs_one_probe() {
     let conn = Scripted::new().ok("readlink -f", &probed_content(Some("a=1\nb=2\n")));
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
     assert_eq!(o.data["path"], json!(CONF));
     assert_eq!(conn.commands().len(), 1);
@@ -200,7 +197,7 @@ async fn a_changed_line_is_one_atomic_write() {
         .ok("readlink -f", &probed_content(Some("a=2\nb=2\n")))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line replaced", "{o:?}");
     assert!(o.diff.unwrap().contains("-a=2\n+a=1\n"));
     let write = &conn.commands()[1];
@@ -215,9 +212,8 @@ async fn a_changed_line_is_one_atomic_write() {
 async fn check_mode_reads_and_reports_only() {
     let conn = Scripted::new().ok("readlink -f", &probed_content(Some("b=2\n")));
     let o = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a=1"}), true)
-        .await
-        .unwrap();
+        .check(&LINEINFILE, json!({"path": CONF, "line": "a=1"}))
+        .await;
     assert!(o.changed && o.msg == "line added", "{o:?}");
     assert!(o.diff.unwrap().contains("+a=1\n"));
     assert_eq!(conn.commands().len(), 1);
@@ -230,7 +226,7 @@ async fn only_the_mode_differs_one_chmod() {
         .ok("readlink -f", &probed_content(Some("a=1\n")))
         .ok("chmod", "");
     let args = json!({"path": CONF, "line": "a=1", "mode": "0600"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "attributes changed", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("mode: 0644 -> 0600\n"));
     assert!(
@@ -253,7 +249,7 @@ async fn a_missing_file_is_created_only_with_create() {
         .ok("readlink -f", &probed_content(None))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "line": "a=1", "create": true, "mode": "0600"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line added", "{o:?}");
     let write = &conn.commands()[1];
     assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("chmod -- 00600"));
@@ -263,7 +259,7 @@ async fn a_missing_file_is_created_only_with_create() {
     // Nothing to remove from a file that is not there.
     let conn = Scripted::new().ok("readlink -f", &probed_content(None));
     let args = json!({"path": CONF, "line": "a=1", "state": "absent"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(!o.changed && o.msg == "file not present", "{o:?}");
     conn.assert_done();
 }
@@ -274,7 +270,7 @@ async fn removing_lines_rewrites_the_file() {
         .ok("readlink -f", &probed_content(Some("a=1\nb=2\na=3\n")))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "regexp": "^a=", "state": "absent"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "2 line(s) removed", "{o:?}");
     assert_eq!(conn.stdin(1), b"b=2\n");
     conn.assert_done();
@@ -287,7 +283,7 @@ async fn backup_and_validate_reach_the_write() {
         .ok("mktemp", "B 0 4242.2026-01-01@00:00:00\n");
     let args = json!({"path": CONF, "line": "a=1", "regexp": "^a=", "backup": true,
         "validate": "/usr/sbin/sshd -t -f %s"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert_eq!(
         o.data["backup_file"],
         json!("/etc/app.conf.4242.2026-01-01@00:00:00~")
@@ -354,7 +350,7 @@ async fn hostile_paths_are_quoted_in_every_command() {
         .ok("readlink -f", &probed_content(None))
         .ok("mktemp", "");
     let args = json!({"path": evil, "line": "$(reboot)", "create": true});
-    conn.run(&LINEINFILE, args, false).await.unwrap();
+    conn.apply(&LINEINFILE, args).await;
     for cmd in conn.commands() {
         // The path appears only quoted, and the line not at all.
         assert!(cmd.contains(&quote(evil)), "{cmd}");

@@ -330,6 +330,12 @@ pub mod de {
         }
     }
 
+    /// The default of a `bool` argument that Ansible turns on unless told otherwise (serde's
+    /// `default` names a function).
+    pub fn yes() -> bool {
+        true
+    }
+
     pub fn opt_bool_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
         bool_like(d).map(Some)
     }

@@ -232,10 +232,7 @@ mod tests {
             .owner("0 4 root adm")
             .line();
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &out);
-        let o = conn
-            .run(&STAT, json!({"path": "/usr/bin/x"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&STAT, json!({"path": "/usr/bin/x"})).await;
         assert!(!o.changed);
         let s = &o.data["stat"];
         assert_eq!(
@@ -270,21 +267,15 @@ mod tests {
         let sum = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
         let conn = Scripted::new().ok("sha256sum 2>/dev/null", &Probed::file(6).sum(sum).line());
         let o = conn
-            .run(
-                &STAT,
-                json!({"path": "/f", "checksum_algorithm": "sha256"}),
-                false,
-            )
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/f", "checksum_algorithm": "sha256"}))
+            .await;
         assert_eq!(o.data["stat"]["checksum"].as_str().unwrap().len(), 64);
         conn.assert_done();
 
         let conn = Scripted::new().ok("stat -c", &Probed::file(6).line());
         let o = conn
-            .run(&STAT, json!({"path": "/f", "get_checksum": false}), false)
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/f", "get_checksum": false}))
+            .await;
         assert!(o.data["stat"].get("checksum").is_none());
         assert!(!conn.commands()[0].contains("sum 2>/dev/null"));
         conn.assert_done();
@@ -296,10 +287,7 @@ mod tests {
             .via("/etc/motd", "/run/motd")
             .line();
         let conn = Scripted::new().ok("readlink -f", &out);
-        let o = conn
-            .run(&STAT, json!({"path": "/etc/issue"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&STAT, json!({"path": "/etc/issue"})).await;
         let s = &o.data["stat"];
         assert_eq!((&s["islnk"], &s["isreg"]), (&json!(true), &json!(false)));
         assert_eq!(
@@ -314,9 +302,8 @@ mod tests {
             .line();
         let conn = Scripted::new().ok("stat -L -c", &out);
         let o = conn
-            .run(&STAT, json!({"path": "/etc/issue", "follow": true}), false)
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/etc/issue", "follow": true}))
+            .await;
         let s = &o.data["stat"];
         assert_eq!((&s["islnk"], &s["isreg"]), (&json!(false), &json!(true)));
         assert!(!conn.commands()[0].contains("then t=link; el"));
@@ -326,13 +313,8 @@ mod tests {
         let out = Probed::absent().via("gone", "/etc/gone").line();
         let conn = Scripted::new().ok("stat -L -c", &out);
         let o = conn
-            .run(
-                &STAT,
-                json!({"path": "/etc/dangling", "follow": true}),
-                false,
-            )
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/etc/dangling", "follow": true}))
+            .await;
         assert_eq!(
             o.data["stat"],
             json!({"exists": false, "lnk_target": "gone"})
@@ -343,10 +325,7 @@ mod tests {
     #[tokio::test]
     async fn absence_is_a_fact_not_a_failure() {
         let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
-        let o = conn
-            .run(&STAT, json!({"path": "/nope"}), true)
-            .await
-            .unwrap();
+        let o = conn.check(&STAT, json!({"path": "/nope"})).await;
         assert!(!o.changed && !o.failed);
         assert_eq!(o.data["stat"], json!({"exists": false}));
         conn.assert_done();
@@ -374,7 +353,7 @@ mod tests {
     async fn a_hostile_path_is_quoted() {
         let evil = "/tmp/'; reboot; '";
         let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
-        conn.run(&STAT, json!({"path": evil}), false).await.unwrap();
+        conn.apply(&STAT, json!({"path": evil})).await;
         let cmd = &conn.commands()[0];
         assert!(cmd.contains(&format!("p0={};", quote(evil))), "{cmd}");
         assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");

@@ -18,10 +18,6 @@ use serde_json::{Value as Json, json};
 /// `present` or `absent`, refused in Ansible's words like every module's `state`.
 type State = de::Presence;
 
-fn yes() -> bool {
-    true
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -33,7 +29,7 @@ pub struct Args {
     settings: Option<Json>,
     #[serde(default)]
     state: State,
-    #[serde(default = "yes", deserialize_with = "de::bool_like")]
+    #[serde(default = "de::yes", deserialize_with = "de::bool_like")]
     daemon_reload: bool,
 }
 

@@ -122,7 +122,7 @@ fn validate_refuses_bad_values() {
 #[tokio::test]
 async fn an_account_as_wanted_costs_one_command() {
     let conn = Scripted::new().ok("getent passwd", &format!("{PROVT}H same\n"));
-    let o = conn.run(&USER, account(), false).await.unwrap();
+    let o = conn.apply(&USER, account()).await;
     assert!(!o.changed && o.msg == "user 'provt' is as wanted", "{o:?}");
     for (k, v) in [
         ("uid", json!(4711)),
@@ -148,7 +148,7 @@ async fn a_missing_account_is_created_in_one_more_command() {
         "useradd -u 4711 -g provt-grp -G provt-extra,adm -s /bin/bash -c 'Prov Test' -m provt\n",
         PASSWD,
     );
-    let o = conn.run(&USER, account(), false).await.unwrap();
+    let o = conn.apply(&USER, account()).await;
     assert!(o.changed && o.msg == "created user 'provt'", "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -175,20 +175,15 @@ async fn a_missing_account_is_created_in_one_more_command() {
         "deploy:x:1001:1001::/home/deploy:/bin/sh\n",
     );
     let o = conn
-        .run(
-            &USER,
-            json!({"name": "deploy", "create_home": false}),
-            false,
-        )
-        .await
-        .unwrap();
+        .apply(&USER, json!({"name": "deploy", "create_home": false}))
+        .await;
     assert!(o.changed && o.msg == "created user 'deploy'", "{o:?}");
     assert!(!conn.commands()[1].contains("chpasswd"));
     conn.assert_done();
 
     // Check mode: the probe only.
     let conn = Scripted::new().ok("getent passwd", "P -\nN 0\n");
-    let o = conn.run(&USER, account(), true).await.unwrap();
+    let o = conn.check(&USER, account()).await;
     assert!(o.changed, "{o:?}");
     assert!(
         o.msg
@@ -205,7 +200,7 @@ async fn drift_is_reported_and_repaired() {
     // The lab's drift: another shell, adm dropped, audio added, another password.
     let drifted = "P provt:x:4711:4711:Prov Test:/home/provt:/bin/sh\nG provt-grp\nS provt-grp provt-extra audio\nH differs\n";
     let conn = Scripted::new().ok("getent passwd", drifted);
-    let o = conn.run(&USER, account(), true).await.unwrap();
+    let o = conn.check(&USER, account()).await;
     assert!(o.changed, "{o:?}");
     let diff = o.diff.unwrap();
     assert_eq!(
@@ -219,7 +214,7 @@ async fn drift_is_reported_and_repaired() {
     let conn = Scripted::new()
         .ok("getent passwd", drifted)
         .ok("usermod -G provt-extra,adm -s /bin/bash provt\n", PASSWD);
-    let o = conn.run(&USER, account(), false).await.unwrap();
+    let o = conn.apply(&USER, account()).await;
     assert_eq!(
         o.msg,
         "changed user 'provt': groups: +adm -audio, shell: /bin/sh -> /bin/bash, password: changed"
@@ -233,7 +228,7 @@ async fn drift_is_reported_and_repaired() {
     let conn = Scripted::new().ok("getent passwd", &format!("{PROVT}H differs\n"));
     let mut args = account();
     args["update_password"] = json!("on_create");
-    let o = conn.run(&USER, args, false).await.unwrap();
+    let o = conn.apply(&USER, args).await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 }
@@ -246,13 +241,11 @@ async fn append_adds_groups_and_keeps_the_others() {
         "deploy:x:1001:1001::/home/deploy:/bin/sh\n",
     );
     let o = conn
-        .run(
+        .apply(
             &USER,
             json!({"name": "deploy", "groups": ["docker"], "append": true}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(
         o.changed && o.msg == "changed user 'deploy': groups: +docker",
         "{o:?}"
@@ -271,13 +264,11 @@ async fn hostile_values_are_quoted() {
         )
         .ok("usermod", "deploy:x:1001:1001::/home/deploy:/bin/sh\n");
     let o = conn
-        .run(
+        .apply(
             &USER,
             json!({"name": "deploy", "comment": evil, "home": "/home/$(reboot)"}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed);
     assert_eq!(
         conn.commands()[1],
@@ -298,7 +289,7 @@ async fn removal_and_its_failures() {
         "userdel: provt mail spool (/var/mail/provt) not found\n",
     );
     let args = json!({"name": "provt", "state": "absent", "remove": true, "force": true, "password": HASH});
-    let o = conn.run(&USER, args.clone(), false).await.unwrap();
+    let o = conn.apply(&USER, args.clone()).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -311,12 +302,12 @@ async fn removal_and_its_failures() {
     conn.assert_done();
 
     let conn = Scripted::new().ok("getent passwd", PROVT);
-    let o = conn.run(&USER, args.clone(), true).await.unwrap();
+    let o = conn.check(&USER, args.clone()).await;
     assert!(o.changed && o.msg == "would remove user 'provt'", "{o:?}");
     conn.assert_done();
 
     let conn = Scripted::new().ok("getent passwd", "P -\nN 0\n");
-    let o = conn.run(&USER, args.clone(), false).await.unwrap();
+    let o = conn.apply(&USER, args.clone()).await;
     assert!(!o.changed && o.msg == "user 'provt' is absent", "{o:?}");
     conn.assert_done();
 

@@ -415,16 +415,8 @@ mod tests {
             .unwrap();
         assert!(o.failed);
         assert!(o.msg.contains(&format!("127.0.0.1:{port}")), "{}", o.msg);
-        assert!(
-            h.run_mode(&WAIT_FOR, json!({"port": "x"}), false, false)
-                .await
-                .is_err()
-        );
-        assert!(
-            h.run_mode(&WAIT_FOR, json!({"sleep": "1; reboot"}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&WAIT_FOR, json!({"port": "x"})).await;
+        h.error(&WAIT_FOR, json!({"sleep": "1; reboot"})).await;
     }
 
     #[tokio::test]
@@ -620,21 +612,17 @@ mod tests {
         use crate::host::testing::Scripted;
         let evil = "'; touch pwned; '";
         let conn = Scripted::new().ok("start=", "@OK 0\n");
-        conn.run(
+        conn.apply(
             &WAIT_FOR,
             json!({"host": "$(reboot)", "port": 22, "search_regex": evil}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
         let cmd = &conn.commands()[0];
         assert!(cmd.contains("h='$(reboot)'; p=22\n"), "{cmd}");
         assert!(cmd.contains(&format!("re={}\n", quote(evil))), "{cmd}");
         conn.assert_done();
         let conn = Scripted::new().ok("start=", "@OK 0\n");
-        conn.run(&WAIT_FOR, json!({"path": evil}), false)
-            .await
-            .unwrap();
+        conn.apply(&WAIT_FOR, json!({"path": evil})).await;
         assert!(conn.commands()[0].contains(&format!("f={}\n", quote(evil))));
         conn.assert_done();
     }
