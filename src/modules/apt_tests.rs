@@ -482,6 +482,10 @@ async fn apt_get_failures_carry_apts_message() {
     conn.assert_done();
 }
 
+/// What `apt-get` prints when it upgrades bash from 5.2.15-2+b13 to 5.2.15-2+b14.
+const BASH_UPGRADED: &str = "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
+     Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n";
+
 #[tokio::test]
 async fn latest_absent_and_upgrade_pick_their_apt_get() {
     // latest: apt-cache policy names a newer candidate.
@@ -492,8 +496,7 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
         )
         .ok(
             &format!("apt-get {FLAGS} install bash\n"),
-            "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
-             Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n",
+            BASH_UPGRADED,
         );
     let o = conn
         .apply(&APT, json!({"name": "bash", "state": "latest"}))
@@ -531,11 +534,7 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
             "echo @G; apt-get -q -s dist-upgrade 2>/dev/null | grep '^Inst '",
             "@G\nInst bash [5.2.15-2+b13] (5.2.15-2+b14 Debian:12.15/oldstable [amd64])\n",
         )
-        .ok(
-            &format!("apt-get {FLAGS} dist-upgrade\n"),
-            "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
-             Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n",
-        );
+        .ok(&format!("apt-get {FLAGS} dist-upgrade\n"), BASH_UPGRADED);
     let o = conn.apply(&APT, json!({"upgrade": "dist"})).await;
     assert!(o.changed && o.msg == "changed: ~bash", "{o:?}");
     assert_eq!(o.data["packages"], json!(["bash"]));

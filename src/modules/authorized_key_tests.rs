@@ -351,6 +351,13 @@ fn probe(dir: &str, file: &str, content: &str) -> String {
     format!("U 1001:1001\nP /home/deploy/.ssh/authorized_keys\nD {dir}\nF {file}\n{content}")
 }
 
+/// A host where deploy's `authorized_keys` holds `content`, with the usual modes (the
+/// directory 0700, the file 0600, both deploy's): the probe's answer, more steps to follow.
+fn holding(content: &str) -> Scripted {
+    let found = probe("700 1001 1001", "600 1001 1001", content);
+    Scripted::new().ok("getent passwd \"$n\"", &found)
+}
+
 const PATH: &str = "/home/deploy/.ssh/authorized_keys";
 
 fn deploy(extra: Json) -> Json {
@@ -364,14 +371,7 @@ fn deploy(extra: Json) -> Json {
 #[tokio::test]
 async fn keys_as_wanted_cost_one_command() {
     let renamed = K1.replace("one@example", "laptop");
-    let conn = Scripted::new().ok(
-        "getent passwd \"$n\"",
-        &probe(
-            "700 1001 1001",
-            "600 1001 1001",
-            &format!("{K2}\n{renamed}\n"),
-        ),
-    );
+    let conn = holding(&format!("{K2}\n{renamed}\n"));
     let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         !o.changed && o.msg == format!("{PATH}: keys as wanted"),
@@ -389,12 +389,7 @@ async fn keys_as_wanted_cost_one_command() {
 #[tokio::test]
 async fn a_missing_key_is_added_by_one_atomic_write() {
     let old = format!("# deploy keys\n{K2}\n");
-    let conn = Scripted::new()
-        .ok(
-            "getent passwd",
-            &probe("700 1001 1001", "600 1001 1001", &old),
-        )
-        .ok("mv -f -- \"$t\" \"$f\"", "");
+    let conn = holding(&old).ok("mv -f -- \"$t\" \"$f\"", "");
     let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("updated keys in {PATH}"),
@@ -422,10 +417,7 @@ async fn a_missing_key_is_added_by_one_atomic_write() {
     assert_eq!(conn.stdin(1), format!("{old}{K1}\n").into_bytes());
 
     // Check mode: the probe only, and the same diff.
-    let conn = Scripted::new().ok(
-        "getent passwd",
-        &probe("700 1001 1001", "600 1001 1001", &old),
-    );
+    let conn = holding(&old);
     let o = conn.check(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("would have updated keys in {PATH}"),
@@ -505,37 +497,24 @@ async fn mode_drift_is_fixed_without_rewriting() {
 #[tokio::test]
 async fn absent_and_exclusive_rewrite_only_what_differs() {
     let old = format!("# mine\n{K1}\n{K2}\n");
-    let conn = Scripted::new()
-        .ok(
-            "getent passwd",
-            &probe("700 1001 1001", "600 1001 1001", &old),
-        )
-        .ok("mktemp", "");
-    let o = conn
-        .apply(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})))
-        .await;
-    assert!(
-        o.changed && o.msg == format!("removed keys from {PATH}"),
-        "{o:?}"
-    );
-    assert_eq!(conn.stdin(1), format!("# mine\n{K2}\n").into_bytes());
-    conn.assert_done();
-
-    let conn = Scripted::new()
-        .ok(
-            "getent passwd",
-            &probe("700 1001 1001", "600 1001 1001", &old),
-        )
-        .ok("mktemp", "");
-    let o = conn
-        .apply(&AUTHORIZED_KEY, deploy(json!({"exclusive": true})))
-        .await;
-    assert!(
-        o.changed && o.msg == format!("updated keys in {PATH}"),
-        "{o:?}"
-    );
-    assert_eq!(conn.stdin(1), format!("# mine\n{K1}\n").into_bytes());
-    conn.assert_done();
+    for (extra, msg, left) in [
+        (
+            json!({"state": "absent"}),
+            "removed keys from",
+            format!("# mine\n{K2}\n"),
+        ),
+        (
+            json!({"exclusive": true}),
+            "updated keys in",
+            format!("# mine\n{K1}\n"),
+        ),
+    ] {
+        let conn = holding(&old).ok("mktemp", "");
+        let o = conn.apply(&AUTHORIZED_KEY, deploy(extra)).await;
+        assert!(o.changed && o.msg == format!("{msg} {PATH}"), "{o:?}");
+        assert_eq!(conn.stdin(1), left.into_bytes());
+        conn.assert_done();
+    }
 
     // Nothing to remove: no file, or no user.
     let conn = Scripted::new().ok("getent passwd", &probe("-", "-", ""));
@@ -611,8 +590,7 @@ async fn odd_entries_and_failures_name_their_cause() {
         "cannot read the authorized keys of 'deploy': sudo: a password is required"
     );
 
-    let conn = Scripted::new()
-        .ok("getent passwd", &probe("700 1001 1001", "600 1001 1001", ""))
+    let conn = holding("")
         .answer(
             "mktemp",
             1,

@@ -104,29 +104,14 @@ async fn links_symbolic_and_hard() {
         std::fs::read_link(h.path("l")).unwrap().to_str(),
         Some("other")
     );
-    // A regular file is only replaced with force.
+    // A regular file is only replaced, and a missing source only linked to, with force.
     h.write("reg", "r");
-    h.error(
-        &FILE,
-        json!({"path": h.p("reg"), "src": "other", "state": "link"}),
-    )
-    .await;
-    h.converges(
-        &FILE,
-        json!({"path": h.p("reg"), "src": "other", "state": "link", "force": true}),
-    )
-    .await;
-    // Missing source needs force.
-    h.error(
-        &FILE,
-        json!({"path": h.p("dl"), "src": "missing", "state": "link"}),
-    )
-    .await;
-    h.converges(
-        &FILE,
-        json!({"path": h.p("dl"), "src": "missing", "state": "link", "force": true}),
-    )
-    .await;
+    for (path, src) in [("reg", "other"), ("dl", "missing")] {
+        let mut args = json!({"path": h.p(path), "src": src, "state": "link"});
+        h.error(&FILE, args.clone()).await;
+        args["force"] = json!(true);
+        h.converges(&FILE, args).await;
+    }
     // Hard links.
     h.converges(
         &FILE,
