@@ -291,13 +291,28 @@ impl Scripted {
         o.unwrap_or_else(|e| panic!("{} {args}: {e}", def.name))
     }
 
-    /// Runs `def` in apply mode where it must fail: the error's text, once every expected
-    /// command has run (what most tests of a refusal check, in one place).
-    pub async fn error(&self, def: &ModuleDef, args: Json) -> String {
-        let e = self.run(def, args, false).await;
-        let e = e.expect_err("the module should fail").to_string();
+    /// Runs `def` (check mode when `check`) where it must succeed: its outcome, once every
+    /// expected command has run.
+    pub async fn outcome(&self, def: &ModuleDef, args: Json, check: bool) -> Outcome {
+        let o = self.run(def, args.clone(), check).await;
+        let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
         self.assert_done();
-        e
+        o
+    }
+
+    /// Runs `def` (check mode when `check`) where it must fail: the error's text, once every
+    /// expected command has run.
+    pub async fn failure(&self, def: &ModuleDef, args: Json, check: bool) -> String {
+        let e = self.run(def, args.clone(), check).await;
+        self.assert_done();
+        e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// [`Scripted::failure`] in apply mode, what most tests of a refusal run.
+    pub async fn error(&self, def: &ModuleDef, args: Json) -> String {
+        self.failure(def, args, false).await
     }
 
     /// Runs `def` with `args` against this script (check mode when `check`), with a diff.

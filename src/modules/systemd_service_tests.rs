@@ -180,21 +180,6 @@ fn show(id: &str, load: &str, active: &str, sub: &str, ufs: &str) -> String {
 
 const SHOW: &str = "systemctl show -p Id -p LoadState";
 
-async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&SYSTEMD_SERVICE, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
-    o
-}
-
-async fn run_err(conn: &Scripted, args: Json, check: bool) -> String {
-    let e = conn.run(&SYSTEMD_SERVICE, args.clone(), check).await;
-    conn.assert_done();
-    e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_unit_in_the_wanted_state_costs_one_command() {
     let conn = Scripted::new().ok(
@@ -202,7 +187,7 @@ async fn a_unit_in_the_wanted_state_costs_one_command() {
         &show("ssh.service", "loaded", "active", "running", "enabled"),
     );
     let args = json!({"name": "ssh", "state": "started", "enabled": true});
-    let o = run_ok(&conn, args, false).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args, false).await;
     assert!(!o.changed && o.msg.is_empty() && o.diff.is_none(), "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert_eq!(
@@ -223,7 +208,7 @@ async fn a_stopped_disabled_unit_is_enabled_and_started_in_one_more_command() {
     let conn = Scripted::new()
         .ok(SHOW, &inactive)
         .ok("systemctl enable", "");
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), false).await;
     assert!(o.changed && o.msg == "enable, start", "{o:?}");
     assert_eq!(
         conn.commands()[1],
@@ -243,7 +228,7 @@ async fn a_stopped_disabled_unit_is_enabled_and_started_in_one_more_command() {
 
     // Check mode: the same decision, the read only.
     let conn = Scripted::new().ok(SHOW, &inactive);
-    let o = run_ok(&conn, args.clone(), true).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), true).await;
     assert!(
         o.changed && o.msg == "enable, start" && o.diff.is_some(),
         "{o:?}"
@@ -257,7 +242,7 @@ async fn a_stopped_disabled_unit_is_enabled_and_started_in_one_more_command() {
         "",
         "Job for nginx.service failed because the control process exited with error code.\nSee \"systemctl status nginx.service\" and \"journalctl -xeu nginx.service\" for details.\n",
     );
-    let e = run_err(&conn, args, false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args, false).await;
     assert!(
         e.starts_with("enable, start nginx.service failed (rc=1): Job for nginx.service failed"),
         "{e}"
@@ -291,7 +276,7 @@ async fn stopping_disabling_restarting_and_reloading() {
         ),
     ] {
         let conn = Scripted::new().ok(SHOW, &running).ok(cmd, "");
-        let o = run_ok(&conn, args.clone(), false).await;
+        let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), false).await;
         assert!(o.changed && o.msg == msg, "{args}: {o:?}");
         assert_eq!(conn.commands()[1], cmd);
     }
@@ -302,12 +287,13 @@ async fn stopping_disabling_restarting_and_reloading() {
             &show("x.service", "loaded", "active", "running", "static"),
         )
         .ok("systemctl stop -- x.service", "");
-    let o = run_ok(
-        &conn,
-        json!({"name": "x.service", "state": "stopped", "enabled": false}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "x.service", "state": "stopped", "enabled": false}),
+            false,
+        )
+        .await;
     assert_eq!(o.msg, "stop");
     assert_eq!(o.data["state"], json!("inactive"));
 }
@@ -315,30 +301,27 @@ async fn stopping_disabling_restarting_and_reloading() {
 #[tokio::test]
 async fn masked_units() {
     let masked = show("x.service", "masked", "inactive", "dead", "masked");
-    let e = run_err(
-        &Scripted::new().ok(SHOW, &masked),
-        json!({"name": "x.service", "state": "started"}),
-        false,
-    )
-    .await;
-    assert_eq!(e, "x.service is masked: it cannot be started");
-    let e = run_err(
-        &Scripted::new().ok(SHOW, &masked),
-        json!({"name": "x.service", "enabled": true}),
-        false,
-    )
-    .await;
-    assert_eq!(
-        e,
-        "x.service is masked: it cannot be enabled (set masked: false)"
-    );
+    for (args, refusal) in [
+        (
+            json!({"name": "x.service", "state": "started"}),
+            "x.service is masked: it cannot be started",
+        ),
+        (
+            json!({"name": "x.service", "enabled": true}),
+            "x.service is masked: it cannot be enabled (set masked: false)",
+        ),
+    ] {
+        let conn = Scripted::new().ok(SHOW, &masked);
+        assert_eq!(conn.error(&SYSTEMD_SERVICE, args).await, refusal);
+    }
     let conn = Scripted::new().ok(SHOW, &masked).ok("systemctl unmask", "");
-    let o = run_ok(
-        &conn,
-        json!({"name": "x.service", "masked": false, "enabled": true, "state": "started"}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "x.service", "masked": false, "enabled": true, "state": "started"}),
+            false,
+        )
+        .await;
     assert_eq!(o.msg, "unmask, enable, start");
     assert_eq!(
         conn.commands()[1],
@@ -346,12 +329,13 @@ async fn masked_units() {
     );
     // Already masked: nothing to do.
     let conn = Scripted::new().ok(SHOW, &masked);
-    let o = run_ok(
-        &conn,
-        json!({"name": "x.service", "masked": true, "state": "stopped"}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "x.service", "masked": true, "state": "stopped"}),
+            false,
+        )
+        .await;
     assert!(!o.changed, "{o:?}");
 }
 
@@ -359,10 +343,12 @@ async fn masked_units() {
 async fn a_missing_unit_fails_unless_checking_or_only_stopping() {
     let missing = show("nosuch.service", "not-found", "inactive", "dead", "");
     let start = json!({"name": "nosuch.service", "state": "started"});
-    let e = run_err(&Scripted::new().ok(SHOW, &missing), start.clone(), false).await;
+    let conn = Scripted::new().ok(SHOW, &missing);
+    let e = conn.error(&SYSTEMD_SERVICE, start.clone()).await;
     assert_eq!(e, "Could not find the requested service nosuch.service");
     // In check mode an earlier task may be about to install it.
-    let o = run_ok(&Scripted::new().ok(SHOW, &missing), start, true).await;
+    let conn = Scripted::new().ok(SHOW, &missing);
+    let o = conn.outcome(&SYSTEMD_SERVICE, start, true).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -371,23 +357,25 @@ async fn a_missing_unit_fails_unless_checking_or_only_stopping() {
     assert_eq!(o.data["status"]["LoadState"], json!("not-found"));
     // Stopping and disabling what is not there is done already.
     let conn = Scripted::new().ok(SHOW, &missing);
-    let o = run_ok(
-        &conn,
-        json!({"name": "nosuch.service", "state": "stopped", "enabled": false}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "nosuch.service", "state": "stopped", "enabled": false}),
+            false,
+        )
+        .await;
     assert!(!o.changed && conn.commands().len() == 1, "{o:?}");
     // Masking works for a missing unit too.
     let conn = Scripted::new()
         .ok(SHOW, &missing)
         .ok("systemctl mask -- nosuch.service", "");
-    let o = run_ok(
-        &conn,
-        json!({"name": "nosuch.service", "masked": true}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "nosuch.service", "masked": true}),
+            false,
+        )
+        .await;
     assert!(o.changed && o.msg == "mask", "{o:?}");
 }
 
@@ -400,7 +388,7 @@ async fn daemon_reload_runs_with_the_read_and_changes_only_when_needed() {
         "systemctl daemon-reload",
         &format!("PreNeedDaemonReload=yes\n{after}"),
     );
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), false).await;
     assert!(o.changed && o.msg == "daemon reloaded", "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert!(
@@ -418,13 +406,18 @@ async fn daemon_reload_runs_with_the_read_and_changes_only_when_needed() {
         "systemctl daemon-reload",
         &format!("PreNeedDaemonReload=no\n{after}"),
     );
-    assert!(!run_ok(&conn, args.clone(), false).await.changed);
+    assert!(
+        !conn
+            .outcome(&SYSTEMD_SERVICE, args.clone(), false)
+            .await
+            .changed
+    );
     // Check mode never reloads: NeedDaemonReload tells what a reload would do.
     let conn = Scripted::new().ok(
         SHOW,
         &after.replace("NeedDaemonReload=no", "NeedDaemonReload=yes"),
     );
-    let o = run_ok(&conn, args.clone(), true).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), true).await;
     assert!(o.changed && o.msg == "daemon reloaded", "{o:?}");
     assert!(!conn.commands()[0].contains("daemon-reload"));
     // A failed reload fails the read.
@@ -434,7 +427,7 @@ async fn daemon_reload_runs_with_the_read_and_changes_only_when_needed() {
         "PreNeedDaemonReload=yes\n",
         "Failed to reload daemon: Access denied\n",
     );
-    let e = run_err(&conn, args, false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args, false).await;
     assert_eq!(
         e,
         "cannot read the state of app.service: Failed to reload daemon: Access denied"
@@ -450,13 +443,13 @@ async fn unreadable_or_unexpected_state_fails_clearly() {
         "",
         "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down\n",
     );
-    let e = run_err(&conn, args.clone(), false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args.clone(), false).await;
     assert!(
         e.starts_with("cannot read the state of x.service: System has not been booted"),
         "{e}"
     );
     let conn = Scripted::new().ok(SHOW, "garbage\n");
-    let e = run_err(&conn, args, false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args, false).await;
     assert!(
         e.starts_with("unexpected output from `systemctl show` for x.service"),
         "{e}"
@@ -470,7 +463,12 @@ async fn escaped_unit_names_reach_systemctl_as_one_word() {
     let conn = Scripted::new()
         .ok(SHOW, &show(name, "loaded", "inactive", "dead", "static"))
         .ok("systemctl start", "");
-    run_ok(&conn, json!({"name": name, "state": "started"}), false).await;
+    conn.outcome(
+        &SYSTEMD_SERVICE,
+        json!({"name": name, "state": "started"}),
+        false,
+    )
+    .await;
     let q = r"'systemd-fsck@dev-disk-by\x2duuid-1234.service'";
     assert!(conn.commands()[0].ends_with(&format!(" -- {q}")));
     assert_eq!(conn.commands()[1], format!("systemctl start -- {q}"));
