@@ -29,76 +29,75 @@ fn edit(old: &str, args: Json) -> String {
 
 #[test]
 fn ansible_placement_rules() {
-    assert_eq!(edit("a\nb\n", json!({"line": "c"})), "a\nb\nc\n");
-    assert_eq!(edit("a\nb", json!({"line": "c"})), "a\nb\nc\n");
-    assert_eq!(edit("a\nc\nb\n", json!({"line": "c"})), "a\nc\nb\n");
-    assert_eq!(
-        edit("x=1\ny=2\n", json!({"regexp": "^x=", "line": "x=3"})),
-        "x=3\ny=2\n"
-    );
-    assert_eq!(
-        edit("a\nb\n", json!({"line": "c", "insertbefore": "BOF"})),
-        "c\na\nb\n"
-    );
-    assert_eq!(
-        edit("a\nb\na\n", json!({"line": "c", "insertafter": "^a"})),
-        "a\nb\na\nc\n"
-    );
-    assert_eq!(
-        edit(
-            "a\nb\na\n",
-            json!({"line": "c", "insertafter": "^a", "firstmatch": true})
+    // (file before, arguments, file after)
+    for (old, args, want) in [
+        ("a\nb\n", json!({"line": "c"}), "a\nb\nc\n"),
+        ("a\nb", json!({"line": "c"}), "a\nb\nc\n"),
+        ("a\nc\nb\n", json!({"line": "c"}), "a\nc\nb\n"),
+        (
+            "x=1\ny=2\n",
+            json!({"regexp": "^x=", "line": "x=3"}),
+            "x=3\ny=2\n",
         ),
-        "a\nc\nb\na\n"
-    );
-    assert_eq!(
-        edit("a\nb\n", json!({"line": "c", "insertbefore": "^b"})),
-        "a\nc\nb\n"
-    );
-    assert_eq!(
-        edit("a\nb\n", json!({"line": "c", "insertbefore": "^zz"})),
-        "a\nb\nc\n"
-    );
-    assert_eq!(
-        edit(
+        (
             "a\nb\n",
-            json!({"line": "c", "regexp": "^zz", "insertafter": "^a"})
+            json!({"line": "c", "insertbefore": "BOF"}),
+            "c\na\nb\n",
         ),
-        "a\nc\nb\n"
-    );
-    assert_eq!(
-        edit(
+        (
+            "a\nb\na\n",
+            json!({"line": "c", "insertafter": "^a"}),
+            "a\nb\na\nc\n",
+        ),
+        (
+            "a\nb\na\n",
+            json!({"line": "c", "insertafter": "^a", "firstmatch": true}),
+            "a\nc\nb\na\n",
+        ),
+        (
+            "a\nb\n",
+            json!({"line": "c", "insertbefore": "^b"}),
+            "a\nc\nb\n",
+        ),
+        (
+            "a\nb\n",
+            json!({"line": "c", "insertbefore": "^zz"}),
+            "a\nb\nc\n",
+        ),
+        (
+            "a\nb\n",
+            json!({"line": "c", "regexp": "^zz", "insertafter": "^a"}),
+            "a\nc\nb\n",
+        ),
+        (
             "port 22\n",
-            json!({"regexp": "^port (\\d+)$", "line": "Port \\1", "backrefs": true})
+            json!({"regexp": "^port (\\d+)$", "line": "Port \\1", "backrefs": true}),
+            "Port 22\n",
         ),
-        "Port 22\n"
-    );
-    assert_eq!(
-        edit(
+        (
             "a\n",
-            json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true})
+            json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true}),
+            "a\n",
         ),
-        "a\n"
-    );
-    assert_eq!(
-        edit(
+        (
             "k = v # old\nz\n",
-            json!({"search_string": "k = v", "line": "k = w"})
+            json!({"search_string": "k = v", "line": "k = w"}),
+            "k = w\nz\n",
         ),
-        "k = w\nz\n"
-    );
-    assert_eq!(
-        edit("a\nb\na\n", json!({"line": "a", "state": "absent"})),
-        "b\n"
-    );
-    assert_eq!(
-        edit("a1\nb\na2\n", json!({"regexp": "^a", "state": "absent"})),
-        "b\n"
-    );
-    assert_eq!(
-        edit("a$x\n", json!({"search_string": "$x", "state": "absent"})),
-        ""
-    );
+        ("a\nb\na\n", json!({"line": "a", "state": "absent"}), "b\n"),
+        (
+            "a1\nb\na2\n",
+            json!({"regexp": "^a", "state": "absent"}),
+            "b\n",
+        ),
+        (
+            "a$x\n",
+            json!({"search_string": "$x", "state": "absent"}),
+            "",
+        ),
+    ] {
+        assert_eq!(edit(old, args.clone()), want, "{old:?} {args}");
+    }
 }
 
 #[tokio::test]
