@@ -553,35 +553,36 @@ async fn a_missing_user_fails_unless_checking() {
 
 #[tokio::test]
 async fn odd_entries_and_failures_name_their_cause() {
-    let fails = |out: String| async move {
+    // (what the probe prints, the error)
+    for (out, want) in [
+        (
+            probe("link", "-", ""),
+            "/home/deploy/.ssh is a symlink: refusing to manage keys through it".to_string(),
+        ),
+        (
+            probe("700 1001 1001", "link", ""),
+            format!("{PATH} is a symlink: refusing to write keys through it"),
+        ),
+        (
+            probe("other", "-", ""),
+            "/home/deploy/.ssh exists and is not a directory".to_string(),
+        ),
+        (
+            probe("700 1001 1001", "other", ""),
+            format!("{PATH} exists and is not a regular file"),
+        ),
+        (
+            "garbage\n".to_string(),
+            "unexpected output from the authorized_keys probe".to_string(),
+        ),
+        (
+            "U 1001:1001\nP /x\nD 7x9 1 1\nF -\n".to_string(),
+            "unexpected output from the authorized_keys probe".to_string(),
+        ),
+    ] {
         let conn = Scripted::new().ok("getent passwd", &out);
-        let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
-        e.to_string()
-    };
-    assert_eq!(
-        fails(probe("link", "-", "")).await,
-        "/home/deploy/.ssh is a symlink: refusing to manage keys through it"
-    );
-    assert_eq!(
-        fails(probe("700 1001 1001", "link", "")).await,
-        format!("{PATH} is a symlink: refusing to write keys through it")
-    );
-    assert_eq!(
-        fails(probe("other", "-", "")).await,
-        "/home/deploy/.ssh exists and is not a directory"
-    );
-    assert_eq!(
-        fails(probe("700 1001 1001", "other", "")).await,
-        format!("{PATH} exists and is not a regular file")
-    );
-    assert_eq!(
-        fails("garbage\n".into()).await,
-        "unexpected output from the authorized_keys probe"
-    );
-    assert_eq!(
-        fails("U 1001:1001\nP /x\nD 7x9 1 1\nF -\n".into()).await,
-        "unexpected output from the authorized_keys probe"
-    );
+        assert_eq!(conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await, want);
+    }
 
     let conn = Scripted::new().answer("getent passwd", 1, "", "sudo: a password is required\n");
     let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;

@@ -25,37 +25,27 @@ pub struct Args {
     executable: Option<String>,
 }
 
+/// `command` and `shell` take the same arguments and differ only in whether the line goes
+/// through a shell: one module type, told apart by `SHELL`.
+pub struct CommandLike<const SHELL: bool>;
+
 /// The `command` module.
-pub struct CommandModule;
-
-impl Module for CommandModule {
-    type Args = Args;
-    const NAME: &'static str = "command";
-    const FREE_FORM: Option<&'static str> = Some("cmd");
-
-    fn validate(a: &Args) -> Result<(), ArgError> {
-        command_line(a, false).map(|_| ())
-    }
-
-    async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        run(ctx, args, false).await
-    }
-}
+pub type CommandModule = CommandLike<false>;
 
 /// The `shell` module.
-pub struct ShellModule;
+pub type ShellModule = CommandLike<true>;
 
-impl Module for ShellModule {
+impl<const SHELL: bool> Module for CommandLike<SHELL> {
     type Args = Args;
-    const NAME: &'static str = "shell";
+    const NAME: &'static str = if SHELL { "shell" } else { "command" };
     const FREE_FORM: Option<&'static str> = Some("cmd");
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        command_line(a, true).map(|_| ())
+        command_line(a, SHELL).map(|_| ())
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
-        run(ctx, args, true).await
+        run(ctx, args, SHELL).await
     }
 }
 

@@ -375,11 +375,13 @@ async fn remove(ctx: &ModuleCtx<'_>, a: &Args, net: &Json) -> ModResult {
     if !users.is_empty() && !a.force {
         return fail(in_use(&a.name, &users, "remove"));
     }
-    let diff = ctx
-        .diff
-        .then(|| unified_diff("state: present\n", "state: absent\n", &title(a)))
-        .flatten();
-    let o = Outcome::changed("network removed").with_diff(diff);
+    let o = changed(
+        ctx,
+        a,
+        "network removed",
+        "state: present\n",
+        "state: absent\n",
+    );
     if ctx.check {
         return Ok(o);
     }
@@ -392,15 +394,27 @@ async fn remove(ctx: &ModuleCtx<'_>, a: &Args, net: &Json) -> ModResult {
     Ok(o)
 }
 
+/// The outcome of a change to the network, with the diff `before` → `after` when diffs are
+/// asked for: what removing, creating and re-creating report alike.
+fn changed(ctx: &ModuleCtx<'_>, a: &Args, msg: &str, before: &str, after: &str) -> Outcome {
+    let diff = ctx
+        .diff
+        .then(|| unified_diff(before, after, &title(a)))
+        .flatten();
+    Outcome::changed(msg).with_diff(diff)
+}
+
 /// Creates the network; returns its inspect data.
 async fn create(ctx: &ModuleCtx<'_>, a: &Args, maps: &Maps) -> ModResult {
     let mut after = vec![("state".to_string(), "present".to_string())];
     after.extend(summary(a));
-    let diff = ctx
-        .diff
-        .then(|| unified_diff("state: absent\n", &kv_text(&after), &title(a)))
-        .flatten();
-    let o = Outcome::changed("network created").with_diff(diff);
+    let o = changed(
+        ctx,
+        a,
+        "network created",
+        "state: absent\n",
+        &kv_text(&after),
+    );
     if ctx.check {
         return Ok(o);
     }
@@ -438,11 +452,13 @@ async fn converge(ctx: &ModuleCtx<'_>, a: &Args, maps: &Maps, net: Json) -> ModR
         .iter()
         .map(|(f, _, w)| (f.clone(), w.clone()))
         .collect();
-    let diff = ctx
-        .diff
-        .then(|| unified_diff(&kv_text(&before), &kv_text(&after), &title(a)))
-        .flatten();
-    let o = Outcome::changed("network re-created").with_diff(diff);
+    let o = changed(
+        ctx,
+        a,
+        "network re-created",
+        &kv_text(&before),
+        &kv_text(&after),
+    );
     if ctx.check {
         return Ok(o);
     }
