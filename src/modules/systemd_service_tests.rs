@@ -18,89 +18,57 @@ fn args(v: Json) -> Args {
     crate::host::testing::decode(v).unwrap()
 }
 
+/// The verbs planned for the unit state `(load, active, unit file)`, by the arguments.
 #[test]
 fn plans_only_what_differs() {
-    let a = args(json!({"name": "docker", "state": "started", "enabled": true}));
-    assert!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    assert_eq!(
-        plan(&a, &unit("loaded", "inactive", "disabled"))
-            .unwrap()
-            .verbs,
-        vec!["enable", "start"]
-    );
-    // static units count as enabled; disabling them is a no-op.
-    assert!(
-        plan(&a, &unit("loaded", "active", "static"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    let a = args(json!({"name": "x", "enabled": "no", "state": "stopped"}));
-    assert!(
-        plan(&a, &unit("loaded", "inactive", "static"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    assert_eq!(
-        plan(&a, &unit("loaded", "deactivating", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["disable", "stop"]
-    );
-}
-
-#[test]
-fn restarted_and_reloaded_always_act() {
-    let a = args(json!({"name": "x", "state": "restarted"}));
-    assert_eq!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["restart"]
-    );
-    let a = args(json!({"name": "x", "state": "reloaded"}));
-    assert_eq!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["reload"]
-    );
-    assert_eq!(
-        plan(&a, &unit("loaded", "failed", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["start"]
-    );
-}
-
-#[test]
-fn masking() {
-    let a = args(json!({"name": "x", "masked": true, "state": "stopped"}));
-    assert_eq!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["mask", "stop"]
-    );
-    assert!(
-        plan(&a, &unit("masked", "inactive", "masked"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    let a = args(json!({"name": "x", "masked": false, "enabled": true, "state": "started"}));
-    assert_eq!(
-        plan(&a, &unit("masked", "inactive", "masked"))
-            .unwrap()
-            .verbs,
-        vec!["unmask", "enable", "start"]
-    );
+    let started = json!({"name": "docker", "state": "started", "enabled": true});
+    let stopped = json!({"name": "x", "enabled": "no", "state": "stopped"});
+    let masked = json!({"name": "x", "masked": true, "state": "stopped"});
+    let unmasked = json!({"name": "x", "masked": false, "enabled": true, "state": "started"});
+    let none: &[&str] = &[];
+    for (args_, (load, active, ufs), verbs) in [
+        (&started, ("loaded", "active", "enabled"), none),
+        (
+            &started,
+            ("loaded", "inactive", "disabled"),
+            &["enable", "start"],
+        ),
+        // static units count as enabled; disabling them is a no-op.
+        (&started, ("loaded", "active", "static"), none),
+        (&stopped, ("loaded", "inactive", "static"), none),
+        (
+            &stopped,
+            ("loaded", "deactivating", "enabled"),
+            &["disable", "stop"],
+        ),
+        // restarted and reloaded always act.
+        (
+            &json!({"name": "x", "state": "restarted"}),
+            ("loaded", "active", "enabled"),
+            &["restart"],
+        ),
+        (
+            &json!({"name": "x", "state": "reloaded"}),
+            ("loaded", "active", "enabled"),
+            &["reload"],
+        ),
+        (
+            &json!({"name": "x", "state": "reloaded"}),
+            ("loaded", "failed", "enabled"),
+            &["start"],
+        ),
+        (&masked, ("loaded", "active", "enabled"), &["mask", "stop"]),
+        (&masked, ("masked", "inactive", "masked"), none),
+        (
+            &unmasked,
+            ("masked", "inactive", "masked"),
+            &["unmask", "enable", "start"],
+        ),
+    ] {
+        let p = plan(&args(args_.clone()), &unit(load, active, ufs)).unwrap();
+        assert_eq!(p.verbs, verbs, "{args_} on {load} {active} {ufs}");
+    }
+    // A masked unit cannot be started without unmasking it.
     let a = args(json!({"name": "x", "state": "started"}));
     assert!(plan(&a, &unit("masked", "inactive", "masked")).is_err());
 }
