@@ -197,6 +197,13 @@ impl Harness {
     }
 }
 
+/// Checks that loading a task of `def` with `args` is refused with exactly this parameter and
+/// message: the one assertion of every module's argument-check test, written once.
+pub fn assert_refused(def: &ModuleDef, args: Json, param: Option<&str>, msg: &str) {
+    let e = (def.check)(&args).expect_err(&args.to_string());
+    assert_eq!((e.param, e.msg.as_str()), (param, msg), "{args}");
+}
+
 /// Decodes arguments into a module's typed struct, as the registry does (without validate).
 pub fn decode<T: serde::de::DeserializeOwned>(args: Json) -> Result<T, String> {
     serde_json::from_value(args).map_err(|e| e.to_string())

@@ -219,50 +219,52 @@ async fn the_no_change_path_is_one_command() {
 
 #[test]
 fn validate_refuses_bad_values() {
+    use crate::host::testing::assert_refused;
     use serde_json::Value as Json;
     let refused = |args: Json| (APT.check)(&args).unwrap_err();
-    let e = refused(json!({"name": ["sl", "-o=APT::Get::x"]}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("name"), "invalid package name '-o'")
+    assert_refused(
+        &APT,
+        json!({"name": ["sl", "-o=APT::Get::x"]}),
+        Some("name"),
+        "invalid package name '-o'",
     );
-    let e = refused(json!({"name": "sl,$(reboot)"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("name"), "invalid package name '$(reboot)'")
+    assert_refused(
+        &APT,
+        json!({"name": "sl,$(reboot)"}),
+        Some("name"),
+        "invalid package name '$(reboot)'",
     );
-    let e = refused(json!({"name": "sl=1 2"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("name"), "invalid version '1 2' for package 'sl'")
+    assert_refused(
+        &APT,
+        json!({"name": "sl=1 2"}),
+        Some("name"),
+        "invalid version '1 2' for package 'sl'",
     );
-    let e = refused(json!({"name": "sl=5.02*", "state": "latest"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            None,
-            "a version pin (name=VERSION) is not allowed with state=latest"
-        )
+    assert_refused(
+        &APT,
+        json!({"name": "sl=5.02*", "state": "latest"}),
+        None,
+        "a version pin (name=VERSION) is not allowed with state=latest",
     );
-    let e = refused(json!({"update_cache": true, "cache_valid_time": "1h"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            Some("cache_valid_time"),
-            "cache_valid_time must be seconds, got '1h'"
-        )
+    assert_refused(
+        &APT,
+        json!({"update_cache": true, "cache_valid_time": "1h"}),
+        Some("cache_valid_time"),
+        "cache_valid_time must be seconds, got '1h'",
     );
     let e = refused(json!({"name": "sl", "lock_timeout": "-5"}));
     assert_eq!(e.param, Some("lock_timeout"));
-    let e = refused(json!({"name": "sl", "default_release": "-t"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("default_release"), "invalid default_release '-t'")
+    assert_refused(
+        &APT,
+        json!({"name": "sl", "default_release": "-t"}),
+        Some("default_release"),
+        "invalid default_release '-t'",
     );
-    let e = refused(json!({"name": []}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "give name (the packages), update_cache or upgrade")
+    assert_refused(
+        &APT,
+        json!({"name": []}),
+        None,
+        "give name (the packages), update_cache or upgrade",
     );
     // Closed sets are decoded by serde (the load-time check finds the key by decoding it alone).
     let e = refused(json!({"name": "sl", "state": "gone"}));

@@ -291,16 +291,19 @@ async fn hostile_paths_stay_data() {
 
 #[test]
 fn validate_refuses_bad_values() {
+    use crate::host::testing::assert_refused;
     let refused = |args: Json| (AUTHORIZED_KEY.check)(&args).unwrap_err();
-    let e = refused(json!({"user": "-r", "key": K1}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("user"), "invalid user name '-r'")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "-r", "key": K1}),
+        Some("user"),
+        "invalid user name '-r'",
     );
-    let e = refused(json!({"user": "", "key": K1}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("user"), "user is required")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "", "key": K1}),
+        Some("user"),
+        "user is required",
     );
     let e = refused(json!({"user": "deploy", "key": "not a key"}));
     assert_eq!(e.param, Some("key"));
@@ -310,34 +313,32 @@ fn validate_refuses_bad_values() {
         "{}",
         e.msg
     );
-    let e = refused(json!({"user": "deploy", "key": ["# only a comment", ""]}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("key"), "key is required: one or more public key lines")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": ["# only a comment", ""]}),
+        Some("key"),
+        "key is required: one or more public key lines",
     );
     // Removing no key at all is refused even when exclusive.
     let e = refused(json!({"user": "deploy", "key": "", "exclusive": true, "state": "absent"}));
     assert_eq!(e.param, Some("key"));
-    let e = refused(json!({"user": "deploy", "key": K1, "path": "keys"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            Some("path"),
-            "path must be absolute or start with ~/ (got 'keys')"
-        )
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": K1, "path": "keys"}),
+        Some("path"),
+        "path must be absolute or start with ~/ (got 'keys')",
     );
-    let e = refused(json!({"user": "deploy", "key": K1, "path": "/etc/ssh/"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("path"), "invalid path '/etc/ssh/'")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": K1, "path": "/etc/ssh/"}),
+        Some("path"),
+        "invalid path '/etc/ssh/'",
     );
-    let e = refused(json!({"user": "deploy", "key": K1, "state": "gone"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            None,
-            "value of state must be one of: present, absent, got: gone"
-        )
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": K1, "state": "gone"}),
+        None,
+        "value of state must be one of: present, absent, got: gone",
     );
     // An empty exclusive list is allowed: it removes every key.
     assert!(

@@ -391,24 +391,28 @@ mod tests {
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (BLOCKINFILE.check)(&args).unwrap_err();
-        let e = refused(json!({"block": "x"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("path"), "path is required")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"block": "x"}),
+            Some("path"),
+            "path is required",
         );
         let e = refused(json!({"path": CONF, "state": "present!"}));
         assert_eq!(e.param, None);
         assert!(e.msg.contains("got: present!"), "{}", e.msg);
-        let e = refused(json!({"path": CONF, "marker": "# fixed"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "marker_begin and marker_end must differ")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"path": CONF, "marker": "# fixed"}),
+            None,
+            "marker_begin and marker_end must differ",
         );
-        let e = refused(json!({"path": CONF, "insertafter": "a", "insertbefore": "b"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "insertafter and insertbefore are mutually exclusive")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"path": CONF, "insertafter": "a", "insertbefore": "b"}),
+            None,
+            "insertafter and insertbefore are mutually exclusive",
         );
         assert_eq!(
             refused(json!({"path": CONF, "insertbefore": "(["})).param,
@@ -418,10 +422,11 @@ mod tests {
             refused(json!({"path": CONF, "mode": "0999"})).param,
             Some("mode")
         );
-        let e = refused(json!({"path": CONF, "validate": "nginx -t"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("validate"), "validate must contain %s: nginx -t")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"path": CONF, "validate": "nginx -t"}),
+            Some("validate"),
+            "validate must contain %s: nginx -t",
         );
         assert_eq!(
             (BLOCKINFILE.check)(&json!({"dest": CONF, "content": "x", "insertafter": "EOF"})),

@@ -566,21 +566,25 @@ mod tests {
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (COPY.check)(&args).unwrap_err();
-        let e = refused(json!({"content": "x", "dest": ""}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("dest"), "dest is required")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "dest": ""}),
+            Some("dest"),
+            "dest is required",
         );
-        let e = refused(json!({"content": "x", "src": "a", "dest": MOTD}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "src and content are mutually exclusive")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "src": "a", "dest": MOTD}),
+            None,
+            "src and content are mutually exclusive",
         );
-        let e = refused(json!({"dest": MOTD}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "src (or content) is required")
+        assert_refused(
+            &COPY,
+            json!({"dest": MOTD}),
+            None,
+            "src (or content) is required",
         );
         let e = refused(json!({"content": "x", "dest": "/etc/"}));
         assert_eq!(e.param, Some("dest"));
@@ -588,15 +592,17 @@ mod tests {
             e.msg,
             "dest '/etc/' is a directory: give a file name to write content to"
         );
-        let e = refused(json!({"content": "x", "dest": MOTD, "mode": "a+q"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("mode"), "invalid mode 'a+q'")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "dest": MOTD, "mode": "a+q"}),
+            Some("mode"),
+            "invalid mode 'a+q'",
         );
-        let e = refused(json!({"content": "x", "dest": MOTD, "validate": "true"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("validate"), "validate must contain %s: true")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "dest": MOTD, "validate": "true"}),
+            Some("validate"),
+            "validate must contain %s: true",
         );
         for ok in [
             json!({"src": "app.conf", "dest": "/etc/"}),

@@ -542,11 +542,13 @@ async fn refused_arguments_never_reach_the_host() {
 
 #[test]
 fn validate_names_the_refused_parameter() {
+    use crate::host::testing::assert_refused;
     let refused = |args: Json| (FILE.check)(&args).unwrap_err();
-    let e = refused(json!({"state": "directory"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("path"), "path is required")
+    assert_refused(
+        &FILE,
+        json!({"state": "directory"}),
+        Some("path"),
+        "path is required",
     );
     let e = refused(json!({"path": APP, "state": "dir"}));
     assert_eq!(e.param, None);
@@ -557,37 +559,39 @@ fn validate_names_the_refused_parameter() {
         "{}",
         e.msg
     );
-    let e = refused(json!({"path": APP, "mode": "rwx"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("mode"), "invalid mode 'rwx'")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "mode": "rwx"}),
+        Some("mode"),
+        "invalid mode 'rwx'",
     );
-    let e = refused(json!({"path": APP, "state": "touch", "modification_time": "202601011200.00"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            Some("modification_time"),
-            "unsupported time '202601011200.00': expected 'now' or 'preserve'"
-        )
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "state": "touch", "modification_time": "202601011200.00"}),
+        Some("modification_time"),
+        "unsupported time '202601011200.00': expected 'now' or 'preserve'",
     );
     assert_eq!(
         refused(json!({"path": APP, "access_time": "later"})).param,
         Some("access_time")
     );
-    let e = refused(json!({"path": APP, "recurse": true, "state": "touch"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "recurse requires state=directory")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "recurse": true, "state": "touch"}),
+        None,
+        "recurse requires state=directory",
     );
-    let e = refused(json!({"path": APP, "state": "link"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "src is required for state=link")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "state": "link"}),
+        None,
+        "src is required for state=link",
     );
-    let e = refused(json!({"path": APP, "state": "hard", "src": ""}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "src is required for state=hard")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "state": "hard", "src": ""}),
+        None,
+        "src is required for state=hard",
     );
     for ok in [
         json!({"path": APP, "recurse": true, "mode": "u=rwX"}),

@@ -202,23 +202,27 @@ mod tests {
 
     #[test]
     fn validate_refuses_bad_values() {
+        use crate::host::testing::assert_refused;
         let refused = |args: serde_json::Value| (GROUP.check)(&args).unwrap_err();
-        let e = refused(json!({"name": "-r"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("name"), "invalid group name '-r'")
+        assert_refused(
+            &GROUP,
+            json!({"name": "-r"}),
+            Some("name"),
+            "invalid group name '-r'",
         );
         let e = refused(json!({"name": "1000"}));
         assert_eq!(e.param, Some("name"));
-        let e = refused(json!({"name": ""}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("name"), "name is required")
+        assert_refused(
+            &GROUP,
+            json!({"name": ""}),
+            Some("name"),
+            "name is required",
         );
-        let e = refused(json!({"name": "web", "gid": "12x"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("gid"), "gid must be a number (got '12x')")
+        assert_refused(
+            &GROUP,
+            json!({"name": "web", "gid": "12x"}),
+            Some("gid"),
+            "gid must be a number (got '12x')",
         );
         // A closed set is decoded by serde: the load-time check finds the value by decoding
         // the key alone.

@@ -373,11 +373,13 @@ async fn refused_arguments_never_reach_the_host() {
 
 #[test]
 fn validate_names_the_refused_parameter() {
+    use crate::host::testing::assert_refused;
     let refused = |args: Json| (LINEINFILE.check)(&args).unwrap_err();
-    let e = refused(json!({"line": "a"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("path"), "path is required")
+    assert_refused(
+        &LINEINFILE,
+        json!({"line": "a"}),
+        Some("path"),
+        "path is required",
     );
     assert_eq!(
         refused(json!({"path": "", "line": "a"})).param,
@@ -392,28 +394,32 @@ fn validate_names_the_refused_parameter() {
         "{}",
         e.msg
     );
-    let e = refused(json!({"path": CONF, "line": "a", "regexp": "^a", "search_string": "a"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "regexp and search_string are mutually exclusive")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "regexp": "^a", "search_string": "a"}),
+        None,
+        "regexp and search_string are mutually exclusive",
     );
-    let e = refused(json!({"path": CONF, "regexp": "^a"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "line is required with state=present")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "regexp": "^a"}),
+        None,
+        "line is required with state=present",
     );
-    let e = refused(json!({"path": CONF, "line": "a", "backrefs": true}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "regexp is required with backrefs=true")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "backrefs": true}),
+        None,
+        "regexp is required with backrefs=true",
     );
     let e = refused(json!({"path": CONF, "state": "absent"}));
     assert_eq!(e.param, None);
     assert!(e.msg.starts_with("one of line, regexp or search_string"));
-    let e = refused(json!({"path": CONF, "line": "a", "insertafter": "x", "insertbefore": "y"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "insertafter and insertbefore are mutually exclusive")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "insertafter": "x", "insertbefore": "y"}),
+        None,
+        "insertafter and insertbefore are mutually exclusive",
     );
     let e = refused(json!({"path": CONF, "line": "a", "insertafter": "(x"}));
     assert_eq!(e.param, Some("insertafter"));
@@ -425,15 +431,17 @@ fn validate_names_the_refused_parameter() {
     let e = refused(json!({"path": CONF, "line": "a", "regexp": "a{2"}));
     assert_eq!(e.param, Some("regexp"));
     assert!(e.msg.starts_with("invalid regexp 'a{2'"), "{}", e.msg);
-    let e = refused(json!({"path": CONF, "line": "a", "mode": "u=rw,bogus"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("mode"), "invalid mode 'u=rw,bogus'")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "mode": "u=rw,bogus"}),
+        Some("mode"),
+        "invalid mode 'u=rw,bogus'",
     );
-    let e = refused(json!({"path": CONF, "line": "a", "validate": "visudo -c"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("validate"), "validate must contain %s: visudo -c")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "validate": "visudo -c"}),
+        Some("validate"),
+        "validate must contain %s: visudo -c",
     );
     // Accepted: EOF/BOF are words, not regexes; absent needs only a way to find lines.
     for ok in [

@@ -362,11 +362,13 @@ mod tests {
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (STAT.check)(&args).unwrap_err();
-        let e = refused(json!({"follow": true}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("path"), "path is required")
+        assert_refused(
+            &STAT,
+            json!({"follow": true}),
+            Some("path"),
+            "path is required",
         );
         let e = refused(json!({"path": "/x", "checksum_algorithm": "crc32; rm -rf /"}));
         assert_eq!(e.param, Some("checksum_algorithm"));

@@ -303,26 +303,27 @@ mod tests {
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (TEMPLATE.check)(&args).unwrap_err();
-        let e = refused(json!({"dest": DEST}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("src"), "src and dest are required")
+        assert_refused(
+            &TEMPLATE,
+            json!({"dest": DEST}),
+            Some("src"),
+            "src and dest are required",
         );
-        let e = refused(json!({"src": "a.j2", "dest": ""}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("dest"), "src and dest are required")
+        assert_refused(
+            &TEMPLATE,
+            json!({"src": "a.j2", "dest": ""}),
+            Some("dest"),
+            "src and dest are required",
         );
         let e = refused(json!({"src": "a.j2", "dest": DEST, "mode": "0o644"}));
         assert_eq!(e.param, Some("mode"));
-        let e = refused(json!({"src": "a.j2", "dest": DEST, "validate": "/usr/sbin/visudo -c"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (
-                Some("validate"),
-                "validate must contain %s: /usr/sbin/visudo -c"
-            )
+        assert_refused(
+            &TEMPLATE,
+            json!({"src": "a.j2", "dest": DEST, "validate": "/usr/sbin/visudo -c"}),
+            Some("validate"),
+            "validate must contain %s: /usr/sbin/visudo -c",
         );
         assert_eq!(
             (TEMPLATE.check)(&json!({"src": "a.j2", "dest": DEST, "mode": "u=rw,go=r"})),
