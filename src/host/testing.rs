@@ -103,18 +103,18 @@ impl Harness {
 
     /// Applies with diff on; panics on an error or a failed outcome.
     pub async fn apply(&self, def: &ModuleDef, args: Json) -> Outcome {
-        let o = self
-            .run_mode(def, args.clone(), false, true)
-            .await
-            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
-        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
-        o
+        self.succeeds(def, args, false, true).await
     }
 
     /// Check mode with diff on.
     pub async fn check(&self, def: &ModuleDef, args: Json) -> Outcome {
+        self.succeeds(def, args, true, true).await
+    }
+
+    /// Runs `def`; panics on an error or a failed outcome.
+    async fn succeeds(&self, def: &ModuleDef, args: Json, check: bool, diff: bool) -> Outcome {
         let o = self
-            .run_mode(def, args.clone(), true, true)
+            .run_mode(def, args.clone(), check, diff)
             .await
             .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
         assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
@@ -167,11 +167,7 @@ impl Harness {
     /// Applies without diff and counts the commands it took.
     pub async fn apply_counted(&self, def: &ModuleDef, args: Json) -> (Outcome, usize) {
         let n = self.execs();
-        let o = self
-            .run_mode(def, args.clone(), false, false)
-            .await
-            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
-        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
+        let o = self.succeeds(def, args, false, false).await;
         (o, self.execs() - n)
     }
 

@@ -225,6 +225,18 @@ mod tests {
             .collect()
     }
 
+    /// A temp dir with the file `f` holding `old` (`None`: no file yet): the dir, its path,
+    /// and the path as the string a write takes.
+    fn target(old: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        if let Some(old) = old {
+            std::fs::write(&path, old).unwrap();
+        }
+        let p = path.display().to_string();
+        (dir, path, p)
+    }
+
     #[test]
     fn several_files_split_stdin_exactly() {
         let dir = tempfile::tempdir().unwrap();
@@ -250,10 +262,7 @@ mod tests {
 
     #[test]
     fn content_that_ends_early_never_replaces_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, "old content\n").unwrap();
-        let p = path.display().to_string();
+        let (dir, path, p) = target(Some("old content\n"));
         let data = vec![b'x'; 100_000];
         let (s, stdin) = script(&[FileWrite::new(&p, &data, 0o644)]).unwrap();
         // The connection broke after half of the content.
@@ -265,9 +274,7 @@ mod tests {
 
     #[test]
     fn content_that_arrives_changed_never_replaces_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let p = path.display().to_string();
+        let (dir, path, p) = target(None);
         let (s, _) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
         let out = run_sh(&s, b"evil");
         assert_eq!(out.status.code(), Some(RC_INCOMPLETE));
@@ -277,10 +284,7 @@ mod tests {
 
     #[test]
     fn a_failed_validation_keeps_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, "old").unwrap();
-        let p = path.display().to_string();
+        let (dir, path, p) = target(Some("old"));
         let w = FileWrite {
             validate: Some("grep -q ok %s"),
             ..FileWrite::new(&p, b"bad", 0o644)

@@ -374,6 +374,12 @@ async fn absent_removes_only_what_is_there() {
 #[tokio::test]
 async fn a_symlink_is_compared_by_its_target() {
     let args = json!({"path": "/srv/cur", "src": "/srv/v2", "state": "link"});
+    // The link, and the directory it points to.
+    let to_v1 = format!(
+        "{}{}",
+        Probed::link("/srv/v1").line(),
+        line("directory", "755")
+    );
     let conn = Scripted::new().ok(
         "readlink -f",
         &format!(
@@ -387,37 +393,19 @@ async fn a_symlink_is_compared_by_its_target() {
     assert_eq!(o.data["src"], json!("/srv/v2"));
     conn.assert_done();
 
-    let conn = Scripted::new()
-        .ok(
-            "readlink -f",
-            &format!(
-                "{}{}",
-                Probed::link("/srv/v1").line(),
-                line("directory", "755")
-            ),
-        )
-        .ok("ln -sfn", "");
+    let conn = Scripted::new().ok("readlink -f", &to_v1).ok("ln -sfn", "");
     let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "link created", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("target: /srv/v1 -> /srv/v2\n"));
     assert_eq!(conn.commands()[1], "set -e\nln -sfn -- /srv/v2 /srv/cur\n");
     conn.assert_done();
 
-    let conn = Scripted::new()
-        .ok(
-            "readlink -f",
-            &format!(
-                "{}{}",
-                Probed::link("/srv/v1").line(),
-                line("directory", "755")
-            ),
-        )
-        .answer(
-            "ln -sfn",
-            1,
-            "",
-            "ln: failed to create symbolic link '/srv/cur': Permission denied\n",
-        );
+    let conn = Scripted::new().ok("readlink -f", &to_v1).answer(
+        "ln -sfn",
+        1,
+        "",
+        "ln: failed to create symbolic link '/srv/cur': Permission denied\n",
+    );
     let e = conn.error(&FILE, args).await;
     assert_eq!(
         e,
