@@ -7,7 +7,7 @@
 //! command, which also returns the new network's inspect data.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
+use crate::host::docker::{no_docker, read_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;
@@ -183,17 +183,10 @@ async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Current, ModError> {
         require_docker(),
         inspect_cmd(&quote(name))
     );
-    let out = ctx.exec(&script).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
+    let what = format!("cannot inspect network {name}");
+    let Some(stdout) = read_docker(ctx, &script, &what, &[]).await? else {
         return Ok(Current::NoDocker);
-    }
-    if !out.ok() {
-        return fail(format!(
-            "cannot inspect network {name}: {}",
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
+    };
     let Some(j) = stdout.trim_end().strip_prefix("N ") else {
         if stdout.trim_end() == "ABSENT" {
             return Ok(Current::Absent);

@@ -5,7 +5,7 @@
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, Role, no_docker, require_docker};
+use crate::host::docker::{Role, no_docker, read_docker, require_docker};
 use crate::host::text::scrub;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
@@ -203,17 +203,10 @@ async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<Node>, ModError>
         "{}if o=$(docker node inspect --format '{{{{json .}}}}' -- {q} 2>/dev/null); then printf '%s\\n' \"$o\"; else ids=$(docker node ls -q) || exit $?; docker node inspect --format '{{{{json .}}}}' $ids; fi\n",
         require_docker()
     );
-    let out = ctx.exec(&script).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
+    let what = format!("cannot inspect node {name}");
+    let Some(stdout) = read_docker(ctx, &script, &what, &[]).await? else {
         return Ok(None);
-    }
-    if !out.ok() {
-        return fail(format!(
-            "cannot inspect node {name}: {}",
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
+    };
     let nodes = stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
