@@ -200,6 +200,18 @@ pub fn assert_refused(def: &ModuleDef, args: Json, param: Option<&str>, msg: &st
     assert_eq!((e.param, e.msg.as_str()), (param, msg), "{args}");
 }
 
+/// Runs `def` where its arguments must be refused before the host is asked anything: the
+/// error's text (every module's "refused arguments never reach the host" test).
+pub async fn refused_offline(def: &ModuleDef, args: Json) -> String {
+    let conn = Scripted::new();
+    let e = conn.error(def, args).await;
+    assert!(
+        conn.commands().is_empty(),
+        "a refused task reached the host"
+    );
+    e
+}
+
 /// Decodes arguments into a module's typed struct, as the registry does (without validate).
 pub fn decode<T: serde::de::DeserializeOwned>(args: Json) -> Result<T, String> {
     serde_json::from_value(args).map_err(|e| e.to_string())
