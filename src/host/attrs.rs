@@ -270,6 +270,17 @@ pub struct AttrPlan {
 }
 
 impl AttrPlan {
+    /// The plan of a path whose attributes are left as they are, with this `mode`.
+    pub fn unchanged(mode: u32) -> AttrPlan {
+        AttrPlan {
+            mode,
+            mode_changes: false,
+            owner_changes: false,
+            group_changes: false,
+            notes: vec![],
+        }
+    }
+
     pub fn any(&self) -> bool {
         self.mode_changes || self.owner_changes || self.group_changes
     }
@@ -298,13 +309,7 @@ pub fn plan_attrs(
         Some(spec) => apply_mode(spec, base, is_dir).map_err(ModError::Failed)?,
         None => base,
     };
-    let mut plan = AttrPlan {
-        mode,
-        mode_changes: false,
-        owner_changes: false,
-        group_changes: false,
-        notes: vec![],
-    };
+    let mut plan = AttrPlan::unchanged(mode);
     if !p.exists() {
         return Ok(plan);
     }

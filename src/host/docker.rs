@@ -48,6 +48,18 @@ pub fn no_docker(ctx: &ModuleCtx<'_>, would: &str) -> ModResult {
     }
 }
 
+/// A label's value as docker takes it: a string as written, null as empty, a bool or number
+/// as its text; `None` for a list or a map, which no label can hold.
+pub fn label_value(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value as Json;
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Null => Some(String::new()),
+        Json::Bool(_) | Json::Number(_) => Some(v.to_string()),
+        Json::Array(_) | Json::Object(_) => None,
+    }
+}
+
 /// A swarm node's role, as `docker_swarm` (joining) and `docker_node` (changing it) take it:
 /// one type, so both refuse the same values with the same words.
 #[derive(Deserialize, Clone, Copy, PartialEq, Debug)]

@@ -7,7 +7,7 @@
 //! command, which also returns the new network's inspect data.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{no_docker, read_docker, require_docker};
+use crate::host::docker::{label_value, no_docker, read_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;
@@ -132,16 +132,11 @@ fn str_map(
             if k.is_empty() || k.contains(['=', '\n']) {
                 return Err(ArgError::at(param, format!("invalid {what} name '{k}'")));
             }
-            let v = match v {
-                Json::String(s) => s.clone(),
-                Json::Null => String::new(),
-                Json::Bool(_) | Json::Number(_) => v.to_string(),
-                other => {
-                    return Err(ArgError::at(
-                        param,
-                        format!("{k}: expected a scalar value, found {other}"),
-                    ));
-                }
+            let Some(v) = label_value(v) else {
+                return Err(ArgError::at(
+                    param,
+                    format!("{k}: expected a scalar value, found {v}"),
+                ));
             };
             Ok((k.clone(), v))
         })

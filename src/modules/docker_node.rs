@@ -5,7 +5,7 @@
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{Role, no_docker, read_docker, require_docker};
+use crate::host::docker::{Role, label_value, no_docker, read_docker, require_docker};
 use crate::host::text::scrub;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
@@ -80,16 +80,11 @@ fn wanted_labels(a: &Args) -> Result<BTreeMap<String, String>, ArgError> {
                 "label '{k}' is both in labels and labels_to_remove"
             )));
         }
-        let value = match v {
-            Json::String(s) => s.clone(),
-            Json::Null => String::new(),
-            Json::Bool(_) | Json::Number(_) => v.to_string(),
-            other => {
-                return Err(ArgError::at(
-                    "labels",
-                    format!("label {k}: expected a scalar value, found {other}"),
-                ));
-            }
+        let Some(value) = label_value(v) else {
+            return Err(ArgError::at(
+                "labels",
+                format!("label {k}: expected a scalar value, found {v}"),
+            ));
         };
         want.insert(k.clone(), value);
     }

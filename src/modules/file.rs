@@ -395,13 +395,7 @@ async fn link(
     let plan = if !fresh_link && basis.exists() {
         plan_attrs(&link_attrs, basis, 0o644)?
     } else {
-        AttrPlan {
-            mode: 0o777,
-            mode_changes: false,
-            owner_changes: false,
-            group_changes: false,
-            notes: vec![],
-        }
+        AttrPlan::unchanged(0o777)
     };
     notes.extend(plan.notes.iter().cloned());
     let changed = !same || plan.any();
