@@ -83,6 +83,13 @@ pub fn attrs_from(
     })
 }
 
+/// The diff line `what: found -> wanted` when the wanted owner (or group) is not the one found
+/// (`name`, `id`): owner and group are compared and reported alike.
+fn owner_note(what: &str, want: &Option<String>, name: &str, id: u32) -> Option<String> {
+    owner_differs(want, name, id)
+        .then(|| format!("{what}: {name} -> {}", want.as_deref().unwrap_or_default()))
+}
+
 /// One `chmod` clause action: which bits, for whom, and how.
 struct ModeAction {
     who: u32,
@@ -263,6 +270,17 @@ pub struct AttrPlan {
 }
 
 impl AttrPlan {
+    /// The plan of a path whose attributes are left as they are, with this `mode`.
+    pub fn unchanged(mode: u32) -> AttrPlan {
+        AttrPlan {
+            mode,
+            mode_changes: false,
+            owner_changes: false,
+            group_changes: false,
+            notes: vec![],
+        }
+    }
+
     pub fn any(&self) -> bool {
         self.mode_changes || self.owner_changes || self.group_changes
     }
@@ -291,13 +309,7 @@ pub fn plan_attrs(
         Some(spec) => apply_mode(spec, base, is_dir).map_err(ModError::Failed)?,
         None => base,
     };
-    let mut plan = AttrPlan {
-        mode,
-        mode_changes: false,
-        owner_changes: false,
-        group_changes: false,
-        notes: vec![],
-    };
+    let mut plan = AttrPlan::unchanged(mode);
     if !p.exists() {
         return Ok(plan);
     }
@@ -306,21 +318,13 @@ pub fn plan_attrs(
         plan.notes
             .push(format!("mode: {} -> {}", fmt_mode(p.mode), fmt_mode(mode)));
     }
-    if owner_differs(&attrs.owner, &p.user, p.uid) {
+    if let Some(note) = owner_note("owner", &attrs.owner, &p.user, p.uid) {
         plan.owner_changes = true;
-        plan.notes.push(format!(
-            "owner: {} -> {}",
-            p.user,
-            attrs.owner.as_deref().unwrap_or_default()
-        ));
+        plan.notes.push(note);
     }
-    if owner_differs(&attrs.group, &p.group, p.gid) {
+    if let Some(note) = owner_note("group", &attrs.group, &p.group, p.gid) {
         plan.group_changes = true;
-        plan.notes.push(format!(
-            "group: {} -> {}",
-            p.group,
-            attrs.group.as_deref().unwrap_or_default()
-        ));
+        plan.notes.push(note);
     }
     Ok(plan)
 }

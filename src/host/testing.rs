@@ -103,18 +103,18 @@ impl Harness {
 
     /// Applies with diff on; panics on an error or a failed outcome.
     pub async fn apply(&self, def: &ModuleDef, args: Json) -> Outcome {
-        let o = self
-            .run_mode(def, args.clone(), false, true)
-            .await
-            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
-        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
-        o
+        self.succeeds(def, args, false, true).await
     }
 
     /// Check mode with diff on.
     pub async fn check(&self, def: &ModuleDef, args: Json) -> Outcome {
+        self.succeeds(def, args, true, true).await
+    }
+
+    /// Runs `def`; panics on an error or a failed outcome.
+    async fn succeeds(&self, def: &ModuleDef, args: Json, check: bool, diff: bool) -> Outcome {
         let o = self
-            .run_mode(def, args.clone(), true, true)
+            .run_mode(def, args.clone(), check, diff)
             .await
             .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
         assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
@@ -158,14 +158,16 @@ impl Harness {
         first
     }
 
+    /// Applies without diff where the module must refuse: the error's text.
+    pub async fn error(&self, def: &ModuleDef, args: Json) -> String {
+        let e = self.run_mode(def, args, false, false).await;
+        e.expect_err("the module should fail").to_string()
+    }
+
     /// Applies without diff and counts the commands it took.
     pub async fn apply_counted(&self, def: &ModuleDef, args: Json) -> (Outcome, usize) {
         let n = self.execs();
-        let o = self
-            .run_mode(def, args.clone(), false, false)
-            .await
-            .unwrap_or_else(|e| panic!("{} {args}: {e}", def.name));
-        assert!(!o.failed, "{} {args} failed: {}", def.name, o.msg);
+        let o = self.succeeds(def, args, false, false).await;
         (o, self.execs() - n)
     }
 
@@ -189,6 +191,25 @@ impl Harness {
     pub fn assert_not_pwned(&self) {
         assert!(!self.pwned().exists(), "a hostile value was run as code");
     }
+}
+
+/// Checks that loading a task of `def` with `args` is refused with exactly this parameter and
+/// message: the one assertion of every module's argument-check test, written once.
+pub fn assert_refused(def: &ModuleDef, args: Json, param: Option<&str>, msg: &str) {
+    let e = (def.check)(&args).expect_err(&args.to_string());
+    assert_eq!((e.param, e.msg.as_str()), (param, msg), "{args}");
+}
+
+/// Runs `def` where its arguments must be refused before the host is asked anything: the
+/// error's text (every module's "refused arguments never reach the host" test).
+pub async fn refused_offline(def: &ModuleDef, args: Json) -> String {
+    let conn = Scripted::new();
+    let e = conn.error(def, args).await;
+    assert!(
+        conn.commands().is_empty(),
+        "a refused task reached the host"
+    );
+    e
 }
 
 /// Decodes arguments into a module's typed struct, as the registry does (without validate).
@@ -272,6 +293,43 @@ impl Scripted {
         assert!(left.is_empty(), "expected commands never ran: {left:?}");
     }
 
+    /// Runs `def` in apply mode; panics on an error (a failed outcome is returned, for tests
+    /// of how a module reports one).
+    pub async fn apply(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let o = self.run(def, args.clone(), false).await;
+        o.unwrap_or_else(|e| panic!("{} {args}: {e}", def.name))
+    }
+
+    /// [`Scripted::apply`] in check mode.
+    pub async fn check(&self, def: &ModuleDef, args: Json) -> Outcome {
+        let o = self.run(def, args.clone(), true).await;
+        o.unwrap_or_else(|e| panic!("{} {args}: {e}", def.name))
+    }
+
+    /// Runs `def` (check mode when `check`) where it must succeed: its outcome, once every
+    /// expected command has run.
+    pub async fn outcome(&self, def: &ModuleDef, args: Json, check: bool) -> Outcome {
+        let o = self.run(def, args.clone(), check).await;
+        let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
+        self.assert_done();
+        o
+    }
+
+    /// Runs `def` (check mode when `check`) where it must fail: the error's text, once every
+    /// expected command has run.
+    pub async fn failure(&self, def: &ModuleDef, args: Json, check: bool) -> String {
+        let e = self.run(def, args.clone(), check).await;
+        self.assert_done();
+        e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// [`Scripted::failure`] in apply mode, what most tests of a refusal run.
+    pub async fn error(&self, def: &ModuleDef, args: Json) -> String {
+        self.failure(def, args, false).await
+    }
+
     /// Runs `def` with `args` against this script (check mode when `check`), with a diff.
     pub async fn run(&self, def: &ModuleDef, args: Json, check: bool) -> ModResult {
         let templar = Vars::new().into_templar();
@@ -301,5 +359,145 @@ impl Connection for Scripted {
             Some(s) => panic!("expected a command containing {:?}, got:\n{cmd}", s.needle),
             None => panic!("unexpected command:\n{cmd}"),
         }
+    }
+}
+
+/// One path as [`crate::host::fs::read_paths`] prints it, for a [`Scripted`] host. Every module
+/// that reads files needs this realistic probe output in its tests; building it here keeps one
+/// copy of the format. By default: not descended into, root-owned, with the `stat` fields of
+/// a real file system.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    kind: &'static str,
+    descended: bool,
+    /// `readlink` and `readlink -f` of a symlink.
+    link: Option<(String, String)>,
+    sum: Option<String>,
+    mode: &'static str,
+    owner: &'static str,
+    size: usize,
+    inode: u64,
+}
+
+impl Probed {
+    fn new(kind: &'static str, mode: &'static str, size: usize, inode: u64) -> Probed {
+        Probed {
+            kind,
+            descended: false,
+            link: None,
+            sum: None,
+            mode,
+            owner: "0 0 root root",
+            size,
+            inode,
+        }
+    }
+
+    /// A regular file of `size` bytes, mode 0644.
+    pub fn file(size: usize) -> Probed {
+        Probed::new("file", "644", size, 10043555)
+    }
+
+    /// A regular file, mode 0644, holding `content`: its size and SHA-1 (the probe `copy` and
+    /// `template` make, which compares checksums).
+    pub fn holding(content: &str) -> Probed {
+        Probed::file(content.len()).sum(&crate::host::text::sha1_hex(content.as_bytes()))
+    }
+
+    /// A directory, mode 0755.
+    pub fn dir() -> Probed {
+        Probed::new("directory", "755", 4096, 10043589)
+    }
+
+    /// Nothing at the path.
+    pub fn absent() -> Probed {
+        Probed::new("absent", "", 0, 0)
+    }
+
+    /// A symlink to `target` that the probe did not follow.
+    pub fn link(target: &str) -> Probed {
+        Probed::new("link", "777", target.len(), 10043600).via(target, target)
+    }
+
+    /// Any other kind (`other`, or `file` for a link that was followed).
+    pub fn kind(mut self, kind: &'static str) -> Probed {
+        self.kind = kind;
+        self
+    }
+
+    /// Reached through a symlink to `target`, which `readlink -f` resolves to `real`.
+    pub fn via(mut self, target: &str, real: &str) -> Probed {
+        self.link = Some((target.to_string(), real.to_string()));
+        self
+    }
+
+    /// The probe looked at `dir/basename` because the path was a directory.
+    pub fn descended(mut self) -> Probed {
+        self.descended = true;
+        self
+    }
+
+    /// The mode in `stat %a`'s octal digits.
+    pub fn mode(mut self, mode: &'static str) -> Probed {
+        self.mode = mode;
+        self
+    }
+
+    /// `uid gid user group`, as `stat` prints them.
+    pub fn owner(mut self, owner: &'static str) -> Probed {
+        self.owner = owner;
+        self
+    }
+
+    pub fn sum(mut self, sum: &str) -> Probed {
+        self.sum = Some(sum.to_string());
+        self
+    }
+
+    pub fn size(mut self, size: usize) -> Probed {
+        self.size = size;
+        self
+    }
+
+    pub fn inode(mut self, inode: u64) -> Probed {
+        self.inode = inode;
+        self
+    }
+
+    /// The probe's line: `@ descended kind link real sum` and, but for an absent path, the
+    /// `stat` fields.
+    pub fn line(&self) -> String {
+        let (link, real) = match &self.link {
+            Some((l, r)) => (hex_line(l), hex_line(r)),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let head = format!(
+            "@ {} {} {link} {real} {}",
+            u8::from(self.descended),
+            self.kind,
+            self.sum.as_deref().unwrap_or("-")
+        );
+        if self.kind == "absent" {
+            return format!("{head} \n");
+        }
+        let (mode, owner, size, inode) = (self.mode, self.owner, self.size, self.inode);
+        format!("{head} {mode} {owner} {size} 1796166581 65024 {inode}\n")
+    }
+}
+
+/// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
+pub fn hex_line(s: &str) -> String {
+    format!("{s}\n")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a probe that also asks for the content prints for a root-owned 0644 file holding
+/// `content` (`None`: there is no such file), as `lineinfile` and `blockinfile` read it.
+pub fn probed_content(content: Option<&str>) -> String {
+    match content {
+        Some(c) => format!("{}{c}", Probed::file(c.len()).line()),
+        None => Probed::absent().line(),
     }
 }

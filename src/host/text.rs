@@ -71,6 +71,16 @@ pub fn kv_text(entries: &[(String, String)]) -> String {
     entries.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
 }
 
+/// A message argument (`fail`'s `msg`, `assert`'s `fail_msg`/`success_msg`) as the text shown:
+/// a string as written, any other value as compact JSON, `default` when none is given.
+pub fn message(v: Option<serde_json::Value>, default: &str) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => default.to_string(),
+        Some(serde_json::Value::String(s)) => s,
+        Some(other) => serde_json::to_string(&other).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,14 +13,36 @@
 //! inside one, and a failed `chown` or `mv` would go unnoticed. Its exit status is checked
 //! on the next line instead.
 
+use super::attrs::attrs_from;
+use super::edit::Refusal;
 use super::text::sha1_hex;
 use super::{ModError, ModuleCtx, fail};
 use crate::shell::{quote, quote_path};
+use serde_json::Value as Json;
 
 /// Exit code of a write whose `validate` command rejected the new content.
 const RC_INVALID: i32 = 97;
 /// Exit code of a write whose content did not arrive complete and unchanged.
 const RC_INCOMPLETE: i32 = 98;
+
+/// The argument checks of every module that writes a whole file (`copy`, `template`,
+/// `lineinfile`, `blockinfile`), made when the task is loaded so that a bad value fails before
+/// any host is touched rather than halfway through a play: `mode`/`owner`/`group` must decode,
+/// and a `validate` command must hold the `%s` that stands for the new file.
+pub fn check_args(
+    mode: &Option<Json>,
+    owner: &Option<String>,
+    group: &Option<String>,
+    validate: Option<&str>,
+) -> Result<(), Refusal> {
+    attrs_from(mode, owner, group).map_err(|e| (Some("mode"), e.to_string()))?;
+    match validate {
+        Some(v) if !v.contains("%s") => {
+            Err((Some("validate"), format!("validate must contain %s: {v}")))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// One file to write.
 #[derive(Debug, Clone)]
@@ -210,6 +232,18 @@ mod tests {
             .collect()
     }
 
+    /// A temp dir with the file `f` holding `old` (`None`: no file yet): the dir, its path,
+    /// and the path as the string a write takes.
+    fn target(old: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        if let Some(old) = old {
+            std::fs::write(&path, old).unwrap();
+        }
+        let p = path.display().to_string();
+        (dir, path, p)
+    }
+
     #[test]
     fn several_files_split_stdin_exactly() {
         let dir = tempfile::tempdir().unwrap();
@@ -235,10 +269,7 @@ mod tests {
 
     #[test]
     fn content_that_ends_early_never_replaces_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, "old content\n").unwrap();
-        let p = path.display().to_string();
+        let (dir, path, p) = target(Some("old content\n"));
         let data = vec![b'x'; 100_000];
         let (s, stdin) = script(&[FileWrite::new(&p, &data, 0o644)]).unwrap();
         // The connection broke after half of the content.
@@ -250,9 +281,7 @@ mod tests {
 
     #[test]
     fn content_that_arrives_changed_never_replaces_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let p = path.display().to_string();
+        let (dir, path, p) = target(None);
         let (s, _) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
         let out = run_sh(&s, b"evil");
         assert_eq!(out.status.code(), Some(RC_INCOMPLETE));
@@ -262,10 +291,7 @@ mod tests {
 
     #[test]
     fn a_failed_validation_keeps_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, "old").unwrap();
-        let p = path.display().to_string();
+        let (dir, path, p) = target(Some("old"));
         let w = FileWrite {
             validate: Some("grep -q ok %s"),
             ..FileWrite::new(&p, b"bad", 0o644)

@@ -220,10 +220,7 @@ async fn a_configured_repository_costs_one_command() {
         PROBE,
         &format!("@L -\n@A 644 {}\n@G -\n@S 644\n{WANT}", key_sha()),
     );
-    let o = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT_REPOSITORY, args(json!({}))).await;
     assert!(
         !o.changed && o.msg == format!("{LABEL} is configured"),
         "{o:?}"
@@ -245,10 +242,7 @@ async fn a_new_repository_is_written_and_updated_in_one_command() {
     let conn = Scripted::new()
         .ok(PROBE, fresh)
         .ok("set -u; d=/etc/apt/sources.list.d", "");
-    let o = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT_REPOSITORY, args(json!({}))).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -279,10 +273,7 @@ async fn a_new_repository_is_written_and_updated_in_one_command() {
 
     // Check mode: the probe only.
     let conn = Scripted::new().ok(PROBE, fresh);
-    let o = conn
-        .run(&APT_REPOSITORY, args(json!({})), true)
-        .await
-        .unwrap();
+    let o = conn.check(&APT_REPOSITORY, args(json!({}))).await;
     assert!(
         o.changed
             && o.msg
@@ -296,9 +287,8 @@ async fn a_new_repository_is_written_and_updated_in_one_command() {
     // Without update_cache: no apt-get update.
     let conn = Scripted::new().ok(PROBE, fresh).ok("set -u;", "");
     let o = conn
-        .run(&APT_REPOSITORY, args(json!({"update_cache": false})), false)
-        .await
-        .unwrap();
+        .apply(&APT_REPOSITORY, args(json!({"update_cache": false})))
+        .await;
     assert_eq!(o.data["cache_updated"], json!(false));
     assert!(!conn.commands()[1].contains("apt-get update"));
     conn.assert_done();
@@ -314,10 +304,7 @@ async fn drift_changes_only_what_differs() {
             &format!("@L -\n@A 644 {}\n@G -\n@S 644\n{drifted}", key_sha()),
         )
         .ok("set -u;", "");
-    let o = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT_REPOSITORY, args(json!({}))).await;
     assert_eq!(
         o.msg,
         format!("configured {LABEL}: update /etc/apt/sources.list.d/mirror.sources")
@@ -345,10 +332,7 @@ async fn drift_changes_only_what_differs() {
             ),
         )
         .ok("set -u;", "");
-    let o = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT_REPOSITORY, args(json!({}))).await;
     assert_eq!(
         o.msg,
         format!(
@@ -386,7 +370,7 @@ async fn a_key_from_a_url_is_fetched_on_the_host() {
             key_sha()
         ),
     );
-    let o = conn.run(&APT_REPOSITORY, a.clone(), false).await.unwrap();
+    let o = conn.apply(&APT_REPOSITORY, a.clone()).await;
     assert!(!o.changed, "{o:?}");
     let cmd = &conn.commands()[0];
     assert!(
@@ -407,7 +391,7 @@ async fn a_key_from_a_url_is_fetched_on_the_host() {
             ),
         )
         .ok("set -u;", "");
-    let o = conn.run(&APT_REPOSITORY, a.clone(), false).await.unwrap();
+    let o = conn.apply(&APT_REPOSITORY, a.clone()).await;
     assert!(
         o.changed && o.msg.contains("write key /etc/apt/keyrings/mirror.asc"),
         "{o:?}"
@@ -422,8 +406,7 @@ async fn a_key_from_a_url_is_fetched_on_the_host() {
         let a = a.clone();
         async move {
             let conn = Scripted::new().ok("IFS= read -r url", &out);
-            let e = conn.run(&APT_REPOSITORY, a, false).await.unwrap_err();
-            conn.assert_done();
+            let e = conn.error(&APT_REPOSITORY, a).await;
             e.to_string()
         }
     };
@@ -460,8 +443,7 @@ async fn a_failed_change_is_undone_and_named() {
             let conn = Scripted::new()
                 .ok(PROBE, &probe)
                 .answer("set -u;", rc, "", err);
-            let e = conn.run(&APT_REPOSITORY, secret, false).await.unwrap_err();
-            conn.assert_done();
+            let e = conn.error(&APT_REPOSITORY, secret).await;
             e.to_string()
         }
     };
@@ -499,22 +481,14 @@ async fn a_failed_change_is_undone_and_named() {
 
     // The probe fails, or its output is cut short.
     let conn = Scripted::new().answer(PROBE, 1, "", "sudo: a password is required\n");
-    let e = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&APT_REPOSITORY, args(json!({}))).await;
     assert_eq!(
-        e.to_string(),
+        e,
         format!("cannot read the state of {LABEL}: sudo: a password is required")
     );
-    conn.assert_done();
     let conn = Scripted::new().ok(PROBE, "@L -\n@A -\n");
-    let e = conn
-        .run(&APT_REPOSITORY, args(json!({})), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "truncated repository probe output");
-    conn.assert_done();
+    let e = conn.error(&APT_REPOSITORY, args(json!({}))).await;
+    assert_eq!(e, "truncated repository probe output");
 }
 
 #[tokio::test]
@@ -526,10 +500,7 @@ async fn absent_removes_every_file_of_the_repository() {
         "rm -f /etc/apt/sources.list.d/mirror.sources /etc/apt/sources.list.d/mirror.list /etc/apt/keyrings/mirror.asc",
         "",
     );
-    let o = conn
-        .run(&APT_REPOSITORY, absent.clone(), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT_REPOSITORY, absent.clone()).await;
     assert!(o.changed && o.msg == format!("removed {LABEL}"), "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -543,10 +514,7 @@ async fn absent_removes_every_file_of_the_repository() {
     conn.assert_done();
 
     let conn = Scripted::new().ok(PROBE, found);
-    let o = conn
-        .run(&APT_REPOSITORY, absent.clone(), true)
-        .await
-        .unwrap();
+    let o = conn.check(&APT_REPOSITORY, absent.clone()).await;
     assert!(
         o.changed && o.msg == format!("would remove {LABEL}"),
         "{o:?}"
@@ -554,10 +522,7 @@ async fn absent_removes_every_file_of_the_repository() {
     conn.assert_done();
 
     let conn = Scripted::new().ok(PROBE, "@L -\n@A -\n@G -\n@S -\n");
-    let o = conn
-        .run(&APT_REPOSITORY, absent.clone(), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT_REPOSITORY, absent.clone()).await;
     assert!(!o.changed && o.msg == format!("{LABEL} is absent"), "{o:?}");
     conn.assert_done();
 
@@ -567,12 +532,11 @@ async fn absent_removes_every_file_of_the_repository() {
         "",
         "rm: cannot remove '/etc/apt/keyrings/mirror.asc': Read-only file system\n",
     );
-    let e = conn.run(&APT_REPOSITORY, absent, false).await.unwrap_err();
+    let e = conn.error(&APT_REPOSITORY, absent).await;
     assert_eq!(
-        e.to_string(),
+        e,
         format!(
             "cannot remove {LABEL}: rm: cannot remove '/etc/apt/keyrings/mirror.asc': Read-only file system"
         )
     );
-    conn.assert_done();
 }

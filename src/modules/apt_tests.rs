@@ -219,50 +219,52 @@ async fn the_no_change_path_is_one_command() {
 
 #[test]
 fn validate_refuses_bad_values() {
+    use crate::host::testing::assert_refused;
     use serde_json::Value as Json;
     let refused = |args: Json| (APT.check)(&args).unwrap_err();
-    let e = refused(json!({"name": ["sl", "-o=APT::Get::x"]}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("name"), "invalid package name '-o'")
+    assert_refused(
+        &APT,
+        json!({"name": ["sl", "-o=APT::Get::x"]}),
+        Some("name"),
+        "invalid package name '-o'",
     );
-    let e = refused(json!({"name": "sl,$(reboot)"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("name"), "invalid package name '$(reboot)'")
+    assert_refused(
+        &APT,
+        json!({"name": "sl,$(reboot)"}),
+        Some("name"),
+        "invalid package name '$(reboot)'",
     );
-    let e = refused(json!({"name": "sl=1 2"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("name"), "invalid version '1 2' for package 'sl'")
+    assert_refused(
+        &APT,
+        json!({"name": "sl=1 2"}),
+        Some("name"),
+        "invalid version '1 2' for package 'sl'",
     );
-    let e = refused(json!({"name": "sl=5.02*", "state": "latest"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            None,
-            "a version pin (name=VERSION) is not allowed with state=latest"
-        )
+    assert_refused(
+        &APT,
+        json!({"name": "sl=5.02*", "state": "latest"}),
+        None,
+        "a version pin (name=VERSION) is not allowed with state=latest",
     );
-    let e = refused(json!({"update_cache": true, "cache_valid_time": "1h"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            Some("cache_valid_time"),
-            "cache_valid_time must be seconds, got '1h'"
-        )
+    assert_refused(
+        &APT,
+        json!({"update_cache": true, "cache_valid_time": "1h"}),
+        Some("cache_valid_time"),
+        "cache_valid_time must be seconds, got '1h'",
     );
     let e = refused(json!({"name": "sl", "lock_timeout": "-5"}));
     assert_eq!(e.param, Some("lock_timeout"));
-    let e = refused(json!({"name": "sl", "default_release": "-t"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("default_release"), "invalid default_release '-t'")
+    assert_refused(
+        &APT,
+        json!({"name": "sl", "default_release": "-t"}),
+        Some("default_release"),
+        "invalid default_release '-t'",
     );
-    let e = refused(json!({"name": []}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "give name (the packages), update_cache or upgrade")
+    assert_refused(
+        &APT,
+        json!({"name": []}),
+        None,
+        "give name (the packages), update_cache or upgrade",
     );
     // Closed sets are decoded by serde (the load-time check finds the key by decoding it alone).
     let e = refused(json!({"name": "sl", "state": "gone"}));
@@ -318,7 +320,7 @@ async fn installed_packages_cost_one_command() {
         "echo @Q; dpkg-query -W -f '${binary:Package}\\t${Package}\\t${Status}\\t${Version}\\n' sl 2>/dev/null",
         &format!("@Q\n{SL_INSTALLED}"),
     );
-    let o = conn.run(&APT, json!({"name": "sl"}), false).await.unwrap();
+    let o = conn.apply(&APT, json!({"name": "sl"})).await;
     assert!(
         !o.changed && o.msg == "all packages are in the wanted state",
         "{o:?}"
@@ -337,13 +339,11 @@ async fn a_cache_refresh_alone_is_not_a_change() {
                   Fetched 55.4 kB in 1s (60.2 kB/s)\nReading package lists...\n";
     let conn = Scripted::new().ok("apt-get update -q -o DPkg::Lock::Timeout=60", update);
     let o = conn
-        .run(
+        .apply(
             &APT,
             json!({"update_cache": true, "cache_valid_time": 3600}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(!o.changed && o.msg == "nothing to upgrade", "{o:?}");
     assert_eq!(o.data["cache_updated"], json!(true));
     let cmd = &conn.commands()[0];
@@ -354,9 +354,8 @@ async fn a_cache_refresh_alone_is_not_a_change() {
     // Check mode never refreshes.
     let conn = Scripted::new().ok("dpkg-query", &format!("@Q\n{SL_INSTALLED}"));
     let o = conn
-        .run(&APT, json!({"name": "sl", "update_cache": true}), true)
-        .await
-        .unwrap();
+        .check(&APT, json!({"name": "sl", "update_cache": true}))
+        .await;
     assert!(
         !o.changed && o.data["cache_updated"] == json!(false),
         "{o:?}"
@@ -374,9 +373,8 @@ async fn a_cache_refresh_alone_is_not_a_change() {
                   @Q\nsl\tsl\tinstall ok installed\t5.02-1+b1\n";
     let conn = Scripted::new().ok("apt-get update", failed);
     let e = conn
-        .run(&APT, json!({"name": "sl", "update_cache": true}), false)
+        .error(&APT, json!({"name": "sl", "update_cache": true}))
         .await
-        .unwrap_err()
         .to_string();
     assert!(e.starts_with("apt-get update failed: "), "{e}");
     assert!(
@@ -384,7 +382,6 @@ async fn a_cache_refresh_alone_is_not_a_change() {
         "{e}"
     );
     assert!(!e.contains("s3cret") && !e.contains("SECRET-123"), "{e}");
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -396,7 +393,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
             INSTALLED_COWSAY,
         );
     let args = json!({"name": ["sl", "cowsay"], "install_recommends": false});
-    let o = conn.run(&APT, args.clone(), false).await.unwrap();
+    let o = conn.apply(&APT, args.clone()).await;
     assert!(o.changed && o.msg == "changed: +cowsay", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("+ cowsay 3.03+dfsg2-8\n"));
     assert_eq!(o.data["packages"], json!(["cowsay"]));
@@ -411,7 +408,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
             &format!("apt-get {FLAGS} --simulate --no-install-recommends install cowsay\n"),
             SIMULATED_COWSAY,
         );
-    let o = conn.run(&APT, args.clone(), true).await.unwrap();
+    let o = conn.check(&APT, args.clone()).await;
     assert!(o.changed && o.msg == "would change: +cowsay", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("+ cowsay 3.03+dfsg2-8\n"));
     conn.assert_done();
@@ -423,10 +420,7 @@ async fn a_missing_package_is_installed_with_one_apt_get() {
         "Reading package lists...\nBuilding dependency tree...\nReading state information...\n",
         "E: Unable to locate package cowsay\n",
     );
-    let o = conn
-        .run(&APT, json!({"name": "cowsay"}), true)
-        .await
-        .unwrap();
+    let o = conn.check(&APT, json!({"name": "cowsay"})).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -447,45 +441,33 @@ async fn apt_get_failures_carry_apts_message() {
             "E: Unable to locate package prov-no-such-package\n",
         );
     let e = conn
-        .run(&APT, json!({"name": ["sl", "prov-no-such-package"]}), false)
-        .await
-        .unwrap_err();
+        .error(&APT, json!({"name": ["sl", "prov-no-such-package"]}))
+        .await;
     assert_eq!(
-        e.to_string(),
+        e,
         "apt-get install prov-no-such-package failed (rc=100): E: Unable to locate package prov-no-such-package"
     );
-    conn.assert_done();
 
     // The probe itself fails.
     let conn = Scripted::new().answer("dpkg-query", 1, "", "sudo: a password is required\n");
-    let e = conn
-        .run(&APT, json!({"name": "sl"}), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&APT, json!({"name": "sl"})).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot read the package state (rc=1): sudo: a password is required"
     );
-    conn.assert_done();
 
     // A probe cut short is a failure, not "nothing installed".
     let conn = Scripted::new().ok("dpkg-query", "");
-    let e = conn
-        .run(&APT, json!({"name": "sl"}), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&APT, json!({"name": "sl"})).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "unexpected output from the package probe (no @Q section): "
     );
-    conn.assert_done();
     let conn = Scripted::new().ok("apt-cache policy", &format!("@Q\n{SL_INSTALLED}"));
     let e = conn
-        .run(&APT, json!({"name": "sl", "state": "latest"}), false)
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("(no @P section)"), "{e}");
-    conn.assert_done();
+        .error(&APT, json!({"name": "sl", "state": "latest"}))
+        .await;
+    assert!(e.contains("(no @P section)"), "{e}");
 
     // apt-get succeeds but its summary shows nothing done: no change.
     let conn = Scripted::new().ok("dpkg-query", "@Q\n").ok(
@@ -493,7 +475,7 @@ async fn apt_get_failures_carry_apts_message() {
         "Reading package lists...\nsl is already the newest version (5.02-1+b1).\n\
          0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n",
     );
-    let o = conn.run(&APT, json!({"name": "sl"}), false).await.unwrap();
+    let o = conn.apply(&APT, json!({"name": "sl"})).await;
     assert!(
         !o.changed && o.msg == "all packages are in the wanted state",
         "{o:?}"
@@ -501,6 +483,10 @@ async fn apt_get_failures_carry_apts_message() {
     assert_eq!(o.data["packages"], json!([]));
     conn.assert_done();
 }
+
+/// What `apt-get` prints when it upgrades bash from 5.2.15-2+b13 to 5.2.15-2+b14.
+const BASH_UPGRADED: &str = "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
+     Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n";
 
 #[tokio::test]
 async fn latest_absent_and_upgrade_pick_their_apt_get() {
@@ -512,13 +498,11 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
         )
         .ok(
             &format!("apt-get {FLAGS} install bash\n"),
-            "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
-             Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n",
+            BASH_UPGRADED,
         );
     let o = conn
-        .run(&APT, json!({"name": "bash", "state": "latest"}), false)
-        .await
-        .unwrap();
+        .apply(&APT, json!({"name": "bash", "state": "latest"}))
+        .await;
     assert!(o.changed && o.msg == "changed: ~bash", "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -537,13 +521,11 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
              Purging configuration files for sl (5.02-1+b1) ...\n",
         );
     let o = conn
-        .run(
+        .apply(
             &APT,
             json!({"name": ["sl", "cowsay"], "state": "absent", "purge": true}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed && o.msg == "changed: -sl -cowsay", "{o:?}");
     assert_eq!(o.data["packages"], json!(["sl", "cowsay"]));
     conn.assert_done();
@@ -554,24 +536,14 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
             "echo @G; apt-get -q -s dist-upgrade 2>/dev/null | grep '^Inst '",
             "@G\nInst bash [5.2.15-2+b13] (5.2.15-2+b14 Debian:12.15/oldstable [amd64])\n",
         )
-        .ok(
-            &format!("apt-get {FLAGS} dist-upgrade\n"),
-            "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n\
-             Unpacking bash (5.2.15-2+b14) over (5.2.15-2+b13) ...\n",
-        );
-    let o = conn
-        .run(&APT, json!({"upgrade": "dist"}), false)
-        .await
-        .unwrap();
+        .ok(&format!("apt-get {FLAGS} dist-upgrade\n"), BASH_UPGRADED);
+    let o = conn.apply(&APT, json!({"upgrade": "dist"})).await;
     assert!(o.changed && o.msg == "changed: ~bash", "{o:?}");
     assert_eq!(o.data["packages"], json!(["bash"]));
     conn.assert_done();
     // Nothing to upgrade.
     let conn = Scripted::new().ok("upgrade --with-new-pkgs", "@G\n");
-    let o = conn
-        .run(&APT, json!({"upgrade": "yes"}), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&APT, json!({"upgrade": "yes"})).await;
     assert!(!o.changed && o.msg == "nothing to upgrade", "{o:?}");
     conn.assert_done();
 }
@@ -579,13 +551,7 @@ async fn latest_absent_and_upgrade_pick_their_apt_get() {
 #[tokio::test]
 async fn hostile_values_are_quoted() {
     let conn = Scripted::new().ok("dpkg-query", "@Q\n").ok("install", "");
-    conn.run(
-        &APT,
-        json!({"name": "sl", "default_release": "x'; reboot; '", "dpkg_options": "force-confnew,$(reboot)"}),
-        false,
-    )
-    .await
-    .unwrap();
+    conn.apply(&APT, json!({"name": "sl", "default_release": "x'; reboot; '", "dpkg_options": "force-confnew,$(reboot)"})).await;
     let cmd = &conn.commands()[1];
     assert!(cmd.contains(" -o Dpkg::Options::=--'$(reboot)' "), "{cmd}");
     assert!(

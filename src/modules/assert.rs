@@ -2,6 +2,7 @@
 //! entry is evaluated as a Jinja expression, as in `when:`.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de};
+use crate::host::text::message;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -42,14 +43,6 @@ impl Module for AssertModule {
     }
 }
 
-fn text(v: Option<Json>, default: &str) -> String {
-    match v {
-        None | Some(Json::Null) => default.to_string(),
-        Some(Json::String(s)) => s,
-        Some(other) => serde_json::to_string(&other).unwrap_or_default(),
-    }
-}
-
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     for cond in &a.that {
         let ok = ctx
@@ -57,7 +50,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             .eval_bool(cond)
             .map_err(|e| ModError::Failed(format!("the conditional check '{cond}' failed: {e}")))?;
         if !ok {
-            let msg = text(a.fail_msg, "Assertion failed");
+            let msg = message(a.fail_msg, "Assertion failed");
             return Ok(Outcome::failed(msg.clone())
                 .with("assertion", cond.as_str())
                 .with("evaluated_to", false)
@@ -67,7 +60,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let msg = if a.quiet {
         String::new()
     } else {
-        text(a.success_msg, "All assertions passed")
+        message(a.success_msg, "All assertions passed")
     };
     Ok(Outcome::ok(msg.clone()).with("msg", msg))
 }
@@ -114,34 +107,24 @@ mod tests {
             .await
             .unwrap();
         assert!(o.failed && o.msg == "m");
-        assert!(
-            h.run_mode(&ASSERT, json!({"that": "undefined_var == 1"}), false, false)
-                .await
-                .is_err()
-        );
-        assert!(
-            h.run_mode(&ASSERT, json!({"that": []}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&ASSERT, json!({"that": "undefined_var == 1"}))
+            .await;
+        h.error(&ASSERT, json!({"that": []})).await;
     }
 
     #[tokio::test]
     async fn the_host_is_never_asked() {
         let conn = crate::host::testing::Scripted::new();
         let o = conn
-            .run(&ASSERT, json!({"that": ["1 == 1"], "quiet": true}), false)
-            .await
-            .unwrap();
+            .apply(&ASSERT, json!({"that": ["1 == 1"], "quiet": true}))
+            .await;
         assert!(!o.failed && o.msg.is_empty(), "{o:?}");
         let o = conn
-            .run(
+            .check(
                 &ASSERT,
                 json!({"that": "2 < 1", "fail_msg": {"why": "math"}}),
-                true,
             )
-            .await
-            .unwrap();
+            .await;
         assert!(o.failed, "check mode evaluates too");
         assert_eq!(o.msg, "{\"why\":\"math\"}");
         assert_eq!(

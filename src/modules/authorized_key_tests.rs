@@ -291,16 +291,19 @@ async fn hostile_paths_stay_data() {
 
 #[test]
 fn validate_refuses_bad_values() {
+    use crate::host::testing::assert_refused;
     let refused = |args: Json| (AUTHORIZED_KEY.check)(&args).unwrap_err();
-    let e = refused(json!({"user": "-r", "key": K1}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("user"), "invalid user name '-r'")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "-r", "key": K1}),
+        Some("user"),
+        "invalid user name '-r'",
     );
-    let e = refused(json!({"user": "", "key": K1}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("user"), "user is required")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "", "key": K1}),
+        Some("user"),
+        "user is required",
     );
     let e = refused(json!({"user": "deploy", "key": "not a key"}));
     assert_eq!(e.param, Some("key"));
@@ -310,34 +313,32 @@ fn validate_refuses_bad_values() {
         "{}",
         e.msg
     );
-    let e = refused(json!({"user": "deploy", "key": ["# only a comment", ""]}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("key"), "key is required: one or more public key lines")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": ["# only a comment", ""]}),
+        Some("key"),
+        "key is required: one or more public key lines",
     );
     // Removing no key at all is refused even when exclusive.
     let e = refused(json!({"user": "deploy", "key": "", "exclusive": true, "state": "absent"}));
     assert_eq!(e.param, Some("key"));
-    let e = refused(json!({"user": "deploy", "key": K1, "path": "keys"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            Some("path"),
-            "path must be absolute or start with ~/ (got 'keys')"
-        )
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": K1, "path": "keys"}),
+        Some("path"),
+        "path must be absolute or start with ~/ (got 'keys')",
     );
-    let e = refused(json!({"user": "deploy", "key": K1, "path": "/etc/ssh/"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("path"), "invalid path '/etc/ssh/'")
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": K1, "path": "/etc/ssh/"}),
+        Some("path"),
+        "invalid path '/etc/ssh/'",
     );
-    let e = refused(json!({"user": "deploy", "key": K1, "state": "gone"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            None,
-            "value of state must be one of: present, absent, got: gone"
-        )
+    assert_refused(
+        &AUTHORIZED_KEY,
+        json!({"user": "deploy", "key": K1, "state": "gone"}),
+        None,
+        "value of state must be one of: present, absent, got: gone",
     );
     // An empty exclusive list is allowed: it removes every key.
     assert!(
@@ -349,6 +350,13 @@ fn validate_refuses_bad_values() {
 /// directory and the file, then the file itself.
 fn probe(dir: &str, file: &str, content: &str) -> String {
     format!("U 1001:1001\nP /home/deploy/.ssh/authorized_keys\nD {dir}\nF {file}\n{content}")
+}
+
+/// A host where deploy's `authorized_keys` holds `content`, with the usual modes (the
+/// directory 0700, the file 0600, both deploy's): the probe's answer, more steps to follow.
+fn holding(content: &str) -> Scripted {
+    let found = probe("700 1001 1001", "600 1001 1001", content);
+    Scripted::new().ok("getent passwd \"$n\"", &found)
 }
 
 const PATH: &str = "/home/deploy/.ssh/authorized_keys";
@@ -364,18 +372,8 @@ fn deploy(extra: Json) -> Json {
 #[tokio::test]
 async fn keys_as_wanted_cost_one_command() {
     let renamed = K1.replace("one@example", "laptop");
-    let conn = Scripted::new().ok(
-        "getent passwd \"$n\"",
-        &probe(
-            "700 1001 1001",
-            "600 1001 1001",
-            &format!("{K2}\n{renamed}\n"),
-        ),
-    );
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let conn = holding(&format!("{K2}\n{renamed}\n"));
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         !o.changed && o.msg == format!("{PATH}: keys as wanted"),
         "{o:?}"
@@ -392,16 +390,8 @@ async fn keys_as_wanted_cost_one_command() {
 #[tokio::test]
 async fn a_missing_key_is_added_by_one_atomic_write() {
     let old = format!("# deploy keys\n{K2}\n");
-    let conn = Scripted::new()
-        .ok(
-            "getent passwd",
-            &probe("700 1001 1001", "600 1001 1001", &old),
-        )
-        .ok("mv -f -- \"$t\" \"$f\"", "");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let conn = holding(&old).ok("mv -f -- \"$t\" \"$f\"", "");
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("updated keys in {PATH}"),
         "{o:?}"
@@ -428,14 +418,8 @@ async fn a_missing_key_is_added_by_one_atomic_write() {
     assert_eq!(conn.stdin(1), format!("{old}{K1}\n").into_bytes());
 
     // Check mode: the probe only, and the same diff.
-    let conn = Scripted::new().ok(
-        "getent passwd",
-        &probe("700 1001 1001", "600 1001 1001", &old),
-    );
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), true)
-        .await
-        .unwrap();
+    let conn = holding(&old);
+    let o = conn.check(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("would have updated keys in {PATH}"),
         "{o:?}"
@@ -453,10 +437,7 @@ async fn a_missing_directory_is_created_with_the_file() {
             "mkdir -p -- \"$d\"\nchown -- 1001:1001 \"$d\"; chmod -- 0700 \"$d\"\nt=$(mktemp",
             "",
         );
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(o.changed && o.msg == format!("created {PATH}"), "{o:?}");
     assert!(
         o.diff
@@ -475,10 +456,7 @@ async fn mode_drift_is_fixed_without_rewriting() {
             &probe("755 1001 1001", "644 0 0", &format!("{K1}\n")),
         )
         .ok("chown -- 1001:1001 \"$f\"; chmod -- 0600 \"$f\"", "");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap();
+    let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("fixed the permissions of {PATH}"),
         "{o:?}"
@@ -506,9 +484,8 @@ async fn mode_drift_is_fixed_without_rewriting() {
         )
         .ok("chmod -- 0600 \"$f\"", "");
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"manage_dir": false})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"manage_dir": false})))
+        .await;
     assert!(o.changed);
     assert!(
         !conn.commands()[1].contains("\"$d\""),
@@ -521,46 +498,30 @@ async fn mode_drift_is_fixed_without_rewriting() {
 #[tokio::test]
 async fn absent_and_exclusive_rewrite_only_what_differs() {
     let old = format!("# mine\n{K1}\n{K2}\n");
-    let conn = Scripted::new()
-        .ok(
-            "getent passwd",
-            &probe("700 1001 1001", "600 1001 1001", &old),
-        )
-        .ok("mktemp", "");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})), false)
-        .await
-        .unwrap();
-    assert!(
-        o.changed && o.msg == format!("removed keys from {PATH}"),
-        "{o:?}"
-    );
-    assert_eq!(conn.stdin(1), format!("# mine\n{K2}\n").into_bytes());
-    conn.assert_done();
-
-    let conn = Scripted::new()
-        .ok(
-            "getent passwd",
-            &probe("700 1001 1001", "600 1001 1001", &old),
-        )
-        .ok("mktemp", "");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"exclusive": true})), false)
-        .await
-        .unwrap();
-    assert!(
-        o.changed && o.msg == format!("updated keys in {PATH}"),
-        "{o:?}"
-    );
-    assert_eq!(conn.stdin(1), format!("# mine\n{K1}\n").into_bytes());
-    conn.assert_done();
+    for (extra, msg, left) in [
+        (
+            json!({"state": "absent"}),
+            "removed keys from",
+            format!("# mine\n{K2}\n"),
+        ),
+        (
+            json!({"exclusive": true}),
+            "updated keys in",
+            format!("# mine\n{K1}\n"),
+        ),
+    ] {
+        let conn = holding(&old).ok("mktemp", "");
+        let o = conn.apply(&AUTHORIZED_KEY, deploy(extra)).await;
+        assert!(o.changed && o.msg == format!("{msg} {PATH}"), "{o:?}");
+        assert_eq!(conn.stdin(1), left.into_bytes());
+        conn.assert_done();
+    }
 
     // Nothing to remove: no file, or no user.
     let conn = Scripted::new().ok("getent passwd", &probe("-", "-", ""));
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})))
+        .await;
     assert!(
         !o.changed && o.msg == format!("{PATH} does not exist: no keys to remove"),
         "{o:?}"
@@ -568,9 +529,8 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
     conn.assert_done();
     let conn = Scripted::new().ok("getent passwd", "U -\n");
     let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})), false)
-        .await
-        .unwrap();
+        .apply(&AUTHORIZED_KEY, deploy(json!({"state": "absent"})))
+        .await;
     assert!(
         !o.changed && o.msg == "user 'deploy' does not exist: no keys to remove",
         "{o:?}"
@@ -581,17 +541,10 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
 #[tokio::test]
 async fn a_missing_user_fails_unless_checking() {
     let conn = Scripted::new().ok("getent passwd", "U -\n");
-    let e = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "user 'deploy' does not exist");
-    conn.assert_done();
+    let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
+    assert_eq!(e, "user 'deploy' does not exist");
     let conn = Scripted::new().ok("getent passwd", "U -\n");
-    let o = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), true)
-        .await
-        .unwrap();
+    let o = conn.check(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg.contains("the user does not exist yet"),
         "{o:?}"
@@ -601,70 +554,58 @@ async fn a_missing_user_fails_unless_checking() {
 
 #[tokio::test]
 async fn odd_entries_and_failures_name_their_cause() {
-    let fails = |out: String| async move {
+    // (what the probe prints, the error)
+    for (out, want) in [
+        (
+            probe("link", "-", ""),
+            "/home/deploy/.ssh is a symlink: refusing to manage keys through it".to_string(),
+        ),
+        (
+            probe("700 1001 1001", "link", ""),
+            format!("{PATH} is a symlink: refusing to write keys through it"),
+        ),
+        (
+            probe("other", "-", ""),
+            "/home/deploy/.ssh exists and is not a directory".to_string(),
+        ),
+        (
+            probe("700 1001 1001", "other", ""),
+            format!("{PATH} exists and is not a regular file"),
+        ),
+        (
+            "garbage\n".to_string(),
+            "unexpected output from the authorized_keys probe".to_string(),
+        ),
+        (
+            "U 1001:1001\nP /x\nD 7x9 1 1\nF -\n".to_string(),
+            "unexpected output from the authorized_keys probe".to_string(),
+        ),
+    ] {
         let conn = Scripted::new().ok("getent passwd", &out);
-        let e = conn
-            .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-            .await
-            .unwrap_err();
-        conn.assert_done();
-        e.to_string()
-    };
-    assert_eq!(
-        fails(probe("link", "-", "")).await,
-        "/home/deploy/.ssh is a symlink: refusing to manage keys through it"
-    );
-    assert_eq!(
-        fails(probe("700 1001 1001", "link", "")).await,
-        format!("{PATH} is a symlink: refusing to write keys through it")
-    );
-    assert_eq!(
-        fails(probe("other", "-", "")).await,
-        "/home/deploy/.ssh exists and is not a directory"
-    );
-    assert_eq!(
-        fails(probe("700 1001 1001", "other", "")).await,
-        format!("{PATH} exists and is not a regular file")
-    );
-    assert_eq!(
-        fails("garbage\n".into()).await,
-        "unexpected output from the authorized_keys probe"
-    );
-    assert_eq!(
-        fails("U 1001:1001\nP /x\nD 7x9 1 1\nF -\n".into()).await,
-        "unexpected output from the authorized_keys probe"
-    );
+        assert_eq!(conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await, want);
+    }
 
     let conn = Scripted::new().answer("getent passwd", 1, "", "sudo: a password is required\n");
-    let e = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot read the authorized keys of 'deploy': sudo: a password is required"
     );
-    conn.assert_done();
 
-    let conn = Scripted::new()
-        .ok("getent passwd", &probe("700 1001 1001", "600 1001 1001", ""))
+    let conn = holding("")
         .answer(
             "mktemp",
             1,
             "",
             "mktemp: failed to create file via template '/home/deploy/.ssh/.prov.XXXXXX': Read-only file system\n",
         );
-    let e = conn
-        .run(&AUTHORIZED_KEY, deploy(json!({})), false)
-        .await
-        .unwrap_err();
+    let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         e.to_string()
             .starts_with(&format!("cannot write {PATH}: mktemp: failed"))
             && e.to_string().ends_with("Read-only file system"),
         "{e}"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -673,13 +614,11 @@ async fn hostile_paths_are_quoted_in_both_commands() {
     let out = format!("U 1001:1001\nP {evil}\nD 755 0 0\nF -\n");
     let conn = Scripted::new().ok("getent passwd", &out).ok("mktemp", "");
     let o = conn
-        .run(
+        .apply(
             &AUTHORIZED_KEY,
             deploy(json!({"path": evil, "manage_dir": false})),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed, "{o:?}");
     let cmds = conn.commands();
     assert!(

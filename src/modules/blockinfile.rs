@@ -7,6 +7,7 @@ use super::de::Presence;
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
 use crate::host::edit::{EditOpts, Place, chomp, edit_file, rstrip_crlf, split_lines};
+use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -51,18 +52,14 @@ impl Module for BlockinfileModule {
     const NAME: &'static str = "blockinfile";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
+        ArgError::require("path", a.path.as_deref())?;
         Block::from_args(a)?;
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
-        match a.validate.as_deref() {
-            Some(v) if !v.contains("%s") => Err(ArgError::at(
-                "validate",
-                format!("validate must contain %s: {v}"),
-            )),
-            _ => Ok(()),
-        }
+        Ok(check_args(
+            &a.mode,
+            &a.owner,
+            &a.group,
+            a.validate.as_deref(),
+        )?)
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -82,8 +79,7 @@ struct Block {
 impl Block {
     /// The block the arguments ask for, or why they do not make one.
     fn from_args(a: &Args) -> Result<Block, ArgError> {
-        let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())
-            .map_err(|(param, msg)| ArgError { param, msg })?;
+        let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
         let marker = a
             .marker
             .as_deref()
@@ -225,11 +221,8 @@ mod tests {
     async fn create_mode_and_missing_files() {
         let h = Harness::new();
         let f = h.p("d/new");
-        assert!(
-            h.run_mode(&BLOCKINFILE, json!({"path": f, "block": "x"}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&BLOCKINFILE, json!({"path": f, "block": "x"}))
+            .await;
         let o = h
             .apply(&BLOCKINFILE, json!({"path": f, "state": "absent"}))
             .await;
@@ -270,29 +263,19 @@ mod tests {
 
     // Decisions on a fake host: which commands for which file state.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Scripted, probed_content};
 
     const CONF: &str = "/etc/hosts";
 
-    /// What the probe (attributes, then content) prints for a root-owned 0644 file holding
-    /// `content`; `None`: there is no such file.
-    fn probe(content: Option<&str>) -> String {
-        match content {
-            Some(c) => format!(
-                "@ 0 file - - - 644 0 0 root root {} 1796166581 65024 10043555\n{c}",
-                c.len()
-            ),
-            None => "@ 0 absent - - - \n".to_string(),
-        }
-    }
-
     #[tokio::test]
     async fn a_block_in_place_costs_one_probe() {
-        let conn = Scripted::new().ok("readlink -f", &probe(Some(&format!("a\n{B}x\n{E}"))));
+        let conn = Scripted::new().ok(
+            "readlink -f",
+            &probed_content(Some(&format!("a\n{B}x\n{E}"))),
+        );
         let o = conn
-            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
-            .await
-            .unwrap();
+            .apply(&BLOCKINFILE, json!({"path": CONF, "block": "x"}))
+            .await;
         assert!(!o.changed, "{o:?}");
         assert_eq!(conn.commands().len(), 1);
         conn.assert_done();
@@ -329,14 +312,11 @@ mod tests {
         ];
         for (old, extra, msg, new) in cases {
             let conn = Scripted::new()
-                .ok("readlink -f", &probe(Some(&old)))
+                .ok("readlink -f", &probed_content(Some(&old)))
                 .ok("mktemp", "");
             let mut args = extra.as_object().unwrap().clone();
             args.insert("path".into(), json!(CONF));
-            let o = conn
-                .run(&BLOCKINFILE, Json::Object(args), false)
-                .await
-                .unwrap();
+            let o = conn.apply(&BLOCKINFILE, Json::Object(args)).await;
             assert!(o.changed && o.msg == msg, "{msg}: {o:?}");
             assert_eq!(String::from_utf8(conn.stdin(1)).unwrap(), new, "{msg}");
             conn.assert_done();
@@ -345,11 +325,10 @@ mod tests {
 
     #[tokio::test]
     async fn check_mode_reads_and_reports_only() {
-        let conn = Scripted::new().ok("readlink -f", &probe(Some("a\n")));
+        let conn = Scripted::new().ok("readlink -f", &probed_content(Some("a\n")));
         let o = conn
-            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), true)
-            .await
-            .unwrap();
+            .check(&BLOCKINFILE, json!({"path": CONF, "block": "x"}))
+            .await;
         assert!(o.changed && o.msg == "Block inserted", "{o:?}");
         assert!(o.diff.unwrap().contains(&format!("+{B}+x\n+{E}")));
         assert_eq!(conn.commands().len(), 1);
@@ -358,34 +337,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_file_is_created_only_with_create() {
-        let conn = Scripted::new().ok("readlink -f", &probe(None));
+        let conn = Scripted::new().ok("readlink -f", &probed_content(None));
         let e = conn
-            .run(&BLOCKINFILE, json!({"path": CONF, "block": "x"}), false)
-            .await
-            .unwrap_err();
-        assert_eq!(e.to_string(), "Destination /etc/hosts does not exist !");
-        conn.assert_done();
+            .error(&BLOCKINFILE, json!({"path": CONF, "block": "x"}))
+            .await;
+        assert_eq!(e, "Destination /etc/hosts does not exist !");
 
         let conn = Scripted::new()
-            .ok("readlink -f", &probe(None))
+            .ok("readlink -f", &probed_content(None))
             .ok("mktemp", "");
         let args = json!({"path": CONF, "block": "x", "create": true, "owner": "app"});
-        let o = conn.run(&BLOCKINFILE, args, false).await.unwrap();
+        let o = conn.apply(&BLOCKINFILE, args).await;
         assert!(o.changed && o.msg == "File created", "{o:?}");
         let write = &conn.commands()[1];
         assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("chown -- app \"$t\""));
         assert_eq!(conn.stdin(1), format!("{B}x\n{E}").as_bytes());
         conn.assert_done();
 
-        let conn = Scripted::new().ok("readlink -f", &probe(None));
+        let conn = Scripted::new().ok("readlink -f", &probed_content(None));
         let o = conn
-            .run(
-                &BLOCKINFILE,
-                json!({"path": CONF, "state": "absent"}),
-                false,
-            )
-            .await
-            .unwrap();
+            .apply(&BLOCKINFILE, json!({"path": CONF, "state": "absent"}))
+            .await;
         assert!(!o.changed && o.msg == "file not present", "{o:?}");
         conn.assert_done();
     }
@@ -393,51 +365,53 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_names_its_cause() {
         let conn = Scripted::new()
-            .ok("readlink -f", &probe(Some("a\n")))
+            .ok("readlink -f", &probed_content(Some("a\n")))
             .answer("mktemp", 97, "", "bad line 2\nvalidation failed\n");
         let args = json!({"path": CONF, "block": "x", "validate": "check %s"});
-        let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();
+        let e = conn.error(&BLOCKINFILE, args).await;
         assert!(
             e.to_string()
                 .starts_with("failed to validate /etc/hosts: bad line 2"),
             "{e}"
         );
         assert!(conn.commands()[1].contains("check \"$t\""));
-        conn.assert_done();
     }
 
     #[tokio::test]
     async fn refused_arguments_never_reach_the_host() {
-        let conn = Scripted::new();
+        use crate::host::testing::refused_offline;
         let args = json!({"path": CONF, "block": "x", "marker_begin": "X", "marker_end": "X"});
-        let e = conn.run(&BLOCKINFILE, args, false).await.unwrap_err();
+        let e = refused_offline(&BLOCKINFILE, args).await;
         assert_eq!(
-            e.to_string(),
+            e,
             "invalid arguments: marker_begin and marker_end must differ"
         );
-        assert!(conn.commands().is_empty());
     }
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (BLOCKINFILE.check)(&args).unwrap_err();
-        let e = refused(json!({"block": "x"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("path"), "path is required")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"block": "x"}),
+            Some("path"),
+            "path is required",
         );
         let e = refused(json!({"path": CONF, "state": "present!"}));
         assert_eq!(e.param, None);
         assert!(e.msg.contains("got: present!"), "{}", e.msg);
-        let e = refused(json!({"path": CONF, "marker": "# fixed"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "marker_begin and marker_end must differ")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"path": CONF, "marker": "# fixed"}),
+            None,
+            "marker_begin and marker_end must differ",
         );
-        let e = refused(json!({"path": CONF, "insertafter": "a", "insertbefore": "b"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "insertafter and insertbefore are mutually exclusive")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"path": CONF, "insertafter": "a", "insertbefore": "b"}),
+            None,
+            "insertafter and insertbefore are mutually exclusive",
         );
         assert_eq!(
             refused(json!({"path": CONF, "insertbefore": "(["})).param,
@@ -447,10 +421,11 @@ mod tests {
             refused(json!({"path": CONF, "mode": "0999"})).param,
             Some("mode")
         );
-        let e = refused(json!({"path": CONF, "validate": "nginx -t"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("validate"), "validate must contain %s: nginx -t")
+        assert_refused(
+            &BLOCKINFILE,
+            json!({"path": CONF, "validate": "nginx -t"}),
+            Some("validate"),
+            "validate must contain %s: nginx -t",
         );
         assert_eq!(
             (BLOCKINFILE.check)(&json!({"dest": CONF, "content": "x", "insertafter": "EOF"})),

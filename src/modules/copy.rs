@@ -7,6 +7,7 @@
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
 use crate::host::fs::{Deliver, basename, deliver};
+use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -47,9 +48,7 @@ impl Module for CopyModule {
     };
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.dest.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("dest", "dest is required"));
-        }
+        ArgError::require("dest", a.dest.as_deref())?;
         match (&a.content, &a.src) {
             (Some(_), Some(_)) => {
                 return Err(ArgError::new("src and content are mutually exclusive"));
@@ -68,14 +67,12 @@ impl Module for CopyModule {
             }
             (None, Some(_)) => {}
         }
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
-        match a.validate.as_deref() {
-            Some(v) if !v.contains("%s") => Err(ArgError::at(
-                "validate",
-                format!("validate must contain %s: {v}"),
-            )),
-            _ => Ok(()),
-        }
+        Ok(check_args(
+            &a.mode,
+            &a.owner,
+            &a.group,
+            a.validate.as_deref(),
+        )?)
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -351,31 +348,19 @@ mod tests {
 
     // Decisions on a fake host: which commands for which destination state.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Probed, Scripted};
     use crate::host::text::sha1_hex;
     use crate::modules::ModuleCtx;
     use crate::shell::quote;
 
     const MOTD: &str = "/etc/motd";
 
-    /// The probe line for a root-owned 0644 regular file holding `content` (its sha1 and size).
-    fn file_line(content: &str) -> String {
-        format!(
-            "@ 0 file - - {} 644 0 0 root root {} 1796166581 65024 10043555\n",
-            sha1_hex(content.as_bytes()),
-            content.len()
-        )
-    }
-
-    const ABSENT: &str = "@ 0 absent - - - \n";
-
     #[tokio::test]
     async fn the_same_content_costs_one_probe() {
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("hello\n"));
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::holding("hello\n").line());
         let o = conn
-            .run(&COPY, json!({"content": "hello\n", "dest": MOTD}), false)
-            .await
-            .unwrap();
+            .apply(&COPY, json!({"content": "hello\n", "dest": MOTD}))
+            .await;
         assert!(!o.changed, "{o:?}");
         assert_eq!(o.data["dest"], json!(MOTD));
         assert_eq!(o.data["checksum"], json!(sha1_hex(b"hello\n")));
@@ -389,10 +374,10 @@ mod tests {
     #[tokio::test]
     async fn new_content_is_one_verified_write() {
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         let args = json!({"content": "hello\n", "dest": MOTD, "mode": "0640", "owner": "app"});
-        let o = conn.run(&COPY, args, false).await.unwrap();
+        let o = conn.apply(&COPY, args).await;
         assert!(o.changed && o.msg == "file created", "{o:?}");
         let diff = o.diff.unwrap();
         assert!(
@@ -410,13 +395,12 @@ mod tests {
     #[tokio::test]
     async fn changed_content_is_read_for_the_diff_then_written() {
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("old\n"))
+            .ok("sha1sum 2>/dev/null", &Probed::holding("old\n").line())
             .ok("cat -- /etc/motd", "old\n")
             .ok("mktemp", "");
         let o = conn
-            .run(&COPY, json!({"content": "new\n", "dest": MOTD}), false)
-            .await
-            .unwrap();
+            .apply(&COPY, json!({"content": "new\n", "dest": MOTD}))
+            .await;
         assert!(o.changed && o.msg == "content changed", "{o:?}");
         assert!(o.diff.unwrap().contains("-old\n+new\n"));
         // The old owner is kept.
@@ -424,37 +408,36 @@ mod tests {
         conn.assert_done();
 
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("old\n"))
+            .ok("sha1sum 2>/dev/null", &Probed::holding("old\n").line())
             .ok("cat -- /etc/motd", "old\n");
         let o = conn
-            .run(&COPY, json!({"content": "new\n", "dest": MOTD}), true)
-            .await
-            .unwrap();
+            .check(&COPY, json!({"content": "new\n", "dest": MOTD}))
+            .await;
         assert!(o.changed && o.diff.unwrap().contains("+new"), "check mode");
         conn.assert_done();
     }
 
     #[tokio::test]
     async fn force_false_keeps_existing_content() {
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("theirs\n"));
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::holding("theirs\n").line());
         let args = json!({"content": "ours\n", "dest": MOTD, "force": false});
-        assert!(!conn.run(&COPY, args.clone(), false).await.unwrap().changed);
+        assert!(!conn.apply(&COPY, args.clone()).await.changed);
         conn.assert_done();
 
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
-        assert!(conn.run(&COPY, args, false).await.unwrap().changed);
+        assert!(conn.apply(&COPY, args).await.changed);
         conn.assert_done();
     }
 
     #[tokio::test]
     async fn only_the_owner_differs_one_chown() {
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("x"))
+            .ok("sha1sum 2>/dev/null", &Probed::holding("x").line())
             .ok("chown", "");
         let args = json!({"content": "x", "dest": MOTD, "owner": "app", "group": 0});
-        let o = conn.run(&COPY, args, false).await.unwrap();
+        let o = conn.apply(&COPY, args).await;
         assert!(o.changed && o.msg == "attributes changed", "{o:?}");
         assert_eq!(o.diff.as_deref(), Some("owner: root -> app\n"));
         assert_eq!(conn.commands()[1], "set -e; chown -- app /etc/motd");
@@ -467,7 +450,10 @@ mod tests {
         std::fs::create_dir_all(h.path("files")).unwrap();
         std::fs::write(h.path("files/app.conf"), "a=1\n").unwrap();
         let conn = Scripted::new()
-            .ok("then p0=\"$p0\"/app.conf; d=1; fi", "@ 1 absent - - - \n")
+            .ok(
+                "then p0=\"$p0\"/app.conf; d=1; fi",
+                &Probed::absent().descended().line(),
+            )
             .ok("mktemp", "");
         let ctx = ModuleCtx {
             conn: &conn,
@@ -483,17 +469,14 @@ mod tests {
         conn.assert_done();
 
         // Content cannot go into a directory: it has no file name.
-        let dir = "@ 0 directory - - - 755 0 0 root root 4096 1796166581 65024 10043589\n";
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", dir);
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::dir().line());
         let e = conn
-            .run(&COPY, json!({"content": "x", "dest": "/etc/app"}), false)
-            .await
-            .unwrap_err();
+            .error(&COPY, json!({"content": "x", "dest": "/etc/app"}))
+            .await;
         assert_eq!(
-            e.to_string(),
+            e,
             "dest '/etc/app' is a directory: give a file name to write content to"
         );
-        conn.assert_done();
 
         // A missing src fails before the host is asked anything.
         let conn = Scripted::new();
@@ -514,38 +497,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_names_its_cause() {
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", ABSENT).answer(
-            "mktemp",
-            97,
-            "",
-            "nginx: [emerg] unexpected end of file\nvalidation failed\n",
-        );
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
+            .answer(
+                "mktemp",
+                97,
+                "",
+                "nginx: [emerg] unexpected end of file\nvalidation failed\n",
+            );
         let args = json!({"content": "x", "dest": MOTD, "validate": "nginx -t -c %s"});
-        let e = conn.run(&COPY, args, false).await.unwrap_err();
+        let e = conn.error(&COPY, args).await;
         assert!(
             e.to_string()
                 .starts_with("failed to validate /etc/motd: nginx: [emerg] unexpected end of file"),
             "{e}"
         );
         assert!(conn.commands()[1].contains("nginx -t -c \"$t\""));
-        conn.assert_done();
 
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", ABSENT).answer(
+        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::absent().line()).answer(
             "mktemp",
             1,
             "",
             "mktemp: failed to create file via template '/nope/.prov.XXXXXX': No such file or directory\n",
         );
         let e = conn
-            .run(&COPY, json!({"content": "x", "dest": "/nope/f"}), false)
-            .await
-            .unwrap_err();
+            .error(&COPY, json!({"content": "x", "dest": "/nope/f"}))
+            .await;
         assert!(
             e.to_string()
                 .starts_with("destination directory /nope does not exist or is not writable"),
             "{e}"
         );
-        conn.assert_done();
 
         let conn = Scripted::new().unreachable("sha1sum 2>/dev/null");
         let e = conn
@@ -559,10 +541,10 @@ mod tests {
     async fn hostile_dest_and_content_stay_data() {
         let evil = "/etc/$(reboot)'`x`";
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", ABSENT)
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .ok("mktemp", "");
         let args = json!({"content": "'; reboot; '", "dest": evil, "owner": "a b"});
-        conn.run(&COPY, args, false).await.unwrap();
+        conn.apply(&COPY, args).await;
         for cmd in conn.commands() {
             assert!(cmd.contains(&quote(evil)), "{cmd}");
             assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");
@@ -574,39 +556,32 @@ mod tests {
 
     #[tokio::test]
     async fn refused_arguments_never_reach_the_host() {
-        let conn = Scripted::new();
-        let e = conn
-            .run(
-                &COPY,
-                json!({"content": "x", "dest": MOTD, "mode": "0888"}),
-                false,
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid arguments: invalid octal mode '0888'"
-        );
-        assert!(conn.commands().is_empty());
+        use crate::host::testing::refused_offline;
+        let e = refused_offline(&COPY, json!({"content": "x", "dest": MOTD, "mode": "0888"})).await;
+        assert_eq!(e, "invalid arguments: invalid octal mode '0888'");
     }
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (COPY.check)(&args).unwrap_err();
-        let e = refused(json!({"content": "x", "dest": ""}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("dest"), "dest is required")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "dest": ""}),
+            Some("dest"),
+            "dest is required",
         );
-        let e = refused(json!({"content": "x", "src": "a", "dest": MOTD}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "src and content are mutually exclusive")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "src": "a", "dest": MOTD}),
+            None,
+            "src and content are mutually exclusive",
         );
-        let e = refused(json!({"dest": MOTD}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "src (or content) is required")
+        assert_refused(
+            &COPY,
+            json!({"dest": MOTD}),
+            None,
+            "src (or content) is required",
         );
         let e = refused(json!({"content": "x", "dest": "/etc/"}));
         assert_eq!(e.param, Some("dest"));
@@ -614,15 +589,17 @@ mod tests {
             e.msg,
             "dest '/etc/' is a directory: give a file name to write content to"
         );
-        let e = refused(json!({"content": "x", "dest": MOTD, "mode": "a+q"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("mode"), "invalid mode 'a+q'")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "dest": MOTD, "mode": "a+q"}),
+            Some("mode"),
+            "invalid mode 'a+q'",
         );
-        let e = refused(json!({"content": "x", "dest": MOTD, "validate": "true"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("validate"), "validate must contain %s: true")
+        assert_refused(
+            &COPY,
+            json!({"content": "x", "dest": MOTD, "validate": "true"}),
+            Some("validate"),
+            "validate must contain %s: true",
         );
         for ok in [
             json!({"src": "app.conf", "dest": "/etc/"}),

@@ -7,20 +7,15 @@
 //! command, which also returns the new network's inspect data.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
+use crate::host::docker::{label_value, no_docker, read_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug, Default)]
-#[serde(rename_all = "lowercase")]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
+/// `present` or `absent`, refused in Ansible's words like every module's `state`.
+type State = de::Presence;
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
 #[serde(rename_all = "lowercase")]
@@ -137,16 +132,11 @@ fn str_map(
             if k.is_empty() || k.contains(['=', '\n']) {
                 return Err(ArgError::at(param, format!("invalid {what} name '{k}'")));
             }
-            let v = match v {
-                Json::String(s) => s.clone(),
-                Json::Null => String::new(),
-                Json::Bool(_) | Json::Number(_) => v.to_string(),
-                other => {
-                    return Err(ArgError::at(
-                        param,
-                        format!("{k}: expected a scalar value, found {other}"),
-                    ));
-                }
+            let Some(v) = label_value(v) else {
+                return Err(ArgError::at(
+                    param,
+                    format!("{k}: expected a scalar value, found {v}"),
+                ));
             };
             Ok((k.clone(), v))
         })
@@ -188,17 +178,10 @@ async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Current, ModError> {
         require_docker(),
         inspect_cmd(&quote(name))
     );
-    let out = ctx.exec(&script).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
+    let what = format!("cannot inspect network {name}");
+    let Some(stdout) = read_docker(ctx, &script, &what, &[]).await? else {
         return Ok(Current::NoDocker);
-    }
-    if !out.ok() {
-        return fail(format!(
-            "cannot inspect network {name}: {}",
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
+    };
     let Some(j) = stdout.trim_end().strip_prefix("N ") else {
         if stdout.trim_end() == "ABSENT" {
             return Ok(Current::Absent);
@@ -380,11 +363,13 @@ async fn remove(ctx: &ModuleCtx<'_>, a: &Args, net: &Json) -> ModResult {
     if !users.is_empty() && !a.force {
         return fail(in_use(&a.name, &users, "remove"));
     }
-    let diff = ctx
-        .diff
-        .then(|| unified_diff("state: present\n", "state: absent\n", &title(a)))
-        .flatten();
-    let o = Outcome::changed("network removed").with_diff(diff);
+    let o = changed(
+        ctx,
+        a,
+        "network removed",
+        "state: present\n",
+        "state: absent\n",
+    );
     if ctx.check {
         return Ok(o);
     }
@@ -397,15 +382,27 @@ async fn remove(ctx: &ModuleCtx<'_>, a: &Args, net: &Json) -> ModResult {
     Ok(o)
 }
 
+/// The outcome of a change to the network, with the diff `before` → `after` when diffs are
+/// asked for: what removing, creating and re-creating report alike.
+fn changed(ctx: &ModuleCtx<'_>, a: &Args, msg: &str, before: &str, after: &str) -> Outcome {
+    let diff = ctx
+        .diff
+        .then(|| unified_diff(before, after, &title(a)))
+        .flatten();
+    Outcome::changed(msg).with_diff(diff)
+}
+
 /// Creates the network; returns its inspect data.
 async fn create(ctx: &ModuleCtx<'_>, a: &Args, maps: &Maps) -> ModResult {
     let mut after = vec![("state".to_string(), "present".to_string())];
     after.extend(summary(a));
-    let diff = ctx
-        .diff
-        .then(|| unified_diff("state: absent\n", &kv_text(&after), &title(a)))
-        .flatten();
-    let o = Outcome::changed("network created").with_diff(diff);
+    let o = changed(
+        ctx,
+        a,
+        "network created",
+        "state: absent\n",
+        &kv_text(&after),
+    );
     if ctx.check {
         return Ok(o);
     }
@@ -443,11 +440,13 @@ async fn converge(ctx: &ModuleCtx<'_>, a: &Args, maps: &Maps, net: Json) -> ModR
         .iter()
         .map(|(f, _, w)| (f.clone(), w.clone()))
         .collect();
-    let diff = ctx
-        .diff
-        .then(|| unified_diff(&kv_text(&before), &kv_text(&after), &title(a)))
-        .flatten();
-    let o = Outcome::changed("network re-created").with_diff(diff);
+    let o = changed(
+        ctx,
+        a,
+        "network re-created",
+        &kv_text(&before),
+        &kv_text(&after),
+    );
     if ctx.check {
         return Ok(o);
     }

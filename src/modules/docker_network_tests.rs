@@ -183,25 +183,10 @@ fn capnet() -> Json {
     json!({"name": "capnet", "driver": "overlay", "attachable": true, "scope": "swarm", "subnet": "10.0.1.0/24"})
 }
 
-async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&DOCKER_NETWORK, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
-    o
-}
-
-async fn run_err(conn: &Scripted, args: Json, check: bool) -> String {
-    let e = conn.run(&DOCKER_NETWORK, args.clone(), check).await;
-    conn.assert_done();
-    e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_network_as_wanted_costs_one_command() {
     let conn = Scripted::new().ok(INSPECT, &found(&net()));
-    let o = run_ok(&conn, capnet(), false).await;
+    let o = conn.outcome(&DOCKER_NETWORK, capnet(), false).await;
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert!(
@@ -227,7 +212,7 @@ async fn a_missing_network_is_created_with_quoted_values() {
     let conn = Scripted::new()
         .ok(INSPECT, "ABSENT\n")
         .ok("docker network create", &format!("{created}\n"));
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&DOCKER_NETWORK, args.clone(), false).await;
     assert!(o.changed && o.msg == "network created", "{o:?}");
     assert_eq!(
         conn.commands()[1],
@@ -241,7 +226,7 @@ async fn a_missing_network_is_created_with_quoted_values() {
     );
     // Check mode: the read only, no data of a network that is not there.
     let conn = Scripted::new().ok(INSPECT, "ABSENT\n");
-    let o = run_ok(&conn, args, true).await;
+    let o = conn.outcome(&DOCKER_NETWORK, args, true).await;
     assert!(
         o.changed && o.msg == "network created" && o.data.is_empty(),
         "{o:?}"
@@ -254,7 +239,13 @@ async fn a_network_of_another_name_matched_by_id_prefix_does_not_count() {
     let conn = Scripted::new()
         .ok(INSPECT, &found(&net()))
         .ok("docker network create", &found(&net()));
-    let o = run_ok(&conn, json!({"name": "jnf2", "driver": "overlay"}), false).await;
+    let o = conn
+        .outcome(
+            &DOCKER_NETWORK,
+            json!({"name": "jnf2", "driver": "overlay"}),
+            false,
+        )
+        .await;
     assert_eq!(o.msg, "network created");
 }
 
@@ -265,7 +256,7 @@ async fn a_differing_network_is_re_created_unless_in_use() {
     let conn = Scripted::new()
         .ok(INSPECT, &found(&net()))
         .ok("docker network rm", &found(&net()));
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&DOCKER_NETWORK, args.clone(), false).await;
     assert!(o.changed && o.msg == "network re-created", "{o:?}");
     assert_eq!(
         conn.commands()[1],
@@ -283,12 +274,16 @@ async fn a_differing_network_is_re_created_unless_in_use() {
 
     // Check mode: the read only.
     let conn = Scripted::new().ok(INSPECT, &found(&net()));
-    assert!(run_ok(&conn, args.clone(), true).await.changed);
+    assert!(
+        conn.outcome(&DOCKER_NETWORK, args.clone(), true)
+            .await
+            .changed
+    );
 
     // Containers attached: refused, with what differs.
     let conn = Scripted::new().ok(INSPECT, &found(&in_use_net()));
     assert_eq!(
-        run_err(&conn, args.clone(), false).await,
+        conn.failure(&DOCKER_NETWORK, args.clone(), false).await,
         "network capnet is in use by web.1.x0k2, capnet-endpoint: refusing to re-create it (set force: true to disconnect them) (attachable differs)"
     );
     // With force they are disconnected first (not the load balancer's endpoint).
@@ -296,7 +291,7 @@ async fn a_differing_network_is_re_created_unless_in_use() {
     let conn = Scripted::new()
         .ok(INSPECT, &found(&in_use_net()))
         .ok("docker network disconnect", &found(&net()));
-    run_ok(&conn, args, false).await;
+    conn.outcome(&DOCKER_NETWORK, args, false).await;
     assert!(
         conn.commands()[1].starts_with(
             "set -e\ndocker network disconnect -f capnet 3f1c2b7e9d0a\ndocker network rm -- capnet >/dev/null\n"
@@ -312,7 +307,7 @@ async fn absent_removes_a_network_not_in_use() {
     let conn = Scripted::new()
         .ok(INSPECT, &found(&net()))
         .ok("docker network rm", "");
-    let o = run_ok(&conn, absent.clone(), false).await;
+    let o = conn.outcome(&DOCKER_NETWORK, absent.clone(), false).await;
     assert!(o.changed && o.msg == "network removed", "{o:?}");
     assert_eq!(
         conn.commands()[1],
@@ -321,15 +316,19 @@ async fn absent_removes_a_network_not_in_use() {
     assert!(o.diff.unwrap().contains("+state: absent"));
 
     let conn = Scripted::new().ok(INSPECT, "ABSENT\n");
-    let o = run_ok(&conn, absent.clone(), false).await;
+    let o = conn.outcome(&DOCKER_NETWORK, absent.clone(), false).await;
     assert!(!o.changed && conn.commands().len() == 1, "{o:?}");
 
     let conn = Scripted::new().ok(INSPECT, &found(&net()));
-    assert!(run_ok(&conn, absent.clone(), true).await.changed);
+    assert!(
+        conn.outcome(&DOCKER_NETWORK, absent.clone(), true)
+            .await
+            .changed
+    );
 
     let conn = Scripted::new().ok(INSPECT, &found(&in_use_net()));
     assert_eq!(
-        run_err(&conn, absent, false).await,
+        conn.failure(&DOCKER_NETWORK, absent, false).await,
         "network capnet is in use by web.1.x0k2, capnet-endpoint: refusing to remove it (set force: true to disconnect them)"
     );
 }
@@ -344,18 +343,18 @@ async fn failures_name_the_network_and_the_cause() {
         "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n",
     );
     assert_eq!(
-        run_err(&conn, capnet(), false).await,
+        conn.failure(&DOCKER_NETWORK, capnet(), false).await,
         "cannot inspect network capnet: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
     );
     let conn = Scripted::new().ok(INSPECT, "N {\"Name\":\n");
-    let e = run_err(&conn, capnet(), false).await;
+    let e = conn.failure(&DOCKER_NETWORK, capnet(), false).await;
     assert!(
         e.starts_with("cannot parse `docker network inspect`"),
         "{e}"
     );
     let conn = Scripted::new().ok(INSPECT, "");
     assert_eq!(
-        run_err(&conn, capnet(), false).await,
+        conn.failure(&DOCKER_NETWORK, capnet(), false).await,
         "unexpected output from `docker network inspect`: "
     );
     let conn = Scripted::new().ok(INSPECT, &found(&net())).answer(
@@ -365,16 +364,21 @@ async fn failures_name_the_network_and_the_cause() {
         "Error response from daemon: error while removing network: network capnet id jnf2uyj929dq33507ltrh7jh9 has active endpoints\n",
     );
     assert_eq!(
-        run_err(&conn, json!({"name": "capnet", "state": "absent"}), false).await,
+        conn.failure(
+            &DOCKER_NETWORK,
+            json!({"name": "capnet", "state": "absent"}),
+            false
+        )
+        .await,
         "changing network capnet failed (rc=1) (services or containers still use it): Error response from daemon: error while removing network: network capnet id jnf2uyj929dq33507ltrh7jh9 has active endpoints"
     );
     // No docker: a change in check mode (an earlier task may install it), else a failure.
     let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
-    let o = run_ok(&conn, capnet(), true).await;
+    let o = conn.outcome(&DOCKER_NETWORK, capnet(), true).await;
     assert!(o.changed && o.msg == "docker is not installed (yet): would manage the network");
     let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
     assert!(
-        run_err(&conn, capnet(), false)
+        conn.failure(&DOCKER_NETWORK, capnet(), false)
             .await
             .starts_with("docker is not installed")
     );

@@ -5,7 +5,7 @@
 //! one chosen); a change is one `docker node update` with every `--label-add`/`--label-rm`.
 
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
+use crate::host::docker::{Role, label_value, no_docker, read_docker, require_docker};
 use crate::host::text::scrub;
 use crate::host::text::unified_diff;
 use crate::shell::quote;
@@ -27,13 +27,6 @@ enum Availability {
     Active,
     Pause,
     Drain,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    Manager,
-    Worker,
 }
 
 #[derive(Deserialize)]
@@ -87,16 +80,11 @@ fn wanted_labels(a: &Args) -> Result<BTreeMap<String, String>, ArgError> {
                 "label '{k}' is both in labels and labels_to_remove"
             )));
         }
-        let value = match v {
-            Json::String(s) => s.clone(),
-            Json::Null => String::new(),
-            Json::Bool(_) | Json::Number(_) => v.to_string(),
-            other => {
-                return Err(ArgError::at(
-                    "labels",
-                    format!("label {k}: expected a scalar value, found {other}"),
-                ));
-            }
+        let Some(value) = label_value(v) else {
+            return Err(ArgError::at(
+                "labels",
+                format!("label {k}: expected a scalar value, found {v}"),
+            ));
         };
         want.insert(k.clone(), value);
     }
@@ -210,17 +198,10 @@ async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<Node>, ModError>
         "{}if o=$(docker node inspect --format '{{{{json .}}}}' -- {q} 2>/dev/null); then printf '%s\\n' \"$o\"; else ids=$(docker node ls -q) || exit $?; docker node inspect --format '{{{{json .}}}}' $ids; fi\n",
         require_docker()
     );
-    let out = ctx.exec(&script).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
+    let what = format!("cannot inspect node {name}");
+    let Some(stdout) = read_docker(ctx, &script, &what, &[]).await? else {
         return Ok(None);
-    }
-    if !out.ok() {
-        return fail(format!(
-            "cannot inspect node {name}: {}",
-            scrub(out.stderr_str().trim(), &[])
-        ));
-    }
+    };
     let nodes = stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -326,19 +307,12 @@ fn plan(a: &Args, want: &BTreeMap<String, String>, node: &Node) -> Plan {
     {
         p.availability = Some(av);
     }
-    if let Some(r) = a.role.map(role_name)
+    if let Some(r) = a.role.map(Role::name)
         && node.spec.role != r
     {
         p.role = Some(r);
     }
     p
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Manager => "manager",
-        Role::Worker => "worker",
-    }
 }
 
 fn availability_name(a: Availability) -> &'static str {

@@ -179,26 +179,11 @@ fn line(hostname: &str) -> String {
     format!("{l}\n")
 }
 
-async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&DOCKER_NODE, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
-    o
-}
-
-async fn run_err(conn: &Scripted, args: Json, check: bool) -> String {
-    let e = conn.run(&DOCKER_NODE, args.clone(), check).await;
-    conn.assert_done();
-    e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_node_as_wanted_costs_one_command() {
     let conn = Scripted::new().ok(INSPECT, &line("h2"));
     let args = json!({"hostname": "h2", "availability": "active", "role": "worker", "labels": {}});
-    let o = run_ok(&conn, args, false).await;
+    let o = conn.outcome(&DOCKER_NODE, args, false).await;
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert!(
@@ -225,7 +210,7 @@ async fn differences_go_in_one_update_with_quoted_labels() {
     let conn = Scripted::new()
         .ok(INSPECT, &format!("{node}\n"))
         .ok("docker node update", "");
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&DOCKER_NODE, args.clone(), false).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(o.msg, "labels updated, availability drain, role manager");
     assert_eq!(
@@ -249,19 +234,20 @@ async fn differences_go_in_one_update_with_quoted_labels() {
 
     // Check mode: the read only.
     let conn = Scripted::new().ok(INSPECT, &format!("{node}\n"));
-    let o = run_ok(&conn, args, true).await;
+    let o = conn.outcome(&DOCKER_NODE, args, true).await;
     assert!(o.changed && o.msg == "labels updated, availability drain, role manager");
 
     // replace: every other label goes.
     let conn = Scripted::new()
         .ok(INSPECT, &format!("{node}\n"))
         .ok("docker node update", "");
-    let o = run_ok(
-        &conn,
-        json!({"hostname": "h2", "labels": {"zone": "b"}, "labels_state": "replace"}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &DOCKER_NODE,
+            json!({"hostname": "h2", "labels": {"zone": "b"}, "labels_state": "replace"}),
+            false,
+        )
+        .await;
     assert_eq!(o.msg, "labels updated");
     assert_eq!(
         conn.commands()[1],
@@ -280,12 +266,13 @@ async fn an_ambiguous_name_picks_the_ready_node_of_all() {
     let conn = Scripted::new()
         .ok("docker node ls -q", &all)
         .ok("docker node update", "");
-    let o = run_ok(
-        &conn,
-        json!({"hostname": "h1", "labels": {"a": "1"}}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &DOCKER_NODE,
+            json!({"hostname": "h1", "labels": {"a": "1"}}),
+            false,
+        )
+        .await;
     assert!(
         conn.commands()[1].ends_with("-- ff7pgza5gtm3lhpgwtqdhx4tq >/dev/null"),
         "{}",
@@ -298,7 +285,8 @@ async fn an_ambiguous_name_picks_the_ready_node_of_all() {
         &format!("{}{}", line("h1"), line("h2")),
     );
     assert_eq!(
-        run_err(&conn, json!({"hostname": "h9"}), false).await,
+        conn.failure(&DOCKER_NODE, json!({"hostname": "h9"}), false)
+            .await,
         "node 'h9' is not in the swarm (nodes: h1, h2)"
     );
 }
@@ -311,7 +299,9 @@ async fn failures_name_the_node_and_the_cause() {
         "",
         "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.\n",
     );
-    let e = run_err(&conn, json!({"hostname": "h2"}), false).await;
+    let e = conn
+        .failure(&DOCKER_NODE, json!({"hostname": "h2"}), false)
+        .await;
     assert!(
         e.starts_with(
             "cannot inspect node h2: Error response from daemon: This node is not a swarm manager."
@@ -325,22 +315,32 @@ async fn failures_name_the_node_and_the_cause() {
         "Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm\n",
     );
     assert_eq!(
-        run_err(&conn, json!({"hostname": "h1", "role": "worker"}), false).await,
+        conn.failure(
+            &DOCKER_NODE,
+            json!({"hostname": "h1", "role": "worker"}),
+            false
+        )
+        .await,
         "docker node update h1 failed (rc=1): Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"
     );
     let conn = Scripted::new().ok(
         INSPECT,
         "Template parsing error: template: :1: function \"json\" not defined\n",
     );
-    let e = run_err(&conn, json!({"hostname": "h1"}), false).await;
+    let e = conn
+        .failure(&DOCKER_NODE, json!({"hostname": "h1"}), false)
+        .await;
     assert!(e.starts_with("cannot parse `docker node inspect`"), "{e}");
     // No docker: a change in check mode (an earlier task may install it), else a failure.
     let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
-    let o = run_ok(&conn, json!({"hostname": "h1"}), true).await;
+    let o = conn
+        .outcome(&DOCKER_NODE, json!({"hostname": "h1"}), true)
+        .await;
     assert!(o.changed && o.msg == "docker is not installed (yet): would update the node");
     let conn = Scripted::new().ok("command -v docker", "NODOCKER\n");
     assert_eq!(
-        run_err(&conn, json!({"hostname": "h1"}), false).await,
+        conn.failure(&DOCKER_NODE, json!({"hostname": "h1"}), false)
+            .await,
         "docker is not installed on the host (no `docker` command)"
     );
 }

@@ -12,7 +12,7 @@
 //! could echo one is scrubbed.
 
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail};
-use crate::host::docker::{NO_DOCKER, no_docker, require_docker};
+use crate::host::docker::{Role, no_docker, read_docker, require_docker};
 use crate::host::text::unified_diff;
 use crate::host::text::{kv_text, scrub};
 use crate::shell::quote;
@@ -28,13 +28,6 @@ enum State {
     Absent,
     /// Read-only: the node's swarm state and, on a manager, the join tokens.
     Inspect,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    Manager,
-    Worker,
 }
 
 #[derive(Deserialize)]
@@ -249,18 +242,11 @@ async fn read(ctx: &ModuleCtx<'_>, a: &Args) -> Result<Option<Found>, ModError> 
         }
         State::Absent => {}
     }
-    let out = ctx.exec(&s).await?;
-    let stdout = out.stdout_str();
-    if stdout.starts_with(NO_DOCKER) {
+    let token = a.join_token.as_deref().unwrap_or_default();
+    let what = "cannot read the swarm state";
+    let Some(stdout) = read_docker(ctx, &s, what, &[token]).await? else {
         return Ok(None);
-    }
-    if !out.ok() {
-        let token = a.join_token.as_deref().unwrap_or_default();
-        return fail(format!(
-            "cannot read the swarm state: {}",
-            scrub(out.stderr_str().trim(), &[token])
-        ));
-    }
+    };
     parse(&stdout).map(Some)
 }
 

@@ -233,10 +233,9 @@ fn probe(swarm: &str) -> String {
     }
 }
 
+/// [`Scripted::outcome`], and no join token shown.
 async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&DOCKER_SWARM, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
+    let o = conn.outcome(&DOCKER_SWARM, args, check).await;
     assert!(
         !o.msg.contains("SWMTKN"),
         "a token in the message: {}",
@@ -246,13 +245,9 @@ async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
     o
 }
 
+/// [`Scripted::failure`], and no join token in the error.
 async fn run_err(conn: &Scripted, args: Json, check: bool) -> String {
-    let e = conn.run(&DOCKER_SWARM, args.clone(), check).await;
-    conn.assert_done();
-    let e = e
-        .map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string();
+    let e = conn.failure(&DOCKER_SWARM, args, check).await;
     assert!(!e.contains("SWMTKN"), "a token in the error: {e}");
     e
 }

@@ -1,6 +1,7 @@
 //! `fail`: fails the task with a message.
 
 use super::{ModResult, Module, ModuleCtx, Outcome};
+use crate::host::text::message;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -24,11 +25,7 @@ impl Module for FailModule {
 }
 
 async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let msg = match a.msg {
-        None | Some(Json::Null) => "Failed as requested from task".to_string(),
-        Some(Json::String(s)) => s,
-        Some(other) => serde_json::to_string(&other).unwrap_or_default(),
-    };
+    let msg = message(a.msg, "Failed as requested from task");
     Ok(Outcome::failed(msg.clone()).with("msg", msg))
 }
 
@@ -51,20 +48,13 @@ mod tests {
         let o = h.run_mode(&FAIL, json!({}), true, false).await.unwrap();
         assert!(o.failed);
         assert_eq!(o.msg, "Failed as requested from task");
-        assert!(
-            h.run_mode(&FAIL, json!({"bogus": 1}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&FAIL, json!({"bogus": 1})).await;
     }
 
     #[tokio::test]
     async fn the_host_is_never_asked() {
         let conn = crate::host::testing::Scripted::new();
-        let o = conn
-            .run(&FAIL, json!({"msg": ["a", 1]}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&FAIL, json!({"msg": ["a", 1]})).await;
         assert!(o.failed);
         assert_eq!(
             (o.msg.as_str(), &o.data["msg"]),

@@ -13,6 +13,7 @@ use crate::host::attrs::FileAttrs;
 use crate::host::attrs::{AttrPlan, attrs_from, chmod_arg, fmt_mode, plan_attrs, tree_drift_expr};
 use crate::host::fs::{Kind, PathState, Target, parent_dir, read_paths};
 use crate::host::text::join_diff;
+use crate::host::write::check_args;
 use crate::host::write::{FileWrite, write_file};
 use crate::shell::quote;
 use crate::shell::quote_path;
@@ -84,10 +85,8 @@ impl Module for FileModule {
     const NAME: &'static str = "file";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
+        ArgError::require("path", a.path.as_deref())?;
+        check_args(&a.mode, &a.owner, &a.group, None)?;
         for (param, v) in [
             ("modification_time", &a.modification_time),
             ("access_time", &a.access_time),
@@ -396,13 +395,7 @@ async fn link(
     let plan = if !fresh_link && basis.exists() {
         plan_attrs(&link_attrs, basis, 0o644)?
     } else {
-        AttrPlan {
-            mode: 0o777,
-            mode_changes: false,
-            owner_changes: false,
-            group_changes: false,
-            notes: vec![],
-        }
+        AttrPlan::unchanged(0o777)
     };
     notes.extend(plan.notes.iter().cloned());
     let changed = !same || plan.any();

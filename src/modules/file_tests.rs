@@ -104,39 +104,14 @@ async fn links_symbolic_and_hard() {
         std::fs::read_link(h.path("l")).unwrap().to_str(),
         Some("other")
     );
-    // A regular file is only replaced with force.
+    // A regular file is only replaced, and a missing source only linked to, with force.
     h.write("reg", "r");
-    assert!(
-        h.run_mode(
-            &FILE,
-            json!({"path": h.p("reg"), "src": "other", "state": "link"}),
-            false,
-            false
-        )
-        .await
-        .is_err()
-    );
-    h.converges(
-        &FILE,
-        json!({"path": h.p("reg"), "src": "other", "state": "link", "force": true}),
-    )
-    .await;
-    // Missing source needs force.
-    assert!(
-        h.run_mode(
-            &FILE,
-            json!({"path": h.p("dl"), "src": "missing", "state": "link"}),
-            false,
-            false
-        )
-        .await
-        .is_err()
-    );
-    h.converges(
-        &FILE,
-        json!({"path": h.p("dl"), "src": "missing", "state": "link", "force": true}),
-    )
-    .await;
+    for (path, src) in [("reg", "other"), ("dl", "missing")] {
+        let mut args = json!({"path": h.p(path), "src": src, "state": "link"});
+        h.error(&FILE, args.clone()).await;
+        args["force"] = json!(true);
+        h.converges(&FILE, args).await;
+    }
     // Hard links.
     h.converges(
         &FILE,
@@ -190,43 +165,27 @@ async fn hostile_paths_stay_data() {
 
 // Decisions on a fake host: which commands for which path state.
 
-use crate::host::testing::Scripted;
+use crate::host::testing::{Probed, Scripted};
 use crate::shell::quote;
 
 const APP: &str = "/srv/app";
 
 /// A probe line for a path of `kind` with this mode (octal digits, as `stat %a` prints them),
-/// owned by root, as `read_paths` prints it.
-fn line(kind: &str, mode: &str) -> String {
-    let size = if kind == "directory" { 4096 } else { 6 };
-    format!("@ 0 {kind} - - - {mode} 0 0 root root {size} 1796166581 65024 10043589\n")
-}
-
-const ABSENT: &str = "@ 0 absent - - - \n";
-
-/// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
-fn hex(s: &str) -> String {
-    format!("{s}\n")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A symlink (not followed) to `target`.
-fn link_line(target: &str) -> String {
-    format!(
-        "@ 0 link {} {} - 777 0 0 root root {} 1796166581 65024 10043600\n",
-        hex(target),
-        hex(target),
-        target.len()
-    )
+/// owned by root.
+fn line(kind: &'static str, mode: &'static str) -> String {
+    let p = if kind == "directory" {
+        Probed::dir()
+    } else {
+        Probed::file(6).kind(kind)
+    };
+    p.mode(mode).line()
 }
 
 #[tokio::test]
 async fn a_directory_in_place_costs_one_probe() {
     let conn = Scripted::new().ok("readlink -f", &line("directory", "750"));
     let args = json!({"path": APP, "state": "directory", "mode": "0750"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(!o.changed, "{o:?}");
     assert_eq!(
         (&o.data["path"], &o.data["state"], &o.data["mode"]),
@@ -239,9 +198,9 @@ async fn a_directory_in_place_costs_one_probe() {
 async fn a_missing_directory_is_made_with_its_attributes() {
     let args = json!({"path": "/srv/app/", "state": "directory", "mode": "0750", "owner": "app", "group": "app"});
     let conn = Scripted::new()
-        .ok("p0=/srv/app;", ABSENT)
+        .ok("p0=/srv/app;", &Probed::absent().line())
         .ok("mkdir -p", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -253,8 +212,8 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     );
     conn.assert_done();
 
-    let conn = Scripted::new().ok("readlink -f", ABSENT);
-    let o = conn.run(&FILE, args, true).await.unwrap();
+    let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
+    let o = conn.check(&FILE, args).await;
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     conn.assert_done();
 }
@@ -265,7 +224,7 @@ async fn only_what_differs_is_changed() {
         .ok("readlink -f", &line("directory", "755"))
         .ok("chmod", "");
     let args = json!({"path": APP, "state": "directory", "mode": "0750", "owner": "root"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(o.changed && o.msg == "attributes changed", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("mode: 0755 -> 0750\n"));
     assert_eq!(conn.commands()[1], "set -e\nchmod -- 00750 /srv/app\n");
@@ -276,9 +235,8 @@ async fn only_what_differs_is_changed() {
         .ok("readlink -f", &line("file", "644"))
         .ok("chown", "");
     let o = conn
-        .run(&FILE, json!({"path": "/srv/f", "group": "adm"}), false)
-        .await
-        .unwrap();
+        .apply(&FILE, json!({"path": "/srv/f", "group": "adm"}))
+        .await;
     assert_eq!(o.diff.as_deref(), Some("group: root -> adm\n"));
     assert_eq!(o.data["state"], json!("file"));
     assert_eq!(conn.commands()[1], "set -e\nchown -- :adm /srv/f\n");
@@ -289,16 +247,16 @@ async fn only_what_differs_is_changed() {
 async fn recurse_finds_drift_below_in_the_same_probe() {
     let args =
         json!({"path": APP, "state": "directory", "mode": "0750", "owner": "app", "recurse": true});
-    let top = line("directory", "750").replace("root root", "app root");
+    let top = Probed::dir().mode("750").owner("0 0 app root").line();
     let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 0\n"));
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 
     let conn = Scripted::new()
         .ok("find \"$p0\"/.", &format!("{top}R 1\n"))
         .ok("chown -R", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed, "{o:?}");
     assert!(
         o.diff
@@ -312,54 +270,42 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
     conn.assert_done();
 
     let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 1\n"));
-    assert!(conn.run(&FILE, args, true).await.unwrap().changed);
+    assert!(conn.check(&FILE, args).await.changed);
     conn.assert_done();
 }
 
 #[tokio::test]
 async fn the_wrong_type_of_path_fails() {
-    let conn = Scripted::new().ok("readlink -f", ABSENT);
+    let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
     let e = conn
-        .run(&FILE, json!({"path": "/srv/f", "state": "file"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "file (/srv/f) is absent, cannot continue");
-    conn.assert_done();
+        .error(&FILE, json!({"path": "/srv/f", "state": "file"}))
+        .await;
+    assert_eq!(e, "file (/srv/f) is absent, cannot continue");
 
     let conn = Scripted::new().ok("readlink -f", &line("file", "644"));
     let e = conn
-        .run(&FILE, json!({"path": APP, "state": "directory"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "/srv/app is a file, cannot make it a directory"
-    );
-    conn.assert_done();
+        .error(&FILE, json!({"path": APP, "state": "directory"}))
+        .await;
+    assert_eq!(e, "/srv/app is a file, cannot make it a directory");
 
     let conn = Scripted::new().ok("readlink -f", "@ 0 directory - - - 755\n");
     let e = conn
-        .run(&FILE, json!({"path": APP, "state": "directory"}), false)
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("unexpected state probe output"),
-        "{e}"
-    );
-    conn.assert_done();
+        .error(&FILE, json!({"path": APP, "state": "directory"}))
+        .await;
+    assert!(e.contains("unexpected state probe output"), "{e}");
 }
 
 #[tokio::test]
 async fn touch_creates_once_and_touches_times_only_on_request() {
-    let conn = Scripted::new().ok("readlink -f", ABSENT).ok("mktemp", "");
+    let conn = Scripted::new()
+        .ok("readlink -f", &Probed::absent().line())
+        .ok("mktemp", "");
     let o = conn
-        .run(
+        .apply(
             &FILE,
             json!({"path": "/srv/f", "state": "touch", "mode": "0600"}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed && o.msg == "file created", "{o:?}");
     let write = &conn.commands()[1];
     assert!(
@@ -370,9 +316,8 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
 
     let conn = Scripted::new().ok("readlink -f", &line("file", "644"));
     let o = conn
-        .run(&FILE, json!({"path": "/srv/f", "state": "touch"}), false)
-        .await
-        .unwrap();
+        .apply(&FILE, json!({"path": "/srv/f", "state": "touch"}))
+        .await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 
@@ -380,7 +325,7 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
         .ok("readlink -f", &line("file", "644"))
         .ok("touch -c", "");
     let args = json!({"path": "/srv/f", "state": "touch", "access_time": "now"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(
         o.changed && o.diff.as_deref() == Some("times: touched\n"),
         "{o:?}"
@@ -392,8 +337,8 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
 #[tokio::test]
 async fn absent_removes_only_what_is_there() {
     let args = json!({"path": APP, "state": "absent"});
-    let conn = Scripted::new().ok("readlink -f", ABSENT);
-    assert!(!conn.run(&FILE, args.clone(), false).await.unwrap().changed);
+    let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
+    assert!(!conn.apply(&FILE, args.clone()).await.changed);
     // The path itself is looked at, not what a link points to.
     assert!(conn.commands()[0].contains("then t=link; el"));
     conn.assert_done();
@@ -401,14 +346,14 @@ async fn absent_removes_only_what_is_there() {
     let conn = Scripted::new()
         .ok("readlink -f", &line("directory", "755"))
         .ok("rm -rf", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "directory removed", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("state: directory -> absent\n"));
     assert_eq!(conn.commands()[1], "rm -rf -- /srv/app");
     conn.assert_done();
 
     let conn = Scripted::new().ok("readlink -f", &line("directory", "755"));
-    assert!(conn.run(&FILE, args.clone(), true).await.unwrap().changed);
+    assert!(conn.check(&FILE, args.clone()).await.changed);
     conn.assert_done();
 
     let conn = Scripted::new()
@@ -419,55 +364,53 @@ async fn absent_removes_only_what_is_there() {
             "",
             "rm: cannot remove '/srv/app/m': Device or resource busy\n",
         );
-    let e = conn.run(&FILE, args, false).await.unwrap_err();
+    let e = conn.error(&FILE, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot remove /srv/app: rm: cannot remove '/srv/app/m': Device or resource busy"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
 async fn a_symlink_is_compared_by_its_target() {
     let args = json!({"path": "/srv/cur", "src": "/srv/v2", "state": "link"});
+    // The link, and the directory it points to.
+    let to_v1 = format!(
+        "{}{}",
+        Probed::link("/srv/v1").line(),
+        line("directory", "755")
+    );
     let conn = Scripted::new().ok(
         "readlink -f",
-        &format!("{}{}", link_line("/srv/v2"), line("directory", "755")),
+        &format!(
+            "{}{}",
+            Probed::link("/srv/v2").line(),
+            line("directory", "755")
+        ),
     );
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(!o.changed, "{o:?}");
     assert_eq!(o.data["src"], json!("/srv/v2"));
     conn.assert_done();
 
-    let conn = Scripted::new()
-        .ok(
-            "readlink -f",
-            &format!("{}{}", link_line("/srv/v1"), line("directory", "755")),
-        )
-        .ok("ln -sfn", "");
-    let o = conn.run(&FILE, args.clone(), false).await.unwrap();
+    let conn = Scripted::new().ok("readlink -f", &to_v1).ok("ln -sfn", "");
+    let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "link created", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("target: /srv/v1 -> /srv/v2\n"));
     assert_eq!(conn.commands()[1], "set -e\nln -sfn -- /srv/v2 /srv/cur\n");
     conn.assert_done();
 
-    let conn = Scripted::new()
-        .ok(
-            "readlink -f",
-            &format!("{}{}", link_line("/srv/v1"), line("directory", "755")),
-        )
-        .answer(
-            "ln -sfn",
-            1,
-            "",
-            "ln: failed to create symbolic link '/srv/cur': Permission denied\n",
-        );
-    let e = conn.run(&FILE, args, false).await.unwrap_err();
+    let conn = Scripted::new().ok("readlink -f", &to_v1).answer(
+        "ln -sfn",
+        1,
+        "",
+        "ln: failed to create symbolic link '/srv/cur': Permission denied\n",
+    );
+    let e = conn.error(&FILE, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot link /srv/cur: ln: failed to create symbolic link '/srv/cur': Permission denied"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -475,11 +418,11 @@ async fn a_new_symlink_gets_its_owner_and_a_relative_source() {
     let conn = Scripted::new()
         .ok(
             "p1=/srv/v2;",
-            &format!("{ABSENT}{}", line("directory", "755")),
+            &format!("{}{}", Probed::absent().line(), line("directory", "755")),
         )
         .ok("ln -sfn", "");
     let args = json!({"path": "/srv/cur", "src": "v2", "owner": "app"});
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert_eq!(o.diff.as_deref(), Some("state: absent -> link (v2)\n"));
     assert_eq!(
         conn.commands()[1],
@@ -491,24 +434,29 @@ async fn a_new_symlink_gets_its_owner_and_a_relative_source() {
 #[tokio::test]
 async fn replacing_something_else_with_a_link_needs_force() {
     let args = json!({"path": "/srv/cur", "src": "/srv/v2", "state": "link"});
-    let conn = Scripted::new().ok("readlink -f", &format!("{}{ABSENT}", link_line("/srv/v1")));
-    let e = conn.run(&FILE, args.clone(), false).await.unwrap_err();
+    let conn = Scripted::new().ok(
+        "readlink -f",
+        &format!(
+            "{}{}",
+            Probed::link("/srv/v1").line(),
+            Probed::absent().line()
+        ),
+    );
+    let e = conn.error(&FILE, args.clone()).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "src file /srv/v2 does not exist, use force=yes if you really want to create the link"
     );
-    conn.assert_done();
 
     let conn = Scripted::new().ok(
         "readlink -f",
         &format!("{}{}", line("file", "644"), line("directory", "755")),
     );
-    let e = conn.run(&FILE, args.clone(), false).await.unwrap_err();
+    let e = conn.error(&FILE, args.clone()).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "/srv/cur exists (file): use force=yes to replace it with a link"
     );
-    conn.assert_done();
 
     let conn = Scripted::new()
         .ok(
@@ -518,7 +466,7 @@ async fn replacing_something_else_with_a_link_needs_force() {
         .ok("ln -sfn", "");
     let mut forced = args.clone();
     forced["force"] = json!(true);
-    let o = conn.run(&FILE, forced.clone(), false).await.unwrap();
+    let o = conn.apply(&FILE, forced.clone()).await;
     assert_eq!(o.diff.as_deref(), Some("state: file -> link (/srv/v2)\n"));
     conn.assert_done();
 
@@ -526,12 +474,8 @@ async fn replacing_something_else_with_a_link_needs_force() {
         "readlink -f",
         &format!("{}{}", line("directory", "755"), line("directory", "755")),
     );
-    let e = conn.run(&FILE, forced, false).await.unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "refusing to replace directory /srv/cur with a link"
-    );
-    conn.assert_done();
+    let e = conn.error(&FILE, forced).await;
+    assert_eq!(e, "refusing to replace directory /srv/cur with a link");
 }
 
 #[tokio::test]
@@ -539,14 +483,17 @@ async fn a_hard_link_is_compared_by_inode() {
     let args = json!({"path": "/srv/h", "src": "/srv/f", "state": "hard"});
     let same = format!("{}{}", line("file", "644"), line("file", "644"));
     let conn = Scripted::new().ok("readlink -f", &same);
-    assert!(!conn.run(&FILE, args.clone(), false).await.unwrap().changed);
+    assert!(!conn.apply(&FILE, args.clone()).await.changed);
     conn.assert_done();
 
-    let other = line("file", "644").replace(" 10043589", " 10043999");
+    let other = Probed::file(6).inode(10043999).line();
     let conn = Scripted::new()
-        .ok("readlink -f", &format!("{ABSENT}{other}"))
+        .ok(
+            "readlink -f",
+            &format!("{}{other}", Probed::absent().line()),
+        )
         .ok("ln -f", "");
-    let o = conn.run(&FILE, args, false).await.unwrap();
+    let o = conn.apply(&FILE, args).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(conn.commands()[1], "set -e\nln -f -- /srv/f /srv/h\n");
     conn.assert_done();
@@ -555,9 +502,11 @@ async fn a_hard_link_is_compared_by_inode() {
 #[tokio::test]
 async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/srv/it's $(reboot)";
-    let conn = Scripted::new().ok("readlink -f", ABSENT).ok("mkdir -p", "");
+    let conn = Scripted::new()
+        .ok("readlink -f", &Probed::absent().line())
+        .ok("mkdir -p", "");
     let args = json!({"path": evil, "state": "directory", "owner": "a'b", "mode": "0700"});
-    conn.run(&FILE, args, false).await.unwrap();
+    conn.apply(&FILE, args).await;
     for cmd in conn.commands() {
         assert!(cmd.contains(&quote(evil)), "{cmd}");
         assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");
@@ -568,29 +517,24 @@ async fn hostile_paths_are_quoted_in_every_command() {
 
 #[tokio::test]
 async fn refused_arguments_never_reach_the_host() {
-    let conn = Scripted::new();
-    let e = conn
-        .run(
-            &FILE,
-            json!({"path": APP, "state": "file", "recurse": true}),
-            false,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "invalid arguments: recurse requires state=directory"
-    );
-    assert!(conn.commands().is_empty());
+    use crate::host::testing::refused_offline;
+    let e = refused_offline(
+        &FILE,
+        json!({"path": APP, "state": "file", "recurse": true}),
+    )
+    .await;
+    assert_eq!(e, "invalid arguments: recurse requires state=directory");
 }
 
 #[test]
 fn validate_names_the_refused_parameter() {
+    use crate::host::testing::assert_refused;
     let refused = |args: Json| (FILE.check)(&args).unwrap_err();
-    let e = refused(json!({"state": "directory"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("path"), "path is required")
+    assert_refused(
+        &FILE,
+        json!({"state": "directory"}),
+        Some("path"),
+        "path is required",
     );
     let e = refused(json!({"path": APP, "state": "dir"}));
     assert_eq!(e.param, None);
@@ -601,37 +545,39 @@ fn validate_names_the_refused_parameter() {
         "{}",
         e.msg
     );
-    let e = refused(json!({"path": APP, "mode": "rwx"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("mode"), "invalid mode 'rwx'")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "mode": "rwx"}),
+        Some("mode"),
+        "invalid mode 'rwx'",
     );
-    let e = refused(json!({"path": APP, "state": "touch", "modification_time": "202601011200.00"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (
-            Some("modification_time"),
-            "unsupported time '202601011200.00': expected 'now' or 'preserve'"
-        )
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "state": "touch", "modification_time": "202601011200.00"}),
+        Some("modification_time"),
+        "unsupported time '202601011200.00': expected 'now' or 'preserve'",
     );
     assert_eq!(
         refused(json!({"path": APP, "access_time": "later"})).param,
         Some("access_time")
     );
-    let e = refused(json!({"path": APP, "recurse": true, "state": "touch"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "recurse requires state=directory")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "recurse": true, "state": "touch"}),
+        None,
+        "recurse requires state=directory",
     );
-    let e = refused(json!({"path": APP, "state": "link"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "src is required for state=link")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "state": "link"}),
+        None,
+        "src is required for state=link",
     );
-    let e = refused(json!({"path": APP, "state": "hard", "src": ""}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "src is required for state=hard")
+    assert_refused(
+        &FILE,
+        json!({"path": APP, "state": "hard", "src": ""}),
+        None,
+        "src is required for state=hard",
     );
     for ok in [
         json!({"path": APP, "recurse": true, "mode": "u=rwX"}),

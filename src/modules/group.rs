@@ -35,11 +35,8 @@ impl Module for GroupModule {
     const REQUIRED: &'static [&'static str] = &["name"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        // REQUIRED only sees the key at load time; an empty or omitted value is refused here.
-        match a.name.as_deref() {
-            None | Some("") => return Err(ArgError::at("name", "name is required")),
-            Some(n) => check_name("group", n).map_err(|e| ArgError::at("name", e))?,
-        }
+        let name = ArgError::require("name", a.name.as_deref())?;
+        check_name("group", name).map_err(|e| ArgError::at("name", e))?;
         if let Some(g) = &a.gid
             && g.parse::<u32>().is_err()
         {
@@ -205,23 +202,27 @@ mod tests {
 
     #[test]
     fn validate_refuses_bad_values() {
+        use crate::host::testing::assert_refused;
         let refused = |args: serde_json::Value| (GROUP.check)(&args).unwrap_err();
-        let e = refused(json!({"name": "-r"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("name"), "invalid group name '-r'")
+        assert_refused(
+            &GROUP,
+            json!({"name": "-r"}),
+            Some("name"),
+            "invalid group name '-r'",
         );
         let e = refused(json!({"name": "1000"}));
         assert_eq!(e.param, Some("name"));
-        let e = refused(json!({"name": ""}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("name"), "name is required")
+        assert_refused(
+            &GROUP,
+            json!({"name": ""}),
+            Some("name"),
+            "name is required",
         );
-        let e = refused(json!({"name": "web", "gid": "12x"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("gid"), "gid must be a number (got '12x')")
+        assert_refused(
+            &GROUP,
+            json!({"name": "web", "gid": "12x"}),
+            Some("gid"),
+            "gid must be a number (got '12x')",
         );
         // A closed set is decoded by serde: the load-time check finds the value by decoding
         // the key alone.
@@ -237,9 +238,8 @@ mod tests {
     async fn a_group_as_wanted_costs_one_command() {
         let conn = Scripted::new().ok("getent group web || true", "web:x:1001:alice\n");
         let o = conn
-            .run(&GROUP, json!({"name": "web", "gid": 1001}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "web", "gid": 1001}))
+            .await;
         assert!(!o.changed && o.msg == "group 'web' is as wanted", "{o:?}");
         assert_eq!(o.data["gid"], json!(1001));
         assert_eq!(o.data["state"], json!("present"));
@@ -249,9 +249,8 @@ mod tests {
         // Absent and not there.
         let conn = Scripted::new().ok("getent group web", "");
         let o = conn
-            .run(&GROUP, json!({"name": "web", "state": "absent"}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "web", "state": "absent"}))
+            .await;
         assert!(!o.changed && o.msg == "group 'web' is absent", "{o:?}");
         assert!(!o.data.contains_key("gid"));
         conn.assert_done();
@@ -264,7 +263,7 @@ mod tests {
             "provt-grp:x:4711:\n",
         );
         let args = json!({"name": "provt-grp", "gid": "4711", "non_unique": true, "system": true});
-        let o = conn.run(&GROUP, args.clone(), false).await.unwrap();
+        let o = conn.apply(&GROUP, args.clone()).await;
         assert!(o.changed && o.msg == "create group provt-grp", "{o:?}");
         assert_eq!(o.diff.as_deref(), Some("create group provt-grp\n"));
         assert_eq!(o.data["gid"], json!(4711));
@@ -272,7 +271,7 @@ mod tests {
 
         // Check mode: the probe only.
         let conn = Scripted::new().ok("getent group", "");
-        let o = conn.run(&GROUP, args, true).await.unwrap();
+        let o = conn.check(&GROUP, args).await;
         assert!(
             o.changed && o.msg == "would create group provt-grp",
             "{o:?}"
@@ -284,10 +283,7 @@ mod tests {
         let conn = Scripted::new()
             .ok("getent group", "")
             .ok("groupadd web;", "web:x:1002:\n");
-        let o = conn
-            .run(&GROUP, json!({"name": "web"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&GROUP, json!({"name": "web"})).await;
         assert!(o.changed);
         assert_eq!(o.data["gid"], json!(1002));
         conn.assert_done();
@@ -299,9 +295,8 @@ mod tests {
             .ok("getent group", "provt-grp:x:4712:provt\n")
             .ok("groupmod -g 4711 provt-grp;", "provt-grp:x:4711:provt\n");
         let o = conn
-            .run(&GROUP, json!({"name": "provt-grp", "gid": 4711}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "provt-grp", "gid": 4711}))
+            .await;
         assert!(o.changed && o.msg == "gid: 4712 -> 4711", "{o:?}");
         assert_eq!(o.diff.as_deref(), Some("gid: 4712 -> 4711\n"));
         assert_eq!(o.data["gid"], json!(4711));
@@ -311,9 +306,8 @@ mod tests {
             .ok("getent group", "web:x:1001:\n")
             .ok("groupdel web;", "");
         let o = conn
-            .run(&GROUP, json!({"name": "web", "state": "absent"}), false)
-            .await
-            .unwrap();
+            .apply(&GROUP, json!({"name": "web", "state": "absent"}))
+            .await;
         assert!(o.changed && o.msg == "remove group web", "{o:?}");
         assert_eq!(o.data["state"], json!("absent"));
         conn.assert_done();
@@ -329,46 +323,29 @@ mod tests {
             "groupdel: cannot remove the primary group of user 'web'\n",
         );
         let e = conn
-            .run(&GROUP, json!({"name": "web", "state": "absent"}), false)
-            .await
-            .unwrap_err();
+            .error(&GROUP, json!({"name": "web", "state": "absent"}))
+            .await;
         assert_eq!(
-            e.to_string(),
+            e,
             "groupdel web failed: groupdel: cannot remove the primary group of user 'web'"
         );
-        conn.assert_done();
 
         // The probe itself fails (e.g. sudo refuses).
         let conn = Scripted::new().answer("getent group", 1, "", "sudo: a password is required\n");
-        let e = conn
-            .run(&GROUP, json!({"name": "web"}), false)
-            .await
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("cannot read group 'web': sudo"),
-            "{e}"
-        );
-        conn.assert_done();
+        let e = conn.error(&GROUP, json!({"name": "web"})).await;
+        assert!(e.contains("cannot read group 'web': sudo"), "{e}");
 
         // Output getent never prints.
         let conn = Scripted::new().ok("getent group", "garbage\n");
-        let e = conn
-            .run(&GROUP, json!({"name": "web"}), false)
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("unexpected getent output"), "{e}");
-        conn.assert_done();
+        let e = conn.error(&GROUP, json!({"name": "web"})).await;
+        assert!(e.contains("unexpected getent output"), "{e}");
     }
 
     #[tokio::test]
     async fn hostile_values_never_reach_the_host() {
         // A name that is not one is refused before any command.
-        let conn = Scripted::new();
-        let e = conn
-            .run(&GROUP, json!({"name": "$(reboot)"}), false)
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("invalid group name"), "{e}");
-        assert!(conn.commands().is_empty());
+        use crate::host::testing::refused_offline;
+        let e = refused_offline(&GROUP, json!({"name": "$(reboot)"})).await;
+        assert!(e.contains("invalid group name"), "{e}");
     }
 }

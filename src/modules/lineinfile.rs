@@ -8,9 +8,8 @@
 use super::de::Presence;
 use super::{ArgError, ModError, ModResult, Module, ModuleCtx, de};
 use crate::host::attrs::attrs_from;
-use crate::host::edit::{
-    EditOpts, Place, Refusal, chomp, edit_file, regex, rstrip_crlf, split_lines,
-};
+use crate::host::edit::{EditOpts, Place, chomp, edit_file, regex, rstrip_crlf, split_lines};
+use crate::host::write::check_args;
 use regex::bytes::{Captures, Regex};
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -58,18 +57,14 @@ impl Module for LineinfileModule {
     const NAME: &'static str = "lineinfile";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
+        ArgError::require("path", a.path.as_deref())?;
         Edit::from_args(a)?;
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
-        match a.validate.as_deref() {
-            Some(v) if !v.contains("%s") => Err(ArgError::at(
-                "validate",
-                format!("validate must contain %s: {v}"),
-            )),
-            _ => Ok(()),
-        }
+        Ok(check_args(
+            &a.mode,
+            &a.owner,
+            &a.group,
+            a.validate.as_deref(),
+        )?)
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -91,7 +86,6 @@ struct Edit {
 impl Edit {
     /// The edit the arguments ask for, or why they do not make one.
     fn from_args(a: &Args) -> Result<Edit, ArgError> {
-        let refused = |(param, msg): Refusal| ArgError { param, msg };
         let present = a.state != Some(Presence::Absent);
         if a.regexp.is_some() && a.search_string.is_some() {
             return Err(ArgError::new(
@@ -109,12 +103,11 @@ impl Edit {
                 "one of line, regexp or search_string is required with state=absent",
             ));
         }
-        let insert = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())
-            .map_err(refused)?;
+        let insert = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
         let regexp = a.regexp.as_deref().map(|r| regex(r, "regexp"));
         Ok(Edit {
             line: a.line.as_ref().map(|l| l.as_bytes().to_vec()),
-            regexp: regexp.transpose().map_err(refused)?,
+            regexp: regexp.transpose()?,
             search: a.search_string.as_ref().map(|s| s.as_bytes().to_vec()),
             present,
             insert,

@@ -29,87 +29,83 @@ fn edit(old: &str, args: Json) -> String {
 
 #[test]
 fn ansible_placement_rules() {
-    assert_eq!(edit("a\nb\n", json!({"line": "c"})), "a\nb\nc\n");
-    assert_eq!(edit("a\nb", json!({"line": "c"})), "a\nb\nc\n");
-    assert_eq!(edit("a\nc\nb\n", json!({"line": "c"})), "a\nc\nb\n");
-    assert_eq!(
-        edit("x=1\ny=2\n", json!({"regexp": "^x=", "line": "x=3"})),
-        "x=3\ny=2\n"
-    );
-    assert_eq!(
-        edit("a\nb\n", json!({"line": "c", "insertbefore": "BOF"})),
-        "c\na\nb\n"
-    );
-    assert_eq!(
-        edit("a\nb\na\n", json!({"line": "c", "insertafter": "^a"})),
-        "a\nb\na\nc\n"
-    );
-    assert_eq!(
-        edit(
-            "a\nb\na\n",
-            json!({"line": "c", "insertafter": "^a", "firstmatch": true})
+    // (file before, arguments, file after)
+    for (old, args, want) in [
+        ("a\nb\n", json!({"line": "c"}), "a\nb\nc\n"),
+        ("a\nb", json!({"line": "c"}), "a\nb\nc\n"),
+        ("a\nc\nb\n", json!({"line": "c"}), "a\nc\nb\n"),
+        (
+            "x=1\ny=2\n",
+            json!({"regexp": "^x=", "line": "x=3"}),
+            "x=3\ny=2\n",
         ),
-        "a\nc\nb\na\n"
-    );
-    assert_eq!(
-        edit("a\nb\n", json!({"line": "c", "insertbefore": "^b"})),
-        "a\nc\nb\n"
-    );
-    assert_eq!(
-        edit("a\nb\n", json!({"line": "c", "insertbefore": "^zz"})),
-        "a\nb\nc\n"
-    );
-    assert_eq!(
-        edit(
+        (
             "a\nb\n",
-            json!({"line": "c", "regexp": "^zz", "insertafter": "^a"})
+            json!({"line": "c", "insertbefore": "BOF"}),
+            "c\na\nb\n",
         ),
-        "a\nc\nb\n"
-    );
-    assert_eq!(
-        edit(
+        (
+            "a\nb\na\n",
+            json!({"line": "c", "insertafter": "^a"}),
+            "a\nb\na\nc\n",
+        ),
+        (
+            "a\nb\na\n",
+            json!({"line": "c", "insertafter": "^a", "firstmatch": true}),
+            "a\nc\nb\na\n",
+        ),
+        (
+            "a\nb\n",
+            json!({"line": "c", "insertbefore": "^b"}),
+            "a\nc\nb\n",
+        ),
+        (
+            "a\nb\n",
+            json!({"line": "c", "insertbefore": "^zz"}),
+            "a\nb\nc\n",
+        ),
+        (
+            "a\nb\n",
+            json!({"line": "c", "regexp": "^zz", "insertafter": "^a"}),
+            "a\nc\nb\n",
+        ),
+        (
             "port 22\n",
-            json!({"regexp": "^port (\\d+)$", "line": "Port \\1", "backrefs": true})
+            json!({"regexp": "^port (\\d+)$", "line": "Port \\1", "backrefs": true}),
+            "Port 22\n",
         ),
-        "Port 22\n"
-    );
-    assert_eq!(
-        edit(
+        (
             "a\n",
-            json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true})
+            json!({"regexp": "^nomatch(.*)", "line": "\\1", "backrefs": true}),
+            "a\n",
         ),
-        "a\n"
-    );
-    assert_eq!(
-        edit(
+        (
             "k = v # old\nz\n",
-            json!({"search_string": "k = v", "line": "k = w"})
+            json!({"search_string": "k = v", "line": "k = w"}),
+            "k = w\nz\n",
         ),
-        "k = w\nz\n"
-    );
-    assert_eq!(
-        edit("a\nb\na\n", json!({"line": "a", "state": "absent"})),
-        "b\n"
-    );
-    assert_eq!(
-        edit("a1\nb\na2\n", json!({"regexp": "^a", "state": "absent"})),
-        "b\n"
-    );
-    assert_eq!(
-        edit("a$x\n", json!({"search_string": "$x", "state": "absent"})),
-        ""
-    );
+        ("a\nb\na\n", json!({"line": "a", "state": "absent"}), "b\n"),
+        (
+            "a1\nb\na2\n",
+            json!({"regexp": "^a", "state": "absent"}),
+            "b\n",
+        ),
+        (
+            "a$x\n",
+            json!({"search_string": "$x", "state": "absent"}),
+            "",
+        ),
+    ] {
+        assert_eq!(edit(old, args.clone()), want, "{old:?} {args}");
+    }
 }
 
 #[tokio::test]
 async fn converges_checks_and_creates() {
     let h = Harness::new();
     let f = h.p("dir/conf");
-    assert!(
-        h.run_mode(&LINEINFILE, json!({"path": f, "line": "a=1"}), false, false)
-            .await
-            .is_err()
-    );
+    h.error(&LINEINFILE, json!({"path": f, "line": "a=1"}))
+        .await;
     let o = h
         .converges(
             &LINEINFILE,
@@ -174,28 +170,16 @@ async fn hostile_lines_and_paths_stay_data() {
 
 // Decisions on a fake host: which commands for which file state.
 
-use crate::host::testing::Scripted;
+use crate::host::testing::{Probed, Scripted, probed_content, refused_offline};
 use crate::shell::quote;
 
 const CONF: &str = "/etc/app.conf";
 
-/// What the probe (attributes, then content) prints for `path` holding `content` with mode
-/// 0644, owned by root; `None`: there is no such file.
-fn probe(content: Option<&str>) -> String {
-    match content {
-        Some(c) => format!(
-            "@ 0 file - - - 644 0 0 root root {} 1796166581 65024 10043555\n{c}",
-            c.len()
-        ),
-        None => "@ 0 absent - - - \n".to_string(),
-    }
-}
-
 #[tokio::test]
 async fn a_present_line_costs_one_probe() {
-    let conn = Scripted::new().ok("readlink -f", &probe(Some("a=1\nb=2\n")));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(Some("a=1\nb=2\n")));
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
     assert_eq!(o.data["path"], json!(CONF));
     assert_eq!(conn.commands().len(), 1);
@@ -209,10 +193,10 @@ async fn a_present_line_costs_one_probe() {
 #[tokio::test]
 async fn a_changed_line_is_one_atomic_write() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\nb=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\nb=2\n")))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line replaced", "{o:?}");
     assert!(o.diff.unwrap().contains("-a=2\n+a=1\n"));
     let write = &conn.commands()[1];
@@ -225,11 +209,10 @@ async fn a_changed_line_is_one_atomic_write() {
 
 #[tokio::test]
 async fn check_mode_reads_and_reports_only() {
-    let conn = Scripted::new().ok("readlink -f", &probe(Some("b=2\n")));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(Some("b=2\n")));
     let o = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a=1"}), true)
-        .await
-        .unwrap();
+        .check(&LINEINFILE, json!({"path": CONF, "line": "a=1"}))
+        .await;
     assert!(o.changed && o.msg == "line added", "{o:?}");
     assert!(o.diff.unwrap().contains("+a=1\n"));
     assert_eq!(conn.commands().len(), 1);
@@ -239,10 +222,10 @@ async fn check_mode_reads_and_reports_only() {
 #[tokio::test]
 async fn only_the_mode_differs_one_chmod() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=1\n")))
+        .ok("readlink -f", &probed_content(Some("a=1\n")))
         .ok("chmod", "");
     let args = json!({"path": CONF, "line": "a=1", "mode": "0600"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "attributes changed", "{o:?}");
     assert_eq!(o.diff.as_deref(), Some("mode: 0644 -> 0600\n"));
     assert!(
@@ -255,19 +238,17 @@ async fn only_the_mode_differs_one_chmod() {
 
 #[tokio::test]
 async fn a_missing_file_is_created_only_with_create() {
-    let conn = Scripted::new().ok("readlink -f", &probe(None));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(None));
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a=1"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(e.to_string(), "Destination /etc/app.conf does not exist !");
-    conn.assert_done();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a=1"}))
+        .await;
+    assert_eq!(e, "Destination /etc/app.conf does not exist !");
 
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(None))
+        .ok("readlink -f", &probed_content(None))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "line": "a=1", "create": true, "mode": "0600"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line added", "{o:?}");
     let write = &conn.commands()[1];
     assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("chmod -- 00600"));
@@ -275,9 +256,9 @@ async fn a_missing_file_is_created_only_with_create() {
     conn.assert_done();
 
     // Nothing to remove from a file that is not there.
-    let conn = Scripted::new().ok("readlink -f", &probe(None));
+    let conn = Scripted::new().ok("readlink -f", &probed_content(None));
     let args = json!({"path": CONF, "line": "a=1", "state": "absent"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(!o.changed && o.msg == "file not present", "{o:?}");
     conn.assert_done();
 }
@@ -285,10 +266,10 @@ async fn a_missing_file_is_created_only_with_create() {
 #[tokio::test]
 async fn removing_lines_rewrites_the_file() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=1\nb=2\na=3\n")))
+        .ok("readlink -f", &probed_content(Some("a=1\nb=2\na=3\n")))
         .ok("mktemp", "");
     let args = json!({"path": CONF, "regexp": "^a=", "state": "absent"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "2 line(s) removed", "{o:?}");
     assert_eq!(conn.stdin(1), b"b=2\n");
     conn.assert_done();
@@ -297,11 +278,11 @@ async fn removing_lines_rewrites_the_file() {
 #[tokio::test]
 async fn backup_and_validate_reach_the_write() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\n")))
         .ok("mktemp", "B 0 4242.2026-01-01@00:00:00\n");
     let args = json!({"path": CONF, "line": "a=1", "regexp": "^a=", "backup": true,
         "validate": "/usr/sbin/sshd -t -f %s"});
-    let o = conn.run(&LINEINFILE, args, false).await.unwrap();
+    let o = conn.apply(&LINEINFILE, args).await;
     assert_eq!(
         o.data["backup_file"],
         json!("/etc/app.conf.4242.2026-01-01@00:00:00~")
@@ -315,74 +296,60 @@ async fn backup_and_validate_reach_the_write() {
 #[tokio::test]
 async fn a_failed_write_names_its_cause() {
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\n")))
         .answer("mktemp", 97, "", "line 3: bad option\nvalidation failed\n");
     let args = json!({"path": CONF, "line": "a=1", "validate": "check %s"});
-    let e = conn.run(&LINEINFILE, args, false).await.unwrap_err();
+    let e = conn.error(&LINEINFILE, args).await;
     assert!(
         e.to_string()
             .starts_with("failed to validate /etc/app.conf: line 3: bad option"),
         "{e}"
     );
-    conn.assert_done();
 
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(Some("a=2\n")))
+        .ok("readlink -f", &probed_content(Some("a=2\n")))
         .answer("mktemp", 1, "", "mv: cannot move: Read-only file system\n");
     let args = json!({"path": CONF, "line": "a=1"});
-    let e = conn.run(&LINEINFILE, args, false).await.unwrap_err();
+    let e = conn.error(&LINEINFILE, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot write /etc/app.conf: mv: cannot move: Read-only file system"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
 async fn what_the_probe_finds_can_stop_the_edit() {
-    let dir = "@ 0 directory - - - 755 0 0 root root 4096 1796166581 65024 10043589\n";
+    let dir = &Probed::dir().line();
     let conn = Scripted::new().ok("readlink -f", dir);
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "/etc/app.conf is not a regular file (directory)"
-    );
-    conn.assert_done();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a"}))
+        .await;
+    assert_eq!(e, "/etc/app.conf is not a regular file (directory)");
 
     let conn = Scripted::new().ok("readlink -f", "sudo: unexpected\n");
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("unexpected state probe output"),
-        "{e}"
-    );
-    conn.assert_done();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a"}))
+        .await;
+    assert!(e.contains("unexpected state probe output"), "{e}");
 
     let conn = Scripted::new().answer("readlink -f", 1, "", "sudo: a password is required\n");
     let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "line": "a"}), false)
-        .await
-        .unwrap_err();
+        .error(&LINEINFILE, json!({"path": CONF, "line": "a"}))
+        .await;
     assert_eq!(
-        e.to_string(),
+        e,
         "cannot read the state of /etc/app.conf: sudo: a password is required"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
 async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/etc/it's $(reboot)`x`.conf";
     let conn = Scripted::new()
-        .ok("readlink -f", &probe(None))
+        .ok("readlink -f", &probed_content(None))
         .ok("mktemp", "");
     let args = json!({"path": evil, "line": "$(reboot)", "create": true});
-    conn.run(&LINEINFILE, args, false).await.unwrap();
+    conn.apply(&LINEINFILE, args).await;
     for cmd in conn.commands() {
         // The path appears only quoted, and the line not at all.
         assert!(cmd.contains(&quote(evil)), "{cmd}");
@@ -395,22 +362,19 @@ async fn hostile_paths_are_quoted_in_every_command() {
 
 #[tokio::test]
 async fn refused_arguments_never_reach_the_host() {
-    let conn = Scripted::new();
-    let e = conn
-        .run(&LINEINFILE, json!({"path": CONF, "regexp": "("}), false)
-        .await
-        .unwrap_err();
-    assert!(e.to_string().starts_with("invalid arguments: "), "{e}");
-    assert!(conn.commands().is_empty());
+    let e = refused_offline(&LINEINFILE, json!({"path": CONF, "regexp": "("})).await;
+    assert!(e.starts_with("invalid arguments: "), "{e}");
 }
 
 #[test]
 fn validate_names_the_refused_parameter() {
+    use crate::host::testing::assert_refused;
     let refused = |args: Json| (LINEINFILE.check)(&args).unwrap_err();
-    let e = refused(json!({"line": "a"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("path"), "path is required")
+    assert_refused(
+        &LINEINFILE,
+        json!({"line": "a"}),
+        Some("path"),
+        "path is required",
     );
     assert_eq!(
         refused(json!({"path": "", "line": "a"})).param,
@@ -425,28 +389,32 @@ fn validate_names_the_refused_parameter() {
         "{}",
         e.msg
     );
-    let e = refused(json!({"path": CONF, "line": "a", "regexp": "^a", "search_string": "a"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "regexp and search_string are mutually exclusive")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "regexp": "^a", "search_string": "a"}),
+        None,
+        "regexp and search_string are mutually exclusive",
     );
-    let e = refused(json!({"path": CONF, "regexp": "^a"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "line is required with state=present")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "regexp": "^a"}),
+        None,
+        "line is required with state=present",
     );
-    let e = refused(json!({"path": CONF, "line": "a", "backrefs": true}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "regexp is required with backrefs=true")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "backrefs": true}),
+        None,
+        "regexp is required with backrefs=true",
     );
     let e = refused(json!({"path": CONF, "state": "absent"}));
     assert_eq!(e.param, None);
     assert!(e.msg.starts_with("one of line, regexp or search_string"));
-    let e = refused(json!({"path": CONF, "line": "a", "insertafter": "x", "insertbefore": "y"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (None, "insertafter and insertbefore are mutually exclusive")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "insertafter": "x", "insertbefore": "y"}),
+        None,
+        "insertafter and insertbefore are mutually exclusive",
     );
     let e = refused(json!({"path": CONF, "line": "a", "insertafter": "(x"}));
     assert_eq!(e.param, Some("insertafter"));
@@ -458,15 +426,17 @@ fn validate_names_the_refused_parameter() {
     let e = refused(json!({"path": CONF, "line": "a", "regexp": "a{2"}));
     assert_eq!(e.param, Some("regexp"));
     assert!(e.msg.starts_with("invalid regexp 'a{2'"), "{}", e.msg);
-    let e = refused(json!({"path": CONF, "line": "a", "mode": "u=rw,bogus"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("mode"), "invalid mode 'u=rw,bogus'")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "mode": "u=rw,bogus"}),
+        Some("mode"),
+        "invalid mode 'u=rw,bogus'",
     );
-    let e = refused(json!({"path": CONF, "line": "a", "validate": "visudo -c"}));
-    assert_eq!(
-        (e.param, e.msg.as_str()),
-        (Some("validate"), "validate must contain %s: visudo -c")
+    assert_refused(
+        &LINEINFILE,
+        json!({"path": CONF, "line": "a", "validate": "visudo -c"}),
+        Some("validate"),
+        "validate must contain %s: visudo -c",
     );
     // Accepted: EOF/BOF are words, not regexes; absent needs only a way to find lines.
     for ok in [

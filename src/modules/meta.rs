@@ -70,31 +70,19 @@ mod tests {
                 .msg
                 .is_empty()
         );
-        assert!(
-            h.run_mode(
-                &META,
-                json!({"free_form": "refresh_inventory"}),
-                false,
-                false
-            )
-            .await
-            .is_err()
-        );
-        assert!(h.run_mode(&META, json!({}), false, false).await.is_err());
+        h.error(&META, json!({"free_form": "refresh_inventory"}))
+            .await;
+        h.error(&META, json!({})).await;
     }
 
     #[tokio::test]
     async fn the_host_is_never_asked() {
         let conn = crate::host::testing::Scripted::new();
         let o = conn
-            .run(&META, json!({"free_form": " flush_handlers "}), false)
-            .await
-            .unwrap();
+            .apply(&META, json!({"free_form": " flush_handlers "}))
+            .await;
         assert_eq!(o.msg, "handlers flushed");
-        let o = conn
-            .run(&META, json!({"free_form": "end_play"}), true)
-            .await
-            .unwrap();
+        let o = conn.check(&META, json!({"free_form": "end_play"})).await;
         assert!(
             !o.changed
                 && o.msg

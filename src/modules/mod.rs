@@ -78,12 +78,28 @@ impl ArgError {
         }
     }
 
+    /// Refuses a required parameter that is missing or empty: `REQUIRED` is checked when the
+    /// playbook is loaded, but a templated value can still render to nothing. Returns the value.
+    pub fn require<'a>(param: &'static str, value: Option<&'a str>) -> Result<&'a str, ArgError> {
+        match value {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(ArgError::at(param, format!("{param} is required"))),
+        }
+    }
+
     /// A problem with how arguments combine (exclusive, missing one of several).
     pub fn new(msg: impl Into<String>) -> ArgError {
         ArgError {
             param: None,
             msg: msg.into(),
         }
+    }
+}
+
+/// The host layer's refusals name their parameter the same way, so `?` turns them into one.
+impl From<crate::host::edit::Refusal> for ArgError {
+    fn from((param, msg): crate::host::edit::Refusal) -> ArgError {
+        ArgError { param, msg }
     }
 }
 
@@ -312,6 +328,12 @@ pub mod de {
                 ))),
             }
         }
+    }
+
+    /// The default of a `bool` argument that Ansible turns on unless told otherwise (serde's
+    /// `default` names a function).
+    pub fn yes() -> bool {
+        true
     }
 
     pub fn opt_bool_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

@@ -66,21 +66,9 @@ mod tests {
             assert_eq!(o.data["ansible_facts"], json!({"a": 1, "b": {"c": [1, 2]}}));
         }
         assert_eq!((SET_FACT.params)(), &["*"]);
-        assert!(
-            h.run_mode(&SET_FACT, json!({"1x": 1}), false, false)
-                .await
-                .is_err()
-        );
-        assert!(
-            h.run_mode(&SET_FACT, json!({"a-b": 1}), false, false)
-                .await
-                .is_err()
-        );
-        assert!(
-            h.run_mode(&SET_FACT, json!({}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&SET_FACT, json!({"1x": 1})).await;
+        h.error(&SET_FACT, json!({"a-b": 1})).await;
+        h.error(&SET_FACT, json!({})).await;
     }
 
     #[tokio::test]
@@ -95,10 +83,7 @@ mod tests {
     #[tokio::test]
     async fn the_host_is_never_asked() {
         let conn = crate::host::testing::Scripted::new();
-        let o = conn
-            .run(&SET_FACT, json!({"x": "$(reboot)"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&SET_FACT, json!({"x": "$(reboot)"})).await;
         assert_eq!(o.data["ansible_facts"], json!({"x": "$(reboot)"}));
         assert!(conn.commands().is_empty());
     }

@@ -43,9 +43,7 @@ impl Module for StatModule {
     const NAME: &'static str = "stat";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        if a.path.as_deref().is_none_or(str::is_empty) {
-            return Err(ArgError::at("path", "path is required"));
-        }
+        ArgError::require("path", a.path.as_deref())?;
         algorithm(a).map(|_| ())
     }
 
@@ -221,27 +219,20 @@ mod tests {
 
     // What the one probe finds, and what `register` users then read.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Probed, Scripted};
     use crate::shell::quote;
-
-    /// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
-    fn hex(s: &str) -> String {
-        format!("{s}\n")
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 
     const SUM: &str = "f572d396fae9206628714fb2ce00f72e94f2258f";
 
     #[tokio::test]
     async fn a_regular_file_in_one_command() {
-        let out = format!("@ 0 file - - {SUM} 4750 0 4 root adm 6 1796166581 65024 10043555\n");
+        let out = Probed::file(6)
+            .sum(SUM)
+            .mode("4750")
+            .owner("0 4 root adm")
+            .line();
         let conn = Scripted::new().ok("sha1sum 2>/dev/null", &out);
-        let o = conn
-            .run(&STAT, json!({"path": "/usr/bin/x"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&STAT, json!({"path": "/usr/bin/x"})).await;
         assert!(!o.changed);
         let s = &o.data["stat"];
         assert_eq!(
@@ -273,25 +264,18 @@ mod tests {
 
     #[tokio::test]
     async fn checksum_choice_reaches_the_probe() {
-        let out = "@ 0 file - - 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 644 0 0 root root 6 1796166581 65024 10043555\n";
-        let conn = Scripted::new().ok("sha256sum 2>/dev/null", out);
+        let sum = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        let conn = Scripted::new().ok("sha256sum 2>/dev/null", &Probed::file(6).sum(sum).line());
         let o = conn
-            .run(
-                &STAT,
-                json!({"path": "/f", "checksum_algorithm": "sha256"}),
-                false,
-            )
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/f", "checksum_algorithm": "sha256"}))
+            .await;
         assert_eq!(o.data["stat"]["checksum"].as_str().unwrap().len(), 64);
         conn.assert_done();
 
-        let out = "@ 0 file - - - 644 0 0 root root 6 1796166581 65024 10043555\n";
-        let conn = Scripted::new().ok("stat -c", out);
+        let conn = Scripted::new().ok("stat -c", &Probed::file(6).line());
         let o = conn
-            .run(&STAT, json!({"path": "/f", "get_checksum": false}), false)
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/f", "get_checksum": false}))
+            .await;
         assert!(o.data["stat"].get("checksum").is_none());
         assert!(!conn.commands()[0].contains("sum 2>/dev/null"));
         conn.assert_done();
@@ -299,16 +283,11 @@ mod tests {
 
     #[tokio::test]
     async fn links_followed_or_not() {
-        let out = format!(
-            "@ 0 link {} {} - 777 0 0 root root 9 1796166581 65024 10043571\n",
-            hex("/etc/motd"),
-            hex("/run/motd")
-        );
+        let out = Probed::link("/etc/motd")
+            .via("/etc/motd", "/run/motd")
+            .line();
         let conn = Scripted::new().ok("readlink -f", &out);
-        let o = conn
-            .run(&STAT, json!({"path": "/etc/issue"}), false)
-            .await
-            .unwrap();
+        let o = conn.apply(&STAT, json!({"path": "/etc/issue"})).await;
         let s = &o.data["stat"];
         assert_eq!((&s["islnk"], &s["isreg"]), (&json!(true), &json!(false)));
         assert_eq!(
@@ -317,32 +296,25 @@ mod tests {
         );
         conn.assert_done();
 
-        let out = format!(
-            "@ 0 file {} {} {SUM} 644 0 0 root root 6 1796166581 65024 10043555\n",
-            hex("/etc/motd"),
-            hex("/run/motd")
-        );
+        let out = Probed::file(6)
+            .sum(SUM)
+            .via("/etc/motd", "/run/motd")
+            .line();
         let conn = Scripted::new().ok("stat -L -c", &out);
         let o = conn
-            .run(&STAT, json!({"path": "/etc/issue", "follow": true}), false)
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/etc/issue", "follow": true}))
+            .await;
         let s = &o.data["stat"];
         assert_eq!((&s["islnk"], &s["isreg"]), (&json!(false), &json!(true)));
         assert!(!conn.commands()[0].contains("then t=link; el"));
         conn.assert_done();
 
         // A dangling link, followed: nothing there, but where it points is known.
-        let out = format!("@ 0 absent {} {} - \n", hex("gone"), hex("/etc/gone"));
+        let out = Probed::absent().via("gone", "/etc/gone").line();
         let conn = Scripted::new().ok("stat -L -c", &out);
         let o = conn
-            .run(
-                &STAT,
-                json!({"path": "/etc/dangling", "follow": true}),
-                false,
-            )
-            .await
-            .unwrap();
+            .apply(&STAT, json!({"path": "/etc/dangling", "follow": true}))
+            .await;
         assert_eq!(
             o.data["stat"],
             json!({"exists": false, "lnk_target": "gone"})
@@ -352,11 +324,8 @@ mod tests {
 
     #[tokio::test]
     async fn absence_is_a_fact_not_a_failure() {
-        let conn = Scripted::new().ok("readlink -f", "@ 0 absent - - - \n");
-        let o = conn
-            .run(&STAT, json!({"path": "/nope"}), true)
-            .await
-            .unwrap();
+        let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
+        let o = conn.check(&STAT, json!({"path": "/nope"})).await;
         assert!(!o.changed && !o.failed);
         assert_eq!(o.data["stat"], json!({"exists": false}));
         conn.assert_done();
@@ -365,41 +334,26 @@ mod tests {
     #[tokio::test]
     async fn a_probe_that_fails_or_prints_nonsense_fails_the_task() {
         let conn = Scripted::new().answer("readlink -f", 1, "", "sudo: a password is required\n");
-        let e = conn
-            .run(&STAT, json!({"path": "/root/x"}), false)
-            .await
-            .unwrap_err();
+        let e = conn.error(&STAT, json!({"path": "/root/x"})).await;
         assert_eq!(
-            e.to_string(),
+            e,
             "cannot read the state of /root/x: sudo: a password is required"
         );
-        conn.assert_done();
 
         let conn = Scripted::new().ok("readlink -f", "@ 0 file - - - 644 0 0 root\n");
-        let e = conn
-            .run(&STAT, json!({"path": "/x"}), false)
-            .await
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("unexpected state probe output"),
-            "{e}"
-        );
-        conn.assert_done();
+        let e = conn.error(&STAT, json!({"path": "/x"})).await;
+        assert!(e.contains("unexpected state probe output"), "{e}");
 
         let conn = Scripted::new().ok("readlink -f", "");
-        let e = conn
-            .run(&STAT, json!({"path": "/x"}), false)
-            .await
-            .unwrap_err();
-        assert_eq!(e.to_string(), "truncated state probe output");
-        conn.assert_done();
+        let e = conn.error(&STAT, json!({"path": "/x"})).await;
+        assert_eq!(e, "truncated state probe output");
     }
 
     #[tokio::test]
     async fn a_hostile_path_is_quoted() {
         let evil = "/tmp/'; reboot; '";
-        let conn = Scripted::new().ok("readlink -f", "@ 0 absent - - - \n");
-        conn.run(&STAT, json!({"path": evil}), false).await.unwrap();
+        let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
+        conn.apply(&STAT, json!({"path": evil})).await;
         let cmd = &conn.commands()[0];
         assert!(cmd.contains(&format!("p0={};", quote(evil))), "{cmd}");
         assert!(!cmd.replace(&quote(evil), "").contains("reboot"), "{cmd}");
@@ -408,11 +362,13 @@ mod tests {
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (STAT.check)(&args).unwrap_err();
-        let e = refused(json!({"follow": true}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("path"), "path is required")
+        assert_refused(
+            &STAT,
+            json!({"follow": true}),
+            Some("path"),
+            "path is required",
         );
         let e = refused(json!({"path": "/x", "checksum_algorithm": "crc32; rm -rf /"}));
         assert_eq!(e.param, Some("checksum_algorithm"));

@@ -15,17 +15,8 @@ use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug, Default)]
-#[serde(rename_all = "lowercase")]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
-
-fn yes() -> bool {
-    true
-}
+/// `present` or `absent`, refused in Ansible's words like every module's `state`.
+type State = de::Presence;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +29,7 @@ pub struct Args {
     settings: Option<Json>,
     #[serde(default)]
     state: State,
-    #[serde(default = "yes", deserialize_with = "de::bool_like")]
+    #[serde(default = "de::yes", deserialize_with = "de::bool_like")]
     daemon_reload: bool,
 }
 

@@ -116,25 +116,10 @@ fn file(content: &str) -> String {
 /// The read of the drop-in: the file script for its path.
 const READ: &str = "if [ -f \"$p\" ]";
 
-async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&SYSTEMD_DROPIN, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
-    o
-}
-
-async fn run_err(conn: &Scripted, args: Json) -> String {
-    let e = conn.run(&SYSTEMD_DROPIN, args.clone(), false).await;
-    conn.assert_done();
-    e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string()
-}
-
 #[tokio::test]
 async fn an_up_to_date_drop_in_costs_one_command() {
     let conn = Scripted::new().ok(READ, &file(WANT));
-    let o = run_ok(&conn, present(), false).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, present(), false).await;
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert!(conn.commands()[0].starts_with(&format!("p={PATH};")));
@@ -147,7 +132,7 @@ async fn an_up_to_date_drop_in_costs_one_command() {
 #[tokio::test]
 async fn a_new_drop_in_is_written_and_systemd_reloaded_in_one_more_command() {
     let conn = Scripted::new().ok(READ, "A\n").ok("mktemp", "");
-    let o = run_ok(&conn, present(), false).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, present(), false).await;
     assert!(o.changed && o.msg == "drop-in created", "{o:?}");
     let write = &conn.commands()[1];
     assert!(write.starts_with("set -e\n(set -e; p="), "{write}");
@@ -162,7 +147,7 @@ async fn a_new_drop_in_is_written_and_systemd_reloaded_in_one_more_command() {
 
     // Check mode: the read only.
     let conn = Scripted::new().ok(READ, "A\n");
-    let o = run_ok(&conn, present(), true).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, present(), true).await;
     assert!(
         o.changed && o.msg == "drop-in created" && o.diff.is_some(),
         "{o:?}"
@@ -174,7 +159,7 @@ async fn a_new_drop_in_is_written_and_systemd_reloaded_in_one_more_command() {
 async fn a_different_drop_in_is_replaced() {
     let old = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd://\n";
     let conn = Scripted::new().ok(READ, &file(old)).ok("mktemp", "");
-    let o = run_ok(&conn, present(), false).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, present(), false).await;
     assert!(o.changed && o.msg == "drop-in changed", "{o:?}");
     let diff = o.diff.unwrap();
     assert!(
@@ -187,7 +172,7 @@ async fn a_different_drop_in_is_replaced() {
     let mut args = present();
     args["daemon_reload"] = json!(false);
     let conn = Scripted::new().ok(READ, &file(old)).ok("mktemp", "");
-    let o = run_ok(&conn, args, false).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, args, false).await;
     assert!(!conn.commands()[1].contains("daemon-reload"));
     assert_eq!(o.data["daemon_reloaded"], json!(false));
 }
@@ -198,7 +183,7 @@ async fn content_travels_on_stdin_never_in_the_command() {
         "[Service]\nEnvironment=X=$(touch /tmp/pwned)\nExecStartPre=/bin/echo '; reboot; '\n";
     let args = json!({"unit": r"dev-disk-by\x2dlabel-data.mount", "name": "10-x.conf", "content": hostile.trim_end()});
     let conn = Scripted::new().ok(READ, "A\n").ok("mktemp", "");
-    run_ok(&conn, args, false).await;
+    conn.outcome(&SYSTEMD_DROPIN, args, false).await;
     assert_eq!(
         conn.stdin(1),
         hostile.as_bytes(),
@@ -216,7 +201,7 @@ async fn content_travels_on_stdin_never_in_the_command() {
 #[tokio::test]
 async fn absent_removes_the_file_and_its_empty_directory() {
     let conn = Scripted::new().ok(READ, &file(WANT)).ok("rm -f", "");
-    let o = run_ok(&conn, absent(), false).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, absent(), false).await;
     assert!(o.changed && o.msg == "drop-in removed", "{o:?}");
     assert_eq!(
         conn.commands()[1],
@@ -227,11 +212,11 @@ async fn absent_removes_the_file_and_its_empty_directory() {
     assert!(o.diff.unwrap().starts_with("state: present -> absent\n"));
 
     let conn = Scripted::new().ok(READ, "A\n");
-    let o = run_ok(&conn, absent(), false).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, absent(), false).await;
     assert!(!o.changed && conn.commands().len() == 1, "{o:?}");
 
     let conn = Scripted::new().ok(READ, &file(WANT));
-    let o = run_ok(&conn, absent(), true).await;
+    let o = conn.outcome(&SYSTEMD_DROPIN, absent(), true).await;
     assert!(o.changed && conn.commands().len() == 1, "{o:?}");
 }
 
@@ -239,12 +224,12 @@ async fn absent_removes_the_file_and_its_empty_directory() {
 async fn failures_name_the_file_and_the_cause() {
     let conn = Scripted::new().answer(READ, 1, "", "sudo: a password is required\n");
     assert_eq!(
-        run_err(&conn, present()).await,
+        conn.error(&SYSTEMD_DROPIN, present()).await,
         format!("cannot read {PATH}: sudo: a password is required")
     );
     let conn = Scripted::new().ok(READ, "F 999\nshort\n");
     assert_eq!(
-        run_err(&conn, present()).await,
+        conn.error(&SYSTEMD_DROPIN, present()).await,
         format!("unexpected probe output for {PATH}")
     );
     let conn = Scripted::new().ok(READ, "A\n").answer(
@@ -254,7 +239,7 @@ async fn failures_name_the_file_and_the_cause() {
         "mkdir: cannot create directory '/etc/systemd/system/docker.service.d': Read-only file system\n",
     );
     assert_eq!(
-        run_err(&conn, present()).await,
+        conn.error(&SYSTEMD_DROPIN, present()).await,
         format!(
             "cannot write {PATH}: mkdir: cannot create directory '/etc/systemd/system/docker.service.d': Read-only file system"
         )
@@ -266,7 +251,7 @@ async fn failures_name_the_file_and_the_cause() {
         "rm: cannot remove '/etc/systemd/system/docker.service.d/10-dns.conf': Operation not permitted\n",
     );
     assert!(
-        run_err(&conn, absent())
+        conn.error(&SYSTEMD_DROPIN, absent())
             .await
             .starts_with(&format!("cannot remove {PATH}: rm: cannot remove")),
     );

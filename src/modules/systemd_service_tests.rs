@@ -18,89 +18,57 @@ fn args(v: Json) -> Args {
     crate::host::testing::decode(v).unwrap()
 }
 
+/// The verbs planned for the unit state `(load, active, unit file)`, by the arguments.
 #[test]
 fn plans_only_what_differs() {
-    let a = args(json!({"name": "docker", "state": "started", "enabled": true}));
-    assert!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    assert_eq!(
-        plan(&a, &unit("loaded", "inactive", "disabled"))
-            .unwrap()
-            .verbs,
-        vec!["enable", "start"]
-    );
-    // static units count as enabled; disabling them is a no-op.
-    assert!(
-        plan(&a, &unit("loaded", "active", "static"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    let a = args(json!({"name": "x", "enabled": "no", "state": "stopped"}));
-    assert!(
-        plan(&a, &unit("loaded", "inactive", "static"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    assert_eq!(
-        plan(&a, &unit("loaded", "deactivating", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["disable", "stop"]
-    );
-}
-
-#[test]
-fn restarted_and_reloaded_always_act() {
-    let a = args(json!({"name": "x", "state": "restarted"}));
-    assert_eq!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["restart"]
-    );
-    let a = args(json!({"name": "x", "state": "reloaded"}));
-    assert_eq!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["reload"]
-    );
-    assert_eq!(
-        plan(&a, &unit("loaded", "failed", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["start"]
-    );
-}
-
-#[test]
-fn masking() {
-    let a = args(json!({"name": "x", "masked": true, "state": "stopped"}));
-    assert_eq!(
-        plan(&a, &unit("loaded", "active", "enabled"))
-            .unwrap()
-            .verbs,
-        vec!["mask", "stop"]
-    );
-    assert!(
-        plan(&a, &unit("masked", "inactive", "masked"))
-            .unwrap()
-            .verbs
-            .is_empty()
-    );
-    let a = args(json!({"name": "x", "masked": false, "enabled": true, "state": "started"}));
-    assert_eq!(
-        plan(&a, &unit("masked", "inactive", "masked"))
-            .unwrap()
-            .verbs,
-        vec!["unmask", "enable", "start"]
-    );
+    let started = json!({"name": "docker", "state": "started", "enabled": true});
+    let stopped = json!({"name": "x", "enabled": "no", "state": "stopped"});
+    let masked = json!({"name": "x", "masked": true, "state": "stopped"});
+    let unmasked = json!({"name": "x", "masked": false, "enabled": true, "state": "started"});
+    let none: &[&str] = &[];
+    for (args_, (load, active, ufs), verbs) in [
+        (&started, ("loaded", "active", "enabled"), none),
+        (
+            &started,
+            ("loaded", "inactive", "disabled"),
+            &["enable", "start"],
+        ),
+        // static units count as enabled; disabling them is a no-op.
+        (&started, ("loaded", "active", "static"), none),
+        (&stopped, ("loaded", "inactive", "static"), none),
+        (
+            &stopped,
+            ("loaded", "deactivating", "enabled"),
+            &["disable", "stop"],
+        ),
+        // restarted and reloaded always act.
+        (
+            &json!({"name": "x", "state": "restarted"}),
+            ("loaded", "active", "enabled"),
+            &["restart"],
+        ),
+        (
+            &json!({"name": "x", "state": "reloaded"}),
+            ("loaded", "active", "enabled"),
+            &["reload"],
+        ),
+        (
+            &json!({"name": "x", "state": "reloaded"}),
+            ("loaded", "failed", "enabled"),
+            &["start"],
+        ),
+        (&masked, ("loaded", "active", "enabled"), &["mask", "stop"]),
+        (&masked, ("masked", "inactive", "masked"), none),
+        (
+            &unmasked,
+            ("masked", "inactive", "masked"),
+            &["unmask", "enable", "start"],
+        ),
+    ] {
+        let p = plan(&args(args_.clone()), &unit(load, active, ufs)).unwrap();
+        assert_eq!(p.verbs, verbs, "{args_} on {load} {active} {ufs}");
+    }
+    // A masked unit cannot be started without unmasking it.
     let a = args(json!({"name": "x", "state": "started"}));
     assert!(plan(&a, &unit("masked", "inactive", "masked")).is_err());
 }
@@ -180,21 +148,6 @@ fn show(id: &str, load: &str, active: &str, sub: &str, ufs: &str) -> String {
 
 const SHOW: &str = "systemctl show -p Id -p LoadState";
 
-async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&SYSTEMD_SERVICE, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
-    o
-}
-
-async fn run_err(conn: &Scripted, args: Json, check: bool) -> String {
-    let e = conn.run(&SYSTEMD_SERVICE, args.clone(), check).await;
-    conn.assert_done();
-    e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_unit_in_the_wanted_state_costs_one_command() {
     let conn = Scripted::new().ok(
@@ -202,7 +155,7 @@ async fn a_unit_in_the_wanted_state_costs_one_command() {
         &show("ssh.service", "loaded", "active", "running", "enabled"),
     );
     let args = json!({"name": "ssh", "state": "started", "enabled": true});
-    let o = run_ok(&conn, args, false).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args, false).await;
     assert!(!o.changed && o.msg.is_empty() && o.diff.is_none(), "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert_eq!(
@@ -223,7 +176,7 @@ async fn a_stopped_disabled_unit_is_enabled_and_started_in_one_more_command() {
     let conn = Scripted::new()
         .ok(SHOW, &inactive)
         .ok("systemctl enable", "");
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), false).await;
     assert!(o.changed && o.msg == "enable, start", "{o:?}");
     assert_eq!(
         conn.commands()[1],
@@ -243,7 +196,7 @@ async fn a_stopped_disabled_unit_is_enabled_and_started_in_one_more_command() {
 
     // Check mode: the same decision, the read only.
     let conn = Scripted::new().ok(SHOW, &inactive);
-    let o = run_ok(&conn, args.clone(), true).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), true).await;
     assert!(
         o.changed && o.msg == "enable, start" && o.diff.is_some(),
         "{o:?}"
@@ -257,7 +210,7 @@ async fn a_stopped_disabled_unit_is_enabled_and_started_in_one_more_command() {
         "",
         "Job for nginx.service failed because the control process exited with error code.\nSee \"systemctl status nginx.service\" and \"journalctl -xeu nginx.service\" for details.\n",
     );
-    let e = run_err(&conn, args, false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args, false).await;
     assert!(
         e.starts_with("enable, start nginx.service failed (rc=1): Job for nginx.service failed"),
         "{e}"
@@ -291,7 +244,7 @@ async fn stopping_disabling_restarting_and_reloading() {
         ),
     ] {
         let conn = Scripted::new().ok(SHOW, &running).ok(cmd, "");
-        let o = run_ok(&conn, args.clone(), false).await;
+        let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), false).await;
         assert!(o.changed && o.msg == msg, "{args}: {o:?}");
         assert_eq!(conn.commands()[1], cmd);
     }
@@ -302,12 +255,13 @@ async fn stopping_disabling_restarting_and_reloading() {
             &show("x.service", "loaded", "active", "running", "static"),
         )
         .ok("systemctl stop -- x.service", "");
-    let o = run_ok(
-        &conn,
-        json!({"name": "x.service", "state": "stopped", "enabled": false}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "x.service", "state": "stopped", "enabled": false}),
+            false,
+        )
+        .await;
     assert_eq!(o.msg, "stop");
     assert_eq!(o.data["state"], json!("inactive"));
 }
@@ -315,30 +269,27 @@ async fn stopping_disabling_restarting_and_reloading() {
 #[tokio::test]
 async fn masked_units() {
     let masked = show("x.service", "masked", "inactive", "dead", "masked");
-    let e = run_err(
-        &Scripted::new().ok(SHOW, &masked),
-        json!({"name": "x.service", "state": "started"}),
-        false,
-    )
-    .await;
-    assert_eq!(e, "x.service is masked: it cannot be started");
-    let e = run_err(
-        &Scripted::new().ok(SHOW, &masked),
-        json!({"name": "x.service", "enabled": true}),
-        false,
-    )
-    .await;
-    assert_eq!(
-        e,
-        "x.service is masked: it cannot be enabled (set masked: false)"
-    );
+    for (args, refusal) in [
+        (
+            json!({"name": "x.service", "state": "started"}),
+            "x.service is masked: it cannot be started",
+        ),
+        (
+            json!({"name": "x.service", "enabled": true}),
+            "x.service is masked: it cannot be enabled (set masked: false)",
+        ),
+    ] {
+        let conn = Scripted::new().ok(SHOW, &masked);
+        assert_eq!(conn.error(&SYSTEMD_SERVICE, args).await, refusal);
+    }
     let conn = Scripted::new().ok(SHOW, &masked).ok("systemctl unmask", "");
-    let o = run_ok(
-        &conn,
-        json!({"name": "x.service", "masked": false, "enabled": true, "state": "started"}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "x.service", "masked": false, "enabled": true, "state": "started"}),
+            false,
+        )
+        .await;
     assert_eq!(o.msg, "unmask, enable, start");
     assert_eq!(
         conn.commands()[1],
@@ -346,12 +297,13 @@ async fn masked_units() {
     );
     // Already masked: nothing to do.
     let conn = Scripted::new().ok(SHOW, &masked);
-    let o = run_ok(
-        &conn,
-        json!({"name": "x.service", "masked": true, "state": "stopped"}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "x.service", "masked": true, "state": "stopped"}),
+            false,
+        )
+        .await;
     assert!(!o.changed, "{o:?}");
 }
 
@@ -359,10 +311,12 @@ async fn masked_units() {
 async fn a_missing_unit_fails_unless_checking_or_only_stopping() {
     let missing = show("nosuch.service", "not-found", "inactive", "dead", "");
     let start = json!({"name": "nosuch.service", "state": "started"});
-    let e = run_err(&Scripted::new().ok(SHOW, &missing), start.clone(), false).await;
+    let conn = Scripted::new().ok(SHOW, &missing);
+    let e = conn.error(&SYSTEMD_SERVICE, start.clone()).await;
     assert_eq!(e, "Could not find the requested service nosuch.service");
     // In check mode an earlier task may be about to install it.
-    let o = run_ok(&Scripted::new().ok(SHOW, &missing), start, true).await;
+    let conn = Scripted::new().ok(SHOW, &missing);
+    let o = conn.outcome(&SYSTEMD_SERVICE, start, true).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -371,23 +325,25 @@ async fn a_missing_unit_fails_unless_checking_or_only_stopping() {
     assert_eq!(o.data["status"]["LoadState"], json!("not-found"));
     // Stopping and disabling what is not there is done already.
     let conn = Scripted::new().ok(SHOW, &missing);
-    let o = run_ok(
-        &conn,
-        json!({"name": "nosuch.service", "state": "stopped", "enabled": false}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "nosuch.service", "state": "stopped", "enabled": false}),
+            false,
+        )
+        .await;
     assert!(!o.changed && conn.commands().len() == 1, "{o:?}");
     // Masking works for a missing unit too.
     let conn = Scripted::new()
         .ok(SHOW, &missing)
         .ok("systemctl mask -- nosuch.service", "");
-    let o = run_ok(
-        &conn,
-        json!({"name": "nosuch.service", "masked": true}),
-        false,
-    )
-    .await;
+    let o = conn
+        .outcome(
+            &SYSTEMD_SERVICE,
+            json!({"name": "nosuch.service", "masked": true}),
+            false,
+        )
+        .await;
     assert!(o.changed && o.msg == "mask", "{o:?}");
 }
 
@@ -400,7 +356,7 @@ async fn daemon_reload_runs_with_the_read_and_changes_only_when_needed() {
         "systemctl daemon-reload",
         &format!("PreNeedDaemonReload=yes\n{after}"),
     );
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), false).await;
     assert!(o.changed && o.msg == "daemon reloaded", "{o:?}");
     assert_eq!(conn.commands().len(), 1);
     assert!(
@@ -418,13 +374,18 @@ async fn daemon_reload_runs_with_the_read_and_changes_only_when_needed() {
         "systemctl daemon-reload",
         &format!("PreNeedDaemonReload=no\n{after}"),
     );
-    assert!(!run_ok(&conn, args.clone(), false).await.changed);
+    assert!(
+        !conn
+            .outcome(&SYSTEMD_SERVICE, args.clone(), false)
+            .await
+            .changed
+    );
     // Check mode never reloads: NeedDaemonReload tells what a reload would do.
     let conn = Scripted::new().ok(
         SHOW,
         &after.replace("NeedDaemonReload=no", "NeedDaemonReload=yes"),
     );
-    let o = run_ok(&conn, args.clone(), true).await;
+    let o = conn.outcome(&SYSTEMD_SERVICE, args.clone(), true).await;
     assert!(o.changed && o.msg == "daemon reloaded", "{o:?}");
     assert!(!conn.commands()[0].contains("daemon-reload"));
     // A failed reload fails the read.
@@ -434,7 +395,7 @@ async fn daemon_reload_runs_with_the_read_and_changes_only_when_needed() {
         "PreNeedDaemonReload=yes\n",
         "Failed to reload daemon: Access denied\n",
     );
-    let e = run_err(&conn, args, false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args, false).await;
     assert_eq!(
         e,
         "cannot read the state of app.service: Failed to reload daemon: Access denied"
@@ -450,13 +411,13 @@ async fn unreadable_or_unexpected_state_fails_clearly() {
         "",
         "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down\n",
     );
-    let e = run_err(&conn, args.clone(), false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args.clone(), false).await;
     assert!(
         e.starts_with("cannot read the state of x.service: System has not been booted"),
         "{e}"
     );
     let conn = Scripted::new().ok(SHOW, "garbage\n");
-    let e = run_err(&conn, args, false).await;
+    let e = conn.failure(&SYSTEMD_SERVICE, args, false).await;
     assert!(
         e.starts_with("unexpected output from `systemctl show` for x.service"),
         "{e}"
@@ -470,7 +431,12 @@ async fn escaped_unit_names_reach_systemctl_as_one_word() {
     let conn = Scripted::new()
         .ok(SHOW, &show(name, "loaded", "inactive", "dead", "static"))
         .ok("systemctl start", "");
-    run_ok(&conn, json!({"name": name, "state": "started"}), false).await;
+    conn.outcome(
+        &SYSTEMD_SERVICE,
+        json!({"name": name, "state": "started"}),
+        false,
+    )
+    .await;
     let q = r"'systemd-fsck@dev-disk-by\x2duuid-1234.service'";
     assert!(conn.commands()[0].ends_with(&format!(" -- {q}")));
     assert_eq!(conn.commands()[1], format!("systemctl start -- {q}"));

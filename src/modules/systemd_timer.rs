@@ -20,17 +20,8 @@ use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Debug, Default)]
-#[serde(rename_all = "lowercase")]
-enum State {
-    #[default]
-    Present,
-    Absent,
-}
-
-fn yes() -> bool {
-    true
-}
+/// `present` or `absent`, refused in Ansible's words like every module's `state`.
+type State = de::Presence;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +35,7 @@ pub struct Args {
     on_calendar: Vec<String>,
     #[serde(default)]
     cron: Option<String>,
-    #[serde(default = "yes", deserialize_with = "de::bool_like")]
+    #[serde(default = "de::yes", deserialize_with = "de::bool_like")]
     persistent: bool,
     #[serde(default, deserialize_with = "de::opt_stringish")]
     randomized_delay: Option<String>,
@@ -62,7 +53,7 @@ pub struct Args {
     working_directory: Option<String>,
     #[serde(default)]
     state: State,
-    #[serde(default = "yes", deserialize_with = "de::bool_like")]
+    #[serde(default = "de::yes", deserialize_with = "de::bool_like")]
     enabled: bool,
 }
 

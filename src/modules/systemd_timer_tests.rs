@@ -364,27 +364,12 @@ fn converged(args: &Json, checks: &[&str]) -> Host<'static> {
 
 const DAILY_4: &str = "C ok *-*-* 04:00:00";
 
-async fn run_ok(conn: &Scripted, args: Json, check: bool) -> Outcome {
-    let o = conn.run(&SYSTEMD_TIMER, args.clone(), check).await;
-    let o = o.unwrap_or_else(|e| panic!("{args}: {e}"));
-    conn.assert_done();
-    o
-}
-
-async fn run_err(conn: &Scripted, args: Json, check: bool) -> String {
-    let e = conn.run(&SYSTEMD_TIMER, args.clone(), check).await;
-    conn.assert_done();
-    e.map(|o| panic!("{args}: expected a failure, got {o:?}"))
-        .unwrap_err()
-        .to_string()
-}
-
 #[tokio::test]
 async fn the_probe_reads_everything_in_one_command() {
     let args = json!({"name": "backup", "command": "/bin/true", "on_calendar": ["*-*-* 04:00:00", "Mon 12:00"], "randomized_delay": "5m"});
     let host = converged(&args, &[DAILY_4, "C ok Mon *-*-* 12:00:00", "T ok"]);
     let conn = Scripted::new().ok(PROBE, &host.output());
-    let o = run_ok(&conn, args, false).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, args, false).await;
     assert!(!o.changed && o.diff.is_none(), "{o:?}");
     let probe = &conn.commands()[0];
     assert_eq!(conn.commands().len(), 1);
@@ -414,7 +399,7 @@ async fn a_new_timer_is_written_enabled_and_started_in_one_more_command() {
     let conn = Scripted::new()
         .ok(PROBE, &fresh(&[DAILY_4]).output())
         .ok("mktemp", "");
-    let o = run_ok(&conn, backup(), false).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, backup(), false).await;
     assert!(
         o.changed && o.msg == "unit files written, enable, start",
         "{o:?}"
@@ -448,7 +433,7 @@ async fn a_new_timer_is_written_enabled_and_started_in_one_more_command() {
 
     // Check mode: the probe only.
     let conn = Scripted::new().ok(PROBE, &fresh(&[DAILY_4]).output());
-    let o = run_ok(&conn, backup(), true).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, backup(), true).await;
     assert!(
         o.changed && o.msg == "unit files written, enable, start",
         "{o:?}"
@@ -462,7 +447,7 @@ async fn a_changed_schedule_rewrites_the_timer_only_and_restarts_it() {
     let host = converged(&args, &["C ok *-*-* 05:00:00"]);
     args["cron"] = json!("0 5 * * *");
     let conn = Scripted::new().ok(PROBE, &host.output()).ok("mktemp", "");
-    let o = run_ok(&conn, args, false).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, args, false).await;
     assert_eq!(o.msg, "unit files written, restart");
     let change = &conn.commands()[1];
     assert!(!change.contains(SERVICE_PATH), "{change}");
@@ -489,7 +474,7 @@ async fn a_disabled_timer_is_stopped_without_rewriting_files() {
     let conn = Scripted::new()
         .ok(PROBE, &host.output())
         .ok("systemctl disable --now", "");
-    let o = run_ok(&conn, args.clone(), false).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, args.clone(), false).await;
     assert_eq!(o.msg, "disable --now");
     assert_eq!(
         conn.commands()[1],
@@ -500,7 +485,7 @@ async fn a_disabled_timer_is_stopped_without_rewriting_files() {
     let mut host = converged(&args, &[DAILY_4]);
     host.timer = ["loaded", "inactive", "disabled"];
     let conn = Scripted::new().ok(PROBE, &host.output());
-    assert!(!run_ok(&conn, args, false).await.changed);
+    assert!(!conn.outcome(&SYSTEMD_TIMER, args, false).await.changed);
 }
 
 #[tokio::test]
@@ -509,7 +494,7 @@ async fn what_the_hosts_systemd_refuses_fails_before_any_write() {
     let host =
         fresh(&["C err Failed to parse calendar specification '*-*-* 25:00:00': Invalid argument"]);
     let conn = Scripted::new().ok(PROBE, &host.output());
-    let e = run_err(&conn, args.clone(), false).await;
+    let e = conn.failure(&SYSTEMD_TIMER, args.clone(), false).await;
     assert_eq!(
         e,
         "invalid calendar expression '*-*-* 25:00:00': Failed to parse calendar specification '*-*-* 25:00:00': Invalid argument"
@@ -517,7 +502,7 @@ async fn what_the_hosts_systemd_refuses_fails_before_any_write() {
     // In check mode too.
     let conn = Scripted::new().ok(PROBE, &host.output());
     assert!(
-        run_err(&conn, args, true)
+        conn.failure(&SYSTEMD_TIMER, args, true)
             .await
             .starts_with("invalid calendar expression")
     );
@@ -530,7 +515,7 @@ async fn what_the_hosts_systemd_refuses_fails_before_any_write() {
     ]);
     let conn = Scripted::new().ok(PROBE, &host.output());
     assert_eq!(
-        run_err(&conn, args, false).await,
+        conn.failure(&SYSTEMD_TIMER, args, false).await,
         "invalid time span '5x': Failed to parse time span '5x': Invalid argument"
     );
 }
@@ -542,7 +527,7 @@ async fn a_timer_for_an_existing_service() {
     // The service to trigger must exist, except in check mode (an earlier task may install it).
     let conn = Scripted::new().ok(PROBE, &fresh(&[verdict]).output());
     assert_eq!(
-        run_err(&conn, args.clone(), false).await,
+        conn.failure(&SYSTEMD_TIMER, args.clone(), false).await,
         "the service logrotate.service to trigger does not exist"
     );
     assert!(
@@ -550,14 +535,18 @@ async fn a_timer_for_an_existing_service() {
             .contains("systemctl show -p LoadState -p ActiveState -- logrotate.service;")
     );
     let conn = Scripted::new().ok(PROBE, &fresh(&[verdict]).output());
-    assert!(run_ok(&conn, args.clone(), true).await.changed);
+    assert!(
+        conn.outcome(&SYSTEMD_TIMER, args.clone(), true)
+            .await
+            .changed
+    );
 
     // A service prov wrote for an earlier `command` goes; the timer names the unit.
     let mut host = fresh(&[verdict]);
     host.target = SERVICE_IDLE;
     host.service_file = Some(format!("{MARKER}: systemd_timer rotate\n[Unit]\n"));
     let conn = Scripted::new().ok(PROBE, &host.output()).ok("mktemp", "");
-    run_ok(&conn, args.clone(), false).await;
+    conn.outcome(&SYSTEMD_TIMER, args.clone(), false).await;
     let change = &conn.commands()[1];
     assert!(
         change.contains("rm -f -- /etc/systemd/system/rotate.service\nsystemctl daemon-reload\n"),
@@ -571,7 +560,7 @@ async fn a_timer_for_an_existing_service() {
     // Someone else's rotate.service stays.
     host.service_file = Some("[Service]\nExecStart=/bin/true\n".into());
     let conn = Scripted::new().ok(PROBE, &host.output()).ok("mktemp", "");
-    run_ok(&conn, args, false).await;
+    conn.outcome(&SYSTEMD_TIMER, args, false).await;
     assert!(!conn.commands()[1].contains("rm -f -- /etc/systemd/system/rotate.service"));
 }
 
@@ -580,7 +569,7 @@ async fn absent_removes_the_timer_and_only_a_service_prov_wrote() {
     let absent = json!({"name": "backup", "state": "absent"});
     let host = converged(&backup(), &[]);
     let conn = Scripted::new().ok(PROBE, &host.output()).ok("rm -f", "");
-    let o = run_ok(&conn, absent.clone(), false).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, absent.clone(), false).await;
     assert!(o.changed && o.msg == "timer removed", "{o:?}");
     assert!(
         !conn.commands()[0].contains("systemd-analyze"),
@@ -597,18 +586,22 @@ async fn absent_removes_the_timer_and_only_a_service_prov_wrote() {
 
     // Check mode: the probe only.
     let conn = Scripted::new().ok(PROBE, &host.output());
-    assert!(run_ok(&conn, absent.clone(), true).await.changed);
+    assert!(
+        conn.outcome(&SYSTEMD_TIMER, absent.clone(), true)
+            .await
+            .changed
+    );
 
     // A service not written by prov is left alone.
     let mut other = converged(&backup(), &[]);
     other.service_file = Some("[Service]\nExecStart=/usr/local/bin/backup\n".into());
     let conn = Scripted::new().ok(PROBE, &other.output()).ok("rm -f", "");
-    run_ok(&conn, absent.clone(), false).await;
+    conn.outcome(&SYSTEMD_TIMER, absent.clone(), false).await;
     assert!(conn.commands()[1].contains(&format!("rm -f -- {TIMER_PATH}\n")));
 
     // Nothing there: nothing to do, in one command.
     let conn = Scripted::new().ok(PROBE, &fresh(&[]).output());
-    let o = run_ok(&conn, absent, false).await;
+    let o = conn.outcome(&SYSTEMD_TIMER, absent, false).await;
     assert!(!o.changed && conn.commands().len() == 1, "{o:?}");
     assert_eq!(o.data["name"], json!("backup.timer"));
 }
@@ -617,7 +610,7 @@ async fn absent_removes_the_timer_and_only_a_service_prov_wrote() {
 async fn failures_name_the_unit_and_the_cause() {
     let conn = Scripted::new().answer(PROBE, 1, "", "sudo: a password is required\n");
     assert_eq!(
-        run_err(&conn, backup(), false).await,
+        conn.failure(&SYSTEMD_TIMER, backup(), false).await,
         "cannot read the state of backup.timer: sudo: a password is required"
     );
     // Output cut short: a verdict line is missing.
@@ -625,7 +618,7 @@ async fn failures_name_the_unit_and_the_cause() {
     short.truncate(short.find("--\n").unwrap() + 3);
     let conn = Scripted::new().ok(PROBE, &short);
     assert_eq!(
-        run_err(&conn, backup(), false).await,
+        conn.failure(&SYSTEMD_TIMER, backup(), false).await,
         "unexpected probe output (calendar)"
     );
     let conn = Scripted::new()
@@ -637,7 +630,7 @@ async fn failures_name_the_unit_and_the_cause() {
             "Failed to start backup.timer: Unit backup.timer has a bad unit file setting.\n",
         );
     assert_eq!(
-        run_err(&conn, backup(), false).await,
+        conn.failure(&SYSTEMD_TIMER, backup(), false).await,
         "cannot update backup.timer (rc=1): Failed to start backup.timer: Unit backup.timer has a bad unit file setting."
     );
 }
@@ -649,7 +642,7 @@ async fn hostile_values_stay_data() {
     let args = json!({"name": "backup", "command": "echo $(touch /tmp/pwned) `reboot`", "on_calendar": cal});
     let host = fresh(&["C err Failed to parse calendar specification: Invalid argument"]);
     let conn = Scripted::new().ok(PROBE, &host.output());
-    run_err(&conn, args, false).await;
+    conn.failure(&SYSTEMD_TIMER, args, false).await;
     assert!(
         conn.commands()[0]
             .contains(r#"systemd-analyze calendar -- ''"'"'; touch /tmp/pwned; '"'"'' 2>&1"#),
@@ -661,7 +654,7 @@ async fn hostile_values_stay_data() {
     let conn = Scripted::new()
         .ok(PROBE, &fresh(&["C ok *-*-* 00:00:00"]).output())
         .ok("mktemp", "");
-    run_ok(&conn, args, false).await;
+    conn.outcome(&SYSTEMD_TIMER, args, false).await;
     for cmd in conn.commands() {
         assert!(!cmd.contains("pwned") && !cmd.contains("reboot"), "{cmd}");
     }

@@ -6,6 +6,7 @@ use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
 use crate::host::attrs::attrs_from;
 use crate::host::fs::basename;
 use crate::host::fs::{Deliver, deliver};
+use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -50,14 +51,12 @@ impl Module for TemplateModule {
         if a.dest.as_deref().is_none_or(str::is_empty) {
             return Err(ArgError::at("dest", "src and dest are required"));
         }
-        attrs_from(&a.mode, &a.owner, &a.group).map_err(|e| ArgError::at("mode", e.to_string()))?;
-        match a.validate.as_deref() {
-            Some(v) if !v.contains("%s") => Err(ArgError::at(
-                "validate",
-                format!("validate must contain %s: {v}"),
-            )),
-            _ => Ok(()),
-        }
+        Ok(check_args(
+            &a.mode,
+            &a.owner,
+            &a.group,
+            a.validate.as_deref(),
+        )?)
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -179,7 +178,7 @@ mod tests {
 
     // Decisions on a fake host: the template is rendered locally, the host only answers.
 
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Probed, Scripted};
     use crate::host::text::sha1_hex;
 
     const DEST: &str = "/etc/app.conf";
@@ -193,14 +192,6 @@ mod tests {
         (TEMPLATE.run)(&ctx, args).await
     }
 
-    fn file_line(content: &str) -> String {
-        format!(
-            "@ 0 file - - {} 600 0 0 root root {} 1796166581 65024 10043555\n",
-            sha1_hex(content.as_bytes()),
-            content.len()
-        )
-    }
-
     fn app() -> Harness {
         harness(
             json!({"port": 8080}),
@@ -211,7 +202,10 @@ mod tests {
     #[tokio::test]
     async fn the_same_rendering_costs_one_probe() {
         let h = app();
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &file_line("port=8080\n"));
+        let conn = Scripted::new().ok(
+            "sha1sum 2>/dev/null",
+            &Probed::holding("port=8080\n").mode("600").line(),
+        );
         let args = json!({"src": "app.conf.j2", "dest": DEST, "mode": "0600"});
         let o = run_on(&conn, &h, args, false).await.unwrap();
         assert!(!o.changed, "{o:?}");
@@ -225,7 +219,10 @@ mod tests {
         let h = app();
         let args = json!({"src": "app.conf.j2", "dest": DEST, "mode": "0600"});
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("port=1\n"))
+            .ok(
+                "sha1sum 2>/dev/null",
+                &Probed::holding("port=1\n").mode("600").line(),
+            )
             .ok("cat -- /etc/app.conf", "port=1\n")
             .ok("mktemp", "");
         let o = run_on(&conn, &h, args.clone(), false).await.unwrap();
@@ -235,7 +232,10 @@ mod tests {
         conn.assert_done();
 
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("port=1\n"))
+            .ok(
+                "sha1sum 2>/dev/null",
+                &Probed::holding("port=1\n").mode("600").line(),
+            )
             .ok("cat -- /etc/app.conf", "port=1\n");
         assert!(run_on(&conn, &h, args, true).await.unwrap().changed);
         conn.assert_done();
@@ -247,7 +247,7 @@ mod tests {
         let conn = Scripted::new()
             .ok(
                 "then p0=\"$p0\"/app.conf.j2; d=1; fi",
-                "@ 1 absent - - - \n",
+                &Probed::absent().descended().line(),
             )
             .ok("mktemp", "");
         let o = run_on(
@@ -285,7 +285,10 @@ mod tests {
     async fn a_failed_validation_names_its_cause() {
         let h = app();
         let conn = Scripted::new()
-            .ok("sha1sum 2>/dev/null", &file_line("port=1\n"))
+            .ok(
+                "sha1sum 2>/dev/null",
+                &Probed::holding("port=1\n").mode("600").line(),
+            )
             .ok("cat -- /etc/app.conf", "port=1\n")
             .answer("mktemp", 97, "", "bad port\nvalidation failed\n");
         let args = json!({"src": "app.conf.j2", "dest": DEST, "validate": "check %s"});
@@ -300,26 +303,27 @@ mod tests {
 
     #[test]
     fn validate_names_the_refused_parameter() {
+        use crate::host::testing::assert_refused;
         let refused = |args: Json| (TEMPLATE.check)(&args).unwrap_err();
-        let e = refused(json!({"dest": DEST}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("src"), "src and dest are required")
+        assert_refused(
+            &TEMPLATE,
+            json!({"dest": DEST}),
+            Some("src"),
+            "src and dest are required",
         );
-        let e = refused(json!({"src": "a.j2", "dest": ""}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("dest"), "src and dest are required")
+        assert_refused(
+            &TEMPLATE,
+            json!({"src": "a.j2", "dest": ""}),
+            Some("dest"),
+            "src and dest are required",
         );
         let e = refused(json!({"src": "a.j2", "dest": DEST, "mode": "0o644"}));
         assert_eq!(e.param, Some("mode"));
-        let e = refused(json!({"src": "a.j2", "dest": DEST, "validate": "/usr/sbin/visudo -c"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (
-                Some("validate"),
-                "validate must contain %s: /usr/sbin/visudo -c"
-            )
+        assert_refused(
+            &TEMPLATE,
+            json!({"src": "a.j2", "dest": DEST, "validate": "/usr/sbin/visudo -c"}),
+            Some("validate"),
+            "validate must contain %s: /usr/sbin/visudo -c",
         );
         assert_eq!(
             (TEMPLATE.check)(&json!({"src": "a.j2", "dest": DEST, "mode": "u=rw,go=r"})),

@@ -88,11 +88,8 @@ impl Module for UserModule {
     const REQUIRED: &'static [&'static str] = &["name"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        // REQUIRED only sees the key at load time; an empty or omitted value is refused here.
-        match a.name.as_deref() {
-            None | Some("") => return Err(ArgError::at("name", "name is required")),
-            Some(n) => check_name("user", n).map_err(|e| ArgError::at("name", e))?,
-        }
+        let name = ArgError::require("name", a.name.as_deref())?;
+        check_name("user", name).map_err(|e| ArgError::at("name", e))?;
         for g in wanted_groups(&a.groups).unwrap_or_default() {
             check_name("group", &g).map_err(|e| ArgError::at("groups", e))?;
         }

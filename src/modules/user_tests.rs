@@ -122,7 +122,7 @@ fn validate_refuses_bad_values() {
 #[tokio::test]
 async fn an_account_as_wanted_costs_one_command() {
     let conn = Scripted::new().ok("getent passwd", &format!("{PROVT}H same\n"));
-    let o = conn.run(&USER, account(), false).await.unwrap();
+    let o = conn.apply(&USER, account()).await;
     assert!(!o.changed && o.msg == "user 'provt' is as wanted", "{o:?}");
     for (k, v) in [
         ("uid", json!(4711)),
@@ -148,7 +148,7 @@ async fn a_missing_account_is_created_in_one_more_command() {
         "useradd -u 4711 -g provt-grp -G provt-extra,adm -s /bin/bash -c 'Prov Test' -m provt\n",
         PASSWD,
     );
-    let o = conn.run(&USER, account(), false).await.unwrap();
+    let o = conn.apply(&USER, account()).await;
     assert!(o.changed && o.msg == "created user 'provt'", "{o:?}");
     assert_eq!(
         o.diff.as_deref(),
@@ -175,20 +175,15 @@ async fn a_missing_account_is_created_in_one_more_command() {
         "deploy:x:1001:1001::/home/deploy:/bin/sh\n",
     );
     let o = conn
-        .run(
-            &USER,
-            json!({"name": "deploy", "create_home": false}),
-            false,
-        )
-        .await
-        .unwrap();
+        .apply(&USER, json!({"name": "deploy", "create_home": false}))
+        .await;
     assert!(o.changed && o.msg == "created user 'deploy'", "{o:?}");
     assert!(!conn.commands()[1].contains("chpasswd"));
     conn.assert_done();
 
     // Check mode: the probe only.
     let conn = Scripted::new().ok("getent passwd", "P -\nN 0\n");
-    let o = conn.run(&USER, account(), true).await.unwrap();
+    let o = conn.check(&USER, account()).await;
     assert!(o.changed, "{o:?}");
     assert!(
         o.msg
@@ -205,7 +200,7 @@ async fn drift_is_reported_and_repaired() {
     // The lab's drift: another shell, adm dropped, audio added, another password.
     let drifted = "P provt:x:4711:4711:Prov Test:/home/provt:/bin/sh\nG provt-grp\nS provt-grp provt-extra audio\nH differs\n";
     let conn = Scripted::new().ok("getent passwd", drifted);
-    let o = conn.run(&USER, account(), true).await.unwrap();
+    let o = conn.check(&USER, account()).await;
     assert!(o.changed, "{o:?}");
     let diff = o.diff.unwrap();
     assert_eq!(
@@ -219,7 +214,7 @@ async fn drift_is_reported_and_repaired() {
     let conn = Scripted::new()
         .ok("getent passwd", drifted)
         .ok("usermod -G provt-extra,adm -s /bin/bash provt\n", PASSWD);
-    let o = conn.run(&USER, account(), false).await.unwrap();
+    let o = conn.apply(&USER, account()).await;
     assert_eq!(
         o.msg,
         "changed user 'provt': groups: +adm -audio, shell: /bin/sh -> /bin/bash, password: changed"
@@ -233,7 +228,7 @@ async fn drift_is_reported_and_repaired() {
     let conn = Scripted::new().ok("getent passwd", &format!("{PROVT}H differs\n"));
     let mut args = account();
     args["update_password"] = json!("on_create");
-    let o = conn.run(&USER, args, false).await.unwrap();
+    let o = conn.apply(&USER, args).await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 }
@@ -246,13 +241,11 @@ async fn append_adds_groups_and_keeps_the_others() {
         "deploy:x:1001:1001::/home/deploy:/bin/sh\n",
     );
     let o = conn
-        .run(
+        .apply(
             &USER,
             json!({"name": "deploy", "groups": ["docker"], "append": true}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(
         o.changed && o.msg == "changed user 'deploy': groups: +docker",
         "{o:?}"
@@ -271,13 +264,11 @@ async fn hostile_values_are_quoted() {
         )
         .ok("usermod", "deploy:x:1001:1001::/home/deploy:/bin/sh\n");
     let o = conn
-        .run(
+        .apply(
             &USER,
             json!({"name": "deploy", "comment": evil, "home": "/home/$(reboot)"}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
     assert!(o.changed);
     assert_eq!(
         conn.commands()[1],
@@ -298,7 +289,7 @@ async fn removal_and_its_failures() {
         "userdel: provt mail spool (/var/mail/provt) not found\n",
     );
     let args = json!({"name": "provt", "state": "absent", "remove": true, "force": true, "password": HASH});
-    let o = conn.run(&USER, args.clone(), false).await.unwrap();
+    let o = conn.apply(&USER, args.clone()).await;
     assert!(o.changed, "{o:?}");
     assert_eq!(
         o.msg,
@@ -311,12 +302,12 @@ async fn removal_and_its_failures() {
     conn.assert_done();
 
     let conn = Scripted::new().ok("getent passwd", PROVT);
-    let o = conn.run(&USER, args.clone(), true).await.unwrap();
+    let o = conn.check(&USER, args.clone()).await;
     assert!(o.changed && o.msg == "would remove user 'provt'", "{o:?}");
     conn.assert_done();
 
     let conn = Scripted::new().ok("getent passwd", "P -\nN 0\n");
-    let o = conn.run(&USER, args.clone(), false).await.unwrap();
+    let o = conn.apply(&USER, args.clone()).await;
     assert!(!o.changed && o.msg == "user 'provt' is absent", "{o:?}");
     conn.assert_done();
 
@@ -326,12 +317,11 @@ async fn removal_and_its_failures() {
         "",
         "userdel: user provt is currently used by process 4242\n",
     );
-    let e = conn.run(&USER, args, false).await.unwrap_err();
+    let e = conn.error(&USER, args).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "userdel provt failed (rc=8): userdel: user provt is currently used by process 4242"
     );
-    conn.assert_done();
 }
 
 #[tokio::test]
@@ -342,45 +332,30 @@ async fn failures_name_their_cause() {
         "",
         "useradd: group 'provt-grp' does not exist\n",
     );
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
+    let e = conn.error(&USER, account()).await;
     assert_eq!(
-        e.to_string(),
+        e,
         "useradd provt failed (rc=6): useradd: group 'provt-grp' does not exist"
     );
-    conn.assert_done();
 
     let conn = Scripted::new().answer("getent passwd", 1, "", "sudo: a password is required\n");
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
-    assert!(
-        e.to_string().contains("cannot read user 'provt': sudo"),
-        "{e}"
-    );
-    conn.assert_done();
+    let e = conn.error(&USER, account()).await;
+    assert!(e.contains("cannot read user 'provt': sudo"), "{e}");
 
     let conn = Scripted::new().ok("getent passwd", "P provt:x:4711\n");
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
-    assert!(e.to_string().contains("unexpected getent output"), "{e}");
-    conn.assert_done();
+    let e = conn.error(&USER, account()).await;
+    assert!(e.contains("unexpected getent output"), "{e}");
     // A probe that printed nothing is not a missing user (which would be created).
     let conn = Scripted::new().ok("getent passwd", "");
-    let e = conn.run(&USER, account(), false).await.unwrap_err();
-    assert_eq!(e.to_string(), "unexpected output from the user probe: ''");
-    conn.assert_done();
+    let e = conn.error(&USER, account()).await;
+    assert_eq!(e, "unexpected output from the user probe: ''");
 
     // Refused arguments never reach the host.
-    let conn = Scripted::new();
-    let e = conn
-        .run(
-            &USER,
-            json!({"name": "deploy", "password": "hunter2"}),
-            false,
-        )
-        .await
-        .unwrap_err();
+    use crate::host::testing::refused_offline;
+    let e = refused_offline(&USER, json!({"name": "deploy", "password": "hunter2"})).await;
     assert!(
         e.to_string()
             .starts_with("invalid arguments: password must be a crypt hash"),
         "{e}"
     );
-    assert!(conn.commands().is_empty());
 }

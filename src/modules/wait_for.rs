@@ -415,16 +415,8 @@ mod tests {
             .unwrap();
         assert!(o.failed);
         assert!(o.msg.contains(&format!("127.0.0.1:{port}")), "{}", o.msg);
-        assert!(
-            h.run_mode(&WAIT_FOR, json!({"port": "x"}), false, false)
-                .await
-                .is_err()
-        );
-        assert!(
-            h.run_mode(&WAIT_FOR, json!({"sleep": "1; reboot"}), false, false)
-                .await
-                .is_err()
-        );
+        h.error(&WAIT_FOR, json!({"port": "x"})).await;
+        h.error(&WAIT_FOR, json!({"sleep": "1; reboot"})).await;
     }
 
     #[tokio::test]
@@ -453,13 +445,15 @@ mod tests {
 
     #[test]
     fn validate_refuses_bad_values() {
+        use crate::host::testing::assert_refused;
         use serde_json::Value as Json;
         let refused = |args: Json| (WAIT_FOR.check)(&args).unwrap_err();
         let at = |args: Json| refused(args).param;
-        let e = refused(json!({"host": "-oProxyCommand=x", "port": 22}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (Some("host"), "invalid host '-oProxyCommand=x'")
+        assert_refused(
+            &WAIT_FOR,
+            json!({"host": "-oProxyCommand=x", "port": 22}),
+            Some("host"),
+            "invalid host '-oProxyCommand=x'",
         );
         assert_eq!(at(json!({"host": "a b", "port": 22})), Some("host"));
         assert_eq!(at(json!({"host": "", "port": 22})), Some("host"));
@@ -472,31 +466,28 @@ mod tests {
                 e.msg
             );
         }
-        let e = refused(json!({"port": 22, "path": "/tmp/x"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (None, "port and path are mutually exclusive")
+        assert_refused(
+            &WAIT_FOR,
+            json!({"port": 22, "path": "/tmp/x"}),
+            None,
+            "port and path are mutually exclusive",
         );
         for args in [
             json!({"path": "/tmp/x", "search_regex": "READY", "state": "absent"}),
             json!({"search_regex": "READY"}),
         ] {
-            let e = refused(args);
-            assert_eq!(
-                (e.param, e.msg.as_str()),
-                (
-                    None,
-                    "search_regex needs a path or a port, and state started or present"
-                )
+            assert_refused(
+                &WAIT_FOR,
+                args,
+                None,
+                "search_regex needs a path or a port, and state started or present",
             );
         }
-        let e = refused(json!({"port": 22, "timeout": "1.5"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (
-                Some("timeout"),
-                "timeout must be a number of seconds (got '1.5')"
-            )
+        assert_refused(
+            &WAIT_FOR,
+            json!({"port": 22, "timeout": "1.5"}),
+            Some("timeout"),
+            "timeout must be a number of seconds (got '1.5')",
         );
         assert_eq!(
             at(json!({"port": 22, "connect_timeout": "x"})),
@@ -505,13 +496,11 @@ mod tests {
         assert_eq!(at(json!({"port": 22, "delay": "-1"})), Some("delay"));
         assert_eq!(at(json!({"port": 22, "sleep": "1e3"})), Some("sleep"));
         assert_eq!(at(json!({"port": 22, "sleep": "1; reboot"})), Some("sleep"));
-        let e = refused(json!({"port": 22, "state": "up"}));
-        assert_eq!(
-            (e.param, e.msg.as_str()),
-            (
-                None,
-                "state must be one of started, stopped, present, absent (got 'up')"
-            )
+        assert_refused(
+            &WAIT_FOR,
+            json!({"port": 22, "state": "up"}),
+            None,
+            "state must be one of started, stopped, present, absent (got 'up')",
         );
         assert!((WAIT_FOR.check)(&json!({"port": "22", "sleep": 0.5, "delay": "2"})).is_ok());
         assert!((WAIT_FOR.check)(&json!({"timeout": 5})).is_ok());
@@ -608,15 +597,11 @@ mod tests {
         use crate::host::testing::Scripted;
         let conn =
             Scripted::new().answer("start=", 2, "", "sh: 1: Syntax error: \"(\" unexpected\n");
-        let e = conn
-            .run(&WAIT_FOR, json!({"path": "/tmp/m"}), false)
-            .await
-            .unwrap_err();
+        let e = conn.error(&WAIT_FOR, json!({"path": "/tmp/m"})).await;
         assert_eq!(
-            e.to_string(),
+            e,
             "waiting for /tmp/m failed (rc=2): sh: 1: Syntax error: \"(\" unexpected"
         );
-        conn.assert_done();
     }
 
     #[tokio::test]
@@ -624,21 +609,17 @@ mod tests {
         use crate::host::testing::Scripted;
         let evil = "'; touch pwned; '";
         let conn = Scripted::new().ok("start=", "@OK 0\n");
-        conn.run(
+        conn.apply(
             &WAIT_FOR,
             json!({"host": "$(reboot)", "port": 22, "search_regex": evil}),
-            false,
         )
-        .await
-        .unwrap();
+        .await;
         let cmd = &conn.commands()[0];
         assert!(cmd.contains("h='$(reboot)'; p=22\n"), "{cmd}");
         assert!(cmd.contains(&format!("re={}\n", quote(evil))), "{cmd}");
         conn.assert_done();
         let conn = Scripted::new().ok("start=", "@OK 0\n");
-        conn.run(&WAIT_FOR, json!({"path": evil}), false)
-            .await
-            .unwrap();
+        conn.apply(&WAIT_FOR, json!({"path": evil})).await;
         assert!(conn.commands()[0].contains(&format!("f={}\n", quote(evil))));
         conn.assert_done();
     }
