@@ -453,6 +453,7 @@ pub async fn converge_file(
                 backup: want.backup,
                 validate: want.validate,
                 mkdir_parent: want.mkdir_parent,
+                on_failure: None,
             },
         )
         .await?;

@@ -59,6 +59,9 @@ pub struct FileWrite<'a> {
     /// A command with `%s` standing for the temp file; the write is abandoned when it fails.
     pub validate: Option<&'a str>,
     pub mkdir_parent: bool,
+    /// Shell run when the write fails, instead of exiting with its status: for a script that
+    /// must undo what it did before (`die 'cannot write the key'` restoring backups).
+    pub on_failure: Option<&'a str>,
 }
 
 impl<'a> FileWrite<'a> {
@@ -73,6 +76,7 @@ impl<'a> FileWrite<'a> {
             backup: false,
             validate: None,
             mkdir_parent: false,
+            on_failure: None,
         }
     }
 
@@ -143,8 +147,10 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
     // `mv` onto a directory (or a link to one) would move the file into it.
     s.push_str(
         "if [ -d \"$p\" ]; then echo \"$p is a directory: not written\" >&2; exit 1; fi\n\
-         mv -f -- \"$t\" \"$p\"; trap - EXIT)\nr=$?; if [ $r -ne 0 ]; then exit $r; fi\n",
+         mv -f -- \"$t\" \"$p\"; trap - EXIT)\n",
     );
+    let on_failure = w.on_failure.unwrap_or("exit $r");
+    s.push_str(&format!("r=$?; if [ $r -ne 0 ]; then {on_failure}; fi\n"));
     Ok(s)
 }
 

@@ -30,8 +30,8 @@ use crate::host::apt::{
 use crate::host::attrs::normalize_mode;
 use crate::host::probe::{HEX_FN, Reader, unhex};
 use crate::host::text::sha1_hex;
+use crate::host::write::{self, FileWrite};
 use crate::shell::quote;
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -331,7 +331,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         ctx,
         &repo.stem,
         &change,
-        &mode,
+        (&mode, want_mode),
         &label,
         found.sources.is_some(),
     )
@@ -595,37 +595,52 @@ impl Change {
 /// chmod-ed or removed; every source of the host must still parse, and this source must
 /// update. Any failure puts the backups back and exits 2 (a file), 3 (`apt-get update`) or 4
 /// (the sources do not parse).
-fn change_script(stem: &str, c: &Change, mode: &str) -> String {
+fn change_script(
+    stem: &str,
+    c: &Change,
+    (mode, mode_bits): (&str, u32),
+) -> Result<(String, Vec<u8>), ModError> {
+    let mut stdin = vec![];
     let mut s = format!(
         "set -u; d={SOURCES_DIR}; k={KEYRINGS_DIR}; n={}\n\
-         IFS= read -r kb || kb=\n\
-         b=$(mktemp -d) || exit 1; t=\n\
-         trap 'rm -rf \"$b\"; [ -z \"$t\" ] || rm -f \"$t\"' EXIT\n\
+         b=$(mktemp -d) || exit 1\n\
+         trap 'rm -rf \"$b\"' EXIT\n\
          set -- \"$d/$n.sources\" \"$d/$n.list\" \"$k/$n.asc\" \"$k/$n.gpg\"\n\
          for x in \"$@\"; do if [ -e \"$x\" ]; then cp -p \"$x\" \"$b/${{x##*/}}\" || exit 1; fi; done\n\
          restore() {{ for x in \"$@\"; do if [ -e \"$b/${{x##*/}}\" ]; then mv -f \"$b/${{x##*/}}\" \"$x\"; else rm -f \"$x\"; fi; done; }}\n\
          die() {{ restore \"$d/$n.sources\" \"$d/$n.list\" \"$k/$n.asc\" \"$k/$n.gpg\"; echo \"$1\" >&2; exit 2; }}\n",
         quote(stem)
     );
-    if let Some((ext, _)) = &c.key {
+    let mut writes = vec![];
+    let key_path = c
+        .key
+        .as_ref()
+        .map(|(ext, _)| format!("{KEYRINGS_DIR}/{stem}.{ext}"));
+    if let (Some((_, bytes)), Some(path)) = (&c.key, &key_path) {
         s.push_str(&format!(
-            "[ -d \"$k\" ] || mkdir -p -m 0755 \"$k\" || die 'cannot create {KEYRINGS_DIR}'\n\
-             t=$(mktemp \"$k/.prov.XXXXXX\") && printf '%s' \"$kb\" | base64 -d > \"$t\" && chmod 0644 \"$t\" \
-             && mv -f \"$t\" \"$k/$n.{ext}\" || die 'cannot write the key file'\nt=\n"
+            "[ -d \"$k\" ] || mkdir -p -m 0755 \"$k\" || die 'cannot create {KEYRINGS_DIR}'\n"
         ));
+        writes.push(FileWrite {
+            on_failure: Some("die 'cannot write the key file'"),
+            ..FileWrite::new(path, bytes, 0o644)
+        });
+        append_writes(&mut s, &mut stdin, &writes)?;
     }
     if let Some(ext) = &c.chmod_key {
         s.push_str(&format!(
             "chmod 0644 \"$k/$n.{ext}\" || die 'cannot chmod the key file'\n"
         ));
     }
-    if c.sources.is_some() {
+    let sources_path = format!("{SOURCES_DIR}/{stem}.sources");
+    if let Some(content) = &c.sources {
         s.push_str(&format!(
-            "[ -d \"$d\" ] || mkdir -p \"$d\" || die 'cannot create {SOURCES_DIR}'\n\
-             t=$(mktemp \"$d/.prov.XXXXXX\") && cat > \"$t\" && chmod {} \"$t\" \
-             && mv -f \"$t\" \"$d/$n.sources\" || die 'cannot write the sources file'\nt=\n",
-            quote(mode)
+            "[ -d \"$d\" ] || mkdir -p \"$d\" || die 'cannot create {SOURCES_DIR}'\n"
         ));
+        let w = FileWrite {
+            on_failure: Some("die 'cannot write the sources file'"),
+            ..FileWrite::new(&sources_path, content.as_bytes(), mode_bits)
+        };
+        append_writes(&mut s, &mut stdin, &[w])?;
     } else if c.chmod_sources {
         s.push_str(&format!(
             "chmod {} \"$d/$n.sources\" || die 'cannot chmod the sources file'\n",
@@ -656,30 +671,33 @@ fn change_script(stem: &str, c: &Change, mode: &str) -> String {
         ));
     }
     s.push_str("exit 0\n");
-    s
+    Ok((s, stdin))
 }
 
-/// The change: one command, with the key (base64, one line) and the file on stdin. A failure
+/// Adds the host layer's atomic writes to the script and their contents to its stdin.
+fn append_writes(
+    s: &mut String,
+    stdin: &mut Vec<u8>,
+    writes: &[FileWrite<'_>],
+) -> Result<(), ModError> {
+    let (w, data) = write::script(writes)?;
+    s.push_str(&w);
+    stdin.extend_from_slice(&data);
+    Ok(())
+}
+
+/// The change: one command, with the key and the file on stdin. A failure
 /// has put the previous files back; it is named by its stage (the script's exit code).
 async fn apply(
     ctx: &ModuleCtx<'_>,
     stem: &str,
     change: &Change,
-    mode: &str,
+    mode: (&str, u32),
     label: &str,
     existed: bool,
 ) -> Result<(), ModError> {
-    let mut input = change
-        .key
-        .as_ref()
-        .map(|(_, b)| base64::engine::general_purpose::STANDARD.encode(b))
-        .unwrap_or_default();
-    input.push('\n');
-    if let Some(s) = &change.sources {
-        input.push_str(s);
-    }
-    let script = change_script(stem, change, mode);
-    let r = ctx.exec_stdin(&script, Some(input.as_bytes())).await?;
+    let (script, input) = change_script(stem, change, mode)?;
+    let r = ctx.exec_stdin(&script, Some(&input)).await?;
     if r.ok() {
         return Ok(());
     }

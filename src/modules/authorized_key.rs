@@ -18,6 +18,7 @@ use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome, de, fail}
 use crate::host::accounts::check_name;
 use crate::host::probe::Reader;
 use crate::host::text::unified_diff;
+use crate::host::write::{self, FileWrite};
 use crate::shell::quote;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -449,9 +450,8 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     }
 
     // The change: one command.
-    let script = change_script(&p, &found, &path, &dir, (uid, gid));
-    let stdin = p.write.then_some(p.content.as_bytes());
-    let r = ctx.exec_stdin(&script, stdin).await?;
+    let (script, stdin) = change_script(&p, &found, &path, &dir, (uid, gid))?;
+    let r = ctx.exec_stdin(&script, stdin.as_deref()).await?;
     if !r.ok() {
         return fail(format!("cannot write {path}: {}", r.stderr_str().trim()));
     }
@@ -536,8 +536,15 @@ fn decide(
 }
 
 /// The change as one script: the directory (created, or its mode and owner fixed), then the
-/// file written atomically (content on stdin) or only its mode and owner fixed.
-fn change_script(p: &Plan, found: &Found, path: &str, dir: &str, (uid, gid): (u32, u32)) -> String {
+/// file written by the host layer's atomic write (content on stdin) or only its mode and
+/// owner fixed. Returns the script and its stdin.
+fn change_script(
+    p: &Plan,
+    found: &Found,
+    path: &str,
+    dir: &str,
+    (uid, gid): (u32, u32),
+) -> Result<(String, Option<Vec<u8>>), ModError> {
     let owner = format!("{uid}:{gid}");
     let mut s = format!(
         "set -e; f={}; d={}\n",
@@ -554,16 +561,20 @@ fn change_script(p: &Plan, found: &Found, path: &str, dir: &str, (uid, gid): (u3
         ));
     }
     if p.write {
-        s.push_str(&format!(
-            "t=$(mktemp \"$d/.prov.XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"\n\
-             chown -- {owner} \"$t\"; chmod -- 0{FILE_MODE:o} \"$t\"; mv -f -- \"$t\" \"$f\"; trap - EXIT\n"
-        ));
-    } else if p.file_fix {
+        let w = FileWrite {
+            chown: Some(owner),
+            ..FileWrite::new(path, p.content.as_bytes(), FILE_MODE)
+        };
+        let (write, stdin) = write::script(&[w])?;
+        s.push_str(&write);
+        return Ok((s, Some(stdin)));
+    }
+    if p.file_fix {
         s.push_str(&format!(
             "chown -- {owner} \"$f\"; chmod -- 0{FILE_MODE:o} \"$f\"\n"
         ));
     }
-    s
+    Ok((s, None))
 }
 
 #[cfg(test)]

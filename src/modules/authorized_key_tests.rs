@@ -390,7 +390,7 @@ async fn keys_as_wanted_cost_one_command() {
 #[tokio::test]
 async fn a_missing_key_is_added_by_one_atomic_write() {
     let old = format!("# deploy keys\n{K2}\n");
-    let conn = holding(&old).ok("mv -f -- \"$t\" \"$f\"", "");
+    let conn = holding(&old).ok("mv -f -- \"$t\" \"$p\"", "");
     let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         o.changed && o.msg == format!("updated keys in {PATH}"),
@@ -408,7 +408,7 @@ async fn a_missing_key_is_added_by_one_atomic_write() {
         "{cmd}"
     );
     assert!(
-        cmd.contains("chown -- 1001:1001 \"$t\"; chmod -- 0600 \"$t\""),
+        cmd.contains("chown -- 1001:1001 \"$t\"\nchmod -- 00600 \"$t\""),
         "{cmd}"
     );
     assert!(
@@ -434,7 +434,7 @@ async fn a_missing_directory_is_created_with_the_file() {
     let conn = Scripted::new()
         .ok("getent passwd", &probe("-", "-", ""))
         .ok(
-            "mkdir -p -- \"$d\"\nchown -- 1001:1001 \"$d\"; chmod -- 0700 \"$d\"\nt=$(mktemp",
+            "mkdir -p -- \"$d\"\nchown -- 1001:1001 \"$d\"; chmod -- 0700 \"$d\"\n(set -e; p=",
             "",
         );
     let o = conn.apply(&AUTHORIZED_KEY, deploy(json!({}))).await;
