@@ -1,6 +1,6 @@
 //! `debug`: prints a message or a variable's value. Never changes anything.
 
-use super::{Caps, ModResult, Module, ModuleCtx, Outcome};
+use super::{ArgError, Caps, ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -27,6 +27,13 @@ impl Module for DebugModule {
         shows_msg: true,
         ..Caps::NONE
     };
+
+    fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.msg.is_some() && a.var.is_some() {
+            return Err(ArgError::new("parameters are mutually exclusive: msg|var"));
+        }
+        Ok(())
+    }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
         run(ctx, args).await
@@ -106,5 +113,8 @@ mod tests {
         let e = (DEBUG.check)(&json!({"msg": "x", "verbosity": "high"})).unwrap_err();
         assert!(e.msg.contains("invalid type"), "{}", e.msg);
         assert_eq!((DEBUG.check)(&json!({"var": "x", "verbosity": 1})), Ok(()));
+        // As in Ansible: one or the other.
+        let e = (DEBUG.check)(&json!({"var": "x", "msg": "y"})).unwrap_err();
+        assert_eq!(e.msg, "parameters are mutually exclusive: msg|var");
     }
 }

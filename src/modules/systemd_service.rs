@@ -53,6 +53,12 @@ impl Module for SystemdServiceModule {
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         check_unit_name("unit name", &a.name).map_err(|e| ArgError::at("name", e))?;
+        // As Ansible's `systemd`: a task that asks for nothing is a mistake, not a status read.
+        if a.state.is_none() && a.enabled.is_none() && a.masked.is_none() && !a.daemon_reload {
+            return Err(ArgError::new(
+                "one of the following is required: state, enabled, masked, daemon_reload",
+            ));
+        }
         if let Some(scope) = a.scope.as_deref().filter(|s| *s != "system") {
             return Err(ArgError::at(
                 "scope",

@@ -107,7 +107,15 @@ fn validate_points_at_the_refused_parameter() {
         assert_eq!(param, Some("name"), "{name}");
         assert!(msg.starts_with("invalid unit name"), "{msg}");
     }
-    let (param, msg) = refused(json!({"name": "x", "scope": "user"}));
+    let (param, msg) = refused(json!({"name": "x"}));
+    assert_eq!(
+        (param, msg.as_str()),
+        (
+            None,
+            "one of the following is required: state, enabled, masked, daemon_reload"
+        )
+    );
+    let (param, msg) = refused(json!({"name": "x", "scope": "user", "state": "started"}));
     assert_eq!(param, Some("scope"));
     assert_eq!(msg, "scope 'user' is not supported: only scope: system is");
     for (extra, what) in [
