@@ -68,8 +68,10 @@ pub struct Become {
 
 impl Become {
     /// Wraps `cmd` in sudo. With a password, sudo reads it from the first line of stdin
-    /// (`-S`), so it never appears on a command line; `-k` makes sure sudo always asks, so
-    /// the password line is never left for the command itself to read.
+    /// (`-S`), so it never appears on a command line; `-k` makes sure a cached credential does
+    /// not stop sudo from asking. (A NOPASSWD rule still does: sudo then leaves the password
+    /// line to the command. File writes refuse such input, their checksum fails; a command
+    /// with `stdin:` would read it. Known limitation, to be fixed with the trust issues.)
     pub fn wrap(&self, cmd: &str) -> String {
         if !self.enabled {
             return cmd.to_string();
