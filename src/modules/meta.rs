@@ -2,7 +2,7 @@
 //! the module only acknowledges the actions prov supports; `validate` refuses the others when
 //! the playbook is loaded.
 
-use super::{ArgError, ModResult, Module, ModuleCtx, Outcome};
+use super::{ArgError, Caps, ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -19,6 +19,10 @@ impl Module for MetaModule {
     type Args = Args;
     const NAME: &'static str = "meta";
     const FREE_FORM: Option<&'static str> = Some("free_form");
+    const CAPS: Caps = Caps {
+        flushes_handlers: true,
+        ..Caps::NONE
+    };
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         match action(a) {

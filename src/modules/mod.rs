@@ -50,6 +50,9 @@ pub struct Caps {
     pub reads_local: Option<&'static str>,
     /// Keys of its data that hold secrets (swarm join tokens): registered, never shown.
     pub secret_data: &'static [&'static str],
+    /// `flush_handlers` as its free-form action is a node of the graph, run by the runner
+    /// (`meta`), not a call of the module.
+    pub flushes_handlers: bool,
 }
 
 impl Caps {
@@ -58,6 +61,7 @@ impl Caps {
         sets_facts: false,
         reads_local: None,
         secret_data: &[],
+        flushes_handlers: false,
     };
 }
 

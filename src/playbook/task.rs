@@ -459,7 +459,7 @@ impl Loader<'_> {
         };
         let args = self.module_args(def, mval, node.get("args"))?;
         let mut task = Task::bare(TaskAction::Module { def, args }, &node.span, inherit);
-        if def.name == "meta" && task_meta_is_flush(&task) {
+        if def.caps.flushes_handlers && task_meta_is_flush(&task) {
             task.action = TaskAction::FlushHandlers;
         }
         self.task_keywords(node, &mut task);
