@@ -5,7 +5,7 @@
 use crate::app::{LoadArgs, bad_input, exit, load_all};
 use crate::diag::Diag;
 use crate::inventory::Inventory;
-use crate::output::OutputOptions;
+use crate::output::{OutputOptions, out};
 use crate::run::{HostConnector, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value as Json;
@@ -151,19 +151,19 @@ pub fn main() -> i32 {
         }),
         Cmd::Validate(l) => match load_all(&l) {
             Ok(loaded) => {
-                println!(
-                    "{}: {} plays, {} (host, task) nodes, no problems found",
+                out(&format!(
+                    "{}: {} plays, {} (host, task) nodes, no problems found\n",
                     loaded.pb.path.display(),
                     loaded.pb.plays.len(),
                     loaded.plan.node_count()
-                );
+                ));
                 exit::OK
             }
             Err(d) => bad_input(&d),
         },
         Cmd::Graph(l) => match load_all(&l) {
             Ok(loaded) => {
-                print!("{}", loaded.plan.to_dot(&loaded.pb));
+                out(&loaded.plan.to_dot(&loaded.pb));
                 exit::OK
             }
             Err(d) => bad_input(&d),
@@ -287,14 +287,14 @@ fn apply(a: ApplyArgs) -> i32 {
         become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
         connector: HostConnector { ssh },
     };
-    let out = OutputOptions {
+    let output = OutputOptions {
         json: a.json,
         diff: a.diff,
         verbose: a.verbose,
     };
-    let done = crate::app::execute(loaded, opts, out);
+    let done = crate::app::execute(loaded, opts, output);
     if !a.json {
-        print!("{}", done.recap());
+        out(&done.recap());
     }
     if let Some(path) = &a.report {
         let text = serde_json::to_string_pretty(&done.report()).unwrap_or_default();
@@ -318,17 +318,17 @@ fn inventory_cmd(a: InventoryArgs) -> i32 {
                     .into(),
             );
         }
-        println!(
-            "{}",
+        out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&Json::Object(inv.host_vars(h))).unwrap_or_default()
-        );
+        ));
     } else if a.graph {
-        print!("{}", inv.to_graph());
+        out(&inv.to_graph());
     } else {
-        println!(
-            "{}",
+        out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default()
-        );
+        ));
     }
     exit::OK
 }
@@ -346,12 +346,12 @@ fn lab_cmd(cmd: LabCmd) -> i32 {
                 root_password,
             };
             crate::lab::up_with(n, inventory.as_deref(), &opts).map(|p| {
-                println!("inventory: {}", p.display());
+                out(&format!("inventory: {}\n", p.display()));
                 exit::OK
             })
         }
         LabCmd::Status => crate::lab::status().map(|s| {
-            print!("{s}");
+            out(&s);
             exit::OK
         }),
         LabCmd::Ssh { k, cmd } => crate::lab::ssh(k, &cmd),

@@ -244,3 +244,48 @@ fn inventory_warnings_are_shown() {
         warnings[0]
     );
 }
+
+/// `prov apply … | head -1`: the reader goes away after one line, and the run still does
+/// everything and exits as it would have (no panic on the broken pipe).
+#[test]
+fn a_closed_stdout_does_not_stop_the_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut pb = String::from("- hosts: all\n  gather_facts: false\n  tasks:\n");
+    for i in 0..8 {
+        pb.push_str(&format!(
+            "    - command: sleep 0.05\n    - copy: {{dest: \"{}/f{i}\", content: \"{i}\"}}\n",
+            dir.path().display()
+        ));
+    }
+    std::fs::write(dir.path().join("site.yml"), pb).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args([
+            "apply",
+            "site.yml",
+            "-i",
+            "local1,",
+            "-e",
+            "ansible_connection=local",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone now: everything after this line hits a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for i in 0..8 {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(format!("f{i}"))).unwrap(),
+            i.to_string()
+        );
+    }
+}

@@ -26,6 +26,14 @@ pub struct Renderer {
     quiet: bool,
 }
 
+/// Writes to stdout, and carries on when stdout is gone (`prov apply … | head -3`): what the
+/// run does to hosts must not depend on whether anyone still reads its output.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
 /// The progress bars being drawn, if any: log lines (warnings) are printed through them, so
 /// that the next redraw does not paint over them.
 static ACTIVE_BARS: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
@@ -94,7 +102,10 @@ impl Renderer {
 
     pub fn handle(&mut self, ev: &Event) {
         if self.opts.json && !self.quiet {
-            println!("{}", serde_json::to_string(ev).unwrap_or_default());
+            out(&format!(
+                "{}\n",
+                serde_json::to_string(ev).unwrap_or_default()
+            ));
         }
         match ev {
             Event::RunStart { hosts, nodes, .. } => self.start(hosts, *nodes),
@@ -196,12 +207,10 @@ impl Renderer {
         if self.opts.json || self.quiet {
             return;
         }
+        let text = format!("{text}\n");
         match &self.bars {
-            Some(b) => b.multi.suspend(|| println!("{text}")),
-            None => {
-                println!("{text}");
-                let _ = std::io::stdout().flush();
-            }
+            Some(b) => b.multi.suspend(|| out(&text)),
+            None => out(&text),
         }
     }
 
