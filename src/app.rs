@@ -59,19 +59,29 @@ pub struct Finished {
     pub renderer: Renderer,
     pub tally: Tally,
     pub duration: Duration,
+    /// The exit code of the signal that interrupted the run (130, 143), if one did.
+    pub interrupted: Option<i32>,
 }
 
 impl Finished {
     pub fn exit_code(&self) -> i32 {
-        self.tally.exit_code()
+        self.interrupted.unwrap_or_else(|| self.tally.exit_code())
     }
 
     pub fn recap(&self) -> String {
-        self.renderer.recap(&self.tally, self.duration)
+        let recap = self.renderer.recap(&self.tally, self.duration);
+        match self.interrupted {
+            Some(_) => format!("\ninterrupted: the recap of what was done{recap}"),
+            None => recap,
+        }
     }
 
     pub fn report(&self) -> Json {
-        self.renderer.report(&self.tally, self.duration)
+        let mut r = self.renderer.report(&self.tally, self.duration);
+        if self.interrupted.is_some() {
+            r["interrupted"] = Json::Bool(true);
+        }
+        r
     }
 }
 
@@ -179,8 +189,10 @@ pub fn execute_with(mut renderer: Renderer, loaded: Loaded, mut opts: RunOptions
         .build()
         .expect("tokio runtime");
     let started = Instant::now();
-    let (renderer, tally) = rt.block_on(async move {
+    let stop = opts.stop.clone();
+    let (renderer, tally, interrupted) = rt.block_on(async move {
         let mut tally = Tally::default();
+        let interrupted = tokio::spawn(interruption(stop));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let runner = tokio::spawn(run::run(
             Arc::new(pb),
@@ -194,11 +206,46 @@ pub fn execute_with(mut renderer: Renderer, loaded: Loaded, mut opts: RunOptions
             renderer.handle(&ev);
         }
         let _ = runner.await;
-        (renderer, tally)
+        let interrupted = if interrupted.is_finished() {
+            interrupted.await.ok()
+        } else {
+            interrupted.abort();
+            None
+        };
+        (renderer, tally, interrupted)
     });
     Finished {
         renderer,
         tally,
         duration: started.elapsed(),
+        interrupted,
     }
+}
+
+/// Waits for SIGINT or SIGTERM: the first stops the run from starting new tasks (those running
+/// finish, so no write is cut off by prov itself) and gives the exit code to report (130 or
+/// 143); a second one ends prov at once.
+async fn interruption(stop: Arc<std::sync::atomic::AtomicBool>) -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    let code = tokio::select! {
+        _ = int.recv() => exit::INTERRUPTED,
+        _ = term.recv() => exit::TERMINATED,
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    eprintln!("\ninterrupted: finishing the tasks in progress (interrupt again to stop at once)");
+    // The second signal is watched for as long as the run goes on.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(code);
+    });
+    code
 }

@@ -415,6 +415,7 @@ fn run_group(
         extra_vars: Map::new(),
         become_password,
         connector: HostConnector { ssh },
+        stop: Default::default(),
     };
     let out = OutputOptions {
         json: false,

@@ -18,6 +18,9 @@ Exit codes:
   2  with --check: changes pending (drift)
   3  some task failed
   4  some host was unreachable
+  130/143  interrupted by SIGINT/SIGTERM: no new task started, the running ones
+     finished, then the recap (and --report, marked interrupted); a second signal
+     stops at once
 A failure outranks drift; an unreachable host outranks a failed task.";
 
 #[derive(Parser)]
@@ -286,6 +289,7 @@ fn apply(a: ApplyArgs) -> i32 {
         extra_vars: Default::default(),
         become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
         connector: HostConnector { ssh },
+        stop: Default::default(),
     };
     let output = OutputOptions {
         json: a.json,

@@ -12,6 +12,9 @@ pub mod exit {
     pub const DRIFT: i32 = 2;
     pub const FAILED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
+    /// Interrupted by SIGINT (128 + 2) or SIGTERM (128 + 15), after the recap and report.
+    pub const INTERRUPTED: i32 = 130;
+    pub const TERMINATED: i32 = 143;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -66,6 +66,7 @@ fn help_documents_exit_codes() {
         "2  with --check",
         "3  some task failed",
         "4  some host was unreachable",
+        "130/143  interrupted",
     ] {
         assert!(
             run.stdout.contains(line),
@@ -287,5 +288,71 @@ fn a_closed_stdout_does_not_stop_the_run() {
             std::fs::read_to_string(dir.path().join(format!("f{i}"))).unwrap(),
             i.to_string()
         );
+    }
+}
+
+/// SIGINT (or SIGTERM) mid-run: the task running finishes, no new one starts, the recap and
+/// the report (marked interrupted) are written, and the exit code says which signal it was.
+#[test]
+fn an_interrupted_run_finishes_what_runs_and_reports() {
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pb = String::from("- hosts: all\n  gather_facts: false\n  tasks:\n");
+        for i in 0..6 {
+            pb.push_str(&format!(
+                "    - command: \"sh -c 'sleep 0.4; touch {d}/f{i}'\"\n",
+                d = dir.path().display()
+            ));
+        }
+        std::fs::write(dir.path().join("site.yml"), pb).unwrap();
+        let report = dir.path().join("report.json");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+            .args([
+                "apply",
+                "site.yml",
+                "-i",
+                "local1,",
+                "-e",
+                "ansible_connection=local",
+            ])
+            .arg("--report")
+            .arg(&report)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt while the second task runs.
+        let started = std::time::Instant::now();
+        while !dir.path().join("f0").exists() {
+            assert!(started.elapsed().as_secs() < 20, "the first task never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let kill = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(
+            stdout.contains("interrupted") && stdout.contains("PLAY RECAP"),
+            "{stdout}"
+        );
+        // Every task that started finished (its file exists and it counts as changed, none
+        // failed), and the run stopped long before its end.
+        let done = (0..6)
+            .filter(|i| dir.path().join(format!("f{i}")).exists())
+            .count();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(r["interrupted"], true, "{r}");
+        assert_eq!(r["hosts"]["local1"]["changed"], done, "{r}");
+        assert_eq!(r["hosts"]["local1"]["failed"], 0, "{r}");
+        assert!((1..6).contains(&done), "{done} tasks ran");
     }
 }

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub extra_vars: Map<String, Json>,
     pub become_password: Option<String>,
     pub connector: HostConnector,
+    /// Set when the run is interrupted: no node starts after it; the ones running finish.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a node ended, as seen by the nodes that wait for it.
@@ -97,7 +99,7 @@ pub async fn run(
 async fn host_loop(sh: Arc<Shared>, host: String) {
     let chain = sh.plan.chains.get(&host).cloned().unwrap_or_default();
     let mut hr = HostRun::new(&host);
-    for node in chain {
+    for &node in &chain {
         let r = sh.plan.graph[node].clone();
         if hr.play != Some(r.play) {
             hr.enter_play(r.play, &sh.pb.plays[r.play].blocks);
@@ -111,6 +113,10 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
             }
             None => {
                 let _permit = sh.forks.acquire().await.expect("semaphore never closed");
+                if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    stop_chain(&sh, &chain, node);
+                    break;
+                }
                 exec::run_node(&sh, &mut hr, node).await
             }
         };
@@ -118,6 +124,14 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
     }
     hr.finish_blocks();
     let _ = sh.tx.send(Event::HostDone { host });
+}
+
+/// An interrupted host runs nothing from `node` on; the nodes that other hosts wait for are
+/// marked as not done, so that those hosts stop waiting (and then stop too).
+fn stop_chain(sh: &Shared, chain: &[NodeIndex], node: NodeIndex) {
+    for n in chain.iter().skip_while(|n| **n != node) {
+        let _ = sh.status[n.index()].send(Some(NodeEnd::Failed));
+    }
 }
 
 /// Passwords given on the command line or in the inventory are secrets from the start.

@@ -57,6 +57,9 @@ Exit codes:
   2  drift: corrected (or, with --check-only, found and left alone)
   3  some task failed
   4  some host was unreachable
+  130/143  interrupted by SIGINT/SIGTERM: no new task started, the running ones
+     finished, then the recap (and --report, marked interrupted); a second signal
+     stops at once
 A non-zero exit is deliberate: under systemd the run is then marked failed, so
 `systemctl --failed` and monitoring show that the hosts were not as declared.";
 

@@ -111,6 +111,7 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
                 extra_vars: Default::default(),
                 become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
                 connector: HostConnector::default(),
+                stop: Default::default(),
             };
             let out = OutputOptions {
                 json: false,
