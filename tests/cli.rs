@@ -356,3 +356,74 @@ fn an_interrupted_run_finishes_what_runs_and_reports() {
         assert!((1..6).contains(&done), "{done} tasks ran");
     }
 }
+
+/// prov killed (SIGKILL, no chance to clean up) while a large file streams to the host: the
+/// remote shell outlives prov, sees its input end early, and leaves the old file in place and
+/// no temp file behind.
+#[test]
+fn a_write_cut_off_by_a_killed_prov_leaves_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    std::fs::create_dir_all(root.join("dest")).unwrap();
+    let big = vec![b'x'; 128 << 20];
+    std::fs::write(root.join("files/big"), &big).unwrap();
+    drop(big);
+    std::fs::write(root.join("dest/big"), "old content\n").unwrap();
+    std::fs::write(
+        root.join("site.yml"),
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {{src: big, dest: {}/dest/big}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args([
+            "apply",
+            "site.yml",
+            "-i",
+            "local1,",
+            "-e",
+            "ansible_connection=local",
+        ])
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let temps = || {
+        std::fs::read_dir(root.join("dest"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".prov.")
+            })
+            .count()
+    };
+    // Kill prov once the temp file exists: the content is on its way.
+    let started = std::time::Instant::now();
+    while temps() == 0 {
+        assert!(started.elapsed().as_secs() < 30, "the write never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "prov finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The orphaned shell notices the short input and cleans up.
+    let started = std::time::Instant::now();
+    while temps() > 0 && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(temps(), 0, "a temp file was left behind");
+    assert_eq!(
+        std::fs::read_to_string(root.join("dest/big")).unwrap(),
+        "old content\n"
+    );
+}
