@@ -184,10 +184,7 @@ pub fn execute_with(mut renderer: Renderer, loaded: Loaded, mut opts: RunOptions
         extra,
     } = loaded;
     opts.extra_vars = extra;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = runtime();
     let started = Instant::now();
     let stop = opts.stop.clone();
     let (renderer, tally, interrupted) = rt.block_on(async move {
@@ -220,6 +217,14 @@ pub fn execute_with(mut renderer: Renderer, loaded: Loaded, mut opts: RunOptions
         duration: started.elapsed(),
         interrupted,
     }
+}
+
+/// The runtime every command that talks to hosts runs on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// Waits for SIGINT or SIGTERM: the first stops the run from starting new tasks (those running

@@ -120,12 +120,6 @@ impl Drop for TempPlaybook {
     }
 }
 
-fn bad(d: Diags) -> i32 {
-    eprintln!("{d}");
-    eprintln!("\nnothing was run on any host.");
-    exit::BAD_INPUT
-}
-
 /// The password: from `$VAR`, else asked (without echo on a terminal) when `ask`.
 fn password(a: &BootstrapArgs) -> Option<String> {
     if let Ok(v) = std::env::var(&a.password_env) {
@@ -225,14 +219,7 @@ async fn bootstrapped(mut target: SshTarget) -> bool {
 }
 
 fn probe_all(targets: Vec<(String, SshTarget)>) -> Vec<(String, Mode)> {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(_) => return targets.into_iter().map(|(h, _)| (h, Mode::Fresh)).collect(),
-    };
-    rt.block_on(async move {
+    app::runtime().block_on(async move {
         let probes: Vec<_> = targets
             .into_iter()
             .map(|(h, t)| tokio::spawn(async move { (h, bootstrapped(t).await) }))
@@ -263,28 +250,28 @@ pub fn run(a: BootstrapArgs) -> i32 {
     );
     let admin_pub = pub_of(&admin_key);
     if let Err(e) = std::fs::read_to_string(&admin_pub) {
-        return bad(Diag::new(format!(
+        return bad_input(Diag::new(format!(
             "cannot read the admin's public key {}: {e} (give the private key with --admin-key FILE; FILE.pub is authorised)",
             admin_pub.display()
         ))
         .into());
     }
     if let Err(e) = crate::host::accounts::check_name("user", &a.admin_user) {
-        return bad(Diag::new(format!("--admin-user: {e}")).into());
+        return bad_input(Diag::new(format!("--admin-user: {e}")).into());
     }
     let tmp = match TempPlaybook::write() {
         Ok(t) => t,
-        Err(d) => return bad(d.into()),
+        Err(d) => return bad_input(d.into()),
     };
     let inv = match Inventory::load(&a.inventory, Some(&tmp.dir)) {
         Ok(i) => i,
-        Err(d) => return bad(d),
+        Err(d) => return bad_input(d),
     };
     let mut hosts: Vec<String> = vec![];
     for pattern in &a.hosts {
         match inv.select(pattern) {
             Ok(hs) if hs.is_empty() => {
-                return bad(Diag::new(format!("'{pattern}' matches no host")).into());
+                return bad_input(Diag::new(format!("'{pattern}' matches no host")).into());
             }
             Ok(hs) => {
                 for h in hs {
@@ -293,7 +280,7 @@ pub fn run(a: BootstrapArgs) -> i32 {
                     }
                 }
             }
-            Err(d) => return bad(d.into()),
+            Err(d) => return bad_input(d.into()),
         }
     }
     let password = password(&a);
@@ -338,12 +325,14 @@ pub fn run(a: BootstrapArgs) -> i32 {
         let extra = mode_vars(mode, &a, &admin_key, &admin_pub);
         let done = match run_group(&a, &tmp, &group, mode, &extra, &password) {
             Ok(r) => r,
-            Err(d) => return bad(d),
+            Err(d) => return bad_input(d),
         };
-        print!("{}", done.recap());
+        crate::output::out(&done.recap());
         code = worst(code, done.exit_code());
+        // An interrupted group's hosts are not known to be managed, and no group starts after.
+        let interrupted = done.interrupted.is_some();
         for (h, t) in &done.tally.hosts {
-            if !t.unreachable && t.failed == 0 {
+            if !interrupted && !t.unreachable && t.failed == 0 {
                 managed.push(h.clone());
             }
         }
@@ -364,6 +353,9 @@ pub fn run(a: BootstrapArgs) -> i32 {
             None => r,
             Some(prev) => merge_reports(prev, r),
         });
+        if interrupted {
+            break;
+        }
     }
     if let (Some(path), Some(r)) = (&a.report, &report) {
         let text = serde_json::to_string_pretty(r).unwrap_or_default();
@@ -373,9 +365,12 @@ pub fn run(a: BootstrapArgs) -> i32 {
     }
     if !managed.is_empty() && !a.check {
         let extra = mode_vars(Mode::Bootstrapped, &a, &admin_key, &admin_pub);
-        println!("\nManaged now; in the inventory:");
+        crate::output::out("\nManaged now; in the inventory:\n");
         for h in hosts.iter().filter(|h| managed.contains(h)) {
-            println!("  {}", inventory_line(&inv, h, &extra, &a.admin_user));
+            crate::output::out(&format!(
+                "  {}\n",
+                inventory_line(&inv, h, &extra, &a.admin_user)
+            ));
         }
     }
     code
@@ -425,9 +420,15 @@ fn run_group(
     Ok(app::execute(loaded, opts, out))
 }
 
-/// The more serious of two exit codes: unreachable > failed > drift > ok.
+/// [`app::bad_input`] for what is already one problem or several.
+fn bad_input(d: Diags) -> i32 {
+    app::bad_input(&d)
+}
+
+/// The more serious of two exit codes: interrupted > unreachable > failed > drift > ok.
 fn worst(a: i32, b: i32) -> i32 {
     let rank = |c: i32| match c {
+        exit::INTERRUPTED | exit::TERMINATED => 5,
         exit::UNREACHABLE => 4,
         exit::FAILED => 3,
         exit::BAD_INPUT => 2,
@@ -509,6 +510,8 @@ mod tests {
         assert_eq!(worst(exit::OK, exit::FAILED), exit::FAILED);
         assert_eq!(worst(exit::UNREACHABLE, exit::FAILED), exit::UNREACHABLE);
         assert_eq!(worst(exit::DRIFT, exit::OK), exit::DRIFT);
+        assert_eq!(worst(exit::OK, exit::INTERRUPTED), exit::INTERRUPTED);
+        assert_eq!(worst(exit::TERMINATED, exit::UNREACHABLE), exit::TERMINATED);
         assert_eq!(pub_of(Path::new("/k/id")), PathBuf::from("/k/id.pub"));
     }
 

@@ -169,22 +169,6 @@ pub async fn write_file(
         .next())
 }
 
-/// Writes several files in one command, in order; stops at the first that fails.
-pub async fn write_files(ctx: &ModuleCtx<'_>, files: &[FileWrite<'_>]) -> Result<(), ModError> {
-    let (s, stdin) = script(files)?;
-    let out = ctx.exec_stdin(&s, Some(&stdin)).await?;
-    if out.ok() {
-        Ok(())
-    } else {
-        let paths: Vec<&str> = files.iter().map(|f| f.path).collect();
-        fail(format!(
-            "cannot write {}: {}",
-            paths.join(", "),
-            out.stderr_str().trim()
-        ))
-    }
-}
-
 /// The backup paths a script's output names.
 pub fn backups(stdout: &str, files: &[FileWrite<'_>]) -> Vec<String> {
     stdout

@@ -160,7 +160,8 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
                 None if cur.kind == Kind::Directory => State::Directory,
                 None => State::File,
             };
-            let recurse_drift = a.recurse && found.tree_drift;
+            // Only a recursive task asks for the tree check.
+            let recurse_drift = found.tree_drift;
             existing(ctx, cur, state, &attrs, recurse_drift, touch_now).await
         }
     }

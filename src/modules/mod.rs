@@ -354,10 +354,6 @@ pub mod de {
     }
 
     /// A scalar as a string (numbers too: `mode: 644`, `port: 22`).
-    pub fn stringish<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        Ok(scalar(&Json::deserialize(d)?))
-    }
-
     pub fn opt_stringish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         match Json::deserialize(d)? {
             Json::Null => Ok(None),

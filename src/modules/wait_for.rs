@@ -431,14 +431,24 @@ mod tests {
                     false,
                 )
                 .await;
-            let _ = h
+        }
+        // Hosts without whitespace pass validate and reach the probe script as data.
+        let p = h.pwned().display().to_string();
+        for evil in [
+            format!("$(touch${{IFS}}{p})"),
+            format!("`touch${{IFS}}{p}`"),
+            format!("x;touch${{IFS}}{p}"),
+        ] {
+            let o = h
                 .run_mode(
                     &WAIT_FOR,
                     json!({"host": evil, "port": 1, "timeout": 0}),
                     false,
                     false,
                 )
-                .await;
+                .await
+                .expect("a hostile host name is data, not a refusal");
+            assert!(o.failed, "nothing listens there: {o:?}");
         }
         h.assert_not_pwned();
     }

@@ -1,6 +1,7 @@
 //! Ansible's built-in ("magic") variables: the one table of their names, and the values prov
 //! sets for a host and for a play. The load-time template check accepts exactly these names,
-//! the runner sets them, and a test keeps the two from drifting apart.
+//! the runner sets them. A test checks that what [`host`] and [`play`] set is in [`NAMES`];
+//! the rest (`groups`, `hostvars`, loop and rescue variables) the runner sets elsewhere.
 
 use crate::inventory::Inventory;
 use serde_json::{Map, Value as Json, json};

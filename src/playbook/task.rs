@@ -110,13 +110,6 @@ impl Task {
         }
     }
 
-    pub fn module_name(&self) -> &'static str {
-        match &self.action {
-            TaskAction::Module { def, .. } => def.name,
-            TaskAction::FlushHandlers => "meta",
-        }
-    }
-
     pub(crate) fn flush(span: &Span) -> Task {
         Task::bare(TaskAction::FlushHandlers, span, &Inherit::default())
     }

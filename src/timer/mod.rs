@@ -58,8 +58,8 @@ Exit codes:
   3  some task failed
   4  some host was unreachable
   130/143  interrupted by SIGINT/SIGTERM: no new task started, the running ones
-     finished, then the recap (and --report, marked interrupted); a second signal
-     stops at once
+     finished, then the summary line and the run's report file (marked
+     interrupted); a second signal stops at once
 A non-zero exit is deliberate: under systemd the run is then marked failed, so
 `systemctl --failed` and monitoring show that the hosts were not as declared.";
 
@@ -227,13 +227,6 @@ fn check_on(on: Option<&str>, inv: Option<&Inventory>) -> Result<(), i32> {
     Err(fail(&d.to_string(), exit::BAD_INPUT))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn fail(msg: &str, code: i32) -> i32 {
     eprintln!("prov schedule: {msg}");
     code
@@ -282,7 +275,7 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&format!("{e}; nothing was installed"), exit::BAD_INPUT),
     };
-    let rt = runtime();
+    let rt = app::runtime();
     let result = rt.block_on(async {
         let target = Target::open(a.on.as_deref(), Some(&inv)).await?;
         let r = install::install(&target, &spec).await;
@@ -307,7 +300,7 @@ fn remove(a: &ScheduleArgs) -> i32 {
     if let Err(code) = check_on(a.on.as_deref(), inv.as_ref()) {
         return code;
     }
-    let rt = runtime();
+    let rt = app::runtime();
     let result = rt.block_on(async {
         let target = Target::open(a.on.as_deref(), inv.as_ref()).await?;
         let r = install::remove(&target).await;
@@ -379,7 +372,7 @@ fn reports_on(a: &ReportsArgs, host: &str) -> i32 {
     if a.json {
         cmd.push_str(" --json");
     }
-    let rt = runtime();
+    let rt = app::runtime();
     let result = rt.block_on(async {
         let target = Target::open(Some(host), Some(&inv)).await?;
         let out = target.run(&cmd, None).await;
