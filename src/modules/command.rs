@@ -1,7 +1,7 @@
 //! `command` and `shell`. `command` quotes every word so nothing in it is interpreted by a shell
 //! (no pipes, no `$VAR`, no globbing); `shell` hands the line to `sh` as written.
 
-use super::{ArgError, ModError, ModResult, Module, ModuleCtx, Outcome};
+use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, Outcome};
 use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -39,6 +39,10 @@ impl<const SHELL: bool> Module for CommandLike<SHELL> {
     type Args = Args;
     const NAME: &'static str = if SHELL { "shell" } else { "command" };
     const FREE_FORM: Option<&'static str> = Some("cmd");
+    const CAPS: Caps = Caps {
+        command_line: true,
+        ..Caps::NONE
+    };
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         command_line(a, SHELL).map(|_| ())

@@ -53,6 +53,10 @@ pub struct Caps {
     /// `flush_handlers` as its free-form action is a node of the graph, run by the runner
     /// (`meta`), not a call of the module.
     pub flushes_handlers: bool,
+    /// Its free-form string is a command line (`command`, `shell`): written as one string,
+    /// only the command options (`creates=`, `chdir=`…) are taken out of it, as Ansible does;
+    /// every other `k=v` word belongs to the command.
+    pub command_line: bool,
 }
 
 impl Caps {
@@ -62,6 +66,7 @@ impl Caps {
         reads_local: None,
         secret_data: &[],
         flushes_handlers: false,
+        command_line: false,
     };
 }
 

@@ -4,6 +4,7 @@
 //! matched to `notify`, and every module name and parameter is checked, so that bad input is
 //! reported with its file, line and column before any host is contacted.
 
+pub mod kv;
 mod task;
 
 pub use task::{BlockFrame, Cond, Need, Section, Task, TaskAction};

@@ -716,8 +716,8 @@ fn contains_template(v: &Json) -> bool {
     }
 }
 
-/// `src=a dest="b c" mode=0644`, or a free-form command line with trailing `k=v` options that
-/// name real parameters (`creates=/x`).
+/// `src=a dest="b c" mode=0644`, or a free-form command line with trailing options
+/// (`creates=/x`), split as Ansible splits them ([`super::kv`]).
 fn parse_kv(
     def: &ModuleDef,
     text: &str,
@@ -725,42 +725,32 @@ fn parse_kv(
     args: &mut Map<String, Json>,
     spans: &mut Vec<(String, Span)>,
 ) -> Result<(), Diag> {
-    let params = (def.params)();
-    if let Some(free) = def.free_form {
-        let mut rest = vec![];
-        for word in text.split(' ') {
-            match word.split_once('=') {
-                Some((k, v)) if params.contains(&k) && k != free && !k.is_empty() => {
-                    args.insert(
-                        k.to_string(),
-                        Json::String(v.trim_matches(['"', '\'']).to_string()),
-                    );
-                }
-                _ => rest.push(word),
-            }
-        }
-        let rest = rest.join(" ").trim().to_string();
-        if !rest.is_empty() {
-            args.insert(free.to_string(), Json::String(rest));
-        }
+    let parsed = super::kv::parse(text, def.caps.command_line)
+        .map_err(|e| Diag::at(span, format!("cannot parse arguments: {e}")))?;
+    for (k, v) in parsed.options {
+        spans.push((k.clone(), span.clone()));
+        args.insert(k, Json::String(v));
+    }
+    let Some(raw) = parsed.raw else {
         return Ok(());
+    };
+    match def.free_form {
+        Some(free) => {
+            let raw = raw.trim();
+            if !raw.is_empty() {
+                args.insert(free.to_string(), Json::String(raw.to_string()));
+            }
+            Ok(())
+        }
+        None => Err(Diag::at(
+            span,
+            format!(
+                "expected key=value arguments for module '{}', found '{}'",
+                def.name,
+                raw.trim()
+            ),
+        )),
     }
-    let words = shell_words::split(text)
-        .map_err(|e| Diag::at(span, format!("cannot parse arguments '{text}': {e}")))?;
-    for w in words {
-        let Some((k, v)) = w.split_once('=') else {
-            return Err(Diag::at(
-                span,
-                format!(
-                    "expected key=value arguments for module '{}', found '{w}'",
-                    def.name
-                ),
-            ));
-        };
-        spans.push((k.to_string(), span.clone()));
-        args.insert(k.to_string(), Json::String(v.to_string()));
-    }
-    Ok(())
 }
 
 trait HintIfNone {
