@@ -120,7 +120,7 @@ impl Drop for TempPlaybook {
     }
 }
 
-/// The password: from `$VAR`, else asked (without echo on a terminal) when `ask`.
+/// The password: from `$VAR`, else asked (without echo) when `ask`.
 fn password(a: &BootstrapArgs) -> Option<String> {
     if let Ok(v) = std::env::var(&a.password_env) {
         return Some(v);
@@ -128,24 +128,7 @@ fn password(a: &BootstrapArgs) -> Option<String> {
     if !a.ask_pass {
         return None;
     }
-    use std::io::IsTerminal;
-    let tty = std::io::stdin().is_terminal();
-    let stty = |arg: &str| {
-        if tty {
-            let _ = std::process::Command::new("stty")
-                .arg(arg)
-                .stdin(std::process::Stdio::inherit())
-                .status();
-        }
-    };
-    eprint!("password of {}: ", a.user);
-    stty("-echo");
-    let mut line = String::new();
-    let read = std::io::stdin().read_line(&mut line);
-    stty("echo");
-    eprintln!();
-    read.ok()?;
-    Some(line.trim_end_matches(['\n', '\r']).to_string())
+    crate::prompt::read_secret(&format!("password of {}", a.user))
 }
 
 /// `FILE.pub` of a private key.

@@ -138,14 +138,33 @@ enum LabCmd {
     /// Which lab hosts are running.
     Status,
     /// Open a shell (or run CMD) on host hK.
-    Ssh { k: usize, cmd: Vec<String> },
+    Ssh {
+        k: usize,
+        /// Passed to the host as ssh passes the words after the host, flags included.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
     /// Power every lab host off and remove the lab's network.
     Down,
 }
 
+/// `--help` and `--version` exit 0; a usage error (unknown flag, missing `-i`) is bad input,
+/// exit 1, never clap's 2: 2 means drift to every scheduler and monitor reading prov's exit code.
+fn usage_error(e: clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() {
+        exit::BAD_INPUT
+    } else {
+        exit::OK
+    }
+}
+
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
     match cli.cmd {
         Cmd::Apply(a) => apply(ApplyArgs {
@@ -252,10 +271,7 @@ fn secret_from(ask: bool, env: &str, prompt: &str) -> Option<String> {
     if !ask {
         return None;
     }
-    eprint!("{prompt}: ");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).ok()?;
-    Some(line.trim_end_matches(['\n', '\r']).to_string())
+    crate::prompt::read_secret(prompt)
 }
 
 fn apply(a: ApplyArgs) -> i32 {

@@ -18,6 +18,7 @@ pub mod modules;
 pub mod output;
 pub mod plan;
 pub mod playbook;
+pub mod prompt;
 pub mod run;
 pub mod search_path;
 pub mod shell;

@@ -427,3 +427,114 @@ fn a_write_cut_off_by_a_killed_prov_leaves_the_old_file() {
         "old content\n"
     );
 }
+
+/// Runs `prov ARGS` on a new pseudo-terminal (its controlling terminal), as a user at a
+/// terminal would; returns the child, the master side and the slave side (kept open to read
+/// the terminal's settings).
+fn on_a_terminal(args: &[&str]) -> (std::process::Child, std::fs::File, std::fs::File) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors; no name, settings or size are passed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let slave_fd = slave.as_raw_fd();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prov"));
+    cmd.args(args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(slave_fd, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    (cmd.spawn().unwrap(), master, slave)
+}
+
+/// Reads the terminal's output until `want` appears (or the child closes it).
+fn read_until(master: &mut std::fs::File, want: &str) -> String {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(want) {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+fn echo_is_on(tty: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed termios is a valid out-parameter; the descriptor is open.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::tcgetattr(tty.as_raw_fd(), &mut t) }, 0);
+    t.c_lflag & libc::ECHO != 0
+}
+
+/// `-K` asks for the become password without echoing it, and a Ctrl-C at the prompt leaves
+/// the terminal echoing again.
+#[test]
+fn password_prompts_do_not_echo_and_ctrl_c_restores_the_terminal() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n",
+    )
+    .unwrap();
+    let args = [
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+        "-K",
+    ];
+
+    let (mut child, mut master, slave) = on_a_terminal(&args);
+    let before = read_until(&mut master, "BECOME password: ");
+    assert!(before.contains("BECOME password: "), "{before}");
+    assert!(
+        !echo_is_on(&slave),
+        "echo is on while the password is typed"
+    );
+    master.write_all(b"s3cret-typed\n").unwrap();
+    let after = read_until(&mut master, "PLAY RECAP");
+    assert!(child.wait().unwrap().success(), "{after}");
+    assert!(
+        !after.contains("s3cret-typed"),
+        "the password was echoed:\n{after}"
+    );
+    assert!(echo_is_on(&slave), "echo stays off after the prompt");
+
+    let (mut child, mut master, slave) = on_a_terminal(&args);
+    read_until(&mut master, "BECOME password: ");
+    master.write_all(b"\x03").unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert!(echo_is_on(&slave), "Ctrl-C at the prompt left echo off");
+}

@@ -260,3 +260,19 @@ fn a_100_mb_copy_arrives_intact() {
     assert_eq!(again.changed(), 0);
     lab_ssh(3, "rm -f /var/tmp/big.bin");
 }
+
+/// `prov lab ssh K WORDS…` passes the words to the host as ssh does, flags included.
+#[test]
+fn lab_ssh_passes_the_command_words_on() {
+    if !lab_up("lab_ssh_passes_the_command_words_on") {
+        return;
+    }
+    assert_eq!(
+        prov(&["lab", "ssh", "1", "test", "-f", "/etc/hostname"]).code,
+        0
+    );
+    assert_eq!(
+        prov(&["lab", "ssh", "1", "test", "-f", "/no/such/file"]).code,
+        1
+    );
+}

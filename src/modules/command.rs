@@ -53,6 +53,19 @@ impl<const SHELL: bool> Module for CommandLike<SHELL> {
     }
 }
 
+/// What a failed command says, with its output: the reason it failed is usually in it
+/// (Ansible shows `stdout` and `stderr` of a failed command too).
+fn failure_message(rc: i32, stdout: &str, stderr: &str) -> String {
+    let mut msg = format!("non-zero return code {rc}");
+    for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
+        let text = text.trim_end();
+        if !text.is_empty() {
+            msg.push_str(&format!("\n{name}: {text}"));
+        }
+    }
+    msg
+}
+
 /// The line to run: `argv` and `command` strings are quoted word by word.
 fn command_line(args: &Args, shell: bool) -> Result<String, ArgError> {
     let words = match (&args.argv, &args.cmd) {
@@ -97,11 +110,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
     let mut o = if out.ok() {
         Outcome::changed("")
     } else {
-        Outcome::failed(format!(
-            "non-zero return code {}: {}",
-            out.rc,
-            stderr.trim()
-        ))
+        Outcome::failed(failure_message(out.rc, &stdout, &stderr))
     };
     o.changed = true;
     Ok(o.with("rc", out.rc)
@@ -269,7 +278,7 @@ mod tests {
         assert!(o.failed && o.changed, "{o:?}");
         assert_eq!(
             o.msg,
-            "non-zero return code 2: ls: cannot access '/nope': No such file or directory"
+            "non-zero return code 2\nstderr: ls: cannot access '/nope': No such file or directory"
         );
         assert_eq!(o.data["rc"], json!(2));
         assert_eq!(

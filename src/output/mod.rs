@@ -251,12 +251,18 @@ impl Renderer {
                 if let Some(d) = &r.diff {
                     t["diff"] = json!(d);
                 }
-                if !r.msg.is_empty()
-                    && matches!(
+                if r.ignored {
+                    t["ignored"] = json!(true);
+                }
+                if r.rescued {
+                    t["rescued"] = json!(true);
+                }
+                let telling = r.ignored
+                    || matches!(
                         r.status,
                         Status::Failed | Status::Unreachable | Status::Changed
-                    )
-                {
+                    );
+                if !r.msg.is_empty() && telling {
                     t["msg"] = json!(r.msg);
                 }
                 t

@@ -114,7 +114,10 @@ async fn run_reported(
         let shared = sh.run_once.lock().expect("lock").get(&(play, ti)).cloned();
         shared.unwrap_or_else(|| NodeResult::skipped("run_once: the first host did not run it"))
     } else {
-        let res = run_task(sh, hr, play, task).await;
+        let mut res = run_task(sh, hr, play, task).await;
+        if task.ignore_errors {
+            res = res.ignoring_failure();
+        }
         if task.run_once {
             sh.run_once
                 .lock()
@@ -338,13 +341,12 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
         facts.extend(r.facts.clone());
     }
     let changed = results.iter().any(|(r, _)| r.changed);
-    let ignored = status != Status::Failed && results.iter().any(|(r, _)| r.ignored);
     NodeResult {
         status,
         changed,
         msg,
         diff: (!diffs.is_empty()).then(|| diffs.join("")),
-        ignored,
+        ignored: false,
         registered: json!({"changed": changed, "failed": status == Status::Failed, "skipped": status == Status::Skipped, "msg": "All items completed", "results": results.iter().map(|(r, _)| r.registered.clone()).collect::<Vec<_>>()}),
         facts,
         secrets: results
@@ -422,7 +424,7 @@ async fn run_item(
             Ok(true) => return with_attempts(result, attempt, None),
             Ok(false) if attempt > task.retries => {
                 let why = format!("'until' still false after {attempt} attempts");
-                return with_attempts(result, attempt, Some((why, task.ignore_errors)));
+                return with_attempts(result, attempt, Some(why));
             }
             Ok(false) => {}
             Err(e) => return NodeResult::failed(e),
@@ -432,17 +434,16 @@ async fn run_item(
     }
 }
 
-/// Records the attempts of an `until` loop; `gave_up` (reason, ignore_errors) fails it.
-fn with_attempts(mut r: NodeResult, attempts: u32, gave_up: Option<(String, bool)>) -> NodeResult {
+/// Records the attempts of an `until` loop; `gave_up` (the reason) fails it.
+fn with_attempts(mut r: NodeResult, attempts: u32, gave_up: Option<String>) -> NodeResult {
     if let Json::Object(m) = &mut r.registered {
         m.insert("attempts".into(), json!(attempts));
         if gave_up.is_some() {
             m.insert("failed".into(), json!(true));
         }
     }
-    if let Some((why, ignore)) = gave_up {
-        r.status = if ignore { Status::Ok } else { Status::Failed };
-        r.ignored = ignore;
+    if let Some(why) = gave_up {
+        r.status = Status::Failed;
         r.changed = false;
         r.msg = if r.msg.is_empty() {
             why
@@ -518,11 +519,10 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         Some(Json::Object(f)) if task.caps().sets_facts => f.clone(),
         _ => Map::new(),
     };
-    let ignored = o.failed && task.ignore_errors;
-    let status = match (o.failed, ignored, o.skipped, o.changed) {
-        (true, false, _, _) => Status::Failed,
-        (_, _, true, _) => Status::Skipped,
-        (_, _, _, true) => Status::Changed,
+    let status = match (o.failed, o.skipped, o.changed) {
+        (true, _, _) => Status::Failed,
+        (_, true, _) => Status::Skipped,
+        (_, _, true) => Status::Changed,
         _ => Status::Ok,
     };
     let secrets = task
@@ -537,7 +537,7 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         changed: o.changed && !o.failed,
         msg: o.msg,
         diff: o.diff,
-        ignored,
+        ignored: false,
         registered: Json::Object(registered),
         facts,
         secrets,

@@ -62,6 +62,19 @@ impl NodeResult {
 
 impl NodeResult {
     /// The event for this result under the name `task`.
+    /// `ignore_errors`: any failure of the task (the module's, a template's, a bad
+    /// `environment`, an `until` that never held) is reported as ignored and counts as ok,
+    /// never as changed; the registered result still says `failed`. Unreachable is not a
+    /// failure (that is `ignore_unreachable`).
+    pub fn ignoring_failure(mut self) -> NodeResult {
+        if self.status == Status::Failed {
+            self.status = Status::Ok;
+            self.ignored = true;
+            self.changed = false;
+        }
+        self
+    }
+
     pub fn event(&self, host: &str, task: &str) -> TaskResult {
         let mut r = TaskResult::new(host, task, self.status);
         r.changed = self.changed;
