@@ -100,3 +100,27 @@ fn usage_errors_exit_1_and_help_exits_0() {
     assert_eq!(prov(&["apply", "--help"]).code, 0);
     assert_eq!(prov(&["--version"]).code, 0);
 }
+
+/// A key given twice in one mapping is warned about with its place, and the last value is
+/// used, as Ansible does; never silently.
+#[test]
+fn a_duplicate_key_is_warned_about_and_the_last_wins() {
+    let run = local(
+        "- hosts: all\n  gather_facts: false\n  vars:\n    port: 80\n    port: 8080\n  tasks:\n\
+         \x20   - debug: msg=port={{ port }}\n",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(run.stdout.contains("port=8080"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("pb.yml:5:5") && run.stderr.contains("'port' is given twice"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("given twice").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

@@ -183,6 +183,7 @@ impl Builder {
                 ));
             }
         };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         if text.starts_with("#!") {
             return self.diags.push(
                 Diag::at(
@@ -200,13 +201,13 @@ impl Builder {
         }
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         match ext {
-            "yml" | "yaml" | "json" => self.load_yaml_text(&text, &file, path),
-            "ini" => ini::parse(&text, &file_arc, path, self),
+            "yml" | "yaml" | "json" => self.load_yaml_text(text, &file, path),
+            "ini" => ini::parse(text, &file_arc, path, self),
             _ => {
-                if ini::looks_like_ini(&text) {
-                    ini::parse(&text, &file_arc, path, self)
+                if ini::looks_like_ini(text) {
+                    ini::parse(text, &file_arc, path, self)
                 } else {
-                    match crate::yaml::load_str(&text, &file) {
+                    match crate::yaml::load_str(text, &file) {
                         Ok(node) if node.as_map().is_some() => yaml::parse(&node, path, self),
                         _ => ini::parse(&text, &file_arc, path, self),
                     }

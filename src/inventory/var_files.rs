@@ -6,7 +6,6 @@ use crate::diag::{Diag, Diags, Span};
 use serde_json::Value as Json;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 impl Inventory {
     /// Loads `group_vars/` and `host_vars/` of `dir` for the groups and hosts of the inventory.
@@ -110,12 +109,6 @@ fn load_vars_file(path: &Path) -> Result<Vars, Diag> {
         )
     })?;
     let file = path.display().to_string();
-    if text.starts_with("$ANSIBLE_VAULT;") {
-        return Err(Diag::at(
-            &Span::new(&Arc::from(file.as_str()), 1, 1),
-            "vault-encrypted variables files are not supported",
-        ));
-    }
     let node = crate::yaml::load_str(&text, &file)?;
     match node.to_json() {
         Json::Object(m) => Ok(m),

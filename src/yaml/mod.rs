@@ -187,14 +187,23 @@ pub fn load_file(path: &Path) -> Result<Node, Diag> {
     load_str(&text, &path.display().to_string())
 }
 
-/// Parses one YAML document from text; `file` names it in spans.
+/// Parses one YAML document from text; `file` names it in spans. A leading UTF-8 byte-order
+/// mark is accepted (editors on Windows write one).
 pub fn load_str(text: &str, file: &str) -> Result<Node, Diag> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let joined = join_json_surrogates(text);
+    let text = joined.as_deref().unwrap_or(text);
     let file: Arc<str> = Arc::from(file);
+    if text.trim_start().starts_with(VAULT_HEADER) {
+        return Err(vault_refusal(&Span::new(&file, 1, 1), "this file is"));
+    }
     let mut builder = Builder {
         file: file.clone(),
         stack: vec![],
         docs: vec![],
         anchors: HashMap::new(),
+        nodes: 0,
+        error: None,
     };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| {
@@ -204,22 +213,67 @@ pub fn load_str(text: &str, file: &str) -> Result<Node, Diag> {
             format!("invalid YAML: {}", e.info()),
         )
     })?;
+    if let Some(e) = builder.error {
+        return Err(e);
+    }
     Ok(builder
         .docs
         .pop()
         .unwrap_or_else(|| Node::new(Kind::Null, Span::new(&file, 1, 1))))
 }
 
+/// JSON writes a character outside the Basic Multilingual Plane as two escapes
+/// (`"\\ud83d\\ude00"`), which YAML does not join. Ansible reads JSON as JSON first, so in a
+/// text that is JSON (every escape then sits in a string) each pair is rewritten as the one
+/// escape YAML knows (`\\U0001f600`). `None` when there is nothing to rewrite.
+fn join_json_surrogates(text: &str) -> Option<String> {
+    if !text.contains("\\u") || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return None;
+    }
+    let re = regex::Regex::new(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+        .expect("valid pattern");
+    let joined = re.replace_all(text, |c: &regex::Captures<'_>| {
+        let hi = u32::from_str_radix(&c[1], 16).unwrap_or(0);
+        let lo = u32::from_str_radix(&c[2], 16).unwrap_or(0);
+        format!("\\U{:08x}", 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+    });
+    Some(joined.into_owned())
+}
+
+/// How every Ansible Vault ciphertext starts.
+const VAULT_HEADER: &str = "$ANSIBLE_VAULT;";
+
+/// prov cannot decrypt Ansible Vault yet, and must never use a ciphertext as the value.
+fn vault_refusal(span: &Span, what: &str) -> Diag {
+    Diag::at(
+        span,
+        format!("{what} encrypted with Ansible Vault, which prov cannot decrypt yet"),
+    )
+    .hint("prov refuses it rather than use the ciphertext as the value; decrypt it with `ansible-vault decrypt` or leave this file out for now")
+}
+
+/// At most this many nodes per document, counting each use of an alias as a copy of what it
+/// names: a few hundred bytes of nested aliases (a "billion laughs") would otherwise expand to
+/// gigabytes. Real playbooks and inventories stay far below it.
+const MAX_NODES: usize = 1_000_000;
+
 enum Frame {
-    Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    /// A collection being built, its anchor, and the node count when it started.
+    Seq(Node, usize, usize),
+    /// The same, the key waiting for its value, and the keys that came from a `<<` merge.
+    Map(Node, usize, usize, Option<Node>, Vec<String>),
 }
 
 struct Builder {
     file: Arc<str>,
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes produced so far, aliases counted as copies.
+    nodes: usize,
+    /// The first refusal; the rest of the events are then ignored.
+    error: Option<Diag>,
 }
 
 impl Builder {
@@ -227,32 +281,38 @@ impl Builder {
         Span::new(&self.file, m.line(), m.col() + 1)
     }
 
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some(Frame::Seq(seq, _)) => {
+            Some(Frame::Seq(seq, ..)) => {
                 if let Kind::Seq(items) = &mut seq.kind {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(map, _, pending)) => match pending.take() {
+            Some(Frame::Map(map, _, _, pending, merged)) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => {
                     if let Kind::Map(pairs) = &mut map.kind {
-                        merge_or_push(pairs, key, node);
+                        merge_or_push(pairs, merged, key, node);
                     }
                 }
             },
         }
     }
+
+    fn refuse(&mut self, d: Diag) {
+        if self.error.is_none() {
+            self.error = Some(d);
+        }
+    }
 }
 
-/// Handles the `<<` merge key; other keys are appended (a later duplicate wins on lookup of
-/// the converted JSON, as in Ansible).
-fn merge_or_push(pairs: &mut Vec<(Node, Node)>, key: Node, value: Node) {
+/// Handles the `<<` merge key (its keys never override the mapping's own); a key given twice
+/// is warned about, as Ansible does, and the last value is kept.
+fn merge_or_push(pairs: &mut Vec<(Node, Node)>, merged: &mut Vec<String>, key: Node, value: Node) {
     if key.as_str() == Some("<<") {
         let sources: Vec<Node> = match value.kind {
             Kind::Seq(items) => items,
@@ -262,47 +322,100 @@ fn merge_or_push(pairs: &mut Vec<(Node, Node)>, key: Node, value: Node) {
             if let Kind::Map(src_pairs) = src.kind {
                 for (k, v) in src_pairs {
                     if !pairs.iter().any(|(pk, _)| pk.as_str() == k.as_str()) {
+                        merged.extend(k.scalar_text());
                         pairs.push((k, v));
                     }
                 }
             }
         }
-    } else {
-        pairs.push((key, value));
+        return;
     }
+    let text = key.scalar_text();
+    let Some(i) = pairs
+        .iter()
+        .position(|(k, _)| text.is_some() && k.scalar_text() == text)
+    else {
+        pairs.push((key, value));
+        return;
+    };
+    let name = text.unwrap_or_default();
+    if let Some(m) = merged.iter().position(|k| *k == name) {
+        merged.remove(m);
+    } else {
+        tracing::warn!(
+            "{}: the key '{name}' is given twice in one mapping (first at line {}); the last value is used",
+            key.span,
+            pairs[i].0.span.line
+        );
+    }
+    pairs[i] = (key, value);
+}
+
+fn is_vault(text: &str, tag: Option<&yaml_rust2::parser::Tag>) -> bool {
+    tag.is_some_and(|t| t.handle == "!" && t.suffix == "vault")
+        || text.trim_start().starts_with(VAULT_HEADER)
 }
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
         let span = self.span(mark);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                if is_vault(&text, tag.as_ref()) {
+                    return self.refuse(vault_refusal(&span, "this value is"));
+                }
                 let plain = style == TScalarStyle::Plain && tag.is_none();
                 let kind = if plain {
                     resolve_plain(text)
                 } else {
                     Kind::Str(text)
                 };
-                self.finish(Node::new(kind, span), anchor);
+                self.nodes += 1;
+                self.finish(Node::new(kind, span), anchor, 1);
             }
             Event::Alias(id) => {
-                let node = self
+                let (node, size) = self
                     .anchors
                     .get(&id)
                     .cloned()
-                    .unwrap_or(Node::new(Kind::Null, span));
-                self.finish(node, 0);
+                    .unwrap_or((Node::new(Kind::Null, span.clone()), 1));
+                self.nodes += size;
+                if self.nodes > MAX_NODES {
+                    return self.refuse(Diag::at(
+                        &span,
+                        format!("the aliases in this document expand to more than {MAX_NODES} values"),
+                    ).hint("nested aliases that repeat each other (a \"billion laughs\" document) are refused"));
+                }
+                self.finish(node, 0, size);
             }
-            Event::SequenceStart(anchor, _) => self
-                .stack
-                .push(Frame::Seq(Node::new(Kind::Seq(vec![]), span), anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.nodes += 1;
+                let start = self.nodes;
+                self.stack.push(Frame::Seq(
+                    Node::new(Kind::Seq(vec![]), span),
+                    anchor,
+                    start,
+                ))
+            }
             Event::MappingStart(anchor, _) => {
-                self.stack
-                    .push(Frame::Map(Node::new(Kind::Map(vec![]), span), anchor, None))
+                self.nodes += 1;
+                let start = self.nodes;
+                self.stack.push(Frame::Map(
+                    Node::new(Kind::Map(vec![]), span),
+                    anchor,
+                    start,
+                    None,
+                    vec![],
+                ))
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Seq(node, anchor)) | Some(Frame::Map(node, anchor, _)) => {
-                    self.finish(node, anchor)
+                Some(Frame::Seq(node, anchor, start))
+                | Some(Frame::Map(node, anchor, start, ..)) => {
+                    let size = self.nodes - start + 1;
+                    self.finish(node, anchor, size)
                 }
                 None => {}
             },
@@ -387,6 +500,70 @@ mod tests {
         let span = e.span.unwrap();
         assert_eq!(&*span.file, "bad.yml");
         assert!(span.line >= 1);
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_in_bounded_memory() {
+        // 9 levels of 10 aliases each: 10^9 values if expanded.
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..=9 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = load_str(&doc, "bomb.yml").unwrap_err();
+        assert!(e.msg.contains("aliases in this document expand"), "{e}");
+        assert!(e.span.unwrap().line <= 10);
+        // The same through merge keys.
+        let mut doc =
+            String::from("m0: &m0 {k0: v, k1: v, k2: v, k3: v, k4: v, k5: v, k6: v, k7: v}\n");
+        for i in 1..=12 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "m{i}: &m{i} {{a: *m{p}, b: *m{p}, c: *m{p}, d: *m{p}}}\n"
+            ));
+        }
+        assert!(load_str(&doc, "merge.yml").is_err());
+        // Ordinary reuse is fine.
+        let ok = load_str("a: &a [1, 2]\nb: *a\nc: *a\n", "t").unwrap();
+        assert_eq!(ok.get("c").unwrap().to_json(), serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn vault_ciphertext_is_refused_where_it_is() {
+        let inline = "a: 1\npassword: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6238\n";
+        let e = load_str(inline, "vars.yml").unwrap_err();
+        assert!(e.msg.contains("Ansible Vault"), "{e}");
+        assert_eq!(e.span.unwrap().line, 3, "the ciphertext's first line");
+        let untagged = "a: 1\nb: |\n  $ANSIBLE_VAULT;1.1;AES256\n  6238\n";
+        assert_eq!(load_str(untagged, "v").unwrap_err().span.unwrap().line, 3);
+        let file = "$ANSIBLE_VAULT;1.1;AES256\n62383964\n";
+        assert!(
+            load_str(file, "v")
+                .unwrap_err()
+                .msg
+                .contains("this file is")
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_and_duplicate_keys_keep_the_last() {
+        let n = load_str("\u{feff}a: 1\nb: 2\na: 3\n", "t").unwrap();
+        assert_eq!(n.get("a").unwrap().kind, Kind::Int(3));
+        assert_eq!(n.to_json(), serde_json::json!({"a": 3, "b": 2}));
+        // A merged key overridden by the mapping's own is not a duplicate.
+        let n = load_str("base: &b {x: 1, y: 1}\nother:\n  <<: *b\n  y: 2\n", "t").unwrap();
+        assert_eq!(
+            n.get("other").unwrap().to_json(),
+            serde_json::json!({"x": 1, "y": 2})
+        );
+    }
+
+    #[test]
+    fn json_surrogate_pairs_are_one_character() {
+        let n = load_str(r#"{"e": "\ud83d\ude00 \u00e9"}"#, "x.json").unwrap();
+        assert_eq!(n.get("e").unwrap().as_str(), Some("\u{1f600} é"));
     }
 
     #[test]
