@@ -209,7 +209,7 @@ impl Builder {
                 } else {
                     match crate::yaml::load_str(text, &file) {
                         Ok(node) if node.as_map().is_some() => yaml::parse(&node, path, self),
-                        _ => ini::parse(&text, &file_arc, path, self),
+                        _ => ini::parse(text, &file_arc, path, self),
                     }
                 }
             }
