@@ -155,6 +155,10 @@ fn strings(v: &Json) -> Vec<String> {
 
 /// A syntax error or an undefined variable in one template (or bare expression).
 fn problem(src: &str, names: &HashSet<String>, expression: bool) -> Option<String> {
+    crate::template::on_deep_stack(src, || problem_here(src, names, expression))
+}
+
+fn problem_here(src: &str, names: &HashSet<String>, expression: bool) -> Option<String> {
     let env = environment();
     let ctx = Value::from_object(StandIns {
         names: Arc::new(names.clone()),

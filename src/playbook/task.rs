@@ -225,7 +225,12 @@ pub(crate) fn conditions(node: &Node, loader: &mut Loader) -> Vec<Cond> {
                     .trim_end_matches("}}")
                     .trim()
                     .to_string();
-                if let Err(e) = crate::template::environment().compile_expression(&bare) {
+                let compiled = crate::template::on_deep_stack(&bare, || {
+                    crate::template::environment()
+                        .compile_expression(&bare)
+                        .map(|_| ())
+                });
+                if let Err(e) = compiled {
                     loader.push(Diag::at(
                         &n.span,
                         format!(
@@ -464,24 +469,16 @@ impl Loader<'_> {
         if let Some(c) = node.get("until") {
             task.until = conditions(c, self);
         }
-        for (key, slot) in [("retries", &mut task.retries)] {
-            if let Some(n) = node.get(key) {
-                match n.kind {
-                    Kind::Int(i) if i >= 0 => *slot = i as u32,
-                    _ => self.push(Diag::at(
-                        &n.span,
-                        format!("{key} must be a number, found {}", n.describe()),
-                    )),
-                }
+        if let Some(n) = node.get("retries") {
+            match count(n, "retries", "a number of attempts") {
+                Ok(i) => task.retries = u32::try_from(i).unwrap_or(u32::MAX),
+                Err(d) => self.push(d),
             }
         }
         if let Some(n) = node.get("delay") {
-            match n.kind {
-                Kind::Int(i) if i >= 0 => task.delay = i as u64,
-                _ => self.push(Diag::at(
-                    &n.span,
-                    format!("delay must be a number of seconds, found {}", n.describe()),
-                )),
+            match count(n, "delay", "a number of seconds") {
+                Ok(i) => task.delay = i,
+                Err(d) => self.push(d),
             }
         }
         task.id = node.get("id").and_then(Node::scalar_text);
@@ -643,6 +640,21 @@ impl Loader<'_> {
             ));
         }
         ok.then_some(args)
+    }
+}
+
+/// A whole number, zero or more (`retries`, `delay`).
+fn count(n: &Node, key: &str, what: &str) -> Result<u64, Diag> {
+    match n.kind {
+        Kind::Int(i) if i >= 0 => Ok(i as u64),
+        Kind::Int(i) => Err(Diag::at(
+            &n.span,
+            format!("{key} must be 0 or more ({what}), found {i}"),
+        )),
+        _ => Err(Diag::at(
+            &n.span,
+            format!("{key} must be {what}, found {}", n.describe()),
+        )),
     }
 }
 

@@ -39,6 +39,67 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
+/// The most bytes one template may write: a loop repeating a large value stops here
+/// instead of exhausting memory.
+pub const MAX_OUTPUT: usize = 256 << 20;
+
+/// Collects a template's output up to [`MAX_OUTPUT`] bytes, then refuses more.
+#[derive(Default)]
+struct CappedOutput {
+    buf: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > MAX_OUTPUT {
+            self.overflowed = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` (which compiles or evaluates the template `src`) where its recursion cannot
+/// overflow the stack. minijinja compiles a chain of filters (`x | f | f | …`) recursively, a
+/// few hundred bytes of stack per filter, so a long chain would overflow an ordinary thread's
+/// stack and abort the process. Small templates (nearly all) run right here; a large one runs
+/// on a helper thread whose stack grows with the template's length (reserved, not used, until
+/// the recursion needs it).
+pub fn on_deep_stack<T: Send>(src: &str, f: impl FnOnce() -> T + Send) -> T {
+    const SMALL: usize = 16 << 10;
+    if src.len() <= SMALL {
+        return f();
+    }
+    let stack = (64usize << 20)
+        .saturating_add(src.len().saturating_mul(4096))
+        .min(8 << 30);
+    // The helper continues this thread's render: same nesting, same variables in progress.
+    let depth = DEPTH.with(|d| d.get());
+    let resolving = RESOLVING.with(|r| r.borrow().clone());
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("template".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, move || {
+                DEPTH.with(|d| d.set(depth));
+                RESOLVING.with(|r| *r.borrow_mut() = resolving);
+                f()
+            })
+            .expect("a thread for a large template")
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Instructions one template evaluation may run.
+pub const MAX_FUEL: u64 = 20_000_000;
+
 /// The shared environment: Ansible's filters and tests, semi-strict undefined handling (an
 /// undefined value may be tested for truth, but printing or iterating it is an error).
 pub fn environment() -> &'static Environment<'static> {
@@ -54,6 +115,10 @@ pub fn environment() -> &'static Environment<'static> {
             .expect("static syntax config");
         env.set_syntax(syntax);
         env.set_recursion_limit(200);
+        // Bounded cost: a template may run this many instructions (a loop over 10,000 hosts
+        // with a dozen lines each needs a few million), so `range(100000)` nested twice fails
+        // with a clear error instead of running for hours.
+        env.set_fuel(Some(MAX_FUEL));
         filters::register(&mut env);
         env
     })
@@ -147,8 +212,15 @@ impl Object for Vars {
         if data {
             return Some(to_value(raw));
         }
+        if let Some(cycle) = resolving_cycle(name) {
+            VALUE_ERROR.with(|c| *c.borrow_mut() = Some((name.to_string(), cycle)));
+            return None;
+        }
         let templar = Templar { vars: self.clone() };
-        match templar.render_value(raw) {
+        RESOLVING.with(|r| r.borrow_mut().push(name.to_string()));
+        let rendered = templar.render_value(raw);
+        RESOLVING.with(|r| r.borrow_mut().pop());
+        match rendered {
             Ok(v) => Some(to_value(&v)),
             // minijinja cannot carry an error out of a lookup: the variable reads as undefined
             // at the place of use, and the real cause is kept for the message.
@@ -183,8 +255,39 @@ pub struct Templar {
 thread_local! {
     /// Why the last variable that failed to render failed (see `Vars::get_value`).
     static VALUE_ERROR: std::cell::RefCell<Option<(String, TemplateError)>> = const { std::cell::RefCell::new(None) };
-    /// Guards against variables defined in terms of themselves (`a: "{{ b }}"`, `b: "{{ a }}"`).
+    /// How deeply renders are nested (1 = the outermost), to start each with no stale cause.
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The variables whose values are being rendered, outermost first: a name already in it
+    /// is a loop (`a: "{{ b }}"`, `b: "{{ a }}"`), however long the chain.
+    static RESOLVING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Variables may refer to each other this deep (a chain, not a loop); deeper is refused
+/// rather than risk the stack.
+const MAX_VAR_DEPTH: usize = 1000;
+
+/// The error for resolving `name` now: a loop back to a variable being resolved, or a chain
+/// too deep.
+fn resolving_cycle(name: &str) -> Option<TemplateError> {
+    RESOLVING.with(|r| {
+        let r = r.borrow();
+        let msg = if let Some(start) = r.iter().position(|n| n == name) {
+            let mut chain: Vec<&str> = r[start..].iter().map(String::as_str).collect();
+            chain.push(name);
+            format!(
+                "variables refer to each other in a loop: {}",
+                chain.join(" -> ")
+            )
+        } else if r.len() >= MAX_VAR_DEPTH {
+            format!("variables refer to each other more than {MAX_VAR_DEPTH} levels deep")
+        } else {
+            return None;
+        };
+        Some(TemplateError {
+            msg,
+            undefined: vec![],
+        })
+    })
 }
 
 impl Templar {
@@ -239,17 +342,36 @@ impl Templar {
         if !is_template(s) {
             return Ok(s.to_string());
         }
-        self.guarded(|| {
+        self.guarded(|| on_deep_stack(s, || self.render_text(s)))
+    }
+
+    fn render_text(&self, s: &str) -> Result<String, TemplateError> {
+        {
             let env = environment();
             let tmpl = env.template_from_str(s).map_err(|e| self.error(e, s))?;
-            tmpl.render(self.ctx())
-                .map_err(|e| self.error_with(e, || tmpl.undeclared_variables(false)))
-        })
+            let mut out = CappedOutput::default();
+            let rendered = tmpl.render_captured_to(self.ctx(), &mut out);
+            if out.overflowed {
+                return Err(TemplateError {
+                    msg: format!("the template's output is larger than {MAX_OUTPUT} bytes"),
+                    undefined: vec![],
+                });
+            }
+            rendered.map_err(|e| self.error_with(e, || tmpl.undeclared_variables(false)))?;
+            String::from_utf8(out.buf).map_err(|e| TemplateError {
+                msg: e.to_string(),
+                undefined: vec![],
+            })
+        }
     }
 
     /// Evaluates a bare Jinja expression (`when:`, `that:`, `var:`).
     pub fn eval(&self, expr: &str) -> Result<Json, TemplateError> {
-        self.guarded(|| {
+        self.guarded(|| on_deep_stack(expr, || self.eval_expression(expr)))
+    }
+
+    fn eval_expression(&self, expr: &str) -> Result<Json, TemplateError> {
+        {
             let env = environment();
             let compiled = env
                 .compile_expression(expr)
@@ -271,7 +393,7 @@ impl Templar {
                 msg,
                 undefined: vec![],
             })
-        })
+        }
     }
 
     /// Evaluates a condition as Ansible does: an expression, with `{{ }}` tolerated around it.
@@ -289,14 +411,7 @@ impl Templar {
             // A cause left over from an earlier, successful render must not explain this one.
             VALUE_ERROR.with(|c| c.borrow_mut().take());
         }
-        let result = if depth > 40 {
-            Err(TemplateError {
-                msg: "variables refer to each other in a loop".into(),
-                undefined: vec![],
-            })
-        } else {
-            f()
-        };
+        let result = f();
         DEPTH.with(|d| d.set(d.get() - 1));
         result
     }

@@ -295,6 +295,12 @@ fn product(state: &State, value: &Value, args: Rest<ValueOrKwargs>) -> Result<Ve
         .chain(others)
         .map(|list| items_of(state, list))
         .collect::<Result<Vec<_>, _>>()?;
+    let count = std::iter::repeat_n(&lists, repeat)
+        .flatten()
+        .try_fold(1usize, |n, l| n.checked_mul(l.len()));
+    if count.is_none_or(|n| n > super::MAX_ITEMS) {
+        return Err(super::too_large("product".into()));
+    }
     let mut combos: Vec<Vec<Value>> = vec![Vec::new()];
     for list in std::iter::repeat_n(&lists, repeat).flatten() {
         combos = combos

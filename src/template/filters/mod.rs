@@ -31,6 +31,22 @@ mod values;
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
+/// The largest string a filter may build, as minijinja bounds `'x' * n`.
+pub const MAX_STRING: usize = 100_000_000;
+/// The most items a filter may build (`product` of long lists).
+pub const MAX_ITEMS: usize = 1_000_000;
+
+/// A filter whose result would exceed the bounds above: an error, not an allocation that
+/// aborts the process.
+fn too_large(what: String) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "{what} would build a value too large (over {MAX_STRING} bytes or {MAX_ITEMS} items)"
+        ),
+    )
+}
+
 /// Registers Ansible's filters, tests and the `lookup` function on a minijinja environment.
 ///
 /// Also installs minijinja-contrib's extras and its Python-compatibility

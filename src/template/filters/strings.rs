@@ -30,6 +30,30 @@ pub(super) fn register(env: &mut Environment<'_>) {
     env.add_filter("md5", md5_filter);
     env.add_filter("sha1", sha1_filter);
     env.add_filter("to_uuid", to_uuid);
+    env.add_filter("indent", indent);
+}
+
+/// Jinja's `indent`, refusing a result larger than [`super::MAX_STRING`] instead of trying to
+/// allocate it (`indent(10**10)` would abort the process).
+fn indent(
+    value: minijinja::value::StringInput<'_>,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<Value, Error> {
+    let w = match width {
+        Some(w) => w,
+        None => kwargs.peek::<Option<usize>>("width")?.unwrap_or(4),
+    };
+    let lines = value.as_str().matches('\n').count() + 1;
+    let size = w
+        .checked_mul(lines)
+        .and_then(|n| n.checked_add(value.as_str().len()));
+    if size.is_none_or(|n| n > super::MAX_STRING) {
+        return Err(super::too_large(format!("indent({w})")));
+    }
+    minijinja::filters::indent(value, width, first, blank, kwargs)
 }
 
 /// Hex encodes bytes in lowercase, as Python's `hexdigest()` does.

@@ -88,9 +88,34 @@ fn int_filter(
     // Python's int() ignores surrounding whitespace; minijinja's does not.
     let trimmed = value.as_str().map(|text| Value::from(text.trim()));
     let value = trimmed.as_ref().unwrap_or(value);
+    if let Some(text) = value.as_str() {
+        refuse_huge_integer(text, base)?;
+    }
     let no_kwargs = Kwargs::from_iter(std::iter::empty::<(&str, Value)>());
     let converted = minijinja::filters::int(state, value, None, Some(base), no_kwargs);
     Ok(converted.unwrap_or(default))
+}
+
+/// Python's `int()` reads any number of digits; prov's integers are 128 bits at most inside a
+/// template (64 in variables). A longer number is refused by name rather than turned into a
+/// wrong value or the default.
+fn refuse_huge_integer(text: &str, base: u32) -> Result<(), Error> {
+    let digits = text
+        .strip_prefix(['-', '+'])
+        .unwrap_or(text)
+        .replace('_', "");
+    let all_digits = !digits.is_empty() && digits.chars().all(|c| c.is_digit(base.clamp(2, 36)));
+    if all_digits && i128::from_str_radix(&digits, base.clamp(2, 36)).is_err() {
+        let shown: String = text.chars().take(20).collect();
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "int: '{shown}…' ({} digits) is larger than the integers prov can hold (128 bits)",
+                digits.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Ansible's `mandatory`: fails the render when the value is undefined.
