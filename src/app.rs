@@ -52,6 +52,8 @@ pub struct Loaded {
     pub inv: Inventory,
     pub plan: Plan,
     pub extra: Map<String, Json>,
+    /// What lookups will run on this machine when the run comes (found, not run, by the checks).
+    pub notes: Vec<String>,
 }
 
 /// A finished run: what was rendered, the counts, and how long it took.
@@ -127,12 +129,13 @@ pub fn load_with(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags
         skip: l.select.skip_tags.clone(),
     };
     let plan = Plan::build(&pb, &inv, l.select.limit.as_deref(), &tags)?;
-    let problems = crate::plan::check::check_templates(&pb, &inv, &extra);
-    problems.into_result(Loaded {
+    let checked = crate::plan::check::check_templates(&pb, &inv, &extra);
+    checked.diags.into_result(Loaded {
         pb,
         inv,
         plan,
         extra,
+        notes: checked.notes,
     })
 }
 
@@ -182,6 +185,7 @@ pub fn execute_with(mut renderer: Renderer, loaded: Loaded, mut opts: RunOptions
         inv,
         plan,
         extra,
+        ..
     } = loaded;
     opts.extra_vars = extra;
     let rt = runtime();

@@ -179,6 +179,9 @@ pub fn main() -> i32 {
                     loaded.pb.plays.len(),
                     loaded.plan.node_count()
                 ));
+                for n in &loaded.notes {
+                    out(&format!("note: {n} (not run by validate)\n"));
+                }
                 exit::OK
             }
             Err(d) => bad_input(&d),

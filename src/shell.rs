@@ -26,6 +26,15 @@ pub fn quote_path(p: &str) -> String {
     }
 }
 
+/// A name a POSIX shell accepts for an environment variable: letters, digits and `_`, not
+/// starting with a digit.
+pub fn is_env_name(k: &str) -> bool {
+    k.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -538,3 +538,42 @@ fn password_prompts_do_not_echo_and_ctrl_c_restores_the_terminal() {
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
     assert!(echo_is_on(&slave), "Ctrl-C at the prompt left echo off");
 }
+
+/// `prov validate` runs nothing on this machine: a `pipe` lookup is described, not run, even
+/// when validation then succeeds.
+#[test]
+fn validate_describes_command_lookups_instead_of_running_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{{{ lookup('pipe', 'touch {}') }}}}\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let run = prov(&["validate", pb.to_str().unwrap(), "-i", "h1,"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(!marker.exists(), "validate ran the lookup's command");
+    assert!(
+        run.stdout.contains(&format!(
+            "pb.yml:4:12: a lookup runs `touch {}`",
+            marker.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    // The run itself does run it.
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(marker.exists());
+}

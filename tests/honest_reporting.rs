@@ -27,7 +27,7 @@ fn an_ignored_failure_is_ignored_everywhere_never_changed() {
     let run = local(
         "- hosts: all\n  gather_facts: false\n  tasks:\n\
          \x20   - name: fails\n      command: sh -c 'exit 3'\n      register: first\n      ignore_errors: true\n\
-         \x20   - name: bad environment\n      command: 'true'\n      environment: {\"bad name\": x}\n      ignore_errors: true\n\
+         \x20   - name: bad environment\n      command: 'true'\n      environment: {\"GOOD\": \"{{ first.no_such }}\"}\n      ignore_errors: true\n\
          \x20   - name: a template that fails at run time\n      debug: msg={{ first.no_such_key }}\n      ignore_errors: true\n\
          \x20   - name: until never holds\n      command: 'false'\n      register: r\n      until: r.rc == 0\n      retries: 1\n      delay: 0\n      ignore_errors: true\n",
         &[],

@@ -7,6 +7,7 @@
 use crate::diag::{Diag, Diags, Span};
 use crate::inventory::Inventory;
 use crate::playbook::{Play, Playbook, Task, TaskAction};
+use crate::template::filters::without_side_effects;
 use crate::template::{environment, is_template};
 use minijinja::ErrorKind;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
@@ -14,9 +15,42 @@ use serde_json::{Map, Value as Json};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
+/// What the checks found: problems (the run is refused) and notes (what lookups will do on
+/// this machine when the run comes, which no check may do itself).
+#[derive(Default)]
+pub struct Checked {
+    pub diags: Diags,
+    pub notes: Vec<String>,
+}
+
+impl Checked {
+    fn push(&mut self, d: Diag) {
+        self.diags.push(d);
+    }
+
+    /// Checks one template (or bare expression) and records what it found at `span`;
+    /// `what` says where in the task or play it is written.
+    fn template(
+        &mut self,
+        src: &str,
+        names: &HashSet<String>,
+        expression: bool,
+        span: &Span,
+        what: impl Fn(String) -> String,
+    ) {
+        let (problem, notes) = problem(src, names, expression);
+        for n in notes {
+            self.notes.push(format!("{span}: {n}"));
+        }
+        if let Some(msg) = problem {
+            self.push(Diag::at(span, what(msg)));
+        }
+    }
+}
+
 /// Checks every template of every task; returns all problems found.
-pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>) -> Diags {
-    let mut diags = Diags::default();
+pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>) -> Checked {
+    let mut out = Checked::default();
     let mut global: HashSet<String> = super::magic::NAMES.iter().map(|s| s.to_string()).collect();
     global.extend(extra.keys().cloned());
     for h in inv.host_names() {
@@ -37,12 +71,12 @@ pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>
         ] {
             names.extend(m.keys().cloned());
         }
-        check_vars_values(play, &names, &mut diags);
+        check_vars_values(play, &names, &mut out);
         for t in play.tasks.iter().chain(&play.handlers) {
-            check_task(t, &names, &mut diags);
+            check_task(t, &names, &mut out);
         }
     }
-    diags
+    out
 }
 
 /// Variables a task defines for later tasks: `register`, `set_fact` keys, loop variable.
@@ -61,38 +95,27 @@ fn defined_by(t: &Task) -> Vec<String> {
     v
 }
 
-fn check_vars_values(play: &Play, names: &HashSet<String>, diags: &mut Diags) {
+fn check_vars_values(play: &Play, names: &HashSet<String>, out: &mut Checked) {
     for (k, v) in play.vars.iter().chain(&play.vars_files) {
         for s in strings(v) {
-            if let Some(msg) = problem(&s, names, false) {
-                diags.push(Diag::at(
-                    &play.span,
-                    format!("{msg} in play variable '{k}'"),
-                ));
-            }
+            out.template(&s, names, false, &play.span, |msg| {
+                format!("{msg} in play variable '{k}'")
+            });
         }
     }
 }
 
-fn check_task(t: &Task, names: &HashSet<String>, diags: &mut Diags) {
+fn check_task(t: &Task, names: &HashSet<String>, out: &mut Checked) {
     let mut names = names.clone();
     names.extend(t.vars.keys().cloned());
-    let mut report = |span: &Span, msg: String| {
-        diags.push(Diag::at(
-            span,
-            format!("{msg} in task '{}'", t.display_name()),
-        ));
-    };
+    let in_task = |msg: String| format!("{msg} in task '{}'", t.display_name());
     for c in t.when.iter().chain(&t.changed_when).chain(&t.failed_when) {
-        if let Some(msg) = problem(&c.expr, &names, true) {
-            report(&c.span, msg);
-        }
+        out.template(&c.expr, &names, true, &c.span, in_task);
     }
     if let Some(l) = &t.loop_items {
+        let span = t.loop_span.as_ref().unwrap_or(&t.span);
         for s in strings(l) {
-            if let Some(msg) = problem(&s, &names, false) {
-                report(t.loop_span.as_ref().unwrap_or(&t.span), msg);
-            }
+            out.template(&s, &names, false, span, in_task);
         }
     }
     if let TaskAction::Module {
@@ -103,19 +126,19 @@ fn check_task(t: &Task, names: &HashSet<String>, diags: &mut Diags) {
         for (k, v) in m {
             let expr = def.raw.contains(&k.as_str());
             for s in strings(v) {
-                if let Some(msg) = problem(&s, &names, expr) {
-                    report(&t.span, format!("{msg} (parameter '{k}')"));
-                }
+                out.template(&s, &names, expr, &t.span, |msg| {
+                    in_task(format!("{msg} (parameter '{k}')"))
+                });
             }
         }
     }
     if let Some(msg) = missing_source(t) {
-        report(&t.span, msg);
+        out.push(Diag::at(&t.span, in_task(msg)));
     }
-    if let Some(n) = &t.name_opt
-        && let Some(msg) = problem(n, &names, false)
-    {
-        report(&t.span, format!("{msg} (task name)"));
+    if let Some(n) = &t.name_opt {
+        out.template(n, &names, false, &t.span, |msg| {
+            in_task(format!("{msg} (task name)"))
+        });
     }
 }
 
@@ -153,9 +176,22 @@ fn strings(v: &Json) -> Vec<String> {
     }
 }
 
-/// A syntax error or an undefined variable in one template (or bare expression).
-fn problem(src: &str, names: &HashSet<String>, expression: bool) -> Option<String> {
-    crate::template::on_deep_stack(src, || problem_here(src, names, expression))
+/// A syntax error, an unknown filter, test or lookup, or an undefined variable in one
+/// template (or bare expression); and what its lookups would do on this machine (they are
+/// described, not run).
+fn problem(src: &str, names: &HashSet<String>, expression: bool) -> (Option<String>, Vec<String>) {
+    if !expression && !is_template(src) {
+        return (None, vec![]);
+    }
+    crate::template::on_deep_stack(src, || {
+        without_side_effects(|| {
+            let unknown = crate::template::names::unknown(src, expression);
+            match unknown.first() {
+                Some(u) => Some(u.to_string()),
+                None => problem_here(src, names, expression),
+            }
+        })
+    })
 }
 
 fn problem_here(src: &str, names: &HashSet<String>, expression: bool) -> Option<String> {

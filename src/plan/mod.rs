@@ -263,6 +263,16 @@ impl Plan {
                     .map(move |(t, _)| (p, t))
             })
             .collect();
+        if targets.contains(&(pi, ti)) {
+            diags.push(Diag::at(
+                &need.span,
+                format!(
+                    "a task cannot need itself: '{}' is this task's own id",
+                    need.task_id
+                ),
+            ));
+            return;
+        }
         if targets.is_empty() {
             let ids: Vec<&str> = pb
                 .plays

@@ -324,6 +324,15 @@ impl Loader<'_> {
             }
         }
         if let Some(e) = node.get("environment") {
+            for (k, _) in e.as_map().unwrap_or_default() {
+                let name = k.scalar_text().unwrap_or_default();
+                if !crate::template::is_template(&name) && !crate::shell::is_env_name(&name) {
+                    self.push(Diag::at(
+                        &k.span,
+                        format!("invalid environment variable name '{name}': letters, digits and _ only, not starting with a digit"),
+                    ));
+                }
+            }
             match e.to_json() {
                 Json::Object(m) if e.as_map().is_some() => inner.environment.extend(m),
                 _ => self.push(Diag::at(
@@ -374,6 +383,11 @@ impl Loader<'_> {
             let name = k.as_str().unwrap_or_default();
             if UNSUPPORTED_TASK_KEYS.contains(&name) {
                 self.push(unsupported(k, name));
+            } else if LOOP_KEYS.contains(&name) || name.starts_with("with_") {
+                self.push(
+                    Diag::at(&k.span, format!("'{name}' on {kind} is not supported yet"))
+                        .hint(format!("prov expands {kind} once, when the playbook is loaded, so a loop over it would be silently dropped; loop over the tasks inside the file instead")),
+                );
             } else if name != key.as_str().unwrap_or_default() && !TASK_KEYS.contains(&name) {
                 self.push(
                     Diag::at(&k.span, format!("unknown keyword '{name}' on {kind}"))
@@ -657,6 +671,10 @@ fn count(n: &Node, key: &str, what: &str) -> Result<u64, Diag> {
         )),
     }
 }
+
+/// Keywords that repeat a task; an include is expanded once at load time, so they cannot
+/// apply to one.
+const LOOP_KEYS: &[&str] = &["loop", "loop_control", "until"];
 
 fn unsupported(key_node: &Node, key: &str) -> Diag {
     Diag::at(

@@ -464,12 +464,7 @@ fn task_environment(task: &Task, templar: &Templar) -> Result<Vec<(String, Strin
     };
     m.into_iter()
         .map(|(k, v)| {
-            let valid = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+            if !crate::shell::is_env_name(&k) {
                 return Err(format!("invalid environment variable name '{k}'"));
             }
             let v = match v {

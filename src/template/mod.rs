@@ -6,6 +6,7 @@
 //! (a list stays a list), which is what Ansible users expect from `loop: "{{ items }}"`.
 
 pub mod filters;
+pub mod names;
 
 use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};

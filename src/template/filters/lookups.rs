@@ -69,6 +69,9 @@ fn run_lookup(
         "lines" => lookup_lines(state, terms),
         "items" | "list" => Ok(term_values(terms)),
         "first_found" => lookup_first_found(state, terms, kwargs),
+        other if other.starts_with("ansible.builtin.") && is_lookup_plugin(other) => {
+            run_lookup(state, &other["ansible.builtin.".len()..], terms, kwargs)
+        }
         other => Err(invalid(format!("lookup plugin '{other}' not found"))),
     }
 }
@@ -173,9 +176,52 @@ fn lookup_vars(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Va
         .collect()
 }
 
+/// The lookup plugins prov has.
+const PLUGINS: &[&str] = &[
+    "env",
+    "file",
+    "vars",
+    "pipe",
+    "lines",
+    "items",
+    "list",
+    "first_found",
+];
+
+pub fn is_lookup_plugin(name: &str) -> bool {
+    PLUGINS.contains(&name.strip_prefix("ansible.builtin.").unwrap_or(name))
+}
+
+thread_local! {
+    /// While set (see [`without_side_effects`]), commands are not run, only described here.
+    static NOT_RUN: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a check of templates before the run) with every lookup that would run a command
+/// on this machine (`pipe`, `lines`) described instead of run: they give an empty result.
+/// Returns what `f` returned and the descriptions.
+pub fn without_side_effects<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = NOT_RUN.with(|n| n.borrow_mut().replace(vec![]));
+    let result = f();
+    let notes = NOT_RUN.with(|n| std::mem::replace(&mut *n.borrow_mut(), outer));
+    (result, notes.unwrap_or_default())
+}
+
 /// Runs a shell command for the `pipe` and `lines` lookups, in the playbook
 /// directory when known, and returns its standard output.
 fn run_command(state: &State, command: &str) -> Result<String, Error> {
+    let described = NOT_RUN.with(|n| match n.borrow_mut().as_mut() {
+        Some(notes) => {
+            notes.push(format!(
+                "a lookup runs `{command}` on this machine when the task runs"
+            ));
+            true
+        }
+        None => false,
+    });
+    if described {
+        return Ok(String::new());
+    }
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c").arg(command);
     if let Some(dir) = search_dirs(state).pop() {

@@ -22,6 +22,7 @@
 mod collections;
 mod jinja_tests;
 mod lookups;
+pub use lookups::{is_lookup_plugin, without_side_effects};
 mod pyjson;
 mod pyyaml;
 mod regex;
