@@ -184,6 +184,44 @@ fn become_with_sudo_nopasswd_and_with_a_password() {
     let (_, owner) = lab_ssh(1, "stat -c %U:%a /root/become-deploy");
     assert_eq!(owner, "root:600\n");
 
+    // A password given for a NOPASSWD user: sudo does not read it, and the command's stdin is
+    // still exactly its data, never the password line.
+    let stdin_pb = tmp.path().join("stdin.yml");
+    std::fs::write(&stdin_pb, "- hosts: lab\n  gather_facts: false\n  become: true\n  tasks:\n    - command: cat\n      args: {stdin: data-only}\n      register: r\n    - assert: {that: [\"r.stdout == 'data-only'\"]}\n    - copy: {dest: /root/become-nopasswd, content: \"x\\n\"}\n").unwrap();
+    let inv_np = tmp.path().join("nopasswd-with-password.ini");
+    std::fs::write(
+        &inv_np,
+        hostline("deploy", "ansible_become_password=unused-Pa55"),
+    )
+    .unwrap();
+    let run = prov(&[
+        "apply",
+        stdin_pb.to_str().unwrap(),
+        "-i",
+        inv_np.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        !run.all_output().contains("unused-Pa55"),
+        "{}",
+        run.all_output()
+    );
+    assert_eq!(lab_ssh(1, "cat /root/become-nopasswd").1, "x\n");
+    // The same with a password sudo does need.
+    let inv_pw = tmp.path().join("stdin-passwd.ini");
+    std::fs::write(
+        &inv_pw,
+        hostline("deploy2", "ansible_become_password=s3cret-Pa55"),
+    )
+    .unwrap();
+    let run = prov(&[
+        "apply",
+        stdin_pb.to_str().unwrap(),
+        "-i",
+        inv_pw.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+
     let inv2 = tmp.path().join("passwd.ini");
     std::fs::write(
         &inv2,

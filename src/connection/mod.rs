@@ -67,22 +67,27 @@ pub struct Become {
 }
 
 impl Become {
-    /// Wraps `cmd` in sudo. With a password, sudo reads it from the first line of stdin
-    /// (`-S`), so it never appears on a command line; `-k` makes sure a cached credential does
-    /// not stop sudo from asking. (A NOPASSWD rule still does: sudo then leaves the password
-    /// line to the command. File writes refuse such input, their checksum fails; a command
-    /// with `stdin:` would read it. Known limitation, to be fixed with the trust issues.)
+    /// Wraps `cmd` in sudo. With a password, the password is the first line of stdin, so it
+    /// never appears on a command line. A shell reads that line first; when sudo needs no
+    /// password (a NOPASSWD rule) the command runs with the rest of stdin, otherwise sudo gets
+    /// the password line back in front of the rest (`-S`; `-k` so that a cached credential
+    /// cannot leave the line to the command). Either way the command's stdin is exactly the
+    /// data, never the password.
     pub fn wrap(&self, cmd: &str) -> String {
         if !self.enabled {
             return cmd.to_string();
         }
-        let user = self.user.as_deref().unwrap_or("root");
-        let auth = if self.password.is_some() {
-            "-k -S -p ''"
-        } else {
-            "-n"
-        };
-        format!("sudo {auth} -H -u {} -- sh -c {}", quote(user), quote(cmd))
+        let user = quote(self.user.as_deref().unwrap_or("root"));
+        let cmd = quote(cmd);
+        if self.password.is_none() {
+            return format!("sudo -n -H -u {user} -- sh -c {cmd}");
+        }
+        let script = format!(
+            "IFS= read -r p || exit 1\n\
+             if sudo -n -u {user} -- true 2>/dev/null; then unset p; exec sudo -n -H -u {user} -- sh -c {cmd}; fi\n\
+             {{ printf '%s\\n' \"$p\"; unset p; exec cat; }} | sudo -k -S -p '' -H -u {user} -- sh -c {cmd}\n"
+        );
+        format!("sh -c {}", quote(&script))
     }
 
     /// The stdin to send with a wrapped command: the password line first, then the data.
