@@ -577,3 +577,73 @@ fn validate_describes_command_lookups_instead_of_running_them() {
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(marker.exists());
 }
+
+/// `prov apply` and `prov scheduled-run` on the same host at once: the second waits for the
+/// first (saying so), so their writes never interleave.
+#[test]
+fn two_runs_on_one_host_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n\
+             \x20   - shell: echo \"{{{{ who }}}} start\" >> {log}\n\
+             \x20   - command: sleep 2\n\
+             \x20   - shell: echo \"{{{{ who }}}} end\" >> {log}\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let pb = pb.to_str().unwrap();
+    let reports = dir.path().join("reports");
+    let lock = dir.path().join("schedule.lock");
+    let first = spawn(&[
+        "apply",
+        pb,
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+        "-e",
+        "who=apply",
+    ]);
+    std::thread::sleep(Duration::from_millis(700));
+    let second = spawn(&[
+        "scheduled-run",
+        pb,
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+        "-e",
+        "who=scheduled",
+        "--reports",
+        reports.to_str().unwrap(),
+        "--lock",
+        lock.to_str().unwrap(),
+    ]);
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    // Changes made: a scheduled run says so with exit 2.
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "apply start\napply end\nscheduled start\nscheduled end\n"
+    );
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another prov run is working on this host; waiting"),
+        "{said}"
+    );
+}

@@ -1,9 +1,9 @@
 //! The `local` connection: commands run on the control machine itself.
 
-use super::{ConnError, Connection, ExecResult};
+use super::{Background, ConnError, Connection, ExecResult, forward_lines};
 use async_trait::async_trait;
 use std::process::Stdio;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct LocalConnection;
 
@@ -36,5 +36,40 @@ impl Connection for LocalConnection {
             stdout: out.stdout,
             stderr: out.stderr,
         })
+    }
+
+    async fn background(&self, cmd: &str) -> Result<Option<Background>, ConnError> {
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| ConnError::Failed(format!("cannot start sh: {e}")))?;
+        let (handle, lines, mut input) = Background::channel();
+        let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(ConnError::Failed("sh without pipes".into()));
+        };
+        tokio::spawn(async move {
+            while let Some(data) = input.recv().await {
+                if stdin.write_all(&data).await.is_err() {
+                    break;
+                }
+            }
+            drop(stdin);
+            let _ = child.wait().await;
+        });
+        tokio::spawn(async move {
+            let (mut buf, mut chunk) = (vec![], [0u8; 4096]);
+            while let Ok(n) = stdout.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                forward_lines(&mut buf, &chunk[..n], &lines);
+            }
+        });
+        Ok(Some(handle))
     }
 }

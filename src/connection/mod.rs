@@ -56,6 +56,62 @@ pub trait Connection: Send + Sync {
 
     /// Closes the connection at the end of the run.
     async fn close(&self) {}
+
+    /// Starts `cmd` and leaves it running: its output arrives line by line, and it reads
+    /// what is [`Background::send`]; dropping the handle ends its stdin (a command that
+    /// waits for the end of its input then exits, and so does it when the connection is lost
+    /// or prov dies). `None` from a connection that cannot keep a command running (the
+    /// scripted fake of unit tests).
+    async fn background(&self, _cmd: &str) -> Result<Option<Background>, ConnError> {
+        Ok(None)
+    }
+}
+
+/// A command left running on a host by [`Connection::background`].
+pub struct Background {
+    /// Its standard output, one line at a time; closed when it exits.
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Data for its stdin; dropping the sender ends it.
+    input: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Background {
+    /// A handle and the two ends a connection drives: where output lines go and where
+    /// stdin data comes from (closed when the handle is dropped).
+    pub fn channel() -> (
+        Background,
+        tokio::sync::mpsc::UnboundedSender<String>,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Background {
+                lines: out_rx,
+                input: in_tx,
+            },
+            out_tx,
+            in_rx,
+        )
+    }
+
+    /// Writes `line` and a newline to the command's stdin.
+    pub fn send(&self, line: &str) {
+        let _ = self.input.send(format!("{line}\n").into_bytes());
+    }
+}
+
+/// Splits what arrived into complete lines (sent on), keeping an unfinished one in `buf`.
+pub(crate) fn forward_lines(
+    buf: &mut Vec<u8>,
+    data: &[u8],
+    out: &tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    buf.extend_from_slice(data);
+    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = buf.drain(..=i).collect();
+        let _ = out.send(String::from_utf8_lossy(&line[..i]).into_owned());
+    }
 }
 
 /// Privilege escalation settings for one task.

@@ -4,7 +4,7 @@
 use super::NodeEnd;
 use super::result::NodeResult;
 use super::state::{HostRun, Shared};
-use crate::connection::Become;
+use crate::connection::{Become, ConnError};
 use crate::events::{Status, TaskResult};
 use crate::modules::{ModError, ModuleCtx, Outcome};
 use crate::plan::magic;
@@ -71,8 +71,11 @@ fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
 /// Facts are gathered once per host per run, in one remote command.
 async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
     let started = sh.clock();
-    let conn = sh.connection(&hr.host).await;
-    let (status, msg) = match crate::facts::gather(conn.as_ref()).await {
+    let gathered = match sh.connection(&hr.host).await {
+        Ok(conn) => crate::facts::gather(conn.as_ref()).await,
+        Err(e) => Err(e),
+    };
+    let (status, msg) = match gathered {
         Ok(facts) => {
             sh.set_facts(&hr.host, facts);
             (Status::Ok, String::new())
@@ -394,7 +397,11 @@ async fn run_item(
         Ok(e) => e,
         Err(msg) => return NodeResult::failed(at_task(task, msg)),
     };
-    let conn = sh.connection(&target).await;
+    let conn = match sh.connection(&target).await {
+        Ok(c) => c,
+        Err(ConnError::Unreachable(m)) => return NodeResult::unreachable(m),
+        Err(ConnError::Failed(m)) => return NodeResult::failed(at_task(task, m)),
+    };
     let ctx = ModuleCtx {
         conn: conn.as_ref(),
         become_: become_for(sh, task, templar),

@@ -8,6 +8,7 @@
 //! module's entry point and turns the outcome into events and registered variables.
 
 mod exec;
+pub mod host_lock;
 mod result;
 mod state;
 
@@ -90,6 +91,7 @@ pub async fn run(
             eprintln!("internal error in a host task: {e}");
         }
     }
+    shared.release_host_locks();
     shared.close_connections().await;
     let _ = tx.send(Event::RunEnd {
         duration_ms: started.elapsed().as_millis() as u64,

@@ -2,8 +2,8 @@
 //! and the per-host state of the walk (blocks, notified handlers, failure).
 
 use super::{NodeEnd, RunOptions};
-use crate::connection::Connection;
 use crate::connection::local::LocalConnection;
+use crate::connection::{ConnError, Connection};
 use crate::events::Event;
 use crate::inventory::Inventory;
 use crate::plan::Plan;
@@ -96,6 +96,7 @@ pub struct Shared {
     inv_vars: HashMap<String, Layer>,
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
+    locks: super::host_lock::HostLocks,
     announced: Vec<AtomicBool>,
     /// Results of `run_once` tasks, shared with the other hosts of the play.
     pub run_once: Mutex<HashMap<(usize, usize), super::result::NodeResult>>,
@@ -146,6 +147,7 @@ impl Shared {
             inv_vars,
             hosts: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            locks: Default::default(),
             announced,
             run_once: Mutex::new(HashMap::new()),
             me,
@@ -207,8 +209,19 @@ impl Shared {
         st.gathered = true;
     }
 
-    /// The one connection of a host, opened on first use (lazily, also by `delegate_to`).
-    pub async fn connection(&self, host: &str) -> Arc<dyn Connection> {
+    /// The one connection of a host, opened on first use (lazily, also by `delegate_to`),
+    /// with the host's lock taken: no other prov run works on it meanwhile.
+    pub async fn connection(&self, host: &str) -> Result<Arc<dyn Connection>, ConnError> {
+        let conn = self.open_connection(host).await;
+        self.locks.take(host, conn.as_ref()).await?;
+        Ok(conn)
+    }
+
+    pub fn release_host_locks(&self) {
+        self.locks.release_all();
+    }
+
+    async fn open_connection(&self, host: &str) -> Arc<dyn Connection> {
         let cell = self
             .conns
             .lock()

@@ -16,7 +16,7 @@ pub use target::{
     HostKeyPolicy, SshOptions, SshTarget, default_identity_files, default_known_hosts,
 };
 
-use super::{ConnError, Connection, ExecResult};
+use super::{Background, ConnError, Connection, ExecResult, forward_lines};
 use crate::shell::quote;
 use async_trait::async_trait;
 use russh::client::{self, Handle};
@@ -235,6 +235,42 @@ impl Connection for SshConnection {
             (None, None) => -1,
         };
         Ok(res)
+    }
+
+    /// On a channel of its own, outside the [`MAX_CHANNELS`] that commands share (sshd's
+    /// default MaxSessions of 10 leaves room for it).
+    async fn background(&self, cmd: &str) -> Result<Option<Background>, ConnError> {
+        let sess = self.session().await?;
+        let channel = self.open_channel(&sess).await?;
+        channel
+            .exec(true, format!("sh -c {}", quote(cmd)))
+            .await
+            .map_err(|e| self.lost(e))?;
+        let (handle, lines, mut input) = Background::channel();
+        let (mut rd, wr) = channel.split();
+        tokio::spawn(async move {
+            let mut buf = vec![];
+            let mut writing = true;
+            loop {
+                tokio::select! {
+                    msg = rd.wait() => match msg {
+                        Some(ChannelMsg::Data { data }) => forward_lines(&mut buf, &data, &lines),
+                        Some(ChannelMsg::Close) | None => break,
+                        Some(_) => {}
+                    },
+                    data = input.recv(), if writing => match data {
+                        Some(d) => {
+                            let _ = wr.data_bytes(d).await;
+                        }
+                        None => {
+                            writing = false;
+                            let _ = wr.eof().await;
+                        }
+                    },
+                }
+            }
+        });
+        Ok(Some(handle))
     }
 
     async fn close(&self) {

@@ -1,0 +1,128 @@
+//! One prov run at a time on a host. Every run (`apply`, `scheduled-run`, `bootstrap`) takes
+//! the host's lock before its first command there and holds it to the end, so two runs on the
+//! same hosts never interleave their writes to the same files: the second waits, saying so.
+//!
+//! The lock is a `flock` on `/run/lock/prov.lock` held by a command left running on the host
+//! over prov's own connection ([`Connection::background`]). It is released when the run ends,
+//! and also when prov dies or the connection is lost (sshd ends the session, the holder
+//! exits): a crashed run never leaves a host locked. Hosts of one run that are the same
+//! machine (two inventory names, `local` hosts) share one lock, found by `/etc/machine-id`,
+//! so a run never waits for itself. A host without `flock` runs unlocked.
+
+use crate::connection::{Background, ConnError, Connection};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// How long a run waits for another run's lock on a host before failing that host.
+pub const WAIT_SECS: u64 = 600;
+
+/// The holder: says which machine it is on, waits for `go`, then takes the lock and keeps it
+/// until its stdin ends.
+fn holder_script() -> String {
+    format!(
+        "echo \"id $(cat /etc/machine-id 2>/dev/null || hostname)\"\n\
+         IFS= read -r go || exit 0\n\
+         [ \"$go\" = go ] || exit 0\n\
+         if ! command -v flock >/dev/null 2>&1; then echo nolock; exec cat >/dev/null; fi\n\
+         f=/run/lock/prov.lock; [ -d /run/lock ] || f=/tmp/prov.lock\n\
+         (umask 022; : >> \"$f\") 2>/dev/null\n\
+         exec 9<\"$f\" || {{ echo nolock; exec cat >/dev/null; }}\n\
+         if ! flock -n 9; then echo busy; flock -w {WAIT_SECS} 9 || {{ echo timeout; exit 1; }}; fi\n\
+         echo locked\n\
+         exec cat >/dev/null\n"
+    )
+}
+
+type Taken = Arc<OnceCell<Result<(), ConnError>>>;
+
+/// The locks of one run.
+#[derive(Default)]
+pub struct HostLocks {
+    /// Per inventory host: whether its machine's lock is held.
+    hosts: Mutex<HashMap<String, Taken>>,
+    /// Per machine: taking its lock, shared by the hosts that are that machine.
+    machines: Mutex<HashMap<String, Taken>>,
+    /// The holders, kept running until the run ends.
+    held: Mutex<Vec<Background>>,
+}
+
+impl HostLocks {
+    /// Takes `host`'s lock over `conn` unless this run holds it already.
+    pub async fn take(&self, host: &str, conn: &dyn Connection) -> Result<(), ConnError> {
+        let cell = self
+            .hosts
+            .lock()
+            .expect("lock")
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| self.take_once(host, conn))
+            .await
+            .clone()
+    }
+
+    async fn take_once(&self, host: &str, conn: &dyn Connection) -> Result<(), ConnError> {
+        let Some(mut holder) = conn.background(&holder_script()).await? else {
+            return Ok(());
+        };
+        let machine = match holder.lines.recv().await {
+            Some(line) if line.starts_with("id ") => line[3..].to_string(),
+            _ => return Err(lost(host)),
+        };
+        let cell = self
+            .machines
+            .lock()
+            .expect("lock")
+            .entry(machine)
+            .or_default()
+            .clone();
+        let mut mine = None;
+        let result = cell
+            .get_or_init(|| async {
+                holder.send("go");
+                let r = wait_for_lock(host, &mut holder).await;
+                mine = Some(holder);
+                r
+            })
+            .await
+            .clone();
+        // The machine's lock is held by this holder, or by another host's of this run (this
+        // one then ends: its stdin closes when it is dropped here).
+        if let (Ok(()), Some(h)) = (&result, mine) {
+            self.held.lock().expect("lock").push(h);
+        }
+        result
+    }
+
+    /// Ends every holder: the hosts are free for the next run.
+    pub fn release_all(&self) {
+        self.held.lock().expect("lock").clear();
+    }
+}
+
+async fn wait_for_lock(host: &str, holder: &mut Background) -> Result<(), ConnError> {
+    loop {
+        match holder.lines.recv().await.as_deref() {
+            Some("locked") | Some("nolock") => return Ok(()),
+            Some("busy") => tracing::warn!(
+                "{host}: another prov run is working on this host; waiting for it to finish (at most {} min)",
+                WAIT_SECS / 60
+            ),
+            Some("timeout") => {
+                return Err(ConnError::Failed(format!(
+                    "{host}: another prov run held this host for {} minutes; not run",
+                    WAIT_SECS / 60
+                )));
+            }
+            Some(_) => {}
+            None => return Err(lost(host)),
+        }
+    }
+}
+
+fn lost(host: &str) -> ConnError {
+    ConnError::Unreachable(format!(
+        "{host}: connection lost while taking the host's lock"
+    ))
+}
