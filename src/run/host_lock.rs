@@ -5,7 +5,8 @@
 //! The lock is a `flock` on `/run/lock/prov.lock` held by a command left running on the host
 //! over prov's own connection ([`Connection::background`]). It is released when the run ends,
 //! and also when prov dies or the connection is lost (sshd ends the session, the holder
-//! exits): a crashed run never leaves a host locked. Hosts of one run that are the same
+//! exits), or when the holder hears nothing from prov for a minute (a network cut leaves the
+//! host's end of the connection open): a crashed run never leaves a host locked. Hosts of one run that are the same
 //! machine (two inventory names, `local` hosts) share one lock, found by `/etc/machine-id`,
 //! so a run never waits for itself. A host without `flock` runs unlocked.
 
@@ -30,9 +31,17 @@ fn holder_script() -> String {
          exec 9<\"$f\" || {{ echo nolock; exec cat >/dev/null; }}\n\
          if ! flock -n 9; then echo busy; flock -w {WAIT_SECS} 9 || {{ echo timeout; exit 1; }}; fi\n\
          echo locked\n\
-         exec cat >/dev/null\n"
+         if command -v timeout >/dev/null 2>&1; then\n\
+           while timeout {SILENCE_SECS} sh -c 'IFS= read -r l'; do :; done\n\
+         else exec cat >/dev/null; fi\n"
     )
 }
+
+/// prov writes a line to each holder this often; a holder that hears nothing for
+/// [`SILENCE_SECS`] (its end of the connection silently gone: a network cut, a client that
+/// vanished) lets the lock go rather than hold it until its TCP connection times out.
+const HEARTBEAT_SECS: u64 = 10;
+const SILENCE_SECS: u64 = 60;
 
 type Taken = Arc<OnceCell<Result<(), ConnError>>>;
 
@@ -43,8 +52,8 @@ pub struct HostLocks {
     hosts: Mutex<HashMap<String, Taken>>,
     /// Per machine: taking its lock, shared by the hosts that are that machine.
     machines: Mutex<HashMap<String, Taken>>,
-    /// The holders, kept running until the run ends.
-    held: Mutex<Vec<Background>>,
+    /// The holders, kept running (and told that prov is alive) until the run ends.
+    held: Arc<Mutex<Vec<Background>>>,
 }
 
 impl HostLocks {
@@ -90,7 +99,11 @@ impl HostLocks {
         // The machine's lock is held by this holder, or by another host's of this run (this
         // one then ends: its stdin closes when it is dropped here).
         if let (Ok(()), Some(h)) = (&result, mine) {
-            self.held.lock().expect("lock").push(h);
+            let mut held = self.held.lock().expect("lock");
+            if held.is_empty() {
+                heartbeat(Arc::downgrade(&self.held));
+            }
+            held.push(h);
         }
         result
     }
@@ -99,6 +112,23 @@ impl HostLocks {
     pub fn release_all(&self) {
         self.held.lock().expect("lock").clear();
     }
+}
+
+/// Tells every holder that this run is alive, until the run ends.
+fn heartbeat(held: std::sync::Weak<Mutex<Vec<Background>>>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(HEARTBEAT_SECS)).await;
+            let Some(held) = held.upgrade() else { return };
+            let held = held.lock().expect("lock");
+            if held.is_empty() {
+                return;
+            }
+            for h in held.iter() {
+                h.send(".");
+            }
+        }
+    });
 }
 
 async fn wait_for_lock(host: &str, holder: &mut Background) -> Result<(), ConnError> {
