@@ -221,7 +221,7 @@ fn init_logging(verbose: u8) {
             0 => "warn",
             1 => "warn,prov=info",
             2 => "warn,prov=debug",
-            _ => "warn,prov=trace",
+            _ => "warn,prov=trace,russh=info",
         }),
     };
     // `try_init` also forwards the records of crates that log through `log` (russh does); it

@@ -647,3 +647,48 @@ fn two_runs_on_one_host_take_turns() {
         "{said}"
     );
 }
+
+/// Verbosity levels differ: `-v` adds connection details, `-vv` each remote command line and
+/// its exit code, `-vvv` whole scripts; a `no_log` task's commands are never shown.
+#[test]
+fn verbosity_levels_show_more_and_never_a_no_log_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n\
+         \x20   - command: echo visible-word\n\
+         \x20   - shell: \"echo first-line\\necho second-line\"\n\
+         \x20   - command: echo hidden-sekrit\n      no_log: true\n",
+    )
+    .unwrap();
+    let run = |v: &str| {
+        let mut args = vec![
+            "apply",
+            pb.to_str().unwrap(),
+            "-i",
+            "h1,",
+            "-e",
+            "ansible_connection=local",
+        ];
+        if !v.is_empty() {
+            args.push(v);
+        }
+        let r = prov(&args);
+        assert_eq!(r.code, 0, "{}", r.all_output());
+        r.all_output()
+    };
+    let quiet = run("");
+    assert!(!quiet.contains("$ echo"), "{quiet}");
+    let vv = run("-vv");
+    assert!(vv.contains("local: $ echo visible-word"), "{vv}");
+    assert!(vv.contains("local: exit 0 in"), "{vv}");
+    for out in [run("-vv"), run("-vvv")] {
+        assert!(!out.contains("hidden-sekrit"), "{out}");
+        assert!(out.contains("the command of a no_log task"), "{out}");
+    }
+    let vvv = run("-vvv");
+    assert!(vvv.contains("the whole command:"), "{vvv}");
+    assert!(vvv.contains("echo second-line"), "{vvv}");
+    assert!(!vv.contains("echo second-line"), "{vv}");
+}

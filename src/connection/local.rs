@@ -10,32 +10,11 @@ pub struct LocalConnection;
 #[async_trait]
 impl Connection for LocalConnection {
     async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| ConnError::Failed(format!("cannot start sh: {e}")))?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A command may exit without reading its stdin; a broken pipe is not an error then.
-            let _ = pipe.write_all(data).await;
-            drop(pipe);
-        }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| ConnError::Failed(format!("waiting for sh: {e}")))?;
-        Ok(ExecResult {
-            rc: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        super::log_command("local", cmd, stdin);
+        let started = std::time::Instant::now();
+        let res = run(cmd, stdin).await;
+        super::log_result("local", &res, started);
+        res
     }
 
     async fn background(&self, cmd: &str) -> Result<Option<Background>, ConnError> {
@@ -72,4 +51,34 @@ impl Connection for LocalConnection {
         });
         Ok(Some(handle))
     }
+}
+
+/// Runs `cmd` with `sh -c`, feeding it `stdin`.
+async fn run(cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ConnError::Failed(format!("cannot start sh: {e}")))?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A command may exit without reading its stdin; a broken pipe is not an error then.
+        let _ = pipe.write_all(data).await;
+        drop(pipe);
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| ConnError::Failed(format!("waiting for sh: {e}")))?;
+    Ok(ExecResult {
+        rc: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }

@@ -67,6 +67,53 @@ pub trait Connection: Send + Sync {
     }
 }
 
+tokio::task_local! {
+    /// Set while a `no_log` task runs: its command lines stay out of the log.
+    static NO_LOG: bool;
+}
+
+/// Runs `f` (a `no_log` task) with its remote commands left out of the `-vv` log.
+pub async fn without_command_log<F: std::future::Future>(f: F) -> F::Output {
+    NO_LOG.scope(true, f).await
+}
+
+/// Logs a remote command: its first line at `-vv`, all of it at `-vvv`. (Secrets registered
+/// with the output are scrubbed from every log line.)
+pub(crate) fn log_command(label: &str, cmd: &str, stdin: Option<&[u8]>) {
+    if NO_LOG.try_with(|q| *q).unwrap_or(false) {
+        tracing::debug!("{label}: $ (the command of a no_log task)");
+        return;
+    }
+    let lines = cmd.lines().count();
+    let first = cmd.lines().next().unwrap_or_default();
+    let first: String = first.chars().take(160).collect();
+    let more = if lines > 1 {
+        format!(" (+{} lines)", lines - 1)
+    } else {
+        String::new()
+    };
+    let input = stdin
+        .map(|d| format!(", {} bytes on stdin", d.len()))
+        .unwrap_or_default();
+    tracing::debug!("{label}: $ {first}{more}{input}");
+    if lines > 1 {
+        tracing::trace!("{label}: the whole command:\n{cmd}");
+    }
+}
+
+/// Logs how a remote command ended, at `-vv`.
+pub(crate) fn log_result(
+    label: &str,
+    res: &Result<ExecResult, ConnError>,
+    started: std::time::Instant,
+) {
+    let ms = started.elapsed().as_millis();
+    match res {
+        Ok(r) => tracing::debug!("{label}: exit {} in {ms} ms", r.rc),
+        Err(e) => tracing::debug!("{label}: {e} after {ms} ms"),
+    }
+}
+
 /// A command left running on a host by [`Connection::background`].
 pub struct Background {
     /// Its standard output, one line at a time; closed when it exits.

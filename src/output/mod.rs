@@ -64,9 +64,33 @@ impl Write for LogLine {
     }
 }
 
+/// Values that must never be printed (passwords, join tokens, a `no_log` value), as the
+/// runs of this process learn them: log lines are scrubbed of them like events are.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds a value to scrub from every log line.
+pub fn register_secret(value: &str) {
+    if let Ok(mut s) = SECRETS.lock()
+        && !s.iter().any(|x| x == value)
+    {
+        s.push(value.to_string());
+    }
+}
+
+/// `text` with every registered secret replaced by `********`.
+pub fn scrub_secrets(text: &str) -> String {
+    match SECRETS.lock() {
+        Ok(s) => s
+            .iter()
+            .fold(text.to_string(), |t, x| t.replace(x.as_str(), "********")),
+        Err(_) => text.to_string(),
+    }
+}
+
 impl Drop for LogLine {
     fn drop(&mut self) {
-        let text = std::mem::take(&mut self.0);
+        let text =
+            scrub_secrets(&String::from_utf8_lossy(&std::mem::take(&mut self.0))).into_bytes();
         let print = || {
             let _ = std::io::stderr().write_all(&text);
         };

@@ -413,7 +413,13 @@ async fn run_item(
     };
     let mut attempt = 1;
     loop {
-        let outcome = match (def.run)(&ctx, rendered.clone()).await {
+        let call = (def.run)(&ctx, rendered.clone());
+        let done = if task.no_log {
+            crate::connection::without_command_log(call).await
+        } else {
+            call.await
+        };
+        let outcome = match done {
             Ok(o) => o,
             Err(ModError::Unreachable(m)) => return NodeResult::unreachable(m),
             Err(ModError::Failed(m)) => Outcome::failed(m),

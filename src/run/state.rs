@@ -163,6 +163,7 @@ impl Shared {
             if !s.iter().any(|x| x == value) {
                 s.push(value.to_string());
             }
+            crate::output::register_secret(value);
         }
     }
 

@@ -132,14 +132,8 @@ impl SshConnection {
         }
     }
 
-    fn lost(&self, what: impl std::fmt::Display) -> ConnError {
-        ConnError::Unreachable(format!("{}: connection lost: {what}", self.target.label()))
-    }
-}
-
-#[async_trait]
-impl Connection for SshConnection {
-    async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
+    /// One command on its own channel: stdin written while the output is read.
+    async fn exec_logged(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
         let sess = self.session().await?;
         let _permit = self
             .channels
@@ -235,6 +229,22 @@ impl Connection for SshConnection {
             (None, None) => -1,
         };
         Ok(res)
+    }
+
+    fn lost(&self, what: impl std::fmt::Display) -> ConnError {
+        ConnError::Unreachable(format!("{}: connection lost: {what}", self.target.label()))
+    }
+}
+
+#[async_trait]
+impl Connection for SshConnection {
+    async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
+        let label = self.target.label();
+        super::log_command(&label, cmd, stdin);
+        let started = std::time::Instant::now();
+        let res = self.exec_logged(cmd, stdin).await;
+        super::log_result(&label, &res, started);
+        res
     }
 
     /// On a channel of its own, outside the [`MAX_CHANNELS`] that commands share (sshd's
@@ -430,7 +440,17 @@ fn establish(t: &SshTarget, depth: usize) -> BoxFut<'_, Result<Established, Open
                 Some(j) => once_via(t, config.clone(), &j.handle).await,
             };
             match result {
-                Ok(handle) => return Ok(Established { handle, jump }),
+                Ok(handle) => {
+                    tracing::info!(
+                        "{label}: connected{} (attempt {}, kex {})",
+                        jump.as_ref()
+                            .map(|_| " through its jump host")
+                            .unwrap_or_default(),
+                        attempt + 1,
+                        t.kex.as_deref().unwrap_or("default")
+                    );
+                    return Ok(Established { handle, jump });
+                }
                 Err(e)
                     if e.transient
                         && attempt < t.retries as usize
