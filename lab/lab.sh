@@ -44,7 +44,32 @@ say() { echo "lab: $*" >&2; }
 die() { echo "lab: error: $*" >&2; exit 1; }
 
 ip_of() { echo "$NET.$((10 + $1))"; }
-running() { local d="$LAB_DIR/h$1"; [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; }
+# The processes of hK, found through its cgroups: the nspawn process and the machine under it,
+# which can outlive a killed nspawn process (so the recorded pid alone would say "stopped").
+procs_of() {
+  local p
+  find /sys/fs/cgroup -mindepth 2 -maxdepth 10 \( -path "*/provlab-h$1/*" -o -path "*/provlab-h$1" \) \
+    -name cgroup.procs 2>/dev/null -exec cat {} + 2>/dev/null | sort -un \
+    | while read -r p; do if alive "$p"; then echo "$p"; fi; done
+}
+# A live process: a killed one stays a zombie until its parent (here: whatever adopted it)
+# reaps it, and `kill -0` still reaches a zombie.
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+recorded_alive() { local d="$LAB_DIR/h$1"; [ -f "$d/pid" ] && alive "$(cat "$d/pid")"; }
+running() { recorded_alive "$1" || [ -n "$(procs_of "$1")" ]; }
+
+# Powers off what is left of hK once its nspawn process is gone: the machine's own init (PID 1
+# in its namespace) gets systemd's poweroff signal, then stragglers are killed.
+power_off_orphans() {
+  local k=$1 p i
+  for p in $(procs_of "$k"); do
+    if grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' "/proc/$p/status" 2>/dev/null; then
+      kill -s RTMIN+4 "$p" 2>/dev/null || true
+    fi
+  done
+  for i in $(seq 1 150); do [ -z "$(procs_of "$k")" ] && return 0; sleep 0.2; done
+  for p in $(procs_of "$k"); do kill -KILL "$p" 2>/dev/null || true; done
+}
 # hK was made password-only: the lab key does not open it (any more).
 password_only() { [ -f "$LAB_DIR/h$1/password-only" ]; }
 # Numbers of the hosts that are running, ascending.
@@ -228,6 +253,7 @@ stop_host() {
     for i in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$p" 2>/dev/null || true; rm -f "$d/pid"
   fi
+  power_off_orphans "$k"
   find /sys/fs/cgroup -mindepth 2 -maxdepth 10 -depth -type d \( -name "provlab-h$k" -o -path "*/provlab-h$k/*" \) 2>/dev/null \
     | while read -r cg; do rmdir "$cg" 2>/dev/null || true; done
 }
@@ -303,7 +329,11 @@ cmd_status() {
   [ -n "$hosts" ] || echo "no hosts"
   for k in $hosts; do
     if running "$k"; then
-      state="running (pid $(cat "$LAB_DIR/h$k/pid"))"
+      if recorded_alive "$k"; then
+        state="running (pid $(cat "$LAB_DIR/h$k/pid"))"
+      else
+        state="running without its nspawn process (\`prov lab down\` powers it off)"
+      fi
       if timeout 1 bash -c "exec 3<>/dev/tcp/$(ip_of "$k")/22" 2>/dev/null; then ssh_state="ssh up"; else ssh_state="ssh not answering"; fi
     else
       state="stopped"; ssh_state="-"
@@ -315,7 +345,7 @@ cmd_status() {
 }
 
 cmd_down() {
-  local pidf p i d cg
+  local pidf p i d cg k
   preflight
   for pidf in "$LAB_DIR"/h*/pid; do
     [ -f "$pidf" ] || continue
@@ -326,6 +356,11 @@ cmd_down() {
     p=$(cat "$pidf")
     for i in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$p" 2>/dev/null || true; rm -f "$pidf"
+  done
+  for d in "$LAB_DIR"/h*; do
+    k=${d##*/h}
+    case "$k" in '' | *[!0-9]*) continue ;; esac
+    power_off_orphans "$k"
   done
   for d in "$LAB_DIR"/h*; do [ -d "$d" ] && rm -rf "$d"; done
   # Each host's cgroups (and what its systemd left in them), deepest first.

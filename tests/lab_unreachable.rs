@@ -1,5 +1,6 @@
 //! A host powered off in the middle of a run: it is reported unreachable, the other hosts
-//! finish their work completely, and the run exits 4. Uses a lab host of its own, h5 (h4 is
+//! finish their work completely, and the run exits 4. Then the lab itself: a host whose
+//! nspawn process died is still seen running and is powered off. Uses a lab host of its own, h5 (h4 is
 //! the bootstrap test's).
 
 mod common;
@@ -58,4 +59,79 @@ fn a_host_powered_off_mid_run_is_unreachable_and_the_others_finish() {
         assert_eq!(leftovers.trim(), "0", "h{k}: no temp files left behind");
     }
     assert!(run.stdout.contains("unreachable: [h5]"), "{}", run.stdout);
+    // h5 is free now: the next fault (it leaves h5 a password-only host, so it comes last).
+    a_lab_host_whose_nspawn_died_is_still_seen_and_powered_off();
+}
+
+/// A lab host whose recorded nspawn process died while the machine under it runs on: `prov lab
+/// status` says it still runs, and stopping it (here by re-creating it, which `prov lab down`
+/// does the same way) powers the machine off.
+fn a_lab_host_whose_nspawn_died_is_still_seen_and_powered_off() {
+    let lab = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+            .arg("lab")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert!(lab(&["up", "5"]).0);
+    let pid_file = common::lab_dir().join("h5/pid");
+    let nspawn: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let init = machine_init(nspawn).expect("h5's init");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &nspawn.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        std::path::Path::new(&format!("/proc/{init}")).exists(),
+        "the machine runs on"
+    );
+    let (_, status) = lab(&["status"]);
+    let h5 = status
+        .lines()
+        .find(|l| l.starts_with("h5 "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        h5.contains("running without its nspawn process"),
+        "{status}"
+    );
+    assert!(
+        lab(&[
+            "up",
+            "5",
+            "--password-only",
+            "5",
+            "--root-password",
+            "lab-Pa55"
+        ])
+        .0
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{init}")).exists(),
+        "the orphaned machine was not powered off"
+    );
+}
+
+/// The host PID of the init of the machine under an nspawn process.
+fn machine_init(nspawn: i32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).ok()?;
+    children.split_whitespace().find_map(|c| {
+        let status = std::fs::read_to_string(format!("/proc/{c}/status")).ok()?;
+        let ns = status.lines().find(|l| l.starts_with("NSpid:"))?;
+        (ns.split_whitespace().last() == Some("1")).then(|| c.parse().ok())?
+    })
 }
