@@ -79,23 +79,31 @@ pub fn on_deep_stack<T: Send>(src: &str, f: impl FnOnce() -> T + Send) -> T {
     }
     let stack = (64usize << 20)
         .saturating_add(src.len().saturating_mul(4096))
-        .min(8 << 30);
+        .min(1 << 30);
     // The helper continues this thread's render: same nesting, same variables in progress.
     let depth = DEPTH.with(|d| d.get());
     let resolving = RESOLVING.with(|r| r.borrow().clone());
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
+    // `f` is handed over through a slot so that, should no thread with that stack be had
+    // (address space limited), it still runs here.
+    let slot = std::sync::Mutex::new(Some(f));
+    let ran = std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
             .name("template".into())
             .stack_size(stack)
-            .spawn_scoped(scope, move || {
+            .spawn_scoped(scope, || {
                 DEPTH.with(|d| d.set(depth));
                 RESOLVING.with(|r| *r.borrow_mut() = resolving);
+                let f = slot.lock().expect("slot").take().expect("f");
                 f()
-            })
-            .expect("a thread for a large template")
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
+            });
+        spawned
+            .ok()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    match ran {
+        Some(v) => v,
+        None => (slot.into_inner().expect("slot").expect("f not taken"))(),
+    }
 }
 
 /// Instructions one template evaluation may run.
