@@ -19,3 +19,5 @@ cargo build --release
 trap './target/release/prov lab down >/dev/null 2>&1 || true' EXIT
 # Lab tests fail (instead of skipping) when the lab is required but not reachable.
 PROV_LAB_REQUIRED=1 cargo test --release -- --test-threads=2
+# Coverage-guided fuzzing of the parsers, a bounded time each (fuzz/README.md).
+bash scripts/fuzz.sh 30

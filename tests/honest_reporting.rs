@@ -124,3 +124,39 @@ fn a_duplicate_key_is_warned_about_and_the_last_wins() {
         run.stderr
     );
 }
+
+/// What Ansible accepts is accepted: files that start with a UTF-8 byte-order mark (playbook
+/// and INI inventory), and `-e @vars.json` with a character written as a JSON surrogate pair.
+#[test]
+fn byte_order_marks_and_json_surrogate_pairs_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "\u{feff}- hosts: web\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ emoji }} {{ tier }}\"\n",
+    )
+    .unwrap();
+    let inv = dir.path().join("hosts.ini");
+    std::fs::write(
+        &inv,
+        "\u{feff}[web]\nw1 ansible_connection=local tier=front\n",
+    )
+    .unwrap();
+    let vars = dir.path().join("vars.json");
+    std::fs::write(&vars, r#"{"emoji": "\ud83d\ude00"}"#).unwrap();
+    let at_vars = format!("@{}", vars.display());
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-e",
+        &at_vars,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        run.stdout.contains("ok: [w1] debug => 😀 front"),
+        "{}",
+        run.stdout
+    );
+}
