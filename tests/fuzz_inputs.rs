@@ -226,7 +226,7 @@ fn report(kind: &str, failures: Vec<(usize, String, String, String)>) {
 fn mutated_playbooks_are_refused_cleanly() {
     let playbooks = seeds(&["yml", "yaml"]);
     let inventory = "[lab]\nh1 ansible_connection=local\nh2 ansible_connection=local\n";
-    let mut rng = Rng(0x5EED_0F_9A11);
+    let mut rng = Rng(0x005E_ED0F_9A11);
     let dir = tempfile::tempdir().unwrap();
     let mut failures = vec![];
     for i in 0..RUNS {
@@ -247,7 +247,7 @@ fn mutated_inventories_are_refused_cleanly() {
     );
     let yaml_inventory = "all:\n  hosts:\n    h1: {ansible_connection: local}\n  children:\n    g:\n      hosts: {h2: {a: 1}}\n      vars: {b: '{{ a }}'}\n";
     let playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg={{ inventory_hostname }}\n";
-    let mut rng = Rng(0x1A7E_57);
+    let mut rng = Rng(0x001A_7E57);
     let dir = tempfile::tempdir().unwrap();
     let mut failures = vec![];
     for i in 0..RUNS {
@@ -267,7 +267,7 @@ fn mutated_inventories_are_refused_cleanly() {
 /// Templates rendered for real (at run time, not only checked): no panic whatever the input.
 #[test]
 fn mutated_templates_render_or_fail_without_panicking() {
-    let mut rng = Rng(0x7E_4D_1A7E);
+    let mut rng = Rng(0x7E4D_1A7E);
     let seeds = [
         "{{ x | default('a') | upper }}",
         "{% for i in items %}{{ i }}{% endfor %}",
