@@ -14,6 +14,20 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The oracle of the differential tests (tests/differential.rs): ansible-core, pinned, in a
+# venv of its own.
+ANSIBLE_CORE=2.19.14
+venv=${PROV_ANSIBLE_VENV:-/var/tmp/prov-ansible}
+have=$("$venv/bin/ansible-playbook" --version 2>/dev/null || true)
+if [[ $have != *"core $ANSIBLE_CORE"* ]]; then
+  if ! python3 -m venv --clear "$venv" >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv --clear "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE"
+fi
+export PROV_ANSIBLE_VENV=$venv PROV_ANSIBLE_REQUIRED=1
+
 cargo build --release
 ./target/release/prov lab up 3
 trap './target/release/prov lab down >/dev/null 2>&1 || true' EXIT

@@ -4,19 +4,12 @@
 //! task, never an abort.
 
 mod common;
-use common::{fixtures, prov};
+use common::fixtures;
 
 #[test]
 fn runaway_templates_fail_their_task_and_nothing_aborts() {
     let pb = fixtures().join("bounded_cost.yml");
-    let run = prov(&[
-        "apply",
-        pb.to_str().unwrap(),
-        "-i",
-        "h1,",
-        "-e",
-        "ansible_connection=local",
-    ]);
+    let run = common::apply_local(&pb, &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     let msg = |task: &str| {
         let t = run.tasks_named(task);

@@ -566,14 +566,7 @@ fn validate_describes_command_lookups_instead_of_running_them() {
         run.stdout
     );
     // The run itself does run it.
-    let run = prov(&[
-        "apply",
-        pb.to_str().unwrap(),
-        "-i",
-        "h1,",
-        "-e",
-        "ansible_connection=local",
-    ]);
+    let run = common::apply_local(&pb, &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(marker.exists());
 }
@@ -663,18 +656,8 @@ fn verbosity_levels_show_more_and_never_a_no_log_command() {
     )
     .unwrap();
     let run = |v: &str| {
-        let mut args = vec![
-            "apply",
-            pb.to_str().unwrap(),
-            "-i",
-            "h1,",
-            "-e",
-            "ansible_connection=local",
-        ];
-        if !v.is_empty() {
-            args.push(v);
-        }
-        let r = prov(&args);
+        let extra: Vec<&str> = [v].into_iter().filter(|v| !v.is_empty()).collect();
+        let r = common::apply_local(&pb, &extra);
         assert_eq!(r.code, 0, "{}", r.all_output());
         r.all_output()
     };

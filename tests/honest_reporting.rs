@@ -4,22 +4,10 @@
 
 mod common;
 use common::prov;
-use std::fs;
 
 fn local(pb_text: &str, extra: &[&str]) -> common::Run {
-    let dir = tempfile::tempdir().unwrap();
-    let pb = dir.path().join("pb.yml");
-    fs::write(&pb, pb_text).unwrap();
-    let mut args = vec![
-        "apply",
-        pb.to_str().unwrap(),
-        "-i",
-        "h1,",
-        "-e",
-        "ansible_connection=local",
-    ];
-    args.extend_from_slice(extra);
-    prov(&args)
+    let (_dir, pb) = common::playbook(pb_text);
+    common::apply_local(&pb, extra)
 }
 
 #[test]

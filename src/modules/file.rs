@@ -227,21 +227,21 @@ async fn create(
         return Ok(o);
     }
     if kind == Kind::Directory {
-        let mut s = format!("set -e; mkdir -p -- {}\n", quote_path(wpath));
+        // Like Ansible: every directory created on the way gets the owner and mode asked
+        // for, not only the last one (`mkdir -p` would leave the parents at the umask's mode).
+        let mut s = format!(
+            "set -e; d={}; set --\n\
+             while [ ! -d \"$d\" ]; do set -- \"$d\" \"$@\"; d=$(dirname -- \"$d\"); done\n\
+             for d in \"$@\"; do mkdir -- \"$d\"\n",
+            quote_path(wpath)
+        );
         if let Some(spec) = attrs.owner_spec() {
-            s.push_str(&format!(
-                "chown -- {} {}\n",
-                quote(&spec),
-                quote_path(wpath)
-            ));
+            s.push_str(&format!("chown -- {} \"$d\"\n", quote(&spec)));
         }
         if attrs.mode.is_some() {
-            s.push_str(&format!(
-                "chmod -- {} {}\n",
-                chmod_arg(plan.mode),
-                quote_path(wpath)
-            ));
+            s.push_str(&format!("chmod -- {} \"$d\"\n", chmod_arg(plan.mode)));
         }
+        s.push_str("done\n");
         run_script(ctx, &s, &format!("cannot create directory {path}")).await?;
     } else {
         let w = FileWrite {

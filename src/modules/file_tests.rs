@@ -199,7 +199,7 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     let args = json!({"path": "/srv/app/", "state": "directory", "mode": "0750", "owner": "app", "group": "app"});
     let conn = Scripted::new()
         .ok("p0=/srv/app;", &Probed::absent().line())
-        .ok("mkdir -p", "");
+        .ok("mkdir --", "");
     let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     assert_eq!(
@@ -208,7 +208,9 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     );
     assert_eq!(
         conn.commands()[1],
-        "set -e; mkdir -p -- /srv/app\nchown -- app:app /srv/app\nchmod -- 00750 /srv/app\n"
+        "set -e; d=/srv/app; set --\n\
+         while [ ! -d \"$d\" ]; do set -- \"$d\" \"$@\"; d=$(dirname -- \"$d\"); done\n\
+         for d in \"$@\"; do mkdir -- \"$d\"\nchown -- app:app \"$d\"\nchmod -- 00750 \"$d\"\ndone\n"
     );
     conn.assert_done();
 
@@ -504,7 +506,7 @@ async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/srv/it's $(reboot)";
     let conn = Scripted::new()
         .ok("readlink -f", &Probed::absent().line())
-        .ok("mkdir -p", "");
+        .ok("mkdir --", "");
     let args = json!({"path": evil, "state": "directory", "owner": "a'b", "mode": "0700"});
     conn.apply(&FILE, args).await;
     for cmd in conn.commands() {

@@ -174,27 +174,38 @@ fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult)
 
 /// Runs the handlers notified so far, in the order they are defined.
 async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
-    let notified = std::mem::take(&mut hr.notified);
+    let mut notified = std::mem::take(&mut hr.notified);
     let play_idx = hr.play.unwrap_or(0);
     let mut end = NodeEnd::Done;
-    for h in &play.handlers {
-        let hit = h.name_opt.as_ref().is_some_and(|n| notified.contains(n))
-            || h.listen.iter().any(|l| notified.contains(l));
-        if !hit || hr.failed || hr.unreachable {
-            continue;
+    // As in Ansible: a handler notified by a handler of this flush runs in it too (once), in
+    // a later pass when it is defined before the one that notified it.
+    let mut ran = vec![false; play.handlers.len()];
+    loop {
+        let mut any = false;
+        for (i, h) in play.handlers.iter().enumerate() {
+            let hit = h.name_opt.as_ref().is_some_and(|n| notified.contains(n))
+                || h.listen.iter().any(|l| notified.contains(l));
+            if ran[i] || !hit || hr.failed || hr.unreachable {
+                continue;
+            }
+            ran[i] = true;
+            any = true;
+            let _ = sh.tx.send(crate::events::Event::TaskStart {
+                host: hr.host.clone(),
+                task: h.display_name(),
+            });
+            let started = sh.clock();
+            let result = run_task(sh, hr, play_idx, h).await;
+            apply_result(sh, hr, h, &result);
+            notified.append(&mut hr.notified);
+            let name = format!("handler: {}", h.display_name());
+            sh.emit_timed(result.event(&hr.host, &name), &started);
+            end = end_of(hr, h, &result);
         }
-        let _ = sh.tx.send(crate::events::Event::TaskStart {
-            host: hr.host.clone(),
-            task: h.display_name(),
-        });
-        let started = sh.clock();
-        let result = run_task(sh, hr, play_idx, h).await;
-        apply_result(sh, hr, h, &result);
-        let name = format!("handler: {}", h.display_name());
-        sh.emit_timed(result.event(&hr.host, &name), &started);
-        end = end_of(hr, h, &result);
+        if !any {
+            return end;
+        }
     }
-    end
 }
 
 /// Variables for one task on one host, lowest precedence first (see README, "Variables").
@@ -293,6 +304,10 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
             .push_data(Arc::new(lv))
             .into_templar();
         let mut r = run_item(sh, hr, task, def, args, &templar).await;
+        // As in Ansible, what an item sets (`set_fact` in a loop) is seen by the next item.
+        if !r.facts.is_empty() {
+            sh.set_host_vars(&hr.host, r.facts.clone());
+        }
         if let Json::Object(m) = &mut r.registered {
             m.insert(task.loop_var.clone(), item.clone());
         }

@@ -153,3 +153,26 @@ pub fn host_changed(run: &Run, host: &str) -> u64 {
         .as_u64()
         .unwrap_or(0)
 }
+
+/// Writes `text` as `pb.yml` in a new temporary directory (removed when the returned guard is
+/// dropped); returns the guard and the playbook's path.
+pub fn playbook(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(&pb, text).unwrap();
+    (dir, pb)
+}
+
+/// `prov apply PB -i h1, -e ansible_connection=local EXTRA…`: one host, this machine.
+pub fn apply_local(pb: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+    ];
+    args.extend_from_slice(extra);
+    prov(&args)
+}

@@ -1,0 +1,182 @@
+//! Differential tests: ansible-core itself is the oracle. Each playbook under
+//! tests/fixtures/differential/ is run on the local connection by `ansible-playbook` (the
+//! pinned ansible-core 2.19 that scripts/test.sh installs into a venv) and by prov, each under
+//! a root directory of its own. The trees they leave (content, modes, link targets) must be
+//! identical; a second run of each changes nothing; and prov run on the tree Ansible
+//! converged reports changed=0 (no churn on hosts that Ansible converged).
+//!
+//! Skipped when the venv is missing, unless PROV_ANSIBLE_REQUIRED=1 (CI).
+
+mod common;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn venv() -> PathBuf {
+    PathBuf::from(
+        std::env::var("PROV_ANSIBLE_VENV").unwrap_or_else(|_| "/var/tmp/prov-ansible".into()),
+    )
+}
+
+/// True when ansible-playbook is there; otherwise says why and the test skips (or fails in CI).
+fn ansible_available(test: &str) -> bool {
+    if venv().join("bin/ansible-playbook").exists() {
+        return true;
+    }
+    if std::env::var("PROV_ANSIBLE_REQUIRED").as_deref() == Ok("1") {
+        panic!(
+            "{test}: no ansible-playbook in {} and PROV_ANSIBLE_REQUIRED=1",
+            venv().display()
+        );
+    }
+    eprintln!(
+        "SKIPPED {test}: no ansible-core venv at {} (scripts/test.sh installs it)",
+        venv().display()
+    );
+    false
+}
+
+/// `ansible-playbook` on this machine; the number of changed tasks from its recap.
+fn ansible(pb: &Path, root: &Path) -> u64 {
+    let v = venv();
+    let out = Command::new(v.join("bin/ansible-playbook"))
+        .args(["-i", "localhost,", "-c", "local"])
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            v.join("bin/python").display()
+        ))
+        .arg("-e")
+        .arg(format!("root={}", root.display()))
+        .arg(pb)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_LOCALHOST_WARNING", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ansible-playbook {} failed:\n{stdout}\n{}",
+        pb.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recap = regex::Regex::new(r"changed=(\d+)").unwrap();
+    recap
+        .captures(&stdout)
+        .and_then(|c| c[1].parse().ok())
+        .unwrap_or_else(|| panic!("no recap in:\n{stdout}"))
+}
+
+/// prov on this machine; the number of changed tasks from its report.
+fn prov(pb: &Path, root: &Path) -> u64 {
+    let root_var = format!("root={}", root.display());
+    let run = common::prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_connection=local",
+        "-e",
+        &root_var,
+    ]);
+    assert_eq!(run.code, 0, "prov {}:\n{}", pb.display(), run.all_output());
+    run.changed()
+}
+
+/// Every path below `root`: its kind and mode, and its content or link target.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if meta.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(p.clone());
+                format!("dir {mode:04o}")
+            } else {
+                let content = std::fs::read(&p).unwrap();
+                format!("file {mode:04o} {:?}", String::from_utf8_lossy(&content))
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+fn differential(case: &str) {
+    if !ansible_available(case) {
+        return;
+    }
+    let pb = common::fixtures().join("differential").join(case);
+    let dir = tempfile::tempdir().unwrap();
+    let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
+    for d in [&by_ansible, &by_prov] {
+        std::fs::create_dir(d).unwrap();
+    }
+    assert!(ansible(&pb, &by_ansible) > 0);
+    assert!(prov(&pb, &by_prov) > 0);
+    let (a, p) = (tree(&by_ansible), tree(&by_prov));
+    for (path, want) in &a {
+        assert_eq!(
+            p.get(path),
+            Some(want),
+            "{case}: {path} differs (left: prov, right: ansible)"
+        );
+    }
+    for path in p.keys() {
+        assert!(
+            a.contains_key(path),
+            "{case}: prov made {path}, ansible did not"
+        );
+    }
+    assert_eq!(ansible(&pb, &by_ansible), 0, "{case}: ansible's second run");
+    assert_eq!(prov(&pb, &by_prov), 0, "{case}: prov's second run");
+    assert_eq!(
+        prov(&pb, &by_ansible),
+        0,
+        "{case}: prov on the tree ansible converged"
+    );
+    assert_eq!(
+        tree(&by_ansible),
+        a,
+        "{case}: prov changed what ansible converged"
+    );
+}
+
+#[test]
+fn files_modes_and_links_match_ansible() {
+    differential("files.yml");
+}
+
+#[test]
+fn templates_render_byte_for_byte_as_ansible() {
+    differential("templates.yml");
+}
+
+#[test]
+fn guarded_commands_run_once_as_in_ansible() {
+    differential("commands.yml");
+}
+
+#[test]
+fn key_value_arguments_parse_as_in_ansible() {
+    differential("kv_args.yml");
+}
+
+#[test]
+fn set_fact_in_a_loop_sees_the_previous_iteration() {
+    differential("set_fact_loop.yml");
+}
+
+#[test]
+fn handlers_notified_by_handlers_run_in_the_same_flush() {
+    differential("handlers.yml");
+}
