@@ -180,3 +180,8 @@ fn set_fact_in_a_loop_sees_the_previous_iteration() {
 fn handlers_notified_by_handlers_run_in_the_same_flush() {
     differential("handlers.yml");
 }
+
+#[test]
+fn magic_variables_loop_control_and_native_results_match_ansible() {
+    differential("language.yml");
+}

@@ -104,15 +104,14 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     Ok(o)
 }
 
-/// The bytes of inline `content`: a string as written; structured content as JSON, as
-/// Ansible serialises it.
+/// The bytes of inline `content`: a string as written; anything else as Ansible turns it
+/// into text (`True`, `42`, `1.5`, `{"a": 1}` in Python's JSON layout).
 fn inline(content: Option<&Json>) -> Vec<u8> {
     match content {
         Some(Json::String(s)) => s.clone().into_bytes(),
         None | Some(Json::Null) => vec![],
-        Some(other) => serde_json::to_string(other)
-            .unwrap_or_default()
-            .into_bytes(),
+        Some(Json::Bool(b)) => if *b { "True" } else { "False" }.into(),
+        Some(other) => crate::template::filters::python_json(other).into_bytes(),
     }
 }
 

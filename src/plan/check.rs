@@ -83,6 +83,7 @@ pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>
 fn defined_by(t: &Task) -> Vec<String> {
     let mut v: Vec<String> = t.register.iter().cloned().collect();
     v.push(t.loop_var.clone());
+    v.extend(t.index_var.clone());
     v.extend(t.vars.keys().cloned());
     if let TaskAction::Module {
         def,

@@ -15,10 +15,16 @@ pub const NAMES: &[&str] = &[
     "inventory_hostname",
     "inventory_hostname_short",
     "group_names",
+    "inventory_dir",
+    "inventory_file",
     // Per play: see [`play`].
     "play_hosts",
     "ansible_play_hosts",
     "ansible_play_hosts_all",
+    "ansible_play_batch",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "ansible_version",
     "ansible_check_mode",
     "ansible_diff_mode",
     "playbook_dir",
@@ -32,6 +38,7 @@ pub const NAMES: &[&str] = &[
     "role_name",
     "ansible_loop",
     "ansible_loop_var",
+    "ansible_index_var",
     "ansible_failed_result",
     "ansible_failed_task",
     "item",
@@ -46,8 +53,15 @@ pub fn host(inv: &Inventory, host: &str) -> Map<String, Json> {
         json!(host.split('.').next().unwrap_or(host)),
     );
     m.insert("group_names".into(), json!(inv.group_names(host)));
+    let path = |p: Option<&std::path::Path>| json!(p.map(|p| p.display().to_string()));
+    m.insert("inventory_dir".into(), path(inv.inventory_dir(host)));
+    m.insert("inventory_file".into(), path(inv.inventory_file(host)));
     m
 }
+
+/// The ansible-core version whose behaviour prov follows: what `ansible_version` says, so that
+/// roles that check it (`ansible_version.full is version('2.9', '>=')`) run.
+pub const ANSIBLE_VERSION: (u64, u64, u64) = (2, 19, 14);
 
 /// What a play's task sees of the run.
 pub struct PlayFacts<'a> {
@@ -55,12 +69,20 @@ pub struct PlayFacts<'a> {
     pub check: bool,
     pub diff: bool,
     pub playbook_dir: &'a std::path::Path,
+    /// `--tags` (empty: all) and `--skip-tags`.
+    pub run_tags: &'a [String],
+    pub skip_tags: &'a [String],
 }
 
 /// The variables that describe the play and the run.
 pub fn play(p: &PlayFacts<'_>) -> Map<String, Json> {
     let mut m = Map::new();
-    for name in ["play_hosts", "ansible_play_hosts", "ansible_play_hosts_all"] {
+    for name in [
+        "play_hosts",
+        "ansible_play_hosts",
+        "ansible_play_hosts_all",
+        "ansible_play_batch",
+    ] {
         m.insert(name.into(), json!(p.hosts));
     }
     m.insert("ansible_check_mode".into(), json!(p.check));
@@ -70,6 +92,19 @@ pub fn play(p: &PlayFacts<'_>) -> Map<String, Json> {
         json!(p.playbook_dir.display().to_string()),
     );
     m.insert("omit".into(), json!(OMIT));
+    let run_tags: Vec<&str> = if p.run_tags.is_empty() {
+        vec!["all"]
+    } else {
+        p.run_tags.iter().map(String::as_str).collect()
+    };
+    m.insert("ansible_run_tags".into(), json!(run_tags));
+    m.insert("ansible_skip_tags".into(), json!(p.skip_tags));
+    let (major, minor, revision) = ANSIBLE_VERSION;
+    let full = format!("{major}.{minor}.{revision}");
+    m.insert(
+        "ansible_version".into(),
+        json!({"full": full, "string": full, "major": major, "minor": minor, "revision": revision}),
+    );
     m
 }
 
@@ -86,6 +121,8 @@ mod tests {
             check: false,
             diff: false,
             playbook_dir: std::path::Path::new("/p"),
+            run_tags: &[],
+            skip_tags: &[],
         };
         for k in host(&inv, "a.example").keys().chain(play(&p).keys()) {
             assert!(NAMES.contains(&k.as_str()), "{k} is set but not in NAMES");

@@ -55,6 +55,8 @@ pub struct Plan {
     /// Hosts of each play before `--limit`: a `needs` on a host left out by the limit is
     /// satisfied (that node is not part of this run), one on a host outside the play is an error.
     play_hosts_unlimited: Vec<Vec<String>>,
+    /// `--tags` and `--skip-tags`, as `ansible_run_tags`/`ansible_skip_tags` show them.
+    pub tags: TagFilter,
 }
 
 /// Which tasks run, after `--tags` / `--skip-tags`.
@@ -105,6 +107,7 @@ impl Plan {
             play_hosts: vec![],
             hosts: vec![],
             play_hosts_unlimited: vec![],
+            tags: tags.clone(),
         };
         // (play, task index) → node per host
         let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();

@@ -56,6 +56,8 @@ pub struct Task {
     pub loop_span: Option<Span>,
     pub loop_var: String,
     pub loop_label: Option<String>,
+    /// `loop_control.index_var`: the name the item's index (from 0) is given.
+    pub index_var: Option<String>,
     pub register: Option<String>,
     pub notify: Vec<(String, Span)>,
     pub listen: Vec<String>,
@@ -125,6 +127,7 @@ impl Task {
             loop_span: None,
             loop_var: "item".into(),
             loop_label: None,
+            index_var: None,
             register: None,
             notify: vec![],
             listen: vec![],
@@ -530,6 +533,7 @@ impl Loader<'_> {
                 .and_then(Node::scalar_text)
                 .unwrap_or_else(|| "item".into());
             task.loop_label = lc.get("label").and_then(Node::scalar_text);
+            task.index_var = lc.get("index_var").and_then(Node::scalar_text);
         }
         task.register = node.get("register").and_then(Node::scalar_text);
         if let Some(n) = node.get("notify") {

@@ -217,6 +217,8 @@ fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
         check: sh.opts.check,
         diff: sh.opts.diff,
         playbook_dir: &sh.pb.dir,
+        run_tags: &sh.plan.tags.only,
+        skip_tags: &sh.plan.tags.skip,
     }));
     let layers = &sh.play_layers[play_idx];
     Vars::new()
@@ -300,9 +302,14 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
         lv.insert(task.loop_var.clone(), item.clone());
         lv.insert("ansible_loop".into(), json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == items.len(), "length": items.len()}));
         lv.insert("ansible_loop_var".into(), json!(task.loop_var));
+        if let Some(index_var) = &task.index_var {
+            lv.insert(index_var.clone(), json!(i));
+            lv.insert("ansible_index_var".into(), json!(index_var));
+        }
         let templar = task_vars(sh, &hr.host, play_idx, task)
             .push_data(Arc::new(lv))
             .into_templar();
+        let label = item_label(task, item, &templar);
         let mut r = run_item(sh, hr, task, def, args, &templar).await;
         // As in Ansible, what an item sets (`set_fact` in a loop) is seen by the next item.
         if !r.facts.is_empty() {
@@ -310,9 +317,14 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
         }
         if let Json::Object(m) = &mut r.registered {
             m.insert(task.loop_var.clone(), item.clone());
+            m.insert("ansible_loop_var".into(), json!(task.loop_var));
+            if let Some(index_var) = &task.index_var {
+                m.insert(index_var.clone(), json!(i));
+                m.insert("ansible_index_var".into(), json!(index_var));
+            }
         }
         let stop = r.status == Status::Unreachable;
-        results.push((r, item.clone()));
+        results.push((r, label));
         if stop {
             break;
         }
@@ -320,8 +332,20 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
     combine_items(task, results)
 }
 
-/// One loop result for all items, as Ansible registers it (`results: [...]`).
-fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
+/// How an item is named in messages: `loop_control.label` rendered for it, else the item.
+fn item_label(task: &Task, item: &Json, templar: &Templar) -> String {
+    match &task.loop_label {
+        Some(l) => templar.render_str(l).unwrap_or_else(|_| l.clone()),
+        None => match item {
+            Json::String(s) => s.clone(),
+            o => o.to_string(),
+        },
+    }
+}
+
+/// One loop result for all items (each with its label), as Ansible registers it
+/// (`results: [...]`).
+fn combine_items(task: &Task, results: Vec<(NodeResult, String)>) -> NodeResult {
     if results.is_empty() {
         return NodeResult::skipped("no items in the loop");
     }
@@ -337,12 +361,6 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
     } else {
         Status::Ok
     };
-    let label = |item: &Json| {
-        task.loop_label.clone().unwrap_or_else(|| match item {
-            Json::String(s) => s.clone(),
-            o => o.to_string(),
-        })
-    };
     let msg = results
         .iter()
         .filter(|(r, _)| {
@@ -350,7 +368,7 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, Json)>) -> NodeResult {
                 && !r.msg.is_empty()
                 && (r.status == Status::Failed || task.caps().shows_msg)
         })
-        .map(|(r, item)| format!("({}) {}", label(item), r.msg))
+        .map(|(r, label)| format!("({label}) {}", r.msg))
         .collect::<Vec<_>>()
         .join("; ");
     let diffs: Vec<String> = results.iter().filter_map(|(r, _)| r.diff.clone()).collect();

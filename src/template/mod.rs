@@ -339,9 +339,22 @@ impl Templar {
     }
 
     /// Renders a string; a lone `{{ expr }}` keeps the expression's type.
+    ///
+    /// As in ansible-core 2.19, a lone expression followed by one newline (Jinja drops a
+    /// template's final newline) is a lone expression too: `"{{ n }}\n"` with `n: 42` is the
+    /// number 42, while a string result gets its newline back (`"{{ s }}\n"` is `"hello\n"`).
     pub fn render_native(&self, s: &str) -> Result<Json, TemplateError> {
         if let Some(expr) = single_expression(s) {
             return self.eval(expr);
+        }
+        if let Some(expr) = s.strip_suffix('\n').and_then(single_expression) {
+            return match self.eval(expr)? {
+                Json::String(mut text) => {
+                    text.push('\n');
+                    Ok(Json::String(text))
+                }
+                other => Ok(other),
+            };
         }
         self.render_str(s).map(Json::String)
     }
@@ -493,7 +506,7 @@ pub fn from_value(v: &Value) -> Result<Json, String> {
 
 /// `"{{ expr }}"` (and nothing else) gives `expr`.
 fn single_expression(s: &str) -> Option<&str> {
-    // No trimming: `"{{ x }}\n"` is text with a newline, not a lone expression.
+    // No trimming: `" {{ x }}"` is text with a space, not a lone expression.
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
 }

@@ -24,6 +24,7 @@ mod jinja_tests;
 mod lookups;
 pub use lookups::{is_lookup_plugin, without_side_effects};
 mod pyjson;
+pub use pyjson::python_json;
 mod pyyaml;
 mod regex;
 mod strings;

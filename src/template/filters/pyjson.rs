@@ -29,6 +29,21 @@ struct JsonStyle {
 
 /// Ansible's `to_json`: `json.dumps` defaults, i.e. `", "`/`": "` separators
 /// and non-ASCII escaped.
+/// `value` as Python's `json.dumps` writes it by default (`", "` and `": "` separators,
+/// non-ASCII escaped): how Ansible turns structured data into text where text is needed.
+pub fn python_json(value: &serde_json::Value) -> String {
+    let style = JsonStyle {
+        indent: None,
+        sort_keys: false,
+        ensure_ascii: true,
+    };
+    let mut out = String::new();
+    match write_json(&mut out, &json_to_value(value.clone()), style, 0) {
+        Ok(()) => out,
+        Err(_) => value.to_string(),
+    }
+}
+
 fn to_json(state: &State, value: &Value, kwargs: Kwargs) -> Result<String, Error> {
     let style = JsonStyle {
         indent: None,
