@@ -87,7 +87,10 @@ pub fn lab_dir() -> PathBuf {
 /// panics when PROV_LAB_REQUIRED=1 (CI, where the lab must be up).
 pub fn lab_up(test: &str) -> bool {
     let addr: std::net::SocketAddr = "10.77.0.11:22".parse().unwrap();
-    let up = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok();
+    // The lab's bridge first: without it the address may be routed elsewhere (a sandbox's
+    // gateway can accept any connection).
+    let up = Path::new("/sys/class/net/br-provlab").exists()
+        && std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok();
     if up && lab_dir().join("id_ed25519").exists() {
         return true;
     }
