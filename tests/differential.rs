@@ -185,3 +185,8 @@ fn handlers_notified_by_handlers_run_in_the_same_flush() {
 fn magic_variables_loop_control_and_native_results_match_ansible() {
     differential("language.yml");
 }
+
+#[test]
+fn import_playbook_by_its_fqcn_as_in_ansible() {
+    differential("import.yml");
+}

@@ -176,7 +176,10 @@ fn load_plays(
             diags,
             play: PlayParts::default(),
         };
-        if let Some(import) = item.get("import_playbook") {
+        let import = ["import_playbook", "ansible.builtin.import_playbook"]
+            .iter()
+            .find_map(|k| item.get(k));
+        if let Some(import) = import {
             if let Some(child) = loader.imported_playbook(item, import, depth) {
                 match load_plays(&child, extra_vars, diags, depth + 1) {
                     Ok(p) => plays.extend(p),
@@ -321,7 +324,7 @@ impl Loader<'_> {
     fn imported_playbook(&mut self, item: &Node, import: &Node, depth: usize) -> Option<PathBuf> {
         for (k, _) in item.as_map().unwrap_or_default() {
             let key = k.as_str().unwrap_or_default();
-            if !["import_playbook", "name"].contains(&key) {
+            if !["import_playbook", "ansible.builtin.import_playbook", "name"].contains(&key) {
                 return self.fail(Diag::at(
                     &k.span,
                     format!("'{key}' is not supported on import_playbook"),
