@@ -1,6 +1,8 @@
 //! The graph of a multi-play playbook with `needs` has exactly the expected edges: per-host
 //! chains, plays continuing each host's chain, and `needs` edges only to the named nodes.
 
+mod common;
+use common::{fixtures, prov};
 use prov::inventory::Inventory;
 use prov::plan::{EdgeKind, Plan, TagFilter};
 use std::path::Path;
@@ -139,4 +141,42 @@ fn hostvars_reads_wait_for_earlier_plays_of_other_hosts() {
         edges,
         vec![e("x1:flush handlers", "x2:b", EdgeKind::Barrier)]
     );
+}
+
+/// A task that reads a variable another host set in an earlier play waits for it, however it
+/// reads it: through a play variable, in the template file it renders, or (with `strategy:
+/// linear`, which keeps Ansible's play boundaries) in a way no scan can see. `slow` sets the
+/// variable a second late, so a race loses every time; then each case runs 100 times without
+/// the delay.
+#[test]
+fn cross_host_reads_of_earlier_plays_never_race() {
+    let dir = fixtures().join("hostvars_race");
+    let inv = dir.join("hosts.ini");
+    for case in ["via_var.yml", "via_template.yml", "linear.yml"] {
+        for (delay, runs) in [("1", 1), ("0", 100)] {
+            for _ in 0..runs {
+                let out = tempfile::tempdir().unwrap();
+                let base = format!("base={}", out.path().display());
+                let delay_var = format!("delay={delay}");
+                let run = prov(&[
+                    "apply",
+                    dir.join(case).to_str().unwrap(),
+                    "-i",
+                    inv.to_str().unwrap(),
+                    "-e",
+                    &base,
+                    "-e",
+                    &delay_var,
+                ]);
+                assert_eq!(run.code, 0, "{case} (delay {delay}):\n{}", run.all_output());
+                for h in ["fast1", "fast2", "slow"] {
+                    assert_eq!(
+                        std::fs::read_to_string(out.path().join(h)).unwrap(),
+                        "from slow\n",
+                        "{case}: {h}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -4,8 +4,12 @@
 //! 1. each host runs a play's tasks in order (a chain per host); hosts do not wait for each other;
 //! 2. play N+1 on a host follows play N on that host (the chains simply continue);
 //! 3. `needs: [id]` / `needs: [id@pattern]` wait for exactly those nodes; a task that reads
-//!    `hostvars` without `needs` waits for every earlier node of the play's hosts (safe barrier);
-//! 4. `strategy: linear`, `serial` and `run_once` are extra edges in the same graph.
+//!    `hostvars` without `needs` waits for every earlier node of the hosts it can read (safe
+//!    barrier). "Reads" is decided conservatively: the task's own expressions, any variable
+//!    whose value reads `hostvars` (play, role, inventory and task variables, transitively), the
+//!    template file it renders, or a template `src` not known before the run;
+//! 4. `strategy: linear` (Ansible's lockstep: each task, and each play's first task, waits for
+//!    every host), `serial` and `run_once` are extra edges in the same graph.
 //!
 //! Cycles, `needs` naming nothing, and `needs` on hosts outside the play are rejected here,
 //! before any host is contacted.
@@ -184,15 +188,18 @@ impl Plan {
     ) {
         let play = &pb.plays[pi];
         let node = |ti: usize, h: &str| index.get(&(pi, ti)).and_then(|m| m.get(h)).copied();
+        let reads = HostvarsReads::of_play(play, inv, hosts);
         for (pos, &ti) in selected.iter().enumerate() {
             let task = &play.tasks[ti];
             for need in &task.needs {
                 self.add_needs(pb, pi, ti, need, hosts, index, inv, diags);
             }
-            let reads_hostvars = task_mentions(task, "hostvars");
+            let reads_hostvars = reads.task(task);
             let prev = pos.checked_sub(1).map(|p| selected[p]);
             let barrier = reads_hostvars && task.needs.is_empty();
-            let linear = play.strategy == Strategy::Linear && prev.is_some();
+            // Linear is Ansible's lockstep, plays included: a play's first task waits for
+            // every host to finish the plays before it.
+            let linear = play.strategy == Strategy::Linear;
             if barrier || linear {
                 let kind = if barrier {
                     EdgeKind::Barrier
@@ -205,10 +212,9 @@ impl Plan {
                     for other in self.chains.keys().filter(|o| *o != h) {
                         // The other host's previous node in this play, or (for a barrier) its
                         // last node in an earlier play: everything before it follows by chain.
-                        let a = match prev.and_then(|p| node(p, other)) {
-                            Some(a) => Some(a),
-                            None if barrier => self.last_before_play(other, pi),
-                            None => None,
+                        let a = match prev {
+                            Some(p) => node(p, other).or_else(|| self.last_before_play(other, pi)),
+                            None => self.last_before_play(other, pi),
                         };
                         edges.extend(a.map(|a| (a, b)));
                     }
@@ -399,14 +405,100 @@ impl Plan {
 }
 
 /// Whether any template in the task (args, conditions, loop, vars) mentions `word`.
-fn task_mentions(task: &Task, word: &str) -> bool {
-    let mut texts: Vec<String> = task.when.iter().map(|c| c.expr.clone()).collect();
-    if let TaskAction::Module { args, .. } = &task.action {
-        texts.push(args.to_string());
+/// Which tasks of a play may read another host's variables (`hostvars`), directly or through
+/// a variable whose value does (play, role and inventory variables, the task's own), or
+/// through the template file they render. Such a task without `needs` gets a barrier.
+struct HostvarsReads {
+    /// Variables whose values read `hostvars`, directly or through another such variable.
+    tainted: Vec<String>,
+}
+
+impl HostvarsReads {
+    fn of_play(play: &crate::playbook::Play, inv: &Inventory, hosts: &[String]) -> HostvarsReads {
+        let mut defs: Vec<(String, String)> = vec![];
+        for m in [
+            &play.vars,
+            &play.vars_files,
+            &play.role_defaults,
+            &play.role_vars,
+        ] {
+            defs.extend(m.iter().map(|(k, v)| (k.clone(), v.to_string())));
+        }
+        for h in hosts {
+            defs.extend(
+                inv.host_vars(h)
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string())),
+            );
+        }
+        for t in play.tasks.iter().chain(&play.handlers) {
+            defs.extend(t.vars.iter().map(|(k, v)| (k.clone(), v.to_string())));
+        }
+        let mut tainted: Vec<String> = vec![];
+        loop {
+            let more: Vec<String> = defs
+                .iter()
+                .filter(|(k, v)| !tainted.contains(k) && mentions(v, "hostvars", &tainted))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if more.is_empty() {
+                return HostvarsReads { tainted };
+            }
+            tainted.extend(more);
+            tainted.sort();
+            tainted.dedup();
+        }
     }
-    if let Some(l) = &task.loop_items {
-        texts.push(l.to_string());
+
+    fn task(&self, task: &Task) -> bool {
+        let mut texts: Vec<String> = task
+            .when
+            .iter()
+            .chain(&task.changed_when)
+            .chain(&task.failed_when)
+            .chain(&task.until)
+            .map(|c| c.expr.clone())
+            .collect();
+        if let TaskAction::Module { def, args } = &task.action {
+            texts.push(args.to_string());
+            if def.caps.reads_local == Some("templates") {
+                match template_source(task, args) {
+                    Some(text) => texts.push(text),
+                    // A source named by a template: what it reads is not known before the run.
+                    None => return true,
+                }
+            }
+        }
+        texts.extend(task.loop_items.as_ref().map(|l| l.to_string()));
+        texts.extend(task.delegate_to.clone());
+        texts.extend(task.name_opt.clone());
+        texts.push(serde_json::Value::Object(task.vars.clone()).to_string());
+        texts.iter().any(|t| mentions(t, "hostvars", &self.tainted))
     }
-    texts.push(serde_json::Value::Object(task.vars.clone()).to_string());
-    texts.iter().any(|t| t.contains(word))
+}
+
+/// Whether `text` names `word` or one of `names` as a whole word.
+fn mentions(text: &str, word: &str, names: &[String]) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    std::iter::once(word)
+        .chain(names.iter().map(String::as_str))
+        .any(|w| {
+            text.match_indices(w).any(|(i, _)| {
+                let before = text[..i].chars().next_back();
+                let after = text[i + w.len()..].chars().next();
+                !before.is_some_and(is_word) && !after.is_some_and(is_word)
+            })
+        })
+}
+
+/// The text of the template file a task renders, when its `src` is written literally and
+/// found on the search path.
+fn template_source(task: &Task, args: &serde_json::Value) -> Option<String> {
+    let src = args.get("src")?.as_str()?;
+    if crate::template::is_template(src) {
+        return None;
+    }
+    crate::search_path::candidates(&task.search_dirs, "templates", src)
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
 }
