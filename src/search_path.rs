@@ -25,6 +25,33 @@ pub fn find(search_dirs: &[PathBuf], subdir: &str, name: &str) -> Option<PathBuf
         .find(|c| c.exists())
 }
 
+/// Reads a source file, refusing one encrypted with Ansible Vault: prov cannot decrypt vault
+/// yet and must never put the ciphertext on a host.
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if is_vault(&data) {
+        return Err(format!(
+            "{} is encrypted with Ansible Vault, which prov cannot decrypt yet; decrypt it with `ansible-vault decrypt`",
+            path.display()
+        ));
+    }
+    Ok(data)
+}
+
+/// Whether the file at `path` starts as an Ansible Vault ciphertext (only its head is read).
+pub fn file_is_vault(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 15];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| is_vault(&head))
+}
+
+/// Whether file content is an Ansible Vault ciphertext.
+pub fn is_vault(data: &[u8]) -> bool {
+    data.starts_with(b"$ANSIBLE_VAULT;")
+}
+
 /// The search directories as one line for an error message.
 pub fn describe(search_dirs: &[PathBuf]) -> String {
     search_dirs

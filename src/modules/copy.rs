@@ -128,8 +128,7 @@ fn read_local(ctx: &ModuleCtx<'_>, src: &str) -> Result<Vec<u8>, ModError> {
             "src '{src}' is a directory: copying directories is not supported"
         ));
     }
-    std::fs::read(&local)
-        .map_err(|e| ModError::Failed(format!("cannot read {}: {e}", local.display())))
+    crate::search_path::read(&local).map_err(ModError::Failed)
 }
 
 #[cfg(test)]

@@ -92,8 +92,9 @@ fn render(ctx: &ModuleCtx<'_>, src: &str) -> Result<String, ModError> {
             crate::search_path::describe(&ctx.search_dirs)
         ));
     };
-    let text = std::fs::read_to_string(&local)
-        .map_err(|e| ModError::Failed(format!("cannot read template {}: {e}", local.display())))?;
+    let data = crate::search_path::read(&local).map_err(ModError::Failed)?;
+    let text = String::from_utf8(data)
+        .map_err(|_| ModError::Failed(format!("template {} is not UTF-8 text", local.display())))?;
     ctx.templar
         .render_str(&text)
         .map_err(|e| ModError::Failed(format!("{}: {e}", local.display())))

@@ -154,7 +154,14 @@ fn missing_source(t: &Task) -> Option<String> {
         return None;
     }
     let candidates = crate::search_path::candidates(&t.search_dirs, sub, src);
-    if candidates.iter().any(|c| c.exists()) {
+    if let Some(found) = candidates.iter().find(|c| c.exists()) {
+        if crate::search_path::file_is_vault(found) {
+            return Some(format!(
+                "{} source '{src}' ({}) is encrypted with Ansible Vault, which prov cannot decrypt yet",
+                def.name,
+                found.display()
+            ));
+        }
         return None;
     }
     let looked = candidates

@@ -465,10 +465,12 @@ impl Templar {
     }
 
     /// Of the variables a template uses, those that are not defined.
+    /// Functions (`lookup`, `range`) are the environment's globals, never undefined.
     fn missing(&self, names: std::collections::HashSet<String>) -> Vec<String> {
+        let env = environment();
         let mut v: Vec<String> = names
             .into_iter()
-            .filter(|n| !self.vars.contains(n))
+            .filter(|n| !self.vars.contains(n) && !env.globals().any(|(g, _)| g == n))
             .collect();
         v.sort();
         v
