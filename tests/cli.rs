@@ -78,13 +78,9 @@ fn help_documents_exit_codes() {
 
 #[test]
 fn json_mode_prints_one_event_per_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let pb = dir.path().join("pb.yml");
-    std::fs::write(
-        &pb,
+    let (_dir, pb) = common::playbook(
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - {name: hello, debug: {msg: hi}}\n",
-    )
-    .unwrap();
+    );
     let run = prov(&[
         "apply",
         pb.to_str().unwrap(),
@@ -497,13 +493,8 @@ fn echo_is_on(tty: &std::fs::File) -> bool {
 #[test]
 fn password_prompts_do_not_echo_and_ctrl_c_restores_the_terminal() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let pb = dir.path().join("pb.yml");
-    std::fs::write(
-        &pb,
-        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n",
-    )
-    .unwrap();
+    let (_dir, pb) =
+        common::playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n");
     let args = [
         "apply",
         pb.to_str().unwrap(),
@@ -645,16 +636,12 @@ fn two_runs_on_one_host_take_turns() {
 /// its exit code, `-vvv` whole scripts; a `no_log` task's commands are never shown.
 #[test]
 fn verbosity_levels_show_more_and_never_a_no_log_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let pb = dir.path().join("pb.yml");
-    std::fs::write(
-        &pb,
+    let (_dir, pb) = common::playbook(
         "- hosts: all\n  gather_facts: false\n  tasks:\n\
          \x20   - command: echo visible-word\n\
          \x20   - shell: \"echo first-line\\necho second-line\"\n\
          \x20   - command: echo hidden-sekrit\n      no_log: true\n",
-    )
-    .unwrap();
+    );
     let run = |v: &str| {
         let extra: Vec<&str> = [v].into_iter().filter(|v| !v.is_empty()).collect();
         let r = common::apply_local(&pb, &extra);

@@ -117,13 +117,9 @@ fn a_duplicate_key_is_warned_about_and_the_last_wins() {
 /// and INI inventory), and `-e @vars.json` with a character written as a JSON surrogate pair.
 #[test]
 fn byte_order_marks_and_json_surrogate_pairs_are_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let pb = dir.path().join("pb.yml");
-    std::fs::write(
-        &pb,
+    let (dir, pb) = common::playbook(
         "\u{feff}- hosts: web\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ emoji }} {{ tier }}\"\n",
-    )
-    .unwrap();
+    );
     let inv = dir.path().join("hosts.ini");
     std::fs::write(
         &inv,
