@@ -190,3 +190,8 @@ fn magic_variables_loop_control_and_native_results_match_ansible() {
 fn import_playbook_by_its_fqcn_as_in_ansible() {
     differential("import.yml");
 }
+
+#[test]
+fn filters_roles_use_render_as_in_ansible() {
+    differential("filters.yml");
+}

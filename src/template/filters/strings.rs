@@ -31,6 +31,102 @@ pub(super) fn register(env: &mut Environment<'_>) {
     env.add_filter("sha1", sha1_filter);
     env.add_filter("to_uuid", to_uuid);
     env.add_filter("indent", indent);
+    env.add_filter("center", center);
+    env.add_filter("wordcount", wordcount);
+    env.add_filter("comment", comment);
+}
+
+/// Jinja2's `center` (Python's `str.center`): where the padding is odd, the extra space goes
+/// left or right exactly as CPython decides.
+fn center(value: String, width: Option<usize>) -> Result<String, Error> {
+    let width = width.unwrap_or(80);
+    let len = value.chars().count();
+    if width <= len {
+        return Ok(value);
+    }
+    if width > super::MAX_STRING {
+        return Err(super::too_large(format!("center({width})")));
+    }
+    let margin = width - len;
+    let left = margin / 2 + (margin & width & 1);
+    Ok(format!(
+        "{}{value}{}",
+        " ".repeat(left),
+        " ".repeat(margin - left)
+    ))
+}
+
+/// Jinja2's `wordcount`: runs of word characters (`\w+`).
+fn wordcount(value: String) -> usize {
+    static WORD: std::sync::LazyLock<::regex::Regex> =
+        std::sync::LazyLock::new(|| ::regex::Regex::new(r"\w+").expect("valid"));
+    WORD.find_iter(&value).count()
+}
+
+/// Ansible's `comment(style='plain', **kw)`: text turned into a comment block (`plain`,
+/// `erlang`, `c`, `cblock`, `xml`; `decoration`, `prefix`, `prefix_count`, `postfix`,
+/// `postfix_count`, `beginning`, `end`, `newline` override the style's parts).
+fn comment(
+    text: String,
+    style: Option<String>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<String, Error> {
+    let style = style.unwrap_or_else(|| "plain".into());
+    let (beginning, decoration, end) = match style.as_str() {
+        "plain" => ("", "# ", ""),
+        "erlang" => ("", "% ", ""),
+        "c" => ("", "// ", ""),
+        "cblock" => ("/*", " * ", " */"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => return Err(invalid(format!("comment: unknown style '{other}'"))),
+    };
+    let get = |k: &str, default: &str| -> Result<String, Error> {
+        Ok(kwargs
+            .get::<Option<String>>(k)?
+            .unwrap_or_else(|| default.to_string()))
+    };
+    let prepostfix = get("decoration", decoration)?;
+    let newline = get("newline", "\n")?;
+    let beginning = get("beginning", beginning)?;
+    let prefix = get("prefix", prepostfix.trim_end())?;
+    let postfix = get("postfix", prepostfix.trim_end())?;
+    let end = get("end", end)?;
+    // `decoration` given as an argument replaces the style's; otherwise the style's own.
+    let decoration = prepostfix;
+    let prefix_count = kwargs.get::<Option<usize>>("prefix_count")?.unwrap_or(1);
+    let postfix_count = kwargs.get::<Option<usize>>("postfix_count")?.unwrap_or(1);
+    kwargs.assert_all_used()?;
+    let mut out = String::new();
+    if !beginning.is_empty() {
+        out.push_str(&beginning);
+        out.push_str(&newline);
+    }
+    if !prefix.is_empty() {
+        let one = if prefix == newline {
+            newline.clone()
+        } else {
+            format!("{prefix}{newline}")
+        };
+        out.push_str(&one.repeat(prefix_count));
+    }
+    let body = format!(
+        "{decoration}{}",
+        text.replace(&newline, &format!("{newline}{decoration}"))
+    )
+    .replace(
+        &format!("{decoration}{newline}"),
+        &format!("{}{newline}", decoration.trim_end()),
+    );
+    out.push_str(&body);
+    for _ in 0..postfix_count {
+        out.push_str(&newline);
+        out.push_str(&postfix);
+    }
+    if !end.is_empty() {
+        out.push_str(&newline);
+        out.push_str(&end);
+    }
+    Ok(out)
 }
 
 /// Jinja's `indent`, refusing a result larger than [`super::MAX_STRING`] instead of trying to
