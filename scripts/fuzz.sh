@@ -18,6 +18,8 @@ cargo +nightly fuzz build -O -s none
 for t in $(cargo +nightly fuzz list); do
   # New inputs a run finds go to runs/ (not committed); corpus/ holds the committed seeds.
   mkdir -p "runs/$t"
+  # A cache, not project content (`prov schedule` copies a project without caches).
+  printf 'Signature: 8a477f597d28d172789f06886806bc55\n# libFuzzer inputs found by scripts/fuzz.sh\n' >runs/CACHEDIR.TAG
   echo "fuzz: $t for ${secs}s"
   if ! cargo +nightly fuzz run -O -s none "$t" "runs/$t" "corpus/$t" -- \
     -max_total_time="$secs" -rss_limit_mb=3072 -timeout=20 -print_final_stats=1 >"runs/$t.log" 2>&1; then

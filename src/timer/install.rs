@@ -120,7 +120,8 @@ fn project_root(a: &ScheduleArgs, load: &LoadArgs) -> Result<PathBuf, String> {
     Ok(root)
 }
 
-/// Every file below `root`, sorted, without `.git` directories and a top-level `target/`;
+/// Every file below `root`, sorted, without `.git` directories, a top-level `target/` and
+/// directories tagged as caches (`CACHEDIR.TAG`: Cargo's target directories, fuzz runs);
 /// symlinks to files are copied as files, symlinks to directories are left out.
 pub fn walk(root: &Path) -> Result<Vec<ProjectFile>, String> {
     use std::os::unix::fs::PermissionsExt;
@@ -139,7 +140,10 @@ pub fn walk(root: &Path) -> Result<Vec<ProjectFile>, String> {
             let child = rel.join(&name);
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                if name == ".git" || (rel.as_os_str().is_empty() && name == "target") {
+                // Build output is not project: a top-level `target/`, and any directory
+                // marked a cache (Cargo's target directories, fuzz/runs/) by CACHEDIR.TAG.
+                let cache = e.path().join("CACHEDIR.TAG").is_file();
+                if name == ".git" || cache || (rel.as_os_str().is_empty() && name == "target") {
                     continue;
                 }
                 stack.push(child);
@@ -938,6 +942,7 @@ mod tests {
             "target/debug",
             ".git",
             "roles/r/.git",
+            "fuzz/target/release",
         ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
@@ -949,6 +954,8 @@ mod tests {
             ".git/HEAD",
             "roles/r/.git/HEAD",
             "README.md",
+            "fuzz/target/CACHEDIR.TAG",
+            "fuzz/target/release/big",
         ] {
             std::fs::write(root.join(f), "x").unwrap();
         }
