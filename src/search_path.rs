@@ -47,7 +47,8 @@ pub fn file_is_vault(path: &Path) -> bool {
         .is_ok_and(|()| is_vault(&head))
 }
 
-/// Whether file content is an Ansible Vault ciphertext.
+/// Whether content is an Ansible Vault ciphertext (a file, or a value in a YAML file): the one
+/// test of the vault header, used wherever prov reads what a user wrote.
 pub fn is_vault(data: &[u8]) -> bool {
     data.starts_with(b"$ANSIBLE_VAULT;")
 }

@@ -193,7 +193,7 @@ impl Builder {
                 .hint("run the script and save its output as a YAML inventory"),
             );
         }
-        if text.starts_with("$ANSIBLE_VAULT;") {
+        if crate::search_path::is_vault(text.as_bytes()) {
             return self.diags.push(Diag::at(
                 &Span::new(&file_arc, 1, 1),
                 "vault-encrypted inventories are not supported",

@@ -194,7 +194,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Node, Diag> {
     let joined = join_json_surrogates(text);
     let text = joined.as_deref().unwrap_or(text);
     let file: Arc<str> = Arc::from(file);
-    if text.trim_start().starts_with(VAULT_HEADER) {
+    if crate::search_path::is_vault(text.trim_start().as_bytes()) {
         return Err(vault_refusal(&Span::new(&file, 1, 1), "this file is"));
     }
     let mut builder = Builder {
@@ -239,9 +239,6 @@ fn join_json_surrogates(text: &str) -> Option<String> {
     });
     Some(joined.into_owned())
 }
-
-/// How every Ansible Vault ciphertext starts.
-const VAULT_HEADER: &str = "$ANSIBLE_VAULT;";
 
 /// prov cannot decrypt Ansible Vault yet, and must never use a ciphertext as the value.
 fn vault_refusal(span: &Span, what: &str) -> Diag {
@@ -353,7 +350,7 @@ fn merge_or_push(pairs: &mut Vec<(Node, Node)>, merged: &mut Vec<String>, key: N
 
 fn is_vault(text: &str, tag: Option<&yaml_rust2::parser::Tag>) -> bool {
     tag.is_some_and(|t| t.handle == "!" && t.suffix == "vault")
-        || text.trim_start().starts_with(VAULT_HEADER)
+        || crate::search_path::is_vault(text.trim_start().as_bytes())
 }
 
 impl MarkedEventReceiver for Builder {
