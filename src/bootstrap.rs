@@ -98,25 +98,22 @@ enum Mode {
 
 /// The embedded playbook, written to a private directory removed on drop.
 struct TempPlaybook {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl TempPlaybook {
     fn write() -> Result<TempPlaybook, Diag> {
-        let dir = std::env::temp_dir().join(format!("prov-bootstrap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(dir.join("bootstrap.yml"), PLAYBOOK))
-            .map_err(|e| Diag::new(format!("cannot write the bootstrap playbook: {e}")))?;
+        let cannot =
+            |e: std::io::Error| Diag::new(format!("cannot write the bootstrap playbook: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("prov-bootstrap-")
+            .tempdir()
+            .map_err(cannot)?;
+        std::fs::write(dir.path().join("bootstrap.yml"), PLAYBOOK).map_err(cannot)?;
         Ok(TempPlaybook { dir })
     }
     fn path(&self) -> PathBuf {
-        self.dir.join("bootstrap.yml")
-    }
-}
-
-impl Drop for TempPlaybook {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join("bootstrap.yml")
     }
 }
 
@@ -246,7 +243,7 @@ pub fn run(a: BootstrapArgs) -> i32 {
         Ok(t) => t,
         Err(d) => return bad_input(d.into()),
     };
-    let inv = match Inventory::load(&a.inventory, Some(&tmp.dir)) {
+    let inv = match Inventory::load(&a.inventory, Some(tmp.dir.path())) {
         Ok(i) => i,
         Err(d) => return bad_input(d),
     };
@@ -394,6 +391,7 @@ fn run_group(
         become_password,
         connector: HostConnector { ssh },
         stop: Default::default(),
+        lock_hosts: true,
     };
     let out = OutputOptions {
         json: false,

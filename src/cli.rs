@@ -309,6 +309,7 @@ fn apply(a: ApplyArgs) -> i32 {
         become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
         connector: HostConnector { ssh },
         stop: Default::default(),
+        lock_hosts: true,
     };
     let output = OutputOptions {
         json: a.json,

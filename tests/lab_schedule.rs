@@ -154,6 +154,22 @@ fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly(
         sh(1, "systemctl is-active prov-schedule.timer").trim(),
         "active"
     );
+    // The installer is a play: the same schedule installed again changes nothing.
+    if binary_stamp() == stamp {
+        let again = prov(&["schedule", SITE, "-i", INV, "--on", "h1", "--every", "30s"]);
+        assert_eq!(again.code, 0, "{}", again.all_output());
+        let recap = again
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("h1 "))
+            .unwrap_or("");
+        assert!(recap.contains(" changed=0 "), "{}", again.stdout);
+        assert!(
+            again.stdout.contains("the project is up to date"),
+            "{}",
+            again.stdout
+        );
+    }
     let timer = sh(1, "cat /etc/systemd/system/prov-schedule.timer");
     for line in [
         "OnCalendar=*:*:0/30",

@@ -1,6 +1,7 @@
-//! One prov run at a time on a host. Every run (`apply`, `scheduled-run`, `bootstrap`) takes
-//! the host's lock before its first command there and holds it to the end, so two runs on the
-//! same hosts never interleave their writes to the same files: the second waits, saying so.
+//! One prov run at a time on a host. Every run (`apply`, `scheduled-run`, `bootstrap`; not
+//! `prov schedule`'s installer, see [`crate::run::RunOptions::lock_hosts`]) takes the host's
+//! lock before its first command there and holds it to the end, so two runs on the same hosts
+//! never interleave their writes to the same files: the second waits, saying so.
 //!
 //! The lock is a `flock` on `/run/lock/prov.lock` held by a command left running on the host
 //! over prov's own connection ([`Connection::background`]). It is released when the run ends,

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub connector: HostConnector,
     /// Set when the run is interrupted: no node starts after it; the ones running finish.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Take each host's lock ([`host_lock`]) before the first command there. Off only for
+    /// `prov schedule`'s installer, which has a lock of its own.
+    pub lock_hosts: bool,
 }
 
 /// How a node ended, as seen by the nodes that wait for it.

@@ -211,10 +211,13 @@ impl Shared {
     }
 
     /// The one connection of a host, opened on first use (lazily, also by `delegate_to`),
-    /// with the host's lock taken: no other prov run works on it meanwhile.
+    /// with the host's lock taken (unless the run says otherwise): no other prov run works on
+    /// it meanwhile.
     pub async fn connection(&self, host: &str) -> Result<Arc<dyn Connection>, ConnError> {
         let conn = self.open_connection(host).await;
-        self.locks.take(host, conn.as_ref()).await?;
+        if self.opts.lock_hosts {
+            self.locks.take(host, conn.as_ref()).await?;
+        }
         Ok(conn)
     }
 

@@ -16,13 +16,17 @@
 //! - `prov schedule --remove [--on HOST]` undoes everything `prov schedule` installed, as
 //!   recorded in `/var/lib/prov/installed.json`.
 //!
-//! Installing and removing go through prov's own [`Connection`] (local or SSH) with plain
-//! shell scripts, the same code for this machine and for a management host.
+//! Installing is a play (`playbooks/schedule.yml`, embedded: [`play`]) run by the engine on
+//! this machine or the management host, after a probe that checks the host and writes the
+//! record of what will be installed; removing follows that record with a shell script over
+//! prov's own [`Connection`] (local or SSH).
 
 mod install;
 pub mod interval;
+mod play;
 pub mod report;
 mod run;
+mod spec;
 
 pub use run::{RunArgs, scheduled_run};
 
@@ -271,20 +275,57 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
     if let Err(code) = check_on(a.on.as_deref(), Some(&inv)) {
         return code;
     }
-    let spec = match install::Spec::build(&a, &load, &timing, &inv, &plan.hosts, &extra) {
+    let spec = match spec::Spec::build(&a, &load, &timing, &inv, &plan.hosts, &extra) {
         Ok(s) => s,
         Err(e) => return fail(&format!("{e}; nothing was installed"), exit::BAD_INPUT),
     };
     let rt = app::runtime();
-    let result = rt.block_on(async {
+    let recorded = rt.block_on(async {
         let target = Target::open(a.on.as_deref(), Some(&inv)).await?;
-        let r = install::install(&target, &spec).await;
+        let r = install::record(&target, &spec).await;
         target.conn.close().await;
-        r
+        r.map(|()| target)
     });
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => fail(&e, code_of(&e)),
+    drop(rt);
+    let target = match recorded {
+        Ok(t) => t,
+        Err(e) => return fail(&e, code_of(&e)),
+    };
+    let host = play_host(&target, a.on.as_deref(), &inv);
+    match play::provision(&spec, &host) {
+        Ok(exit::OK) => {
+            println!("{}", spec.summary(&target.name));
+            exit::OK
+        }
+        Ok(code) => fail(
+            &format!(
+                "installing on {} failed; `prov schedule --remove{}` undoes what was installed",
+                target.name,
+                a.on.as_ref()
+                    .map(|h| format!(" --on {h} -i INVENTORY"))
+                    .unwrap_or_default()
+            ),
+            code,
+        ),
+        Err(e) => fail(&e, exit::FAILED),
+    }
+}
+
+/// The host of the installer's play: `--on HOST` with its connection variables, or this
+/// machine over a local connection.
+fn play_host(t: &Target, on: Option<&str>, inv: &Inventory) -> play::PlayHost {
+    let vars = match on {
+        Some(host) => host_vars(inv, host, &Map::new())
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ansible_"))
+            .collect(),
+        None => Map::from_iter([("ansible_connection".to_string(), Json::from("local"))]),
+    };
+    play::PlayHost {
+        name: on.unwrap_or("localhost").to_string(),
+        vars,
+        become_: t.become_.enabled,
+        remote: t.remote,
     }
 }
 

@@ -112,6 +112,7 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
                 become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
                 connector: HostConnector::default(),
                 stop: Default::default(),
+                lock_hosts: true,
             };
             let out = OutputOptions {
                 json: false,
