@@ -221,6 +221,43 @@ fn source_line(span: &Span) -> Option<(String, Range<usize>)> {
     Some((line, caret))
 }
 
+/// The first `needle` at or after `from` (within the next few lines), as a span: where a
+/// `k=v` argument is written inside the string that holds it, so that an error about it
+/// points at it rather than at the string's start. `from` itself when not found.
+pub fn find_after(from: &Span, needle: &str) -> Span {
+    thread_local! {
+        /// The file last searched: a task's arguments are searched one after another.
+        static LAST: std::cell::RefCell<Option<(Arc<str>, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    const LINES: usize = 50;
+    if from.line == 0 || needle.is_empty() {
+        return from.clone();
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.as_ref().is_none_or(|(f, _)| *f != from.file) {
+            let text = std::fs::read_to_string(&*from.file).unwrap_or_default();
+            *last = Some((from.file.clone(), text));
+        }
+        let text = last.as_ref().map(|(_, t)| t.as_str()).unwrap_or_default();
+        for (i, line) in text.lines().enumerate().skip(from.line - 1).take(LINES) {
+            let skip = if i == from.line - 1 {
+                from.col.saturating_sub(1)
+            } else {
+                0
+            };
+            let Some((start, _)) = line.char_indices().nth(skip) else {
+                continue;
+            };
+            if let Some(at) = line[start..].find(needle) {
+                let col = line[..start + at].chars().count() + 1;
+                return Span::new(&from.file, i + 1, col);
+            }
+        }
+        from.clone()
+    })
+}
+
 /// The label under the caret: the message without its parenthesised details (where prov
 /// looked, which parameter), which the title above already gives in full.
 fn label(msg: &str) -> &str {

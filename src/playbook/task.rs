@@ -609,7 +609,14 @@ impl Loader<'_> {
             Kind::Null => {}
             _ => {
                 let text = value.scalar_text().unwrap_or_default();
-                if let Err(d) = parse_kv(def, &text, &value.span, &mut args, &mut spans) {
+                if let Err(d) = parse_kv(
+                    def,
+                    &text,
+                    &value.span,
+                    &mut args,
+                    &mut spans,
+                    &mut value_spans,
+                ) {
                     self.push(d);
                     return None;
                 }
@@ -758,11 +765,17 @@ fn parse_kv(
     span: &Span,
     args: &mut Map<String, Json>,
     spans: &mut Vec<(String, Span)>,
+    value_spans: &mut Vec<(String, Span)>,
 ) -> Result<(), Diag> {
     let parsed = super::kv::parse(text, def.caps.command_line)
         .map_err(|e| Diag::at(span, format!("cannot parse arguments: {e}")))?;
+    let mut at = span.clone();
     for (k, v) in parsed.options {
-        spans.push((k.clone(), span.clone()));
+        at = crate::diag::find_after(&at, &format!("{k}="));
+        let mut value_at = at.clone();
+        value_at.col += k.chars().count() + 1;
+        spans.push((k.clone(), at.clone()));
+        value_spans.push((k.clone(), value_at));
         args.insert(k, Json::String(v));
     }
     let Some(raw) = parsed.raw else {
