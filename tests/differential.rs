@@ -195,3 +195,8 @@ fn import_playbook_by_its_fqcn_as_in_ansible() {
 fn filters_roles_use_render_as_in_ansible() {
     differential("filters.yml");
 }
+
+#[test]
+fn every_with_loop_gives_the_items_ansible_gives() {
+    differential("with_loops.yml");
+}

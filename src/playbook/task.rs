@@ -52,7 +52,11 @@ pub struct Task {
     pub action: TaskAction,
     pub span: Span,
     pub when: Vec<Cond>,
+    /// What `loop` or `with_<lookup>` gives, as written (rendered when the task runs).
     pub loop_items: Option<Json>,
+    /// The lookup of a `with_<lookup>` loop (`items` for `with_items`): the rendered terms
+    /// go to it, as `query(lookup, *terms)`.
+    pub loop_with: Option<String>,
     pub loop_span: Option<Span>,
     pub loop_var: String,
     pub loop_label: Option<String>,
@@ -124,6 +128,7 @@ impl Task {
             span: span.clone(),
             when: inherit.when.clone(),
             loop_items: None,
+            loop_with: None,
             loop_span: None,
             loop_var: "item".into(),
             loop_label: None,
@@ -160,8 +165,6 @@ const TASK_KEYS: &[&str] = &[
     "id",
     "when",
     "loop",
-    "with_items",
-    "with_list",
     "loop_control",
     "register",
     "notify",
@@ -428,13 +431,53 @@ impl Loader<'_> {
         }
     }
 
+    /// `loop: LIST` or `with_<lookup>: TERMS` (at most one of them).
+    fn loop_source(&mut self, node: &Node, task: &mut Task) {
+        let mut found: Option<&Node> = None;
+        for (k, v) in node.as_map().unwrap_or_default() {
+            let key = k.as_str().unwrap_or_default();
+            let lookup = key.strip_prefix("with_");
+            if key != "loop" && lookup.is_none() {
+                continue;
+            }
+            if let Some(first) = found {
+                self.push(Diag::at(
+                    &k.span,
+                    format!(
+                        "a task has one loop, found '{}' and '{key}'",
+                        first.as_str().unwrap_or_default()
+                    ),
+                ));
+                return;
+            }
+            found = Some(k);
+            if let Some(name) = lookup {
+                if !crate::template::filters::is_lookup_plugin(name) {
+                    self.push(
+                        Diag::at(&k.span, format!("unknown lookup plugin '{name}' in '{key}'"))
+                            .suggest(name, crate::template::filters::lookup_plugin_names()),
+                    );
+                    return;
+                }
+                task.loop_with = Some(name.to_string());
+            } else if !matches!(v.kind, Kind::Seq(_)) && v.as_str().is_none() {
+                self.push(Diag::at(
+                    &v.span,
+                    format!("loop must be a list or a template, found {}", v.describe()),
+                ));
+            }
+            task.loop_items = Some(v.to_json());
+            task.loop_span = Some(v.span.clone());
+        }
+    }
+
     /// A single module task.
     fn task(&mut self, node: &Node, inherit: &Inherit) -> Option<Task> {
         let pairs = node.as_map()?;
         let mut module: Option<(&Node, &Node)> = None;
         for (k, v) in pairs {
             let key = k.as_str().unwrap_or_default();
-            if TASK_KEYS.contains(&key) {
+            if TASK_KEYS.contains(&key) || key.starts_with("with_") {
                 continue;
             }
             if UNSUPPORTED_TASK_KEYS.contains(&key) {
@@ -499,34 +542,7 @@ impl Loader<'_> {
             }
         }
         task.id = node.get("id").and_then(Node::scalar_text);
-        if let Some(l) = node
-            .get("loop")
-            .or_else(|| node.get("with_items"))
-            .or_else(|| node.get("with_list"))
-        {
-            let mut items = l.to_json();
-            // with_items flattens one level, as in Ansible.
-            if node.get("with_items").is_some()
-                && let Json::Array(a) = &items
-            {
-                items = Json::Array(
-                    a.iter()
-                        .flat_map(|i| match i {
-                            Json::Array(x) => x.clone(),
-                            o => vec![o.clone()],
-                        })
-                        .collect(),
-                );
-            }
-            if !matches!(items, Json::Array(_) | Json::String(_)) {
-                self.push(Diag::at(
-                    &l.span,
-                    format!("loop must be a list or a template, found {}", l.describe()),
-                ));
-            }
-            task.loop_items = Some(items);
-            task.loop_span = Some(l.span.clone());
-        }
+        self.loop_source(node, task);
         if let Some(lc) = node.get("loop_control") {
             task.loop_var = lc
                 .get("loop_var")

@@ -272,6 +272,37 @@ fn at_task(task: &Task, e: impl std::fmt::Display) -> String {
     format!("{e} in task '{}' at {}", task.display_name(), task.span)
 }
 
+/// The items of the task's loop: `loop`'s list rendered, or what the lookup of
+/// `with_<lookup>` gives for the rendered terms (a string is rendered to its value, and a
+/// value that is not a list is the one term), as Ansible's task executor does.
+fn loop_items(task: &Task, raw: &Json, templar: &Templar) -> Result<Vec<Json>, String> {
+    let Some(lookup) = &task.loop_with else {
+        return match templar.render_value(raw).map_err(|e| e.to_string())? {
+            Json::Array(items) => Ok(items),
+            Json::Null => Ok(vec![]),
+            other => Err(format!("loop must give a list, got {other}")),
+        };
+    };
+    let terms = match raw {
+        Json::String(s) => templar.render_native(s.trim()),
+        other => templar.render_value(other),
+    }
+    .map_err(|e| e.to_string())?;
+    let terms = match terms {
+        Json::Array(a) => a,
+        other => vec![other],
+    };
+    let call = format!("query('{lookup}', *__prov_with_terms)");
+    match templar
+        .vars_with("__prov_with_terms", Json::Array(terms))
+        .eval(&call)
+        .map_err(|e| format!("with_{lookup}: {e}"))?
+    {
+        Json::Array(items) => Ok(items),
+        other => Err(format!("with_{lookup} must give a list, got {other}")),
+    }
+}
+
 /// Runs the task on the host: every loop item, or once.
 async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> NodeResult {
     let TaskAction::Module { def, args } = &task.action else {
@@ -280,15 +311,8 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
     let base = task_vars(sh, &hr.host, play_idx, task);
     let items = match &task.loop_items {
         None => None,
-        Some(l) => match base.clone().into_templar().render_value(l) {
-            Ok(Json::Array(items)) => Some(items),
-            Ok(Json::Null) => Some(vec![]),
-            Ok(other) => {
-                return NodeResult::failed(at_task(
-                    task,
-                    format!("loop must give a list, got {other}"),
-                ));
-            }
+        Some(l) => match loop_items(task, l, &base.clone().into_templar()) {
+            Ok(items) => Some(items),
             Err(e) => return NodeResult::failed(at_task(task, e)),
         },
     };

@@ -161,10 +161,10 @@ mod tests {
         );
         assert_eq!(
             names(
-                "{{ lookup('fileglob', '*.txt') }} {{ query('env', 'HOME') }}",
+                "{{ lookup('filesglob', '*.txt') }} {{ query('env', 'HOME') }}",
                 false
             ),
-            vec!["unknown lookup plugin 'fileglob'"]
+            vec!["unknown lookup plugin 'filesglob'"]
         );
     }
 

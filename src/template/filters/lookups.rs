@@ -1,6 +1,6 @@
 //! The `lookup`, `query` and `q` functions and the lookup plugins they
 //! dispatch to: `env`, `file`, `vars`, `pipe`, `lines`, `items`/`list` and
-//! `first_found`.
+//! `first_found` here, the ones that make lists in [`super::list_lookups`].
 //!
 //! Lookups run on the controller, as in Ansible; relative files are searched
 //! under the role's and playbook's directories, as Ansible does.
@@ -67,12 +67,15 @@ fn run_lookup(
         "vars" => lookup_vars(state, terms, kwargs),
         "pipe" => lookup_pipe(state, terms),
         "lines" => lookup_lines(state, terms),
-        "items" | "list" => Ok(term_values(terms)),
+        "items" => Ok(term_values(terms)),
+        // Unlike `items`, `list` keeps lists inside the terms as they are.
+        "list" => Ok(terms.to_vec()),
         "first_found" => lookup_first_found(state, terms, kwargs),
         other if other.starts_with("ansible.builtin.") && is_lookup_plugin(other) => {
             run_lookup(state, &other["ansible.builtin.".len()..], terms, kwargs)
         }
-        other => Err(invalid(format!("lookup plugin '{other}' not found"))),
+        other => super::list_lookups::run(state, other, terms, kwargs)
+            .unwrap_or_else(|| Err(invalid(format!("lookup plugin '{other}' not found")))),
     }
 }
 
@@ -144,7 +147,7 @@ fn lookup_first_found(
 }
 
 /// Directories that relative lookup paths are searched in, from the context.
-fn search_dirs(state: &State) -> Vec<PathBuf> {
+pub(super) fn search_dirs(state: &State) -> Vec<PathBuf> {
     ["role_path", "playbook_dir"]
         .iter()
         .filter_map(|name| state.lookup(name))
@@ -188,8 +191,17 @@ const PLUGINS: &[&str] = &[
     "first_found",
 ];
 
+/// Every lookup plugin's short name, for did-you-mean suggestions.
+pub fn lookup_plugin_names() -> impl Iterator<Item = &'static str> {
+    PLUGINS
+        .iter()
+        .chain(super::list_lookups::NAMES)
+        .copied()
+}
+
 pub fn is_lookup_plugin(name: &str) -> bool {
-    PLUGINS.contains(&name.strip_prefix("ansible.builtin.").unwrap_or(name))
+    let short = name.strip_prefix("ansible.builtin.").unwrap_or(name);
+    PLUGINS.contains(&short) || super::list_lookups::NAMES.contains(&short)
 }
 
 thread_local! {

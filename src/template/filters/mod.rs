@@ -15,14 +15,16 @@
 //! - [`pyyaml`]: `to_yaml`/`to_nice_yaml` laid out as PyYAML does, and `from_yaml`;
 //! - [`collections`]: `combine`, `dict2items`, `flatten`, set operations, `zip_longest`, ...;
 //! - [`jinja_tests`]: Jinja *tests* (`is changed`, `is version(...)`, `is match(...)`, ...);
-//! - [`lookups`]: `lookup`/`query` and the lookup plugins.
+//! - [`lookups`]: `lookup`/`query` and the lookup plugins; [`list_lookups`] the ones that
+//!   make lists (`with_dict`, `with_nested`, `with_sequence`, ...).
 //!
 //! This file holds the entry point and the small helpers they share.
 
 mod collections;
 mod jinja_tests;
+mod list_lookups;
 mod lookups;
-pub use lookups::{is_lookup_plugin, without_side_effects};
+pub use lookups::{is_lookup_plugin, lookup_plugin_names, without_side_effects};
 mod pyjson;
 pub use pyjson::python_json;
 mod pyyaml;
