@@ -25,6 +25,27 @@ pub fn find(search_dirs: &[PathBuf], subdir: &str, name: &str) -> Option<PathBuf
         .find(|c| c.exists())
 }
 
+/// Every existing path that `name` can resolve to: [`find`] for a plain name; for a name with
+/// templated parts (`"{{ ansible_os_family }}.yml"`, known only when the task runs on a host),
+/// every file of the [`candidates`] whose name matches with each `{{ … }}` as a wildcard.
+pub fn resolutions(search_dirs: &[PathBuf], subdir: &str, name: &str) -> Vec<PathBuf> {
+    if !crate::template::is_template(name) {
+        return find(search_dirs, subdir, name).into_iter().collect();
+    }
+    static BLOCK: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\{\{.*?\}\}").expect("valid"));
+    let pattern = BLOCK
+        .replace_all(&glob::Pattern::escape(name), "*")
+        .into_owned();
+    let mut out: Vec<PathBuf> = candidates(search_dirs, subdir, &pattern)
+        .iter()
+        .filter_map(|c| glob::glob(&c.to_string_lossy()).ok())
+        .flat_map(|paths| paths.filter_map(Result::ok))
+        .collect();
+    out.dedup();
+    out
+}
+
 /// Reads a source file, refusing one encrypted with Ansible Vault: prov cannot decrypt vault
 /// yet and must never put the ciphertext on a host.
 pub fn read(path: &Path) -> Result<Vec<u8>, String> {

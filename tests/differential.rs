@@ -200,3 +200,8 @@ fn filters_roles_use_render_as_in_ansible() {
 fn every_with_loop_gives_the_items_ansible_gives() {
     differential("with_loops.yml");
 }
+
+#[test]
+fn include_vars_by_facts_first_found_and_dir_as_in_ansible() {
+    differential("include_vars.yml");
+}

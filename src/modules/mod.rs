@@ -19,6 +19,7 @@ pub mod docker_swarm;
 pub mod fail;
 pub mod file;
 pub mod group;
+pub mod include_vars;
 pub mod lineinfile;
 pub mod meta;
 pub mod set_fact;
@@ -42,9 +43,11 @@ use std::future::Future;
 pub struct Caps {
     /// Its message is its point (`debug`): shown for every item, not only on failure.
     pub shows_msg: bool,
-    /// Its arguments are variable names it defines (`set_fact`); the `ansible_facts` in its
-    /// data become the host's variables.
+    /// The `ansible_facts` in its data become the host's variables (`set_fact`,
+    /// `include_vars`).
     pub sets_facts: bool,
+    /// Which variables it defines for later tasks, for the checks before the run.
+    pub defines: Defines,
     /// Its `src` names a file on the control machine, looked up in this subdirectory of the
     /// search path (`files`, `templates`); a missing source is reported before the run.
     pub reads_local: Option<&'static str>,
@@ -59,10 +62,22 @@ pub struct Caps {
     pub command_line: bool,
 }
 
+/// The variables a module defines, as the checks before the run learn them.
+#[derive(Debug, Clone, Copy)]
+pub enum Defines {
+    Nothing,
+    /// Its argument names (`set_fact`).
+    ArgNames,
+    /// Found from its arguments and the task's search directories (`include_vars`: the keys
+    /// of the files it can load).
+    With(fn(&serde_json::Map<String, Json>, &[std::path::PathBuf]) -> Vec<String>),
+}
+
 impl Caps {
     pub const NONE: Caps = Caps {
         shows_msg: false,
         sets_facts: false,
+        defines: Defines::Nothing,
         reads_local: None,
         secret_data: &[],
         flushes_handlers: false,
@@ -215,6 +230,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<blockinfile::BlockinfileModule>(),
     ModuleDef::of::<stat::StatModule>(),
     ModuleDef::of::<set_fact::SetFactModule>(),
+    ModuleDef::of::<include_vars::IncludeVarsModule>(),
     ModuleDef::of::<assert::AssertModule>(),
     ModuleDef::of::<fail::FailModule>(),
     ModuleDef::of::<meta::MetaModule>(),

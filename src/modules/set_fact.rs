@@ -14,6 +14,7 @@ impl Module for SetFactModule {
     const NAME: &'static str = "set_fact";
     const CAPS: Caps = Caps {
         sets_facts: true,
+        defines: super::Defines::ArgNames,
         ..Caps::NONE
     };
 

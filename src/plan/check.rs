@@ -6,6 +6,7 @@
 
 use crate::diag::{Diag, Diags, Span};
 use crate::inventory::Inventory;
+use crate::modules::Defines;
 use crate::playbook::{Play, Playbook, Task, TaskAction};
 use crate::template::filters::without_side_effects;
 use crate::template::{environment, is_template};
@@ -79,7 +80,8 @@ pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>
     out
 }
 
-/// Variables a task defines for later tasks: `register`, `set_fact` keys, loop variable.
+/// Variables a task defines for later tasks: `register`, `set_fact` keys, the variables of
+/// `include_vars` files, the loop variable.
 fn defined_by(t: &Task) -> Vec<String> {
     let mut v: Vec<String> = t.register.iter().cloned().collect();
     v.push(t.loop_var.clone());
@@ -89,9 +91,12 @@ fn defined_by(t: &Task) -> Vec<String> {
         def,
         args: Json::Object(m),
     } = &t.action
-        && def.caps.sets_facts
     {
-        v.extend(m.keys().cloned());
+        match def.caps.defines {
+            Defines::Nothing => {}
+            Defines::ArgNames => v.extend(m.keys().cloned()),
+            Defines::With(names) => v.extend(names(m, &t.search_dirs)),
+        }
     }
     v
 }

@@ -454,8 +454,11 @@ impl Loader<'_> {
             if let Some(name) = lookup {
                 if !crate::template::filters::is_lookup_plugin(name) {
                     self.push(
-                        Diag::at(&k.span, format!("unknown lookup plugin '{name}' in '{key}'"))
-                            .suggest(name, crate::template::filters::lookup_plugin_names()),
+                        Diag::at(
+                            &k.span,
+                            format!("unknown lookup plugin '{name}' in '{key}'"),
+                        )
+                        .suggest(name, crate::template::filters::lookup_plugin_names()),
                     );
                     return;
                 }

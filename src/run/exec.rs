@@ -293,8 +293,18 @@ fn loop_items(task: &Task, raw: &Json, templar: &Templar) -> Result<Vec<Json>, S
         other => vec![other],
     };
     let call = format!("query('{lookup}', *__prov_with_terms)");
+    // As Ansible's task executor tells the lookup: where the task's module reads files.
+    let module = match &task.action {
+        TaskAction::Module { def, .. } => def.name,
+        TaskAction::FlushHandlers => "",
+    };
+    let subdir = ["template", "var"]
+        .into_iter()
+        .find(|s| module.contains(s))
+        .map_or("files".to_string(), |s| format!("{s}s"));
     match templar
         .vars_with("__prov_with_terms", Json::Array(terms))
+        .vars_with(crate::template::filters::LOOKUP_SUBDIR, json!(subdir))
         .eval(&call)
         .map_err(|e| format!("with_{lookup}: {e}"))?
     {

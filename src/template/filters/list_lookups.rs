@@ -179,7 +179,9 @@ fn subelements(terms: &[Json]) -> Result<Vec<Json>, Error> {
         ));
     };
     let items: Vec<Json> = match &terms[0] {
-        Json::Object(m) if m.get("skipped").is_some_and(|s| s != &json!(false)) => return Ok(vec![]),
+        Json::Object(m) if m.get("skipped").is_some_and(|s| s != &json!(false)) => {
+            return Ok(vec![]);
+        }
         Json::Object(m) => m.values().cloned().collect(),
         other => as_list(other),
     };
@@ -298,9 +300,7 @@ struct Sequence {
 /// numbers: ansible-core 2.19 refuses hexadecimal and octal ones, whatever its docs say).
 fn sequence(terms: &[Json], kwargs: &Kwargs) -> Result<Vec<Json>, Error> {
     let defaults = |k: &str| -> Result<Option<String>, Error> {
-        Ok(kwargs
-            .get::<Option<Value>>(k)?
-            .map(|v| super::to_text(&v)))
+        Ok(kwargs.get::<Option<Value>>(k)?.map(|v| super::to_text(&v)))
     };
     let mut base = Map::new();
     for k in ["start", "end", "count", "stride", "format"] {
@@ -330,8 +330,11 @@ fn parse_sequence(text: &str, base: &Map<String, Json>) -> Result<Sequence, Erro
     if let Some(short) = shortcut(text) {
         opts.extend(short);
     } else {
-        let kv = crate::playbook::kv::parse(text, false)
-            .map_err(|e| invalid(format!("unknown error parsing with_sequence arguments: {e}")))?;
+        let kv = crate::playbook::kv::parse(text, false).map_err(|e| {
+            invalid(format!(
+                "unknown error parsing with_sequence arguments: {e}"
+            ))
+        })?;
         if let Some(raw) = kv.raw {
             return Err(invalid(format!(
                 "unrecognized arguments to with_sequence: ['_raw_params'] ({raw})"
@@ -434,10 +437,14 @@ impl Sequence {
 fn percent_int(fmt: &str, n: i64) -> Option<String> {
     let at = fmt.find('%')?;
     let spec = &fmt[at + 1..];
-    let flags_len = spec.find(|c: char| !"-+ 0#".contains(c)).unwrap_or(spec.len());
+    let flags_len = spec
+        .find(|c: char| !"-+ 0#".contains(c))
+        .unwrap_or(spec.len());
     let flags = &spec[..flags_len];
     let rest = &spec[flags_len..];
-    let width_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let width_len = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let width: usize = rest[..width_len].parse().unwrap_or(0);
     let rest = &rest[width_len..];
     let (precision, rest) = match rest.strip_prefix('.') {
@@ -497,17 +504,18 @@ fn fileglob(state: &State, terms: &[Json]) -> Vec<Json> {
         };
         let path = std::path::Path::new(pattern);
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-        let places: Vec<std::path::PathBuf> = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(dir) => crate::search_path::candidates(&dirs, "files", &dir.to_string_lossy())
-                .into_iter()
-                .filter(|d| d.is_dir())
-                .take(1)
-                .collect(),
-            None => dirs
-                .iter()
-                .flat_map(|d| [d.join("files"), d.clone()])
-                .collect(),
-        };
+        let places: Vec<std::path::PathBuf> =
+            match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(dir) => crate::search_path::candidates(&dirs, "files", &dir.to_string_lossy())
+                    .into_iter()
+                    .filter(|d| d.is_dir())
+                    .take(1)
+                    .collect(),
+                None => dirs
+                    .iter()
+                    .flat_map(|d| [d.join("files"), d.clone()])
+                    .collect(),
+            };
         for place in places {
             let Some(file) = &file else { break };
             let full = place.join(file);
@@ -545,7 +553,11 @@ mod tests {
         );
         assert_eq!(
             together(&[json!([1, 2, 3]), json!([4]), json!([[5], [6]])]).unwrap(),
-            vec![json!([1, 4, 5]), json!([2, null, 6]), json!([3, null, null])]
+            vec![
+                json!([1, 4, 5]),
+                json!([2, null, 6]),
+                json!([3, null, null])
+            ]
         );
         assert_eq!(
             indexed_items(&[json!(["a", "b"]), json!("c")]),
@@ -553,11 +565,18 @@ mod tests {
         );
         assert_eq!(
             dict(&[json!({"b": 1, "a": 2})]).unwrap(),
-            vec![json!({"key": "b", "value": 1}), json!({"key": "a", "value": 2})]
+            vec![
+                json!({"key": "b", "value": 1}),
+                json!({"key": "a", "value": 2})
+            ]
         );
         assert!(dict(&[json!([1])]).is_err());
         assert_eq!(
-            subelements(&[json!([{"n": 1, "k": [1, 2]}, {"n": 2, "k": []}]), json!("k")]).unwrap(),
+            subelements(&[
+                json!([{"n": 1, "k": [1, 2]}, {"n": 2, "k": []}]),
+                json!("k")
+            ])
+            .unwrap(),
             vec![json!([{"n": 1}, 1]), json!([{"n": 1}, 2])]
         );
         assert!(subelements(&[json!([{"n": 1}]), json!("k")]).is_err());
@@ -584,16 +603,37 @@ mod tests {
     #[test]
     fn sequences() {
         assert_eq!(seq("5-8").unwrap(), ["5", "6", "7", "8"]);
-        assert_eq!(seq("4:host%02d").unwrap(), ["host01", "host02", "host03", "host04"]);
-        assert_eq!(seq("start=10 end=0 stride=-3").unwrap(), ["10", "7", "4", "1"]);
+        assert_eq!(
+            seq("4:host%02d").unwrap(),
+            ["host01", "host02", "host03", "host04"]
+        );
+        assert_eq!(
+            seq("start=10 end=0 stride=-3").unwrap(),
+            ["10", "7", "4", "1"]
+        );
         assert_eq!(seq("count=0").unwrap(), Vec::<String>::new());
-        assert_eq!(seq("start=2 end=8 stride=3 format=n%x").unwrap(), ["n2", "n5", "n8"]);
+        assert_eq!(
+            seq("start=2 end=8 stride=3 format=n%x").unwrap(),
+            ["n2", "n5", "n8"]
+        );
         assert_eq!(seq("start=0 count=3 stride=2").unwrap(), ["0", "2", "4"]);
         assert_eq!(seq("0600").unwrap().len(), 600);
-        assert!(seq("start=0x0f00 count=4").unwrap_err().contains("'0x0f00'"));
-        assert!(seq("start=5 end=1").unwrap_err().contains("make stride negative"));
+        assert!(
+            seq("start=0x0f00 count=4")
+                .unwrap_err()
+                .contains("'0x0f00'")
+        );
+        assert!(
+            seq("start=5 end=1")
+                .unwrap_err()
+                .contains("make stride negative")
+        );
         assert!(seq("start=1").unwrap_err().contains("count or end"));
-        assert!(seq("end=3 format=%d%%").unwrap_err().contains("bad formatting"));
+        assert!(
+            seq("end=3 format=%d%%")
+                .unwrap_err()
+                .contains("bad formatting")
+        );
         assert!(seq("end=3 colour=red").unwrap_err().contains("'colour'"));
     }
 

@@ -136,9 +136,15 @@ fn lookup_first_found(
     kwargs: &Kwargs,
 ) -> Result<Vec<Value>, Error> {
     let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+    // A `with_first_found` loop looks where its task's module reads (`vars/` for
+    // `include_vars`, `templates/` for `template`), as Ansible's task executor tells it.
+    let subdir = state
+        .lookup(LOOKUP_SUBDIR)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "files".into());
     let found = term_strings(terms)
         .iter()
-        .find_map(|name| find_file(state, name));
+        .find_map(|name| find_in(state, &subdir, name));
     match (found, skip) {
         (Some(path), _) => Ok(vec![Value::from(path.to_string_lossy().into_owned())]),
         (None, true) => Ok(Vec::new()),
@@ -159,7 +165,15 @@ pub(super) fn search_dirs(state: &State) -> Vec<PathBuf> {
 /// and then directly in `role_path` and `playbook_dir` when the context
 /// defines them, and finally relative to the working directory.
 fn find_file(state: &State, name: &str) -> Option<PathBuf> {
-    let mut candidates = crate::search_path::candidates(&search_dirs(state), "files", name);
+    find_in(state, "files", name)
+}
+
+/// The variable a `with_<lookup>` loop sets to the subdirectory its task's module reads from.
+pub const LOOKUP_SUBDIR: &str = "__prov_lookup_subdir";
+
+/// [`find_file`] in another subdirectory of the search path.
+fn find_in(state: &State, subdir: &str, name: &str) -> Option<PathBuf> {
+    let mut candidates = crate::search_path::candidates(&search_dirs(state), subdir, name);
     candidates.push(PathBuf::from(name));
     candidates.into_iter().find(|c| c.is_file())
 }
@@ -193,10 +207,7 @@ const PLUGINS: &[&str] = &[
 
 /// Every lookup plugin's short name, for did-you-mean suggestions.
 pub fn lookup_plugin_names() -> impl Iterator<Item = &'static str> {
-    PLUGINS
-        .iter()
-        .chain(super::list_lookups::NAMES)
-        .copied()
+    PLUGINS.iter().chain(super::list_lookups::NAMES).copied()
 }
 
 pub fn is_lookup_plugin(name: &str) -> bool {

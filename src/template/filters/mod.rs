@@ -24,7 +24,7 @@ mod collections;
 mod jinja_tests;
 mod list_lookups;
 mod lookups;
-pub use lookups::{is_lookup_plugin, lookup_plugin_names, without_side_effects};
+pub use lookups::{LOOKUP_SUBDIR, is_lookup_plugin, lookup_plugin_names, without_side_effects};
 mod pyjson;
 pub use pyjson::python_json;
 mod pyyaml;
