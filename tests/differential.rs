@@ -205,3 +205,8 @@ fn every_with_loop_gives_the_items_ansible_gives() {
 fn include_vars_by_facts_first_found_and_dir_as_in_ansible() {
     differential("include_vars.yml");
 }
+
+#[test]
+fn looped_and_fact_named_includes_run_as_in_ansible() {
+    differential("include_loops.yml");
+}

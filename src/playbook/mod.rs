@@ -7,7 +7,7 @@
 pub mod kv;
 mod task;
 
-pub use task::{BlockFrame, Cond, Need, Section, Task, TaskAction};
+pub use task::{BlockFrame, Cond, Include, Need, Section, Task, TaskAction};
 
 use crate::diag::{Diag, Diags, Span};
 use crate::template::Vars;
@@ -104,6 +104,10 @@ pub(crate) struct Inherit {
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub blocks: Vec<BlockFrame>,
+    /// The runtime includes around (see [`Task::frames`]).
+    pub frames: Vec<(usize, usize)>,
+    /// The tasks file being read (a runtime include never names it again: no self-include).
+    pub file: Option<PathBuf>,
     pub role: Option<String>,
     /// Role directory first, then the playbook directory.
     pub search_dirs: Vec<PathBuf>,
@@ -201,6 +205,8 @@ struct PlayParts {
     handlers: Vec<Task>,
     blocks: Vec<BlockInfo>,
     roles_loaded: Vec<String>,
+    /// Runtime includes numbered so far.
+    includes: usize,
 }
 
 pub(crate) struct Loader<'a> {
@@ -447,22 +453,33 @@ impl Loader<'_> {
 
     /// A file name that may contain templates resolvable from play and extra vars.
     pub(crate) fn static_path(&mut self, node: &Node) -> Option<String> {
-        let raw = match node.expect_str("a file name") {
-            Ok(s) => s,
-            Err(d) => return self.fail(d),
-        };
+        match self.try_static_path(node) {
+            Ok(s) => Some(s),
+            Err(d) => self.fail(d),
+        }
+    }
+
+    /// A file name rendered with what is known before the run (play vars, role defaults,
+    /// extra vars), or why it cannot be.
+    pub(crate) fn try_static_path(&self, node: &Node) -> Result<String, Diag> {
+        let raw = node.expect_str("a file name")?;
         let templar = Vars::new()
             .push_map(self.play.role_defaults.clone())
             .push_map(self.play.vars.clone())
             .push_map(self.extra_vars.clone())
             .into_templar();
-        match templar.render_str(&raw) {
-            Ok(s) => Some(s),
-            Err(e) => self.fail(Diag::at(
+        templar.render_str(&raw).map_err(|e| {
+            Diag::at(
                 &node.span,
                 format!("cannot resolve file name '{raw}' before the run: {e} (only play vars and extra vars may be used here)"),
-            )),
-        }
+            )
+        })
+    }
+
+    /// The next runtime include's id in this play.
+    pub(crate) fn next_include_id(&mut self) -> usize {
+        self.play.includes += 1;
+        self.play.includes
     }
 
     /// A list of tasks (a play section, a block part or a tasks file).
@@ -510,6 +527,7 @@ impl Loader<'_> {
         };
         let mut inner = inherit.clone();
         inner.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        inner.file = Some(path.to_path_buf());
         inner.include_depth += 1;
         self.section(Some(&doc), &inner, out);
     }

@@ -5,6 +5,7 @@ use crate::diag::{Diag, Span};
 use crate::modules::{self, ModuleDef};
 use crate::yaml::{Kind, Node};
 use serde_json::{Map, Value as Json};
+use std::path::{Path, PathBuf};
 
 /// Which part of a block a task sits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,25 @@ pub enum TaskAction {
     },
     /// Run the handlers notified so far (end of a section, or `meta: flush_handlers`).
     FlushHandlers,
+    /// An include decided when it runs: looped (`include_tasks`/`include_role` with `loop`
+    /// or `with_*`), or naming its file with host variables or facts. Its tasks follow it in
+    /// the play, expanded when loaded (every file it can name, checked like any task), and run
+    /// only through it: for each item, the tasks of the file its name renders to.
+    Include(Include),
+}
+
+/// A runtime include (see [`TaskAction::Include`]).
+#[derive(Debug, Clone)]
+pub struct Include {
+    /// Unique in its play; its tasks carry `(id, file)` in [`Task::frames`].
+    pub id: usize,
+    /// The file name as written (a template), or the role's name.
+    pub name: String,
+    /// Every file the name can render to (canonical paths); empty for a role, whose tasks
+    /// are the one body (file 0).
+    pub files: Vec<std::path::PathBuf>,
+    /// Where a rendered name is looked for, in order.
+    pub dirs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +104,9 @@ pub struct Task {
     pub retries: u32,
     pub delay: u64,
     pub blocks: Vec<BlockFrame>,
+    /// The runtime includes this task sits in, outermost first: (include id, file index).
+    /// Such a task is run by its include, never on its own.
+    pub frames: Vec<(usize, usize)>,
     pub role: Option<String>,
     pub search_dirs: Vec<std::path::PathBuf>,
 }
@@ -101,6 +124,7 @@ impl Task {
             (Some(n), _) => n.clone(),
             (None, TaskAction::Module { def, .. }) => def.name.to_string(),
             (None, TaskAction::FlushHandlers) => "flush handlers".to_string(),
+            (None, TaskAction::Include(i)) => format!("include {}", i.name),
         };
         match &self.role {
             Some(r) => format!("{r} : {base}"),
@@ -112,7 +136,7 @@ impl Task {
     pub fn caps(&self) -> crate::modules::Caps {
         match &self.action {
             TaskAction::Module { def, .. } => def.caps,
-            TaskAction::FlushHandlers => crate::modules::Caps::NONE,
+            TaskAction::FlushHandlers | TaskAction::Include(_) => crate::modules::Caps::NONE,
         }
     }
 
@@ -153,6 +177,7 @@ impl Task {
             retries: 3,
             delay: 5,
             blocks: inherit.blocks.clone(),
+            frames: inherit.frames.clone(),
             role: inherit.role.clone(),
             search_dirs: inherit.search_dirs.clone(),
         }
@@ -385,14 +410,22 @@ impl Loader<'_> {
         out: &mut Vec<Task>,
     ) {
         let kind = short(key.as_str().unwrap_or_default());
+        let runtime = matches!(kind, "include_tasks" | "include_role" | "include");
+        let mut looped = false;
         for (k, _) in node.as_map().unwrap_or_default() {
             let name = k.as_str().unwrap_or_default();
+            let loop_key = name == "loop" || name.starts_with("with_");
             if UNSUPPORTED_TASK_KEYS.contains(&name) {
                 self.push(unsupported(k, name));
+            } else if (loop_key || name == "loop_control") && runtime {
+                looped |= loop_key;
             } else if LOOP_KEYS.contains(&name) || name.starts_with("with_") {
                 self.push(
-                    Diag::at(&k.span, format!("'{name}' on {kind} is not supported yet"))
-                        .hint(format!("prov expands {kind} once, when the playbook is loaded, so a loop over it would be silently dropped; loop over the tasks inside the file instead")),
+                    Diag::at(&k.span, format!("'{name}' on {kind} is not supported"))
+                        .hint(match runtime {
+                            true => "retry the tasks inside the file instead".to_string(),
+                            false => format!("{kind} is expanded when the playbook is loaded; use the include_ form to loop")
+                        }),
                 );
             } else if name != key.as_str().unwrap_or_default() && !TASK_KEYS.contains(&name) {
                 self.push(
@@ -408,27 +441,84 @@ impl Loader<'_> {
                 if let Kind::Map(pairs) = &mut role_node.kind {
                     pairs.retain(|(k, _)| k.as_str() != Some("tasks_from"));
                 }
-                self.role_ref(&role_node, inner, out, tasks_from);
+                if !looped {
+                    return self.role_ref(&role_node, inner, out, tasks_from);
+                }
+                let name = role_node
+                    .get("name")
+                    .or_else(|| role_node.get("role"))
+                    .and_then(Node::scalar_text)
+                    .unwrap_or_default();
+                let body = self.runtime_include(node, name, vec![], vec![], inner, out);
+                self.role_ref(&role_node, &body[0], out, tasks_from);
             }
             _ => {
                 let file_node = value.get("file").unwrap_or(value);
-                let Some(name) = self.static_path(file_node) else {
-                    return;
+                let mut dirs: Vec<PathBuf> = vec![];
+                for d in std::iter::once(&inner.base_dir).chain(&inner.search_dirs) {
+                    if !dirs.contains(d) {
+                        dirs.push(d.clone());
+                    }
+                }
+                let resolved = self.try_static_path(file_node);
+                if !looped && let Ok(name) = &resolved {
+                    let path = find_tasks_file(&dirs, name);
+                    return self.tasks_file(&path, inner, out, &file_node.span);
+                }
+                let Some(raw) = file_node.scalar_text() else {
+                    return self.push(Diag::at(&file_node.span, "expected a file name"));
                 };
-                let path = inner.base_dir.join(&name);
-                let path = if path.exists() {
-                    path
-                } else {
-                    inner
-                        .search_dirs
-                        .iter()
-                        .map(|d| d.join(&name))
-                        .find(|p| p.exists())
-                        .unwrap_or(path)
+                let files = match &resolved {
+                    Ok(name) => vec![find_tasks_file(&dirs, name)],
+                    Err(_) => tasks_files_matching(&dirs, &raw, inner.file.as_deref()),
                 };
-                self.tasks_file(&path, inner, out, &file_node.span);
+                if files.is_empty() {
+                    return self.push(Diag::at(
+                        &file_node.span,
+                        format!("no tasks file can be '{raw}': none matches it (a templated part matching any text) in {}", crate::search_path::describe(&dirs)),
+                    ));
+                }
+                let canonical: Vec<PathBuf> = files
+                    .iter()
+                    .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
+                    .collect();
+                let bodies = self.runtime_include(node, raw, canonical, dirs, inner, out);
+                for (file, body) in files.iter().zip(&bodies) {
+                    self.tasks_file(file, body, out, &file_node.span);
+                }
             }
         }
+    }
+
+    /// Pushes the node of a runtime include (see [`TaskAction::Include`]); what each of its
+    /// bodies (one per file, one for a role) inherits.
+    fn runtime_include(
+        &mut self,
+        node: &Node,
+        name: String,
+        files: Vec<PathBuf>,
+        dirs: Vec<PathBuf>,
+        inner: &Inherit,
+        out: &mut Vec<Task>,
+    ) -> Vec<Inherit> {
+        let id = self.next_include_id();
+        let bodies = files.len().max(1);
+        let include = Include {
+            id,
+            name,
+            files,
+            dirs,
+        };
+        let mut task = Task::bare(TaskAction::Include(include), &node.span, inner);
+        self.task_keywords(node, &mut task);
+        out.push(task);
+        (0..bodies)
+            .map(|i| {
+                let mut body = inner.clone();
+                body.frames.push((id, i));
+                body
+            })
+            .collect()
     }
 
     /// `loop: LIST` or `with_<lookup>: TERMS` (at most one of them).
@@ -725,6 +815,36 @@ fn task_meta_is_flush(task: &Task) -> bool {
         }
         _ => false,
     }
+}
+
+/// Where a tasks file named `name` is: beside the including file, then in the search
+/// directories; the first place tried when it is nowhere.
+fn find_tasks_file(dirs: &[PathBuf], name: &str) -> PathBuf {
+    let tried: Vec<PathBuf> = dirs.iter().map(|d| d.join(name)).collect();
+    tried
+        .iter()
+        .find(|p| p.exists())
+        .or(tried.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every YAML file a templated tasks file name can render to, but the including file itself.
+fn tasks_files_matching(dirs: &[PathBuf], raw: &str, including: Option<&Path>) -> Vec<PathBuf> {
+    let me = including.and_then(|p| std::fs::canonicalize(p).ok());
+    let mut seen = vec![];
+    crate::search_path::resolutions(dirs, "", raw)
+        .into_iter()
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| e == "yml" || e == "yaml")
+                && std::fs::canonicalize(p).is_ok_and(|c| {
+                    let new = Some(&c) != me.as_ref() && !seen.contains(&c);
+                    seen.push(c);
+                    new
+                })
+        })
+        .collect()
 }
 
 /// `ansible.builtin.copy` → `copy`.

@@ -17,10 +17,27 @@ use std::time::Instant;
 
 pub async fn run_node(sh: &Shared, hr: &mut HostRun, node: NodeIndex) -> NodeEnd {
     let r = sh.plan.graph[node].clone();
-    let play = &sh.pb.plays[r.play];
-    let task = &play.tasks[r.task];
+    let task = &sh.pb.plays[r.play].tasks[r.task];
+    // A task of a runtime include runs when its include does, never on its own.
+    if !task.frames.is_empty() {
+        return NodeEnd::Done;
+    }
+    run_at(sh, hr, r.play, r.task, task, &Map::new()).await
+}
+
+/// Runs `task` (the play's task `ti`, with the loop variables of the includes around it in
+/// `outer`) on the host.
+async fn run_at(
+    sh: &Shared,
+    hr: &mut HostRun,
+    play_idx: usize,
+    ti: usize,
+    task: &Task,
+    outer: &Map<String, Json>,
+) -> NodeEnd {
+    let play = &sh.pb.plays[play_idx];
     if !hr.enter_task(&task.blocks) {
-        return not_run(sh, hr, r.play, r.task);
+        return not_run(sh, hr, play_idx, ti);
     }
     if play.gather_facts
         && !sh.host_state(&hr.host).gathered
@@ -30,9 +47,25 @@ pub async fn run_node(sh: &Shared, hr: &mut HostRun, node: NodeIndex) -> NodeEnd
     }
     let result = match &task.action {
         TaskAction::FlushHandlers => return run_handlers(sh, hr, play).await,
-        TaskAction::Module { .. } => run_reported(sh, hr, r.play, r.task, task).await,
+        TaskAction::Include(inc) => {
+            return Box::pin(super::include::run(sh, hr, play_idx, task, inc, outer)).await;
+        }
+        TaskAction::Module { .. } => run_reported(sh, hr, play_idx, ti, task).await,
     };
     end_of(hr, task, &result)
+}
+
+/// [`run_at`] for a task of a runtime include: its loop variables are added to its own.
+pub(super) async fn run_included(
+    sh: &Shared,
+    hr: &mut HostRun,
+    play_idx: usize,
+    ti: usize,
+    outer: &Map<String, Json>,
+) -> NodeEnd {
+    let mut task = sh.pb.plays[play_idx].tasks[ti].clone();
+    task.vars.extend(outer.clone());
+    run_at(sh, hr, play_idx, ti, &task, outer).await
 }
 
 /// A node the host does not run: after a failure, or a block section that does not apply.
@@ -53,7 +86,7 @@ fn not_run(sh: &Shared, hr: &HostRun, play: usize, task: usize) -> NodeEnd {
     }
 }
 
-fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
+pub(super) fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
     match result.status {
         Status::Unreachable => {
             hr.unreachable = true;
@@ -209,7 +242,7 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
 }
 
 /// Variables for one task on one host, lowest precedence first (see README, "Variables").
-fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
+pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
     let st = sh.host_state(host);
     let mut magic = magic::host(&sh.inv, host);
     magic.extend(magic::play(&magic::PlayFacts {
@@ -268,14 +301,14 @@ fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
 }
 
 /// Where a template error happened, for the user.
-fn at_task(task: &Task, e: impl std::fmt::Display) -> String {
+pub(super) fn at_task(task: &Task, e: impl std::fmt::Display) -> String {
     format!("{e} in task '{}' at {}", task.display_name(), task.span)
 }
 
 /// The items of the task's loop: `loop`'s list rendered, or what the lookup of
 /// `with_<lookup>` gives for the rendered terms (a string is rendered to its value, and a
 /// value that is not a list is the one term), as Ansible's task executor does.
-fn loop_items(task: &Task, raw: &Json, templar: &Templar) -> Result<Vec<Json>, String> {
+pub(super) fn loop_items(task: &Task, raw: &Json, templar: &Templar) -> Result<Vec<Json>, String> {
     let Some(lookup) = &task.loop_with else {
         return match templar.render_value(raw).map_err(|e| e.to_string())? {
             Json::Array(items) => Ok(items),
@@ -296,7 +329,7 @@ fn loop_items(task: &Task, raw: &Json, templar: &Templar) -> Result<Vec<Json>, S
     // As Ansible's task executor tells the lookup: where the task's module reads files.
     let module = match &task.action {
         TaskAction::Module { def, .. } => def.name,
-        TaskAction::FlushHandlers => "",
+        TaskAction::FlushHandlers | TaskAction::Include(_) => "",
     };
     let subdir = ["template", "var"]
         .into_iter()
@@ -332,14 +365,7 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
     };
     let mut results = vec![];
     for (i, item) in items.iter().enumerate() {
-        let mut lv = Map::new();
-        lv.insert(task.loop_var.clone(), item.clone());
-        lv.insert("ansible_loop".into(), json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == items.len(), "length": items.len()}));
-        lv.insert("ansible_loop_var".into(), json!(task.loop_var));
-        if let Some(index_var) = &task.index_var {
-            lv.insert(index_var.clone(), json!(i));
-            lv.insert("ansible_index_var".into(), json!(index_var));
-        }
+        let lv = loop_vars(task, item, i, items.len());
         let templar = task_vars(sh, &hr.host, play_idx, task)
             .push_data(Arc::new(lv))
             .into_templar();
@@ -367,7 +393,23 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
 }
 
 /// How an item is named in messages: `loop_control.label` rendered for it, else the item.
-fn item_label(task: &Task, item: &Json, templar: &Templar) -> String {
+/// The variables of loop item `i` of `len`: the loop variable, `ansible_loop`, the index.
+pub(super) fn loop_vars(task: &Task, item: &Json, i: usize, len: usize) -> Map<String, Json> {
+    let mut lv = Map::new();
+    lv.insert(task.loop_var.clone(), item.clone());
+    lv.insert(
+        "ansible_loop".into(),
+        json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == len, "length": len}),
+    );
+    lv.insert("ansible_loop_var".into(), json!(task.loop_var));
+    if let Some(index_var) = &task.index_var {
+        lv.insert(index_var.clone(), json!(i));
+        lv.insert("ansible_index_var".into(), json!(index_var));
+    }
+    lv
+}
+
+pub(super) fn item_label(task: &Task, item: &Json, templar: &Templar) -> String {
     match &task.loop_label {
         Some(l) => templar.render_str(l).unwrap_or_else(|_| l.clone()),
         None => match item {
@@ -619,7 +661,7 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
     }
 }
 
-fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<bool, String> {
+pub(super) fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<bool, String> {
     for c in conds {
         match t.eval_bool(&c.expr) {
             Ok(false) => return Ok(false),

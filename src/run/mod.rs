@@ -9,6 +9,7 @@
 
 mod exec;
 pub mod host_lock;
+mod include;
 mod result;
 mod state;
 
