@@ -44,6 +44,8 @@ pub struct Select {
     /// Skip tasks with these tags (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub skip_tags: Vec<String>,
+    #[command(flatten)]
+    pub vault: crate::vault::VaultArgs,
 }
 
 /// A playbook loaded and checked, with its inventory, graph and extra variables.
@@ -100,11 +102,25 @@ pub fn bad_input(d: &Diags) -> i32 {
 /// Loads inventory and playbook, builds the graph and checks templates: everything that can be
 /// wrong before a host is contacted.
 pub fn load_all(l: &LoadArgs) -> Result<Loaded, Diags> {
-    load_with(l, parse_extra_vars(&l.select.extra_vars)?)
+    install_vault(l)?;
+    load_loaded(l, parse_extra_vars(&l.select.extra_vars)?)
 }
 
 /// [`load_all`] with extra variables given as values (`l.select.extra_vars` is not read).
 pub fn load_with(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> {
+    install_vault(l)?;
+    load_loaded(l, extra)
+}
+
+/// The vault passwords the options give, for every file read from here on.
+fn install_vault(l: &LoadArgs) -> Result<(), Diags> {
+    l.select
+        .vault
+        .install()
+        .map_err(|e| Diags::from(Diag::new(e)))
+}
+
+fn load_loaded(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> {
     let pb_dir = l.playbook.parent().map(Path::to_path_buf);
     let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
     let pb_result = playbook::load(&l.playbook, &extra);

@@ -53,6 +53,8 @@ enum Cmd {
     Reports(crate::timer::ReportsArgs),
     /// Take fresh hosts (root password only) to managed nodes: admin user, key, sudo, sshd.
     Bootstrap(crate::bootstrap::BootstrapArgs),
+    /// Encrypt and decrypt files and strings with Ansible Vault, as ansible-vault does.
+    Vault(crate::vault::cmd::VaultCmd),
     /// A lab of real Debian hosts (systemd-nspawn) on this machine, for trying playbooks.
     Lab {
         #[command(subcommand)]
@@ -117,6 +119,8 @@ struct InventoryArgs {
     /// One host's variables, as JSON.
     #[arg(long)]
     host: Option<String>,
+    #[command(flatten)]
+    vault: crate::vault::VaultArgs,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +209,7 @@ pub fn main() -> i32 {
             crate::bootstrap::run(a)
         }
         Cmd::Lab { cmd } => lab_cmd(cmd),
+        Cmd::Vault(c) => crate::vault::cmd::run(c),
     }
 }
 
@@ -330,6 +335,9 @@ fn apply(a: ApplyArgs) -> i32 {
 }
 
 fn inventory_cmd(a: InventoryArgs) -> i32 {
+    if let Err(e) = a.vault.install() {
+        return bad_input(&Diag::new(e).into());
+    }
     let inv = match Inventory::load(&a.inventory, None) {
         Ok(i) => i,
         Err(d) => return bad_input(&d),

@@ -24,4 +24,5 @@ pub mod search_path;
 pub mod shell;
 pub mod template;
 pub mod timer;
+pub mod vault;
 pub mod yaml;

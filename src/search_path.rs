@@ -46,15 +46,13 @@ pub fn resolutions(search_dirs: &[PathBuf], subdir: &str, name: &str) -> Vec<Pat
     out
 }
 
-/// Reads a source file, refusing one encrypted with Ansible Vault: prov cannot decrypt vault
-/// yet and must never put the ciphertext on a host.
+/// Reads a source file, decrypted when it is encrypted with Ansible Vault (as Ansible's
+/// `copy` and `template` do): a ciphertext is never put on a host.
 pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if is_vault(&data) {
-        return Err(format!(
-            "{} is encrypted with Ansible Vault, which prov cannot decrypt yet; decrypt it with `ansible-vault decrypt`",
-            path.display()
-        ));
+        return crate::vault::decrypt(&String::from_utf8_lossy(&data))
+            .map_err(|e| format!("{}: {e}", path.display()));
     }
     Ok(data)
 }

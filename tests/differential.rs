@@ -37,6 +37,11 @@ fn ansible_available(test: &str) -> bool {
     false
 }
 
+/// The vault password of the cases' encrypted files, given to both tools for every case.
+fn vault_password_file() -> PathBuf {
+    common::fixtures().join("differential/vault-pass.txt")
+}
+
 /// `ansible-playbook` on this machine; the number of changed tasks from its recap.
 fn ansible(pb: &Path, root: &Path) -> u64 {
     let v = venv();
@@ -49,6 +54,8 @@ fn ansible(pb: &Path, root: &Path) -> u64 {
         ))
         .arg("-e")
         .arg(format!("root={}", root.display()))
+        .arg("--vault-password-file")
+        .arg(vault_password_file())
         .arg(pb)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
@@ -81,6 +88,8 @@ fn prov(pb: &Path, root: &Path) -> u64 {
         "ansible_connection=local",
         "-e",
         &root_var,
+        "--vault-password-file",
+        vault_password_file().to_str().unwrap(),
     ]);
     assert_eq!(run.code, 0, "prov {}:\n{}", pb.display(), run.all_output());
     run.changed()
@@ -209,4 +218,113 @@ fn include_vars_by_facts_first_found_and_dir_as_in_ansible() {
 #[test]
 fn looped_and_fact_named_includes_run_as_in_ansible() {
     differential("include_loops.yml");
+}
+
+#[test]
+fn vault_files_values_and_sources_decrypt_as_in_ansible() {
+    differential("vault.yml");
+}
+
+/// A file encrypted by `prov vault` is read by `ansible-vault`, and the other way round;
+/// `encrypt_string` output loads in both.
+#[test]
+fn prov_vault_and_ansible_vault_read_each_other() {
+    if !ansible_available("vault round trip") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pw = vault_password_file();
+    let pw = pw.to_str().unwrap();
+    let av = venv().join("bin/ansible-vault");
+    let plain = "name: prov\nlist: [1, 2]\nunicode: \u{e9}t\u{e9}\n";
+    for (encrypt_with_prov, id) in [
+        (true, None),
+        (false, None),
+        (true, Some("prod")),
+        (false, Some("prod")),
+    ] {
+        let f = dir.path().join("f.yml");
+        std::fs::write(&f, plain).unwrap();
+        let f_str = f.to_str().unwrap();
+        let id_arg = id.map(|i| format!("{i}@{pw}"));
+        let mut keys: Vec<&str> = match &id_arg {
+            Some(a) => vec!["--vault-id", a],
+            None => vec!["--vault-password-file", pw],
+        };
+        if encrypt_with_prov {
+            let mut args = vec!["vault", "encrypt", f_str];
+            args.append(&mut keys.clone());
+            let r = common::prov(&args);
+            assert_eq!(r.code, 0, "{}", r.all_output());
+        } else {
+            let st = Command::new(&av)
+                .arg("encrypt")
+                .arg(f_str)
+                .args(&keys)
+                .output()
+                .unwrap();
+            assert!(
+                st.status.success(),
+                "{}",
+                String::from_utf8_lossy(&st.stderr)
+            );
+        }
+        let head = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            head.starts_with(match id {
+                None => "$ANSIBLE_VAULT;1.1;AES256\n",
+                Some(_) => "$ANSIBLE_VAULT;1.2;AES256;prod\n",
+            }),
+            "{head}"
+        );
+        let by_ansible = Command::new(&av)
+            .arg("view")
+            .arg(f_str)
+            .args(&keys)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&by_ansible.stdout), plain);
+        let mut args = vec!["vault", "view", f_str];
+        args.append(&mut keys);
+        let by_prov = common::prov(&args);
+        assert_eq!(by_prov.stdout, plain, "{}", by_prov.all_output());
+    }
+    let s = common::prov(&[
+        "vault",
+        "encrypt_string",
+        "--vault-password-file",
+        pw,
+        "--name",
+        "token",
+        "s3cr3t-value",
+    ]);
+    assert_eq!(s.code, 0, "{}", s.all_output());
+    let vars = dir.path().join("vars.yml");
+    std::fs::write(&vars, &s.stdout).unwrap();
+    let out = Command::new(venv().join("bin/ansible"))
+        .args([
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "debug",
+            "-a",
+            "var=token",
+            "--vault-password-file",
+            pw,
+        ])
+        .arg("-e")
+        .arg(format!("@{}", vars.display()))
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            venv().join("bin/python").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"token\": \"s3cr3t-value\""),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

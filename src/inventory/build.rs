@@ -193,12 +193,23 @@ impl Builder {
                 .hint("run the script and save its output as a YAML inventory"),
             );
         }
-        if crate::search_path::is_vault(text.as_bytes()) {
-            return self.diags.push(Diag::at(
-                &Span::new(&file_arc, 1, 1),
-                "vault-encrypted inventories are not supported",
-            ));
-        }
+        let decrypted;
+        let text = if crate::search_path::is_vault(text.as_bytes()) {
+            match crate::vault::decrypt(text) {
+                Ok(plain) => {
+                    decrypted = String::from_utf8_lossy(&plain).into_owned();
+                    decrypted.as_str()
+                }
+                Err(e) => {
+                    return self.diags.push(Diag::at(
+                        &Span::new(&file_arc, 1, 1),
+                        format!("this inventory is encrypted with Ansible Vault: {e}"),
+                    ));
+                }
+            }
+        } else {
+            text
+        };
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         match ext {
             "yml" | "yaml" | "json" => self.load_yaml_text(text, &file, path),

@@ -160,11 +160,13 @@ fn missing_source(t: &Task) -> Option<String> {
     }
     let candidates = crate::search_path::candidates(&t.search_dirs, sub, src);
     if let Some(found) = candidates.iter().find(|c| c.exists()) {
-        if crate::search_path::file_is_vault(found) {
+        // An encrypted source must decrypt with the passwords given, before anything runs.
+        if crate::search_path::file_is_vault(found)
+            && let Err(e) = crate::search_path::read(found)
+        {
             return Some(format!(
-                "{} source '{src}' ({}) is encrypted with Ansible Vault, which prov cannot decrypt yet",
-                def.name,
-                found.display()
+                "{} source '{src}' is encrypted with Ansible Vault and does not decrypt: {e}",
+                def.name
             ));
         }
         return None;

@@ -146,7 +146,11 @@ fn seed_secrets(sh: &Shared) {
         sh.opts.become_password.clone(),
         sh.opts.connector.ssh.ask_pass.clone(),
     ];
-    for v in given.into_iter().flatten() {
+    for v in given
+        .into_iter()
+        .flatten()
+        .chain(crate::vault::decrypted_values())
+    {
         sh.add_secret(&v);
     }
     for host in &sh.plan.hosts {

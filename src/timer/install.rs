@@ -53,10 +53,7 @@ fn backup_path(path: &str) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// What the probe found on the target.

@@ -275,6 +275,12 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
     if let Err(code) = check_on(a.on.as_deref(), Some(&inv)) {
         return code;
     }
+    let v = &a.select.vault;
+    if !v.password_files.is_empty() || v.ask || !v.ids.is_empty() {
+        eprintln!(
+            "warning: the vault password is not carried to the scheduled runs: a run that reads vault-encrypted files will fail"
+        );
+    }
     let spec = match spec::Spec::build(&a, &load, &timing, &inv, &plan.hosts, &extra) {
         Ok(s) => s,
         Err(e) => return fail(&format!("{e}; nothing was installed"), exit::BAD_INPUT),

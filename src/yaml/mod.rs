@@ -195,8 +195,21 @@ pub fn load_str(text: &str, file: &str) -> Result<Node, Diag> {
     let text = joined.as_deref().unwrap_or(text);
     let file: Arc<str> = Arc::from(file);
     if crate::search_path::is_vault(text.trim_start().as_bytes()) {
-        return Err(vault_refusal(&Span::new(&file, 1, 1), "this file is"));
+        let plain = crate::vault::decrypt_unremembered(text).map_err(|e| {
+            Diag::at(
+                &Span::new(&file, 1, 1),
+                format!("this file is encrypted with Ansible Vault: {e}"),
+            )
+        })?;
+        let doc = parse(&String::from_utf8_lossy(&plain), file)?;
+        crate::vault::remember_values(&doc.to_json());
+        return Ok(doc);
     }
+    parse(text, file)
+}
+
+/// Parses one document.
+fn parse(text: &str, file: Arc<str>) -> Result<Node, Diag> {
     let mut builder = Builder {
         file: file.clone(),
         stack: vec![],
@@ -240,13 +253,23 @@ fn join_json_surrogates(text: &str) -> Option<String> {
     Some(joined.into_owned())
 }
 
-/// prov cannot decrypt Ansible Vault yet, and must never use a ciphertext as the value.
-fn vault_refusal(span: &Span, what: &str) -> Diag {
-    Diag::at(
-        span,
-        format!("{what} encrypted with Ansible Vault, which prov cannot decrypt yet"),
-    )
-    .hint("prov refuses it rather than use the ciphertext as the value; decrypt it with `ansible-vault decrypt` or leave this file out for now")
+/// A `!vault` value decrypted, or why it cannot be; an untagged ciphertext is refused (Ansible
+/// would use the ciphertext itself as the value).
+fn vault_value(text: &str, tagged: bool, span: &Span) -> Result<String, Diag> {
+    if !tagged {
+        return Err(
+            Diag::at(span, "this value is Ansible Vault ciphertext without the `!vault` tag")
+                .hint("Ansible would use the ciphertext itself as the value; tag it `!vault |` to have it decrypted"),
+        );
+    }
+    crate::vault::decrypt(text)
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+        .map_err(|e| {
+            Diag::at(
+                span,
+                format!("this value is encrypted with Ansible Vault: {e}"),
+            )
+        })
 }
 
 /// At most this many nodes per document, counting each use of an alias as a copy of what it
@@ -348,9 +371,8 @@ fn merge_or_push(pairs: &mut Vec<(Node, Node)>, merged: &mut Vec<String>, key: N
     pairs[i] = (key, value);
 }
 
-fn is_vault(text: &str, tag: Option<&yaml_rust2::parser::Tag>) -> bool {
+fn vault_tag(tag: Option<&yaml_rust2::parser::Tag>) -> bool {
     tag.is_some_and(|t| t.handle == "!" && t.suffix == "vault")
-        || crate::search_path::is_vault(text.trim_start().as_bytes())
 }
 
 impl MarkedEventReceiver for Builder {
@@ -361,15 +383,18 @@ impl MarkedEventReceiver for Builder {
         let span = self.span(mark);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                if is_vault(&text, tag.as_ref()) {
-                    return self.refuse(vault_refusal(&span, "this value is"));
-                }
-                let plain = style == TScalarStyle::Plain && tag.is_none();
-                let kind = if plain {
+                let tagged = vault_tag(tag.as_ref());
+                let kind = if tagged || crate::search_path::is_vault(text.trim_start().as_bytes()) {
+                    match vault_value(&text, tagged, &span) {
+                        Ok(plain) => Kind::Str(plain),
+                        Err(d) => return self.refuse(d),
+                    }
+                } else if style == TScalarStyle::Plain && tag.is_none() {
                     resolve_plain(text)
                 } else {
                     Kind::Str(text)
                 };
+
                 self.nodes += 1;
                 self.finish(Node::new(kind, span), anchor, 1);
             }

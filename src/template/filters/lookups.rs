@@ -112,8 +112,9 @@ fn lookup_file(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Va
     for name in term_strings(terms) {
         let path = find_file(state, &name)
             .ok_or_else(|| invalid(format!("could not locate file in lookup: {name}")))?;
-        let contents = std::fs::read_to_string(&path)
-            .map_err(|err| invalid(format!("could not read {}: {err}", path.display())))?;
+        // A vault-encrypted file is read decrypted, as Ansible's file lookup reads it.
+        let contents = crate::search_path::read(&path).map_err(invalid)?;
+        let contents = String::from_utf8_lossy(&contents).into_owned();
         let contents = if rstrip {
             contents.trim_end()
         } else {

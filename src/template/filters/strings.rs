@@ -5,7 +5,6 @@
 //! `os.path.*`, `hashlib`, `uuid.uuid5`), so the text produced is the same as
 //! Ansible's, e.g. in a command line or a generated file name.
 
-use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -154,10 +153,7 @@ fn indent(
 
 /// Hex encodes bytes in lowercase, as Python's `hexdigest()` does.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
+    hex::encode(bytes)
 }
 
 /// POSIX shell quoting, exactly as Python's `shlex.quote` that Ansible's `quote` uses.
