@@ -32,6 +32,16 @@ cargo build --release
 ./target/release/prov lab up 3
 trap './target/release/prov lab down >/dev/null 2>&1 || true' EXIT
 # Lab tests fail (instead of skipping) when the lab is required but not reachable.
-PROV_LAB_REQUIRED=1 cargo test --release -- --test-threads=2
+log=$(mktemp)
+set +e
+PROV_LAB_REQUIRED=1 cargo test --release -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# How many differential cases (tests/differential.rs) matched ansible-core.
+awk '/Running tests\/differential\.rs/ {d = 1; next} /Running / {d = 0}
+     d && /^test .* \.\.\. / {n++; if ($NF == "ok") m++}
+     END {printf "%d/%d differential cases match ansible-core\n", m, n}' "$log"
+rm -f "$log"
+[ "$status" -eq 0 ] || exit "$status"
 # Coverage-guided fuzzing of the parsers, a bounded time each (fuzz/README.md).
 bash scripts/fuzz.sh 30

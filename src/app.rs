@@ -22,7 +22,8 @@ pub struct LoadArgs {
     /// The playbook file.
     pub playbook: PathBuf,
     /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
-    #[arg(short = 'i', long = "inventory", required = true)]
+    /// Default: ansible.cfg's `inventory` (or ANSIBLE_INVENTORY).
+    #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<String>,
     #[command(flatten)]
     pub select: Select,
@@ -120,9 +121,28 @@ fn install_vault(l: &LoadArgs) -> Result<(), Diags> {
         .map_err(|e| Diags::from(Diag::new(e)))
 }
 
+/// The inventory sources: `-i`, else ansible.cfg's `inventory`, else Ansible's default
+/// `/etc/ansible/hosts` when it exists.
+pub fn inventory_sources(given: &[String]) -> Result<Vec<String>, Diag> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let configured = crate::config::get().inventory();
+    if !configured.is_empty() {
+        return Ok(configured);
+    }
+    if Path::new("/etc/ansible/hosts").exists() {
+        return Ok(vec!["/etc/ansible/hosts".into()]);
+    }
+    Err(Diag::new(
+        "no inventory: give one with -i, or set `inventory` in ansible.cfg (or ANSIBLE_INVENTORY)",
+    ))
+}
+
 fn load_loaded(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> {
     let pb_dir = l.playbook.parent().map(Path::to_path_buf);
-    let inv_result = Inventory::load(&l.inventory, pb_dir.as_deref());
+    let sources = inventory_sources(&l.inventory)?;
+    let inv_result = Inventory::load(&sources, pb_dir.as_deref());
     let pb_result = playbook::load(&l.playbook, &extra);
     let (inv, pb) = match (inv_result, pb_result) {
         (Ok(i), Ok(p)) => {

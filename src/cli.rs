@@ -55,10 +55,26 @@ enum Cmd {
     Bootstrap(crate::bootstrap::BootstrapArgs),
     /// Encrypt and decrypt files and strings with Ansible Vault, as ansible-vault does.
     Vault(crate::vault::cmd::VaultCmd),
+    /// The ansible.cfg settings in effect.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// A lab of real Debian hosts (systemd-nspawn) on this machine, for trying playbooks.
     Lab {
         #[command(subcommand)]
         cmd: LabCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Each setting prov reads, its value and where it came from (file, environment,
+    /// default), and the keys of the file prov does not read.
+    Dump {
+        /// Only the settings that are not at their default.
+        #[arg(long)]
+        only_changed: bool,
     },
 }
 
@@ -72,9 +88,9 @@ struct ApplyArgs {
     /// Show unified diffs of changed files.
     #[arg(short = 'D', long)]
     diff: bool,
-    /// How many hosts run at once.
-    #[arg(short = 'f', long, default_value_t = 50)]
-    forks: usize,
+    /// How many hosts run at once (default: ansible.cfg's forks, else 50).
+    #[arg(short = 'f', long)]
+    forks: Option<usize>,
     /// Write a JSON report of the run to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -96,9 +112,33 @@ struct ApplyArgs {
     /// Ask for the become (sudo) password (or set PROV_BECOME_PASSWORD).
     #[arg(short = 'K', long)]
     ask_become_pass: bool,
-    /// SSH connect timeout in seconds (per attempt).
-    #[arg(short = 'T', long, default_value_t = 10)]
-    timeout: u64,
+    /// SSH connect timeout in seconds, per attempt (default: ansible.cfg's timeout, else 10).
+    #[arg(short = 'T', long)]
+    timeout: Option<u64>,
+    /// Become (sudo) for every play that does not say otherwise, as ansible.cfg's `become`.
+    #[arg(short = 'b', long = "become")]
+    become_: bool,
+    /// The user to become (default: ansible.cfg's `become_user`, else root).
+    #[arg(long)]
+    become_user: Option<String>,
+    /// The SSH login for hosts whose inventory does not name one (`remote_user`).
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// The SSH key for hosts whose inventory does not name one (`private_key_file`).
+    #[arg(long = "private-key", alias = "key-file")]
+    private_key: Option<PathBuf>,
+    /// Only list the hosts each play would run on.
+    #[arg(long)]
+    list_hosts: bool,
+    /// Only list the tasks each play would run (after --tags/--skip-tags).
+    #[arg(long)]
+    list_tasks: bool,
+    /// Only list the tags of the tasks each play would run.
+    #[arg(long)]
+    list_tags: bool,
+    /// Only check the playbook, as `prov validate` does.
+    #[arg(long)]
+    syntax_check: bool,
     /// SSH key exchange algorithms, most preferred first (comma separated). The default puts
     /// curve25519-sha256 first: as safe for a provisioning session and ~65 ms less CPU per
     /// connection than the post-quantum hybrids.
@@ -108,7 +148,8 @@ struct ApplyArgs {
 
 #[derive(Args)]
 struct InventoryArgs {
-    #[arg(short = 'i', long = "inventory", required = true)]
+    /// Default: ansible.cfg's `inventory` (or ANSIBLE_INVENTORY).
+    #[arg(short = 'i', long = "inventory")]
     inventory: Vec<String>,
     /// All groups and hosts with their variables, as JSON.
     #[arg(long)]
@@ -170,6 +211,13 @@ pub fn main() -> i32 {
         Err(e) => return usage_error(e),
     };
     init_logging(cli.verbose);
+    let overrides = match &cli.cmd {
+        Cmd::Apply(a) => apply_overrides(a),
+        _ => vec![],
+    };
+    if let Err(e) = crate::config::init_with(&overrides) {
+        return bad_input(&Diag::new(e).into());
+    }
     match cli.cmd {
         Cmd::Apply(a) => apply(ApplyArgs {
             verbose: cli.verbose,
@@ -210,6 +258,17 @@ pub fn main() -> i32 {
         }
         Cmd::Lab { cmd } => lab_cmd(cmd),
         Cmd::Vault(c) => crate::vault::cmd::run(c),
+        Cmd::Config { cmd } => match cmd {
+            ConfigCmd::Dump { only_changed } => {
+                let c = crate::config::get();
+                match &c.file {
+                    Some(f) => out(&format!("# config file: {}\n", f.display())),
+                    None => out("# no config file\n"),
+                }
+                out(&c.dump(only_changed));
+                exit::OK
+            }
+        },
     }
 }
 
@@ -282,11 +341,56 @@ fn secret_from(ask: bool, env: &str, prompt: &str) -> Option<String> {
     crate::prompt::read_secret(prompt)
 }
 
+/// The connection settings of ansible.cfg.
+pub fn config_defaults(cfg: &crate::config::Config) -> crate::connection::ssh::ConfigDefaults {
+    use crate::connection::ssh::HostKeyPolicy;
+    crate::connection::ssh::ConfigDefaults {
+        user: cfg.remote_user(),
+        private_key_file: cfg.private_key_file(),
+        host_key_checking: cfg.host_key_checking().map(|on| match on {
+            true => HostKeyPolicy::Strict,
+            false => HostKeyPolicy::Off,
+        }),
+    }
+}
+
+/// What `-b`, `--become-user`, `-u` and `--private-key` set: ansible.cfg's settings, from the
+/// command line (below the playbook's keywords and the inventory's variables, as in Ansible).
+fn apply_overrides(a: &ApplyArgs) -> Vec<(&'static str, String)> {
+    let mut o = vec![];
+    if a.become_ {
+        o.push(("DEFAULT_BECOME", "true".to_string()));
+    }
+    if let Some(u) = &a.become_user {
+        o.push(("DEFAULT_BECOME_USER", u.clone()));
+    }
+    if let Some(u) = &a.user {
+        o.push(("DEFAULT_REMOTE_USER", u.clone()));
+    }
+    if let Some(k) = &a.private_key {
+        o.push(("DEFAULT_PRIVATE_KEY_FILE", k.display().to_string()));
+    }
+    o
+}
+
 fn apply(a: ApplyArgs) -> i32 {
     let loaded = match load_all(&a.load) {
         Ok(v) => v,
         Err(d) => return bad_input(&d),
     };
+    if a.list_hosts || a.list_tasks || a.list_tags {
+        let what = crate::output::listing::Listing {
+            hosts: a.list_hosts,
+            tasks: a.list_tasks,
+            tags: a.list_tags,
+        };
+        out(&crate::output::listing::render(&loaded, what));
+        return exit::OK;
+    }
+    if a.syntax_check {
+        out(&format!("\nplaybook: {}\n", loaded.pb.path.display()));
+        return exit::OK;
+    }
     let hkc = match a
         .host_key_checking
         .as_deref()
@@ -299,19 +403,31 @@ fn apply(a: ApplyArgs) -> i32 {
     if let Err(e) = crate::connection::ssh::parse_kex(a.ssh_kex.as_deref()) {
         return bad_input(&Diag::new(format!("--ssh-kex: {e}")).into());
     }
+    let cfg = crate::config::get();
     let ssh = crate::connection::ssh::SshOptions {
         config_file: a.ssh_config.clone(),
         host_key_checking: hkc,
-        ask_pass: secret_from(a.ask_pass, "PROV_SSH_PASSWORD", "SSH password"),
-        connect_timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+        ask_pass: secret_from(
+            a.ask_pass || cfg.ask_pass(),
+            "PROV_SSH_PASSWORD",
+            "SSH password",
+        ),
+        connect_timeout: std::time::Duration::from_secs(
+            a.timeout.or(cfg.timeout()).unwrap_or(10).max(1),
+        ),
         kex: a.ssh_kex.clone(),
+        defaults: config_defaults(cfg),
     };
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
-        forks: a.forks,
+        forks: a.forks.or(cfg.forks()).unwrap_or(50).max(1),
         extra_vars: Default::default(),
-        become_password: secret_from(a.ask_become_pass, "PROV_BECOME_PASSWORD", "BECOME password"),
+        become_password: secret_from(
+            a.ask_become_pass || cfg.become_ask_pass(),
+            "PROV_BECOME_PASSWORD",
+            "BECOME password",
+        ),
         connector: HostConnector { ssh },
         stop: Default::default(),
         lock_hosts: true,
@@ -338,7 +454,11 @@ fn inventory_cmd(a: InventoryArgs) -> i32 {
     if let Err(e) = a.vault.install() {
         return bad_input(&Diag::new(e).into());
     }
-    let inv = match Inventory::load(&a.inventory, None) {
+    let sources = match crate::app::inventory_sources(&a.inventory) {
+        Ok(s) => s,
+        Err(d) => return bad_input(&d.into()),
+    };
+    let inv = match Inventory::load(&sources, None) {
         Ok(i) => i,
         Err(d) => return bad_input(&d),
     };

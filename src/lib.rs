@@ -7,6 +7,7 @@
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
+pub mod config;
 pub mod connection;
 pub mod diag;
 pub mod events;

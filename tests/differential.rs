@@ -328,3 +328,160 @@ fn prov_vault_and_ansible_vault_read_each_other() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// ansible.cfg in the working directory, read by both tools with no `-i`: its inventory,
+/// `roles_path`, `gathering = explicit`, `vault_password_file` (relative to the file) and
+/// `[privilege_escalation] become_user` give the same tree; `prov config dump` names the file
+/// as the origin of each setting.
+#[test]
+fn ansible_cfg_settings_apply_as_in_ansible() {
+    if !ansible_available("ansible.cfg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let files: &[(&str, String)] = &[
+        (
+            "ansible.cfg",
+            "[defaults]\ninventory = inventory/hosts.ini\nroles_path = shared_roles\ngathering = explicit\nvault_password_file = secret/pass.txt ; inline comment\nstdout_callback = default\n\n[privilege_escalation]\nbecome_user = root\n".into(),
+        ),
+        (
+            "inventory/hosts.ini",
+            format!(
+                "[local]\nlocalhost ansible_connection=local ansible_python_interpreter={}\n",
+                venv().join("bin/python").display()
+            ),
+        ),
+        ("secret/pass.txt", "differential\n".into()),
+        (
+            "site.yml",
+            "- hosts: all\n  roles: [from_path]\n  tasks:\n    - copy:\n        dest: \"{{ root }}/facts.txt\"\n        content: \"{{ ansible_facts | length }} {{ groups['local'] }}\\n\"\n".into(),
+        ),
+        (
+            "shared_roles/from_path/tasks/main.yml",
+            "- copy:\n    dest: \"{{ root }}/role.txt\"\n    content: \"{{ db_password }} from {{ role_name }}\\n\"\n".into(),
+        ),
+    ];
+    for (name, text) in files {
+        let p = project.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    let vars = project.join("shared_roles/from_path/vars/main.yml");
+    std::fs::create_dir_all(vars.parent().unwrap()).unwrap();
+    std::fs::copy(
+        common::fixtures().join("differential/vault/secrets.yml"),
+        &vars,
+    )
+    .unwrap();
+    let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
+    for d in [&by_ansible, &by_prov] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let clean = |c: &mut Command| {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ANSIBLE_") {
+                c.env_remove(k);
+            }
+        }
+        c.current_dir(&project);
+    };
+    let mut a = Command::new(venv().join("bin/ansible-playbook"));
+    a.arg("site.yml")
+        .arg("-e")
+        .arg(format!("root={}", by_ansible.display()));
+    clean(&mut a);
+    let out = a.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut p = Command::new(env!("CARGO_BIN_EXE_prov"));
+    p.args(["apply", "site.yml", "-e"])
+        .arg(format!("root={}", by_prov.display()));
+    clean(&mut p);
+    let out = p.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ta, tp) = (tree(&by_ansible), tree(&by_prov));
+    assert_eq!(tp, ta, "left: prov, right: ansible");
+    assert!(ta["facts.txt"].contains("0 ['localhost']"), "{ta:?}");
+
+    let mut d = Command::new(env!("CARGO_BIN_EXE_prov"));
+    d.args(["config", "dump", "--only-changed"]);
+    clean(&mut d);
+    let dump = String::from_utf8_lossy(&d.output().unwrap().stdout).into_owned();
+    let cfg = project.join("ansible.cfg");
+    for want in [
+        format!(
+            "DEFAULT_HOST_LIST({}) = {}",
+            cfg.display(),
+            project.join("inventory/hosts.ini").display()
+        ),
+        format!("DEFAULT_GATHERING({}) = explicit", cfg.display()),
+        format!(
+            "DEFAULT_VAULT_PASSWORD_FILE({}) = {}",
+            cfg.display(),
+            project.join("secret/pass.txt").display()
+        ),
+        "not read by prov: [defaults] stdout_callback".to_string(),
+    ] {
+        assert!(dump.contains(&want), "{want} not in:\n{dump}");
+    }
+}
+
+/// `--list-hosts`, `--list-tasks`, `--list-tags` (with `--tags`, `--skip-tags`, `--limit`)
+/// and `--syntax-check` print what ansible-playbook prints, byte for byte.
+#[test]
+fn listings_print_what_ansible_playbook_prints() {
+    if !ansible_available("listings") {
+        return;
+    }
+    let pb = common::fixtures().join("differential/listing.yml");
+    let pb = pb.to_str().unwrap();
+    for flags in [
+        "--list-tasks --list-hosts --list-tags",
+        "--list-tasks -t a",
+        "--list-tasks --skip-tags play1",
+        "--list-tags -t blocky",
+        "--list-hosts -l h2",
+        "--syntax-check",
+    ] {
+        let flags: Vec<&str> = flags.split(' ').collect();
+        let common_args = ["-i", "h1,h2", "-e", "seen=[]", "-e", "greeting=x"];
+        let a = Command::new(venv().join("bin/ansible-playbook"))
+            .arg(pb)
+            .args(common_args)
+            .args(&flags)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .unwrap();
+        let mut args = vec!["apply", pb];
+        args.extend(common_args);
+        args.extend(&flags);
+        let p = common::prov(&args);
+        assert_eq!(p.code, 0, "{}", p.all_output());
+        // ansible-playbook lists a play's hosts from a Python set, in no stable order: the
+        // lines are compared as sets.
+        let lines = |s: &str| {
+            let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            lines(&p.stdout),
+            lines(&String::from_utf8_lossy(&a.stdout)),
+            "prov (left) and ansible-playbook (right) differ for {flags:?}"
+        );
+    }
+}
+
+#[test]
+fn action_and_local_action_forms_as_in_ansible() {
+    differential("actions.yml");
+}

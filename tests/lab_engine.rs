@@ -3,7 +3,7 @@
 //! PROV_LAB_REQUIRED=1.
 
 mod common;
-use common::{fixtures, host_changed, lab_inventory, lab_ssh, lab_up, prov};
+use common::{fixtures, host_changed, lab_dir, lab_inventory, lab_ssh, lab_up, playbook, prov};
 use serde_json::json;
 
 #[test]
@@ -312,5 +312,82 @@ fn lab_ssh_passes_the_command_words_on() {
     assert_eq!(
         prov(&["lab", "ssh", "1", "test", "-f", "/no/such/file"]).code,
         1
+    );
+}
+
+/// `-u` and `--private-key` (and ansible.cfg's `remote_user`/`private_key_file`, through their
+/// `ANSIBLE_*` variables) log in where the inventory names no user or key; the inventory's
+/// own `ansible_user` wins over them, as in Ansible.
+#[test]
+fn login_and_key_from_the_command_line_or_the_config() {
+    if !lab_up("login from -u, --private-key and ansible.cfg") {
+        return;
+    }
+    let (dir, pb) = playbook(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: id -un\n      register: who\n      changed_when: false\n    - assert: {that: [\"who.stdout == 'root'\"]}\n",
+    );
+    let lab = lab_dir();
+    let known = format!(
+        "ansible_ssh_known_hosts_file={}",
+        lab.join("known_hosts").display()
+    );
+    let bare = dir.path().join("bare.ini");
+    std::fs::write(&bare, format!("h1 ansible_host=10.77.0.11 {known}\n")).unwrap();
+    let named = dir.path().join("named.ini");
+    std::fs::write(
+        &named,
+        format!("h1 ansible_host=10.77.0.11 ansible_user=root {known}\n"),
+    )
+    .unwrap();
+    let key = lab.join("id_ed25519");
+    let key = key.to_str().unwrap();
+    let (pb, bare, named) = (
+        pb.to_str().unwrap(),
+        bare.to_str().unwrap(),
+        named.to_str().unwrap(),
+    );
+
+    let ok = prov(&["apply", pb, "-i", bare, "-u", "root", "--private-key", key]);
+    assert_eq!(ok.code, 0, "{}", ok.all_output());
+    let wrong = prov(&[
+        "apply",
+        pb,
+        "-i",
+        bare,
+        "-u",
+        "nobody-here",
+        "--private-key",
+        key,
+    ]);
+    assert_eq!(wrong.code, 4, "{}", wrong.all_output());
+    assert!(
+        wrong.all_output().contains("nobody-here@"),
+        "{}",
+        wrong.all_output()
+    );
+    // The inventory's ansible_user wins over -u.
+    let inv_wins = prov(&[
+        "apply",
+        pb,
+        "-i",
+        named,
+        "-u",
+        "nobody-here",
+        "--private-key",
+        key,
+    ]);
+    assert_eq!(inv_wins.code, 0, "{}", inv_wins.all_output());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["apply", pb, "-i", bare])
+        .env("ANSIBLE_REMOTE_USER", "root")
+        .env("ANSIBLE_PRIVATE_KEY_FILE", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

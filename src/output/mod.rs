@@ -3,6 +3,8 @@
 //! with `--json`) and keeps the results for the `--report` file; the counts come from the
 //! caller's [`Tally`].
 
+pub mod listing;
+
 use crate::events::{Event, Status, Tally, TaskResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value as Json, json};

@@ -126,9 +126,6 @@ pub(crate) fn unsupported_hint(key: &str) -> String {
     match key {
         "remote_user" => "set ansible_user in the inventory".into(),
         "connection" => "set ansible_connection in the inventory or with -e".into(),
-        "local_action" | "action" => {
-            "write the module as the task's key (with delegate_to if needed)".into()
-        }
         _ => "remove it; prov would otherwise ignore it silently".into(),
     }
 }
@@ -252,10 +249,16 @@ impl Loader<'_> {
             .unwrap_or_else(|| hosts.clone());
         self.play.vars = self.vars_map(node.get("vars"));
         let vars_files = self.vars_files(node.get("vars_files"));
+        let cfg = crate::config::get();
         let mut inherit = Inherit {
             tags: self.str_list(node.get("tags"), "tags"),
-            become_: self.opt_bool(node.get("become"), "become"),
-            become_user: node.get("become_user").and_then(Node::scalar_text),
+            become_: self
+                .opt_bool(node.get("become"), "become")
+                .or(cfg.become_()),
+            become_user: node
+                .get("become_user")
+                .and_then(Node::scalar_text)
+                .or(cfg.become_user()),
             search_dirs: vec![self.dir.clone()],
             base_dir: self.dir.clone(),
             no_log: self.opt_bool(node.get("no_log"), "no_log").unwrap_or(false),
@@ -317,7 +320,7 @@ impl Loader<'_> {
             role_vars: parts.role_vars,
             gather_facts: self
                 .opt_bool(node.get("gather_facts"), "gather_facts")
-                .unwrap_or(true),
+                .unwrap_or_else(|| crate::config::get().gathers_by_default()),
             strategy,
             serial,
             tasks,
@@ -533,13 +536,21 @@ impl Loader<'_> {
     }
 
     /// Finds a role directory: `roles/` beside the playbook, then the project's top-level
-    /// `roles/` (the playbook's parent directory), then `roles/` in the working directory.
+    /// `roles/` (the playbook's parent directory), then `roles/` in the working directory,
+    /// then ansible.cfg's `roles_path` (or Ansible's default list), then beside the playbook.
     fn find_role(&self, name: &str) -> Option<PathBuf> {
-        let candidates = [
+        let mut candidates = vec![
             self.dir.join("roles").join(name),
             self.dir.join("..").join("roles").join(name),
             PathBuf::from("roles").join(name),
         ];
+        candidates.extend(
+            crate::config::get()
+                .roles_path()
+                .into_iter()
+                .map(|d| d.join(name)),
+        );
+        candidates.push(self.dir.join(name));
         candidates.into_iter().find(|p| p.is_dir())
     }
 

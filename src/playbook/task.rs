@@ -56,6 +56,8 @@ pub enum TaskAction {
 pub struct Include {
     /// Unique in its play; its tasks carry `(id, file)` in [`Task::frames`].
     pub id: usize,
+    /// `include_tasks` or `include_role`: the task's name when it has none (as in Ansible).
+    pub kind: String,
     /// The file name as written (a template), or the role's name.
     pub name: String,
     /// Every file the name can render to (canonical paths); empty for a role, whose tasks
@@ -119,16 +121,14 @@ impl std::fmt::Debug for ModuleDef {
 
 impl Task {
     /// What the user sees for this task: its name, or `module` when it has none.
+    /// As Ansible names it: `role : name` for a named task of a role, the module otherwise.
     pub fn display_name(&self) -> String {
-        let base = match (&self.name_opt, &self.action) {
-            (Some(n), _) => n.clone(),
-            (None, TaskAction::Module { def, .. }) => def.name.to_string(),
-            (None, TaskAction::FlushHandlers) => "flush handlers".to_string(),
-            (None, TaskAction::Include(i)) => format!("include {}", i.name),
-        };
-        match &self.role {
-            Some(r) => format!("{r} : {base}"),
-            None => base,
+        match (&self.name_opt, &self.action, &self.role) {
+            (Some(n), _, Some(r)) => format!("{r} : {n}"),
+            (Some(n), _, None) => n.clone(),
+            (None, TaskAction::Module { def, .. }, _) => def.name.to_string(),
+            (None, TaskAction::FlushHandlers, _) => "flush handlers".to_string(),
+            (None, TaskAction::Include(i), _) => i.kind.clone(),
         }
     }
 
@@ -223,8 +223,6 @@ const UNSUPPORTED_TASK_KEYS: &[&str] = &[
     "any_errors_fatal",
     "throttle",
     "delegate_facts",
-    "local_action",
-    "action",
     "async",
     "poll",
     "remote_user",
@@ -505,6 +503,7 @@ impl Loader<'_> {
         let bodies = files.len().max(1);
         let include = Include {
             id,
+            kind: short(node_kind(node)).to_string(),
             name,
             files,
             dirs,
@@ -519,6 +518,73 @@ impl Loader<'_> {
                 body
             })
             .collect()
+    }
+
+    /// `action: MODULE ARGS` and `local_action: MODULE ARGS` (the forms older roles use)
+    /// written as the module's own key, `local_action` with `delegate_to: localhost`;
+    /// `Some(None)` when the task uses neither, `None` after an error.
+    fn desugar_action(&mut self, node: &Node) -> Option<Option<Node>> {
+        let pairs = node.as_map()?;
+        let Some((key, value)) = pairs
+            .iter()
+            .find(|(k, _)| matches!(k.as_str(), Some("action" | "local_action")))
+        else {
+            return Some(None);
+        };
+        let local = key.as_str() == Some("local_action");
+        if local && node.get("delegate_to").is_some() {
+            self.push(Diag::at(
+                &key.span,
+                "local_action and delegate_to are exclusive (local_action delegates to localhost)",
+            ));
+            return None;
+        }
+        let (module, args) = match &value.kind {
+            Kind::Str(s) => {
+                let s = s.trim_start();
+                let (m, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+                (
+                    m.to_string(),
+                    Node::new(Kind::Str(rest.trim().to_string()), value.span.clone()),
+                )
+            }
+            Kind::Map(kv) => {
+                let Some(m) = value.get("module").and_then(Node::scalar_text) else {
+                    self.push(Diag::at(
+                        &value.span,
+                        format!("{} needs a `module:`", key.as_str().unwrap_or_default()),
+                    ));
+                    return None;
+                };
+                let rest: Vec<(Node, Node)> = kv
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != Some("module"))
+                    .cloned()
+                    .collect();
+                (m, Node::new(Kind::Map(rest), value.span.clone()))
+            }
+            _ => {
+                self.push(Diag::at(
+                    &value.span,
+                    format!(
+                        "expected a module and its arguments, found {}",
+                        value.describe()
+                    ),
+                ));
+                return None;
+            }
+        };
+        let mut out: Vec<(Node, Node)> = pairs
+            .iter()
+            .filter(|(k, _)| k.as_str() != key.as_str())
+            .cloned()
+            .collect();
+        out.push((Node::new(Kind::Str(module), key.span.clone()), args));
+        if local {
+            let str_node = |s: &str| Node::new(Kind::Str(s.to_string()), key.span.clone());
+            out.push((str_node("delegate_to"), str_node("localhost")));
+        }
+        Some(Some(Node::new(Kind::Map(out), node.span.clone())))
     }
 
     /// `loop: LIST` or `with_<lookup>: TERMS` (at most one of them).
@@ -566,6 +632,8 @@ impl Loader<'_> {
 
     /// A single module task.
     fn task(&mut self, node: &Node, inherit: &Inherit) -> Option<Task> {
+        let rewritten = self.desugar_action(node)?;
+        let node = rewritten.as_ref().unwrap_or(node);
         let pairs = node.as_map()?;
         let mut module: Option<(&Node, &Node)> = None;
         for (k, v) in pairs {
@@ -845,6 +913,16 @@ fn tasks_files_matching(dirs: &[PathBuf], raw: &str, including: Option<&Path>) -
                 })
         })
         .collect()
+}
+
+/// The include keyword of a task mapping (`include_tasks`, `ansible.builtin.include_role`).
+fn node_kind(node: &Node) -> &str {
+    node.as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, _)| k.as_str())
+        .find(|k| INCLUDES.contains(&short(k)))
+        .unwrap_or("include_tasks")
 }
 
 /// `ansible.builtin.copy` → `copy`.

@@ -253,9 +253,10 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
     let (Some(playbook), Some(every)) = (a.playbook.clone(), a.every.clone()) else {
         return fail("a playbook and --every are needed", exit::BAD_INPUT);
     };
-    if a.inventory.is_empty() {
-        return fail("an inventory is needed (-i)", exit::BAD_INPUT);
-    }
+    let inventory = match app::inventory_sources(&a.inventory) {
+        Ok(i) => i,
+        Err(d) => return fail(&d.to_string(), exit::BAD_INPUT),
+    };
     let timing = match interval::Timing::new(&every, a.randomized_delay.as_deref()) {
         Ok(t) => t,
         Err(e) => return fail(&format!("{e}; nothing was installed"), exit::BAD_INPUT),
@@ -263,7 +264,7 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
     // Everything a run would reject is rejected now, before anything is installed.
     let load = LoadArgs {
         playbook: playbook.clone(),
-        inventory: a.inventory.clone(),
+        inventory: inventory.clone(),
         select: a.select.clone(),
     };
     let app::Loaded {

@@ -110,7 +110,12 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
                 forks: a.forks,
                 extra_vars: Default::default(),
                 become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
-                connector: HostConnector::default(),
+                connector: HostConnector {
+                    ssh: crate::connection::ssh::SshOptions {
+                        defaults: crate::cli::config_defaults(crate::config::get()),
+                        ..Default::default()
+                    },
+                },
                 stop: Default::default(),
                 lock_hosts: true,
             };

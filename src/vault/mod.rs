@@ -88,6 +88,15 @@ impl VaultArgs {
                 password: ask("Vault password")?,
             });
         }
+        // ansible.cfg's vault_password_file, when no option gives a password.
+        if out.is_empty()
+            && let Some(f) = crate::config::get().vault_password_file()
+        {
+            out.push(Secret {
+                id: "default".into(),
+                password: password_from_file(&f)?,
+            });
+        }
         Ok(out)
     }
 

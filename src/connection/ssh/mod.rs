@@ -13,7 +13,8 @@ mod target;
 
 pub use auth::PASSPHRASE_ENV;
 pub use target::{
-    HostKeyPolicy, SshOptions, SshTarget, default_identity_files, default_known_hosts,
+    ConfigDefaults, HostKeyPolicy, SshOptions, SshTarget, default_identity_files,
+    default_known_hosts,
 };
 
 use super::{Background, ConnError, Connection, ExecResult, forward_lines};

@@ -59,6 +59,17 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Comma-separated key exchange algorithms, most preferred first.
     pub kex: Option<String>,
+    /// ansible.cfg's `remote_user`, `private_key_file` and `host_key_checking`: below the
+    /// inventory's variables, above the ssh config (as Ansible passes them to ssh).
+    pub defaults: ConfigDefaults,
+}
+
+/// Connection settings of `ansible.cfg` (see [`SshOptions::defaults`]).
+#[derive(Clone, Default, Debug)]
+pub struct ConfigDefaults {
+    pub user: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub host_key_checking: Option<HostKeyPolicy>,
 }
 
 impl Default for SshOptions {
@@ -69,6 +80,7 @@ impl Default for SshOptions {
             ask_pass: None,
             connect_timeout: Duration::from_secs(10),
             kex: None,
+            defaults: ConfigDefaults::default(),
         }
     }
 }
@@ -81,6 +93,7 @@ impl fmt::Debug for SshOptions {
             .field("ask_pass", &self.ask_pass.as_ref().map(|_| "<redacted>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("kex", &self.kex)
+            .field("defaults", &self.defaults)
             .finish()
     }
 }
@@ -275,6 +288,7 @@ fn resolve_inner(
         .or(params.port)
         .unwrap_or(22);
     let user = var_str(vars, &["ansible_user", "ansible_ssh_user"])
+        .or_else(|| opts.defaults.user.clone())
         .or_else(|| params.user.clone())
         .unwrap_or_else(local_user);
 
@@ -284,6 +298,8 @@ fn resolve_inner(
         &["ansible_ssh_private_key_file", "ansible_private_key_file"],
     ) {
         identity_files.push(expand_home(&k));
+    } else if let Some(k) = &opts.defaults.private_key_file {
+        identity_files.push(k.clone());
     }
     for f in params.identity_file.iter().flatten() {
         let f = expand_home(&f.to_string_lossy());
@@ -324,6 +340,7 @@ fn resolve_inner(
     let host_key_checking = opts
         .host_key_checking
         .or(var_policy)
+        .or(opts.defaults.host_key_checking)
         .or(config_policy)
         .or(inherit.map(|p| p.host_key_checking))
         .unwrap_or_default();

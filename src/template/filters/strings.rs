@@ -5,7 +5,6 @@
 //! `os.path.*`, `hashlib`, `uuid.uuid5`), so the text produced is the same as
 //! Ansible's, e.g. in a command line or a generated file name.
 
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use minijinja::value::{Kwargs, Value, ValueKind};
