@@ -485,3 +485,57 @@ fn listings_print_what_ansible_playbook_prints() {
 fn action_and_local_action_forms_as_in_ansible() {
     differential("actions.yml");
 }
+
+/// `any_errors_fatal` (one host failing stops every host: nothing after it runs, in this play
+/// or the next), `throttle` and `order`, on two hosts of the local connection.
+#[test]
+fn any_errors_fatal_throttle_and_order_as_in_ansible() {
+    if !ansible_available("any_errors_fatal") {
+        return;
+    }
+    let pb = common::fixtures().join("differential/fatal.yml");
+    let dir = tempfile::tempdir().unwrap();
+    let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
+    for d in [&by_ansible, &by_prov] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let a = Command::new(venv().join("bin/ansible-playbook"))
+        .args(["-i", "h1,h2", "-c", "local"])
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            venv().join("bin/python").display()
+        ))
+        .arg("-e")
+        .arg(format!("root={}", by_ansible.display()))
+        .arg(&pb)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        a.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&a.stdout)
+    );
+    let root = format!("root={}", by_prov.display());
+    let p = common::prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,h2",
+        "-e",
+        "ansible_connection=local",
+        "-e",
+        &root,
+    ]);
+    assert_eq!(p.code, 3, "{}", p.all_output());
+    let (ta, tp) = (tree(&by_ansible), tree(&by_prov));
+    assert_eq!(tp, ta, "left: prov, right: ansible");
+    let names: Vec<&String> = ta.keys().collect();
+    assert_eq!(
+        names,
+        ["h1-order", "h1-throttled", "h2-order", "h2-throttled"],
+        "{ta:?}"
+    );
+}

@@ -40,7 +40,7 @@ pub fn render(l: &Loaded, what: Listing) -> String {
             })
             .collect();
         if what.hosts {
-            let hosts = &l.plan.play_hosts[i];
+            let hosts = &l.plan.play_hosts_listed[i];
             out.push_str(&format!("    pattern: ['{}']\n", play.hosts));
             out.push_str(&format!("    hosts ({}):\n", hosts.len()));
             for h in hosts {

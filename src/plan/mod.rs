@@ -34,6 +34,9 @@ pub enum EdgeKind {
     Barrier,
     /// `strategy: linear` lockstep.
     Linear,
+    /// After an `any_errors_fatal` task: every host finishes it before any goes on, so that
+    /// a failure stops them all where Ansible's lockstep would.
+    Fatal,
     /// `serial`: the next batch starts after the previous one finished the play.
     Serial,
     /// `run_once`: other hosts take the result of the first host's run.
@@ -54,6 +57,8 @@ pub struct Plan {
     pub chains: BTreeMap<String, Vec<NodeIndex>>,
     /// Hosts of each play, in inventory order (after `--limit`).
     pub play_hosts: Vec<Vec<String>>,
+    /// The same in inventory order, whatever the play's `order` (`ansible_play_hosts` is).
+    pub play_hosts_listed: Vec<Vec<String>>,
     /// Hosts in inventory order.
     pub hosts: Vec<String>,
     /// Hosts of each play before `--limit`: a `needs` on a host left out by the limit is
@@ -109,6 +114,7 @@ impl Plan {
             graph: DiGraph::new(),
             chains: BTreeMap::new(),
             play_hosts: vec![],
+            play_hosts_listed: vec![],
             hosts: vec![],
             play_hosts_unlimited: vec![],
             tags: tags.clone(),
@@ -130,6 +136,8 @@ impl Plan {
             if let Some(lim) = &limit_hosts {
                 hosts.retain(|h| lim.contains(h));
             }
+            plan.play_hosts_listed.push(hosts.clone());
+            play.order.apply(&mut hosts);
             let selected: Vec<usize> = (0..play.tasks.len())
                 .filter(|&i| tags.selects(&play.tasks[i]))
                 .collect();
@@ -200,11 +208,14 @@ impl Plan {
             // Linear is Ansible's lockstep, plays included: a play's first task waits for
             // every host to finish the plays before it.
             let linear = play.strategy == Strategy::Linear;
-            if barrier || linear {
+            let after_fatal = prev.is_some_and(|p| play.tasks[p].any_errors_fatal);
+            if barrier || linear || after_fatal {
                 let kind = if barrier {
                     EdgeKind::Barrier
-                } else {
+                } else if linear {
                     EdgeKind::Linear
+                } else {
+                    EdgeKind::Fatal
                 };
                 let mut edges = vec![];
                 for h in hosts {

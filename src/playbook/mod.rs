@@ -24,6 +24,59 @@ pub enum Strategy {
     Linear,
 }
 
+/// The play keyword `order`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HostOrder {
+    Inventory,
+    ReverseInventory,
+    Sorted,
+    ReverseSorted,
+    Shuffle,
+}
+
+impl HostOrder {
+    pub const NAMES: &[&str] = &[
+        "inventory",
+        "reverse_inventory",
+        "sorted",
+        "reverse_sorted",
+        "shuffle",
+    ];
+
+    fn parse(s: &str) -> Option<HostOrder> {
+        Some(match s {
+            "inventory" => HostOrder::Inventory,
+            "reverse_inventory" => HostOrder::ReverseInventory,
+            "sorted" => HostOrder::Sorted,
+            "reverse_sorted" => HostOrder::ReverseSorted,
+            "shuffle" => HostOrder::Shuffle,
+            _ => return None,
+        })
+    }
+
+    /// The hosts (in inventory order) in this order.
+    pub fn apply(self, hosts: &mut [String]) {
+        match self {
+            HostOrder::Inventory => {}
+            HostOrder::ReverseInventory => hosts.reverse(),
+            HostOrder::Sorted => hosts.sort(),
+            HostOrder::ReverseSorted => {
+                hosts.sort();
+                hosts.reverse();
+            }
+            HostOrder::Shuffle => {
+                use std::hash::{BuildHasher, Hasher};
+                let seed = std::collections::hash_map::RandomState::new();
+                hosts.sort_by_cached_key(|h| {
+                    let mut hasher = seed.build_hasher();
+                    hasher.write(h.as_bytes());
+                    hasher.finish()
+                });
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Play {
     pub name: String,
@@ -36,6 +89,8 @@ pub struct Play {
     pub role_vars: Map<String, Json>,
     pub gather_facts: bool,
     pub strategy: Strategy,
+    /// `order`: the order of the play's hosts.
+    pub order: HostOrder,
     pub serial: Option<usize>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
@@ -78,19 +133,19 @@ const PLAY_KEYS: &[&str] = &[
     "check_mode",
     "no_log",
     "collections",
+    "any_errors_fatal",
+    "throttle",
+    "order",
 ];
 
 /// Ansible play keywords prov does not implement: refused, never silently ignored.
 const UNSUPPORTED_PLAY_KEYS: &[&str] = &[
-    "any_errors_fatal",
     "remote_user",
     "connection",
     "max_fail_percentage",
     "force_handlers",
-    "order",
     "vars_prompt",
     "module_defaults",
-    "throttle",
     "debugger",
     "fact_path",
 ];
@@ -119,6 +174,10 @@ pub(crate) struct Inherit {
     /// `environment:` of the play, blocks and includes (raw, rendered at run time).
     pub environment: Map<String, Json>,
     pub check_mode: Option<bool>,
+    /// `any_errors_fatal`: a host failing ends the run for every host.
+    pub any_errors_fatal: bool,
+    /// `throttle`: at most this many hosts run a task at once.
+    pub throttle: Option<u64>,
 }
 
 /// What to do instead of an unsupported keyword.
@@ -267,6 +326,10 @@ impl Loader<'_> {
                 .unwrap_or(false),
             check_mode: self.opt_bool(node.get("check_mode"), "check_mode"),
             environment: self.vars_map(node.get("environment")),
+            any_errors_fatal: self
+                .opt_bool(node.get("any_errors_fatal"), "any_errors_fatal")
+                .unwrap_or(false),
+            throttle: node.get("throttle").and_then(|n| self.throttle(n)),
             ..Inherit::default()
         };
         self.check_become_method(node);
@@ -298,6 +361,20 @@ impl Loader<'_> {
                 Strategy::Free
             }
         };
+        let order = match node.get("order") {
+            None => HostOrder::Inventory,
+            Some(n) => match n.as_str().and_then(HostOrder::parse) {
+                Some(o) => o,
+                None => {
+                    let found = n.scalar_text().unwrap_or_default();
+                    self.diags.push(
+                        Diag::at(&n.span, format!("unknown host order '{found}'"))
+                            .suggest(&found, HostOrder::NAMES.iter().copied()),
+                    );
+                    HostOrder::Inventory
+                }
+            },
+        };
         let serial = node.get("serial").and_then(|n| match n.kind {
             yaml::Kind::Int(i) if i > 0 => Some(i as usize),
             _ => {
@@ -322,6 +399,7 @@ impl Loader<'_> {
                 .opt_bool(node.get("gather_facts"), "gather_facts")
                 .unwrap_or_else(|| crate::config::get().gathers_by_default()),
             strategy,
+            order,
             serial,
             tasks,
             handlers,
@@ -367,6 +445,18 @@ impl Loader<'_> {
                 &m.span,
                 format!("become_method '{found}' is not supported (prov uses sudo)"),
             ));
+        }
+    }
+
+    /// A `throttle` value: a positive number (0 means no limit, as in Ansible).
+    pub(crate) fn throttle(&mut self, n: &Node) -> Option<u64> {
+        match n.kind {
+            yaml::Kind::Int(0) => None,
+            yaml::Kind::Int(i) if i > 0 => Some(i as u64),
+            _ => self.fail(Diag::at(
+                &n.span,
+                format!("throttle must be a number of hosts, found {}", n.describe()),
+            )),
         }
     }
 

@@ -105,6 +105,11 @@ pub struct Task {
     pub until: Vec<Cond>,
     pub retries: u32,
     pub delay: u64,
+    /// `any_errors_fatal`: this task failing on a host ends the run for every host, and the
+    /// tasks after it wait for every host to finish it (as Ansible's lockstep would).
+    pub any_errors_fatal: bool,
+    /// `throttle`: at most this many hosts run the task at once.
+    pub throttle: Option<u64>,
     pub blocks: Vec<BlockFrame>,
     /// The runtime includes this task sits in, outermost first: (include id, file index).
     /// Such a task is run by its include, never on its own.
@@ -176,6 +181,8 @@ impl Task {
             until: vec![],
             retries: 3,
             delay: 5,
+            any_errors_fatal: inherit.any_errors_fatal,
+            throttle: inherit.throttle,
             blocks: inherit.blocks.clone(),
             frames: inherit.frames.clone(),
             role: inherit.role.clone(),
@@ -187,6 +194,8 @@ impl Task {
 /// Task keywords (everything else in a task mapping must be its one module).
 const TASK_KEYS: &[&str] = &[
     "name",
+    "any_errors_fatal",
+    "throttle",
     "id",
     "when",
     "loop",
@@ -220,8 +229,6 @@ const UNSUPPORTED_TASK_KEYS: &[&str] = &[
     "diff",
     "timeout",
     "debugger",
-    "any_errors_fatal",
-    "throttle",
     "delegate_facts",
     "async",
     "poll",
@@ -345,6 +352,12 @@ impl Loader<'_> {
         }
         if let Some(b) = node.get("no_log") {
             inner.no_log = b.expect_bool("no_log").unwrap_or(false);
+        }
+        if let Some(b) = node.get("any_errors_fatal") {
+            inner.any_errors_fatal = b.expect_bool("any_errors_fatal").unwrap_or(false);
+        }
+        if let Some(n) = node.get("throttle") {
+            inner.throttle = self.throttle(n);
         }
         if let Some(b) = node.get("check_mode") {
             match b.expect_bool("check_mode") {

@@ -50,9 +50,21 @@ async fn run_at(
         TaskAction::Include(inc) => {
             return Box::pin(super::include::run(sh, hr, play_idx, task, inc, outer)).await;
         }
-        TaskAction::Module { .. } => run_reported(sh, hr, play_idx, ti, task).await,
+        TaskAction::Module { .. } => {
+            let throttle = task.throttle.map(|n| sh.throttle(play_idx, ti, n));
+            let _permit = match &throttle {
+                Some(s) => Some(s.acquire().await.expect("semaphore never closed")),
+                None => None,
+            };
+            run_reported(sh, hr, play_idx, ti, task).await
+        }
     };
-    end_of(hr, task, &result)
+    let end = end_of(hr, task, &result);
+    if task.any_errors_fatal && hr.failed {
+        // As Ansible: one host failing such a task ends the run for every host.
+        sh.fatal.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    end
 }
 
 /// [`run_at`] for a task of a runtime include: its loop variables are added to its own.
@@ -246,7 +258,7 @@ pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -
     let st = sh.host_state(host);
     let mut magic = magic::host(&sh.inv, host);
     magic.extend(magic::play(&magic::PlayFacts {
-        hosts: &sh.plan.play_hosts[play_idx],
+        hosts: &sh.plan.play_hosts_listed[play_idx],
         check: sh.opts.check,
         diff: sh.opts.diff,
         playbook_dir: &sh.pb.dir,

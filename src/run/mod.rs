@@ -119,7 +119,9 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
             }
             None => {
                 let _permit = sh.forks.acquire().await.expect("semaphore never closed");
-                if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst)
+                    || sh.fatal.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     stop_chain(&sh, &chain, node);
                     break;
                 }

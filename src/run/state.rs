@@ -97,6 +97,10 @@ pub struct Shared {
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
     locks: super::host_lock::HostLocks,
+    /// Set when an `any_errors_fatal` task failed on a host: no node starts after it.
+    pub fatal: AtomicBool,
+    /// Per (play, task) with `throttle`: the permits of the hosts running it.
+    throttles: Mutex<HashMap<(usize, usize), Arc<tokio::sync::Semaphore>>>,
     announced: Vec<AtomicBool>,
     /// Results of `run_once` tasks, shared with the other hosts of the play.
     pub run_once: Mutex<HashMap<(usize, usize), super::result::NodeResult>>,
@@ -148,11 +152,23 @@ impl Shared {
             hosts: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             locks: Default::default(),
+            fatal: AtomicBool::new(false),
+            throttles: Mutex::new(HashMap::new()),
             announced,
             run_once: Mutex::new(HashMap::new()),
             me,
             secrets: Mutex::new(vec![]),
         }
+    }
+
+    /// The permits of a throttled task (`throttle: n`): at most `n` hosts run it at once.
+    pub fn throttle(&self, play: usize, task: usize, n: u64) -> Arc<tokio::sync::Semaphore> {
+        self.throttles
+            .lock()
+            .expect("lock")
+            .entry((play, task))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(n as usize)))
+            .clone()
     }
 
     /// Remembers a value that must never be shown.
