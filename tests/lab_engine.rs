@@ -391,3 +391,55 @@ fn login_and_key_from_the_command_line_or_the_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A play's `remote_user` logs in where the inventory names no user; its `connection: local`
+/// runs the play's tasks on this machine, as Ansible does.
+#[test]
+fn play_remote_user_and_connection_keywords() {
+    if !lab_up("remote_user and connection keywords") {
+        return;
+    }
+    let lab = lab_dir();
+    let (dir, pb) = playbook(&format!(
+        "- hosts: h1\n  gather_facts: false\n  remote_user: root\n  tasks:\n    - command: cat /etc/hostname\n      register: remote\n      changed_when: false\n- hosts: h1\n  gather_facts: false\n  remote_user: root\n  tasks:\n    - copy:\n        content: \"{{{{ remote.stdout }}}}\\n\"\n        dest: {}/seen.txt\n      delegate_to: localhost\n",
+        std::env::temp_dir().display()
+    ));
+    let inv = dir.path().join("bare.ini");
+    std::fs::write(
+        &inv,
+        format!(
+            "h1 ansible_host=10.77.0.11 ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={}\n",
+            lab.join("id_ed25519").display(),
+            lab.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let (pb_s, inv_s) = (pb.to_str().unwrap(), inv.to_str().unwrap());
+    let r = prov(&["apply", pb_s, "-i", inv_s, "-u", "nobody-here"]);
+    assert_eq!(
+        r.code,
+        0,
+        "the play's remote_user wins over -u: {}",
+        r.all_output()
+    );
+    let seen = std::fs::read_to_string(std::env::temp_dir().join("seen.txt")).unwrap();
+    assert_eq!(seen.trim(), lab_ssh(1, "cat /etc/hostname").1.trim());
+
+    let local = dir.path().join("local.yml");
+    let out = dir.path().join("local-hostname");
+    std::fs::write(
+        &local,
+        format!(
+            "- hosts: h1\n  gather_facts: false\n  connection: local\n  tasks:\n    - shell: cat /etc/hostname > {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let r = prov(&["apply", local.to_str().unwrap(), "-i", inv_s]);
+    assert_eq!(r.code, 0, "{}", r.all_output());
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        std::fs::read_to_string("/etc/hostname").unwrap().trim(),
+        "connection: local ran on this machine"
+    );
+}

@@ -19,8 +19,9 @@ pub mod magic;
 
 use crate::diag::{Diag, Diags};
 use crate::inventory::Inventory;
-use crate::playbook::{Playbook, Strategy, Task, TaskAction};
+use crate::playbook::{Play, Playbook, Strategy, Task, TaskAction};
 use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::Map;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
@@ -57,6 +58,9 @@ pub struct Plan {
     pub chains: BTreeMap<String, Vec<NodeIndex>>,
     /// Hosts of each play, in inventory order (after `--limit`).
     pub play_hosts: Vec<Vec<String>>,
+    /// Per host: what the plays' `remote_user`/`connection` say, as connection variables
+    /// under the inventory's own (one connection per host serves the whole run).
+    pub connection_defaults: HashMap<String, Map<String, serde_json::Value>>,
     /// The same in inventory order, whatever the play's `order` (`ansible_play_hosts` is).
     pub play_hosts_listed: Vec<Vec<String>>,
     /// Hosts in inventory order.
@@ -115,6 +119,7 @@ impl Plan {
             chains: BTreeMap::new(),
             play_hosts: vec![],
             play_hosts_listed: vec![],
+            connection_defaults: HashMap::new(),
             hosts: vec![],
             play_hosts_unlimited: vec![],
             tags: tags.clone(),
@@ -137,6 +142,7 @@ impl Plan {
                 hosts.retain(|h| lim.contains(h));
             }
             plan.play_hosts_listed.push(hosts.clone());
+            plan.connection_keywords(play, &hosts, &mut diags);
             play.order.apply(&mut hosts);
             let selected: Vec<usize> = (0..play.tasks.len())
                 .filter(|&i| tags.selects(&play.tasks[i]))
@@ -181,6 +187,30 @@ impl Plan {
             );
         }
         diags.into_result(plan)
+    }
+
+    /// Records a play's `remote_user`/`connection` for its hosts; two plays that want
+    /// different ones for the same host are refused (prov opens one connection per host).
+    fn connection_keywords(&mut self, play: &Play, hosts: &[String], diags: &mut Diags) {
+        for (var, value, span) in &play.connection_keywords {
+            for h in hosts {
+                let set = self.connection_defaults.entry(h.clone()).or_default();
+                match set.get(var) {
+                    Some(v) if v != value => {
+                        diags.push(Diag::at(
+                            span,
+                            format!(
+                                "{h} gets {var}={value} here and {var}={v} in an earlier play; prov keeps one connection per host for a run"
+                            ),
+                        ));
+                        return;
+                    }
+                    _ => {
+                        set.insert(var.clone(), value.clone());
+                    }
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -91,6 +91,10 @@ pub struct Play {
     pub strategy: Strategy,
     /// `order`: the order of the play's hosts.
     pub order: HostOrder,
+    /// `remote_user` and `connection` of the play, as the variables they stand for
+    /// (`ansible_user`, `ansible_connection`), with where each is written: below the
+    /// inventory's own variables, as in Ansible.
+    pub connection_keywords: Vec<(String, Json, Span)>,
     pub serial: Option<usize>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
@@ -136,12 +140,12 @@ const PLAY_KEYS: &[&str] = &[
     "any_errors_fatal",
     "throttle",
     "order",
+    "remote_user",
+    "connection",
 ];
 
 /// Ansible play keywords prov does not implement: refused, never silently ignored.
 const UNSUPPORTED_PLAY_KEYS: &[&str] = &[
-    "remote_user",
-    "connection",
     "max_fail_percentage",
     "force_handlers",
     "vars_prompt",
@@ -375,6 +379,7 @@ impl Loader<'_> {
                 }
             },
         };
+        let connection_keywords = self.connection_keywords(node);
         let serial = node.get("serial").and_then(|n| match n.kind {
             yaml::Kind::Int(i) if i > 0 => Some(i as usize),
             _ => {
@@ -400,6 +405,7 @@ impl Loader<'_> {
                 .unwrap_or_else(|| crate::config::get().gathers_by_default()),
             strategy,
             order,
+            connection_keywords,
             serial,
             tasks,
             handlers,
@@ -446,6 +452,41 @@ impl Loader<'_> {
                 format!("become_method '{found}' is not supported (prov uses sudo)"),
             ));
         }
+    }
+
+    /// `remote_user: U` and `connection: local|ssh` of a play.
+    fn connection_keywords(&mut self, node: &Node) -> Vec<(String, Json, Span)> {
+        let mut out = vec![];
+        if let Some(u) = node.get("remote_user") {
+            match u.scalar_text() {
+                Some(user) => out.push(("ansible_user".into(), Json::String(user), u.span.clone())),
+                None => self
+                    .diags
+                    .push(Diag::at(&u.span, "remote_user must be a user name")),
+            }
+        }
+        if let Some(c) = node.get("connection") {
+            match c.as_str() {
+                Some(kind @ ("local" | "ssh")) => out.push((
+                    "ansible_connection".into(),
+                    Json::String(kind.into()),
+                    c.span.clone(),
+                )),
+                Some("smart" | "paramiko") => out.push((
+                    "ansible_connection".into(),
+                    Json::String("ssh".into()),
+                    c.span.clone(),
+                )),
+                _ => self.diags.push(Diag::at(
+                    &c.span,
+                    format!(
+                        "connection '{}' is not supported (prov connects with ssh or local)",
+                        c.scalar_text().unwrap_or_default()
+                    ),
+                )),
+            }
+        }
+        out
     }
 
     /// A `throttle` value: a positive number (0 means no limit, as in Ansible).

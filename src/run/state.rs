@@ -252,6 +252,16 @@ impl Shared {
         cell.get_or_init(|| async {
             // Connection settings may come from the inventory or from extra vars (which win).
             let mut raw = (*self.inv_vars(host)).clone();
+            // The plays' remote_user/connection, under the inventory's own variables.
+            for (k, v) in self
+                .plan
+                .connection_defaults
+                .get(host)
+                .into_iter()
+                .flatten()
+            {
+                raw.entry(k.clone()).or_insert_with(|| v.clone());
+            }
             raw.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
             let vars = match self
                 .host_templar(host)
