@@ -31,7 +31,7 @@ pub struct Def {
     key: &'static str,
     env: &'static str,
     kind: Kind,
-    /// What it is when nothing sets it (as `ansible-config dump` shows it).
+    /// What it is in prov when nothing sets it (`forks`: 50, where Ansible's is 5).
     default: &'static str,
 }
 
@@ -219,8 +219,8 @@ pub fn init_with(cli: &[(&'static str, String)]) -> Result<&'static Config, Stri
     Ok(CONFIG.get_or_init(|| c))
 }
 
-/// The configuration in effect ([`init`]'s, or, when a command did not call it, one read now
-/// with invalid values left out).
+/// The configuration in effect ([`init_with`]'s, or, when a command did not call it, one read
+/// now, without it when it is invalid).
 pub fn get() -> &'static Config {
     CONFIG.get_or_init(|| {
         Config::load(&std::env::vars().collect::<Vec<_>>()).unwrap_or_else(|e| {
@@ -274,6 +274,10 @@ impl Config {
         home: Option<&Path>,
         origin: Origin,
     ) -> Result<(), String> {
+        // An empty value leaves the setting unset.
+        if raw.trim().is_empty() {
+            return Ok(());
+        }
         let bad = |what: &str| format!("{origin}: {} = '{raw}' is not {what}", d.key);
         let value = match d.kind {
             Kind::Text => raw.to_string(),

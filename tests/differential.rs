@@ -487,55 +487,60 @@ fn action_and_local_action_forms_as_in_ansible() {
 }
 
 /// `any_errors_fatal` (one host failing stops every host: nothing after it runs, in this play
-/// or the next), `throttle` and `order`, on two hosts of the local connection.
+/// or the next; also when it is set on a block), `throttle` and `order`, on two hosts of the
+/// local connection.
 #[test]
 fn any_errors_fatal_throttle_and_order_as_in_ansible() {
     if !ansible_available("any_errors_fatal") {
         return;
     }
-    let pb = common::fixtures().join("differential/fatal.yml");
-    let dir = tempfile::tempdir().unwrap();
-    let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
-    for d in [&by_ansible, &by_prov] {
-        std::fs::create_dir(d).unwrap();
+    for (case, want) in [
+        (
+            "fatal.yml",
+            &["h1-order", "h1-throttled", "h2-order", "h2-throttled"][..],
+        ),
+        ("fatal_block.yml", &[][..]),
+    ] {
+        let pb = common::fixtures().join("differential").join(case);
+        let dir = tempfile::tempdir().unwrap();
+        let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
+        for d in [&by_ansible, &by_prov] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let a = Command::new(venv().join("bin/ansible-playbook"))
+            .args(["-i", "h1,h2", "-c", "local"])
+            .arg("-e")
+            .arg(format!(
+                "ansible_python_interpreter={}",
+                venv().join("bin/python").display()
+            ))
+            .arg("-e")
+            .arg(format!("root={}", by_ansible.display()))
+            .arg(&pb)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(
+            a.status.code(),
+            Some(2),
+            "{case}: {}",
+            String::from_utf8_lossy(&a.stdout)
+        );
+        let root = format!("root={}", by_prov.display());
+        let p = common::prov(&[
+            "apply",
+            pb.to_str().unwrap(),
+            "-i",
+            "h1,h2",
+            "-e",
+            "ansible_connection=local",
+            "-e",
+            &root,
+        ]);
+        assert_eq!(p.code, 3, "{case}: {}", p.all_output());
+        let (ta, tp) = (tree(&by_ansible), tree(&by_prov));
+        assert_eq!(tp, ta, "{case}: left: prov, right: ansible");
+        let names: Vec<&str> = ta.keys().map(String::as_str).collect();
+        assert_eq!(names, want, "{case}: {ta:?}");
     }
-    let a = Command::new(venv().join("bin/ansible-playbook"))
-        .args(["-i", "h1,h2", "-c", "local"])
-        .arg("-e")
-        .arg(format!(
-            "ansible_python_interpreter={}",
-            venv().join("bin/python").display()
-        ))
-        .arg("-e")
-        .arg(format!("root={}", by_ansible.display()))
-        .arg(&pb)
-        .env("ANSIBLE_NOCOLOR", "1")
-        .output()
-        .unwrap();
-    assert_eq!(
-        a.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&a.stdout)
-    );
-    let root = format!("root={}", by_prov.display());
-    let p = common::prov(&[
-        "apply",
-        pb.to_str().unwrap(),
-        "-i",
-        "h1,h2",
-        "-e",
-        "ansible_connection=local",
-        "-e",
-        &root,
-    ]);
-    assert_eq!(p.code, 3, "{}", p.all_output());
-    let (ta, tp) = (tree(&by_ansible), tree(&by_prov));
-    assert_eq!(tp, ta, "left: prov, right: ansible");
-    let names: Vec<&String> = ta.keys().collect();
-    assert_eq!(
-        names,
-        ["h1-order", "h1-throttled", "h2-order", "h2-throttled"],
-        "{ta:?}"
-    );
 }

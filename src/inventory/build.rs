@@ -195,7 +195,9 @@ impl Builder {
         }
         let decrypted;
         let text = if crate::search_path::is_vault(text.as_bytes()) {
-            match crate::vault::decrypt(text) {
+            // Not remembered line by line: host names would vanish from every message (the
+            // password variables are scrubbed as in any inventory).
+            match crate::vault::decrypt_unremembered(text) {
                 Ok(plain) => {
                     decrypted = String::from_utf8_lossy(&plain).into_owned();
                     decrypted.as_str()

@@ -228,7 +228,9 @@ fn walk(root: &Path) -> Result<Vec<(usize, PathBuf, Vec<String>)>, String> {
 
 /// A vars file's mapping (an empty file is an empty mapping).
 fn load(path: &Path) -> Result<Map<String, Json>, ModError> {
-    let text = crate::search_path::read(path).map_err(ModError::Failed)?;
+    // The YAML loader decrypts a vault-encrypted file and keeps its values as secrets.
+    let text = std::fs::read(path)
+        .map_err(|e| ModError::Failed(format!("cannot read {}: {e}", path.display())))?;
     let text = String::from_utf8_lossy(&text);
     let node = crate::yaml::load_str(&text, &path.display().to_string())
         .map_err(|d| ModError::Failed(d.to_string()))?;

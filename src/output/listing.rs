@@ -28,7 +28,7 @@ pub fn render(l: &Loaded, what: Listing) -> String {
             "\n  play #{} ({}): {name}\tTAGS: [{}]\n",
             i + 1,
             play.hosts,
-            play_tags(&play.tasks).join(",")
+            play.tags.join(",")
         ));
         let selected: Vec<&Task> = play
             .tasks
@@ -70,19 +70,4 @@ pub fn render(l: &Loaded, what: Listing) -> String {
         }
     }
     out
-}
-
-/// The play's own tags: the ones every one of its tasks has (they inherit them).
-fn play_tags(tasks: &[Task]) -> Vec<String> {
-    let mut tasks = tasks
-        .iter()
-        .filter(|t| !matches!(t.action, TaskAction::FlushHandlers));
-    let Some(first) = tasks.next() else {
-        return vec![];
-    };
-    let mut common = first.tags.clone();
-    for t in tasks {
-        common.retain(|tag| t.tags.contains(tag));
-    }
-    common
 }

@@ -189,26 +189,45 @@ impl Plan {
         diags.into_result(plan)
     }
 
-    /// Records a play's `remote_user`/`connection` for its hosts; two plays that want
-    /// different ones for the same host are refused (prov opens one connection per host).
+    /// Records a play's `remote_user`/`connection` for its hosts. Two plays that connect to
+    /// the same host differently (one sets a keyword another does not, or sets it otherwise)
+    /// are refused: prov opens one connection per host for the whole run.
     fn connection_keywords(&mut self, play: &Play, hosts: &[String], diags: &mut Diags) {
-        for (var, value, span) in &play.connection_keywords {
-            for h in hosts {
-                let set = self.connection_defaults.entry(h.clone()).or_default();
-                match set.get(var) {
-                    Some(v) if v != value => {
-                        diags.push(Diag::at(
-                            span,
-                            format!(
-                                "{h} gets {var}={value} here and {var}={v} in an earlier play; prov keeps one connection per host for a run"
-                            ),
-                        ));
-                        return;
-                    }
-                    _ => {
-                        set.insert(var.clone(), value.clone());
-                    }
+        let mut wanted: Map<String, serde_json::Value> = Map::new();
+        for (var, value, _) in &play.connection_keywords {
+            wanted.insert(var.clone(), value.clone());
+        }
+        for h in hosts {
+            match self.connection_defaults.get(h) {
+                None => {
+                    self.connection_defaults.insert(h.clone(), wanted.clone());
                 }
+                Some(earlier) if *earlier != wanted => {
+                    let span = play
+                        .connection_keywords
+                        .first()
+                        .map_or(&play.span, |(_, _, s)| s);
+                    let show = |m: &Map<String, serde_json::Value>| {
+                        if m.is_empty() {
+                            "no remote_user or connection".to_string()
+                        } else {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    };
+                    diags.push(Diag::at(
+                        span,
+                        format!(
+                            "{h} gets {} here and {} in an earlier play; prov keeps one connection per host for a run",
+                            show(&wanted),
+                            show(earlier)
+                        ),
+                    ));
+                    return;
+                }
+                Some(_) => {}
             }
         }
     }

@@ -95,6 +95,8 @@ pub struct Play {
     /// (`ansible_user`, `ansible_connection`), with where each is written: below the
     /// inventory's own variables, as in Ansible.
     pub connection_keywords: Vec<(String, Json, Span)>,
+    /// The play's own `tags` (its tasks inherit them).
+    pub tags: Vec<String>,
     pub serial: Option<usize>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
@@ -187,8 +189,12 @@ pub(crate) struct Inherit {
 /// What to do instead of an unsupported keyword.
 pub(crate) fn unsupported_hint(key: &str) -> String {
     match key {
-        "remote_user" => "set ansible_user in the inventory".into(),
-        "connection" => "set ansible_connection in the inventory or with -e".into(),
+        "remote_user" => {
+            "set it on the play, or ansible_user in the inventory (one login per host)".into()
+        }
+        "connection" => {
+            "set it on the play, or ansible_connection in the inventory (one per host)".into()
+        }
         _ => "remove it; prov would otherwise ignore it silently".into(),
     }
 }
@@ -312,16 +318,10 @@ impl Loader<'_> {
             .unwrap_or_else(|| hosts.clone());
         self.play.vars = self.vars_map(node.get("vars"));
         let vars_files = self.vars_files(node.get("vars_files"));
-        let cfg = crate::config::get();
         let mut inherit = Inherit {
             tags: self.str_list(node.get("tags"), "tags"),
-            become_: self
-                .opt_bool(node.get("become"), "become")
-                .or(cfg.become_()),
-            become_user: node
-                .get("become_user")
-                .and_then(Node::scalar_text)
-                .or(cfg.become_user()),
+            become_: self.opt_bool(node.get("become"), "become"),
+            become_user: node.get("become_user").and_then(Node::scalar_text),
             search_dirs: vec![self.dir.clone()],
             base_dir: self.dir.clone(),
             no_log: self.opt_bool(node.get("no_log"), "no_log").unwrap_or(false),
@@ -406,6 +406,7 @@ impl Loader<'_> {
             strategy,
             order,
             connection_keywords,
+            tags: inherit.tags.clone(),
             serial,
             tasks,
             handlers,

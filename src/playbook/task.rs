@@ -910,7 +910,8 @@ fn find_tasks_file(dirs: &[PathBuf], name: &str) -> PathBuf {
         .unwrap_or_default()
 }
 
-/// Every YAML file a templated tasks file name can render to, but the including file itself.
+/// Every YAML tasks file a templated tasks file name can render to: not the including file
+/// itself, and not a playbook (a file of plays beside the playbook is no tasks file).
 fn tasks_files_matching(dirs: &[PathBuf], raw: &str, including: Option<&Path>) -> Vec<PathBuf> {
     let me = including.and_then(|p| std::fs::canonicalize(p).ok());
     let mut seen = vec![];
@@ -924,8 +925,21 @@ fn tasks_files_matching(dirs: &[PathBuf], raw: &str, including: Option<&Path>) -
                     seen.push(c);
                     new
                 })
+                && !is_playbook(p)
         })
         .collect()
+}
+
+/// Whether a YAML file holds plays (`hosts:` or `import_playbook:` in its items).
+fn is_playbook(path: &Path) -> bool {
+    let Ok(doc) = crate::yaml::load_file(path) else {
+        return false;
+    };
+    doc.as_seq().is_some_and(|items| {
+        items
+            .iter()
+            .any(|i| i.get("hosts").is_some() || i.get("import_playbook").is_some())
+    })
 }
 
 /// The include keyword of a task mapping (`include_tasks`, `ansible.builtin.include_role`).
@@ -999,12 +1013,18 @@ fn parse_kv(
 ) -> Result<(), Diag> {
     let parsed = super::kv::parse(text, def.caps.command_line)
         .map_err(|e| Diag::at(span, format!("cannot parse arguments: {e}")))?;
-    let mut at = span.clone();
+    // Each option is searched for after the one before it (`backup=yes up=1`: `up=` is not
+    // the end of `backup=`).
+    let mut from = span.clone();
     for (k, v) in parsed.options {
-        at = crate::diag::find_after(&at, &format!("{k}="));
+        let needle = format!("{k}=");
+        let at = crate::diag::find_after(&from, &needle);
         let mut value_at = at.clone();
-        value_at.col += k.chars().count() + 1;
-        spans.push((k.clone(), at.clone()));
+        value_at.col += needle.chars().count();
+        if at != *span {
+            from = value_at.clone();
+        }
+        spans.push((k.clone(), at));
         value_spans.push((k.clone(), value_at));
         args.insert(k, Json::String(v));
     }

@@ -59,9 +59,19 @@ async fn run_at(
             run_reported(sh, hr, play_idx, ti, task).await
         }
     };
+    let rescued = task
+        .blocks
+        .iter()
+        .any(|f| f.section == Section::Try && hr.has_rescue.get(f.id).copied().unwrap_or(false));
     let end = end_of(hr, task, &result);
-    if task.any_errors_fatal && hr.failed {
-        // As Ansible: one host failing such a task ends the run for every host.
+    let fatal = match end {
+        NodeEnd::Unreachable => true,
+        NodeEnd::Failed => !rescued,
+        NodeEnd::Done => false,
+    };
+    if task.any_errors_fatal && fatal {
+        // As Ansible: one host failing such a task (or unreachable) ends the run for every
+        // host, unless a rescue catches the failure.
         sh.fatal.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     end
@@ -98,7 +108,7 @@ fn not_run(sh: &Shared, hr: &HostRun, play: usize, task: usize) -> NodeEnd {
     }
 }
 
-pub(super) fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
+fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
     match result.status {
         Status::Unreachable => {
             hr.unreachable = true;
@@ -293,14 +303,17 @@ fn var_string(t: &Templar, name: &str) -> Option<String> {
 }
 
 fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
+    // ansible.cfg (and `-b`, `--become-user`) come last, under the keywords and variables.
+    let cfg = crate::config::get();
     let enabled = task.become_.unwrap_or_else(|| {
         var_string(t, "ansible_become")
             .map(|s| truthy(&json!(s)))
+            .or(cfg.become_())
             .unwrap_or(false)
     });
     let user = match &task.become_user {
         Some(u) => t.render_str(u).ok(),
-        None => var_string(t, "ansible_become_user"),
+        None => var_string(t, "ansible_become_user").or_else(|| cfg.become_user()),
     };
     let password = var_string(t, "ansible_become_password")
         .or_else(|| var_string(t, "ansible_become_pass"))
@@ -404,7 +417,6 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
     combine_items(task, results)
 }
 
-/// How an item is named in messages: `loop_control.label` rendered for it, else the item.
 /// The variables of loop item `i` of `len`: the loop variable, `ansible_loop`, the index.
 pub(super) fn loop_vars(task: &Task, item: &Json, i: usize, len: usize) -> Map<String, Json> {
     let mut lv = Map::new();
@@ -421,6 +433,7 @@ pub(super) fn loop_vars(task: &Task, item: &Json, i: usize, len: usize) -> Map<S
     lv
 }
 
+/// How an item is named in messages: `loop_control.label` rendered for it, else the item.
 pub(super) fn item_label(task: &Task, item: &Json, templar: &Templar) -> String {
     match &task.loop_label {
         Some(l) => templar.render_str(l).unwrap_or_else(|_| l.clone()),

@@ -77,6 +77,12 @@ pub(super) async fn run(
             if t.frames != frames || !sh.plan.tags.selects(t) {
                 continue;
             }
+            // An interrupted run, or a fatal failure elsewhere, starts nothing more here.
+            if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst)
+                || sh.fatal.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return NodeEnd::Failed;
+            }
             let end = run_included(sh, hr, play_idx, ti, &vars).await;
             if hr.failed || hr.unreachable {
                 return end;

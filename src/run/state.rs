@@ -167,7 +167,10 @@ impl Shared {
             .lock()
             .expect("lock")
             .entry((play, task))
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(n as usize)))
+            .or_insert_with(|| {
+                let permits = (n as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
+                Arc::new(tokio::sync::Semaphore::new(permits))
+            })
             .clone()
     }
 
@@ -186,8 +189,11 @@ impl Shared {
     /// `text` with every known secret replaced.
     pub fn scrub(&self, text: &str) -> String {
         let secrets = self.secrets.lock().expect("lock");
+        // Values decrypted while the run goes (a vault source, a `file` lookup) too.
         secrets
             .iter()
+            .cloned()
+            .chain(crate::vault::decrypted_values())
             .fold(text.to_string(), |t, s| t.replace(s.as_str(), "********"))
     }
 

@@ -23,18 +23,23 @@ pub struct VaultCmd {
 enum Action {
     /// Encrypt files in place (or to --output).
     Encrypt {
+        #[arg(required = true)]
         files: Vec<PathBuf>,
         #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Decrypt files in place (or to --output; `-` for stdout).
     Decrypt {
+        #[arg(required = true)]
         files: Vec<PathBuf>,
         #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Print decrypted files.
-    View { files: Vec<PathBuf> },
+    View {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Encrypt strings for a YAML file (`NAME: !vault |`); from stdin without arguments.
     #[command(name = "encrypt_string", alias = "encrypt-string")]
     EncryptString {
@@ -48,6 +53,7 @@ enum Action {
     },
     /// Encrypt files again with a new password.
     Rekey {
+        #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The new password's file.
         #[arg(long)]
@@ -82,6 +88,18 @@ fn execute(c: VaultCmd) -> Result<(), String> {
         );
     }
     let encrypt_with = || choose(&secrets, c.encrypt_vault_id.as_deref());
+    if let Action::Encrypt {
+        files,
+        output: Some(_),
+    }
+    | Action::Decrypt {
+        files,
+        output: Some(_),
+    } = &c.cmd
+        && files.len() > 1
+    {
+        return Err("--output takes one input file".into());
+    }
     match c.cmd {
         Action::Encrypt { files, output } => {
             let s = encrypt_with()?;

@@ -91,31 +91,40 @@ fn as_list(term: &Json) -> Vec<Json> {
     }
 }
 
-/// Every combination of one element from each list, in order, each flattened one level.
+/// Every combination of one element from each list, in order, each flattened one level (and,
+/// as Ansible's plugin flattens once more at the end, twice).
 fn nested(terms: &[Json]) -> Result<Vec<Json>, Error> {
-    let Some((first, rest)) = terms.split_first() else {
+    if terms.is_empty() {
         return Err(invalid(
             "with_nested requires at least one element in the nested list",
         ));
-    };
-    let mut acc: Vec<Json> = as_list(first);
-    for term in rest {
+    }
+    Ok(product(terms, "nested")?
+        .into_iter()
+        .map(|row| Json::Array(flatten_once(&flatten_once(&row))))
+        .collect())
+}
+
+/// The rows of the cartesian product of the terms (each a list, or one element).
+fn product(terms: &[Json], what: &str) -> Result<Vec<Vec<Json>>, Error> {
+    let mut acc: Vec<Vec<Json>> = vec![vec![]];
+    for term in terms {
         let next = as_list(term);
         if acc.len().saturating_mul(next.len()) > MAX_ITEMS {
-            return Err(too_large("nested".into()));
+            return Err(too_large(what.into()));
         }
         acc = acc
             .iter()
-            .flat_map(|x| {
-                next.iter()
-                    .map(move |y| Json::Array(flatten_once(&[x.clone(), y.clone()])))
+            .flat_map(|row| {
+                next.iter().map(move |y| {
+                    let mut r = row.clone();
+                    r.push(y.clone());
+                    r
+                })
             })
             .collect();
     }
-    Ok(acc
-        .iter()
-        .map(|x| Json::Array(flatten_once(&as_list(x))))
-        .collect())
+    Ok(acc)
 }
 
 /// The lists side by side: the n-th elements of each, null where a list is shorter.
@@ -266,24 +275,10 @@ fn flattened(terms: &[Json]) -> Vec<Json> {
 
 /// The cartesian product of the lists, as lists.
 fn cartesian(terms: &[Json]) -> Result<Vec<Json>, Error> {
-    let mut acc: Vec<Vec<Json>> = vec![vec![]];
-    for term in terms {
-        let next = as_list(term);
-        if acc.len().saturating_mul(next.len()) > MAX_ITEMS {
-            return Err(too_large("cartesian".into()));
-        }
-        acc = acc
-            .iter()
-            .flat_map(|row| {
-                next.iter().map(move |y| {
-                    let mut r = row.clone();
-                    r.push(y.clone());
-                    r
-                })
-            })
-            .collect();
-    }
-    Ok(acc.into_iter().map(Json::Array).collect())
+    Ok(product(terms, "cartesian")?
+        .into_iter()
+        .map(Json::Array)
+        .collect())
 }
 
 /// The options of one `sequence` term.
@@ -402,7 +397,11 @@ impl Sequence {
                 return Err(invalid("can't specify both count and end in with_sequence"));
             }
             (_, Some(0)) => return Ok(vec![]),
-            (_, Some(n)) => self.start + n * self.stride - 1,
+            (_, Some(n)) => n
+                .checked_mul(self.stride)
+                .and_then(|x| x.checked_add(self.start))
+                .map(|x| x - 1)
+                .ok_or_else(|| too_large("sequence".into()))?,
             (Some(e), None) => e,
         };
         if self.stride > 0 && end < self.start {
@@ -417,10 +416,12 @@ impl Sequence {
         if self.format.matches('%').count() != 1 {
             return Err(invalid(format!("bad formatting string: {}", self.format)));
         }
-        let len = (end - self.start) / self.stride + 1;
-        if len > MAX_ITEMS as i64 {
-            return Err(too_large("sequence".into()));
-        }
+        let len = end
+            .checked_sub(self.start)
+            .and_then(|d| d.checked_div(self.stride))
+            .and_then(|q| q.checked_add(1))
+            .filter(|l| *l <= MAX_ITEMS as i64)
+            .ok_or_else(|| too_large("sequence".into()))?;
         (0..len)
             .map(|i| {
                 let n = self.start + i * self.stride;
@@ -635,6 +636,9 @@ mod tests {
                 .contains("bad formatting")
         );
         assert!(seq("end=3 colour=red").unwrap_err().contains("'colour'"));
+        // Extreme numbers are refused, never an arithmetic panic.
+        assert!(seq("start=0 end=-9223372036854775808 stride=-1").is_err());
+        assert!(seq("start=9223372036854775807 count=2").is_err());
     }
 
     #[test]
