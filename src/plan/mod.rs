@@ -35,8 +35,9 @@ pub enum EdgeKind {
     Barrier,
     /// `strategy: linear` lockstep.
     Linear,
-    /// After an `any_errors_fatal` task: every host finishes it before any goes on, so that
-    /// a failure stops them all where Ansible's lockstep would.
+    /// Around an `any_errors_fatal` task: every host finishes the task before it before any
+    /// starts it, and finishes it before any goes on, so that a failure stops them all where
+    /// Ansible's lockstep would.
     Fatal,
     /// `serial`: the next batch starts after the previous one finished the play.
     Serial,
@@ -257,7 +258,11 @@ impl Plan {
             // Linear is Ansible's lockstep, plays included: a play's first task waits for
             // every host to finish the plays before it.
             let linear = play.strategy == Strategy::Linear;
-            let after_fatal = prev.is_some_and(|p| play.tasks[p].any_errors_fatal);
+            // An any_errors_fatal task starts when every host finished the task before it,
+            // and the task after it when every host finished it: where Ansible's lockstep
+            // would have every host when one fails it.
+            let after_fatal =
+                task.any_errors_fatal || prev.is_some_and(|p| play.tasks[p].any_errors_fatal);
             if barrier || linear || after_fatal {
                 let kind = if barrier {
                     EdgeKind::Barrier

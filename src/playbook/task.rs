@@ -105,8 +105,9 @@ pub struct Task {
     pub until: Vec<Cond>,
     pub retries: u32,
     pub delay: u64,
-    /// `any_errors_fatal`: this task failing on a host ends the run for every host, and the
-    /// tasks after it wait for every host to finish it (as Ansible's lockstep would).
+    /// `any_errors_fatal`: this task failing on a host ends the run for every host; it waits
+    /// for every host to finish the task before it, and the next task for every host to
+    /// finish it (as Ansible's lockstep would).
     pub any_errors_fatal: bool,
     /// `throttle`: at most this many hosts run the task at once.
     pub throttle: Option<u64>,
