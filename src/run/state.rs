@@ -189,12 +189,11 @@ impl Shared {
     /// `text` with every known secret replaced.
     pub fn scrub(&self, text: &str) -> String {
         let secrets = self.secrets.lock().expect("lock");
-        // Values decrypted while the run goes (a vault source, a `file` lookup) too.
-        secrets
+        let scrubbed = secrets
             .iter()
-            .cloned()
-            .chain(crate::vault::decrypted_values())
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "********"))
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "********"));
+        // Values decrypted while the run goes (a vault source, a `file` lookup) too.
+        crate::vault::scrub(scrubbed)
     }
 
     /// A host's inventory variables. Hosts outside the plan (a `delegate_to` target or a

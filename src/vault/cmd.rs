@@ -3,7 +3,8 @@
 //! `create`, `edit`. Files are replaced atomically (a temporary file beside them, renamed
 //! over them, with their mode kept), so an interrupted command leaves the old file whole.
 
-use super::{Secret, VaultArgs, decrypt_with, encrypt, is_vault, password_from_file};
+use super::{Secret, VaultArgs, decrypt_with, encrypt, password_from_file};
+use crate::search_path::is_vault;
 use clap::{Args, Subcommand};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -163,11 +163,6 @@ pub fn set_keyring(secrets: Vec<Secret>) {
     }
 }
 
-/// Whether content starts as a vault envelope.
-pub fn is_vault(data: &[u8]) -> bool {
-    crate::search_path::is_vault(data)
-}
-
 /// Decrypts an envelope with the keyring; the plaintext is remembered as a secret (as a
 /// whole and line by line).
 pub fn decrypt(envelope: &str) -> Result<Vec<u8>, String> {
@@ -192,6 +187,17 @@ pub fn decrypt_unremembered(envelope: &str) -> Result<Vec<u8>, String> {
 /// Values decrypted so far by this process (for the runner to scrub from its events).
 pub fn decrypted_values() -> Vec<String> {
     DECRYPTED.read().map(|d| d.clone()).unwrap_or_default()
+}
+
+/// `text` with every value decrypted so far replaced by `********` (read in place: this runs
+/// for every event).
+pub fn scrub(text: String) -> String {
+    match DECRYPTED.read() {
+        Ok(d) => d
+            .iter()
+            .fold(text, |t, s| t.replace(s.as_str(), "********")),
+        Err(_) => text,
+    }
 }
 
 /// The string values (not the keys) of a decrypted document: secrets too.
