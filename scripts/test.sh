@@ -16,15 +16,18 @@ fi
 
 # The oracle of the differential tests (tests/differential.rs): ansible-core, pinned, in a
 # venv of its own.
-ANSIBLE_CORE=2.19.14
+# passlib is what ansible-core's password_hash filter hashes with.
+ANSIBLE_CORE=2.19.14 PASSLIB=1.7.4
 venv=${PROV_ANSIBLE_VENV:-/var/tmp/prov-ansible}
 have=$("$venv/bin/ansible-playbook" --version 2>/dev/null || true)
-if [[ $have != *"core $ANSIBLE_CORE"* ]]; then
+have+=$("$venv/bin/pip" show passlib 2>/dev/null | grep '^Version' || true)
+if [[ $have != *"core $ANSIBLE_CORE"*"Version: $PASSLIB"* ]]; then
   if ! python3 -m venv --clear "$venv" >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv --clear "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE"
+  "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" \
+    "passlib==$PASSLIB"
 fi
 export PROV_ANSIBLE_VENV=$venv PROV_ANSIBLE_REQUIRED=1
 

@@ -544,3 +544,13 @@ fn any_errors_fatal_throttle_and_order_as_in_ansible() {
         assert_eq!(names, want, "{case}: {ta:?}");
     }
 }
+
+#[test]
+fn jinja_settings_and_percent_formatting_as_in_ansible() {
+    differential("jinja_settings.yml");
+}
+
+#[test]
+fn password_hash_seeded_random_and_lookups_as_in_ansible() {
+    differential("passwords.yml");
+}

@@ -7,6 +7,7 @@ use crate::host::attrs::attrs_from;
 use crate::host::fs::basename;
 use crate::host::fs::{Deliver, deliver};
 use crate::host::write::check_args;
+use crate::template::overrides::{Literal, Overrides};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -29,6 +30,52 @@ pub struct Args {
     force: Option<bool>,
     #[serde(default)]
     validate: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    trim_blocks: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    lstrip_blocks: Option<bool>,
+    #[serde(default)]
+    newline_sequence: Option<String>,
+    #[serde(default)]
+    block_start_string: Option<String>,
+    #[serde(default)]
+    block_end_string: Option<String>,
+    #[serde(default)]
+    variable_start_string: Option<String>,
+    #[serde(default)]
+    variable_end_string: Option<String>,
+    #[serde(default)]
+    comment_start_string: Option<String>,
+    #[serde(default)]
+    comment_end_string: Option<String>,
+    /// Only UTF-8, Ansible's default, is written.
+    #[serde(default)]
+    output_encoding: Option<String>,
+}
+
+impl Args {
+    /// The Jinja settings these arguments ask for, on top of Ansible's defaults.
+    fn settings(&self) -> Result<Overrides, ArgError> {
+        let mut o = Overrides::default();
+        let texts = [
+            ("block_start_string", &self.block_start_string),
+            ("block_end_string", &self.block_end_string),
+            ("variable_start_string", &self.variable_start_string),
+            ("variable_end_string", &self.variable_end_string),
+            ("comment_start_string", &self.comment_start_string),
+            ("comment_end_string", &self.comment_end_string),
+            ("newline_sequence", &self.newline_sequence),
+        ];
+        for (key, value) in texts {
+            if let Some(v) = value {
+                o.set(key, &Literal::Text(v.clone()))
+                    .map_err(|e| ArgError::at(key, e))?;
+            }
+        }
+        o.trim_blocks = self.trim_blocks.unwrap_or(true);
+        o.lstrip_blocks = self.lstrip_blocks.unwrap_or(false);
+        Ok(o)
+    }
 }
 
 /// The `template` module.
@@ -51,6 +98,14 @@ impl Module for TemplateModule {
         if a.dest.as_deref().is_none_or(str::is_empty) {
             return Err(ArgError::at("dest", "src and dest are required"));
         }
+        a.settings()?;
+        let encoding = a.output_encoding.as_deref().unwrap_or("utf-8");
+        if !encoding.eq_ignore_ascii_case("utf-8") && !encoding.eq_ignore_ascii_case("utf8") {
+            return Err(ArgError::at(
+                "output_encoding",
+                format!("output_encoding '{encoding}' is not supported by prov (only utf-8)"),
+            ));
+        }
         Ok(check_args(
             &a.mode,
             &a.owner,
@@ -66,7 +121,8 @@ impl Module for TemplateModule {
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let src = a.src.as_deref().unwrap_or_default();
-    let rendered = render(ctx, src)?;
+    let settings = a.settings().map_err(|e| ModError::Failed(e.to_string()))?;
+    let rendered = render(ctx, src, &settings)?;
     let mut o = deliver(
         ctx,
         &Deliver {
@@ -85,7 +141,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
 }
 
 /// Renders `src`, looked up in `templates/` of the search path, with the task's variables.
-fn render(ctx: &ModuleCtx<'_>, src: &str) -> Result<String, ModError> {
+fn render(ctx: &ModuleCtx<'_>, src: &str, settings: &Overrides) -> Result<String, ModError> {
     let Some(local) = ctx.find_local("templates", src) else {
         return fail(format!(
             "could not find template '{src}' in templates/ of {}",
@@ -96,7 +152,7 @@ fn render(ctx: &ModuleCtx<'_>, src: &str) -> Result<String, ModError> {
     let text = String::from_utf8(data)
         .map_err(|_| ModError::Failed(format!("template {} is not UTF-8 text", local.display())))?;
     ctx.templar
-        .render_str(&text)
+        .render_with(&text, settings)
         .map_err(|e| ModError::Failed(format!("{}: {e}", local.display())))
 }
 

@@ -9,6 +9,7 @@ use crate::inventory::Inventory;
 use crate::modules::Defines;
 use crate::playbook::{Play, Playbook, Task, TaskAction};
 use crate::template::filters::without_side_effects;
+use crate::template::overrides::{Overrides, environment_for};
 use crate::template::{environment, is_template};
 use minijinja::ErrorKind;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
@@ -218,7 +219,8 @@ fn problem_here(src: &str, names: &HashSet<String>, expression: bool) -> Option<
         if !expression {
             return None;
         }
-        let e = match env.compile_expression(src) {
+        let code = crate::template::compilable(src, true);
+        let e = match env.compile_expression(&code) {
             Ok(e) => e,
             Err(e) => {
                 return Some(format!(
@@ -229,7 +231,13 @@ fn problem_here(src: &str, names: &HashSet<String>, expression: bool) -> Option<
         };
         (e.eval(&ctx).map(|_| ()), e.undeclared_variables(false))
     } else {
-        let t = match env.template_from_str(src) {
+        let settings = Overrides::default().with_header(src);
+        let (env, body) = match settings.and_then(|(o, body)| Ok((environment_for(&o)?, body))) {
+            Ok(found) => found,
+            Err(e) => return Some(format!("invalid template '{src}': {e}")),
+        };
+        let code = crate::template::source::rewrite(body, false, env.syntax());
+        let t = match env.template_from_str(&code) {
             Ok(t) => t,
             Err(e) => {
                 return Some(format!(

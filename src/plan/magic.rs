@@ -22,6 +22,7 @@ pub const NAMES: &[&str] = &[
     "ansible_play_hosts",
     "ansible_play_hosts_all",
     "ansible_play_batch",
+    "ansible_play_name",
     "ansible_run_tags",
     "ansible_skip_tags",
     "ansible_version",
@@ -65,6 +66,8 @@ pub const ANSIBLE_VERSION: (u64, u64, u64) = (2, 19, 14);
 
 /// What a play's task sees of the run.
 pub struct PlayFacts<'a> {
+    /// The play's `name`, else its `hosts` pattern (Ansible's `ansible_play_name`).
+    pub name: &'a str,
     pub hosts: &'a [String],
     pub check: bool,
     pub diff: bool,
@@ -85,6 +88,7 @@ pub fn play(p: &PlayFacts<'_>) -> Map<String, Json> {
     ] {
         m.insert(name.into(), json!(p.hosts));
     }
+    m.insert("ansible_play_name".into(), json!(p.name));
     m.insert("ansible_check_mode".into(), json!(p.check));
     m.insert("ansible_diff_mode".into(), json!(p.diff));
     m.insert(
@@ -117,6 +121,7 @@ mod tests {
         let inv = Inventory::default();
         let hosts = vec!["a".to_string()];
         let p = PlayFacts {
+            name: "all",
             hosts: &hosts,
             check: false,
             diff: false,

@@ -264,7 +264,7 @@ pub(crate) fn conditions(node: &Node, loader: &mut Loader) -> Vec<Cond> {
                     .to_string();
                 let compiled = crate::template::on_deep_stack(&bare, || {
                     crate::template::environment()
-                        .compile_expression(&bare)
+                        .compile_expression(&crate::template::compilable(&bare, true))
                         .map(|_| ())
                 });
                 if let Err(e) = compiled {

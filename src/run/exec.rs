@@ -267,7 +267,13 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
 pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
     let st = sh.host_state(host);
     let mut magic = magic::host(&sh.inv, host);
+    let play = &sh.pb.plays[play_idx];
+    let play_name = match play.name.is_empty() {
+        true => &play.hosts,
+        false => &play.name,
+    };
     magic.extend(magic::play(&magic::PlayFacts {
+        name: play_name,
         hosts: &sh.plan.play_hosts_listed[play_idx],
         check: sh.opts.check,
         diff: sh.opts.diff,

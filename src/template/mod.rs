@@ -7,9 +7,12 @@
 
 pub mod filters;
 pub mod names;
+pub mod overrides;
+pub mod source;
 
 use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use overrides::Overrides;
 use serde_json::{Map, Value as Json};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -83,6 +86,7 @@ pub fn on_deep_stack<T: Send>(src: &str, f: impl FnOnce() -> T + Send) -> T {
     // The helper continues this thread's render: same nesting, same variables in progress.
     let depth = DEPTH.with(|d| d.get());
     let resolving = RESOLVING.with(|r| r.borrow().clone());
+    let rendering = RENDERING.with(|r| r.borrow().clone());
     // `f` is handed over through a slot so that, should no thread with that stack be had
     // (address space limited), it still runs here.
     let slot = std::sync::Mutex::new(Some(f));
@@ -93,6 +97,7 @@ pub fn on_deep_stack<T: Send>(src: &str, f: impl FnOnce() -> T + Send) -> T {
             .spawn_scoped(scope, || {
                 DEPTH.with(|d| d.set(depth));
                 RESOLVING.with(|r| *r.borrow_mut() = resolving);
+                RENDERING.with(|r| *r.borrow_mut() = rendering);
                 let f = slot.lock().expect("slot").take().expect("f");
                 f()
             });
@@ -110,32 +115,40 @@ pub fn on_deep_stack<T: Send>(src: &str, f: impl FnOnce() -> T + Send) -> T {
 pub const MAX_FUEL: u64 = 20_000_000;
 
 /// The shared environment: Ansible's filters and tests, semi-strict undefined handling (an
-/// undefined value may be tested for truth, but printing or iterating it is an error).
+/// undefined value may be tested for truth, but printing or iterating it is an error), and
+/// Ansible's template settings (see [`overrides`]).
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        // Ansible's template defaults: keep the final newline, drop the one after a block tag.
-        let syntax = minijinja::syntax::SyntaxConfig::builder()
-            .keep_trailing_newline(true)
-            .trim_blocks(true)
-            .build()
-            .expect("static syntax config");
-        env.set_syntax(syntax);
-        env.set_recursion_limit(200);
-        // Bounded cost: a template may run this many instructions (a loop over 10,000 hosts
-        // with a dozen lines each needs a few million), so `range(100000)` nested twice fails
-        // with a clear error instead of running for hours.
-        env.set_fuel(Some(MAX_FUEL));
-        filters::register(&mut env);
-        env
+        let syntax = Overrides::default().syntax().expect("default syntax");
+        new_environment(syntax)
     })
+}
+
+/// An environment with everything registered and the given syntax.
+fn new_environment(syntax: minijinja::syntax::SyntaxConfig) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_syntax(syntax);
+    env.set_recursion_limit(200);
+    // Bounded cost: a template may run this many instructions (a loop over 10,000 hosts
+    // with a dozen lines each needs a few million), so `range(100000)` nested twice fails
+    // with a clear error instead of running for hours.
+    env.set_fuel(Some(MAX_FUEL));
+    filters::register(&mut env);
+    env
+}
+
+/// A template's source as minijinja compiles it (see [`source`]).
+pub fn compilable<'s>(src: &'s str, expression: bool) -> std::borrow::Cow<'s, str> {
+    static SYNTAX: OnceLock<minijinja::syntax::SyntaxConfig> = OnceLock::new();
+    let syntax = SYNTAX.get_or_init(|| Overrides::default().syntax().expect("default syntax"));
+    source::rewrite(src, expression, syntax)
 }
 
 /// True when a string contains template syntax and needs rendering.
 pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
+    s.contains("{{") || s.contains("{%") || s.contains("{#") || s.starts_with(overrides::HEADER)
 }
 
 /// Layers of variables, lowest precedence first, plus dynamic objects (`hostvars`).
@@ -200,6 +213,17 @@ impl Vars {
             .find_map(|l| l.vars.get(name).map(|v| (v, l.data)))
     }
 
+    /// Every variable's name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.objects.iter().map(|(n, _)| n.clone()).collect();
+        for l in &self.layers {
+            names.extend(l.vars.keys().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.objects.iter().any(|(n, _)| n == name) || self.raw(name).is_some()
     }
@@ -241,17 +265,7 @@ impl Object for Vars {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<Value> = self
-            .objects
-            .iter()
-            .map(|(n, _)| Value::from(n.as_str()))
-            .collect();
-        for l in &self.layers {
-            keys.extend(l.vars.keys().map(|k| Value::from(k.as_str())));
-        }
-        keys.sort();
-        keys.dedup();
-        Enumerator::Values(keys)
+        Enumerator::Values(self.names().into_iter().map(Value::from).collect())
     }
 }
 
@@ -269,6 +283,15 @@ thread_local! {
     /// The variables whose values are being rendered, outermost first: a name already in it
     /// is a loop (`a: "{{ b }}"`, `b: "{{ a }}"`), however long the chain.
     static RESOLVING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The variables of the renders in progress, innermost last: what a lookup that renders
+    /// or lists variables (`template`, `varnames`) sees, as Ansible hands lookups the task's
+    /// variables.
+    static RENDERING: std::cell::RefCell<Vec<Arc<Vars>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The variables of the innermost render in progress on this thread.
+pub fn rendering_vars() -> Option<Arc<Vars>> {
+    RENDERING.with(|r| r.borrow().last().cloned())
 }
 
 /// Variables may refer to each other this deep (a chain, not a loop); deeper is refused
@@ -349,28 +372,47 @@ impl Templar {
         }
         if let Some(expr) = s.strip_suffix('\n').and_then(single_expression) {
             return match self.eval(expr)? {
-                Json::String(mut text) => {
-                    text.push('\n');
-                    Ok(Json::String(text))
-                }
+                Json::String(text) => Ok(Json::String(overrides::restore_trailing_newlines(
+                    s,
+                    text,
+                    &Overrides::default(),
+                ))),
                 other => Ok(other),
             };
         }
         self.render_str(s).map(Json::String)
     }
 
-    /// Renders a template to text (the `template` module, messages, names).
+    /// Renders a template to text (messages, names, values).
     pub fn render_str(&self, s: &str) -> Result<String, TemplateError> {
         if !is_template(s) {
             return Ok(s.to_string());
         }
-        self.guarded(|| on_deep_stack(s, || self.render_text(s)))
+        self.render_with(s, &Overrides::default())
     }
 
-    fn render_text(&self, s: &str) -> Result<String, TemplateError> {
+    /// Renders a template with its own settings (the `template` module's arguments); a
+    /// `#jinja2:` first line changes them further.
+    pub fn render_with(&self, s: &str, settings: &Overrides) -> Result<String, TemplateError> {
+        let syntax_error = |msg: String| TemplateError {
+            msg: format!("syntax error in template: {msg}"),
+            undefined: vec![],
+        };
+        if !settings.is_template(s) {
+            return Ok(s.to_string());
+        }
+        let (settings, body) = settings.with_header(s).map_err(syntax_error)?;
+        let env = overrides::environment_for(&settings).map_err(syntax_error)?;
+        let normalized = overrides::normalize_newlines(body, &settings);
+        let body = normalized.as_deref().unwrap_or(body);
+        let out = self.guarded(|| on_deep_stack(body, || self.render_text(env, body)))?;
+        Ok(overrides::restore_trailing_newlines(body, out, &settings))
+    }
+
+    fn render_text(&self, env: &Environment<'static>, s: &str) -> Result<String, TemplateError> {
         {
-            let env = environment();
-            let tmpl = env.template_from_str(s).map_err(|e| self.error(e, s))?;
+            let code = source::rewrite(s, false, env.syntax());
+            let tmpl = env.template_from_str(&code).map_err(|e| self.error(e, s))?;
             let mut out = CappedOutput::default();
             let rendered = tmpl.render_captured_to(self.ctx(), &mut out);
             if out.overflowed {
@@ -395,8 +437,9 @@ impl Templar {
     fn eval_expression(&self, expr: &str) -> Result<Json, TemplateError> {
         {
             let env = environment();
+            let code = compilable(expr, true);
             let compiled = env
-                .compile_expression(expr)
+                .compile_expression(&code)
                 .map_err(|e| self.error(e, expr))?;
             let value = compiled
                 .eval(self.ctx())
@@ -433,7 +476,9 @@ impl Templar {
             // A cause left over from an earlier, successful render must not explain this one.
             VALUE_ERROR.with(|c| c.borrow_mut().take());
         }
+        RENDERING.with(|r| r.borrow_mut().push(self.vars.clone()));
         let result = f();
+        RENDERING.with(|r| r.borrow_mut().pop());
         DEPTH.with(|d| d.set(d.get() - 1));
         result
     }

@@ -1,5 +1,5 @@
 //! The filters, tests and lookup plugins a template names, found without running it, so that a
-//! misspelt or unsupported one (`password_hash`, `lookup('fileglob')`) is refused before any
+//! misspelt or unsupported one (`to_jsn`, `lookup('filesglob')`) is refused before any
 //! host is touched even on a branch that would not run (`when: false`, `{% if %}`).
 //!
 //! minijinja does not expose its syntax tree, so this is a small scan of the template's code
@@ -127,9 +127,10 @@ fn known(kind: &'static str, name: &str) -> bool {
         _ => (format!("none is {name}"), ErrorKind::UnknownTest),
     };
     let env = environment();
-    let found = match env.compile_expression(&probe) {
+    let found = match env.compile_expression(&super::compilable(&probe, true)) {
         Ok(e) => !matches!(e.eval(()), Err(err) if err.kind() == missing),
-        Err(err) => err.kind() != missing,
+        // minijinja cannot parse a collection's dotted name (`community.general.x`).
+        Err(err) => err.kind() != missing && !name.contains('.'),
     };
     CACHE.lock().expect("cache").insert(key, found);
     found
@@ -150,10 +151,10 @@ mod tests {
     fn unknown_filters_tests_and_lookups_are_found_on_every_branch() {
         assert_eq!(
             names(
-                "{% if false %}{{ 'a' | password_hash('sha512') }}{% endif %}{{ x | upper }}",
+                "{% if false %}{{ 'a' | hash_password('sha512') }}{% endif %}{{ x | upper }}",
                 false
             ),
-            vec!["unknown filter 'password_hash'"]
+            vec!["unknown filter 'hash_password'"]
         );
         assert_eq!(
             names("x is definedd or y is not none", true),
@@ -165,6 +166,27 @@ mod tests {
                 false
             ),
             vec!["unknown lookup plugin 'filesglob'"]
+        );
+    }
+
+    #[test]
+    fn builtin_qualified_names_are_known_and_checked() {
+        assert!(
+            names(
+                "{{ x | ansible.builtin.to_json }} {{ y is ansible.builtin.version('1', '>') }}",
+                false
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            names(
+                "{{ x | ansible.builtin.to_jsn }} {{ x | community.general.nope }}",
+                false
+            ),
+            vec![
+                "unknown filter 'ansible.builtin.to_jsn'",
+                "unknown filter 'community.general.nope'"
+            ]
         );
     }
 

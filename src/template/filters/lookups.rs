@@ -11,6 +11,7 @@ use minijinja::value::{Kwargs, Rest, Value, ValueKind, ValueOrKwargs, from_args}
 use minijinja::{Environment, Error, State};
 
 use super::{ensure_defined, invalid, is_list, to_text};
+use crate::template::overrides::{Literal, Overrides};
 
 pub(super) fn register(env: &mut Environment<'_>) {
     env.add_function("lookup", lookup);
@@ -71,6 +72,9 @@ fn run_lookup(
         // Unlike `items`, `list` keeps lists inside the terms as they are.
         "list" => Ok(terms.to_vec()),
         "first_found" => lookup_first_found(state, terms, kwargs),
+        "password" => super::passwords::lookup_password(state, &term_strings(terms), kwargs),
+        "template" => lookup_template(state, terms, kwargs),
+        "varnames" => lookup_varnames(terms),
         other if other.starts_with("ansible.builtin.") && is_lookup_plugin(other) => {
             run_lookup(state, &other["ansible.builtin.".len()..], terms, kwargs)
         }
@@ -194,6 +198,86 @@ fn lookup_vars(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Va
         .collect()
 }
 
+/// `lookup('template', NAME, template_vars={}, variable_start_string=..., trim_blocks=True)`:
+/// a template from `templates/` of the search path rendered with the task's variables (plus
+/// `template_vars`); a template that is one expression keeps its type, as in Ansible.
+fn lookup_template(state: &State, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+    let vars = crate::template::rendering_vars()
+        .ok_or_else(|| invalid("the template lookup needs the task's variables"))?;
+    let mut settings = Overrides::default();
+    for key in [
+        "variable_start_string",
+        "variable_end_string",
+        "comment_start_string",
+        "comment_end_string",
+    ] {
+        if let Some(v) = kwargs.get::<Option<String>>(key)? {
+            settings.set(key, &Literal::Text(v)).map_err(invalid)?;
+        }
+    }
+    if let Some(trim) = kwargs.get::<Option<bool>>("trim_blocks")? {
+        settings.trim_blocks = trim;
+    }
+    // Both only matter to Ansible's older non-native templating.
+    kwargs.get::<Option<bool>>("convert_data")?;
+    kwargs.get::<Option<bool>>("jinja2_native")?;
+    let extra = match kwargs.get::<Option<Value>>("template_vars")? {
+        Some(v) => crate::template::from_value(&v).map_err(invalid)?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let serde_json::Value::Object(extra) = extra else {
+        return Err(invalid("template_vars must be a dictionary"));
+    };
+    let templar = (*vars)
+        .clone()
+        .push_data(std::sync::Arc::new(extra))
+        .into_templar();
+    let mut out = vec![];
+    for name in term_strings(terms) {
+        let path = find_in(state, "templates", &name).ok_or_else(|| {
+            invalid(format!(
+                "the template file {name} could not be found for the lookup"
+            ))
+        })?;
+        let text = crate::search_path::read(&path).map_err(invalid)?;
+        let text = String::from_utf8(text)
+            .map_err(|_| invalid(format!("template {} is not UTF-8 text", path.display())))?;
+        let rendered = match settings == Overrides::default() {
+            true => templar.render_native(&text),
+            false => templar
+                .render_with(&text, &settings)
+                .map(serde_json::Value::String),
+        }
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        out.push(crate::template::to_value(&rendered));
+    }
+    Ok(out)
+}
+
+/// `lookup('varnames', REGEX...)`: the names of the variables a Python regex finds (searched,
+/// not matched whole), for each term in turn.
+fn lookup_varnames(terms: &[Value]) -> Result<Vec<Value>, Error> {
+    let vars = crate::template::rendering_vars()
+        .ok_or_else(|| invalid("the varnames lookup needs the task's variables"))?;
+    let names = vars.names();
+    let mut out = vec![];
+    for term in terms {
+        let Some(pattern) = term.as_str() else {
+            return Err(invalid(format!(
+                "Invalid setting identifier, \"{term}\" is not a string"
+            )));
+        };
+        let re = super::regex::compile_regex(pattern, false, false)?;
+        out.extend(
+            names
+                .iter()
+                .filter(|n| re.is_match(n))
+                .map(|n| Value::from(n.as_str())),
+        );
+    }
+    Ok(out)
+}
+
 /// The lookup plugins prov has.
 const PLUGINS: &[&str] = &[
     "env",
@@ -204,6 +288,9 @@ const PLUGINS: &[&str] = &[
     "items",
     "list",
     "first_found",
+    "password",
+    "template",
+    "varnames",
 ];
 
 /// Every lookup plugin's short name, for did-you-mean suggestions.
@@ -231,19 +318,23 @@ pub fn without_side_effects<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     (result, notes.unwrap_or_default())
 }
 
-/// Runs a shell command for the `pipe` and `lines` lookups, in the playbook
-/// directory when known, and returns its standard output.
-fn run_command(state: &State, command: &str) -> Result<String, Error> {
-    let described = NOT_RUN.with(|n| match n.borrow_mut().as_mut() {
+/// Under [`without_side_effects`], records `note` and says so: the caller then does nothing.
+pub(super) fn described_not_run(note: String) -> bool {
+    NOT_RUN.with(|n| match n.borrow_mut().as_mut() {
         Some(notes) => {
-            notes.push(format!(
-                "a lookup runs `{command}` on this machine when the task runs"
-            ));
+            notes.push(note);
             true
         }
         None => false,
-    });
-    if described {
+    })
+}
+
+/// Runs a shell command for the `pipe` and `lines` lookups, in the playbook
+/// directory when known, and returns its standard output.
+fn run_command(state: &State, command: &str) -> Result<String, Error> {
+    if described_not_run(format!(
+        "a lookup runs `{command}` on this machine when the task runs"
+    )) {
         return Ok(String::new());
     }
     let mut cmd = std::process::Command::new("sh");

@@ -24,7 +24,11 @@ pub(super) fn register(env: &mut Environment<'_>) {
 }
 
 /// Compiles a Python-flavoured pattern with Ansible's `ignorecase` and `multiline` flags.
-fn compile_regex(pattern: &str, ignorecase: bool, multiline: bool) -> Result<Regex, Error> {
+pub(super) fn compile_regex(
+    pattern: &str,
+    ignorecase: bool,
+    multiline: bool,
+) -> Result<Regex, Error> {
     RegexBuilder::new(&python_pattern(pattern))
         .case_insensitive(ignorecase)
         .multi_line(multiline)
