@@ -72,6 +72,14 @@ pub const DEFS: &[Def] = &[
         "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles",
     ),
     def(
+        "COLLECTIONS_PATHS",
+        "defaults",
+        "collections_path",
+        "ANSIBLE_COLLECTIONS_PATH",
+        Kind::PathSpec,
+        "~/.ansible/collections:/usr/share/ansible/collections",
+    ),
+    def(
         "DEFAULT_FORKS",
         "defaults",
         "forks",
@@ -341,10 +349,33 @@ impl Config {
     /// Where roles are looked for after the playbook's own `roles/` (Ansible's default list
     /// when unset).
     pub fn roles_path(&self) -> Vec<PathBuf> {
+        self.path_spec("DEFAULT_ROLES_PATH")
+    }
+
+    /// The directories collections are installed under (each holds `ansible_collections/`;
+    /// a path naming `ansible_collections` itself is taken as its parent, as Ansible does).
+    pub fn collections_path(&self) -> Vec<PathBuf> {
+        self.path_spec("COLLECTIONS_PATHS")
+            .into_iter()
+            .map(|p| match p.file_name() {
+                Some(n) if n == "ansible_collections" => {
+                    p.parent().map(Path::to_path_buf).unwrap_or(p)
+                }
+                _ => p,
+            })
+            .collect()
+    }
+
+    /// A `:`-separated list of directories: the configured one, else the default's.
+    fn path_spec(&self, name: &str) -> Vec<PathBuf> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let text = match self.value("DEFAULT_ROLES_PATH") {
+        let def = DEFS
+            .iter()
+            .find(|d| d.name == name)
+            .expect("a known setting");
+        let text = match self.value(name) {
             Some(v) => v.to_string(),
-            None => DEFS[1]
+            None => def
                 .default
                 .split(':')
                 .map(|p| {

@@ -554,3 +554,8 @@ fn jinja_settings_and_percent_formatting_as_in_ansible() {
 fn password_hash_seeded_random_and_lookups_as_in_ansible() {
     differential("passwords.yml");
 }
+
+#[test]
+fn collection_and_galaxy_roles_on_disk_as_in_ansible() {
+    differential("collections.yml");
+}

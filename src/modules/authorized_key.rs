@@ -55,6 +55,7 @@ pub struct AuthorizedKeyModule;
 impl Module for AuthorizedKeyModule {
     type Args = Args;
     const NAME: &'static str = "authorized_key";
+    const COLLECTION: &'static str = "ansible.posix";
     const REQUIRED: &'static [&'static str] = &["user", "key"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {

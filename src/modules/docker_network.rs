@@ -65,6 +65,7 @@ pub struct DockerNetworkModule;
 impl Module for DockerNetworkModule {
     type Args = Args;
     const NAME: &'static str = "docker_network";
+    const COLLECTION: &'static str = "community.docker";
     const REQUIRED: &'static [&'static str] = &["name"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {

@@ -51,6 +51,7 @@ pub struct DockerNodeModule;
 impl Module for DockerNodeModule {
     type Args = Args;
     const NAME: &'static str = "docker_node";
+    const COLLECTION: &'static str = "community.docker";
     const REQUIRED: &'static [&'static str] = &["hostname"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {

@@ -57,6 +57,7 @@ pub struct DockerSwarmModule;
 impl Module for DockerSwarmModule {
     type Args = Args;
     const NAME: &'static str = "docker_swarm";
+    const COLLECTION: &'static str = "community.docker";
     const CAPS: Caps = Caps {
         secret_data: &["join_token_worker", "join_token_manager"],
         ..Caps::NONE

@@ -141,6 +141,9 @@ pub trait Module: 'static {
     type Args: DeserializeOwned + Send;
     const NAME: &'static str;
     const ALIASES: &'static [&'static str] = &[];
+    /// The Ansible collection whose FQCN it answers to (`community.docker.docker_swarm`);
+    /// empty for a module of prov's own, which has only its short name.
+    const COLLECTION: &'static str = "ansible.builtin";
     /// Parameters that must be given.
     const REQUIRED: &'static [&'static str] = &[];
     /// The parameter a free-form string (`command: ls -l`) goes to.
@@ -163,6 +166,7 @@ pub trait Module: 'static {
 pub struct ModuleDef {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
+    pub collection: &'static str,
     /// The parameter names it accepts (for validation before any host is touched).
     pub params: fn() -> &'static [&'static str],
     /// Decodes and validates arguments without running anything.
@@ -183,6 +187,7 @@ impl ModuleDef {
         ModuleDef {
             name: M::NAME,
             aliases: M::ALIASES,
+            collection: M::COLLECTION,
             params: field_names::<M::Args>,
             check: check::<M>,
             decodes: decodes::<M>,
@@ -252,12 +257,27 @@ pub fn registry() -> &'static [ModuleDef] {
     REGISTRY
 }
 
-/// Looks a module up by its short name, an alias or an FQCN (`ansible.builtin.copy`).
+/// Looks a module up by its short name, an alias or its FQCN (`ansible.builtin.copy`,
+/// `ansible.legacy.copy`, `community.docker.docker_swarm`): a collection it is not in
+/// (`community.general.copy`) is no name of it.
 pub fn find(name: &str) -> Option<&'static ModuleDef> {
-    let short = name.rsplit('.').next().unwrap_or(name);
-    registry()
-        .iter()
-        .find(|m| m.name == short || m.aliases.contains(&short))
+    let (collection, short) = match name.rsplit_once('.') {
+        Some((c, s)) => (Some(c), s),
+        None => (None, name),
+    };
+    registry().iter().find(|m| {
+        (m.name == short || m.aliases.contains(&short))
+            && collection.is_none_or(|c| m.in_collection(c))
+    })
+}
+
+impl ModuleDef {
+    /// Whether `ns.name.<module>` names this module.
+    fn in_collection(&self, c: &str) -> bool {
+        !self.collection.is_empty()
+            && (c == self.collection
+                || (self.collection == "ansible.builtin" && c == "ansible.legacy"))
+    }
 }
 
 /// All names a user may write, for "did you mean" suggestions.

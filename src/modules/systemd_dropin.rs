@@ -39,6 +39,7 @@ pub struct SystemdDropinModule;
 impl Module for SystemdDropinModule {
     type Args = Args;
     const NAME: &'static str = "systemd_dropin";
+    const COLLECTION: &'static str = "";
     const REQUIRED: &'static [&'static str] = &["unit", "name"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {

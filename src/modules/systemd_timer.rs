@@ -63,6 +63,7 @@ pub struct SystemdTimerModule;
 impl Module for SystemdTimerModule {
     type Args = Args;
     const NAME: &'static str = "systemd_timer";
+    const COLLECTION: &'static str = "";
     const REQUIRED: &'static [&'static str] = &["name"];
 
     /// The name, and for `present` everything the unit files are made of: rendering them

@@ -184,6 +184,9 @@ pub(crate) struct Inherit {
     pub any_errors_fatal: bool,
     /// `throttle`: at most this many hosts run a task at once.
     pub throttle: Option<u64>,
+    /// Collections searched for short role names (`collections:` of the play, and a
+    /// collection role's own collection), nearest first.
+    pub collections: Vec<String>,
 }
 
 /// What to do instead of an unsupported keyword.
@@ -334,6 +337,7 @@ impl Loader<'_> {
                 .opt_bool(node.get("any_errors_fatal"), "any_errors_fatal")
                 .unwrap_or(false),
             throttle: node.get("throttle").and_then(|n| self.throttle(n)),
+            collections: self.str_list(node.get("collections"), "collections"),
             ..Inherit::default()
         };
         self.check_become_method(node);
@@ -670,7 +674,29 @@ impl Loader<'_> {
     /// Finds a role directory: `roles/` beside the playbook, then the project's top-level
     /// `roles/` (the playbook's parent directory), then `roles/` in the working directory,
     /// then ansible.cfg's `roles_path` (or Ansible's default list), then beside the playbook.
-    fn find_role(&self, name: &str) -> Option<PathBuf> {
+    /// A role's directory, and the collection it comes from (if any). A name `ns.coll.role`
+    /// is looked up in that collection; any name is then tried in the collections in scope
+    /// (nearest first), then in `roles/` beside the playbook and the project's, `roles_path`
+    /// and the playbook's directory, as Ansible searches.
+    fn find_role(&self, name: &str, collections: &[String]) -> Option<(PathBuf, Option<String>)> {
+        let in_collection = |fqcn: &str| {
+            let (coll, role) = fqcn.rsplit_once('.')?;
+            self.collection_dir(coll)
+                .map(|d| d.join("roles").join(role))
+                .filter(|d| d.is_dir())
+                .map(|d| (d, Some(coll.to_string())))
+        };
+        let fqcn = name.matches('.').count() == 2;
+        if let Some(found) = in_collection(name).filter(|_| fqcn) {
+            return Some(found);
+        }
+        let scoped = collections
+            .iter()
+            .filter(|c| !matches!(c.as_str(), "ansible.builtin" | "ansible.legacy"))
+            .find_map(|c| in_collection(&format!("{c}.{name}")));
+        if scoped.is_some() {
+            return scoped;
+        }
         let mut candidates = vec![
             self.dir.join("roles").join(name),
             self.dir.join("..").join("roles").join(name),
@@ -683,7 +709,20 @@ impl Loader<'_> {
                 .map(|d| d.join(name)),
         );
         candidates.push(self.dir.join(name));
-        candidates.into_iter().find(|p| p.is_dir())
+        candidates
+            .into_iter()
+            .find(|p| p.is_dir())
+            .map(|d| (d, None))
+    }
+
+    /// Where collection `ns.name` is installed: under `collections/` beside the playbook,
+    /// then each directory of `collections_path`.
+    fn collection_dir(&self, collection: &str) -> Option<PathBuf> {
+        let (ns, name) = collection.split_once('.')?;
+        std::iter::once(self.dir.join("collections"))
+            .chain(crate::config::get().collections_path())
+            .map(|root| root.join("ansible_collections").join(ns).join(name))
+            .find(|d| d.is_dir())
     }
 
     fn roles(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
@@ -738,15 +777,18 @@ impl Loader<'_> {
         let Some(name) = name_node.scalar_text() else {
             return;
         };
-        let Some(dir) = self.find_role(&name) else {
+        let Some((dir, collection)) = self.find_role(&name, &inherit.collections) else {
             let known = self.known_roles();
             self.diags.push(
-                Diag::at(&name_node.span, format!("role '{name}' not found (looked in roles/ beside the playbook and in the project's roles/)"))
+                Diag::at(&name_node.span, format!("role '{name}' not found (looked in roles/ beside the playbook and in the project's roles/, roles_path{})", match name.matches('.').count() == 2 || !inherit.collections.is_empty() { true => ", and the collections under collections/ beside the playbook and collections_path", false => "" }))
                     .suggest(&name, known.iter().map(String::as_str)),
             );
             return;
         };
         let mut inner = inherit.clone();
+        if let Some(c) = &collection {
+            inner.collections.insert(0, c.clone());
+        }
         inner.role = Some(name.clone());
         inner.search_dirs.insert(0, dir.clone());
         inner.base_dir = dir.join("tasks");
@@ -754,9 +796,14 @@ impl Loader<'_> {
         inner
             .vars
             .insert("role_path".into(), Json::String(dir.display().to_string()));
+        // `role_name` is the role's own name, even when given as `ns.collection.role`.
+        let short = match &collection {
+            Some(_) => name.rsplit('.').next().unwrap_or(&name),
+            None => &name,
+        };
         inner
             .vars
-            .insert("role_name".into(), Json::String(name.clone()));
+            .insert("role_name".into(), Json::String(short.to_string()));
         if item.as_map().is_some() {
             inner.tags.extend(self.str_list(item.get("tags"), "tags"));
             if let Some(w) = item.get("when") {
@@ -769,7 +816,9 @@ impl Loader<'_> {
         let first_time = !self.play.roles_loaded.contains(&name);
         if first_time {
             self.play.roles_loaded.push(name.clone());
-            self.role_dependencies(&dir, inherit, out);
+            let mut dep_inherit = inherit.clone();
+            dep_inherit.collections = inner.collections.clone();
+            self.role_dependencies(&dir, &dep_inherit, out);
             self.role_vars_files(&dir, &name_node.span);
             let mut handler_inherit = inner.clone();
             handler_inherit.blocks.clear();
