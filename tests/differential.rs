@@ -490,16 +490,31 @@ fn action_and_local_action_forms_as_in_ansible() {
 /// or the next; also when it is set on a block), `throttle` and `order`, on two hosts of the
 /// local connection.
 #[test]
-fn any_errors_fatal_throttle_and_order_as_in_ansible() {
+fn any_errors_fatal_throttle_order_serial_and_max_fail_as_in_ansible() {
     if !ansible_available("any_errors_fatal") {
         return;
     }
-    for (case, want) in [
+    let five = "h1,h2,h3,h4,h5";
+    let batches = ["h1-batch", "h2-batch", "h3-batch", "h4-batch", "h5-batch"];
+    let mut serial: Vec<&str> = batches
+        .iter()
+        .copied()
+        .chain(["h1-before", "h2-before", "h3-before"])
+        .collect();
+    serial.sort();
+    for (case, hosts, want) in [
         (
             "fatal.yml",
+            "h1,h2",
             &["h1-order", "h1-throttled", "h2-order", "h2-throttled"][..],
         ),
-        ("fatal_block.yml", &[][..]),
+        ("fatal_block.yml", "h1,h2", &[][..]),
+        ("serial.yml", five, &serial[..]),
+        (
+            "serial_batch_fails.yml",
+            five,
+            &["h1-before", "h2-before"][..],
+        ),
     ] {
         let pb = common::fixtures().join("differential").join(case);
         let dir = tempfile::tempdir().unwrap();
@@ -508,7 +523,7 @@ fn any_errors_fatal_throttle_and_order_as_in_ansible() {
             std::fs::create_dir(d).unwrap();
         }
         let a = Command::new(venv().join("bin/ansible-playbook"))
-            .args(["-i", "h1,h2", "-c", "local"])
+            .args(["-i", hosts, "-c", "local"])
             .arg("-e")
             .arg(format!(
                 "ansible_python_interpreter={}",
@@ -531,7 +546,7 @@ fn any_errors_fatal_throttle_and_order_as_in_ansible() {
             "apply",
             pb.to_str().unwrap(),
             "-i",
-            "h1,h2",
+            hosts,
             "-e",
             "ansible_connection=local",
             "-e",

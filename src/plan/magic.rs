@@ -69,6 +69,8 @@ pub struct PlayFacts<'a> {
     /// The play's `name`, else its `hosts` pattern (Ansible's `ansible_play_name`).
     pub name: &'a str,
     pub hosts: &'a [String],
+    /// The host's `serial` batch (all of `hosts` without `serial`).
+    pub batch: &'a [String],
     pub check: bool,
     pub diff: bool,
     pub playbook_dir: &'a std::path::Path,
@@ -80,13 +82,12 @@ pub struct PlayFacts<'a> {
 /// The variables that describe the play and the run.
 pub fn play(p: &PlayFacts<'_>) -> Map<String, Json> {
     let mut m = Map::new();
-    for name in [
-        "play_hosts",
-        "ansible_play_hosts",
-        "ansible_play_hosts_all",
-        "ansible_play_batch",
-    ] {
+    for name in ["ansible_play_hosts", "ansible_play_hosts_all"] {
         m.insert(name.into(), json!(p.hosts));
+    }
+    // `play_hosts` is the older name of `ansible_play_batch`.
+    for name in ["play_hosts", "ansible_play_batch"] {
+        m.insert(name.into(), json!(p.batch));
     }
     m.insert("ansible_play_name".into(), json!(p.name));
     m.insert("ansible_check_mode".into(), json!(p.check));
@@ -122,6 +123,7 @@ mod tests {
         let hosts = vec!["a".to_string()];
         let p = PlayFacts {
             name: "all",
+            batch: &hosts,
             hosts: &hosts,
             check: false,
             diff: false,

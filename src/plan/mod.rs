@@ -64,6 +64,8 @@ pub struct Plan {
     pub connection_defaults: HashMap<String, Map<String, serde_json::Value>>,
     /// The same in inventory order, whatever the play's `order` (`ansible_play_hosts` is).
     pub play_hosts_listed: Vec<Vec<String>>,
+    /// Each play's hosts in `serial` batches (one batch without `serial`).
+    pub play_batches: Vec<Vec<Vec<String>>>,
     /// Hosts in inventory order.
     pub hosts: Vec<String>,
     /// Hosts of each play before `--limit`: a `needs` on a host left out by the limit is
@@ -120,6 +122,7 @@ impl Plan {
             chains: BTreeMap::new(),
             play_hosts: vec![],
             play_hosts_listed: vec![],
+            play_batches: vec![],
             connection_defaults: HashMap::new(),
             hosts: vec![],
             play_hosts_unlimited: vec![],
@@ -168,6 +171,8 @@ impl Plan {
                     plan.hosts.push(h.clone());
                 }
             }
+            plan.play_batches
+                .push(crate::playbook::serial::batches(&play.serial, &hosts));
             plan.play_hosts.push(hosts);
         }
         plan.hosts
@@ -247,6 +252,12 @@ impl Plan {
         let play = &pb.plays[pi];
         let node = |ti: usize, h: &str| index.get(&(pi, ti)).and_then(|m| m.get(h)).copied();
         let reads = HostvarsReads::of_play(play, inv, hosts);
+        let batch_of: HashMap<String, usize> =
+            crate::playbook::serial::batches(&play.serial, hosts)
+                .into_iter()
+                .enumerate()
+                .flat_map(|(i, b)| b.into_iter().map(move |h| (h, i)))
+                .collect();
         for (pos, &ti) in selected.iter().enumerate() {
             let task = &play.tasks[ti];
             for need in &task.needs {
@@ -261,8 +272,11 @@ impl Plan {
             // An any_errors_fatal task starts when every host finished the task before it,
             // and the task after it when every host finished it: where Ansible's lockstep
             // would have every host when one fails it.
-            let after_fatal =
-                task.any_errors_fatal || prev.is_some_and(|p| play.tasks[p].any_errors_fatal);
+            // `max_fail_percentage` counts a batch's failures after each task, so its tasks
+            // are fenced the same way.
+            let after_fatal = play.max_fail_percentage.is_some()
+                || task.any_errors_fatal
+                || prev.is_some_and(|p| play.tasks[p].any_errors_fatal);
             if barrier || linear || after_fatal {
                 let kind = if barrier {
                     EdgeKind::Barrier
@@ -274,7 +288,14 @@ impl Plan {
                 let mut edges = vec![];
                 for h in hosts {
                     let Some(b) = node(ti, h) else { continue };
-                    for other in self.chains.keys().filter(|o| *o != h) {
+                    // With `serial`, hosts meet only within their batch: a later batch has not
+                    // started, an earlier one has finished the play.
+                    let other_batch = |o: &str| {
+                        batch_of
+                            .get(o)
+                            .is_some_and(|bo| Some(bo) != batch_of.get(h))
+                    };
+                    for other in self.chains.keys().filter(|o| *o != h && !other_batch(o)) {
                         // The other host's previous node in this play, or (for a barrier) its
                         // last node in an earlier play: everything before it follows by chain.
                         let a = match prev {
@@ -296,13 +317,13 @@ impl Plan {
                 }
             }
         }
-        if let (Some(size), Some(&first), Some(&last)) =
-            (play.serial, selected.first(), selected.last())
+        if let (false, Some(&first), Some(&last)) =
+            (play.serial.is_empty(), selected.first(), selected.last())
         {
-            let batches: Vec<&[String]> = hosts.chunks(size).collect();
+            let batches = crate::playbook::serial::batches(&play.serial, hosts);
             for pair in batches.windows(2) {
-                for done in pair[0] {
-                    for next in pair[1] {
+                for done in &pair[0] {
+                    for next in &pair[1] {
                         if let (Some(a), Some(b)) = (node(last, done), node(first, next)) {
                             self.graph.add_edge(a, b, EdgeKind::Serial);
                         }

@@ -5,6 +5,7 @@
 //! reported with its file, line and column before any host is contacted.
 
 pub mod kv;
+pub mod serial;
 mod task;
 
 pub use task::{BlockFrame, Cond, Include, Need, Section, Task, TaskAction};
@@ -97,7 +98,10 @@ pub struct Play {
     pub connection_keywords: Vec<(String, Json, Span)>,
     /// The play's own `tags` (its tasks inherit them).
     pub tags: Vec<String>,
-    pub serial: Option<usize>,
+    /// `serial`: batch sizes (empty: one batch).
+    pub serial: Vec<serial::BatchSize>,
+    /// `max_fail_percentage`: a batch with more failed hosts than this stops the run.
+    pub max_fail_percentage: Option<f64>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
     /// Per block id: whether it has a rescue section (decides whether a failure is caught).
@@ -134,6 +138,7 @@ const PLAY_KEYS: &[&str] = &[
     "strategy",
     "tags",
     "serial",
+    "max_fail_percentage",
     "environment",
     "ignore_errors",
     "check_mode",
@@ -148,7 +153,6 @@ const PLAY_KEYS: &[&str] = &[
 
 /// Ansible play keywords prov does not implement: refused, never silently ignored.
 const UNSUPPORTED_PLAY_KEYS: &[&str] = &[
-    "max_fail_percentage",
     "force_handlers",
     "vars_prompt",
     "module_defaults",
@@ -384,15 +388,15 @@ impl Loader<'_> {
             },
         };
         let connection_keywords = self.connection_keywords(node);
-        let serial = node.get("serial").and_then(|n| match n.kind {
-            yaml::Kind::Int(i) if i > 0 => Some(i as usize),
-            _ => {
-                self.diags.push(Diag::at(
-                    &n.span,
-                    "serial must be a positive number of hosts",
-                ));
-                None
-            }
+        let serial = match node.get("serial").map(serial::parse_serial) {
+            Some(Ok(sizes)) => sizes,
+            Some(Err(d)) => self.fail(d).unwrap_or_default(),
+            None => vec![],
+        };
+        let max_fail_percentage = node.get("max_fail_percentage").and_then(|n| {
+            serial::parse_max_fail(n)
+                .map_err(|d| self.diags.push(d))
+                .ok()
         });
         let parts = std::mem::take(&mut self.play);
         Some(Play {
@@ -412,6 +416,7 @@ impl Loader<'_> {
             connection_keywords,
             tags: inherit.tags.clone(),
             serial,
+            max_fail_percentage,
             tasks,
             handlers,
             blocks: parts.blocks,

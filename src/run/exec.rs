@@ -74,6 +74,9 @@ async fn run_at(
         // host, unless a rescue catches the failure.
         sh.fatal.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+    if fatal {
+        sh.count_batch_failure(play_idx, &hr.host, end == NodeEnd::Unreachable);
+    }
     end
 }
 
@@ -275,6 +278,7 @@ pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -
     magic.extend(magic::play(&magic::PlayFacts {
         name: play_name,
         hosts: &sh.plan.play_hosts_listed[play_idx],
+        batch: sh.play_batch(play_idx, host),
         check: sh.opts.check,
         diff: sh.opts.diff,
         playbook_dir: &sh.pb.dir,

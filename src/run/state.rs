@@ -97,8 +97,11 @@ pub struct Shared {
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
     locks: super::host_lock::HostLocks,
-    /// Set when an `any_errors_fatal` task failed on a host: no node starts after it.
+    /// Set when an `any_errors_fatal` task failed on a host, or a `serial` batch failed (all
+    /// of it, or more than `max_fail_percentage`): no node starts after it.
     pub fatal: AtomicBool,
+    /// Per (play, batch): hosts that failed (not rescued), and those plus the unreachable.
+    batch_failures: Mutex<HashMap<(usize, usize), (usize, usize)>>,
     /// Per (play, task) with `throttle`: the permits of the hosts running it.
     throttles: Mutex<HashMap<(usize, usize), Arc<tokio::sync::Semaphore>>>,
     announced: Vec<AtomicBool>,
@@ -111,6 +114,41 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Counts a host's failure (or unreachability) in its batch of the play, and stops the run
+    /// as Ansible stops it: when more than `max_fail_percentage` of the batch failed, or, with
+    /// `serial`, when the whole batch failed or was unreachable (the next batch does not start).
+    pub fn count_batch_failure(&self, play: usize, host: &str, unreachable: bool) {
+        let batches = &self.plan.play_batches[play];
+        let Some((index, batch)) = batches
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.iter().any(|h| h == host))
+        else {
+            return;
+        };
+        let mut counts = self.batch_failures.lock().expect("batch failures");
+        let (failed, lost) = counts.entry((play, index)).or_insert((0, 0));
+        *failed += usize::from(!unreachable);
+        *lost += 1;
+        let too_many = self.pb.plays[play]
+            .max_fail_percentage
+            .is_some_and(|max| crate::playbook::serial::too_many_failed(*failed, batch.len(), max));
+        let whole_batch = batches.len() > 1 && *lost == batch.len();
+        if too_many || whole_batch {
+            self.fatal.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// The hosts of `host`'s batch in the play (`ansible_play_batch`).
+    pub fn play_batch(&self, play: usize, host: &str) -> &[String] {
+        let batches = &self.plan.play_batches[play];
+        batches
+            .iter()
+            .find(|b| b.iter().any(|h| h == host))
+            .map(Vec::as_slice)
+            .unwrap_or(&self.plan.play_hosts_listed[play])
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         pb: Arc<Playbook>,
@@ -153,6 +191,7 @@ impl Shared {
             conns: Mutex::new(HashMap::new()),
             locks: Default::default(),
             fatal: AtomicBool::new(false),
+            batch_failures: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
             announced,
             run_once: Mutex::new(HashMap::new()),
