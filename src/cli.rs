@@ -374,7 +374,7 @@ fn apply_overrides(a: &ApplyArgs) -> Vec<(&'static str, String)> {
 }
 
 fn apply(a: ApplyArgs) -> i32 {
-    let loaded = match load_all(&a.load) {
+    let mut loaded = match load_all(&a.load) {
         Ok(v) => v,
         Err(d) => return bad_input(&d),
     };
@@ -390,6 +390,9 @@ fn apply(a: ApplyArgs) -> i32 {
     if a.syntax_check {
         out(&format!("\nplaybook: {}\n", loaded.pb.path.display()));
         return exit::OK;
+    }
+    if let Err(d) = loaded.pb.ask_prompts(crate::prompt::ask_on_terminal) {
+        return bad_input(&d);
     }
     let hkc = match a
         .host_key_checking

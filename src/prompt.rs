@@ -29,9 +29,37 @@ extern "C" fn restore_and_reraise(sig: libc::c_int) {
     }
 }
 
+/// Asks `question` (written as it is) when prov runs on a terminal, as Ansible asks
+/// `vars_prompt` questions: without echo when `private`. `None` when stdin is not a terminal
+/// (nothing is asked) or nothing could be read.
+pub fn ask_on_terminal(question: &str, private: bool) -> Option<String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    if private {
+        return read_hidden(question);
+    }
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    let mut w = &tty;
+    let _ = write!(w, "{question}");
+    let _ = w.flush();
+    read_line(&mut std::io::BufReader::new(&tty))
+}
+
 /// Asks `prompt` on the terminal and reads a line without echo; `None` when nothing could
 /// be read.
 pub fn read_secret(prompt: &str) -> Option<String> {
+    read_hidden(&format!("{prompt}: "))
+}
+
+/// Writes `question` to the terminal and reads a line without echo (a line of stdin when
+/// there is no terminal).
+fn read_hidden(question: &str) -> Option<String> {
     let Ok(tty) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -49,7 +77,7 @@ pub fn read_secret(prompt: &str) -> Option<String> {
     let mut w = &tty;
     // Echo goes off before the prompt shows, so nothing typed after it is ever echoed.
     let line = with_echo_off(fd, saved, || {
-        let _ = write!(w, "{prompt}: ");
+        let _ = write!(w, "{question}");
         let _ = w.flush();
         read_line(&mut std::io::BufReader::new(&tty))
     });

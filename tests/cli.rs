@@ -530,6 +530,76 @@ fn password_prompts_do_not_echo_and_ctrl_c_restores_the_terminal() {
     assert!(echo_is_on(&slave), "Ctrl-C at the prompt left echo off");
 }
 
+/// `vars_prompt` on a terminal: a public question echoes, a private one with `confirm` is
+/// asked twice without echo, an empty answer takes the default; the answers reach the play and
+/// the private one is never printed. Without a terminal and without a default, the run is
+/// refused before any host is touched.
+#[test]
+fn vars_prompt_asks_on_a_terminal_and_refuses_without_one() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("answers");
+    let pb = dir.path().join("site.yml");
+    std::fs::write(
+        &pb,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  vars_prompt:\n\
+             \x20   - {{name: who, prompt: Your name, private: false}}\n\
+             \x20   - {{name: pw, prompt: Password, confirm: true}}\n\
+             \x20   - {{name: size, prompt: Size, default: 3, private: false}}\n\
+             \x20 tasks:\n\
+             \x20   - copy: {{dest: {}, content: \"{{{{ who }}}} {{{{ pw }}}} {{{{ size }}}}\"}}\n\
+             \x20   - debug: var=pw\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+    ];
+    let (mut child, mut master, slave) = on_a_terminal(&args);
+    read_until(&mut master, "Your name: ");
+    assert!(echo_is_on(&slave), "a public question echoes");
+    master.write_all(b"ann\n").unwrap();
+    read_until(&mut master, "Password: ");
+    assert!(!echo_is_on(&slave), "a private question does not echo");
+    master.write_all(b"pw-one-typed\n").unwrap();
+    read_until(&mut master, "confirm Password: ");
+    master.write_all(b"pw-two-typed\n").unwrap();
+    let mismatch = read_until(&mut master, "Password: ");
+    assert!(mismatch.contains("DO NOT MATCH"), "{mismatch}");
+    master.write_all(b"pw-final-typed\n").unwrap();
+    read_until(&mut master, "confirm Password: ");
+    master.write_all(b"pw-final-typed\n").unwrap();
+    read_until(&mut master, "Size [3]: ");
+    master.write_all(b"\n").unwrap();
+    let rest = read_until(&mut master, "PLAY RECAP");
+    assert!(child.wait().unwrap().success(), "{rest}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "ann pw-final-typed 3"
+    );
+    assert!(
+        !rest.contains("pw-final-typed"),
+        "the private answer was printed:\n{rest}"
+    );
+
+    std::fs::remove_file(&out).unwrap();
+    let run = common::prov(&args);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("vars_prompt 'who' has no value"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists(), "a refused run touched the host");
+}
+
 /// `prov validate` runs nothing on this machine: a `pipe` lookup is described, not run, even
 /// when validation then succeeds.
 #[test]

@@ -574,3 +574,8 @@ fn password_hash_seeded_random_and_lookups_as_in_ansible() {
 fn collection_and_galaxy_roles_on_disk_as_in_ansible() {
     differential("collections.yml");
 }
+
+#[test]
+fn vars_prompt_without_a_terminal_as_in_ansible() {
+    differential("vars_prompt.yml");
+}

@@ -5,6 +5,7 @@
 //! reported with its file, line and column before any host is contacted.
 
 pub mod kv;
+pub mod prompt;
 pub mod serial;
 mod task;
 
@@ -102,6 +103,9 @@ pub struct Play {
     pub serial: Vec<serial::BatchSize>,
     /// `max_fail_percentage`: a batch with more failed hosts than this stops the run.
     pub max_fail_percentage: Option<f64>,
+    /// `vars_prompt` entries still to ask (those given with `-e` are not): their variables
+    /// hold the default until [`Playbook::ask_prompts`] puts the answers there.
+    pub vars_prompt: Vec<prompt::VarPrompt>,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
     /// Per block id: whether it has a rescue section (decides whether a failure is caught).
@@ -139,6 +143,7 @@ const PLAY_KEYS: &[&str] = &[
     "tags",
     "serial",
     "max_fail_percentage",
+    "vars_prompt",
     "environment",
     "ignore_errors",
     "check_mode",
@@ -152,13 +157,8 @@ const PLAY_KEYS: &[&str] = &[
 ];
 
 /// Ansible play keywords prov does not implement: refused, never silently ignored.
-const UNSUPPORTED_PLAY_KEYS: &[&str] = &[
-    "force_handlers",
-    "vars_prompt",
-    "module_defaults",
-    "debugger",
-    "fact_path",
-];
+const UNSUPPORTED_PLAY_KEYS: &[&str] =
+    &["force_handlers", "module_defaults", "debugger", "fact_path"];
 
 /// Inherited settings while walking plays, roles and blocks.
 #[derive(Debug, Clone, Default)]
@@ -216,6 +216,53 @@ pub fn load(path: &Path, extra_vars: &Map<String, Json>) -> Result<Playbook, Dia
         dir: dir_of(path),
         plays,
     })
+}
+
+impl Playbook {
+    /// Asks every play's `vars_prompt` questions (see [`prompt`]) with `ask` (`None`: no
+    /// terminal), in play order, and puts the answers in the plays' variables.
+    pub fn ask_prompts(
+        &mut self,
+        mut ask: impl FnMut(&str, bool) -> Option<String>,
+    ) -> Result<(), Diags> {
+        let mut diags = Diags::default();
+        for play in &mut self.plays {
+            for p in std::mem::take(&mut play.vars_prompt) {
+                let answer = ask_one(&p, &mut ask);
+                match p.value(answer) {
+                    Ok(v) => {
+                        if p.private
+                            && let Json::String(s) = &v
+                        {
+                            crate::vault::remember_values(&Json::String(s.clone()));
+                        }
+                        play.vars.insert(p.name.clone(), v);
+                    }
+                    Err(msg) => diags.push(Diag::at(&p.span, msg)),
+                }
+            }
+        }
+        diags.into_result(())
+    }
+}
+
+/// One question: twice with `confirm`, until both answers agree.
+fn ask_one(
+    p: &prompt::VarPrompt,
+    ask: &mut impl FnMut(&str, bool) -> Option<String>,
+) -> Option<String> {
+    let question = p.question();
+    loop {
+        let first = ask(&question, p.private)?;
+        if !p.confirm {
+            return Some(first);
+        }
+        let second = ask(&format!("confirm {question}"), p.private)?;
+        if first == second {
+            return Some(first);
+        }
+        eprintln!("***** VALUES ENTERED DO NOT MATCH ****");
+    }
 }
 
 /// The directory of a file, `.` for a bare file name.
@@ -324,6 +371,7 @@ impl Loader<'_> {
             .and_then(Node::scalar_text)
             .unwrap_or_else(|| hosts.clone());
         self.play.vars = self.vars_map(node.get("vars"));
+        let vars_prompt = self.vars_prompt(node.get("vars_prompt"));
         let vars_files = self.vars_files(node.get("vars_files"));
         let mut inherit = Inherit {
             tags: self.str_list(node.get("tags"), "tags"),
@@ -417,6 +465,7 @@ impl Loader<'_> {
             tags: inherit.tags.clone(),
             serial,
             max_fail_percentage,
+            vars_prompt,
             tasks,
             handlers,
             blocks: parts.blocks,
@@ -509,6 +558,27 @@ impl Loader<'_> {
                 format!("throttle must be a number of hosts, found {}", n.describe()),
             )),
         }
+    }
+
+    /// The play's `vars_prompt` entries not given with `-e`; each variable is defined (its
+    /// default, or null) so that the checks before the run know it.
+    fn vars_prompt(&mut self, node: Option<&Node>) -> Vec<prompt::VarPrompt> {
+        let Some(node) = node else {
+            return vec![];
+        };
+        let entries = match prompt::parse(node) {
+            Ok(e) => e,
+            Err(d) => return self.fail(d).unwrap_or_default(),
+        };
+        let asked: Vec<prompt::VarPrompt> = entries
+            .into_iter()
+            .filter(|p| !self.extra_vars.contains_key(&p.name))
+            .collect();
+        for p in &asked {
+            let placeholder = p.default.clone().unwrap_or(Json::Null);
+            self.play.vars.insert(p.name.clone(), placeholder);
+        }
+        asked
     }
 
     fn fail<T>(&mut self, d: Diag) -> Option<T> {

@@ -92,7 +92,9 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
     let started = SystemTime::now();
     let t0 = Instant::now();
     let check = a.check_only;
-    let (mut report, code, summary) = match app::load_all(&a.load) {
+    // Nobody is at a terminal to answer `vars_prompt`: defaults, or refused as bad input.
+    let loaded = app::load_all(&a.load).and_then(|mut l| l.pb.ask_prompts(|_, _| None).map(|()| l));
+    let (mut report, code, summary) = match loaded {
         Err(d) => {
             // The whole diagnosis goes to stderr (the journal too); the summary names the first.
             eprintln!("{d}");

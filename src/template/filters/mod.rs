@@ -29,6 +29,7 @@ mod list_lookups;
 mod lookups;
 pub use lookups::{LOOKUP_SUBDIR, is_lookup_plugin, lookup_plugin_names, without_side_effects};
 mod passwords;
+pub use passwords::{check_hash_algorithm, hash_password};
 mod pyformat;
 mod pyjson;
 pub use pyjson::python_json;

@@ -202,6 +202,33 @@ fn bcrypt(password: &str, salt: &str, cost: u32, ident: &str) -> Result<String, 
         .map_err(|e| invalid(format!("could not hash the secret: {e}")))
 }
 
+/// Checks a passlib algorithm name (`sha512_crypt`), as `vars_prompt`'s `encrypt` takes it.
+pub fn check_hash_algorithm(name: &str) -> Result<(), String> {
+    match name {
+        "md5_crypt" | "sha256_crypt" | "sha512_crypt" | "bcrypt" => Ok(()),
+        other => Err(format!(
+            "encrypt '{other}' is not supported by prov (md5_crypt, sha256_crypt, sha512_crypt, bcrypt)"
+        )),
+    }
+}
+
+/// `secret` hashed with a passlib algorithm (`sha512_crypt`) as Ansible's `do_encrypt` does:
+/// the given salt, else a random one of `salt_size` (or the algorithm's) characters.
+pub fn hash_password(
+    secret: &str,
+    algorithm: &str,
+    salt: Option<&str>,
+    salt_size: Option<usize>,
+) -> Result<String, String> {
+    check_hash_algorithm(algorithm)?;
+    let alg = Algorithm::named(algorithm).map_err(|e| e.to_string())?;
+    let salt = match salt {
+        Some(s) => s.to_string(),
+        None => random_salt(salt_size.unwrap_or(alg.salt_sizes().0)),
+    };
+    hash(secret, alg, &salt, None, None).map_err(|e| e.to_string())
+}
+
 /// A salt of `./0-9A-Za-z` from the system's entropy (Ansible's `random_salt`).
 fn random_salt(len: usize) -> String {
     const CHARS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./";
