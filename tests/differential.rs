@@ -43,10 +43,11 @@ fn vault_password_file() -> PathBuf {
 }
 
 /// `ansible-playbook` on this machine; the number of changed tasks from its recap.
-fn ansible(pb: &Path, root: &Path) -> u64 {
+/// (`inventory`: local hosts, `localhost,` or `h1,h2`.)
+fn ansible_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
     let v = venv();
     let out = Command::new(v.join("bin/ansible-playbook"))
-        .args(["-i", "localhost,", "-c", "local"])
+        .args(["-i", inventory, "-c", "local"])
         .arg("-e")
         .arg(format!(
             "ansible_python_interpreter={}",
@@ -77,13 +78,14 @@ fn ansible(pb: &Path, root: &Path) -> u64 {
 }
 
 /// prov on this machine; the number of changed tasks from its report.
-fn prov(pb: &Path, root: &Path) -> u64 {
+/// (`inventory` as for [`ansible_on`].)
+fn prov_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
     let root_var = format!("root={}", root.display());
     let run = common::prov(&[
         "apply",
         pb.to_str().unwrap(),
         "-i",
-        "localhost,",
+        inventory,
         "-e",
         "ansible_connection=local",
         "-e",
@@ -121,9 +123,17 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 }
 
 fn differential(case: &str) {
+    differential_on(case, "localhost,")
+}
+
+/// [`differential`] on an inventory of local hosts (`h1,h2`): every host runs on this
+/// machine, as `-c local` and `ansible_connection=local` make them.
+fn differential_on(case: &str, inventory: &str) {
     if !ansible_available(case) {
         return;
     }
+    let ansible = |pb: &Path, root: &Path| ansible_on(pb, root, inventory);
+    let prov = |pb: &Path, root: &Path| prov_on(pb, root, inventory);
     let pb = common::fixtures().join("differential").join(case);
     let dir = tempfile::tempdir().unwrap();
     let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
@@ -578,4 +588,9 @@ fn collection_and_galaxy_roles_on_disk_as_in_ansible() {
 #[test]
 fn vars_prompt_without_a_terminal_as_in_ansible() {
     differential("vars_prompt.yml");
+}
+
+#[test]
+fn delegate_facts_and_task_connection_local_as_in_ansible() {
+    differential_on("delegate.yml", "h1,h2,h3");
 }

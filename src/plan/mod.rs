@@ -274,9 +274,19 @@ impl Plan {
             // would have every host when one fails it.
             // `max_fail_percentage` counts a batch's failures after each task, so its tasks
             // are fenced the same way.
+            // A `delegate_facts` task may set variables of any host: the task after it waits
+            // for every host to finish it (in the next play when it ends its play).
+            let fences = |t: &crate::playbook::Task| t.any_errors_fatal || t.delegate_facts;
+            let after_previous_play = prev.is_none()
+                && pi > 0
+                && pb.plays[pi - 1]
+                    .tasks
+                    .last()
+                    .is_some_and(|t| t.delegate_facts);
             let after_fatal = play.max_fail_percentage.is_some()
                 || task.any_errors_fatal
-                || prev.is_some_and(|p| play.tasks[p].any_errors_fatal);
+                || prev.is_some_and(|p| fences(&play.tasks[p]))
+                || after_previous_play;
             if barrier || linear || after_fatal {
                 let kind = if barrier {
                     EdgeKind::Barrier

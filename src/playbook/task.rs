@@ -95,6 +95,8 @@ pub struct Task {
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub run_once: bool,
+    /// `delegate_facts`: what the task sets (`set_fact`) goes to the `delegate_to` host.
+    pub delegate_facts: bool,
     pub delegate_to: Option<String>,
     pub needs: Vec<Need>,
     pub no_log: bool,
@@ -175,6 +177,7 @@ impl Task {
             become_user: inherit.become_user.clone(),
             run_once: false,
             delegate_to: None,
+            delegate_facts: false,
             needs: vec![],
             no_log: inherit.no_log,
             check_mode: inherit.check_mode,
@@ -214,6 +217,8 @@ const TASK_KEYS: &[&str] = &[
     "become_method",
     "run_once",
     "delegate_to",
+    "delegate_facts",
+    "connection",
     "needs",
     "no_log",
     "args",
@@ -230,12 +235,13 @@ const UNSUPPORTED_TASK_KEYS: &[&str] = &[
     "diff",
     "timeout",
     "debugger",
-    "delegate_facts",
     "async",
     "poll",
     "remote_user",
-    "connection",
 ];
+
+/// Task keywords a block or an include does not take (a task does).
+const TASK_ONLY_KEYS: &[&str] = &["connection", "delegate_facts"];
 
 const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
 const INCLUDES: &[&str] = &[
@@ -390,7 +396,7 @@ impl Loader<'_> {
     fn block(&mut self, node: &Node, inherit: &Inherit, out: &mut Vec<Task>) {
         for (k, _) in node.as_map().unwrap_or_default() {
             let key = k.as_str().unwrap_or_default();
-            if UNSUPPORTED_TASK_KEYS.contains(&key) {
+            if UNSUPPORTED_TASK_KEYS.contains(&key) || TASK_ONLY_KEYS.contains(&key) {
                 self.push(unsupported(k, key));
             } else if !BLOCK_KEYS.contains(&key) && !TASK_KEYS.contains(&key) {
                 self.push(
@@ -427,7 +433,7 @@ impl Loader<'_> {
         for (k, _) in node.as_map().unwrap_or_default() {
             let name = k.as_str().unwrap_or_default();
             let loop_key = name == "loop" || name.starts_with("with_");
-            if UNSUPPORTED_TASK_KEYS.contains(&name) {
+            if UNSUPPORTED_TASK_KEYS.contains(&name) || TASK_ONLY_KEYS.contains(&name) {
                 self.push(unsupported(k, name));
             } else if (loop_key || name == "loop_control") && runtime {
                 looped |= loop_key;
@@ -601,6 +607,28 @@ impl Loader<'_> {
         Some(Some(Node::new(Kind::Map(out), node.span.clone())))
     }
 
+    /// A task's `connection: local` runs it on the control machine with the host's variables,
+    /// which is what `delegate_to: localhost` does here; any other connection would need a
+    /// second connection to the host, and prov keeps one.
+    fn task_connection(&mut self, c: &Node, task: &mut Task) {
+        match c.scalar_text().as_deref() {
+            Some("local") if task.delegate_to.is_none() => {
+                task.delegate_to = Some("localhost".into());
+            }
+            Some("local") => self.push(Diag::at(
+                &c.span,
+                "connection: local and delegate_to are exclusive (it runs the task here)",
+            )),
+            _ => self.push(
+                Diag::at(
+                    &c.span,
+                    format!("task-level connection '{}' is not supported by prov", c.scalar_text().unwrap_or_default()),
+                )
+                .hint("only `connection: local` works on a task; set other connections on the play or as ansible_connection"),
+            ),
+        }
+    }
+
     /// `loop: LIST` or `with_<lookup>: TERMS` (at most one of them).
     fn loop_source(&mut self, node: &Node, task: &mut Task) {
         let mut found: Option<&Node> = None;
@@ -746,7 +774,10 @@ impl Loader<'_> {
         if let Some(c) = node.get("failed_when") {
             task.failed_when = conditions(c, self);
         }
-        for (key, slot) in [("run_once", &mut task.run_once)] {
+        for (key, slot) in [
+            ("run_once", &mut task.run_once),
+            ("delegate_facts", &mut task.delegate_facts),
+        ] {
             if let Some(b) = node.get(key) {
                 *slot = b.expect_bool(key).unwrap_or(false);
             }
@@ -755,6 +786,9 @@ impl Loader<'_> {
             task.check_mode = b.expect_bool("check_mode").ok();
         }
         task.delegate_to = node.get("delegate_to").and_then(Node::scalar_text);
+        if let Some(c) = node.get("connection") {
+            self.task_connection(c, task);
+        }
         if let Some(n) = node.get("needs") {
             let items: Vec<&Node> = match &n.kind {
                 Kind::Seq(s) => s.iter().collect(),

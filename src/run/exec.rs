@@ -207,7 +207,12 @@ fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult)
     for s in &result.secrets {
         sh.add_secret(s);
     }
-    let mut vars = result.facts.clone();
+    let mut vars = Map::new();
+    match &result.facts_for {
+        Some(other) if !result.facts.is_empty() => sh.set_host_vars(other, result.facts.clone()),
+        Some(_) => {}
+        None => vars.extend(result.facts.clone()),
+    }
     if let Some(name) = &task.register {
         vars.insert(name.clone(), result.registered.clone());
     }
@@ -408,7 +413,7 @@ async fn run_task(sh: &Shared, hr: &HostRun, play_idx: usize, task: &Task) -> No
         let mut r = run_item(sh, hr, task, def, args, &templar).await;
         // As in Ansible, what an item sets (`set_fact` in a loop) is seen by the next item.
         if !r.facts.is_empty() {
-            sh.set_host_vars(&hr.host, r.facts.clone());
+            sh.set_host_vars(r.facts_for.as_deref().unwrap_or(&hr.host), r.facts.clone());
         }
         if let Json::Object(m) = &mut r.registered {
             m.insert(task.loop_var.clone(), item.clone());
@@ -483,8 +488,9 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, String)>) -> NodeResult 
         .collect::<Vec<_>>()
         .join("; ");
     let diffs: Vec<String> = results.iter().filter_map(|(r, _)| r.diff.clone()).collect();
+    // Facts an item delegated to another host went there as the item ended.
     let mut facts = Map::new();
-    for (r, _) in &results {
+    for (r, _) in results.iter().filter(|(r, _)| r.facts_for.is_none()) {
         facts.extend(r.facts.clone());
     }
     let changed = results.iter().any(|(r, _)| r.changed);
@@ -496,6 +502,7 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, String)>) -> NodeResult 
         ignored: false,
         registered: json!({"changed": changed, "failed": status == Status::Failed, "skipped": status == Status::Skipped, "msg": "All items completed", "results": results.iter().map(|(r, _)| r.registered.clone()).collect::<Vec<_>>()}),
         facts,
+        facts_for: None,
         secrets: results
             .iter()
             .flat_map(|(r, _)| r.secrets.clone())
@@ -503,8 +510,28 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, String)>) -> NodeResult 
     }
 }
 
-/// One execution of the module (one loop item, or the task).
+/// One execution of the module (one loop item, or the task); with `delegate_facts`, what it
+/// sets belongs to the `delegate_to` host.
 async fn run_item(
+    sh: &Shared,
+    hr: &HostRun,
+    task: &Task,
+    def: &'static crate::modules::ModuleDef,
+    args: &Json,
+    templar: &Templar,
+) -> NodeResult {
+    let mut r = run_module(sh, hr, task, def, args, templar).await;
+    if task.delegate_facts
+        && let Some(d) = &task.delegate_to
+        && let Ok(target) = templar.render_str(d)
+        && target != hr.host
+    {
+        r.facts_for = Some(target);
+    }
+    r
+}
+
+async fn run_module(
     sh: &Shared,
     hr: &HostRun,
     task: &Task,
@@ -692,6 +719,7 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         ignored: false,
         registered: Json::Object(registered),
         facts,
+        facts_for: None,
         secrets,
     }
 }

@@ -15,6 +15,8 @@ pub struct NodeResult {
     /// The value `register` stores.
     pub registered: Json,
     pub facts: Map<String, Json>,
+    /// The host `facts` belong to when not the task's own (`delegate_facts`).
+    pub facts_for: Option<String>,
     /// Values of the data its module declares secret (`Caps::secret_data`), to be scrubbed from all output.
     pub secrets: Vec<String>,
 }
@@ -29,6 +31,7 @@ impl NodeResult {
             ignored: false,
             registered: json!({"failed": true, "changed": false, "msg": msg}),
             facts: Map::new(),
+            facts_for: None,
             secrets: vec![],
         }
     }
@@ -42,6 +45,7 @@ impl NodeResult {
             ignored: false,
             registered: json!({"skipped": true, "changed": false, "skip_reason": msg}),
             facts: Map::new(),
+            facts_for: None,
             secrets: vec![],
         }
     }
@@ -55,6 +59,7 @@ impl NodeResult {
             ignored: false,
             registered: json!({"unreachable": true, "msg": msg}),
             facts: Map::new(),
+            facts_for: None,
             secrets: vec![],
         }
     }
