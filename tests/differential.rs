@@ -594,3 +594,8 @@ fn vars_prompt_without_a_terminal_as_in_ansible() {
 fn delegate_facts_and_task_connection_local_as_in_ansible() {
     differential_on("delegate.yml", "h1,h2,h3");
 }
+
+#[test]
+fn async_jobs_and_async_status_as_in_ansible() {
+    differential("async.yml");
+}

@@ -571,6 +571,7 @@ async fn run_module(
         templar: &templar,
         search_dirs: vec![],
         env: vec![],
+        async_start: None,
     };
     let def = prov::modules::find(module).unwrap_or_else(|| panic!("no module {module}"));
     let n0 = conn.n.load(std::sync::atomic::Ordering::SeqCst);

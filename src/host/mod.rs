@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod apt;
+pub mod async_job;
 pub mod attrs;
 pub mod docker;
 pub mod edit;
@@ -120,6 +121,9 @@ pub struct ModuleCtx<'a> {
     pub search_dirs: Vec<PathBuf>,
     /// `environment:` of the task: exported for every remote command (names already checked).
     pub env: Vec<(String, String)>,
+    /// `async` with `poll: 0`: the module starts its command as a job that may run this many
+    /// seconds and returns at once (only `command` and `shell` take it).
+    pub async_start: Option<u64>,
 }
 
 impl ModuleCtx<'_> {

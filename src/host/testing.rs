@@ -87,6 +87,7 @@ impl Harness {
             templar: &self.templar,
             search_dirs: vec![self.dir.path().to_path_buf()],
             env: vec![],
+            async_start: None,
         }
     }
 
@@ -341,6 +342,7 @@ impl Scripted {
             templar: &templar,
             search_dirs: vec![],
             env: vec![],
+            async_start: None,
         };
         (def.run)(&ctx, args).await
     }

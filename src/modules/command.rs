@@ -102,6 +102,11 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
         full = format!("{} -c {}", quote(exe), quote(&full));
     }
     let stdin = args.stdin.as_ref().map(|s| format!("{s}\n").into_bytes());
+    if let Some(timeout) = ctx.async_start {
+        let jid = crate::host::async_job::new_jid();
+        let started = crate::host::async_job::start(ctx, &jid, &full, stdin.as_deref(), timeout);
+        return Ok(started.await?.with("cmd", line));
+    }
     let out = ctx.exec_stdin(&full, stdin.as_deref()).await?;
     let (stdout, stderr) = (out.stdout_str(), out.stderr_str());
     let stdout = stdout.strip_suffix('\n').unwrap_or(&stdout).to_string();

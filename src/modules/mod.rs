@@ -8,6 +8,7 @@
 pub mod apt;
 pub mod apt_repository;
 pub mod assert;
+pub mod async_status;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
@@ -251,6 +252,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<authorized_key::AuthorizedKeyModule>(),
     ModuleDef::of::<group::GroupModule>(),
     ModuleDef::of::<wait_for::WaitForModule>(),
+    ModuleDef::of::<async_status::AsyncStatusModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

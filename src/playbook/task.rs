@@ -97,6 +97,8 @@ pub struct Task {
     pub run_once: bool,
     /// `delegate_facts`: what the task sets (`set_fact`) goes to the `delegate_to` host.
     pub delegate_facts: bool,
+    /// `async`: the most seconds the task may take, and `poll` (0: start a job and go on).
+    pub async_: Option<AsyncRun>,
     pub delegate_to: Option<String>,
     pub needs: Vec<Need>,
     pub no_log: bool,
@@ -178,6 +180,7 @@ impl Task {
             run_once: false,
             delegate_to: None,
             delegate_facts: false,
+            async_: None,
             needs: vec![],
             no_log: inherit.no_log,
             check_mode: inherit.check_mode,
@@ -219,6 +222,8 @@ const TASK_KEYS: &[&str] = &[
     "delegate_to",
     "delegate_facts",
     "connection",
+    "async",
+    "poll",
     "needs",
     "no_log",
     "args",
@@ -231,17 +236,19 @@ const TASK_KEYS: &[&str] = &[
 ];
 
 /// Ansible task keywords prov does not implement: refused, never silently ignored.
-const UNSUPPORTED_TASK_KEYS: &[&str] = &[
-    "diff",
-    "timeout",
-    "debugger",
-    "async",
-    "poll",
-    "remote_user",
-];
+const UNSUPPORTED_TASK_KEYS: &[&str] = &["diff", "timeout", "debugger", "remote_user"];
+
+/// `async` and `poll` of a task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsyncRun {
+    /// Seconds the task may take.
+    pub limit: u64,
+    /// Seconds between checks; 0: fire and forget.
+    pub poll: u64,
+}
 
 /// Task keywords a block or an include does not take (a task does).
-const TASK_ONLY_KEYS: &[&str] = &["connection", "delegate_facts"];
+const TASK_ONLY_KEYS: &[&str] = &["connection", "delegate_facts", "async", "poll"];
 
 const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
 const INCLUDES: &[&str] = &[
@@ -607,6 +614,42 @@ impl Loader<'_> {
         Some(Some(Node::new(Kind::Map(out), node.span.clone())))
     }
 
+    /// `async: SECONDS` with `poll` (Ansible's default: every 15 seconds). Waiting runs the
+    /// module under that deadline; `poll: 0` starts a job on the host and goes on, which only
+    /// a command can be (prov's other modules work from the control machine).
+    fn async_run(&mut self, a: &Node, poll: Option<&Node>, task: &Task) -> Option<AsyncRun> {
+        let mut number = |n: &Node, what: &str, min: i64| match n.kind {
+            Kind::Int(i) if i >= min => Some(i as u64),
+            _ => {
+                self.diags.push(Diag::at(
+                    &n.span,
+                    format!(
+                        "{what} must be a number of seconds (at least {min}), found {}",
+                        n.describe()
+                    ),
+                ));
+                None
+            }
+        };
+        let limit = number(a, "async", 1)?;
+        let poll = match poll {
+            Some(p) => number(p, "poll", 0)?,
+            None => 15,
+        };
+        let module = match &task.action {
+            TaskAction::Module { def, .. } => def.name,
+            _ => "",
+        };
+        if poll == 0 && !matches!(module, "command" | "shell") {
+            self.push(
+                Diag::at(&a.span, format!("async with poll: 0 is not supported by prov for '{module}'"))
+                    .hint("only command and shell start a job on the host; give poll a number of seconds to wait for the task"),
+            );
+            return None;
+        }
+        Some(AsyncRun { limit, poll })
+    }
+
     /// A task's `connection: local` runs it on the control machine with the host's variables,
     /// which is what `delegate_to: localhost` does here; any other connection would need a
     /// second connection to the host, and prov keeps one.
@@ -788,6 +831,9 @@ impl Loader<'_> {
         task.delegate_to = node.get("delegate_to").and_then(Node::scalar_text);
         if let Some(c) = node.get("connection") {
             self.task_connection(c, task);
+        }
+        if let Some(a) = node.get("async") {
+            task.async_ = self.async_run(a, node.get("poll"), task);
         }
         if let Some(n) = node.get("needs") {
             let items: Vec<&Node> = match &n.kind {

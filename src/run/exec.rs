@@ -581,10 +581,11 @@ async fn run_module(
         templar,
         search_dirs: task.search_dirs.clone(),
         env,
+        async_start: task.async_.filter(|a| a.poll == 0).map(|a| a.limit),
     };
     let mut attempt = 1;
     loop {
-        let call = (def.run)(&ctx, rendered.clone());
+        let call = within_async_limit(task, (def.run)(&ctx, rendered.clone()));
         let done = if task.no_log {
             crate::connection::without_command_log(call).await
         } else {
@@ -721,6 +722,23 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         facts,
         facts_for: None,
         secrets,
+    }
+}
+
+/// A module's run under the task's `async` deadline (when it waits for the result): prov
+/// holds the host's connection meanwhile, so there is nothing to poll, only the time to bound.
+async fn within_async_limit(
+    task: &Task,
+    call: impl std::future::Future<Output = crate::modules::ModResult>,
+) -> crate::modules::ModResult {
+    let Some(limit) = task.async_.filter(|a| a.poll > 0).map(|a| a.limit) else {
+        return call.await;
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(limit), call).await {
+        Ok(done) => done,
+        Err(_) => Err(ModError::Failed(format!(
+            "async task did not complete within the requested time - {limit}s"
+        ))),
     }
 }
 
