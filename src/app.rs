@@ -45,6 +45,10 @@ pub struct Select {
     /// Skip tasks with these tags (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub skip_tags: Vec<String>,
+    /// Start at the first task with this name (or `role : name`; a shell pattern): the tasks
+    /// before it do not run.
+    #[arg(long, value_name = "TASK")]
+    pub start_at_task: Option<String>,
     #[command(flatten)]
     pub vault: crate::vault::VaultArgs,
 }
@@ -163,6 +167,8 @@ fn load_loaded(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> 
     let tags = TagFilter {
         only: l.select.tags.clone(),
         skip: l.select.skip_tags.clone(),
+        start_at: l.select.start_at_task.clone(),
+        excluded: Default::default(),
     };
     let plan = Plan::build(&pb, &inv, l.select.limit.as_deref(), &tags)?;
     let checked = crate::plan::check::check_templates(&pb, &inv, &extra);
@@ -173,6 +179,46 @@ fn load_loaded(l: &LoadArgs, extra: Map<String, Json>) -> Result<Loaded, Diags> 
         extra,
         notes: checked.notes,
     })
+}
+
+/// `--step`: asks, task by task in play order, whether it runs (`y`), not (`n`, the default),
+/// or it and every task after it (`c`), then plans again without the tasks answered no.
+/// prov asks before the run, since hosts do not run a task at the same moment.
+pub fn step_through(
+    loaded: &mut Loaded,
+    l: &LoadArgs,
+    mut ask: impl FnMut(&str, bool) -> Option<String>,
+) -> Result<(), Diags> {
+    let mut tags = loaded.plan.tags.clone();
+    let mut all = false;
+    for (pi, play) in loaded.pb.plays.iter().enumerate() {
+        for (ti, task) in play.tasks.iter().enumerate() {
+            let planned = loaded
+                .plan
+                .graph
+                .node_weights()
+                .any(|n| n.play == pi && n.task == ti);
+            if all || !planned || matches!(task.action, crate::playbook::TaskAction::FlushHandlers)
+            {
+                continue;
+            }
+            let question = format!(
+                "Perform task: TASK: {} (N)o/(y)es/(c)ontinue: ",
+                task.display_name()
+            );
+            let answer = ask(&question, false)
+                .ok_or_else(|| Diags::from(Diag::new("--step needs a terminal to ask on")))?;
+            match answer.trim().to_lowercase().as_str() {
+                "y" | "yes" => {}
+                "c" | "continue" => all = true,
+                _ => {
+                    tags.excluded.insert((pi, ti));
+                }
+            }
+        }
+    }
+    loaded.plan = Plan::build(&loaded.pb, &loaded.inv, l.select.limit.as_deref(), &tags)?;
+    Ok(())
 }
 
 /// `-e k=v k2=v2`, `-e @vars.yml`, `-e '{"k": 1}'`; later ones win.

@@ -139,6 +139,13 @@ struct ApplyArgs {
     /// Only check the playbook, as `prov validate` does.
     #[arg(long)]
     syntax_check: bool,
+    /// Ask before the run, task by task, which tasks run: (y)es, (N)o, or (c)ontinue with
+    /// all the rest.
+    #[arg(long)]
+    step: bool,
+    /// Accepted for ansible-playbook's sake and ignored: prov's modules are built in.
+    #[arg(short = 'M', long = "module-path", value_name = "PATH")]
+    module_path: Vec<String>,
     /// SSH key exchange algorithms, most preferred first (comma separated). The default puts
     /// curve25519-sha256 first: as safe for a provisioning session and ~65 ms less CPU per
     /// connection than the post-quantum hybrids.
@@ -391,7 +398,16 @@ fn apply(a: ApplyArgs) -> i32 {
         out(&format!("\nplaybook: {}\n", loaded.pb.path.display()));
         return exit::OK;
     }
+    if !a.module_path.is_empty() {
+        tracing::warn!("-M/--module-path is ignored: prov's modules are built in");
+    }
     if let Err(d) = loaded.pb.ask_prompts(crate::prompt::ask_on_terminal) {
+        return bad_input(&d);
+    }
+    if a.step
+        && let Err(d) =
+            crate::app::step_through(&mut loaded, &a.load, crate::prompt::ask_on_terminal)
+    {
         return bad_input(&d);
     }
     let hkc = match a

@@ -600,6 +600,57 @@ fn vars_prompt_asks_on_a_terminal_and_refuses_without_one() {
     assert!(!out.exists(), "a refused run touched the host");
 }
 
+/// `--step` asks for each task in turn: yes runs it, no (or just Enter) leaves it out,
+/// continue runs it and every task after it without asking; without a terminal it refuses.
+#[test]
+fn step_asks_task_by_task() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("site.yml");
+    let mut text = String::from("- hosts: all\n  gather_facts: false\n  tasks:\n");
+    for name in ["one", "two", "three", "four", "five"] {
+        text.push_str(&format!(
+            "    - name: {name}\n      copy: {{dest: {}/{name}, content: x}}\n",
+            dir.path().display()
+        ));
+    }
+    std::fs::write(&pb, text).unwrap();
+    let args = [
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+        "--step",
+    ];
+    let (mut child, mut master, _slave) = on_a_terminal(&args);
+    for answer in ["y", "n", "", "c"] {
+        let asked = read_until(&mut master, "(N)o/(y)es/(c)ontinue: ");
+        assert!(asked.contains("Perform task: TASK: "), "{asked}");
+        master.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let rest = read_until(&mut master, "PLAY RECAP");
+    assert!(child.wait().unwrap().success(), "{rest}");
+    assert!(
+        !rest.contains("Perform task"),
+        "asked after continue:\n{rest}"
+    );
+    let made: Vec<bool> = ["one", "two", "three", "four", "five"]
+        .iter()
+        .map(|n| dir.path().join(n).exists())
+        .collect();
+    assert_eq!(made, [true, false, false, true, true]);
+
+    let run = common::prov(&args);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("--step needs a terminal"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// `prov validate` runs nothing on this machine: a `pipe` lookup is described, not run, even
 /// when validation then succeeds.
 #[test]

@@ -44,7 +44,7 @@ fn vault_password_file() -> PathBuf {
 
 /// `ansible-playbook` on this machine; the number of changed tasks from its recap.
 /// (`inventory`: local hosts, `localhost,` or `h1,h2`.)
-fn ansible_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
+fn ansible_on(pb: &Path, root: &Path, inventory: &str, args: &[&str]) -> u64 {
     let v = venv();
     let out = Command::new(v.join("bin/ansible-playbook"))
         .args(["-i", inventory, "-c", "local"])
@@ -57,6 +57,7 @@ fn ansible_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
         .arg(format!("root={}", root.display()))
         .arg("--vault-password-file")
         .arg(vault_password_file())
+        .args(args)
         .arg(pb)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
@@ -79,9 +80,10 @@ fn ansible_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
 
 /// prov on this machine; the number of changed tasks from its report.
 /// (`inventory` as for [`ansible_on`].)
-fn prov_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
+fn prov_on(pb: &Path, root: &Path, inventory: &str, args: &[&str]) -> u64 {
     let root_var = format!("root={}", root.display());
-    let run = common::prov(&[
+    let vault = vault_password_file();
+    let mut all = vec![
         "apply",
         pb.to_str().unwrap(),
         "-i",
@@ -91,8 +93,10 @@ fn prov_on(pb: &Path, root: &Path, inventory: &str) -> u64 {
         "-e",
         &root_var,
         "--vault-password-file",
-        vault_password_file().to_str().unwrap(),
-    ]);
+        vault.to_str().unwrap(),
+    ];
+    all.extend(args);
+    let run = common::prov(&all);
     assert_eq!(run.code, 0, "prov {}:\n{}", pb.display(), run.all_output());
     run.changed()
 }
@@ -129,11 +133,16 @@ fn differential(case: &str) {
 /// [`differential`] on an inventory of local hosts (`h1,h2`): every host runs on this
 /// machine, as `-c local` and `ansible_connection=local` make them.
 fn differential_on(case: &str, inventory: &str) {
+    differential_with(case, inventory, &[])
+}
+
+/// [`differential_on`] with more command-line arguments for both tools.
+fn differential_with(case: &str, inventory: &str, args: &[&str]) {
     if !ansible_available(case) {
         return;
     }
-    let ansible = |pb: &Path, root: &Path| ansible_on(pb, root, inventory);
-    let prov = |pb: &Path, root: &Path| prov_on(pb, root, inventory);
+    let ansible = |pb: &Path, root: &Path| ansible_on(pb, root, inventory, args);
+    let prov = |pb: &Path, root: &Path| prov_on(pb, root, inventory, args);
     let pb = common::fixtures().join("differential").join(case);
     let dir = tempfile::tempdir().unwrap();
     let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
@@ -598,4 +607,13 @@ fn delegate_facts_and_task_connection_local_as_in_ansible() {
 #[test]
 fn async_jobs_and_async_status_as_in_ansible() {
     differential("async.yml");
+}
+
+#[test]
+fn start_at_task_skips_what_comes_before_as_in_ansible() {
+    differential_with(
+        "start_at.yml",
+        "localhost,",
+        &["--start-at-task", "web : se*"],
+    );
 }

@@ -22,7 +22,7 @@ use crate::inventory::Inventory;
 use crate::playbook::{Play, Playbook, Strategy, Task, TaskAction};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Map;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +80,10 @@ pub struct Plan {
 pub struct TagFilter {
     pub only: Vec<String>,
     pub skip: Vec<String>,
+    /// `--start-at-task`: tasks before the first whose name matches this pattern do not run.
+    pub start_at: Option<String>,
+    /// Tasks left out by name (`--step` answered no): (play, task) indices.
+    pub excluded: HashSet<(usize, usize)>,
 }
 
 impl TagFilter {
@@ -101,6 +105,36 @@ impl TagFilter {
                     || (o == "untagged" && task.tags.is_empty())
             })
     }
+}
+
+/// The tasks before the first one `--start-at-task` names (its name, or `role : name`,
+/// matched as a shell pattern, as Ansible matches it); the task-like steps prov adds (handler
+/// flushes) always stay.
+fn tasks_before(pb: &Playbook, pattern: &str) -> Result<HashSet<(usize, usize)>, Diags> {
+    let glob = glob::Pattern::new(pattern).ok();
+    let matches = |t: &Task| {
+        let full = t.display_name();
+        let names = [t.name_opt.clone().unwrap_or_default(), full];
+        names
+            .iter()
+            .any(|n| n == pattern || glob.as_ref().is_some_and(|g| g.matches(n)))
+    };
+    let mut before = HashSet::new();
+    for (pi, play) in pb.plays.iter().enumerate() {
+        for (ti, t) in play.tasks.iter().enumerate() {
+            if matches!(t.action, TaskAction::Module { .. } | TaskAction::Include(_)) && matches(t)
+            {
+                return Ok(before);
+            }
+            if !matches!(t.action, TaskAction::FlushHandlers) {
+                before.insert((pi, ti));
+            }
+        }
+    }
+    Err(Diag::new(format!(
+        "no task named '{pattern}' to start at (--start-at-task matches task names, or `role : name`, as shell patterns)"
+    ))
+    .into())
 }
 
 impl Plan {
@@ -128,6 +162,10 @@ impl Plan {
             play_hosts_unlimited: vec![],
             tags: tags.clone(),
         };
+        let before_start = match &tags.start_at {
+            Some(pattern) => tasks_before(pb, pattern)?,
+            None => HashSet::new(),
+        };
         // (play, task index) → node per host
         let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();
         for (pi, play) in pb.plays.iter().enumerate() {
@@ -150,6 +188,7 @@ impl Plan {
             play.order.apply(&mut hosts);
             let selected: Vec<usize> = (0..play.tasks.len())
                 .filter(|&i| tags.selects(&play.tasks[i]))
+                .filter(|&i| !before_start.contains(&(pi, i)) && !tags.excluded.contains(&(pi, i)))
                 .collect();
             for &ti in &selected {
                 for h in &hosts {
