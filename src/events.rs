@@ -79,6 +79,21 @@ pub struct TaskResult {
     /// Show `msg` on the line (failures, `debug`).
     #[serde(skip)]
     pub show_msg: bool,
+    /// A loop's items, each with its label and outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemResult>,
+    /// What `register` stores (secrets scrubbed): shown with `-v`.
+    #[serde(skip)]
+    pub result: Option<serde_json::Value>,
+}
+
+/// One item of a loop, as its line shows it (`changed: [h1] => (item=nginx)`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemResult {
+    pub label: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub msg: String,
 }
 
 impl TaskResult {
@@ -97,6 +112,8 @@ impl TaskResult {
             duration_ms: 0,
             quiet: false,
             show_msg: matches!(status, Status::Failed | Status::Unreachable),
+            items: vec![],
+            result: None,
         }
     }
 }

@@ -26,6 +26,29 @@ pub struct Renderer {
     bars: Option<Bars>,
     /// Print nothing (see [`Renderer::quiet`]).
     quiet: bool,
+    /// The task whose banner was printed last: results of one task that come one after the
+    /// other share its banner, as in Ansible's output.
+    banner: Option<String>,
+    /// Colour the status words (stdout is a terminal and `NO_COLOR` is not set).
+    colour: bool,
+}
+
+/// Whether output to stdout is coloured: on a terminal, unless `NO_COLOR` (any value, see
+/// no-color.org) or `ANSIBLE_NOCOLOR` asks otherwise.
+fn colour_wanted() -> bool {
+    std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("ANSIBLE_NOCOLOR").is_none_or(|v| v.is_empty() || v == "0")
+}
+
+/// The ANSI colour Ansible gives a status word.
+fn colour_of(word: &str) -> &'static str {
+    match word {
+        "ok" => "32",
+        "changed" => "33",
+        "skipping" | "failed (ignored)" | "failed (rescued)" => "36",
+        _ => "31",
+    }
 }
 
 /// Writes to stdout, and carries on when stdout is gone (`prov apply … | head -3`): what the
@@ -116,6 +139,8 @@ impl Renderer {
             results: vec![],
             bars: None,
             quiet: false,
+            banner: None,
+            colour: !opts.json && colour_wanted(),
         }
     }
 
@@ -136,6 +161,7 @@ impl Renderer {
         match ev {
             Event::RunStart { hosts, nodes, .. } => self.start(hosts, *nodes),
             Event::PlayStart { name, hosts } => {
+                self.banner = None;
                 self.line(&format!(
                     "\nPLAY [{name}] ({} hosts) {}",
                     hosts.len(),
@@ -218,14 +244,63 @@ impl Renderer {
             (Status::Skipped, _) => "skipping",
             (Status::Unreachable, _) => "unreachable",
         };
-        let mut line = format!("{word}: [{}] {}", r.host, r.task);
+        self.task_banner(&r.task);
+        for item in &r.items {
+            self.item_line(r, item);
+        }
+        let mut line = format!("{}: [{}] {}", self.paint(word), r.host, r.task);
         let show_msg = r.show_msg || r.ignored || self.opts.verbose > 0;
         if show_msg && !r.msg.is_empty() {
             line.push_str(&format!(" => {}", r.msg));
         }
         self.line(&line);
+        if let (true, Some(result)) = (self.opts.verbose > 0, &r.result) {
+            self.line(&format!("    {result}"));
+        }
         if let (true, Some(d)) = (self.opts.diff, &r.diff) {
             self.line(d.trim_end());
+        }
+    }
+
+    /// `TASK [name] ****` before the first result of a task (again after another task's).
+    fn task_banner(&mut self, task: &str) {
+        if self.banner.as_deref() == Some(task) {
+            return;
+        }
+        self.banner = Some(task.to_string());
+        let banner = match task.strip_prefix("handler: ") {
+            Some(h) => format!("RUNNING HANDLER [{h}]"),
+            None => format!("TASK [{task}]"),
+        };
+        self.line(&format!("\n{banner} {}", "*".repeat(40)));
+    }
+
+    /// One loop item as Ansible shows it: `changed: [h1] => (item=nginx)`.
+    fn item_line(&self, r: &TaskResult, item: &crate::events::ItemResult) {
+        let word = match item.status {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Skipped => "skipping",
+            Status::Failed if r.ignored => "failed (ignored)",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+        };
+        let mut line = format!(
+            "{}: [{}] => (item={})",
+            self.paint(word),
+            r.host,
+            item.label
+        );
+        if matches!(item.status, Status::Failed | Status::Unreachable) && !item.msg.is_empty() {
+            line.push_str(&format!(" => {}", item.msg));
+        }
+        self.line(&line);
+    }
+
+    fn paint(&self, word: &str) -> String {
+        match self.colour {
+            true => format!("\x1b[{}m{word}\x1b[0m", colour_of(word)),
+            false => word.to_string(),
         }
     }
 

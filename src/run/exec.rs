@@ -192,6 +192,11 @@ async fn run_reported(
     if task.no_log {
         event.msg = "the output has been hidden due to no_log".to_string();
         event.diff = None;
+        event.result = None;
+        for item in &mut event.items {
+            item.label = "None".into();
+            item.msg.clear();
+        }
     }
     event.show_msg |= task.caps().shows_msg;
     event.rescued = result.status == Status::Failed
@@ -503,6 +508,14 @@ fn combine_items(task: &Task, results: Vec<(NodeResult, String)>) -> NodeResult 
         registered: json!({"changed": changed, "failed": status == Status::Failed, "skipped": status == Status::Skipped, "msg": "All items completed", "results": results.iter().map(|(r, _)| r.registered.clone()).collect::<Vec<_>>()}),
         facts,
         facts_for: None,
+        items: results
+            .iter()
+            .map(|(r, label)| crate::events::ItemResult {
+                label: label.clone(),
+                status: r.status,
+                msg: r.msg.clone(),
+            })
+            .collect(),
         secrets: results
             .iter()
             .flat_map(|(r, _)| r.secrets.clone())
@@ -721,6 +734,7 @@ fn judge(task: &Task, templar: &Templar, mut o: Outcome) -> NodeResult {
         registered: Json::Object(registered),
         facts,
         facts_for: None,
+        items: vec![],
         secrets,
     }
 }

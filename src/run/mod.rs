@@ -209,7 +209,30 @@ impl Shared {
     fn emit(&self, mut r: TaskResult) {
         r.msg = self.scrub(&r.msg);
         r.diff = r.diff.map(|d| self.scrub(&d));
+        if let Some(result) = &mut r.result {
+            self.scrub_json(result);
+        }
+        for item in &mut r.items {
+            item.label = self.scrub(&item.label);
+            item.msg = self.scrub(&item.msg);
+        }
         let _ = self.tx.send(Event::TaskDone(r));
+    }
+
+    /// Every string in `v` (keys too) scrubbed of secrets.
+    fn scrub_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = self.scrub(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.scrub_json(x)),
+            serde_json::Value::Object(m) => {
+                let entries = std::mem::take(m);
+                for (k, mut x) in entries {
+                    self.scrub_json(&mut x);
+                    m.insert(self.scrub(&k), x);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Reports a node that did not run.

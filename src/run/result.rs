@@ -17,6 +17,8 @@ pub struct NodeResult {
     pub facts: Map<String, Json>,
     /// The host `facts` belong to when not the task's own (`delegate_facts`).
     pub facts_for: Option<String>,
+    /// A loop's items: label, outcome and message of each.
+    pub items: Vec<crate::events::ItemResult>,
     /// Values of the data its module declares secret (`Caps::secret_data`), to be scrubbed from all output.
     pub secrets: Vec<String>,
 }
@@ -32,6 +34,7 @@ impl NodeResult {
             registered: json!({"failed": true, "changed": false, "msg": msg}),
             facts: Map::new(),
             facts_for: None,
+            items: vec![],
             secrets: vec![],
         }
     }
@@ -46,6 +49,7 @@ impl NodeResult {
             registered: json!({"skipped": true, "changed": false, "skip_reason": msg}),
             facts: Map::new(),
             facts_for: None,
+            items: vec![],
             secrets: vec![],
         }
     }
@@ -60,6 +64,7 @@ impl NodeResult {
             registered: json!({"unreachable": true, "msg": msg}),
             facts: Map::new(),
             facts_for: None,
+            items: vec![],
             secrets: vec![],
         }
     }
@@ -86,6 +91,8 @@ impl NodeResult {
         r.msg = self.msg.clone();
         r.diff = self.diff.clone();
         r.ignored = self.ignored;
+        r.items = self.items.clone();
+        r.result = Some(self.registered.clone());
         r
     }
 }
