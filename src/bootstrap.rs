@@ -397,6 +397,7 @@ fn run_group(
         json: false,
         diff: a.diff,
         verbose: a.verbose,
+        adhoc: false,
     };
     Ok(app::execute(loaded, opts, out))
 }

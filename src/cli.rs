@@ -38,6 +38,8 @@ struct Cli {
 enum Cmd {
     /// Apply a playbook to the hosts of an inventory.
     Apply(ApplyArgs),
+    /// Run one module on the hosts a pattern names, like `ansible all -m ping`.
+    Run(AdhocArgs),
     /// Load and check a playbook and build its graph without touching any host.
     Validate(LoadArgs),
     /// Print the (host, task) graph as DOT.
@@ -82,6 +84,52 @@ enum ConfigCmd {
 struct ApplyArgs {
     #[command(flatten)]
     load: LoadArgs,
+    #[command(flatten)]
+    run: RunOpts,
+    /// Only list the hosts each play would run on.
+    #[arg(long)]
+    list_hosts: bool,
+    /// Only list the tasks each play would run (after --tags/--skip-tags).
+    #[arg(long)]
+    list_tasks: bool,
+    /// Only list the tags of the tasks each play would run.
+    #[arg(long)]
+    list_tags: bool,
+    /// Only check the playbook, as `prov validate` does.
+    #[arg(long)]
+    syntax_check: bool,
+    /// Ask before the run, task by task, which tasks run: (y)es, (N)o, or (c)ontinue with
+    /// all the rest.
+    #[arg(long)]
+    step: bool,
+    /// Accepted for ansible-playbook's sake and ignored: prov's modules are built in.
+    #[arg(short = 'M', long = "module-path", value_name = "PATH")]
+    module_path: Vec<String>,
+}
+
+#[derive(Args)]
+struct AdhocArgs {
+    /// The hosts: a pattern as in a play's `hosts:` (`all`, `web:!db`, `h1`).
+    pattern: String,
+    /// The module to run.
+    #[arg(short = 'm', long = "module-name", default_value = "command")]
+    module: String,
+    /// The module's arguments: `k=v ...`, or the command line for `command`/`shell`.
+    #[arg(short = 'a', long = "args")]
+    args: Option<String>,
+    /// Inventory: a file, a directory, or a comma list `a,b,` (repeatable; sources merge).
+    /// Default: ansible.cfg's `inventory` (or ANSIBLE_INVENTORY).
+    #[arg(short = 'i', long = "inventory")]
+    inventory: Vec<String>,
+    #[command(flatten)]
+    select: crate::app::Select,
+    #[command(flatten)]
+    run: RunOpts,
+}
+
+/// How a run goes: shared by `apply` and the ad-hoc `run`.
+#[derive(Args)]
+struct RunOpts {
     /// Dry run: report what would change, change nothing (exit 2 when something would).
     #[arg(short = 'C', long)]
     check: bool,
@@ -127,25 +175,6 @@ struct ApplyArgs {
     /// The SSH key for hosts whose inventory does not name one (`private_key_file`).
     #[arg(long = "private-key", alias = "key-file")]
     private_key: Option<PathBuf>,
-    /// Only list the hosts each play would run on.
-    #[arg(long)]
-    list_hosts: bool,
-    /// Only list the tasks each play would run (after --tags/--skip-tags).
-    #[arg(long)]
-    list_tasks: bool,
-    /// Only list the tags of the tasks each play would run.
-    #[arg(long)]
-    list_tags: bool,
-    /// Only check the playbook, as `prov validate` does.
-    #[arg(long)]
-    syntax_check: bool,
-    /// Ask before the run, task by task, which tasks run: (y)es, (N)o, or (c)ontinue with
-    /// all the rest.
-    #[arg(long)]
-    step: bool,
-    /// Accepted for ansible-playbook's sake and ignored: prov's modules are built in.
-    #[arg(short = 'M', long = "module-path", value_name = "PATH")]
-    module_path: Vec<String>,
     /// SSH key exchange algorithms, most preferred first (comma separated). The default puts
     /// curve25519-sha256 first: as safe for a provisioning session and ~65 ms less CPU per
     /// connection than the post-quantum hybrids.
@@ -219,17 +248,22 @@ pub fn main() -> i32 {
     };
     init_logging(cli.verbose);
     let overrides = match &cli.cmd {
-        Cmd::Apply(a) => apply_overrides(a),
+        Cmd::Apply(a) => apply_overrides(&a.run),
+        Cmd::Run(a) => apply_overrides(&a.run),
         _ => vec![],
     };
     if let Err(e) = crate::config::init_with(&overrides) {
         return bad_input(&Diag::new(e).into());
     }
     match cli.cmd {
-        Cmd::Apply(a) => apply(ApplyArgs {
-            verbose: cli.verbose,
-            ..a
-        }),
+        Cmd::Apply(mut a) => {
+            a.run.verbose = cli.verbose;
+            apply(a)
+        }
+        Cmd::Run(mut a) => {
+            a.run.verbose = cli.verbose;
+            adhoc(a)
+        }
         Cmd::Validate(l) => match load_all(&l) {
             Ok(loaded) => {
                 out(&format!(
@@ -363,7 +397,7 @@ pub fn config_defaults(cfg: &crate::config::Config) -> crate::connection::ssh::C
 
 /// What `-b`, `--become-user`, `-u` and `--private-key` set: ansible.cfg's settings, from the
 /// command line (below the playbook's keywords and the inventory's variables, as in Ansible).
-fn apply_overrides(a: &ApplyArgs) -> Vec<(&'static str, String)> {
+fn apply_overrides(a: &RunOpts) -> Vec<(&'static str, String)> {
     let mut o = vec![];
     if a.become_ {
         o.push(("DEFAULT_BECOME", "true".to_string()));
@@ -410,6 +444,47 @@ fn apply(a: ApplyArgs) -> i32 {
     {
         return bad_input(&d);
     }
+    run_loaded(loaded, &a.run, false)
+}
+
+/// `prov run PATTERN -m MODULE -a ARGS`: a one-task play, loaded and checked like any
+/// playbook (from a file in a temporary directory), its results printed as Ansible's ad-hoc
+/// commands print them.
+fn adhoc(a: AdhocArgs) -> i32 {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return bad_input(&Diag::new(format!("cannot make a temporary directory: {e}")).into());
+        }
+    };
+    let playbook = dir.path().join("ad-hoc.yml");
+    let args = Json::String(a.args.clone().unwrap_or_default());
+    let text = format!(
+        "- name: Ad-hoc\n  hosts: {}\n  gather_facts: false\n  tasks:\n    - {}: {}\n",
+        Json::String(a.pattern.clone()),
+        Json::String(a.module.clone()),
+        match a.args.as_deref().map(str::trim) {
+            None | Some("") => "{}".to_string(),
+            Some(_) => args.to_string(),
+        }
+    );
+    if let Err(e) = std::fs::write(&playbook, text) {
+        return bad_input(&Diag::new(format!("cannot write the ad-hoc play: {e}")).into());
+    }
+    let load = LoadArgs {
+        playbook,
+        inventory: a.inventory.clone(),
+        select: a.select.clone(),
+    };
+    let loaded = match load_all(&load) {
+        Ok(v) => v,
+        Err(d) => return bad_input(&d),
+    };
+    run_loaded(loaded, &a.run, true)
+}
+
+/// Runs a loaded playbook with the run's options: connections, output, recap, report.
+fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
     let hkc = match a
         .host_key_checking
         .as_deref()
@@ -455,9 +530,10 @@ fn apply(a: ApplyArgs) -> i32 {
         json: a.json,
         diff: a.diff,
         verbose: a.verbose,
+        adhoc,
     };
     let done = crate::app::execute(loaded, opts, output);
-    if !a.json {
+    if !a.json && !adhoc {
         out(&done.recap());
     }
     if let Some(path) = &a.report {

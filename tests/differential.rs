@@ -617,3 +617,99 @@ fn start_at_task_skips_what_comes_before_as_in_ansible() {
         &["--start-at-task", "web : se*"],
     );
 }
+
+/// `prov run` prints what `ansible` prints for an ad-hoc `ping` and command, and a module run
+/// ad hoc leaves what Ansible's leaves.
+#[test]
+fn ad_hoc_runs_as_ansible_runs_them() {
+    if !ansible_available("ad hoc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let python = format!(
+        "ansible_python_interpreter={}",
+        venv().join("bin/python").display()
+    );
+    for (module, args) in [("ping", ""), ("command", "echo hi there")] {
+        let mut a = Command::new(venv().join("bin/ansible"));
+        a.args([
+            "all",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            &python,
+            "-m",
+            module,
+        ]);
+        let mut p = vec![
+            "run",
+            "all",
+            "-i",
+            "localhost,",
+            "-e",
+            "ansible_connection=local",
+            "-m",
+            module,
+        ];
+        if !args.is_empty() {
+            a.args(["-a", args]);
+            p.extend(["-a", args]);
+        }
+        let a = a.env("ANSIBLE_NOCOLOR", "1").output().unwrap();
+        let p = common::prov(&p);
+        assert_eq!(p.code, 0, "{}", p.all_output());
+        assert_eq!(
+            p.stdout,
+            String::from_utf8_lossy(&a.stdout),
+            "prov (left), ansible (right)"
+        );
+    }
+    for (tool, root) in [
+        ("ansible", dir.path().join("a")),
+        ("prov", dir.path().join("p")),
+    ] {
+        let args = format!(
+            "path={}/made/deep state=directory mode=0750",
+            root.display()
+        );
+        let ok = match tool {
+            "ansible" => Command::new(venv().join("bin/ansible"))
+                .args([
+                    "all",
+                    "-i",
+                    "localhost,",
+                    "-c",
+                    "local",
+                    "-e",
+                    &python,
+                    "-m",
+                    "file",
+                    "-a",
+                    &args,
+                ])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            _ => {
+                let r = common::prov(&[
+                    "run",
+                    "all",
+                    "-i",
+                    "localhost,",
+                    "-e",
+                    "ansible_connection=local",
+                    "-m",
+                    "file",
+                    "-a",
+                    &args,
+                ]);
+                r.code == 0
+            }
+        };
+        assert!(ok, "{tool} failed");
+    }
+    assert_eq!(tree(&dir.path().join("p")), tree(&dir.path().join("a")));
+}

@@ -23,6 +23,7 @@ pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
 pub mod meta;
+pub mod ping;
 pub mod set_fact;
 pub mod stat;
 pub mod systemd_dropin;
@@ -253,6 +254,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<group::GroupModule>(),
     ModuleDef::of::<wait_for::WaitForModule>(),
     ModuleDef::of::<async_status::AsyncStatusModule>(),
+    ModuleDef::of::<ping::PingModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

@@ -17,6 +17,8 @@ pub struct OutputOptions {
     pub json: bool,
     pub diff: bool,
     pub verbose: u8,
+    /// Results as `prov run` (Ansible's ad-hoc commands) prints them: one block per host.
+    pub adhoc: bool,
 }
 
 /// Consumes events; prints as they come; remembers what the recap and report need.
@@ -41,12 +43,24 @@ fn colour_wanted() -> bool {
         && std::env::var_os("ANSIBLE_NOCOLOR").is_none_or(|v| v.is_empty() || v == "0")
 }
 
+/// JSON indented by four spaces, as Ansible prints results.
+fn pretty(v: &Json) -> String {
+    use serde::Serialize;
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    match v.serialize(&mut ser) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => v.to_string(),
+    }
+}
+
 /// The ANSI colour Ansible gives a status word.
 fn colour_of(word: &str) -> &'static str {
     match word {
-        "ok" => "32",
-        "changed" => "33",
-        "skipping" | "failed (ignored)" | "failed (rescued)" => "36",
+        "ok" | "SUCCESS" => "32",
+        "changed" | "CHANGED" => "33",
+        "skipping" | "SKIPPED" | "failed (ignored)" | "failed (rescued)" => "36",
         _ => "31",
     }
 }
@@ -160,6 +174,7 @@ impl Renderer {
         }
         match ev {
             Event::RunStart { hosts, nodes, .. } => self.start(hosts, *nodes),
+            Event::PlayStart { .. } if self.opts.adhoc => {}
             Event::PlayStart { name, hosts } => {
                 self.banner = None;
                 self.line(&format!(
@@ -235,6 +250,9 @@ impl Renderer {
         if let Some(b) = &self.bars {
             b.overall.inc(1);
         }
+        if self.opts.adhoc {
+            return self.adhoc_result(r);
+        }
         let word = match (r.status, r.ignored) {
             (Status::Failed, _) if r.rescued => "failed (rescued)",
             (Status::Failed, _) => "failed",
@@ -256,6 +274,63 @@ impl Renderer {
         self.line(&line);
         if let (true, Some(result)) = (self.opts.verbose > 0, &r.result) {
             self.line(&format!("    {result}"));
+        }
+        if let (true, Some(d)) = (self.opts.diff, &r.diff) {
+            self.line(d.trim_end());
+        }
+    }
+
+    /// A result as Ansible's ad-hoc commands show it: `h1 | CHANGED | rc=0 >>` and the
+    /// output for a command, `h1 | SUCCESS => {...}` (the result, indented) for a module.
+    fn adhoc_result(&self, r: &TaskResult) {
+        let result = r.result.clone().unwrap_or(Json::Null);
+        let command = matches!(r.task.as_str(), "command" | "shell") && result.get("rc").is_some();
+        let word = match (r.status, command) {
+            (Status::Changed, _) => "CHANGED",
+            (Status::Ok, _) => "SUCCESS",
+            (Status::Skipped, _) => "SKIPPED",
+            (Status::Failed, true) => "FAILED",
+            (Status::Failed, false) => "FAILED!",
+            (Status::Unreachable, _) => "UNREACHABLE!",
+        };
+        let word = self.paint(word);
+        if command {
+            let text = |k: &str| {
+                result
+                    .get(k)
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let mut body = text("stdout");
+            let err = text("stderr");
+            if !err.is_empty() {
+                body = if body.is_empty() {
+                    err
+                } else {
+                    format!("{body}\n{err}")
+                };
+            }
+            self.line(&format!(
+                "{} | {word} | rc={} >>\n{body}",
+                r.host, result["rc"]
+            ));
+        } else if r.status == Status::Skipped {
+            self.line(&format!("{} | {word}", r.host));
+        } else {
+            // Keys sorted, `failed`/`skipped` only when true, as Ansible shows a result.
+            let shown: BTreeMap<String, Json> = match &result {
+                Json::Object(m) => m
+                    .iter()
+                    .filter(|(k, v)| {
+                        !(matches!(k.as_str(), "failed" | "skipped") && **v == Json::Bool(false))
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                _ => BTreeMap::from([("msg".to_string(), json!(r.msg))]),
+            };
+            let shown = json!(shown);
+            self.line(&format!("{} | {word} => {}", r.host, pretty(&shown)));
         }
         if let (true, Some(d)) = (self.opts.diff, &r.diff) {
             self.line(d.trim_end());

@@ -81,6 +81,7 @@ pub fn provision(spec: &Spec, host: &PlayHost) -> Result<i32, String> {
         json: false,
         diff: false,
         verbose: 0,
+        adhoc: false,
     };
     let done = app::execute(loaded, opts, out);
     crate::output::out(&done.recap());

@@ -125,6 +125,7 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
                 json: false,
                 diff: false,
                 verbose: a.verbose,
+                adhoc: false,
             };
             let renderer = match a.verbose {
                 0 => Renderer::new(out).quiet(),
