@@ -57,6 +57,15 @@ enum Cmd {
     Bootstrap(crate::bootstrap::BootstrapArgs),
     /// Encrypt and decrypt files and strings with Ansible Vault, as ansible-vault does.
     Vault(crate::vault::cmd::VaultCmd),
+    /// A module's parameters, or the list of modules.
+    Doc {
+        /// The module (a name, alias or FQCN); none: every module.
+        module: Option<String>,
+    },
+    /// A shell completion script for prov, to source or install (bash, zsh, fish, ...).
+    Completions { shell: clap_complete::Shell },
+    /// prov's man page (roff), generated from its command line: `prov man | man -l -`.
+    Man,
     /// The ansible.cfg settings in effect.
     Config {
         #[command(subcommand)]
@@ -287,6 +296,25 @@ pub fn main() -> i32 {
             Err(d) => bad_input(&d),
         },
         Cmd::Inventory(a) => inventory_cmd(a),
+        Cmd::Doc { module } => crate::modules::doc::print(module.as_deref()),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "prov", &mut buf);
+            out(&String::from_utf8_lossy(&buf));
+            exit::OK
+        }
+        Cmd::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            match clap_mangen::Man::new(cmd).render(&mut buf) {
+                Ok(()) => {
+                    out(&String::from_utf8_lossy(&buf));
+                    exit::OK
+                }
+                Err(e) => bad_input(&Diag::new(format!("cannot render the man page: {e}")).into()),
+            }
+        }
         Cmd::Schedule(a) => crate::timer::schedule(a),
         Cmd::ScheduledRun(a) => crate::timer::scheduled_run(crate::timer::RunArgs {
             verbose: cli.verbose,

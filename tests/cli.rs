@@ -785,3 +785,45 @@ fn verbosity_levels_show_more_and_never_a_no_log_command() {
     assert!(vvv.contains("\necho second-line"), "{vvv}");
     assert!(!vv.contains("\necho second-line"), "{vv}");
 }
+
+/// `prov doc`, `prov completions` and `prov man` are generated from the declarations: a
+/// module's page lists its parameters, the completion script knows the subcommands, the man
+/// page is roff naming them.
+#[test]
+fn docs_completions_and_man_page_come_from_the_declarations() {
+    let list = common::prov(&["doc"]);
+    assert_eq!(list.code, 0);
+    assert!(
+        list.stdout.lines().any(|l| l.starts_with("copy ")),
+        "{}",
+        list.stdout
+    );
+    let copy = common::prov(&["doc", "ansible.builtin.copy"]);
+    assert!(
+        copy.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("dest") && l.contains("required")),
+        "{}",
+        copy.stdout
+    );
+    let unknown = common::prov(&["doc", "cpy"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("did you mean 'copy'"),
+        "{}",
+        unknown.stderr
+    );
+    let bash = common::prov(&["completions", "bash"]);
+    assert!(
+        bash.stdout.contains("apply") && bash.stdout.contains("--start-at-task"),
+        "{}",
+        bash.stdout
+    );
+    let man = common::prov(&["man"]);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH prov"),
+        "{}",
+        man.stdout
+    );
+    assert!(man.stdout.contains("apply"), "{}", man.stdout);
+}

@@ -14,6 +14,7 @@ pub mod blockinfile;
 pub mod command;
 pub mod copy;
 pub mod debug;
+pub mod doc;
 pub mod docker_network;
 pub mod docker_node;
 pub mod docker_swarm;
