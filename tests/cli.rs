@@ -428,6 +428,14 @@ fn a_write_cut_off_by_a_killed_prov_leaves_the_old_file() {
 /// terminal would; returns the child, the master side and the slave side (kept open to read
 /// the terminal's settings).
 fn on_a_terminal(args: &[&str]) -> (std::process::Child, std::fs::File, std::fs::File) {
+    on_a_terminal_with(args, &[])
+}
+
+/// [`on_a_terminal`] with these environment variables set for prov.
+fn on_a_terminal_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::fs::File, std::fs::File) {
     use std::os::fd::{AsRawFd, FromRawFd};
     use std::os::unix::process::CommandExt;
     let (mut master, mut slave) = (0, 0);
@@ -452,6 +460,7 @@ fn on_a_terminal(args: &[&str]) -> (std::process::Child, std::fs::File, std::fs:
     let slave_fd = slave.as_raw_fd();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prov"));
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave.try_clone().unwrap());
@@ -826,4 +835,60 @@ fn docs_completions_and_man_page_come_from_the_declarations() {
         man.stdout
     );
     assert!(man.stdout.contains("apply"), "{}", man.stdout);
+}
+
+/// What an Ansible user reads: a `TASK [name]` banner over a task's results, one line per loop
+/// item, and on a terminal the status words in colour, unless `NO_COLOR` is set.
+#[test]
+fn output_has_banners_item_lines_and_colour_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, pb) = common::playbook(&format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: make files\n      copy: {{dest: \"{}/{{{{ item }}}}\", content: x}}\n\
+         \x20     loop: [one, two]\n",
+        dir.path().display()
+    ));
+    let args = [
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "-e",
+        "ansible_connection=local",
+    ];
+    let plain = common::prov(&args);
+    assert_eq!(plain.code, 0, "{}", plain.all_output());
+    let banner = plain.stdout.find("TASK [make files] ").expect("a banner");
+    let item = plain
+        .stdout
+        .find("changed: [h1] => (item=one)")
+        .expect("an item line");
+    assert!(banner < item, "{}", plain.stdout);
+    assert!(
+        plain.stdout.contains("changed: [h1] => (item=two)"),
+        "{}",
+        plain.stdout
+    );
+    assert!(
+        !plain.stdout.contains('\x1b'),
+        "colour in a pipe:\n{}",
+        plain.stdout
+    );
+
+    let (mut child, mut master, _slave) = on_a_terminal(&args);
+    let coloured = read_until(&mut master, "PLAY RECAP");
+    assert!(child.wait().unwrap().success(), "{coloured}");
+    assert!(
+        coloured.contains("\x1b[32mok\x1b[0m: [h1] => (item=one)"),
+        "{coloured:?}"
+    );
+
+    let (mut child, mut master, _slave) = on_a_terminal_with(&args, &[("NO_COLOR", "1")]);
+    let uncoloured = read_until(&mut master, "PLAY RECAP");
+    assert!(child.wait().unwrap().success(), "{uncoloured}");
+    assert!(
+        uncoloured.contains("ok: [h1] => (item=one)"),
+        "{uncoloured}"
+    );
+    assert!(!uncoloured.contains("\x1b[32m"), "{uncoloured:?}");
 }
