@@ -443,3 +443,49 @@ fn play_remote_user_and_connection_keywords() {
         "connection: local ran on this machine"
     );
 }
+
+/// A task's own `remote_user` logs in as that user (a second login to the host, kept for the
+/// run) where the inventory names no user; an inventory `ansible_user` wins over it, as in
+/// Ansible.
+#[test]
+fn task_remote_user_logs_in_as_that_user() {
+    if !lab_up("task remote_user") {
+        return;
+    }
+    sudo_user(1, "deployer", None);
+    let lab = lab_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen.txt");
+    let pb = dir.path().join("site.yml");
+    std::fs::write(
+        &pb,
+        format!(
+            "- hosts: h1\n  gather_facts: false\n  remote_user: root\n  tasks:\n\
+             \x20   - {{command: whoami, register: first, changed_when: false}}\n\
+             \x20   - {{command: whoami, register: second, changed_when: false, remote_user: deployer}}\n\
+             \x20   - {{command: whoami, register: third, changed_when: false}}\n\
+             \x20   - copy:\n        content: \"{{{{ first.stdout }}}} {{{{ second.stdout }}}} {{{{ third.stdout }}}}\\n\"\n        dest: {}\n      delegate_to: localhost\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    let keys = format!(
+        "ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={}",
+        lab.join("id_ed25519").display(),
+        lab.join("known_hosts").display()
+    );
+    for (user, want) in [
+        ("", "root deployer root"),
+        ("ansible_user=root ", "root root root"),
+    ] {
+        let inv = dir.path().join("hosts.ini");
+        std::fs::write(&inv, format!("h1 ansible_host=10.77.0.11 {user}{keys}\n")).unwrap();
+        let r = prov(&["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.all_output());
+        assert_eq!(
+            std::fs::read_to_string(&seen).unwrap().trim(),
+            want,
+            "inventory: {user:?}"
+        );
+    }
+}

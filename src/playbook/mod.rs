@@ -196,12 +196,11 @@ pub(crate) struct Inherit {
 /// What to do instead of an unsupported keyword.
 pub(crate) fn unsupported_hint(key: &str) -> String {
     match key {
-        "remote_user" => {
-            "set it on the play, or ansible_user in the inventory (one login per host)".into()
-        }
+        "remote_user" => "set it on the play or on each task, or ansible_user in the inventory".into(),
         "connection" => {
-            "set it on the play, or ansible_connection in the inventory (one per host)".into()
+            "set it on the play, `connection: local` on each task, or ansible_connection in the inventory".into()
         }
+        "delegate_facts" | "async" | "poll" => "set it on each task".into(),
         _ => "remove it; prov would otherwise ignore it silently".into(),
     }
 }

@@ -99,6 +99,8 @@ pub struct Task {
     pub delegate_facts: bool,
     /// `async`: the most seconds the task may take, and `poll` (0: start a job and go on).
     pub async_: Option<AsyncRun>,
+    /// The task's own `remote_user` (a template): its login, unless the inventory names one.
+    pub remote_user: Option<String>,
     pub delegate_to: Option<String>,
     pub needs: Vec<Need>,
     pub no_log: bool,
@@ -181,6 +183,7 @@ impl Task {
             delegate_to: None,
             delegate_facts: false,
             async_: None,
+            remote_user: None,
             needs: vec![],
             no_log: inherit.no_log,
             check_mode: inherit.check_mode,
@@ -224,6 +227,7 @@ const TASK_KEYS: &[&str] = &[
     "connection",
     "async",
     "poll",
+    "remote_user",
     "needs",
     "no_log",
     "args",
@@ -248,7 +252,13 @@ pub struct AsyncRun {
 }
 
 /// Task keywords a block or an include does not take (a task does).
-const TASK_ONLY_KEYS: &[&str] = &["connection", "delegate_facts", "async", "poll"];
+const TASK_ONLY_KEYS: &[&str] = &[
+    "connection",
+    "delegate_facts",
+    "async",
+    "poll",
+    "remote_user",
+];
 
 const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
 const INCLUDES: &[&str] = &[
@@ -832,6 +842,7 @@ impl Loader<'_> {
         if let Some(c) = node.get("connection") {
             self.task_connection(c, task);
         }
+        task.remote_user = node.get("remote_user").and_then(Node::scalar_text);
         if let Some(a) = node.get("async") {
             task.async_ = self.async_run(a, node.get("poll"), task);
         }

@@ -581,7 +581,14 @@ async fn run_module(
         Ok(e) => e,
         Err(msg) => return NodeResult::failed(at_task(task, msg)),
     };
-    let conn = match sh.connection(&target).await {
+    let remote_user = match &task.remote_user {
+        Some(u) => match templar.render_str(u) {
+            Ok(u) => Some(u),
+            Err(e) => return NodeResult::failed(at_task(task, e)),
+        },
+        None => None,
+    };
+    let conn = match sh.connection_as(&target, remote_user.as_deref()).await {
         Ok(c) => c,
         Err(ConnError::Unreachable(m)) => return NodeResult::unreachable(m),
         Err(ConnError::Failed(m)) => return NodeResult::failed(at_task(task, m)),

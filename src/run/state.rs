@@ -274,7 +274,18 @@ impl Shared {
     /// with the host's lock taken (unless the run says otherwise): no other prov run works on
     /// it meanwhile.
     pub async fn connection(&self, host: &str) -> Result<Arc<dyn Connection>, ConnError> {
-        let conn = self.open_connection(host).await;
+        self.connection_as(host, None).await
+    }
+
+    /// [`Shared::connection`] for a task with its own `remote_user`: a login of its own to
+    /// the host (opened once, kept for the run) unless the host's inventory names its user,
+    /// which wins over the keyword, as in Ansible.
+    pub async fn connection_as(
+        &self,
+        host: &str,
+        remote_user: Option<&str>,
+    ) -> Result<Arc<dyn Connection>, ConnError> {
+        let conn = self.open_connection(host, remote_user).await;
         if self.opts.lock_hosts {
             self.locks.take(host, conn.as_ref()).await?;
         }
@@ -285,17 +296,27 @@ impl Shared {
         self.locks.release_all();
     }
 
-    async fn open_connection(&self, host: &str) -> Arc<dyn Connection> {
+    async fn open_connection(&self, host: &str, remote_user: Option<&str>) -> Arc<dyn Connection> {
+        let inventory_user = self.inv_vars(host).contains_key("ansible_user")
+            || self.extra.contains_key("ansible_user");
+        let remote_user = remote_user.filter(|_| !inventory_user);
+        let key = match remote_user {
+            Some(u) => format!("{u}@{host}"),
+            None => host.to_string(),
+        };
         let cell = self
             .conns
             .lock()
             .expect("lock")
-            .entry(host.to_string())
+            .entry(key)
             .or_default()
             .clone();
         cell.get_or_init(|| async {
             // Connection settings may come from the inventory or from extra vars (which win).
             let mut raw = (*self.inv_vars(host)).clone();
+            if let Some(u) = remote_user {
+                raw.insert("ansible_user".into(), Json::String(u.to_string()));
+            }
             // The plays' remote_user/connection, under the inventory's own variables.
             for (k, v) in self
                 .plan
