@@ -479,13 +479,20 @@ fn apply(a: ApplyArgs) -> i32 {
 /// playbook (from a file in a temporary directory), its results printed as Ansible's ad-hoc
 /// commands print them.
 fn adhoc(a: AdhocArgs) -> i32 {
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
+    // The play lives in the working directory (a hidden file, removed after the run), so
+    // that relative paths (`src=files/x`, group_vars) are found there, as `ansible` finds them.
+    let file = tempfile::Builder::new()
+        .prefix(".prov-ad-hoc-")
+        .suffix(".yml")
+        .tempfile_in(".")
+        .or_else(|_| tempfile::Builder::new().suffix(".yml").tempfile());
+    let file = match file {
+        Ok(f) => f,
         Err(e) => {
-            return bad_input(&Diag::new(format!("cannot make a temporary directory: {e}")).into());
+            return bad_input(&Diag::new(format!("cannot write the ad-hoc play: {e}")).into());
         }
     };
-    let playbook = dir.path().join("ad-hoc.yml");
+    let playbook = file.path().to_path_buf();
     let args = Json::String(a.args.clone().unwrap_or_default());
     let text = format!(
         "- name: Ad-hoc\n  hosts: {}\n  gather_facts: false\n  tasks:\n    - {}: {}\n",

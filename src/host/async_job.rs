@@ -30,7 +30,7 @@ pub fn valid_jid(jid: &str) -> bool {
         && jid
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-        && !jid.starts_with('.')
+        && !jid.starts_with(['.', '-'])
 }
 
 /// Starts `cmd` (a line for `sh -c`) as job `jid`, limited to `timeout` seconds; `stdin` is
@@ -56,7 +56,9 @@ pub async fn start(
     let runner = "timeout \"$1\" sh -c \"$2\" < \"$3\" > \"$4.out\" 2> \"$4.err\"; \
                   echo $? > \"$4.rc.tmp\"; mv \"$4.rc.tmp\" \"$4.rc\"";
     let script = format!(
-        "d={DIR} && mkdir -p \"$d\" && chmod 700 \"$d\" && j=\"$d\"/{jid} && {save_stdin}\
+        "command -v setsid >/dev/null && command -v timeout >/dev/null || \
+         {{ echo 'async needs setsid and timeout on the host' >&2; exit 1; }}; \
+         d={DIR} && mkdir -p \"$d\" && chmod 700 \"$d\" && j=\"$d\"/{jid} && {save_stdin}\
          : > \"$j.started\" && \
          {{ setsid sh -c {runner} sh {timeout} {cmd} {input} \"$j\" < /dev/null > /dev/null 2>&1 & }}",
         jid = quote(jid),
@@ -78,7 +80,32 @@ pub async fn start(
         .with("results_file", format!("~/.ansible_async/{jid}")))
 }
 
-/// What is known of a job: still running, or finished with its status and output.
+/// Records job `jid` as already finished without running anything: `creates`/`removes`
+/// said the command need not run (Ansible checks them inside the job, which ends skipped).
+pub async fn start_skipped(ctx: &ModuleCtx<'_>, jid: &str, msg: &str) -> Result<Outcome, ModError> {
+    let script = format!(
+        "d={DIR} && mkdir -p \"$d\" && chmod 700 \"$d\" && j=\"$d\"/{jid} && \
+         : > \"$j.started\" && printf '%s' {msg} > \"$j.skipped\" && : > \"$j.out\" && : > \"$j.err\" && echo 0 > \"$j.rc\"",
+        jid = quote(jid),
+        msg = quote(msg),
+    );
+    let out = ctx.exec(&script).await?;
+    if !out.ok() {
+        return Err(ModError::Failed(format!(
+            "could not record the job: {}",
+            out.stderr_str().trim()
+        )));
+    }
+    let mut o = Outcome::changed("");
+    o.changed = true;
+    Ok(o.with("ansible_job_id", jid)
+        .with("started", true)
+        .with("finished", false)
+        .with("results_file", format!("~/.ansible_async/{jid}")))
+}
+
+/// What is known of a job: still running, or finished with its status and output (or the
+/// reason it was skipped).
 pub enum Job {
     Missing,
     Running,
@@ -86,6 +113,7 @@ pub enum Job {
         rc: i32,
         stdout: String,
         stderr: String,
+        skipped: Option<String>,
     },
 }
 
@@ -93,10 +121,11 @@ pub enum Job {
 pub async fn status(ctx: &ModuleCtx<'_>, jid: &str) -> Result<Job, ModError> {
     let script = format!(
         "cd {DIR} 2>/dev/null || {{ echo none; exit 0; }}\n\
-         if [ -f {j}.rc ]; then echo finished; elif [ -f {j}.started ]; then echo running; else echo none; fi\n{}{}{}",
+         if [ -f {j}.rc ]; then echo finished; elif [ -f {j}.started ]; then echo running; else echo none; fi\n{}{}{}{}",
         file_script(&format!("{jid}.rc")),
         file_script(&format!("{jid}.out")),
         file_script(&format!("{jid}.err")),
+        file_script(&format!("{jid}.skipped")),
         j = quote(jid),
     );
     let out = ctx.exec(&script).await?;
@@ -111,7 +140,15 @@ pub async fn status(ctx: &ModuleCtx<'_>, jid: &str) -> Result<Job, ModError> {
     let rc = text(r.file("rc")?).trim().parse().unwrap_or(-1);
     let stdout = text(r.file("out")?);
     let stderr = text(r.file("err")?);
-    Ok(Job::Finished { rc, stdout, stderr })
+    let skipped = r
+        .file("skipped")?
+        .map(|m| String::from_utf8_lossy(&m).into_owned());
+    Ok(Job::Finished {
+        rc,
+        stdout,
+        stderr,
+        skipped,
+    })
 }
 
 /// Removes job `jid`'s files.
@@ -119,7 +156,7 @@ pub async fn cleanup(ctx: &ModuleCtx<'_>, jid: &str) -> Result<(), ModError> {
     let j = quote(jid);
     let out = ctx
         .exec(&format!(
-            "cd {DIR} 2>/dev/null || exit 0; rm -f {j}.started {j}.out {j}.err {j}.rc {j}.in"
+            "cd {DIR} 2>/dev/null || exit 0; rm -f {j}.started {j}.out {j}.err {j}.rc {j}.in {j}.skipped"
         ))
         .await?;
     match out.ok() {

@@ -57,7 +57,18 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             .with("ansible_job_id", jid.as_str())
             .with("started", true)
             .with("finished", false)),
-        Job::Finished { rc, stdout, stderr } => {
+        Job::Finished {
+            skipped: Some(msg), ..
+        } => Ok(Outcome::ok(msg.as_str())
+            .with("ansible_job_id", jid.as_str())
+            .with("started", true)
+            .with("finished", true)
+            .with("rc", 0)
+            .with("stdout", msg.as_str())
+            .with("stderr", "")),
+        Job::Finished {
+            rc, stdout, stderr, ..
+        } => {
             let result = async_job::finished_result(&jid, rc, &stdout, &stderr);
             let mut o = match rc {
                 0 => Outcome::changed(""),

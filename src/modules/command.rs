@@ -87,6 +87,12 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
     // `validate` accepted the arguments: building the line again cannot fail.
     let line = command_line(&args, shell).map_err(|e| ModError::Failed(e.msg))?;
     if let Some(reason) = precondition_skip(ctx, &args).await? {
+        if ctx.async_start.is_some() && !ctx.check {
+            // A fired-and-forgotten command still gets a job to wait for, ended skipped.
+            let jid = crate::host::async_job::new_jid();
+            let job = crate::host::async_job::start_skipped(ctx, &jid, &reason).await?;
+            return Ok(job.with("cmd", line));
+        }
         return Ok(Outcome::ok(reason).with("rc", 0).with("cmd", line));
     }
     if ctx.check {

@@ -124,6 +124,13 @@ fn tasks_before(pb: &Playbook, pattern: &str) -> Result<HashSet<(usize, usize)>,
         for (ti, t) in play.tasks.iter().enumerate() {
             if matches!(t.action, TaskAction::Module { .. } | TaskAction::Include(_)) && matches(t)
             {
+                // As in Ansible: the tasks a runtime include brings are not known until it runs.
+                if !t.frames.is_empty() {
+                    return Err(Diag::new(format!(
+                        "--start-at-task '{pattern}' names a task inside a runtime include; it can only start at a task known before the run (static imports and includes)"
+                    ))
+                    .into());
+                }
                 return Ok(before);
             }
             if !matches!(t.action, TaskAction::FlushHandlers) {
@@ -314,18 +321,12 @@ impl Plan {
             // `max_fail_percentage` counts a batch's failures after each task, so its tasks
             // are fenced the same way.
             // A `delegate_facts` task may set variables of any host: the task after it waits
-            // for every host to finish it (in the next play when it ends its play).
+            // for every host to finish it (a play ends with a handler flush, so a last such
+            // task is fenced from the next play too).
             let fences = |t: &crate::playbook::Task| t.any_errors_fatal || t.delegate_facts;
-            let after_previous_play = prev.is_none()
-                && pi > 0
-                && pb.plays[pi - 1]
-                    .tasks
-                    .last()
-                    .is_some_and(|t| t.delegate_facts);
             let after_fatal = play.max_fail_percentage.is_some()
                 || task.any_errors_fatal
-                || prev.is_some_and(|p| fences(&play.tasks[p]))
-                || after_previous_play;
+                || prev.is_some_and(|p| fences(&play.tasks[p]));
             if barrier || linear || after_fatal {
                 let kind = if barrier {
                     EdgeKind::Barrier
@@ -339,10 +340,13 @@ impl Plan {
                     let Some(b) = node(ti, h) else { continue };
                     // With `serial`, hosts meet only within their batch: a later batch has not
                     // started, an earlier one has finished the play.
+                    // (Edges into earlier plays, for a play's first task, stay: every host
+                    // finishes those first.)
                     let other_batch = |o: &str| {
-                        batch_of
-                            .get(o)
-                            .is_some_and(|bo| Some(bo) != batch_of.get(h))
+                        prev.is_some()
+                            && batch_of
+                                .get(o)
+                                .is_some_and(|bo| Some(bo) != batch_of.get(h))
                     };
                     for other in self.chains.keys().filter(|o| *o != h && !other_batch(o)) {
                         // The other host's previous node in this play, or (for a barrier) its

@@ -229,11 +229,9 @@ impl Playbook {
             for p in std::mem::take(&mut play.vars_prompt) {
                 let answer = ask_one(&p, &mut ask);
                 match p.value(answer) {
-                    Ok(v) => {
-                        if p.private
-                            && let Json::String(s) = &v
-                        {
-                            crate::vault::remember_values(&Json::String(s.clone()));
+                    Ok((v, text)) => {
+                        if p.private {
+                            crate::vault::remember_values(&Json::String(text));
                         }
                         play.vars.insert(p.name.clone(), v);
                     }

@@ -98,9 +98,10 @@ impl VarPrompt {
         }
     }
 
-    /// The variable's value from an answer (`None`: no terminal to ask): empty takes the
-    /// default; `encrypt` hashes it; `unsafe` keeps it from being rendered.
-    pub fn value(&self, answer: Option<String>) -> Result<Json, String> {
+    /// The variable's value from an answer (`None`: no terminal to ask), and its plain text
+    /// (what a private answer hides from the output): empty takes the default; `encrypt`
+    /// hashes it; `unsafe` keeps it from being rendered.
+    pub fn value(&self, answer: Option<String>) -> Result<(Json, String), String> {
         let answer = answer.filter(|a| !a.is_empty());
         let text = match (answer, &self.default) {
             (Some(a), _) => a,
@@ -121,10 +122,15 @@ impl VarPrompt {
             )?,
             None => text,
         };
-        Ok(Json::String(match self.unsafe_ {
-            true => format!("{{% raw %}}{text}{{% endraw %}}"),
-            false => text,
-        }))
+        let value = match self.unsafe_ {
+            // A string literal renders to exactly its text, whatever braces it holds.
+            true => format!(
+                "{{{{ '{}' }}}}",
+                text.replace('\\', "\\\\").replace('\'', "\\'")
+            ),
+            false => text.clone(),
+        };
+        Ok((Json::String(value), text))
     }
 }
 
@@ -133,5 +139,47 @@ fn json_text(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(unsafe_: bool) -> VarPrompt {
+        VarPrompt {
+            name: "v".into(),
+            prompt: None,
+            default: None,
+            private: true,
+            confirm: false,
+            encrypt: None,
+            salt: None,
+            salt_size: None,
+            unsafe_,
+            span: crate::diag::Span::none("test"),
+        }
+    }
+
+    #[test]
+    fn an_unsafe_answer_renders_to_itself() {
+        let answer = r#"{{ x }} {% endraw %} it's a \ back"#;
+        let (value, text) = entry(true).value(Some(answer.into())).unwrap();
+        assert_eq!(text, answer);
+        let templar = crate::template::Vars::new().into_templar();
+        assert_eq!(
+            templar.render_value(&value).unwrap(),
+            Json::String(answer.into())
+        );
+        let (value, _) = entry(false).value(Some("{{ 1 + 1 }}".into())).unwrap();
+        assert_eq!(templar.render_value(&value).unwrap(), serde_json::json!(2));
+    }
+
+    #[test]
+    fn no_answer_takes_the_default_or_is_refused() {
+        let mut p = entry(false);
+        assert!(p.value(None).unwrap_err().contains("-e v=..."));
+        p.default = Some(Json::from(3));
+        assert_eq!(p.value(Some(String::new())).unwrap().1, "3");
     }
 }

@@ -240,7 +240,7 @@ const TASK_KEYS: &[&str] = &[
 ];
 
 /// Ansible task keywords prov does not implement: refused, never silently ignored.
-const UNSUPPORTED_TASK_KEYS: &[&str] = &["diff", "timeout", "debugger", "remote_user"];
+const UNSUPPORTED_TASK_KEYS: &[&str] = &["diff", "timeout", "debugger"];
 
 /// `async` and `poll` of a task.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -39,14 +39,22 @@ async fn run_at(
     if !hr.enter_task(&task.blocks) {
         return not_run(sh, hr, play_idx, ti);
     }
+    // A play whose every task is left out (`--start-at-task`, tags) has only its handler
+    // flushes: they gather nothing, so such a play does not touch the host.
     if play.gather_facts
+        && !matches!(task.action, TaskAction::FlushHandlers)
         && !sh.host_state(&hr.host).gathered
         && let Some(end) = gather_facts(sh, hr).await
     {
+        count_failure(sh, hr, play_idx, end);
         return end;
     }
     let result = match &task.action {
-        TaskAction::FlushHandlers => return run_handlers(sh, hr, play).await,
+        TaskAction::FlushHandlers => {
+            let end = run_handlers(sh, hr, play).await;
+            count_failure(sh, hr, play_idx, end);
+            return end;
+        }
         TaskAction::Include(inc) => {
             return Box::pin(super::include::run(sh, hr, play_idx, task, inc, outer)).await;
         }
@@ -78,6 +86,13 @@ async fn run_at(
         sh.count_batch_failure(play_idx, &hr.host, end == NodeEnd::Unreachable);
     }
     end
+}
+
+/// Counts a failed fact gathering or handler in the host's `serial` batch.
+fn count_failure(sh: &Shared, hr: &HostRun, play_idx: usize, end: NodeEnd) {
+    if end != NodeEnd::Done && (hr.failed || hr.unreachable) {
+        sh.count_batch_failure(play_idx, &hr.host, end == NodeEnd::Unreachable);
+    }
 }
 
 /// [`run_at`] for a task of a runtime include: its loop variables are added to its own.
@@ -189,15 +204,7 @@ async fn run_reported(
     };
     apply_result(sh, hr, task, &result);
     let mut event = result.event(&hr.host, &task.display_name());
-    if task.no_log {
-        event.msg = "the output has been hidden due to no_log".to_string();
-        event.diff = None;
-        event.result = None;
-        for item in &mut event.items {
-            item.label = "None".into();
-            item.msg.clear();
-        }
-    }
+    hide_if_no_log(task, &mut event);
     event.show_msg |= task.caps().shows_msg;
     event.rescued = result.status == Status::Failed
         && task.blocks.iter().any(|f| {
@@ -205,6 +212,20 @@ async fn run_reported(
         });
     sh.emit_timed(event, &started);
     result
+}
+
+/// A `no_log` task's (or handler's) event keeps its outcome and nothing of its data.
+fn hide_if_no_log(task: &Task, event: &mut crate::events::TaskResult) {
+    if !task.no_log {
+        return;
+    }
+    event.msg = "the output has been hidden due to no_log".to_string();
+    event.diff = None;
+    event.result = None;
+    for item in &mut event.items {
+        item.label = "None".into();
+        item.msg.clear();
+    }
 }
 
 /// `register`, `set_fact` and `notify` take effect.
@@ -267,7 +288,9 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
             apply_result(sh, hr, h, &result);
             notified.append(&mut hr.notified);
             let name = format!("handler: {}", h.display_name());
-            sh.emit_timed(result.event(&hr.host, &name), &started);
+            let mut event = result.event(&hr.host, &name);
+            hide_if_no_log(h, &mut event);
+            sh.emit_timed(event, &started);
             end = end_of(hr, h, &result);
         }
         if !any {

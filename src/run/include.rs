@@ -74,7 +74,8 @@ pub(super) async fn run(
         let mut frames = task.frames.clone();
         frames.push((inc.id, body));
         for (ti, t) in play.tasks.iter().enumerate() {
-            if t.frames != frames || !sh.plan.tags.selects(t) {
+            let left_out = sh.plan.tags.excluded.contains(&(play_idx, ti));
+            if t.frames != frames || !sh.plan.tags.selects(t) || left_out {
                 continue;
             }
             // An interrupted run, or a fatal failure elsewhere, starts nothing more here.

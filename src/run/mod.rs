@@ -102,10 +102,34 @@ pub async fn run(
     });
 }
 
+/// Marks a host's nodes from `next` on as failed if the host's task panics, so that hosts
+/// waiting for them (linear, barrier, `needs` edges) stop waiting instead of hanging.
+struct ChainGuard<'a> {
+    sh: &'a Shared,
+    chain: &'a [NodeIndex],
+    next: usize,
+}
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for n in &self.chain[self.next.min(self.chain.len())..] {
+                let _ = self.sh.status[n.index()].send(Some(NodeEnd::Failed));
+            }
+        }
+    }
+}
+
 async fn host_loop(sh: Arc<Shared>, host: String) {
     let chain = sh.plan.chains.get(&host).cloned().unwrap_or_default();
+    let mut guard = ChainGuard {
+        sh: &sh,
+        chain: &chain,
+        next: 0,
+    };
     let mut hr = HostRun::new(&host);
-    for &node in &chain {
+    for (i, &node) in chain.iter().enumerate() {
+        guard.next = i;
         let r = sh.plan.graph[node].clone();
         if hr.play != Some(r.play) {
             hr.enter_play(r.play, &sh.pb.plays[r.play].blocks);

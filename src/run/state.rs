@@ -100,8 +100,8 @@ pub struct Shared {
     /// Set when an `any_errors_fatal` task failed on a host, or a `serial` batch failed (all
     /// of it, or more than `max_fail_percentage`): no node starts after it.
     pub fatal: AtomicBool,
-    /// Per (play, batch): hosts that failed (not rescued), and those plus the unreachable.
-    batch_failures: Mutex<HashMap<(usize, usize), (usize, usize)>>,
+    /// Per (play, batch): the hosts that failed (not rescued) and those unreachable.
+    batch_failures: Mutex<HashMap<(usize, usize), BatchFailures>>,
     /// Per (play, task) with `throttle`: the permits of the hosts running it.
     throttles: Mutex<HashMap<(usize, usize), Arc<tokio::sync::Semaphore>>>,
     announced: Vec<AtomicBool>,
@@ -111,6 +111,14 @@ pub struct Shared {
     /// Values that must never reach output: passwords, and the values of module results'
     /// `Caps::secret_data` (swarm join tokens). Every event is scrubbed of them.
     secrets: Mutex<Vec<String>>,
+}
+
+/// The hosts of one `serial` batch that failed, and those that were unreachable (each host
+/// counts once, however many of its tasks failed).
+#[derive(Default)]
+struct BatchFailures {
+    failed: std::collections::HashSet<String>,
+    unreachable: std::collections::HashSet<String>,
 }
 
 impl Shared {
@@ -127,13 +135,16 @@ impl Shared {
             return;
         };
         let mut counts = self.batch_failures.lock().expect("batch failures");
-        let (failed, lost) = counts.entry((play, index)).or_insert((0, 0));
-        *failed += usize::from(!unreachable);
-        *lost += 1;
-        let too_many = self.pb.plays[play]
-            .max_fail_percentage
-            .is_some_and(|max| crate::playbook::serial::too_many_failed(*failed, batch.len(), max));
-        let whole_batch = batches.len() > 1 && *lost == batch.len();
+        let seen = counts.entry((play, index)).or_default();
+        match unreachable {
+            true => seen.unreachable.insert(host.to_string()),
+            false => seen.failed.insert(host.to_string()),
+        };
+        let lost = seen.failed.union(&seen.unreachable).count();
+        let too_many = self.pb.plays[play].max_fail_percentage.is_some_and(|max| {
+            crate::playbook::serial::too_many_failed(seen.failed.len(), batch.len(), max)
+        });
+        let whole_batch = batches.len() > 1 && lost == batch.len();
         if too_many || whole_batch {
             self.fatal.store(true, std::sync::atomic::Ordering::SeqCst);
         }

@@ -404,8 +404,9 @@ impl Templar {
         let (settings, body) = settings.with_header(s).map_err(syntax_error)?;
         let env = overrides::environment_for(&settings).map_err(syntax_error)?;
         let normalized = overrides::normalize_newlines(body, &settings);
-        let body = normalized.as_deref().unwrap_or(body);
-        let out = self.guarded(|| on_deep_stack(body, || self.render_text(env, body)))?;
+        let code = normalized.as_deref().unwrap_or(body);
+        let out = self.guarded(|| on_deep_stack(code, || self.render_text(env, code)))?;
+        // Ansible counts the trailing newlines of the text as written (`\n` only).
         Ok(overrides::restore_trailing_newlines(body, out, &settings))
     }
 

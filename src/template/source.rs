@@ -142,7 +142,7 @@ fn unary_end(tokens: &[(Token<'_>, Span)], mut i: usize) -> Option<usize> {
     };
     loop {
         i = match tokens.get(i).map(|t| &t.0) {
-            Some(Token::Dot) => i + 2,
+            Some(Token::Dot) if i + 1 < tokens.len() => i + 2,
             Some(Token::BracketOpen | Token::ParenOpen) => closing(tokens, i)? + 1,
             Some(Token::Pipe) => called_name_end(tokens, i + 1)?,
             Some(Token::Ident("is")) => {
@@ -259,6 +259,13 @@ mod tests {
             expr("'%(a)s' % {'a': 1}"),
             "'%(a)s' |__py_percent(( {'a': 1}))"
         );
+    }
+
+    #[test]
+    fn a_cut_short_expression_is_left_for_the_compiler() {
+        // No panic: what is cut short stays for minijinja to report as a syntax error.
+        assert!(expr("'%s' % x.").ends_with('.'));
+        assert_eq!(expr("'%s' %"), "'%s' %");
     }
 
     #[test]

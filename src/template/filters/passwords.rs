@@ -305,7 +305,23 @@ fn parse_term(state: &State, term: &str, kwargs: &Kwargs) -> Result<PasswordTerm
         })
         .transpose()?
         .unwrap_or(20);
-    let chars = candidate_chars(get("chars")?.as_deref());
+    // A `chars` keyword may be a list of names (`chars=['ascii_lowercase', 'digits']`).
+    let chars_list: Option<Vec<String>> = match (inline_only, kwargs.get::<Option<Value>>("chars")?)
+    {
+        (false, Some(v)) if super::is_list(&v) => {
+            Some(v.try_iter()?.map(|w| to_text(&w)).collect())
+        }
+        _ => None,
+    };
+    let chars = match chars_list {
+        Some(words) => chars_of(&words),
+        None => candidate_chars(get("chars")?.as_deref()),
+    };
+    if chars.is_empty() {
+        return Err(invalid(
+            "the password lookup was given no characters to make a password of",
+        ));
+    }
     let encrypt = get("encrypt")?
         .map(|e| match e.as_str() {
             "md5_crypt" | "sha256_crypt" | "sha512_crypt" | "bcrypt" => Algorithm::named(&e),
@@ -360,6 +376,11 @@ fn candidate_chars(spec: Option<&str>) -> String {
             words
         }
     };
+    chars_of(&words)
+}
+
+/// The characters of a list of names and literal words (see [`candidate_chars`]).
+fn chars_of(words: &[String]) -> String {
     let lower = "abcdefghijklmnopqrstuvwxyz";
     let upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let punctuation = r##"!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"##;

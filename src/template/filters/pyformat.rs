@@ -143,6 +143,9 @@ fn parse_spec(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Sp
         chars.next();
         spec.precision = Some(number(chars).unwrap_or(0));
     }
+    if spec.width.max(spec.precision.unwrap_or(0)) > super::MAX_STRING {
+        return Err(super::too_large(format!("a % width of {}", spec.width)));
+    }
     // Python accepts and ignores a length modifier (`%ld`).
     while matches!(chars.peek(), Some('h' | 'l' | 'L')) {
         chars.next();
@@ -467,5 +470,6 @@ mod tests {
         assert!(fmt("{{ '%s' % (h, p) }}").contains("not all arguments converted"));
         assert!(fmt("{{ '%d' % h }}").contains("a real number is required, not str"));
         assert!(fmt("{{ '%y' % h }}").contains("unsupported format character 'y'"));
+        assert!(fmt("{{ '%999999999999s' % h }}").contains("too large"));
     }
 }
