@@ -625,14 +625,13 @@ fn ad_hoc_runs_as_ansible_runs_them() {
     if !ansible_available("ad hoc") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let python = format!(
         "ansible_python_interpreter={}",
         venv().join("bin/python").display()
     );
-    for (module, args) in [("ping", ""), ("command", "echo hi there")] {
-        let mut a = Command::new(venv().join("bin/ansible"));
-        a.args([
+    let ansible = |module: &str, args: &str| {
+        let mut c = Command::new(venv().join("bin/ansible"));
+        c.args([
             "all",
             "-i",
             "localhost,",
@@ -643,6 +642,12 @@ fn ad_hoc_runs_as_ansible_runs_them() {
             "-m",
             module,
         ]);
+        if !args.is_empty() {
+            c.args(["-a", args]);
+        }
+        c.env("ANSIBLE_NOCOLOR", "1").output().unwrap()
+    };
+    let prov = |module: &str, args: &str| {
         let mut p = vec![
             "run",
             "all",
@@ -650,15 +655,15 @@ fn ad_hoc_runs_as_ansible_runs_them() {
             "localhost,",
             "-e",
             "ansible_connection=local",
-            "-m",
-            module,
         ];
+        p.extend(["-m", module]);
         if !args.is_empty() {
-            a.args(["-a", args]);
             p.extend(["-a", args]);
         }
-        let a = a.env("ANSIBLE_NOCOLOR", "1").output().unwrap();
-        let p = common::prov(&p);
+        common::prov(&p)
+    };
+    for (module, args) in [("ping", ""), ("command", "echo hi there")] {
+        let (a, p) = (ansible(module, args), prov(module, args));
         assert_eq!(p.code, 0, "{}", p.all_output());
         assert_eq!(
             p.stdout,
@@ -666,50 +671,17 @@ fn ad_hoc_runs_as_ansible_runs_them() {
             "prov (left), ansible (right)"
         );
     }
-    for (tool, root) in [
-        ("ansible", dir.path().join("a")),
-        ("prov", dir.path().join("p")),
-    ] {
-        let args = format!(
-            "path={}/made/deep state=directory mode=0750",
-            root.display()
-        );
-        let ok = match tool {
-            "ansible" => Command::new(venv().join("bin/ansible"))
-                .args([
-                    "all",
-                    "-i",
-                    "localhost,",
-                    "-c",
-                    "local",
-                    "-e",
-                    &python,
-                    "-m",
-                    "file",
-                    "-a",
-                    &args,
-                ])
-                .output()
-                .unwrap()
-                .status
-                .success(),
-            _ => {
-                let r = common::prov(&[
-                    "run",
-                    "all",
-                    "-i",
-                    "localhost,",
-                    "-e",
-                    "ansible_connection=local",
-                    "-m",
-                    "file",
-                    "-a",
-                    &args,
-                ]);
-                r.code == 0
-            }
-        };
-        assert!(ok, "{tool} failed");
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = |root: &str| {
+        format!(
+            "path={}/{root}/made/deep state=directory mode=0750",
+            dir.path().display()
+        )
+    };
+    assert!(
+        ansible("file", &args("a")).status.success(),
+        "ansible failed"
+    );
+    assert_eq!(prov("file", &args("p")).code, 0, "prov failed");
     assert_eq!(tree(&dir.path().join("p")), tree(&dir.path().join("a")));
 }

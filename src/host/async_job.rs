@@ -72,12 +72,16 @@ pub async fn start(
             out.stderr_str().trim()
         )));
     }
-    let mut o = Outcome::changed("");
-    o.changed = true;
-    Ok(o.with("ansible_job_id", jid)
+    Ok(started(jid))
+}
+
+/// What Ansible registers for a job it started: counted as a change.
+fn started(jid: &str) -> Outcome {
+    Outcome::changed("")
+        .with("ansible_job_id", jid)
         .with("started", true)
         .with("finished", false)
-        .with("results_file", format!("~/.ansible_async/{jid}")))
+        .with("results_file", format!("~/.ansible_async/{jid}"))
 }
 
 /// Records job `jid` as already finished without running anything: `creates`/`removes`
@@ -96,12 +100,7 @@ pub async fn start_skipped(ctx: &ModuleCtx<'_>, jid: &str, msg: &str) -> Result<
             out.stderr_str().trim()
         )));
     }
-    let mut o = Outcome::changed("");
-    o.changed = true;
-    Ok(o.with("ansible_job_id", jid)
-        .with("started", true)
-        .with("finished", false)
-        .with("results_file", format!("~/.ansible_async/{jid}")))
+    Ok(started(jid))
 }
 
 /// What is known of a job: still running, or finished with its status and output (or the
