@@ -265,6 +265,14 @@ mod tests {
     fn a_cut_short_expression_is_left_for_the_compiler() {
         // No panic: what is cut short stays for minijinja to report as a syntax error.
         assert!(expr("'%s' % x.").ends_with('.'));
+        // Found by the template fuzzer: a dot after the parentheses, at the very end.
+        let found = "'{ {%s )ni'%(). ";
+        rewrite(found, true, &SyntaxConfig::default());
+        rewrite(
+            &format!("{{{{ {found} }}}}"),
+            false,
+            &SyntaxConfig::default(),
+        );
         assert_eq!(expr("'%s' %"), "'%s' %");
     }
 

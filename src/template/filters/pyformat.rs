@@ -3,7 +3,7 @@
 //! rewrites the operator into the `__py_percent` filter; this file is that filter, with
 //! Python's `str()`/`repr()` of values for `%s`/`%r`.
 
-use minijinja::value::{Rest, Value, ValueKind};
+use minijinja::value::{Kwargs, Rest, Value, ValueKind, ValueOrKwargs, from_args};
 use minijinja::{Environment, Error, State};
 
 use super::pyjson::py_float_repr;
@@ -11,6 +11,30 @@ use super::{ensure_defined, invalid, map_pairs};
 
 pub(super) fn register(env: &mut Environment<'_>) {
     env.add_filter(crate::template::source::PERCENT_FILTER, percent);
+    // Jinja2's `format` filter is the same Python formatting (`"%s-%d"|format(a, 1)`); it
+    // replaces minijinja's own, which panics on some specifiers.
+    env.add_filter("format", format);
+}
+
+/// Jinja2's `format(*args, **kwargs)`: `fmt % args`, or `fmt % kwargs` with names.
+fn format(state: &State, fmt: String, args: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    let args = args.into_values();
+    let (positional, kwargs): (&[Value], Kwargs) = from_args(&args)?;
+    let names: Vec<String> = kwargs.args().map(str::to_string).collect();
+    if names.is_empty() {
+        return percent(state, fmt, Rest(positional.to_vec()));
+    }
+    if !positional.is_empty() {
+        return Err(invalid(
+            "can't handle positional and keyword arguments at the same time",
+        ));
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for n in &names {
+        map.insert(n.clone(), kwargs.get::<Value>(n)?);
+    }
+    kwargs.assert_all_used()?;
+    percent(state, fmt, Rest(vec![Value::from(map)]))
 }
 
 /// `fmt % args`: `args` are a tuple's items, or the one value on the right.
@@ -457,6 +481,14 @@ mod tests {
         );
         assert_eq!(fmt("{{ '%d%%' % f }}"), "2%");
         assert_eq!(fmt("{{ '%.2s' % h }}"), "we");
+    }
+
+    #[test]
+    fn the_format_filter_is_the_same_formatting() {
+        assert_eq!(fmt("{{ '%s-%03d'|format(h, 7) }}"), "web1-007");
+        assert_eq!(fmt("{{ '%(x)s!'|format(x=p) }}"), "8080!");
+        // Found by the template fuzzer: minijinja's own filter panicked on this.
+        assert!(fmt("{{ '%0000000.0000165788680format42397o' | format(2) }}").starts_with("error"));
     }
 
     #[test]
