@@ -489,3 +489,57 @@ fn task_remote_user_logs_in_as_that_user() {
         );
     }
 }
+
+/// `async` with `poll: 0` over SSH: the job outlives prov's connection (prov has exited when
+/// the job ends), and `async_status` in a later run reads its result.
+#[test]
+fn a_fire_and_forget_job_outlives_the_connection() {
+    if !lab_up("async poll 0") {
+        return;
+    }
+    lab_ssh(2, "rm -f /root/async-proof");
+    let dir = tempfile::tempdir().unwrap();
+    let inv = lab_inventory(dir.path(), 2, "");
+    let start = dir.path().join("start.yml");
+    std::fs::write(
+        &start,
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n\
+         \x20   - shell: sleep 3 && echo survived > /root/async-proof && echo out\n\
+         \x20     async: 60\n      poll: 0\n      register: job\n\
+         \x20   - copy: {content: \"{{ job.ansible_job_id }}\", dest: /root/async-jid}\n",
+    )
+    .unwrap();
+    let r = prov(&[
+        "apply",
+        start.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all_output());
+    assert_eq!(
+        lab_ssh(2, "test -e /root/async-proof").0,
+        1,
+        "the job ran in the foreground"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(lab_ssh(2, "cat /root/async-proof").1.trim(), "survived");
+    let check = dir.path().join("check.yml");
+    let jid = lab_ssh(2, "cat /root/async-jid").1.trim().to_string();
+    std::fs::write(
+        &check,
+        format!(
+            "- hosts: h2\n  gather_facts: false\n  tasks:\n\
+             \x20   - async_status: {{jid: {jid}}}\n      register: done\n\
+             \x20   - assert: {{that: [done.finished, \"done.stdout == 'out'\", done.rc == 0]}}\n\
+             \x20   - async_status: {{jid: {jid}, mode: cleanup}}\n"
+        ),
+    )
+    .unwrap();
+    let r = prov(&[
+        "apply",
+        check.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all_output());
+}
