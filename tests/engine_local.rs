@@ -303,3 +303,18 @@ fn import_playbook_runs_the_imported_plays_in_place() {
         assert_eq!(fs::read_to_string(dir.path().join(f)).unwrap(), c);
     }
 }
+
+/// A task's `connection: ssh` is the host's own connection; an inventory (here extra)
+/// `ansible_connection` wins over the keyword, as in Ansible, so the task runs locally.
+#[test]
+fn a_task_connection_ssh_keeps_the_hosts_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let (_d, pb) = common::playbook(&format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - file: {{path: {}, state: touch}}\n      connection: ssh\n",
+        marker.display()
+    ));
+    let run = common::apply_local(&pb, &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(marker.exists());
+}

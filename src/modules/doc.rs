@@ -1,7 +1,9 @@
 //! `prov doc`: each module's documentation, generated from what declares it: the `//!`
 //! comment at the top of its file, its names (aliases, FQCN), and its parameters, which are
 //! the fields of its argument struct, with the types each accepts (found by decoding a value
-//! of each type), which are required, and which takes a free-form string.
+//! of each type), which are required, and which takes a free-form string; and a task
+//! skeleton with the required ones. (Defaults live in each module's code, not in its
+//! declaration, so the pages do not show them.)
 
 use super::{ModuleDef, find, registry};
 use crate::app::exit;
@@ -89,6 +91,7 @@ pub fn page(def: &ModuleDef) -> String {
     }
     s.push_str("Parameters:\n");
     let width = params.iter().map(|p| p.len()).max().unwrap_or(0);
+    let usage = usage(def);
     let mut sorted: Vec<&str> = params
         .iter()
         .copied()
@@ -110,6 +113,23 @@ pub fn page(def: &ModuleDef) -> String {
             "  {p:<width$}  {required:<8}  {}{free}\n",
             accepted_types(def, p)
         ));
+    }
+    s.push_str(&format!("\nUsage (the required parameters):\n{usage}"));
+    s
+}
+
+/// A task skeleton with the module's required parameters (placeholders for their values).
+fn usage(def: &ModuleDef) -> String {
+    let mut s = format!("  - name: ...\n    {}:", def.name);
+    match (def.required, def.free_form) {
+        ([], Some(free)) => s.push_str(&format!(" <{free}>\n")),
+        ([], None) => s.push_str(" {}\n"),
+        (required, _) => {
+            s.push('\n');
+            for p in required {
+                s.push_str(&format!("      {p}: <{}>\n", accepted_types(def, p)));
+            }
+        }
     }
     s
 }

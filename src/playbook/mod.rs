@@ -324,6 +324,8 @@ struct PlayParts {
     roles_loaded: Vec<String>,
     /// Runtime includes numbered so far.
     includes: usize,
+    /// The play says `connection: local` (a task's `connection: ssh` would need another).
+    pub(crate) connection_local: bool,
 }
 
 pub(crate) struct Loader<'a> {
@@ -368,6 +370,7 @@ impl Loader<'_> {
             .and_then(Node::scalar_text)
             .unwrap_or_else(|| hosts.clone());
         self.play.vars = self.vars_map(node.get("vars"));
+        self.play.connection_local = node.get("connection").and_then(Node::as_str) == Some("local");
         let vars_prompt = self.vars_prompt(node.get("vars_prompt"));
         let vars_files = self.vars_files(node.get("vars_files"));
         let mut inherit = Inherit {

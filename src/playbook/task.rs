@@ -672,12 +672,15 @@ impl Loader<'_> {
                 &c.span,
                 "connection: local and delegate_to are exclusive (it runs the task here)",
             )),
+            // The host's own connection (ssh, unless its inventory says otherwise, which
+            // wins over the keyword, as in Ansible): nothing to change.
+            Some("ssh" | "smart" | "paramiko") if !self.play.connection_local => {}
             _ => self.push(
                 Diag::at(
                     &c.span,
-                    format!("task-level connection '{}' is not supported by prov", c.scalar_text().unwrap_or_default()),
+                    format!("task-level connection '{}' is not supported by prov here", c.scalar_text().unwrap_or_default()),
                 )
-                .hint("only `connection: local` works on a task; set other connections on the play or as ansible_connection"),
+                .hint("a task takes `connection: local`, or ssh in a play that connects with ssh: prov keeps one connection per host"),
             ),
         }
     }
