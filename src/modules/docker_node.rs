@@ -200,18 +200,31 @@ async fn read(ctx: &ModuleCtx<'_>, name: &str) -> Result<Option<Node>, ModError>
         require_docker()
     );
     let what = format!("cannot inspect node {name}");
-    let Some(stdout) = read_docker(ctx, &script, &what, &[]).await? else {
-        return Ok(None);
-    };
-    let nodes = stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str::<Node>(l)
-                .map_err(|e| ModError::Failed(format!("cannot parse `docker node inspect`: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    pick(nodes, name).map(Some)
+    // A node that has just joined is listed for a moment without its hostname (the manager
+    // has not yet received its description): while the node is missing and such an entry
+    // is there, read again, for up to 10 seconds.
+    for attempt in 0.. {
+        let Some(stdout) = read_docker(ctx, &script, &what, &[]).await? else {
+            return Ok(None);
+        };
+        let nodes = stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str::<Node>(l).map_err(|e| {
+                    ModError::Failed(format!("cannot parse `docker node inspect`: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let describing = nodes.iter().any(|n| n.description.hostname.is_empty());
+        match pick(nodes, name) {
+            Err(_) if describing && attempt < 20 => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            found => return found.map(Some),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Picks the node named `name` (hostname or ID) among inspected nodes. A node that left and

@@ -196,6 +196,21 @@ async fn a_node_as_wanted_costs_one_command() {
     assert_eq!(o.data["role"], json!("worker"));
 }
 
+/// A node that has just joined is listed without its hostname for a moment: the read is
+/// repeated until the node appears under its name.
+#[tokio::test]
+async fn a_node_still_being_described_is_read_again() {
+    let nameless = line("h2").replace("\"Hostname\":\"h2\"", "\"Hostname\":\"\"");
+    let conn = Scripted::new()
+        .ok(INSPECT, &format!("{}{nameless}", line("h1")))
+        .ok(INSPECT, &format!("{}{}", line("h1"), line("h2")));
+    let args = json!({"hostname": "h2", "availability": "active", "role": "worker", "labels": {}});
+    let o = conn.outcome(&DOCKER_NODE, args, false).await;
+    assert!(!o.failed, "{o:?}");
+    assert_eq!(o.data["hostname"], json!("h2"));
+    assert_eq!(conn.commands().len(), 2);
+}
+
 #[tokio::test]
 async fn differences_go_in_one_update_with_quoted_labels() {
     let mut node: Json = serde_json::from_str(&line("h2")).unwrap();
