@@ -690,6 +690,57 @@ fn validate_describes_command_lookups_instead_of_running_them() {
     let run = common::apply_local(&pb, &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(marker.exists());
+
+    // A `password` lookup creates its file: validate describes it instead.
+    let secret = dir.path().join("creds/db");
+    std::fs::write(
+        &pb,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{{{ lookup('password', '{}') }}}}\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let run = prov(&["validate", pb.to_str().unwrap(), "-i", "h1,"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(!secret.exists(), "validate created the password file");
+    assert!(
+        run.stdout.contains("creates the password file"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// `--start-at-task` naming a task that only a runtime include brings is refused, as Ansible
+/// refuses it, before any host is touched.
+#[test]
+fn start_at_task_cannot_start_inside_a_runtime_include() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inner.yml"),
+        "- name: inside\n  debug: msg=x\n",
+    )
+    .unwrap();
+    let pb = dir.path().join("pb.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_tasks: inner.yml\n      loop: [1]\n",
+    )
+    .unwrap();
+    let run = prov(&[
+        "validate",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,",
+        "--start-at-task",
+        "inside",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("inside a runtime include"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// `prov apply` and `prov scheduled-run` on the same host at once: the second waits for the
@@ -890,5 +941,9 @@ fn output_has_banners_item_lines_and_colour_on_a_terminal() {
         uncoloured.contains("ok: [h1] => (item=one)"),
         "{uncoloured}"
     );
+    assert!(!uncoloured.contains("\x1b[32m"), "{uncoloured:?}");
+    let (mut child, mut master, _slave) = on_a_terminal_with(&args, &[("ANSIBLE_NOCOLOR", "1")]);
+    let uncoloured = read_until(&mut master, "PLAY RECAP");
+    assert!(child.wait().unwrap().success(), "{uncoloured}");
     assert!(!uncoloured.contains("\x1b[32m"), "{uncoloured:?}");
 }

@@ -233,7 +233,11 @@ impl Shared {
     fn emit(&self, mut r: TaskResult) {
         r.msg = self.scrub(&r.msg);
         r.diff = r.diff.map(|d| self.scrub(&d));
-        if let Some(result) = &mut r.result {
+        // A result can be large (a command's whole output): walked only when there is
+        // something to hide.
+        if let Some(result) = &mut r.result
+            && self.has_secrets()
+        {
             self.scrub_json(result);
         }
         for item in &mut r.items {

@@ -237,6 +237,11 @@ impl Shared {
     }
 
     /// `text` with every known secret replaced.
+    /// Whether any value must be scrubbed from output (see [`Shared::scrub`]).
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.lock().expect("lock").is_empty() || crate::vault::has_decrypted()
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         let secrets = self.secrets.lock().expect("lock");
         let scrubbed = secrets

@@ -184,6 +184,11 @@ pub fn decrypt_unremembered(envelope: &str) -> Result<Vec<u8>, String> {
     decrypt_with(envelope, &secrets)
 }
 
+/// Whether this process decrypted any value so far.
+pub fn has_decrypted() -> bool {
+    DECRYPTED.read().map(|d| !d.is_empty()).unwrap_or(true)
+}
+
 /// Values decrypted so far by this process (for the runner to scrub from its events).
 pub fn decrypted_values() -> Vec<String> {
     DECRYPTED.read().map(|d| d.clone()).unwrap_or_default()
