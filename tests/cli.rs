@@ -866,6 +866,22 @@ fn docs_completions_and_man_page_come_from_the_declarations() {
         "{}",
         copy.stdout
     );
+    // Defaults and examples come from each module's declaration (unit tests hold them to the
+    // code): apt's `state` defaults to `present`, and its page ends with example tasks.
+    let apt = common::prov(&["doc", "apt"]);
+    assert!(
+        apt.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("state ") && l.ends_with("(default: present)")),
+        "{}",
+        apt.stdout
+    );
+    let examples = apt.stdout.split_once("\nExamples:\n").map(|(_, e)| e);
+    assert!(
+        examples.is_some_and(|e| e.contains("  - name: ") && e.contains("    apt:")),
+        "{}",
+        apt.stdout
+    );
     let unknown = common::prov(&["doc", "cpy"]);
     assert_eq!(unknown.code, 1);
     assert!(

@@ -18,7 +18,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(
@@ -61,12 +61,26 @@ pub struct Args {
     allow_downgrade: bool,
     #[serde(default)]
     upgrade: Upgrade,
-    /// Options for dpkg, comma separated (default `force-confdef,force-confold`).
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    /// Options for dpkg, comma separated.
+    #[serde(
+        default = "default_dpkg_options",
+        deserialize_with = "de::opt_stringish"
+    )]
     dpkg_options: Option<String>,
-    /// Seconds to wait for the dpkg lock held by another apt run (default 60).
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    /// Seconds to wait for the dpkg lock held by another apt run.
+    #[serde(
+        default = "default_lock_timeout",
+        deserialize_with = "de::opt_stringish"
+    )]
     lock_timeout: Option<String>,
+}
+
+fn default_dpkg_options() -> Option<String> {
+    Some("force-confdef,force-confold".into())
+}
+
+fn default_lock_timeout() -> Option<String> {
+    Some("60".into())
 }
 
 /// `present` (the default, or `installed`), `absent` (or `removed`), `latest`.
@@ -122,6 +136,35 @@ pub struct AptModule;
 
 impl Module for AptModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("state", "present"),
+        ("update_cache", "false"),
+        ("purge", "false"),
+        ("allow_downgrade", "false"),
+        ("upgrade", "no"),
+        ("force_apt_get", "false"),
+        ("dpkg_options", "force-confdef,force-confold"),
+        ("lock_timeout", "60"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Install nginx and curl, refreshing the package lists if older than an hour
+  apt:
+    name: [nginx, curl]
+    update_cache: true
+    cache_valid_time: 3600
+- name: Pin the engine to one version
+  apt:
+    name: docker-ce=5:27.3.1-1~debian.12~bookworm
+    allow_downgrade: true
+- name: Remove telnet and its configuration
+  apt:
+    name: telnet
+    state: absent
+    purge: true
+- name: Upgrade every package
+  apt:
+    upgrade: dist
+";
     const NAME: &'static str = "apt";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
@@ -390,7 +433,8 @@ impl Plan {
             state: a.state,
             upgrade: a.upgrade,
             specs: specs(a),
-            lock_timeout: seconds(&a.lock_timeout).unwrap_or(60),
+            lock_timeout: seconds(&a.lock_timeout.clone().or_else(default_lock_timeout))
+                .unwrap_or(60),
         }
     }
 }
@@ -693,10 +737,10 @@ fn apt_get_script(
         "-q".to_string(),
         format!("-o DPkg::Lock::Timeout={}", plan.lock_timeout),
     ];
-    let dpkg_options = a
-        .dpkg_options
+    let dpkg_options = a.dpkg_options.clone().or_else(default_dpkg_options);
+    let dpkg_options = dpkg_options
         .as_deref()
-        .unwrap_or("force-confdef,force-confold")
+        .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|o| !o.is_empty())

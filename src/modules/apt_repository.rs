@@ -35,7 +35,7 @@ use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -60,7 +60,7 @@ pub struct Args {
     #[serde(default)]
     state: State,
     #[serde(
-        default,
+        default = "de::some_true",
         alias = "update-cache",
         deserialize_with = "de::opt_bool_like"
     )]
@@ -72,8 +72,8 @@ pub struct Args {
     /// Mode of the `.sources` file (default 0644).
     #[serde(default)]
     mode: Option<Json>,
-    /// Verify the TLS certificate when fetching a key (default yes).
-    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    /// Verify the TLS certificate when fetching a key.
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     validate_certs: Option<bool>,
     /// Accepted for compatibility with `apt_repository`; nothing to install.
     #[serde(default, deserialize_with = "de::opt_bool_like")]
@@ -89,6 +89,30 @@ pub struct AptRepositoryModule;
 
 impl Module for AptRepositoryModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("state", "present"),
+        ("update_cache", "true"),
+        ("validate_certs", "true"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Docker's repository, as a deb822 source with its key
+  apt_repository:
+    name: docker
+    types: deb
+    uris: https://download.docker.com/linux/debian
+    suites: bookworm
+    components: stable
+    signed_by: https://download.docker.com/linux/debian/gpg
+- name: A one-line repository
+  apt_repository:
+    repo: deb http://deb.debian.org/debian bookworm-backports main
+    filename: backports
+- name: Remove it again
+  apt_repository:
+    repo: deb http://deb.debian.org/debian bookworm-backports main
+    filename: backports
+    state: absent
+";
     const NAME: &'static str = "apt_repository";
     const ALIASES: &'static [&'static str] = &["deb822_repository"];
 

@@ -6,7 +6,7 @@ use crate::host::text::message;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, deserialize_with = "de::str_or_list")]
@@ -24,6 +24,15 @@ pub struct AssertModule;
 
 impl Module for AssertModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[("quiet", "false")];
+    const EXAMPLES: &'static str = "\
+- name: The swarm needs an odd number of managers
+  assert:
+    that:
+      - groups['managers'] | length is odd
+    fail_msg: an even number of managers loses quorum
+    success_msg: quorum is safe
+";
     const NAME: &'static str = "assert";
     const REQUIRED: &'static [&'static str] = &["that"];
     const RAW: &'static [&'static str] = &["that"];

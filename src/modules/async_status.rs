@@ -7,7 +7,7 @@ use super::{ArgError, ModResult, Module, ModuleCtx, Outcome, fail};
 use crate::host::async_job::{self, Job};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default)]
@@ -21,6 +21,19 @@ pub struct AsyncStatusModule;
 
 impl Module for AsyncStatusModule {
     type Args = Args;
+    const EXAMPLES: &'static str = "\
+- name: Wait for the backup started with async/poll 0
+  async_status:
+    jid: \"{{ backup_job.ansible_job_id }}\"
+  register: job
+  until: job.finished
+  retries: 60
+  delay: 10
+- name: Forget its status file
+  async_status:
+    jid: \"{{ backup_job.ansible_job_id }}\"
+    mode: cleanup
+";
     const NAME: &'static str = "async_status";
     const REQUIRED: &'static [&'static str] = &["jid"];
 

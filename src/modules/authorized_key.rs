@@ -24,7 +24,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -41,8 +41,8 @@ pub struct Args {
     /// `~/.ssh/authorized_keys`).
     #[serde(default, deserialize_with = "de::opt_stringish")]
     path: Option<String>,
-    /// Create the file's directory and keep it 0700, owned by the user (default true).
-    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    /// Create the file's directory and keep it 0700, owned by the user.
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     manage_dir: Option<bool>,
 }
 
@@ -54,6 +54,22 @@ pub struct AuthorizedKeyModule;
 
 impl Module for AuthorizedKeyModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("state", "present"),
+        ("exclusive", "false"),
+        ("manage_dir", "true"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Let the deploy key in
+  authorized_key:
+    user: deploy
+    key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFdR7cVKzVVTQXnz3zUOcXCMHwuCAvEDbq4PuPS4PvJe deploy@ci
+- name: Only the keys in this file, nothing else
+  authorized_key:
+    user: root
+    key: \"{{ lookup('file', 'root_keys') }}\"
+    exclusive: true
+";
     const NAME: &'static str = "authorized_key";
     const COLLECTION: &'static str = "ansible.posix";
     const REQUIRED: &'static [&'static str] = &["user", "key"];

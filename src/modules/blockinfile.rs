@@ -11,18 +11,18 @@ use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "dest", alias = "destfile", alias = "name")]
     path: Option<String>,
     #[serde(default, alias = "content", deserialize_with = "de::opt_stringish")]
     block: Option<String>,
-    #[serde(default)]
+    #[serde(default = "default_marker")]
     marker: Option<String>,
-    #[serde(default)]
+    #[serde(default = "default_marker_begin")]
     marker_begin: Option<String>,
-    #[serde(default)]
+    #[serde(default = "default_marker_end")]
     marker_end: Option<String>,
     #[serde(default)]
     insertafter: Option<String>,
@@ -44,11 +44,46 @@ pub struct Args {
     validate: Option<String>,
 }
 
+fn default_marker() -> Option<String> {
+    Some("# {mark} ANSIBLE MANAGED BLOCK".into())
+}
+fn default_marker_begin() -> Option<String> {
+    Some("BEGIN".into())
+}
+fn default_marker_end() -> Option<String> {
+    Some("END".into())
+}
+
 /// The `blockinfile` module.
 pub struct BlockinfileModule;
 
 impl Module for BlockinfileModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("create", "false"),
+        ("backup", "false"),
+        ("marker", "'# {mark} ANSIBLE MANAGED BLOCK'"),
+        ("marker_begin", "BEGIN"),
+        ("marker_end", "END"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Static names for the lab
+  blockinfile:
+    path: /etc/hosts
+    block: |
+      10.0.0.11 h1
+      10.0.0.12 h2
+- name: A block in an sshd drop-in, checked before it is written
+  blockinfile:
+    path: /etc/ssh/sshd_config.d/50-hardening.conf
+    create: true
+    mode: \"0644\"
+    marker: \"# {mark} hardening\"
+    block: |
+      PasswordAuthentication no
+      PermitRootLogin prohibit-password
+    validate: /usr/sbin/sshd -t -f %s
+";
     const NAME: &'static str = "blockinfile";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
@@ -80,15 +115,16 @@ impl Block {
     /// The block the arguments ask for, or why they do not make one.
     fn from_args(a: &Args) -> Result<Block, ArgError> {
         let place = Place::from_args(a.insertafter.as_deref(), a.insertbefore.as_deref())?;
-        let marker = a
-            .marker
-            .as_deref()
-            .unwrap_or("# {mark} ANSIBLE MANAGED BLOCK");
+        // A value that renders to `null` means the default, as in Ansible.
+        let or = |v: &Option<String>, default: fn() -> Option<String>| {
+            v.clone().or_else(default).unwrap_or_default()
+        };
+        let marker = or(&a.marker, default_marker);
         let begin = marker
-            .replace("{mark}", a.marker_begin.as_deref().unwrap_or("BEGIN"))
+            .replace("{mark}", &or(&a.marker_begin, default_marker_begin))
             .into_bytes();
         let end = marker
-            .replace("{mark}", a.marker_end.as_deref().unwrap_or("END"))
+            .replace("{mark}", &or(&a.marker_end, default_marker_end))
             .into_bytes();
         if begin == end {
             return Err(ArgError::new("marker_begin and marker_end must differ"));

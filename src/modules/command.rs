@@ -6,7 +6,7 @@ use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "_raw_params")]
@@ -35,9 +35,32 @@ pub type CommandModule = CommandLike<false>;
 /// The `shell` module.
 pub type ShellModule = CommandLike<true>;
 
+const COMMAND_EXAMPLES: &str = "\
+- name: Initialise the database once
+  command: /usr/local/bin/app init --data /srv/app
+  args:
+    creates: /srv/app/.initialised
+- name: Arguments as a list, no quoting needed
+  command:
+    argv: [docker, swarm, update, \"--task-history-limit\", \"2\"]
+";
+
+const SHELL_EXAMPLES: &str = "\
+- name: A pipeline, from a directory
+  shell: ls -1 *.tar.gz | sort | head -n -3 | xargs -r rm --
+  args:
+    chdir: /var/backups/app
+    removes: /var/backups/app/latest.tar.gz
+";
+
 impl<const SHELL: bool> Module for CommandLike<SHELL> {
     type Args = Args;
     const NAME: &'static str = if SHELL { "shell" } else { "command" };
+    const EXAMPLES: &'static str = if SHELL {
+        SHELL_EXAMPLES
+    } else {
+        COMMAND_EXAMPLES
+    };
     const FREE_FORM: Option<&'static str> = Some("cmd");
     const CAPS: Caps = Caps {
         command_line: true,

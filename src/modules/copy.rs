@@ -11,7 +11,7 @@ use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct Args {
     group: Option<String>,
     #[serde(default, deserialize_with = "de::bool_like")]
     backup: bool,
-    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     force: Option<bool>,
     #[serde(default)]
     validate: Option<String>,
@@ -39,6 +39,23 @@ pub struct CopyModule;
 
 impl Module for CopyModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("backup", "false"), ("force", "true")];
+    const EXAMPLES: &'static str = "\
+- name: A file from the role's files/ directory
+  copy:
+    src: motd
+    dest: /etc/motd
+    owner: root
+    group: root
+    mode: \"0644\"
+- name: A file from text, checked before it replaces the old one
+  copy:
+    dest: /etc/sudoers.d/deploy
+    content: \"deploy ALL=(ALL) NOPASSWD: /usr/bin/systemctl\\n\"
+    mode: \"0440\"
+    validate: /usr/sbin/visudo -cf %s
+";
     const NAME: &'static str = "copy";
     /// Checked when the playbook is loaded; `validate` refuses an empty (rendered) value.
     const REQUIRED: &'static [&'static str] = &["dest"];

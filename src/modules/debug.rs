@@ -4,7 +4,7 @@ use super::{ArgError, Caps, ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default)]
@@ -20,6 +20,14 @@ pub struct DebugModule;
 
 impl Module for DebugModule {
     type Args = Args;
+    const EXAMPLES: &'static str = "\
+- name: Show a message
+  debug:
+    msg: \"{{ inventory_hostname }} runs {{ ansible_facts.distribution }}\"
+- name: Show a variable
+  debug:
+    var: swarm_labels
+";
     const NAME: &'static str = "debug";
     const FREE_FORM: Option<&'static str> = Some("msg");
     const RAW: &'static [&'static str] = &["var"];

@@ -1,9 +1,10 @@
 //! `prov doc`: each module's documentation, generated from what declares it: the `//!`
 //! comment at the top of its file, its names (aliases, FQCN), and its parameters, which are
 //! the fields of its argument struct, with the types each accepts (found by decoding a value
-//! of each type), which are required, and which takes a free-form string; and a task
-//! skeleton with the required ones. (Defaults live in each module's code, not in its
-//! declaration, so the pages do not show them.)
+//! of each type), which are required, which takes a free-form string, and their defaults
+//! (`Module::DEFAULTS`); a task skeleton with the required ones; and the module's examples
+//! (`Module::EXAMPLES`). Tests hold the declarations to the code: each declared default
+//! decodes exactly as leaving the parameter out, and every example loads as a playbook.
 
 use super::{ModuleDef, find, registry};
 use crate::app::exit;
@@ -109,12 +110,20 @@ pub fn page(def: &ModuleDef) -> String {
         } else {
             ""
         };
+        let default = match def.defaults.iter().find(|(name, _)| *name == p) {
+            Some((_, v)) => format!("  (default: {v})"),
+            None => String::new(),
+        };
         s.push_str(&format!(
-            "  {p:<width$}  {required:<8}  {}{free}\n",
+            "  {p:<width$}  {required:<8}  {}{default}{free}\n",
             accepted_types(def, p)
         ));
     }
     s.push_str(&format!("\nUsage (the required parameters):\n{usage}"));
+    s.push_str("\nExamples:\n");
+    for line in def.examples.lines() {
+        s.push_str(&format!("  {line}\n").replace("  \n", "\n"));
+    }
     s
 }
 
@@ -181,14 +190,23 @@ fn accepted_types(def: &ModuleDef, param: &str) -> String {
         })
         .map(|(t, _)| *t)
         .collect();
+    if ok.len() == probes.len() {
+        return "any".into();
+    }
     // A yes/no parameter also takes 0 and 1: it is a boolean, not a number.
     let ok: Vec<&str> = match ok.contains(&"boolean") {
         true => ok.into_iter().filter(|t| *t != "integer").collect(),
         false => ok,
     };
-    match ok.len() {
-        0 => "(see the description)".into(),
-        n if n == probes.len() => "any".into(),
+    match (ok.len(), def.defaults.iter().find(|(p, _)| *p == param)) {
+        // A choice (`state`) takes none of the probes' values, but its default is one.
+        (0, Some((_, default))) => {
+            match crate::yaml::load_str(default, "default").map(|n| n.to_json()) {
+                Ok(Json::String(_)) => "string (one of the choices)".into(),
+                _ => "(see the description)".into(),
+            }
+        }
+        (0, None) => "(see the description)".into(),
         _ => ok.join(" or "),
     }
 }
@@ -224,5 +242,105 @@ mod tests {
         let cmd = page(find("command").unwrap());
         assert!(cmd.contains("free-form"), "{cmd}");
         assert!(index().lines().count() >= registry().len());
+        let wait_for = page(find("wait_for").unwrap());
+        assert!(
+            wait_for
+                .lines()
+                .any(|l| l.trim_start().starts_with("timeout") && l.ends_with("(default: 300)")),
+            "{wait_for}"
+        );
+        assert!(wait_for.contains("\nExamples:\n  - name: "), "{wait_for}");
+    }
+
+    /// The module's example tasks, as JSON (task maps).
+    fn examples(def: &ModuleDef) -> Vec<Json> {
+        let node = crate::yaml::load_str(def.examples, def.name)
+            .unwrap_or_else(|e| panic!("{}: examples are not YAML: {e:?}", def.name));
+        match node.to_json() {
+            Json::Array(tasks) => tasks,
+            other => panic!("{}: examples are not a list: {other}", def.name),
+        }
+    }
+
+    /// The arguments of an example task, when they are a map (not a free-form string).
+    fn args_of<'a>(def: &ModuleDef, task: &'a Json) -> Option<&'a serde_json::Map<String, Json>> {
+        let task = task.as_object()?;
+        task.iter()
+            .find(|(k, _)| find(k).is_some_and(|m| m.name == def.name))
+            .and_then(|(_, v)| v.as_object())
+    }
+
+    #[test]
+    fn every_declared_default_decodes_as_leaving_the_parameter_out() {
+        for def in registry() {
+            let tasks = examples(def);
+            for (param, value) in def.defaults {
+                assert!(
+                    (def.params)().contains(param),
+                    "{}: default for '{param}', which is no parameter",
+                    def.name
+                );
+                // The first example's arguments, without the parameter, then with its default.
+                let mut base = tasks
+                    .iter()
+                    .find_map(|t| args_of(def, t))
+                    .cloned()
+                    .unwrap_or_default();
+                base.remove(*param);
+                let without = (def.decoded)(&Json::Object(base.clone()));
+                let yaml = crate::yaml::load_str(value, "default").unwrap().to_json();
+                assert!(!yaml.is_null(), "{}: '{param}: {value}' is null", def.name);
+                base.insert(param.to_string(), yaml);
+                let with = (def.decoded)(&Json::Object(base));
+                assert!(without.is_ok(), "{}: {without:?}", def.name);
+                assert_eq!(
+                    without, with,
+                    "{}: '{param}: {value}' decodes otherwise than leaving it out",
+                    def.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_default_that_is_not_the_code_s_is_caught() {
+        let copy = find("copy").unwrap();
+        let args = |force: Json| json!({"dest": "/x", "content": "y", "force": force});
+        let default = (copy.decoded)(&json!({"dest": "/x", "content": "y"}));
+        assert_eq!(default, (copy.decoded)(&args(json!(true))));
+        assert_ne!(default, (copy.decoded)(&args(json!(false))));
+    }
+
+    #[test]
+    fn every_module_has_examples_that_load_as_a_playbook() {
+        let dir = tempfile::tempdir().unwrap();
+        for def in registry() {
+            let tasks = examples(def);
+            assert!(!tasks.is_empty(), "{} has no examples", def.name);
+            for t in &tasks {
+                assert!(
+                    t.as_object().is_some_and(|m| m
+                        .keys()
+                        .any(|k| find(k).is_some_and(|m| m.name == def.name))),
+                    "{}: an example that does not use it: {t}",
+                    def.name
+                );
+            }
+            let mut text = String::from("- hosts: all\n  gather_facts: false\n  tasks:\n");
+            for line in def.examples.lines() {
+                text.push_str(&format!("    {line}\n"));
+            }
+            // The handlers the examples notify, so that the play is whole.
+            let notified = tasks.iter().filter_map(|t| t.get("notify")?.as_str());
+            text.push_str("  handlers:\n");
+            for name in notified.chain(["unused"]) {
+                text.push_str(&format!("    - {{name: {name}, debug: {{}}}}\n"));
+            }
+            let path = dir.path().join(format!("{}.yml", def.name));
+            std::fs::write(&path, &text).unwrap();
+            if let Err(e) = crate::playbook::load(&path, &Default::default()) {
+                panic!("{}: its examples do not load:\n{e:?}", def.name);
+            }
+        }
     }
 }

@@ -29,7 +29,7 @@ fn bridge() -> String {
     "bridge".into()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     name: String,
@@ -64,6 +64,20 @@ pub struct DockerNetworkModule;
 
 impl Module for DockerNetworkModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("driver", "bridge"),
+        ("state", "present"),
+        ("force", "false"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: An attachable overlay network for the services
+  docker_network:
+    name: backend
+    driver: overlay
+    scope: swarm
+    attachable: true
+    subnet: 10.10.0.0/24
+";
     const NAME: &'static str = "docker_network";
     const COLLECTION: &'static str = "community.docker";
     const REQUIRED: &'static [&'static str] = &["name"];

@@ -29,7 +29,7 @@ enum Availability {
     Drain,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     hostname: String,
@@ -50,6 +50,21 @@ pub struct DockerNodeModule;
 
 impl Module for DockerNodeModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[("labels_state", "merge")];
+    const EXAMPLES: &'static str = "\
+- name: Label the node for the web service (from a manager)
+  docker_node:
+    hostname: \"{{ ansible_facts.hostname }}\"
+    labels:
+      zone: a
+      role: web
+  delegate_to: \"{{ groups['managers'][0] }}\"
+- name: Keep exactly these labels
+  docker_node:
+    hostname: h3
+    labels: {zone: b}
+    labels_state: replace
+";
     const NAME: &'static str = "docker_node";
     const COLLECTION: &'static str = "community.docker";
     const REQUIRED: &'static [&'static str] = &["hostname"];

@@ -30,7 +30,7 @@ enum State {
     Inspect,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default)]
@@ -56,6 +56,20 @@ pub struct DockerSwarmModule;
 
 impl Module for DockerSwarmModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("state", "present"), ("force", "false")];
+    const EXAMPLES: &'static str = "\
+- name: Create the swarm on the first manager
+  docker_swarm:
+    state: present
+    advertise_addr: 10.0.0.11
+- name: Join it as a worker
+  docker_swarm:
+    state: join
+    advertise_addr: 10.0.0.13
+    remote_addrs: [\"10.0.0.11:2377\"]
+    join_token: \"{{ swarm_info.join_token_worker }}\"
+";
     const NAME: &'static str = "docker_swarm";
     const COLLECTION: &'static str = "community.docker";
     const CAPS: Caps = Caps {

@@ -5,11 +5,17 @@ use crate::host::text::message;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    #[serde(default)]
+    #[serde(default = "failed_as_requested")]
     msg: Option<Json>,
+}
+
+const FAILED_AS_REQUESTED: &str = "Failed as requested from task";
+
+fn failed_as_requested() -> Option<Json> {
+    Some(Json::String(FAILED_AS_REQUESTED.into()))
 }
 
 /// The `fail` module.
@@ -17,6 +23,14 @@ pub struct FailModule;
 
 impl Module for FailModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("msg", "Failed as requested from task")];
+    const EXAMPLES: &'static str = "\
+- name: Refuse an unsupported release
+  fail:
+    msg: \"Debian {{ ansible_facts.distribution_major_version }} is not supported\"
+  when: ansible_facts.distribution_major_version | int < 11
+";
     const NAME: &'static str = "fail";
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -25,7 +39,7 @@ impl Module for FailModule {
 }
 
 async fn run(_ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let msg = message(a.msg, "Failed as requested from task");
+    let msg = message(a.msg, FAILED_AS_REQUESTED);
     Ok(Outcome::failed(msg.clone()).with("msg", msg))
 }
 

@@ -20,7 +20,7 @@ use crate::shell::quote_path;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "dest", alias = "name")]
@@ -39,7 +39,7 @@ pub struct Args {
     recurse: bool,
     #[serde(default, deserialize_with = "de::bool_like")]
     force: bool,
-    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     follow: Option<bool>,
     #[serde(default)]
     modification_time: Option<String>,
@@ -82,6 +82,25 @@ pub struct FileModule;
 
 impl Module for FileModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("recurse", "false"), ("force", "false"), ("follow", "true")];
+    const EXAMPLES: &'static str = "\
+- name: A directory, created with its parents
+  file:
+    path: /srv/app/releases
+    state: directory
+    owner: app
+    mode: \"0750\"
+- name: Point current at a release
+  file:
+    src: /srv/app/releases/42
+    dest: /srv/app/current
+    state: link
+- name: Remove a stale file
+  file:
+    path: /etc/cron.d/old-backup
+    state: absent
+";
     const NAME: &'static str = "file";
 
     fn validate(a: &Args) -> Result<(), ArgError> {

@@ -7,7 +7,7 @@ use crate::shell::quote;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -31,6 +31,21 @@ pub struct GroupModule;
 
 impl Module for GroupModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("state", "present"),
+        ("system", "false"),
+        ("non_unique", "false"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: A system group for the application
+  group:
+    name: app
+    system: true
+- name: A group with a fixed gid
+  group:
+    name: deploy
+    gid: 2001
+";
     const NAME: &'static str = "group";
     const REQUIRED: &'static [&'static str] = &["name"];
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use std::path::{Path, PathBuf};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "_raw_params", alias = "free_form")]
@@ -44,6 +44,19 @@ pub struct IncludeVarsModule;
 
 impl Module for IncludeVarsModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("extensions", "[yaml, yml, json]"),
+        ("ignore_unknown_extensions", "false"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: The variables of this OS family
+  include_vars: \"{{ ansible_facts.os_family }}.yml\"
+- name: Every file of a directory, under one name
+  include_vars:
+    dir: vars/sites
+    files_matching: \"\\\\.yml$\"
+    name: sites
+";
     const NAME: &'static str = "include_vars";
     const FREE_FORM: Option<&'static str> = Some("file");
     const CAPS: Caps = Caps {

@@ -14,7 +14,7 @@ use regex::bytes::{Captures, Regex};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "dest", alias = "destfile", alias = "name")]
@@ -54,6 +54,26 @@ pub struct LineinfileModule;
 
 impl Module for LineinfileModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("create", "false"),
+        ("backrefs", "false"),
+        ("firstmatch", "false"),
+        ("backup", "false"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: No password logins
+  lineinfile:
+    path: /etc/ssh/sshd_config
+    regexp: '^#?PasswordAuthentication'
+    line: PasswordAuthentication no
+    validate: /usr/sbin/sshd -t -f %s
+- name: A line after a marker, in a file created if missing
+  lineinfile:
+    path: /etc/app/app.conf
+    insertafter: '^\\[server\\]'
+    line: port = 8080
+    create: true
+";
     const NAME: &'static str = "lineinfile";
 
     fn validate(a: &Args) -> Result<(), ArgError> {

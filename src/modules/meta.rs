@@ -5,7 +5,7 @@
 use super::{ArgError, Caps, ModResult, Module, ModuleCtx, Outcome};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "_raw_params")]
@@ -17,6 +17,10 @@ pub struct MetaModule;
 
 impl Module for MetaModule {
     type Args = Args;
+    const EXAMPLES: &'static str = "\
+- name: Run the handlers notified so far, before the next task
+  meta: flush_handlers
+";
     const NAME: &'static str = "meta";
     const FREE_FORM: Option<&'static str> = Some("free_form");
     const CAPS: Caps = Caps {

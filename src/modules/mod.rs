@@ -140,8 +140,9 @@ impl std::fmt::Display for ArgError {
 /// to know, and the single check-or-apply entry point. A module file reads top to bottom:
 /// arguments, validate, read state, decide, change.
 pub trait Module: 'static {
-    /// Its arguments: a serde struct with `deny_unknown_fields`.
-    type Args: DeserializeOwned + Send;
+    /// Its arguments: a serde struct with `deny_unknown_fields` (`Debug`, so that a test can
+    /// compare two decodings: see [`Module::DEFAULTS`]).
+    type Args: DeserializeOwned + Send + std::fmt::Debug;
     const NAME: &'static str;
     const ALIASES: &'static [&'static str] = &[];
     /// The Ansible collection whose FQCN it answers to (`community.docker.docker_swarm`);
@@ -154,6 +155,14 @@ pub trait Module: 'static {
     /// Parameters that are Jinja expressions, evaluated by the module, not rendered before.
     const RAW: &'static [&'static str] = &[];
     const CAPS: Caps = Caps::NONE;
+    /// The parameters that have a fixed default, each with that default as a user writes it
+    /// in YAML. `prov doc` shows them; a test checks that writing each one decodes to exactly
+    /// what leaving it out does, so the page cannot drift from the code. (A default that
+    /// depends on the host or on other parameters, such as `file`'s `state`, is not here.)
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[];
+    /// Example tasks, a YAML list as in a playbook, shown by `prov doc`; a test loads and
+    /// validates every one of them.
+    const EXAMPLES: &'static str;
 
     /// Checks argument values: at load time on arguments written literally, and again on
     /// rendered arguments before the module touches the host.
@@ -181,6 +190,10 @@ pub struct ModuleDef {
     pub free_form: Option<&'static str>,
     pub raw: &'static [&'static str],
     pub caps: Caps,
+    pub defaults: &'static [(&'static str, &'static str)],
+    pub examples: &'static str,
+    /// The decoded arguments, as debug text: two argument maps that mean the same decode alike.
+    pub decoded: fn(&Json) -> Result<String, ArgError>,
     /// Decodes, validates, then runs.
     pub run: for<'a> fn(&'a ModuleCtx<'a>, Json) -> BoxFuture<'a, ModResult>,
 }
@@ -198,6 +211,9 @@ impl ModuleDef {
             free_form: M::FREE_FORM,
             raw: M::RAW,
             caps: M::CAPS,
+            defaults: M::DEFAULTS,
+            examples: M::EXAMPLES,
+            decoded: decoded::<M>,
             run: run::<M>,
         }
     }
@@ -212,6 +228,12 @@ fn decode<M: Module>(args: Json) -> Result<M::Args, ArgError> {
 fn decodes<M: Module>(args: &Json) -> Result<(), ArgError> {
     serde_json::from_value::<M::Args>(args.clone())
         .map(|_| ())
+        .map_err(|e| ArgError::new(e.to_string()))
+}
+
+fn decoded<M: Module>(args: &Json) -> Result<String, ArgError> {
+    serde_json::from_value::<M::Args>(args.clone())
+        .map(|a| format!("{a:?}"))
         .map_err(|e| ArgError::new(e.to_string()))
 }
 
@@ -384,6 +406,12 @@ pub mod de {
     /// `default` names a function).
     pub fn yes() -> bool {
         true
+    }
+
+    /// The default of an optional yes/no argument that Ansible turns on: set, so that writing
+    /// `true` decodes exactly as leaving it out (see `Module::DEFAULTS`).
+    pub fn some_true() -> Option<bool> {
+        Some(true)
     }
 
     pub fn opt_bool_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

@@ -4,11 +4,15 @@
 use super::{ModResult, Module, ModuleCtx, Outcome, fail};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    #[serde(default)]
+    #[serde(default = "pong")]
     data: Option<String>,
+}
+
+fn pong() -> Option<String> {
+    Some("pong".into())
 }
 
 /// The `ping` module.
@@ -16,6 +20,11 @@ pub struct PingModule;
 
 impl Module for PingModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[("data", "pong")];
+    const EXAMPLES: &'static str = "\
+- name: Is the host reachable and able to run modules?
+  ping:
+";
     const NAME: &'static str = "ping";
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -24,7 +33,7 @@ impl Module for PingModule {
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let data = a.data.unwrap_or_else(|| "pong".into());
+    let data = a.data.or_else(pong).unwrap_or_default();
     // As Ansible's: `data=crash` makes the module fail, to test failure handling.
     if data == "crash" {
         return fail("boom");

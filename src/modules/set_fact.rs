@@ -12,6 +12,12 @@ impl Module for SetFactModule {
     /// Free-form keys: any variable name is a parameter.
     type Args = Map<String, Json>;
     const NAME: &'static str = "set_fact";
+    const EXAMPLES: &'static str = "\
+- name: Variables for the rest of the play
+  set_fact:
+    app_release: \"{{ releases | last }}\"
+    app_port: 8080
+";
     const CAPS: Caps = Caps {
         sets_facts: true,
         defines: super::Defines::ArgNames,

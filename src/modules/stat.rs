@@ -6,16 +6,20 @@ use crate::host::fs::{CHECKSUM_ALGOS, Kind, PathState, Target, read_paths};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, alias = "dest", alias = "name")]
     path: Option<String>,
     #[serde(default, deserialize_with = "de::bool_like")]
     follow: bool,
-    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     get_checksum: Option<bool>,
-    #[serde(default, alias = "checksum", alias = "checksum_algo")]
+    #[serde(
+        default = "default_checksum_algorithm",
+        alias = "checksum",
+        alias = "checksum_algo"
+    )]
     checksum_algorithm: Option<String>,
     /// Accepted for compatibility; prov does not report MIME types or attributes.
     #[serde(
@@ -38,8 +42,28 @@ pub struct Args {
 /// The `stat` module.
 pub struct StatModule;
 
+fn default_checksum_algorithm() -> Option<String> {
+    Some("sha1".into())
+}
+
 impl Module for StatModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("follow", "false"),
+        ("get_checksum", "true"),
+        ("checksum_algorithm", "sha1"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Is the engine installed?
+  stat:
+    path: /usr/bin/dockerd
+  register: dockerd
+- name: A file's SHA-256
+  stat:
+    path: /etc/docker/daemon.json
+    checksum_algorithm: sha256
+  register: daemon_json
+";
     const NAME: &'static str = "stat";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
@@ -54,7 +78,12 @@ impl Module for StatModule {
 
 /// The checksum program to run (a name from a fixed list: it goes into the probe script).
 fn algorithm(a: &Args) -> Result<&'static str, ArgError> {
-    let algo = a.checksum_algorithm.as_deref().unwrap_or("sha1");
+    let algo = a
+        .checksum_algorithm
+        .clone()
+        .or_else(default_checksum_algorithm)
+        .unwrap_or_default();
+    let algo = algo.as_str();
     CHECKSUM_ALGOS
         .iter()
         .copied()

@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 /// `present` or `absent`, refused in Ansible's words like every module's `state`.
 type State = de::Presence;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     unit: String,
@@ -38,6 +38,27 @@ pub struct SystemdDropinModule;
 
 impl Module for SystemdDropinModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("state", "present"), ("daemon_reload", "true")];
+    const EXAMPLES: &'static str = "\
+- name: dockerd with the site's DNS servers
+  systemd_dropin:
+    unit: docker.service
+    name: 10-dns.conf
+    settings:
+      Service:
+        ExecStart:
+          - \"\"
+          - /usr/bin/dockerd -H fd:// --dns 10.0.0.2
+  notify: restart docker
+- name: A drop-in from text
+  systemd_dropin:
+    unit: nginx.service
+    name: 20-limits.conf
+    content: |
+      [Service]
+      LimitNOFILE=65536
+";
     const NAME: &'static str = "systemd_dropin";
     const COLLECTION: &'static str = "";
     const REQUIRED: &'static [&'static str] = &["unit", "name"];

@@ -24,7 +24,7 @@ enum State {
     Reloaded,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     name: String,
@@ -47,6 +47,20 @@ pub struct SystemdServiceModule;
 
 impl Module for SystemdServiceModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("daemon_reload", "false"), ("no_block", "false")];
+    const EXAMPLES: &'static str = "\
+- name: The engine runs and starts at boot
+  systemd_service:
+    name: docker
+    state: started
+    enabled: true
+- name: Restart after a unit file changed
+  systemd_service:
+    name: app.service
+    state: restarted
+    daemon_reload: true
+";
     const NAME: &'static str = "systemd_service";
     const ALIASES: &'static [&'static str] = &["systemd", "service"];
     const REQUIRED: &'static [&'static str] = &["name"];

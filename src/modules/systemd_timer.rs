@@ -23,7 +23,7 @@ use serde_json::{Map, Value as Json, json};
 /// `present` or `absent`, refused in Ansible's words like every module's `state`.
 type State = de::Presence;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     name: String,
@@ -62,6 +62,25 @@ pub struct SystemdTimerModule;
 
 impl Module for SystemdTimerModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("persistent", "true"),
+        ("state", "present"),
+        ("enabled", "true"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Back up the swarm's raft state every night
+  systemd_timer:
+    name: swarm-backup
+    description: Back up /var/lib/docker/swarm
+    command: /usr/local/sbin/swarm-backup
+    on_calendar: \"*-*-* 02:30:00\"
+    randomized_delay: 15m
+- name: A cron line, as a timer
+  systemd_timer:
+    name: logrotate-app
+    cron: \"0 */6 * * *\"
+    command: /usr/sbin/logrotate /etc/logrotate.d/app
+";
     const NAME: &'static str = "systemd_timer";
     const COLLECTION: &'static str = "";
     const REQUIRED: &'static [&'static str] = &["name"];

@@ -11,7 +11,7 @@ use crate::template::overrides::{Literal, Overrides};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default)]
@@ -26,7 +26,7 @@ pub struct Args {
     group: Option<String>,
     #[serde(default, deserialize_with = "de::bool_like")]
     backup: bool,
-    #[serde(default, deserialize_with = "de::opt_bool_like")]
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     force: Option<bool>,
     #[serde(default)]
     validate: Option<String>,
@@ -83,6 +83,23 @@ pub struct TemplateModule;
 
 impl Module for TemplateModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] =
+        &[("backup", "false"), ("force", "true")];
+    const EXAMPLES: &'static str = "\
+- name: The application's configuration
+  template:
+    src: app.conf.j2
+    dest: /etc/app/app.conf
+    owner: root
+    group: app
+    mode: \"0640\"
+  notify: restart app
+- name: A template kept in Windows line endings
+  template:
+    src: share.ini.j2
+    dest: /srv/share/share.ini
+    newline_sequence: \"\\r\\n\"
+";
     const NAME: &'static str = "template";
     /// Checked when the playbook is loaded; `validate` refuses an empty (rendered) `dest`.
     const REQUIRED: &'static [&'static str] = &["src", "dest"];

@@ -11,7 +11,7 @@ use crate::shell::quote;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value as Json, json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -84,6 +84,32 @@ pub struct UserModule;
 
 impl Module for UserModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("state", "present"),
+        ("append", "false"),
+        ("move_home", "false"),
+        ("system", "false"),
+        ("update_password", "always"),
+        ("remove", "false"),
+        ("force", "false"),
+        ("non_unique", "false"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: A login for deployments, in the docker group
+  user:
+    name: deploy
+    shell: /bin/bash
+    groups: [docker]
+    append: true
+    password: \"{{ deploy_password | password_hash('sha512', 'saltsalt') }}\"
+    update_password: on_create
+- name: A service account without a home
+  user:
+    name: app
+    system: true
+    create_home: false
+    shell: /usr/sbin/nologin
+";
     const NAME: &'static str = "user";
     const REQUIRED: &'static [&'static str] = &["name"];
 

@@ -10,10 +10,10 @@ use crate::shell::quote;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    #[serde(default = "localhost", deserialize_with = "de::opt_stringish")]
     host: Option<String>,
     #[serde(default, deserialize_with = "de::opt_stringish")]
     port: Option<String>,
@@ -21,17 +21,17 @@ pub struct Args {
     path: Option<String>,
     #[serde(default)]
     state: State,
-    /// Seconds to wait at most (default 300).
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    /// Seconds to wait at most.
+    #[serde(default = "seconds_300", deserialize_with = "de::opt_stringish")]
     timeout: Option<String>,
     /// Seconds to wait before the first check.
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    #[serde(default = "seconds_0", deserialize_with = "de::opt_stringish")]
     delay: Option<String>,
-    /// Seconds between checks (default 1).
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    /// Seconds between checks.
+    #[serde(default = "seconds_1", deserialize_with = "de::opt_stringish")]
     sleep: Option<String>,
-    /// Seconds one connection attempt may take (default 5).
-    #[serde(default, deserialize_with = "de::opt_stringish")]
+    /// Seconds one connection attempt may take.
+    #[serde(default = "seconds_5", deserialize_with = "de::opt_stringish")]
     connect_timeout: Option<String>,
     /// A regular expression the file (or the port's first bytes) must match.
     #[serde(default, deserialize_with = "de::opt_stringish")]
@@ -89,6 +89,24 @@ pub struct WaitForModule;
 
 impl Module for WaitForModule {
     type Args = Args;
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("host", "127.0.0.1"),
+        ("state", "started"),
+        ("timeout", "300"),
+        ("delay", "0"),
+        ("sleep", "1"),
+        ("connect_timeout", "5"),
+    ];
+    const EXAMPLES: &'static str = "\
+- name: Wait for the API to listen
+  wait_for:
+    port: 8080
+    timeout: 60
+- name: Wait until the lock file is gone
+  wait_for:
+    path: /var/lib/app/upgrade.lock
+    state: absent
+";
     const NAME: &'static str = "wait_for";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
@@ -140,7 +158,7 @@ enum Want {
 }
 
 fn host(a: &Args) -> String {
-    a.host.clone().unwrap_or_else(|| "127.0.0.1".into())
+    a.host.clone().or_else(localhost).unwrap_or_default()
 }
 
 /// The port to watch (validate refused one that is not 1-65535).
@@ -159,24 +177,46 @@ fn regex(a: &Args) -> Option<&str> {
     a.search_regex.as_deref().filter(|r| !r.is_empty())
 }
 
-/// The arguments that are seconds: name, value, default, whether fractions are allowed
-/// (they go to `sleep`; the others to shell arithmetic and `timeout`).
+// The defaults, set while decoding so that `prov doc` shows them (`Module::DEFAULTS`). A
+// value that renders to `null` means the default too, as in Ansible: see `SECONDS`.
+fn localhost() -> Option<String> {
+    Some("127.0.0.1".into())
+}
+fn seconds_300() -> Option<String> {
+    Some("300".into())
+}
+fn seconds_0() -> Option<String> {
+    Some("0".into())
+}
+fn seconds_1() -> Option<String> {
+    Some("1".into())
+}
+fn seconds_5() -> Option<String> {
+    Some("5".into())
+}
+
+/// The arguments that are seconds: name, value, its default (for `null`), whether fractions
+/// are allowed (they go to `sleep`; the others to shell arithmetic and `timeout`).
 type SecondsArg = (
     &'static str,
     fn(&Args) -> &Option<String>,
-    &'static str,
+    fn() -> Option<String>,
     bool,
 );
 const SECONDS: [SecondsArg; 4] = [
-    ("timeout", |a| &a.timeout, "300", false),
-    ("delay", |a| &a.delay, "0", true),
-    ("sleep", |a| &a.sleep, "1", true),
-    ("connect_timeout", |a| &a.connect_timeout, "5", false),
+    ("timeout", |a| &a.timeout, seconds_300, false),
+    ("delay", |a| &a.delay, seconds_0, true),
+    ("sleep", |a| &a.sleep, seconds_1, true),
+    ("connect_timeout", |a| &a.connect_timeout, seconds_5, false),
 ];
 
 /// A number of seconds as given, or its default.
-fn seconds(v: &Option<String>, default: &str) -> String {
-    v.as_deref().unwrap_or(default).trim().to_string()
+fn seconds(v: &Option<String>, default: fn() -> Option<String>) -> String {
+    v.clone()
+        .or_else(default)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// A non-negative number of seconds (fractions allowed where `frac`), written so that it is
