@@ -284,6 +284,9 @@ pub fn main() -> i32 {
                 for n in &loaded.notes {
                     out(&format!("note: {n} (not run by validate)\n"));
                 }
+                for w in loaded.pb.unsupported_tasks() {
+                    out(&format!("warning: {w}\n"));
+                }
                 exit::OK
             }
             Err(d) => bad_input(&d),

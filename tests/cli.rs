@@ -680,7 +680,7 @@ fn validate_describes_command_lookups_instead_of_running_them() {
     assert!(!marker.exists(), "validate ran the lookup's command");
     assert!(
         run.stdout.contains(&format!(
-            "pb.yml:4:12: a lookup runs `touch {}`",
+            "pb.yml:4:7: a lookup runs `touch {}`",
             marker.display()
         )),
         "{}",
@@ -962,4 +962,59 @@ fn output_has_banners_item_lines_and_colour_on_a_terminal() {
     let uncoloured = read_until(&mut master, "PLAY RECAP");
     assert!(child.wait().unwrap().success(), "{uncoloured}");
     assert!(!uncoloured.contains("\x1b[32m"), "{uncoloured:?}");
+}
+
+/// A module Ansible has and prov does not (another platform's `dnf`, a collection's `pacman`)
+/// is no reason to refuse the playbook: `validate` warns, the task is skipped where its `when`
+/// is false, and fails, naming the module and the task's place, only where it would run. A
+/// parameter whose value renders to `omit` is dropped before any check, even one prov does not
+/// take; rendered to something else, it is refused by name when the task runs.
+#[test]
+fn a_real_module_prov_lacks_fails_only_where_it_would_run() {
+    let out = tempfile::tempdir().unwrap();
+    let written = out.path().join("written");
+    let (_d, pb) = common::playbook(&format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: the RedHat branch\n      dnf: name=httpd state=present\n\
+         \x20     when: family == 'RedHat'\n\
+         \x20   - name: a copy with an omitted parameter prov lacks\n\
+         \x20     copy:\n        dest: {w}\n        content: x\n\
+         \x20       unsafe_writes: \"{{{{ uw | default(omit) }}}}\"\n\
+         \x20   - name: the Arch branch\n      community.general.pacman: {{name: foo}}\n\
+         \x20     when: family == 'Arch'\n",
+        w = written.display()
+    ));
+    let pb_s = pb.to_str().unwrap();
+    let validate = common::prov(&["validate", pb_s, "-i", "h1,", "-e", "family=Debian"]);
+    assert_eq!(validate.code, 0, "{}", validate.all_output());
+    assert!(
+        validate
+            .stdout
+            .contains("pb.yml:4:7: module 'ansible.builtin.dnf' is not supported by prov")
+            && validate
+                .stdout
+                .contains("module 'community.general.pacman' is not supported by prov"),
+        "{}",
+        validate.stdout
+    );
+    let debian = common::apply_local(&pb, &["-e", "family=Debian"]);
+    assert_eq!(debian.code, 0, "{}", debian.all_output());
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "x");
+    let arch = common::apply_local(&pb, &["-e", "family=Arch"]);
+    assert_eq!(arch.code, 3, "{}", arch.all_output());
+    assert!(
+        arch.stdout.contains(
+            "module 'community.general.pacman' is not supported by prov in task 'the Arch branch' at "
+        ),
+        "{}",
+        arch.stdout
+    );
+    let given = common::apply_local(&pb, &["-e", "family=Debian", "-e", "uw=true"]);
+    assert!(
+        given
+            .stdout
+            .contains("parameter 'unsafe_writes' of module 'copy' is not supported by prov yet"),
+        "{}",
+        given.stdout
+    );
 }

@@ -11,6 +11,7 @@ pub mod assert;
 pub mod async_status;
 pub mod authorized_key;
 pub mod blockinfile;
+pub mod catalog;
 pub mod command;
 pub mod copy;
 pub mod debug;
@@ -38,7 +39,9 @@ pub use crate::host::{ModError, ModResult, ModuleCtx, Outcome, fail};
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{LazyLock, Mutex};
 
 /// What the runner needs to know about a module beyond its entry point. The runner and the
 /// load-time checks read these and never test a module's name.
@@ -196,6 +199,8 @@ pub struct ModuleDef {
     pub decoded: fn(&Json) -> Result<String, ArgError>,
     /// Decodes, validates, then runs.
     pub run: for<'a> fn(&'a ModuleCtx<'a>, Json) -> BoxFuture<'a, ModResult>,
+    /// False for a module Ansible has and prov does not ([`ModuleDef::unsupported`]).
+    pub supported: bool,
 }
 
 impl ModuleDef {
@@ -215,7 +220,74 @@ impl ModuleDef {
             examples: M::EXAMPLES,
             decoded: decoded::<M>,
             run: run::<M>,
+            supported: true,
         }
+    }
+
+    /// The stand-in for Ansible's module `fqcn` (from the [`catalog`]), which prov does not
+    /// implement: a task naming it loads with any arguments, and fails on a host that would
+    /// run it (its `when` true there), not before. One per name, for the process.
+    pub fn unsupported(fqcn: &'static str) -> &'static ModuleDef {
+        static MADE: LazyLock<Mutex<HashMap<&'static str, &'static ModuleDef>>> =
+            LazyLock::new(Default::default);
+        let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        made.entry(fqcn).or_insert_with(|| {
+            let (collection, name) = fqcn.rsplit_once('.').unwrap_or(("", fqcn));
+            Box::leak(Box::new(ModuleDef {
+                name,
+                aliases: &[],
+                collection,
+                params: || &["*"],
+                check: |_| Ok(()),
+                decodes: |_| Ok(()),
+                required: &[],
+                free_form: Some("_raw_params"),
+                raw: &[],
+                caps: Caps::NONE,
+                defaults: &[],
+                examples: "",
+                decoded: |_| Ok(String::new()),
+                run: |_, _| Box::pin(std::future::ready(fail("not supported by prov"))),
+                supported: false,
+            }))
+        })
+    }
+
+    /// Its FQCN, as Ansible names it (prov's own modules have only their short name).
+    pub fn fqcn(&self) -> String {
+        match self.collection {
+            "" => self.name.to_string(),
+            c => format!("{c}.{}", self.name),
+        }
+    }
+
+    /// The first argument it does not take, and why (see [`ModuleDef::lacks_param`]): at run
+    /// time, for arguments that were templates when the playbook was loaded.
+    pub fn refused_param(&self, args: &Json) -> Option<String> {
+        let params = (self.params)();
+        if params.contains(&"*") {
+            return None;
+        }
+        let key = args
+            .as_object()?
+            .keys()
+            .find(|k| !params.contains(&k.as_str()))?;
+        Some(
+            self.lacks_param(key)
+                .unwrap_or_else(|| format!("module '{}' has no parameter '{key}'", self.name)),
+        )
+    }
+
+    /// Why a parameter it does not take is refused: one that Ansible's module of the same
+    /// name has is "not supported yet" (not a typo); None for a plain unknown name.
+    pub fn lacks_param(&self, key: &str) -> Option<String> {
+        let ansible = catalog::params(&self.fqcn())?;
+        ansible.contains(&key).then(|| {
+            format!(
+                "parameter '{key}' of module '{}' is not supported by prov yet",
+                self.name
+            )
+        })
     }
 }
 

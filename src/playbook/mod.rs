@@ -218,6 +218,26 @@ pub fn load(path: &Path, extra_vars: &Map<String, Json>) -> Result<Playbook, Dia
 }
 
 impl Playbook {
+    /// The tasks and handlers that name a module prov does not implement (see
+    /// [`crate::modules::catalog`]), as warnings for `prov validate`: each fails on a host that
+    /// runs it, and loads so that hosts whose `when` is false there are not held back.
+    pub fn unsupported_tasks(&self) -> Vec<String> {
+        let tasks = self
+            .plays
+            .iter()
+            .flat_map(|p| p.tasks.iter().chain(&p.handlers));
+        tasks
+            .filter_map(|t| match &t.action {
+                TaskAction::Module { def, .. } if !def.supported => Some(format!(
+                    "{}: module '{}' is not supported by prov: the task fails on any host that runs it",
+                    t.span,
+                    def.fqcn()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Asks every play's `vars_prompt` questions (see [`prompt`]) with `ask` (`None`: no
     /// terminal), in play order, and puts the answers in the plays' variables.
     pub fn ask_prompts(

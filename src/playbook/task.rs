@@ -766,8 +766,13 @@ impl Loader<'_> {
             return None;
         };
         let mname = mkey.as_str().unwrap_or_default();
-        let Some(def) = modules::find(mname) else {
-            let names = modules::all_names();
+        let found = modules::find(mname).or_else(|| {
+            modules::catalog::resolve(mname, &inherit.collections)
+                .map(modules::ModuleDef::unsupported)
+        });
+        let Some(def) = found else {
+            let mut names = modules::all_names();
+            names.extend(modules::catalog::short_names());
             self.push(
                 Diag::at(&mkey.span, format!("unknown module '{mname}'"))
                     .suggest(short(mname), names),
@@ -919,17 +924,20 @@ impl Loader<'_> {
         let params = (def.params)();
         if !params.contains(&"*") {
             for (key, span) in &spans {
-                if !params.contains(&key.as_str()) {
-                    ok = false;
-                    self.push(
-                        Diag::at(
-                            span,
-                            format!("module '{}' has no parameter '{key}'", def.name),
-                        )
-                        .suggest(key, params.iter().copied())
-                        .hint_if_none(format!("valid parameters: {}", params.join(", "))),
-                    );
+                if params.contains(&key.as_str()) || may_be_omitted(&args[key]) {
+                    continue;
                 }
+                ok = false;
+                let d = match def.lacks_param(key) {
+                    Some(msg) => Diag::at(span, msg),
+                    None => Diag::at(
+                        span,
+                        format!("module '{}' has no parameter '{key}'", def.name),
+                    )
+                    .suggest(key, params.iter().copied())
+                    .hint_if_none(format!("valid parameters: {}", params.join(", "))),
+                };
+                self.push(d);
             }
         }
         for req in def.required {
@@ -1085,6 +1093,14 @@ fn literal_arg_error<'a>(
         Some(p) => Some((span_of(p), e.msg)),
         None => wrong_type().or(Some((None, e.msg))),
     }
+}
+
+/// A value that may render to `omit` (`"{{ x | default(omit) }}"`): the argument is dropped
+/// before the module sees it, as in Ansible, so a parameter prov does not take is refused only
+/// if it renders to something else, when the task runs.
+fn may_be_omitted(v: &Json) -> bool {
+    v.as_str()
+        .is_some_and(|s| crate::template::is_template(s) && s.contains("omit"))
 }
 
 fn contains_template(v: &Json) -> bool {

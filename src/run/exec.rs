@@ -589,10 +589,17 @@ async fn run_module(
             }
         }
     }
+    if !def.supported {
+        let msg = format!("module '{}' is not supported by prov", def.fqcn());
+        return NodeResult::failed(at_task(task, msg));
+    }
     let rendered = match render_args(args, def.raw, templar) {
         Ok(a) => a,
         Err(e) => return NodeResult::failed(at_task(task, e)),
     };
+    if let Some(msg) = def.refused_param(&rendered) {
+        return NodeResult::failed(at_task(task, msg));
+    }
     let target = match &task.delegate_to {
         Some(d) => match templar.render_str(d) {
             Ok(h) => h,

@@ -313,7 +313,17 @@ impl Builder {
                 }
             }
             Some(Frame::Map(map, _, _, pending, merged)) => match pending.take() {
-                None => *pending = Some(node),
+                None => {
+                    // The parser marks a block mapping where its first key ends (`- name: x`
+                    // at the colon); it starts at that key.
+                    if map.as_map().is_some_and(<[_]>::is_empty)
+                        && node.span.line == map.span.line
+                        && node.span.col < map.span.col
+                    {
+                        map.span = node.span.clone();
+                    }
+                    *pending = Some(node)
+                }
                 Some(key) => {
                     if let Kind::Map(pairs) = &mut map.kind {
                         merge_or_push(pairs, merged, key, node);
