@@ -74,6 +74,40 @@ impl Outcome {
     }
 }
 
+/// A command's result as Ansible's command-like modules (`command`, `shell`, `raw`) report
+/// it: always a change (`changed_when` says otherwise), failed on a non-zero exit with the
+/// output in the message (the reason is usually there), and `rc`, `stdout`, `stderr` and their
+/// lines. `command` and `shell` drop one trailing newline of each stream; `raw` keeps them.
+pub fn command_outcome(out: &ExecResult, strip_newline: bool) -> Outcome {
+    let text = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        match strip_newline {
+            true => s.strip_suffix('\n').map(str::to_string).unwrap_or(s),
+            false => s,
+        }
+    };
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let mut o = if out.ok() {
+        Outcome::changed("")
+    } else {
+        let mut msg = format!("non-zero return code {}", out.rc);
+        for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            let text = text.trim_end();
+            if !text.is_empty() {
+                msg.push_str(&format!("\n{name}: {text}"));
+            }
+        }
+        Outcome::failed(msg)
+    };
+    o.changed = true;
+    let lines = |s: &str| Json::from(s.lines().map(str::to_string).collect::<Vec<_>>());
+    o.with("rc", out.rc)
+        .with("stdout_lines", lines(&stdout))
+        .with("stderr_lines", lines(&stderr))
+        .with("stdout", stdout)
+        .with("stderr", stderr)
+}
+
 /// Why a module could not finish.
 #[derive(Debug, Clone)]
 pub enum ModError {

@@ -4,7 +4,6 @@
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, Outcome};
 use crate::shell::quote;
 use serde::Deserialize;
-use serde_json::Value as Json;
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -76,19 +75,6 @@ impl<const SHELL: bool> Module for CommandLike<SHELL> {
     }
 }
 
-/// What a failed command says, with its output: the reason it failed is usually in it
-/// (Ansible shows `stdout` and `stderr` of a failed command too).
-fn failure_message(rc: i32, stdout: &str, stderr: &str) -> String {
-    let mut msg = format!("non-zero return code {rc}");
-    for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
-        let text = text.trim_end();
-        if !text.is_empty() {
-            msg.push_str(&format!("\n{name}: {text}"));
-        }
-    }
-    msg
-}
-
 /// The line to run: `argv` and `command` strings are quoted word by word.
 fn command_line(args: &Args, shell: bool) -> Result<String, ArgError> {
     let words = match (&args.argv, &args.cmd) {
@@ -137,26 +123,7 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
         return Ok(started.await?.with("cmd", line));
     }
     let out = ctx.exec_stdin(&full, stdin.as_deref()).await?;
-    let (stdout, stderr) = (out.stdout_str(), out.stderr_str());
-    let stdout = stdout.strip_suffix('\n').unwrap_or(&stdout).to_string();
-    let stderr = stderr.strip_suffix('\n').unwrap_or(&stderr).to_string();
-    // A command always counts as a change (`changed_when` says otherwise), even when it fails.
-    let mut o = if out.ok() {
-        Outcome::changed("")
-    } else {
-        Outcome::failed(failure_message(out.rc, &stdout, &stderr))
-    };
-    o.changed = true;
-    Ok(o.with("rc", out.rc)
-        .with("cmd", line)
-        .with("stdout_lines", lines(&stdout))
-        .with("stderr_lines", lines(&stderr))
-        .with("stdout", stdout)
-        .with("stderr", stderr))
-}
-
-fn lines(s: &str) -> Json {
-    Json::from(s.lines().map(str::to_string).collect::<Vec<_>>())
+    Ok(crate::host::command_outcome(&out, true).with("cmd", line))
 }
 
 /// `creates`/`removes`: one remote test decides whether the command runs at all.

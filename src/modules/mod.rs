@@ -21,16 +21,22 @@ pub mod docker_node;
 pub mod docker_swarm;
 pub mod fail;
 pub mod file;
+pub mod getent;
 pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
 pub mod meta;
+pub mod package;
+pub mod pause;
 pub mod ping;
+pub mod raw;
 pub mod set_fact;
+pub mod slurp;
 pub mod stat;
 pub mod systemd_dropin;
 pub mod systemd_service;
 pub mod systemd_timer;
+pub mod tempfile;
 pub mod template;
 pub mod user;
 pub mod wait_for;
@@ -350,6 +356,12 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<wait_for::WaitForModule>(),
     ModuleDef::of::<async_status::AsyncStatusModule>(),
     ModuleDef::of::<ping::PingModule>(),
+    ModuleDef::of::<package::PackageModule>(),
+    ModuleDef::of::<slurp::SlurpModule>(),
+    ModuleDef::of::<tempfile::TempfileModule>(),
+    ModuleDef::of::<getent::GetentModule>(),
+    ModuleDef::of::<raw::RawModule>(),
+    ModuleDef::of::<pause::PauseModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
