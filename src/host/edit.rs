@@ -119,6 +119,70 @@ pub fn rstrip_crlf(mut l: &[u8]) -> &[u8] {
     l
 }
 
+/// Python's `match.expand()`: `\1`, `\g<1>`, `\g<name>`, `\\`, `\n`, `\t`.
+pub fn expand(caps: &regex::bytes::Captures<'_>, template: &[u8]) -> Vec<u8> {
+    let mut out = vec![];
+    let mut i = 0;
+    let group = |out: &mut Vec<u8>, name: &[u8]| {
+        let name = String::from_utf8_lossy(name);
+        let m = match name.parse::<usize>() {
+            Ok(n) => caps.get(n),
+            Err(_) => caps.name(&name),
+        };
+        if let Some(m) = m {
+            out.extend_from_slice(m.as_bytes());
+        }
+    };
+    while i < template.len() {
+        let c = template[i];
+        if c != b'\\' || i + 1 >= template.len() {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let n = template[i + 1];
+        match n {
+            b'0'..=b'9' => {
+                let end = (i + 1..template.len().min(i + 3))
+                    .take_while(|&j| template[j].is_ascii_digit())
+                    .last()
+                    .unwrap_or(i + 1);
+                group(&mut out, &template[i + 1..=end]);
+                i = end + 1;
+            }
+            b'g' if template.get(i + 2) == Some(&b'<') => {
+                match template[i + 3..].iter().position(|&b| b == b'>') {
+                    Some(len) => {
+                        group(&mut out, &template[i + 3..i + 3 + len]);
+                        i += 4 + len;
+                    }
+                    None => {
+                        out.extend_from_slice(&template[i..i + 2]);
+                        i += 2;
+                    }
+                }
+            }
+            b'\\' => {
+                out.push(b'\\');
+                i += 2;
+            }
+            b'n' => {
+                out.push(b'\n');
+                i += 2;
+            }
+            b't' => {
+                out.push(b'\t');
+                i += 2;
+            }
+            _ => {
+                out.extend_from_slice(&template[i..i + 2]);
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

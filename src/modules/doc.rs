@@ -39,6 +39,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("getent", include_str!("getent.rs")),
     ("raw", include_str!("raw.rs")),
     ("pause", include_str!("pause.rs")),
+    ("replace", include_str!("replace.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -30,6 +30,7 @@ pub mod package;
 pub mod pause;
 pub mod ping;
 pub mod raw;
+pub mod replace;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
@@ -362,6 +363,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<getent::GetentModule>(),
     ModuleDef::of::<raw::RawModule>(),
     ModuleDef::of::<pause::PauseModule>(),
+    ModuleDef::of::<replace::ReplaceModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
