@@ -40,6 +40,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("raw", include_str!("raw.rs")),
     ("pause", include_str!("pause.rs")),
     ("replace", include_str!("replace.rs")),
+    ("ini_file", include_str!("ini_file.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -24,6 +24,7 @@ pub mod file;
 pub mod getent;
 pub mod group;
 pub mod include_vars;
+pub mod ini_file;
 pub mod lineinfile;
 pub mod meta;
 pub mod package;
@@ -364,6 +365,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<raw::RawModule>(),
     ModuleDef::of::<pause::PauseModule>(),
     ModuleDef::of::<replace::ReplaceModule>(),
+    ModuleDef::of::<ini_file::IniFileModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
