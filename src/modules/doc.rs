@@ -41,6 +41,8 @@ static SOURCES: &[(&str, &str)] = &[
     ("pause", include_str!("pause.rs")),
     ("replace", include_str!("replace.rs")),
     ("ini_file", include_str!("ini_file.rs")),
+    ("pam_limits", include_str!("pam_limits.rs")),
+    ("sysctl", include_str!("sysctl.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -28,6 +28,7 @@ pub mod ini_file;
 pub mod lineinfile;
 pub mod meta;
 pub mod package;
+pub mod pam_limits;
 pub mod pause;
 pub mod ping;
 pub mod raw;
@@ -35,6 +36,7 @@ pub mod replace;
 pub mod set_fact;
 pub mod slurp;
 pub mod stat;
+pub mod sysctl;
 pub mod systemd_dropin;
 pub mod systemd_service;
 pub mod systemd_timer;
@@ -366,6 +368,8 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<pause::PauseModule>(),
     ModuleDef::of::<replace::ReplaceModule>(),
     ModuleDef::of::<ini_file::IniFileModule>(),
+    ModuleDef::of::<pam_limits::PamLimitsModule>(),
+    ModuleDef::of::<sysctl::SysctlModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
