@@ -193,9 +193,9 @@ fn rewrite(old: &str, name: &str, value: &str, present: bool) -> (String, bool) 
     // The value the file gives (the last one of the key wins, as sysctl reads it).
     let current = lines
         .iter()
+        .rev()
         .filter_map(|l| setting(l))
-        .filter(|(k, _)| k == name)
-        .last()
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v);
     let write = match (&current, present) {
         (None, true) => true,
