@@ -29,6 +29,25 @@ if [[ $have != *"core $ANSIBLE_CORE"*"Version: $PASSLIB"* ]]; then
   "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" \
     "passlib==$PASSLIB"
 fi
+# The collections of the modules prov implements beyond ansible.builtin (ini_file, sysctl...),
+# from the `ansible` package's wheel on PyPI (Galaxy is not reachable from CI): only those
+# collections are unpacked, where ansible-core finds collections (site-packages).
+ANSIBLE_BUNDLE=12.3.0 COLLECTIONS="community/general ansible/posix"
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ ! -f "$site/ansible_collections/.prov-$ANSIBLE_BUNDLE" ]; then
+  wheels=$(mktemp -d)
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$wheels" \
+    "ansible==$ANSIBLE_BUNDLE"
+  "$venv/bin/python" - "$wheels"/ansible-*.whl "$site" $COLLECTIONS <<'PY'
+import sys, zipfile
+wheel, site, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(site, [n for n in z.namelist()
+                        if any(n.startswith(f"ansible_collections/{c}/") for c in wanted)])
+PY
+  rm -rf "$wheels"
+  touch "$site/ansible_collections/.prov-$ANSIBLE_BUNDLE"
+fi
 export PROV_ANSIBLE_VENV=$venv PROV_ANSIBLE_REQUIRED=1
 
 cargo build --release

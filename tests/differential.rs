@@ -180,6 +180,11 @@ fn differential_with(case: &str, inventory: &str, args: &[&str]) {
 }
 
 #[test]
+fn file_modules_of_real_roles_match_ansible() {
+    differential("modules_files.yml");
+}
+
+#[test]
 fn files_modes_and_links_match_ansible() {
     differential("files.yml");
 }
