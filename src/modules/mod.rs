@@ -21,6 +21,7 @@ pub mod docker_node;
 pub mod docker_swarm;
 pub mod fail;
 pub mod file;
+pub mod find;
 pub mod getent;
 pub mod group;
 pub mod include_vars;
@@ -370,6 +371,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<ini_file::IniFileModule>(),
     ModuleDef::of::<pam_limits::PamLimitsModule>(),
     ModuleDef::of::<sysctl::SysctlModule>(),
+    ModuleDef::of::<find::FindModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

@@ -37,6 +37,7 @@ mod pyyaml;
 mod random;
 mod regex;
 mod strings;
+pub use strings::normpath;
 mod values;
 
 use minijinja::value::{Value, ValueKind};

@@ -21,6 +21,8 @@ pub(super) fn register(env: &mut Environment<'_>) {
     env.add_filter("splitext", splitext);
     env.add_filter("path_join", path_join);
     env.add_filter("expanduser", expanduser);
+    env.add_filter("relpath", relpath);
+    env.add_filter("realpath", realpath);
     env.add_filter("b64encode", b64encode);
     env.add_filter("b64decode", b64decode);
     env.add_filter("hash", hash_filter);
@@ -226,6 +228,67 @@ fn expanduser(path: String) -> String {
     }
 }
 
+/// Python's `os.path.normpath` for absolute and relative paths.
+pub fn normpath(p: &str) -> String {
+    let abs = p.starts_with('/');
+    let mut parts: Vec<&str> = vec![];
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|l| *l != "..") => {
+                parts.pop();
+            }
+            ".." if abs => {}
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (abs, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// A path made absolute against the control machine's working directory, normalised.
+fn absolute(path: &str) -> String {
+    match path.starts_with('/') {
+        true => normpath(path),
+        false => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            normpath(&format!("{}/{path}", cwd.display()))
+        }
+    }
+}
+
+/// Python's `os.path.relpath(path, start)` (start: the working directory).
+fn relpath(path: String, start: Option<String>) -> Result<String, Error> {
+    if path.is_empty() {
+        return Err(invalid("no path specified"));
+    }
+    let start = start.unwrap_or_else(|| ".".into());
+    let (p, s) = (absolute(&path), absolute(&start));
+    let pc: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    let sc: Vec<&str> = s.split('/').filter(|c| !c.is_empty()).collect();
+    let common = pc.iter().zip(&sc).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; sc.len() - common];
+    parts.extend(&pc[common..]);
+    Ok(match parts.is_empty() {
+        true => ".".into(),
+        false => parts.join("/"),
+    })
+}
+
+/// Python's `os.path.realpath` on the control machine: symbolic links resolved where the
+/// path exists, the rest normalised.
+fn realpath(path: String) -> String {
+    let abs = absolute(&path);
+    match std::fs::canonicalize(&abs) {
+        Ok(p) => p.display().to_string(),
+        Err(_) => abs,
+    }
+}
+
 /// Encodes text in the named encoding; Windows playbooks need UTF-16LE.
 fn encode_text(text: &str, encoding: &str) -> Result<Vec<u8>, Error> {
     match encoding.to_ascii_lowercase().replace('_', "-").as_str() {
@@ -361,6 +424,18 @@ mod tests {
         assert_eq!(render("{{ '' | quote }}"), "''");
         assert_eq!(render("{{ none | quote }}"), "''");
         assert_eq!(render("{{ 'x;rm' | quote }}"), "'x;rm'");
+    }
+
+    #[test]
+    fn relpath_realpath_and_normpath_as_python() {
+        assert_eq!(render("{{ '/a/b/c' | relpath('/a') }}"), "b/c");
+        assert_eq!(render("{{ '/a/b' | relpath('/a/c/d') }}"), "../../b");
+        assert_eq!(render("{{ '/a' | relpath('/a') }}"), ".");
+        assert_eq!(render("{{ '/' | realpath }}"), "/");
+        assert_eq!(render("{{ '/no/such/../dir' | realpath }}"), "/no/dir");
+        assert_eq!(super::normpath("/a//b/./c/../d/"), "/a/b/d");
+        assert_eq!(super::normpath("a/../.."), "..");
+        assert_eq!(super::normpath(""), ".");
     }
 
     #[test]
