@@ -14,6 +14,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Ansible's cron module needs a crontab command even for cron.d files.
+if ! dpkg -s cron >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cron >/dev/null
+fi
+
 # The oracle of the differential tests (tests/differential.rs): ansible-core, pinned, in a
 # venv of its own.
 # passlib is what ansible-core's password_hash filter hashes with.

@@ -1,5 +1,5 @@
 //! The modules real roles use (issue 11's: `package`, `replace`, `ini_file`, `pam_limits`,
-//! `sysctl`, `slurp`, `getent`, `tempfile`, `raw`, `pause`) on a real lab host (h3), driven by
+//! `sysctl`, `cron`, `slurp`, `getent`, `tempfile`, `raw`, `pause`) on a real lab host (h3), driven by
 //! the real `prov` binary; effects are checked over plain ssh. For the modules that converge:
 //! a first run changes, a second changes nothing, and a drift made by hand is reported by
 //! `--check --diff` (exit 2, nothing touched) and repaired by the next run.
@@ -49,20 +49,28 @@ fn expect(run: &Run, code: i32, changed: u64, what: &str) {
     );
 }
 
+/// What the test leaves on h3 removed (and the kernel value back).
+fn clean_up() {
+    ssh(
+        "apt-get remove -y -q figlet >/dev/null 2>&1; rm -rf /etc/prov-test \
+         /etc/security/limits.d/90-prov-test.conf /etc/sysctl.d/90-prov-test.conf \
+         /etc/cron.d/prov-test; crontab -r 2>/dev/null; sysctl -q -w net.core.somaxconn=4096; true",
+    );
+}
+
 #[test]
 fn role_modules_converge_report_drift_and_repair() {
     if !common::lab_up("role_modules_converge_report_drift_and_repair") {
         return;
     }
-    ssh(
-        "apt-get remove -y -q figlet >/dev/null 2>&1; rm -rf /etc/prov-test \
-         /etc/security/limits.d/90-prov-test.conf /etc/sysctl.d/90-prov-test.conf; \
-         sysctl -q -w net.core.somaxconn=4096; true",
-    );
+    clean_up();
 
     // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir.
+    // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir, the
+    // two cron jobs (and cron itself, unless an earlier run left it).
+    let had_cron = ssh("command -v crontab").0 == 0;
     let first = apply("modules.yml", &[]);
-    expect(&first, 0, 8, "first run");
+    expect(&first, 0, if had_cron { 10 } else { 11 }, "first run");
     assert!(
         ssh("command -v figlet").0 == 0,
         "figlet installed by package"
@@ -85,17 +93,26 @@ fn role_modules_converge_report_drift_and_repair() {
     );
     // The reload put the value in effect in the host's network namespace.
     assert_eq!(ssh_ok("sysctl -n net.core.somaxconn"), "1024\n");
+    assert_eq!(
+        ssh_ok("crontab -l"),
+        "#Ansible: prov-test nightly\n30 2 * * * /bin/true\n"
+    );
+    assert_eq!(
+        ssh_ok("cat /etc/cron.d/prov-test; stat -c %a /etc/cron.d/prov-test"),
+        "#Ansible: prov-test app\n@daily root /bin/true\n644\n"
+    );
 
     let second = apply("modules.yml", &[]);
     expect(&second, 0, 0, "second run");
 
-    // Drift by hand: an ini value, and the live kernel value with the file left right.
+    // Drift by hand: an ini value, the live kernel value with the file left right, and
+    // root's crontab removed.
     ssh_ok(
         "sed -i 's/workers = 4/workers = 9/' /etc/prov-test/app.ini; \
-            sysctl -q -w net.core.somaxconn=4096",
+            sysctl -q -w net.core.somaxconn=4096; crontab -r",
     );
     let check = apply("modules.yml", &["--check", "--diff"]);
-    expect(&check, 2, 2, "--check after drift");
+    expect(&check, 2, 3, "--check after drift");
     let out = check.all_output();
     assert!(
         out.contains("-workers = 9") && out.contains("+workers = 4"),
@@ -106,8 +123,10 @@ fn role_modules_converge_report_drift_and_repair() {
         "workers = 9\n"
     );
     assert_eq!(ssh_ok("sysctl -n net.core.somaxconn"), "4096\n");
+    assert_eq!(ssh("crontab -l").0, 1, "--check must not install a crontab");
     let repair = apply("modules.yml", &[]);
-    expect(&repair, 0, 2, "repair");
+    expect(&repair, 0, 3, "repair");
+    assert!(ssh_ok("crontab -l").contains("#Ansible: prov-test nightly"));
     assert_eq!(
         ssh_ok("grep workers /etc/prov-test/app.ini"),
         "workers = 4\n"
@@ -115,11 +134,7 @@ fn role_modules_converge_report_drift_and_repair() {
     assert_eq!(ssh_ok("sysctl -n net.core.somaxconn"), "1024\n");
     expect(&apply("modules.yml", &[]), 0, 0, "after the repair");
 
-    ssh(
-        "apt-get remove -y -q figlet >/dev/null 2>&1; rm -rf /etc/prov-test \
-         /etc/security/limits.d/90-prov-test.conf /etc/sysctl.d/90-prov-test.conf; \
-         sysctl -q -w net.core.somaxconn=4096; true",
-    );
+    clean_up();
 }
 
 /// tempfile, raw and pause: each run makes a new scratch directory, writes into it with raw

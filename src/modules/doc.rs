@@ -44,6 +44,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("pam_limits", include_str!("pam_limits.rs")),
     ("sysctl", include_str!("sysctl.rs")),
     ("find", include_str!("find.rs")),
+    ("cron", include_str!("cron.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

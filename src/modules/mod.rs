@@ -14,6 +14,7 @@ pub mod blockinfile;
 pub mod catalog;
 pub mod command;
 pub mod copy;
+pub mod cron;
 pub mod debug;
 pub mod doc;
 pub mod docker_network;
@@ -372,6 +373,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<pam_limits::PamLimitsModule>(),
     ModuleDef::of::<sysctl::SysctlModule>(),
     ModuleDef::of::<find::FindModule>(),
+    ModuleDef::of::<cron::CronModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
