@@ -27,6 +27,8 @@ enum State {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
+    /// Empty (or left out) with only `daemon_reload`, as handlers write it.
+    #[serde(default, alias = "service", alias = "unit")]
     name: String,
     #[serde(default)]
     state: Option<State>,
@@ -34,7 +36,7 @@ pub struct Args {
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "de::opt_bool_like")]
     masked: Option<bool>,
-    #[serde(default, deserialize_with = "de::bool_like")]
+    #[serde(default, alias = "daemon-reload", deserialize_with = "de::bool_like")]
     daemon_reload: bool,
     #[serde(default)]
     scope: Option<String>,
@@ -60,13 +62,29 @@ impl Module for SystemdServiceModule {
     name: app.service
     state: restarted
     daemon_reload: true
+- name: Only read the unit files again (as handlers often do)
+  systemd_service:
+    daemon_reload: true
 ";
     const NAME: &'static str = "systemd_service";
     const ALIASES: &'static [&'static str] = &["systemd", "service"];
-    const REQUIRED: &'static [&'static str] = &["name"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {
-        check_unit_name("unit name", &a.name).map_err(|e| ArgError::at("name", e))?;
+        if a.name.is_empty() {
+            // Only a reload: anything about a unit needs its name.
+            let given = [
+                ("state", a.state.is_some()),
+                ("enabled", a.enabled.is_some()),
+                ("masked", a.masked.is_some()),
+            ];
+            if let Some((what, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(ArgError::new(format!(
+                    "missing parameter(s) required by '{what}': name"
+                )));
+            }
+        } else {
+            check_unit_name("unit name", &a.name).map_err(|e| ArgError::at("name", e))?;
+        }
         // As Ansible's `systemd`: a task that asks for nothing is a mistake, not a status read.
         if a.state.is_none() && a.enabled.is_none() && a.masked.is_none() && !a.daemon_reload {
             return Err(ArgError::new(
@@ -104,6 +122,9 @@ impl Module for SystemdServiceModule {
 
 /// Reads the unit, decides which `systemctl` verbs bring it to the wanted state, runs them.
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
+    if a.name.is_empty() {
+        return reload_only(ctx).await;
+    }
     let (cur, reloaded) = read(ctx, &a).await?;
     let mut data = Map::new();
     data.insert("name".into(), json!(a.name));
@@ -168,6 +189,22 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     }
     change(ctx, &a, &p.verbs).await?;
     Ok(o)
+}
+
+/// `daemon_reload` without a unit: systemd reads its unit files again (not in check mode).
+/// As in Ansible, that is not reported as a change.
+async fn reload_only(ctx: &ModuleCtx<'_>) -> ModResult {
+    if !ctx.check {
+        let out = ctx.exec("systemctl daemon-reload").await?;
+        if !out.ok() {
+            return fail(format!(
+                "failure {} during daemon-reload: {}",
+                out.rc,
+                out.stderr_str().trim()
+            ));
+        }
+    }
+    Ok(Outcome::ok("daemon reloaded"))
 }
 
 // ---------------------------------------------------------------------------------------
