@@ -185,6 +185,11 @@ fn file_modules_of_real_roles_match_ansible() {
 }
 
 #[test]
+fn gathered_facts_roles_test_match_ansible() {
+    differential("facts.yml");
+}
+
+#[test]
 fn files_modes_and_links_match_ansible() {
     differential("files.yml");
 }

@@ -6,6 +6,7 @@
 //! Keeping the interpretation on this side keeps the script small and the logic testable.
 
 mod network;
+mod virtual_mounts;
 
 use crate::connection::{ConnError, Connection};
 use serde_json::{Map, Value as Json, json};
@@ -109,13 +110,15 @@ pub fn parse(output: &str) -> Map<String, Json> {
     user_facts(&raw, &mut f);
     env_and_time_facts(&raw, &mut f);
     network::facts(&raw, &mut f);
+    virtual_mounts::facts(&raw, &mut f);
     f
 }
 
 fn system_facts(raw: &Raw, f: &mut Map<String, Json>) {
     let nodename = raw.get("uname_n").unwrap_or("").to_string();
     let fqdn = raw
-        .get("fqdn")
+        .get("getfqdn")
+        .or_else(|| raw.get("fqdn"))
         .filter(|v| !v.contains(char::is_whitespace))
         .map(str::to_string)
         .unwrap_or_else(|| nodename.clone());
@@ -139,6 +142,17 @@ fn system_facts(raw: &Raw, f: &mut Map<String, Json>) {
     };
     f.insert("machine".into(), s(machine));
     f.insert("architecture".into(), s(arch));
+    if let Some(bits) = raw.get("long_bit") {
+        f.insert("userspace_bits".into(), s(bits));
+        let userspace = match (machine, bits) {
+            ("x86_64", "64") => Some("x86_64"),
+            ("x86_64", "32") => Some("i386"),
+            _ => None,
+        };
+        if let Some(u) = userspace {
+            f.insert("userspace_architecture".into(), s(u));
+        }
+    }
     if let Some(id) = raw.get("machine_id") {
         f.insert("machine_id".into(), s(id));
     }
@@ -276,12 +290,44 @@ fn distribution_facts(raw: &Raw, f: &mut Map<String, Json>) {
     }
     f.insert("distribution_release".into(), s(release));
     f.insert("os_family".into(), s(family));
-    if !id.is_empty() {
-        f.insert(
-            "os_release".into(),
-            Json::Object(os.into_iter().map(|(k, v)| (k, s(v))).collect()),
+    f.insert("lsb".into(), lsb(raw));
+}
+
+/// Ansible's `lsb`: from `lsb_release -a` where it is installed, else `/etc/lsb-release`.
+fn lsb(raw: &Raw) -> Json {
+    let mut l = Map::new();
+    for line in raw.all("lsb") {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let key = match k.trim() {
+            "Distributor ID" => "id",
+            "Description" => "description",
+            "Release" => "release",
+            "Codename" => "codename",
+            _ => continue,
+        };
+        l.insert(key.into(), s(v.trim()));
+    }
+    if l.is_empty() {
+        for (k, v) in raw.kv("lsb_file") {
+            let key = match k.as_str() {
+                "DISTRIB_ID" => "id",
+                "DISTRIB_RELEASE" => "release",
+                "DISTRIB_DESCRIPTION" => "description",
+                "DISTRIB_CODENAME" => "codename",
+                _ => continue,
+            };
+            l.insert(key.into(), s(v));
+        }
+    }
+    if let Some(release) = l.get("release").and_then(Json::as_str).map(str::to_string) {
+        l.insert(
+            "major_release".into(),
+            s(release.split('.').next().unwrap_or("")),
         );
     }
+    Json::Object(l)
 }
 
 fn num(v: &str) -> Option<u64> {

@@ -19,6 +19,15 @@ p uname_r "$(uname -r)"
 p uname_v "$(uname -v)"
 p uname_m "$(uname -m)"
 has hostname && p fqdn "$(t hostname -f)"
+# Python's socket.getfqdn(), which Ansible's fqdn is: the name the node's first address
+# resolves back to (the first of its names with a dot, else the first).
+if has getent; then
+  ip=$(t getent ahosts "$(uname -n)" | awk 'NR == 1 { print $1 }')
+  [ -n "$ip" ] && p getfqdn "$(t getent hosts "$ip" | awk 'NR == 1 { for (i = 2; i <= NF; i++) if (index($i, ".")) { print $i; exit } print $2 }')"
+fi
+has lsb_release && c lsb lsb_release -a
+f lsb_file /etc/lsb-release
+has getconf && p long_bit "$(getconf LONG_BIT)"
 if [ -r /etc/os-release ]; then f os /etc/os-release; else f os /usr/lib/os-release; fi
 f debian_version /etc/debian_version
 f redhat_release /etc/redhat-release
@@ -61,5 +70,26 @@ else
   for i in /sys/class/net/*; do
     [ -d "$i" ] && p sysnet "${i##*/} $(cat "$i/address") $(cat "$i/mtu") $(cat "$i/flags") $(cat "$i/type")"
   done
+fi
+# Virtualization (as Ansible's Linux collector reads it), security modules, mounts.
+f cgroup1 /proc/1/cgroup
+[ -r /proc/1/environ ] && tr '\0' '\n' < /proc/1/environ | sed -n 's/^\(container=.*\)/environ1=\1/p'
+[ -e /proc/vz ] && p proc_vz "$([ -e /proc/lve ] && echo lve)$([ -e /proc/bc ] && echo bc)"
+f systemd_container /run/systemd/container
+{ [ -e /.dockerenv ] || [ -e /.dockerinit ]; } && p dockerenv 1
+[ -e /proc/xen ] && p proc_xen "$(cat /proc/xen/capabilities)"
+for d in product_name product_family sys_vendor bios_vendor; do f "dmi_$d" "/sys/devices/virtual/dmi/id/$d"; done
+[ -r /proc/cpuinfo ] && c cpuinfo_virt grep -E '^(model name|vendor_id|machine)' /proc/cpuinfo
+[ -r /proc/modules ] && c module cut -d' ' -f1 /proc/modules
+[ -e /dev/kvm ] && p dev_kvm 1
+[ -d /sys/fs/selinux ] && p selinux_fs 1
+has getenforce && p getenforce "$(getenforce)"
+[ -d /sys/kernel/security/apparmor ] && p apparmor 1
+if [ -r /proc/mounts ]; then
+  while read -r dev mnt fstype opts dump pass; do
+    case "$dev" in /*|\\*|*:/*) ;; *) continue ;; esac
+    [ "$fstype" = none ] && continue
+    p mount "$dev $mnt $fstype $opts $dump $pass $(stat -f -c '%S %s %b %f %a %c %d' "$(printf '%b' "$mnt")")"
+  done < /proc/mounts
 fi
 exit 0
