@@ -190,6 +190,11 @@ fn gathered_facts_roles_test_match_ansible() {
 }
 
 #[test]
+fn gather_subset_and_setup_as_in_ansible() {
+    differential("facts_subset.yml");
+}
+
+#[test]
 fn files_modes_and_links_match_ansible() {
     differential("files.yml");
 }

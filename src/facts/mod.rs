@@ -6,6 +6,7 @@
 //! Keeping the interpretation on this side keeps the script small and the logic testable.
 
 mod network;
+pub mod subset;
 mod virtual_mounts;
 
 use crate::connection::{ConnError, Connection};

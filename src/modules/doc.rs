@@ -45,6 +45,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("sysctl", include_str!("sysctl.rs")),
     ("find", include_str!("find.rs")),
     ("cron", include_str!("cron.rs")),
+    ("setup", include_str!("setup.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

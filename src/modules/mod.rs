@@ -36,6 +36,7 @@ pub mod ping;
 pub mod raw;
 pub mod replace;
 pub mod set_fact;
+pub mod setup;
 pub mod slurp;
 pub mod stat;
 pub mod sysctl;
@@ -71,6 +72,9 @@ pub struct Caps {
     pub reads_local: Option<&'static str>,
     /// Keys of its data that hold secrets (swarm join tokens): registered, never shown.
     pub secret_data: &'static [&'static str],
+    /// Its `ansible_facts` (`ansible_` names) are the host's gathered facts (`setup`): they
+    /// update `ansible_facts` and the `ansible_*` variables, as a play's gathering does.
+    pub gathers_facts: bool,
     /// `flush_handlers` as its free-form action is a node of the graph, run by the runner
     /// (`meta`), not a call of the module.
     pub flushes_handlers: bool,
@@ -95,6 +99,7 @@ impl Caps {
     pub const NONE: Caps = Caps {
         shows_msg: false,
         sets_facts: false,
+        gathers_facts: false,
         defines: Defines::Nothing,
         reads_local: None,
         secret_data: &[],
@@ -374,6 +379,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<sysctl::SysctlModule>(),
     ModuleDef::of::<find::FindModule>(),
     ModuleDef::of::<cron::CronModule>(),
+    ModuleDef::of::<setup::SetupModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

@@ -90,6 +90,8 @@ pub struct Play {
     pub role_defaults: Map<String, Json>,
     pub role_vars: Map<String, Json>,
     pub gather_facts: bool,
+    /// The facts gathering keeps (`gather_subset`: the subsets beyond Ansible's `min`).
+    pub gather_subset: Vec<&'static str>,
     pub strategy: Strategy,
     /// `order`: the order of the play's hosts.
     pub order: HostOrder,
@@ -131,6 +133,8 @@ const PLAY_KEYS: &[&str] = &[
     "vars",
     "vars_files",
     "gather_facts",
+    "gather_subset",
+    "gather_timeout",
     "become",
     "become_user",
     "become_method",
@@ -467,6 +471,7 @@ impl Loader<'_> {
                 .ok()
         });
         let parts = std::mem::take(&mut self.play);
+        let gather_subset = self.gather_subset(node.get("gather_subset"));
         Some(Play {
             name,
             hosts,
@@ -479,6 +484,7 @@ impl Loader<'_> {
             gather_facts: self
                 .opt_bool(node.get("gather_facts"), "gather_facts")
                 .unwrap_or_else(|| crate::config::get().gathers_by_default()),
+            gather_subset,
             strategy,
             order,
             connection_keywords,
@@ -608,6 +614,26 @@ impl Loader<'_> {
 
     pub(crate) fn push(&mut self, d: Diag) {
         self.diags.push(d);
+    }
+
+    /// A play's `gather_subset` (Ansible's default: `all`), checked as `setup` checks it.
+    fn gather_subset(&mut self, node: Option<&Node>) -> Vec<&'static str> {
+        let asked = match node {
+            None => vec!["all".to_string()],
+            Some(n) => match n.as_str() {
+                Some(one) => one.split(',').map(|s| s.trim().to_string()).collect(),
+                None => self.str_list(Some(n), "gather_subset"),
+            },
+        };
+        match crate::facts::subset::wanted(&asked) {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(n) = node {
+                    self.diags.push(Diag::at(&n.span, e));
+                }
+                crate::facts::subset::SUBSETS.to_vec()
+            }
+        }
     }
 
     fn str_list(&mut self, node: Option<&Node>, what: &str) -> Vec<String> {

@@ -44,7 +44,7 @@ async fn run_at(
     if play.gather_facts
         && !matches!(task.action, TaskAction::FlushHandlers)
         && !sh.host_state(&hr.host).gathered
-        && let Some(end) = gather_facts(sh, hr).await
+        && let Some(end) = gather_facts(sh, hr, &play.gather_subset).await
     {
         count_failure(sh, hr, play_idx, end);
         return end;
@@ -142,7 +142,7 @@ fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
 }
 
 /// Facts are gathered once per host per run, in one remote command.
-async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
+async fn gather_facts(sh: &Shared, hr: &mut HostRun, subsets: &[&str]) -> Option<NodeEnd> {
     let started = sh.clock();
     let gathered = match sh.connection(&hr.host).await {
         Ok(conn) => crate::facts::gather(conn.as_ref()).await,
@@ -150,7 +150,7 @@ async fn gather_facts(sh: &Shared, hr: &mut HostRun) -> Option<NodeEnd> {
     };
     let (status, msg) = match gathered {
         Ok(facts) => {
-            sh.set_facts(&hr.host, facts);
+            sh.set_facts(&hr.host, crate::facts::subset::select(&facts, subsets, &[]));
             (Status::Ok, String::new())
         }
         Err(crate::connection::ConnError::Unreachable(m)) => (Status::Unreachable, m),
@@ -232,6 +232,21 @@ fn hide_if_no_log(task: &Task, event: &mut crate::events::TaskResult) {
 fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult) {
     for s in &result.secrets {
         sh.add_secret(s);
+    }
+    if task.caps().gathers_facts
+        && let Some(Json::Object(f)) = result.registered.get("ansible_facts")
+    {
+        let host = result.facts_for.as_deref().unwrap_or(&hr.host);
+        let plain = f
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                    v.clone(),
+                )
+            })
+            .collect();
+        sh.merge_facts(host, plain);
     }
     let mut vars = Map::new();
     match &result.facts_for {

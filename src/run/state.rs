@@ -277,6 +277,24 @@ impl Shared {
         Arc::make_mut(&mut st.vars).extend(vars);
     }
 
+    /// Facts gathered again (`setup`) over those the host has: each given one replaced.
+    pub fn merge_facts(&self, host: &str, facts: Map<String, Json>) {
+        let mut all = {
+            let hosts = self.hosts.lock().expect("lock");
+            hosts
+                .get(host)
+                .and_then(|st| st.facts.as_ref())
+                .and_then(|v| serde_json::to_value(v).ok())
+                .and_then(|v| match v {
+                    Json::Object(m) => Some(m),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        all.extend(facts);
+        self.set_facts(host, all);
+    }
+
     pub fn set_facts(&self, host: &str, facts: Map<String, Json>) {
         let prefixed = crate::facts::prefixed(&facts);
         let mut hosts = self.hosts.lock().expect("lock");
