@@ -25,16 +25,19 @@ pub mod file;
 pub mod find;
 pub mod getent;
 pub mod group;
+pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
 pub mod lineinfile;
 pub mod meta;
 pub mod package;
+pub mod package_facts;
 pub mod pam_limits;
 pub mod pause;
 pub mod ping;
 pub mod raw;
 pub mod replace;
+pub mod service_facts;
 pub mod set_fact;
 pub mod setup;
 pub mod slurp;
@@ -380,6 +383,9 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<find::FindModule>(),
     ModuleDef::of::<cron::CronModule>(),
     ModuleDef::of::<setup::SetupModule>(),
+    ModuleDef::of::<hostname::HostnameModule>(),
+    ModuleDef::of::<service_facts::ServiceFactsModule>(),
+    ModuleDef::of::<package_facts::PackageFactsModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

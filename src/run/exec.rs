@@ -247,6 +247,16 @@ fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult)
             })
             .collect();
         sh.merge_facts(host, plain);
+        // A fact named without the prefix (`services`) is also a variable of its own name, as
+        // Ansible keeps it.
+        let unprefixed: Map<String, Json> = f
+            .iter()
+            .filter(|(k, _)| !k.starts_with("ansible_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !unprefixed.is_empty() {
+            sh.set_host_vars(host, unprefixed);
+        }
     }
     let mut vars = Map::new();
     match &result.facts_for {
