@@ -49,6 +49,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("hostname", include_str!("hostname.rs")),
     ("service_facts", include_str!("service_facts.rs")),
     ("package_facts", include_str!("package_facts.rs")),
+    ("fetch", include_str!("fetch.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

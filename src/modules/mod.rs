@@ -21,6 +21,7 @@ pub mod docker_network;
 pub mod docker_node;
 pub mod docker_swarm;
 pub mod fail;
+pub mod fetch;
 pub mod file;
 pub mod find;
 pub mod getent;
@@ -386,6 +387,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<hostname::HostnameModule>(),
     ModuleDef::of::<service_facts::ServiceFactsModule>(),
     ModuleDef::of::<package_facts::PackageFactsModule>(),
+    ModuleDef::of::<fetch::FetchModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
