@@ -50,6 +50,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("service_facts", include_str!("service_facts.rs")),
     ("package_facts", include_str!("package_facts.rs")),
     ("fetch", include_str!("fetch.rs")),
+    ("timezone", include_str!("timezone.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -49,6 +49,7 @@ pub mod systemd_service;
 pub mod systemd_timer;
 pub mod tempfile;
 pub mod template;
+pub mod timezone;
 pub mod user;
 pub mod wait_for;
 
@@ -388,6 +389,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<service_facts::ServiceFactsModule>(),
     ModuleDef::of::<package_facts::PackageFactsModule>(),
     ModuleDef::of::<fetch::FetchModule>(),
+    ModuleDef::of::<timezone::TimezoneModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
