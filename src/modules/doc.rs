@@ -51,6 +51,8 @@ static SOURCES: &[(&str, &str)] = &[
     ("package_facts", include_str!("package_facts.rs")),
     ("fetch", include_str!("fetch.rs")),
     ("timezone", include_str!("timezone.rs")),
+    ("dpkg_selections", include_str!("dpkg_selections.rs")),
+    ("debconf", include_str!("debconf.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

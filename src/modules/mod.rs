@@ -15,11 +15,13 @@ pub mod catalog;
 pub mod command;
 pub mod copy;
 pub mod cron;
+pub mod debconf;
 pub mod debug;
 pub mod doc;
 pub mod docker_network;
 pub mod docker_node;
 pub mod docker_swarm;
+pub mod dpkg_selections;
 pub mod fail;
 pub mod fetch;
 pub mod file;
@@ -390,6 +392,8 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<package_facts::PackageFactsModule>(),
     ModuleDef::of::<fetch::FetchModule>(),
     ModuleDef::of::<timezone::TimezoneModule>(),
+    ModuleDef::of::<dpkg_selections::DpkgSelectionsModule>(),
+    ModuleDef::of::<debconf::DebconfModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
