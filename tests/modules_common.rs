@@ -52,9 +52,13 @@ fn expect(run: &Run, code: i32, changed: u64, what: &str) {
 /// What the test leaves on h3 removed (and the kernel value back).
 fn clean_up() {
     ssh(
-        "apt-get remove -y -q figlet >/dev/null 2>&1; rm -rf /etc/prov-test \
-         /etc/security/limits.d/90-prov-test.conf /etc/sysctl.d/90-prov-test.conf \
-         /etc/cron.d/prov-test; crontab -r 2>/dev/null; sysctl -q -w net.core.somaxconn=4096; true",
+        "echo figlet install | dpkg --set-selections; apt-get remove -y -q figlet >/dev/null 2>&1; \
+         rm -rf /etc/prov-test /etc/security/limits.d/90-prov-test.conf \
+         /etc/sysctl.d/90-prov-test.conf /etc/cron.d/prov-test; crontab -r 2>/dev/null; \
+         sysctl -q -w net.core.somaxconn=4096; \
+         sed -i 's/^de_DE.UTF-8 UTF-8/# de_DE.UTF-8 UTF-8/' /etc/locale.gen 2>/dev/null && locale-gen >/dev/null 2>&1; \
+         echo tzdata tzdata/Areas select Etc | debconf-set-selections; \
+         timedatectl set-timezone Etc/UTC 2>/dev/null || ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime; true",
     );
 }
 
@@ -68,9 +72,25 @@ fn role_modules_converge_report_drift_and_repair() {
     // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir.
     // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir, the
     // two cron jobs (and cron itself, unless an earlier run left it).
+    // ... and locale_gen, dpkg_selections, debconf, timezone (and the packages cron and
+    // locales, unless an earlier run left them).
     let had_cron = ssh("command -v crontab").0 == 0;
+    let had_locales = ssh("dpkg -s locales >/dev/null 2>&1").0 == 0;
     let first = apply("modules.yml", &[]);
-    expect(&first, 0, if had_cron { 10 } else { 11 }, "first run");
+    let extra = u64::from(!had_cron) + u64::from(!had_locales);
+    expect(&first, 0, 14 + extra, "first run");
+    assert!(ssh_ok("locale -a").contains("de_DE.utf8"));
+    assert_eq!(
+        ssh_ok("dpkg --get-selections figlet")
+            .split_whitespace()
+            .nth(1),
+        Some("hold")
+    );
+    assert!(ssh_ok("debconf-show tzdata").contains("tzdata/Areas: Europe"));
+    assert_eq!(
+        ssh_ok("readlink /etc/localtime").trim(),
+        "/usr/share/zoneinfo/Europe/Berlin"
+    );
     assert!(
         ssh("command -v figlet").0 == 0,
         "figlet installed by package"

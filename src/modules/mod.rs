@@ -32,6 +32,7 @@ pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
 pub mod lineinfile;
+pub mod locale_gen;
 pub mod meta;
 pub mod package;
 pub mod package_facts;
@@ -394,6 +395,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<timezone::TimezoneModule>(),
     ModuleDef::of::<dpkg_selections::DpkgSelectionsModule>(),
     ModuleDef::of::<debconf::DebconfModule>(),
+    ModuleDef::of::<locale_gen::LocaleGenModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
