@@ -54,6 +54,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("dpkg_selections", include_str!("dpkg_selections.rs")),
     ("debconf", include_str!("debconf.rs")),
     ("locale_gen", include_str!("locale_gen.rs")),
+    ("alternatives", include_str!("alternatives.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

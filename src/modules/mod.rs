@@ -5,6 +5,7 @@
 //! A module never prints and never opens connections: it gets a [`ModuleCtx`] and returns an
 //! [`Outcome`].
 
+pub mod alternatives;
 pub mod apt;
 pub mod apt_repository;
 pub mod assert;
@@ -396,6 +397,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<dpkg_selections::DpkgSelectionsModule>(),
     ModuleDef::of::<debconf::DebconfModule>(),
     ModuleDef::of::<locale_gen::LocaleGenModule>(),
+    ModuleDef::of::<alternatives::AlternativesModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
