@@ -32,6 +32,7 @@ pub mod group;
 pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
+pub mod known_hosts;
 pub mod lineinfile;
 pub mod locale_gen;
 pub mod meta;
@@ -398,6 +399,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<debconf::DebconfModule>(),
     ModuleDef::of::<locale_gen::LocaleGenModule>(),
     ModuleDef::of::<alternatives::AlternativesModule>(),
+    ModuleDef::of::<known_hosts::KnownHostsModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
