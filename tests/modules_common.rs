@@ -58,6 +58,7 @@ fn clean_up() {
          sysctl -q -w net.core.somaxconn=4096; \
          sed -i 's/^de_DE.UTF-8 UTF-8/# de_DE.UTF-8 UTF-8/' /etc/locale.gen 2>/dev/null && locale-gen >/dev/null 2>&1; \
          echo tzdata tzdata/Areas select Etc | debconf-set-selections; \
+         update-alternatives --remove-all prov-test 2>/dev/null; rm -f /etc/modules-load.d/bridge.conf; \
          timedatectl set-timezone Etc/UTC 2>/dev/null || ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime; true",
     );
 }
@@ -72,13 +73,19 @@ fn role_modules_converge_report_drift_and_repair() {
     // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir.
     // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir, the
     // two cron jobs (and cron itself, unless an earlier run left it).
-    // ... and locale_gen, dpkg_selections, debconf, timezone (and the packages cron and
+    // ... and locale_gen, dpkg_selections, debconf, timezone, alternatives, modprobe (and the
+    // packages cron and
     // locales, unless an earlier run left them).
     let had_cron = ssh("command -v crontab").0 == 0;
     let had_locales = ssh("dpkg -s locales >/dev/null 2>&1").0 == 0;
     let first = apply("modules.yml", &[]);
     let extra = u64::from(!had_cron) + u64::from(!had_locales);
-    expect(&first, 0, 14 + extra, "first run");
+    expect(&first, 0, 16 + extra, "first run");
+    assert_eq!(
+        ssh_ok("readlink -f /usr/local/bin/prov-test").trim(),
+        "/usr/bin/true"
+    );
+    assert_eq!(ssh_ok("cat /etc/modules-load.d/bridge.conf"), "bridge\n");
     assert!(ssh_ok("locale -a").contains("de_DE.utf8"));
     assert_eq!(
         ssh_ok("dpkg --get-selections figlet")

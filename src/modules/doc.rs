@@ -56,6 +56,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("locale_gen", include_str!("locale_gen.rs")),
     ("alternatives", include_str!("alternatives.rs")),
     ("known_hosts", include_str!("known_hosts.rs")),
+    ("modprobe", include_str!("modprobe.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -36,6 +36,7 @@ pub mod known_hosts;
 pub mod lineinfile;
 pub mod locale_gen;
 pub mod meta;
+pub mod modprobe;
 pub mod package;
 pub mod package_facts;
 pub mod pam_limits;
@@ -400,6 +401,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<locale_gen::LocaleGenModule>(),
     ModuleDef::of::<alternatives::AlternativesModule>(),
     ModuleDef::of::<known_hosts::KnownHostsModule>(),
+    ModuleDef::of::<modprobe::ModprobeModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
