@@ -9,15 +9,7 @@
 mod common;
 use common::{Run, fixtures, prov};
 
-fn ssh(cmd: &str) -> (i32, String) {
-    common::lab_ssh(3, cmd)
-}
-
-fn ssh_ok(cmd: &str) -> String {
-    let (rc, out) = ssh(cmd);
-    assert_eq!(rc, 0, "ssh `{cmd}` failed: {out}");
-    out
-}
+use common::{h3_ssh as ssh, h3_ssh_ok as ssh_ok};
 
 /// `prov apply` of a fixture under tests/fixtures/common on h3 (group `lab`).
 fn apply(playbook: &str, extra: &[&str]) -> Run {

@@ -34,16 +34,7 @@ fn lab_up(test: &str) -> bool {
     common::lab_up(test)
 }
 
-/// Runs a command on the test host (h3) over plain ssh: (exit code, stdout).
-fn ssh(cmd: &str) -> (i32, String) {
-    common::lab_ssh(3, cmd)
-}
-
-fn ssh_ok(cmd: &str) -> String {
-    let (rc, out) = ssh(cmd);
-    assert_eq!(rc, 0, "ssh `{cmd}` failed: {out}");
-    out
-}
+use common::{h3_ssh as ssh, h3_ssh_ok as ssh_ok};
 
 fn ssh_bytes(cmd: &str) -> Vec<u8> {
     let out = Command::new("ssh")

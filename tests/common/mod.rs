@@ -150,6 +150,18 @@ pub fn lab_ssh(k: usize, cmd: &str) -> (i32, String) {
     )
 }
 
+/// [`lab_ssh`] on h3, the host the module tests use.
+pub fn h3_ssh(cmd: &str) -> (i32, String) {
+    lab_ssh(3, cmd)
+}
+
+/// [`h3_ssh`] where the command must succeed: its stdout.
+pub fn h3_ssh_ok(cmd: &str) -> String {
+    let (rc, out) = h3_ssh(cmd);
+    assert_eq!(rc, 0, "ssh `{cmd}` failed: {out}");
+    out
+}
+
 /// Changed count of one host in a run's report.
 pub fn host_changed(run: &Run, host: &str) -> u64 {
     run.report.as_ref().expect("report")["hosts"][host]["changed"]
