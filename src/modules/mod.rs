@@ -44,6 +44,7 @@ pub mod pause;
 pub mod ping;
 pub mod raw;
 pub mod replace;
+pub mod script;
 pub mod service_facts;
 pub mod set_fact;
 pub mod setup;
@@ -402,6 +403,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<alternatives::AlternativesModule>(),
     ModuleDef::of::<known_hosts::KnownHostsModule>(),
     ModuleDef::of::<modprobe::ModprobeModule>(),
+    ModuleDef::of::<script::ScriptModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
