@@ -317,6 +317,34 @@ pub async fn set_attrs(
     }
 }
 
+/// The bytes of each file, in one command (each file's length on a line, then its bytes); an
+/// unreadable file reads as empty.
+pub async fn read_files(ctx: &ModuleCtx<'_>, paths: &[&str]) -> Result<Vec<Vec<u8>>, ModError> {
+    if paths.is_empty() {
+        return Ok(vec![]);
+    }
+    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    let cmd = format!(
+        "for f in {}; do if [ -r \"$f\" ] && [ -f \"$f\" ]; then wc -c < \"$f\"; cat -- \"$f\"; else echo 0; fi; done",
+        list.join(" ")
+    );
+    let out = ctx.exec(&cmd).await?;
+    let mut rest: &[u8] = &out.stdout;
+    let mut contents = vec![];
+    for _ in paths {
+        let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let len: usize = String::from_utf8_lossy(&rest[..nl])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let body = rest.get(nl + 1..).unwrap_or_default();
+        let len = len.min(body.len());
+        contents.push(body[..len].to_vec());
+        rest = &body[len..];
+    }
+    Ok(contents)
+}
+
 /// Reads a file's content (only for a diff that needs it).
 pub async fn read_remote(ctx: &ModuleCtx<'_>, path: &str) -> Result<Vec<u8>, ModError> {
     let out = ctx.exec(&format!("cat -- {}", quote_path(path))).await?;

@@ -58,6 +58,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("known_hosts", include_str!("known_hosts.rs")),
     ("modprobe", include_str!("modprobe.rs")),
     ("script", include_str!("script.rs")),
+    ("assemble", include_str!("assemble.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

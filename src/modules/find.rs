@@ -394,10 +394,11 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         }
     }
     if let Some(re) = &f.contains {
-        let contents = read_all(ctx, files.iter().map(|(e, _)| e.path.as_str())).await?;
+        let paths: Vec<&str> = files.iter().map(|(e, _)| e.path.as_str()).collect();
+        let contents = crate::host::fs::read_files(ctx, &paths).await?;
         let keep: Vec<bool> = contents
             .iter()
-            .map(|c| contains(re, c, a.read_whole_file))
+            .map(|c| contains(re, &String::from_utf8_lossy(c), a.read_whole_file))
             .collect();
         let mut keep = keep.into_iter();
         files.retain(|_| keep.next().unwrap_or(false));
@@ -585,37 +586,6 @@ fn stat_info(e: &Entry) -> Map<String, Json> {
         Json::Object(map) => map,
         _ => Map::new(),
     }
-}
-
-/// The content of each file, in one command (a length line, then the bytes).
-async fn read_all<'a>(
-    ctx: &ModuleCtx<'_>,
-    paths: impl Iterator<Item = &'a str>,
-) -> Result<Vec<String>, super::ModError> {
-    let paths: Vec<&str> = paths.collect();
-    if paths.is_empty() {
-        return Ok(vec![]);
-    }
-    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-    let cmd = format!(
-        "for f in {}; do if [ -r \"$f\" ]; then wc -c < \"$f\"; cat -- \"$f\"; else echo 0; fi; done",
-        list.join(" ")
-    );
-    let out = ctx.exec(&cmd).await?;
-    let mut rest: &[u8] = &out.stdout;
-    let mut contents = vec![];
-    for _ in &paths {
-        let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        let len: usize = String::from_utf8_lossy(&rest[..nl])
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        let body = rest.get(nl + 1..).unwrap_or_default();
-        let len = len.min(body.len());
-        contents.push(String::from_utf8_lossy(&body[..len]).into_owned());
-        rest = &body[len..];
-    }
-    Ok(contents)
 }
 
 /// Ansible's content filter: a line that matches from its start, or with `read_whole_file`

@@ -8,6 +8,7 @@
 pub mod alternatives;
 pub mod apt;
 pub mod apt_repository;
+pub mod assemble;
 pub mod assert;
 pub mod async_status;
 pub mod authorized_key;
@@ -404,6 +405,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<known_hosts::KnownHostsModule>(),
     ModuleDef::of::<modprobe::ModprobeModule>(),
     ModuleDef::of::<script::ScriptModule>(),
+    ModuleDef::of::<assemble::AssembleModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
