@@ -142,10 +142,11 @@ fn parse(name: &str, out: &str) -> Group {
     let links: BTreeMap<String, String> = out
         .lines()
         .filter_map(|l| {
-            let rest = l
-                .trim()
-                .strip_prefix("link ")
-                .or_else(|| l.trim().strip_prefix("slave "))?;
+            // dpkg 1.20 and later say `follower`, older ones `slave`.
+            let t = l.trim();
+            let rest = ["link ", "slave ", "follower "]
+                .iter()
+                .find_map(|p| t.strip_prefix(p))?;
             let (n, link) = rest.split_once(" is ")?;
             Some((n.to_string(), link.to_string()))
         })
@@ -265,6 +266,18 @@ mod tests {
         slave prov-test-sub is /usr/local/bin/prov-test-sub\n\
         /bin/false - priority 10\n/bin/true - priority 60\n  slave prov-test-sub: /bin/echo\n\
         /bin/neg - priority -5\n";
+
+    #[test]
+    fn current_dpkg_says_follower() {
+        let out = DISPLAY
+            .replace("  slave prov-test-sub is", "  follower prov-test-sub is")
+            .replace("  slave prov-test-sub:", "  follower prov-test-sub:");
+        let g = parse("prov-test", &out);
+        assert_eq!(
+            g.alternatives["/bin/true"].1[0].link,
+            "/usr/local/bin/prov-test-sub"
+        );
+    }
 
     #[test]
     fn display_output_read_whole() {

@@ -138,7 +138,7 @@ async fn remote_fragments(
     let q = quote(src);
     let cmd = format!(
         "if [ ! -e {q} ]; then echo @MISSING; elif [ ! -d {q} ]; then echo @NOTDIR; \
-         else find {q} -mindepth 1 -maxdepth 1 -type f -printf '%f\\0'; fi"
+         else find {q} -mindepth 1 -maxdepth 1 -xtype f -printf '%f\\0'; fi"
     );
     let out = ctx.exec(&cmd).await?.stdout_str();
     match out.trim() {
@@ -185,19 +185,22 @@ fn local_fragments(ctx: &ModuleCtx<'_>, src: &str) -> Result<Vec<(String, Vec<u8
 fn assembled(fragments: &[&Vec<u8>], delimiter: Option<&str>) -> Vec<u8> {
     let delimiter = delimiter.filter(|d| !d.is_empty()).map(unescape);
     let mut out = vec![];
+    // Whether the previous fragment lacked its last newline (an empty one counts as lacking).
+    let mut add_newline = false;
     for (i, f) in fragments.iter().enumerate() {
-        if i > 0 {
-            if !out.ends_with(b"\n") {
+        if add_newline {
+            out.push(b'\n');
+        }
+        if i > 0
+            && let Some(d) = &delimiter
+        {
+            out.extend_from_slice(d);
+            if !d.ends_with(b"\n") {
                 out.push(b'\n');
-            }
-            if let Some(d) = &delimiter {
-                out.extend_from_slice(d);
-                if !d.ends_with(b"\n") {
-                    out.push(b'\n');
-                }
             }
         }
         out.extend_from_slice(f);
+        add_newline = !f.ends_with(b"\n");
     }
     out
 }
@@ -253,6 +256,16 @@ mod tests {
             h.error(&ASSEMBLE, json!({"src": h.p("none"), "dest": h.p("x")}))
                 .await,
             format!("Source ({}) does not exist", h.p("none"))
+        );
+    }
+
+    #[test]
+    fn an_empty_fragment_keeps_ansible_s_newline() {
+        let (a, e, b) = (b"a\n".to_vec(), vec![], b"b\n".to_vec());
+        assert_eq!(assembled(&[&a, &e, &b], None), b"a\n\nb\n");
+        assert_eq!(
+            assembled(&[&b"x".to_vec(), &b"y".to_vec()], Some("--")),
+            b"x\n--\ny"
         );
     }
 

@@ -168,11 +168,19 @@ fn local_dest(ctx: &ModuleCtx<'_>, a: &Args, src: &str) -> Result<PathBuf, ModEr
             false => base,
         }
     } else {
-        PathBuf::from(format!(
-            "{}/{}/{src}",
+        let root = crate::template::filters::normpath(&format!(
+            "{}/{}",
             absolute(&given),
             var("inventory_hostname")
-        ))
+        ));
+        let dest = crate::template::filters::normpath(&format!("{root}/{src}"));
+        // A `..` in the source must not climb out of the host's directory (as Ansible checks).
+        if !dest.starts_with(&format!("{root}/")) {
+            return fail(format!(
+                "Detected directory traversal, expected to be contained in '{root}' but got '{dest}'"
+            ));
+        }
+        PathBuf::from(dest)
     };
     Ok(PathBuf::from(crate::template::filters::normpath(
         &dest.display().to_string(),
@@ -230,6 +238,12 @@ mod tests {
             json!({"src": h.p("remote/app.conf"), "dest": format!("{dest}/flat/"), "flat": true});
         let o = h.apply(&FETCH, flat).await;
         assert_eq!(o.data["dest"], json!(format!("{dest}/flat/app.conf")));
+        let climbing = json!({"src": "/../../../etc/passwd", "dest": dest});
+        assert!(
+            h.error(&FETCH, climbing)
+                .await
+                .starts_with("Detected directory traversal")
+        );
         let dir = json!({"src": h.p("remote/app.conf"), "dest": dest, "flat": true});
         assert!(h.error(&FETCH, dir).await.contains("use a trailing slash"));
     }

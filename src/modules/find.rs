@@ -290,7 +290,10 @@ fn with_unit(s: &str, units: &[(&str, i64)]) -> Option<i64> {
     let n: i64 = s[..digits_end].parse().ok()?;
     match &s[digits_end..] {
         "" => Some(n),
-        u => units.iter().find(|(k, _)| *k == u).map(|(_, m)| n * m),
+        u => units
+            .iter()
+            .find(|(k, _)| *k == u)
+            .and_then(|(_, m)| n.checked_mul(*m)),
     }
 }
 
@@ -374,7 +377,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let mut skipped = Map::new();
     let mut examined = 0;
     let mut msg = "All paths examined";
-    'paths: for (given, listed) in a.paths.iter().zip(roots) {
+    for (given, listed) in a.paths.iter().zip(roots) {
         let Some(entries) = listed else {
             skipped.insert(
                 given.clone(),
@@ -383,17 +386,15 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             continue;
         };
         for e in walk_order(given, entries, a.recurse, &mut examined) {
-            if !selected(&a, &f, &e, now) {
-                continue;
-            }
-            files.push((e.clone(), stat_info(&e)));
-            if Some(files.len()) == f.limit {
-                msg = "Limit of matches reached";
-                break 'paths;
+            if selected(&a, &f, &e, now) {
+                files.push((e.clone(), stat_info(&e)));
             }
         }
     }
-    if let Some(re) = &f.contains {
+    // As Ansible: `contains` filters regular files when only files are looked for.
+    if let Some(re) = &f.contains
+        && a.file_type == FileType::File
+    {
         let paths: Vec<&str> = files.iter().map(|(e, _)| e.path.as_str()).collect();
         let contents = crate::host::fs::read_files(ctx, &paths).await?;
         let keep: Vec<bool> = contents
@@ -402,6 +403,12 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             .collect();
         let mut keep = keep.into_iter();
         files.retain(|_| keep.next().unwrap_or(false));
+    }
+    if let Some(limit) = f.limit
+        && files.len() >= limit
+    {
+        files.truncate(limit);
+        msg = "Limit of matches reached";
     }
     if a.get_checksum {
         add_checksums(ctx, &a, &mut files).await?;
@@ -426,7 +433,8 @@ fn listing(a: &Args, f: &Filters) -> String {
         (true, _) => String::new(),
         (false, _) => " -maxdepth 1".into(),
     };
-    let follow = if a.follow { " -L" } else { "" };
+    // A path that is a link to a directory is walked, as Python's os.walk does (-H).
+    let follow = if a.follow { " -L" } else { " -H" };
     let mut s = String::from("date +%s.%N; ");
     for p in &a.paths {
         s.push_str(&format!(
@@ -505,6 +513,8 @@ fn walk_order(root: &str, entries: Vec<Entry>, recurse: bool, examined: &mut usi
             .map_or(String::new(), |(p, _)| p.to_string());
         let parent = if parent.is_empty() && e.path.starts_with('/') {
             "/".into()
+        } else if parent.is_empty() {
+            ".".into()
         } else {
             parent
         };
@@ -622,9 +632,13 @@ async fn add_checksums(
     let out = ctx
         .exec(&format!("{tool} -z -- {}", list.join(" ")))
         .await?;
+    // Each record names its file: one that could not be read has none, and no sum shifts.
     let text = out.stdout_str();
-    for (line, &i) in text.split('\0').zip(&regular) {
-        if let Some((sum, _)) = line.split_once("  ") {
+    for record in text.split('\0') {
+        let Some((sum, path)) = record.split_once("  ") else {
+            continue;
+        };
+        if let Some(&i) = regular.iter().find(|&&i| files[i].0.path == path) {
             files[i].1.insert("checksum".into(), json!(sum));
         }
     }

@@ -126,6 +126,15 @@ async fn filters_as_ansible() {
         .await,
         v(&["sub/c.log"])
     );
+    // `contains` before `limit`: the one file that has it, not the first file by name.
+    assert_eq!(
+        found(
+            &h,
+            json!({"recurse": true, "contains": "ERROR", "limit": 1})
+        )
+        .await,
+        v(&["sub/c.log"])
+    );
     assert_eq!(found(&h, json!({"age": "1d"})).await, Vec::<String>::new());
     assert_eq!(
         found(&h, json!({"age": "-1d"})).await,
@@ -210,6 +219,7 @@ fn globs_as_fnmatch_and_bad_values_refused() {
     assert_eq!(with_unit("-2d", &[("d", 86400)]), Some(-172800));
     assert_eq!(with_unit("10", &[("d", 86400)]), Some(10));
     assert_eq!(with_unit("1x", &[("d", 86400)]), None);
+    assert_eq!(with_unit("99999999999999w", &[("w", 604800)]), None);
     assert_refused(
         &FIND,
         json!({"paths": "/x", "age": "soon"}),

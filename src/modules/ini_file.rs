@@ -177,10 +177,12 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             )));
         }
         let (new, msg) = Ini::read(old.unwrap_or_default()).edit(&a);
-        Ok(Some(match new {
-            Some(text) => (text, msg),
-            None => (old.unwrap_or_default().to_vec(), msg),
-        }))
+        // Nothing to change in a missing file: it stays missing.
+        Ok(match (new, old) {
+            (Some(text), _) => Some((text, msg)),
+            (None, Some(old)) => Some((old.to_vec(), msg)),
+            (None, None) => None,
+        })
     })
     .await
 }

@@ -375,6 +375,12 @@ async fn unchanged_files_keep_their_bytes_and_check_mode_writes_nothing() {
         assert_eq!(h.read("f.ini"), old);
     }
     let h = Harness::new();
+    let gone = json!({"path": h.p("none.ini"), "section": "s", "option": "a", "state": "absent"});
+    assert!(!h.apply(&INI_FILE, gone).await.changed);
+    assert!(
+        !h.path("none.ini").exists(),
+        "nothing to remove from a missing file, and no file made"
+    );
     h.write("f.ini", "[s]\na = 1\n");
     let args = json!({"path": h.p("f.ini"), "section": "s", "option": "a", "value": "2"});
     let o = h.check(&INI_FILE, args).await;

@@ -119,7 +119,11 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         (State::Present, false) => {
             let dry = if ctx.check { "-n " } else { "" };
             let r = ctx
-                .exec(&format!("modprobe {dry}{} {params}", quote(&name)))
+                .exec(&format!(
+                    "modprobe {dry}{} {}",
+                    quote(&name),
+                    quoted_words(&params)
+                ))
                 .await?;
             if !r.ok() {
                 return fail(r.stderr_str().trim().to_string());
@@ -163,6 +167,16 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         false => Outcome::ok(""),
     };
     Ok(o.with("name", name).with("params", params))
+}
+
+/// The parameters as separate words, each quoted (Ansible passes them as arguments, with no
+/// shell in between).
+fn quoted_words(params: &str) -> String {
+    params
+        .split_whitespace()
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One command: whether the module is loaded (or built in), then every file of the two
@@ -358,6 +372,16 @@ mod tests {
             )
             .await;
         assert!(o.changed, "{o:?}");
+        // Each parameter is one quoted word: nothing in it reaches the shell as syntax.
+        let conn = Scripted::new()
+            .ok("/proc/modules", "")
+            .ok("modprobe -n dummy 'a=1&reboot'", "");
+        conn.outcome(
+            &MODPROBE,
+            json!({"name": "dummy", "params": "a=1&reboot"}),
+            true,
+        )
+        .await;
         let conn = Scripted::new()
             .ok("/proc/modules", "")
             .ok("modprobe -n dummy", "");

@@ -62,7 +62,8 @@ fn wait_of(a: &Args) -> Result<Option<(f64, &'static str)>, ArgError> {
         v.trim()
             .parse::<f64>()
             .ok()
-            .filter(|n| n.is_finite() && *n >= 0.0)
+            // At most a year: a longer wait is a mistake (and no Duration holds 1e20 s).
+            .filter(|n| n.is_finite() && *n >= 0.0 && *n <= 366.0 * 86400.0)
             .ok_or_else(|| ArgError::at(param, format!("{param} must be a number, got '{v}'")))
     };
     Ok(match (&a.minutes, &a.seconds) {
@@ -156,6 +157,7 @@ mod tests {
             Some("seconds"),
             "seconds must be a number, got 'soon'",
         );
+        assert!((PAUSE.check)(&json!({"seconds": 1e20})).is_err());
         assert_eq!(python_round2(5.004), "5.0");
         assert_eq!(python_round2(0.0333), "0.03");
     }

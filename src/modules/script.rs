@@ -97,10 +97,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let words = shell_words::split(line).map_err(|e| super::ModError::Failed(e.to_string()))?;
     let script = &words[0];
     // What follows the script's name, as written (its quoting kept).
-    let rest = line
-        .split_once(script.as_str())
-        .map_or("", |(_, r)| r)
-        .trim_start();
+    let rest = line[first_word_end(line)..].trim_start();
     let Some(local) = crate::search_path::find(&ctx.search_dirs, "files", script) else {
         return fail(format!(
             "Could not find or access '{script}' (looked in {})",
@@ -154,6 +151,26 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     Ok(o)
 }
 
+/// Where the line's first shell word ends (after its quotes: `'my setup.sh' --quiet`).
+fn first_word_end(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            _ if escaped => escaped = false,
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => escaped = true,
+            (Some('"'), '"') => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, c) if c.is_whitespace() => return i,
+            _ => {}
+        }
+    }
+    line.len()
+}
+
 #[cfg(test)]
 mod tests {
     const SCRIPT: crate::modules::ModuleDef = crate::modules::ModuleDef::of::<ScriptModule>();
@@ -199,6 +216,14 @@ mod tests {
                 .starts_with("Could not find or access 'missing.sh'"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_script_s_own_name_may_be_quoted() {
+        let line = "'my setup.sh' --quiet 'a b'";
+        assert_eq!(&line[first_word_end(line)..], " --quiet 'a b'");
+        assert_eq!(first_word_end("run.sh"), 6);
+        assert_eq!(first_word_end("my\\ run.sh x"), 10);
     }
 
     #[test]

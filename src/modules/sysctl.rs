@@ -128,13 +128,16 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     };
     let mut wrote = false;
     let mut out = edit_file(ctx, &opts, |old| {
+        let missing = old.is_none();
         let old = String::from_utf8_lossy(old.unwrap_or_default());
         let (new, write) = rewrite(&old, &name, &value, present);
         wrote = write;
-        Ok(Some(match write {
-            true => (new.into_bytes(), format!("{name}={value}")),
-            false => (old.as_bytes().to_vec(), String::new()),
-        }))
+        Ok(match (write, missing) {
+            (true, _) => Some((new.into_bytes(), format!("{name}={value}"))),
+            // Nothing to change in a missing file: it stays missing.
+            (false, true) => None,
+            (false, false) => Some((old.as_bytes().to_vec(), String::new())),
+        })
     })
     .await?;
     // The file is right: the live value may still differ.
@@ -346,6 +349,9 @@ mod tests {
             "{o:?}"
         );
         assert_eq!(h.read("s.conf"), format!("vm.swappiness={other}\n"));
+        let gone = json!({"name": "vm.swappiness", "state": "absent", "sysctl_file": h.p("none.conf"), "reload": false});
+        assert!(!h.apply(&SYSCTL, gone).await.changed);
+        assert!(!h.path("none.conf").exists());
     }
 
     #[test]
