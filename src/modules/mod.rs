@@ -83,6 +83,8 @@ pub struct Caps {
     /// Its `src` names a file on the control machine, looked up in this subdirectory of the
     /// search path (`files`, `templates`); a missing source is reported before the run.
     pub reads_local: Option<&'static str>,
+    /// The local file is the first word of its command line (`script`), not its `src`.
+    pub local_is_first_word: bool,
     /// Keys of its data that hold secrets (swarm join tokens): registered, never shown.
     pub secret_data: &'static [&'static str],
     /// Its `ansible_facts` (`ansible_` names) are the host's gathered facts (`setup`): they
@@ -115,6 +117,7 @@ impl Caps {
         gathers_facts: false,
         defines: Defines::Nothing,
         reads_local: None,
+        local_is_first_word: false,
         secret_data: &[],
         flushes_handlers: false,
         command_line: false,

@@ -43,6 +43,8 @@ impl Module for ScriptModule {
     const DEFAULTS: &'static [(&'static str, &'static str)] = &[("decrypt", "true")];
     const CAPS: Caps = Caps {
         command_line: true,
+        reads_local: Some("files"),
+        local_is_first_word: true,
         ..Caps::NONE
     };
     const EXAMPLES: &'static str = "\

@@ -149,13 +149,25 @@ fn check_task(t: &Task, names: &HashSet<String>, out: &mut Checked) {
     }
 }
 
-/// A source file (`src` of `copy`, `template`) that exists nowhere on the control machine.
+/// A source file (`src` of `copy`, `template`; the script of `script`) that exists nowhere
+/// on the control machine.
 fn missing_source(t: &Task) -> Option<String> {
     let TaskAction::Module { def, args } = &t.action else {
         return None;
     };
     let sub = def.caps.reads_local?;
-    let src = args.get("src")?.as_str()?;
+    let first_word;
+    let src = match def.caps.local_is_first_word {
+        false => args.get("src")?.as_str()?,
+        true => {
+            let line = args
+                .get("_raw_params")
+                .or_else(|| args.get("cmd"))?
+                .as_str()?;
+            first_word = shell_words::split(line).ok()?.into_iter().next()?;
+            first_word.as_str()
+        }
+    };
     if is_template(src) {
         return None;
     }
