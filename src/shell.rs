@@ -3,7 +3,9 @@
 //! Every remote command is a shell script that prov builds from typed values, so every value
 //! passes through [`quote`]: a variable holding `$(rm -rf /)` or `'; reboot` arrives as one word
 //! of data, never as code. The format is Python's `shlex.quote`, so Ansible's `quote` filter
-//! gives byte-identical output through the same function.
+//! gives byte-identical output through the same function. [`fnmatch`] is the other shell
+//! matter Ansible exposes: names matched with shell patterns (`find`, `setup`'s filter, apt's
+//! version globs).
 
 /// Quotes `s` as one shell word: unchanged when it is made only of characters that are inert
 /// in a shell, else in single quotes (an embedded `'` becomes `'"'"'`, as `shlex.quote` does).
@@ -33,6 +35,23 @@ pub fn is_env_name(k: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Python's `fnmatch`: `*`, `?`, `[seq]`, `[!seq]` over the whole of `s`. A pattern the glob
+/// syntax refuses (an unclosed `[`) matches only itself, as fnmatch reads it.
+pub fn fnmatch(pattern: &str, s: &str) -> bool {
+    // The `glob` crate reads `**` as a path wildcard and refuses it inside a word (`1.2**`);
+    // for fnmatch it means the same as `*`.
+    let mut collapsed = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if !(c == '*' && collapsed.ends_with('*')) {
+            collapsed.push(c);
+        }
+    }
+    match glob::Pattern::new(&collapsed) {
+        Ok(p) => p.matches(s),
+        Err(_) => pattern == s,
+    }
 }
 
 #[cfg(test)]

@@ -123,29 +123,17 @@ pub fn select(facts: &Map<String, Json>, subsets: &[&str], filter: &[String]) ->
                 .collect()
         })
         .unwrap_or_default();
-    let globs: Vec<regex::Regex> = filter.iter().map(|g| glob(g)).collect();
     facts
         .iter()
         .filter(|(k, _)| subset_of(k, &interfaces).is_none_or(|s| subsets.contains(&s)))
         .filter(|(k, _)| {
-            globs.is_empty() || globs.iter().any(|g| g.is_match(&format!("ansible_{k}")))
+            filter.is_empty()
+                || filter
+                    .iter()
+                    .any(|g| crate::shell::fnmatch(g, &format!("ansible_{k}")))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-/// A shell glob (`*`, `?`) as an anchored regex.
-fn glob(g: &str) -> regex::Regex {
-    let mut re = String::from("^");
-    for c in g.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).expect("escaped glob")
 }
 
 #[cfg(test)]

@@ -64,6 +64,15 @@ impl Outcome {
             ..Outcome::default()
         }
     }
+    /// Nothing done, and reported as skipped (check mode where a module cannot predict, a
+    /// `creates` that exists).
+    pub fn skipped(msg: impl Into<String>) -> Outcome {
+        Outcome {
+            skipped: true,
+            msg: msg.into(),
+            ..Outcome::default()
+        }
+    }
     pub fn with(mut self, key: &str, value: impl Into<Json>) -> Outcome {
         self.data.insert(key.to_string(), value.into());
         self

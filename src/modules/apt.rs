@@ -272,23 +272,10 @@ impl PkgSpec {
     fn version_matches(&self, installed: &str) -> bool {
         match &self.version {
             None => true,
-            Some(v) if v.contains(['*', '?']) => glob_match(v, installed),
+            Some(v) if v.contains(['*', '?']) => crate::shell::fnmatch(v, installed),
             Some(v) => v == installed,
         }
     }
-}
-
-/// fnmatch-style `*`, `?` and `[...]` (what apt accepts in `pkg=VERSION*`).
-fn glob_match(pattern: &str, s: &str) -> bool {
-    // `glob` reads `**` as a path wildcard and refuses it inside a word (`1.2**`); in a
-    // version, as for fnmatch, it means the same as `*`.
-    let mut collapsed = String::with_capacity(pattern.len());
-    for c in pattern.chars() {
-        if !(c == '*' && collapsed.ends_with('*')) {
-            collapsed.push(c);
-        }
-    }
-    glob::Pattern::new(&collapsed).is_ok_and(|p| p.matches(s))
 }
 
 /// What `dpkg-query` knows about one package.

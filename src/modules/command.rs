@@ -105,9 +105,9 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
         return Ok(Outcome::ok(reason).with("rc", 0).with("cmd", line));
     }
     if ctx.check {
-        let mut o = Outcome::ok("skipped in check mode: a command's effect cannot be predicted");
-        o.skipped = true;
-        return Ok(o);
+        return Ok(Outcome::skipped(
+            "skipped in check mode: a command's effect cannot be predicted",
+        ));
     }
     let mut full = match &args.chdir {
         Some(dir) => format!("cd {} && {line}", quote(dir)),

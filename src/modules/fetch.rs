@@ -66,9 +66,9 @@ impl Module for FetchModule {
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if ctx.check {
-        let mut o = Outcome::ok("check mode not (yet) supported for this module");
-        o.skipped = true;
-        return Ok(o);
+        return Ok(Outcome::skipped(
+            "check mode not (yet) supported for this module",
+        ));
     }
     let src = a.src.clone().unwrap_or_default();
     let dest = local_dest(ctx, &a, &src)?;

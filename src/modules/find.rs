@@ -154,8 +154,8 @@ impl Module for FindModule {
 
 /// The checked filters.
 struct Filters {
-    names: Vec<Regex>,
-    excludes: Vec<Regex>,
+    names: Vec<NamePattern>,
+    excludes: Vec<NamePattern>,
     age: Option<f64>,
     size: Option<i64>,
     contains: Option<Regex>,
@@ -168,8 +168,9 @@ impl Filters {
     fn from_args(a: &Args) -> Result<Filters, ArgError> {
         let pattern = |p: &str, param: &'static str| match a.use_regex {
             true => Regex::new(&format!("^(?:{p})"))
+                .map(NamePattern::Regex)
                 .map_err(|e| ArgError::at(param, format!("invalid {param} '{p}': {e}"))),
-            false => Ok(glob_regex(p)),
+            false => Ok(NamePattern::Glob(p.to_string())),
         };
         let mut names = a
             .patterns
@@ -275,8 +276,22 @@ impl Filters {
 
     /// Ansible's name filter: one of the patterns, and (if it matched) none of the excludes.
     fn name_matches(&self, name: &str) -> bool {
-        self.names.iter().any(|p| p.is_match(name))
-            && !self.excludes.iter().any(|e| e.is_match(name))
+        self.names.iter().any(|p| p.matches(name)) && !self.excludes.iter().any(|e| e.matches(name))
+    }
+}
+
+/// A name pattern: a shell glob, or with `use_regex` a regex from the start of the name.
+enum NamePattern {
+    Glob(String),
+    Regex(Regex),
+}
+
+impl NamePattern {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            NamePattern::Glob(g) => crate::shell::fnmatch(g, name),
+            NamePattern::Regex(r) => r.is_match(name),
+        }
     }
 }
 
@@ -295,52 +310,6 @@ fn with_unit(s: &str, units: &[(&str, i64)]) -> Option<i64> {
             .find(|(k, _)| *k == u)
             .and_then(|(_, m)| n.checked_mul(*m)),
     }
-}
-
-/// A shell glob (Python's `fnmatch`: `*`, `?`, `[seq]`, `[!seq]`) as an anchored regex.
-fn glob_regex(glob: &str) -> Regex {
-    let mut re = String::from("(?s)^");
-    let chars: Vec<char> = glob.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            '[' => match chars[i + 1..].iter().position(|&c| c == ']') {
-                // `[]` and `[!]` take the `]` as a member, as fnmatch does.
-                Some(mut len) => {
-                    let start = i + 1;
-                    let negated = chars.get(start) == Some(&'!');
-                    let first = if negated { start + 1 } else { start };
-                    if first == start + len {
-                        match chars[start + len + 1..].iter().position(|&c| c == ']') {
-                            Some(more) => len += more + 1,
-                            None => {
-                                re.push_str("\\[");
-                                i += 1;
-                                continue;
-                            }
-                        }
-                    }
-                    let body: String = chars[first..start + len]
-                        .iter()
-                        .map(|c| match c {
-                            '\\' | '[' | '&' | '~' | '|' => format!("\\{c}"),
-                            c => c.to_string(),
-                        })
-                        .collect();
-                    re.push_str(&format!("[{}{body}]", if negated { "^" } else { "" }));
-                    i = start + len + 1;
-                    continue;
-                }
-                None => re.push_str("\\["),
-            },
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-        i += 1;
-    }
-    re.push('$');
-    Regex::new(&re).expect("a glob makes a valid regex")
 }
 
 /// One entry as `find -printf` lists it.
@@ -507,18 +476,10 @@ fn entry(f: &[&str]) -> Option<Entry> {
 fn walk_order(root: &str, entries: Vec<Entry>, recurse: bool, examined: &mut usize) -> Vec<Entry> {
     let mut children: HashMap<String, Vec<Entry>> = HashMap::new();
     for e in entries {
-        let parent = e
-            .path
-            .rsplit_once('/')
-            .map_or(String::new(), |(p, _)| p.to_string());
-        let parent = if parent.is_empty() && e.path.starts_with('/') {
-            "/".into()
-        } else if parent.is_empty() {
-            ".".into()
-        } else {
-            parent
-        };
-        children.entry(parent).or_default().push(e);
+        children
+            .entry(crate::host::fs::parent_dir(&e.path))
+            .or_default()
+            .push(e);
     }
     let mut out = vec![];
     let mut stack = vec![normpath(root)];

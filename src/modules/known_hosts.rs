@@ -328,6 +328,21 @@ mod tests {
         assert_eq!(h.read("kh").lines().count(), 1);
     }
 
+    /// Unlike Ansible's module, a missing directory for the file is created.
+    #[tokio::test]
+    async fn a_missing_directory_is_created() {
+        let h = Harness::new();
+        let path = h.p("new/.ssh/known_hosts");
+        let o = h
+            .apply(
+                &KNOWN_HOSTS,
+                json!({"name": "host1.example.com", "key": K1, "path": path}),
+            )
+            .await;
+        assert!(o.changed, "{o:?}");
+        assert_eq!(h.read("new/.ssh/known_hosts"), format!("{K1}\n"));
+    }
+
     #[test]
     fn a_key_must_name_its_host() {
         assert_refused(

@@ -195,7 +195,7 @@ mod tests {
     const LOCALE_GEN: crate::modules::ModuleDef =
         crate::modules::ModuleDef::of::<LocaleGenModule>();
     use super::*;
-    use crate::host::testing::Scripted;
+    use crate::host::testing::{Probed, Scripted};
     use serde_json::json;
 
     #[test]
@@ -234,6 +234,21 @@ mod tests {
             conn.error(&LOCALE_GEN, json!({"name": "C.UTF-8"}))
                 .await
                 .contains("Is the package \"locales\" installed?")
+        );
+        // A locale to generate: --check reports the change (Ansible's check mode never does),
+        // reading /etc/locale.gen and running nothing else.
+        let conn = Scripted::new().ok("locale -a", listing).ok(
+            "/etc/locale.gen",
+            &Probed::holding("# de_DE.UTF-8 UTF-8\n").line(),
+        );
+        let o = conn
+            .outcome(&LOCALE_GEN, json!({"name": "de_DE.UTF-8"}), true)
+            .await;
+        assert!(o.changed, "{o:?}");
+        assert!(
+            conn.commands()
+                .iter()
+                .all(|c| !c.contains("locale-gen;") && c != "locale-gen")
         );
         // Removing a locale that is not there: nothing to do.
         let conn = Scripted::new().ok("locale -a", listing);

@@ -83,9 +83,17 @@ async fn run(ctx: &ModuleCtx<'_>, a: Map<String, Json>) -> ModResult {
     let explicit = a.get("use").and_then(Json::as_str) == Some("apt");
     let args = backend_args(&a).map_err(|e| super::ModError::Failed(e.msg))?;
     if !explicit {
-        let found = ctx.exec(&probe()).await?;
-        let found = found.stdout_str();
-        let manager = found.trim();
+        // As Ansible's action: the gathered `pkg_mgr` fact when there is one, else a probe.
+        let gathered = ctx
+            .templar
+            .eval("ansible_facts.pkg_mgr")
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        let manager = match gathered {
+            Some(m) => m,
+            None => ctx.exec(&probe()).await?.stdout_str().trim().to_string(),
+        };
+        let manager = manager.as_str();
         if manager != "apt" {
             return fail(match manager {
                 "" => "no package manager found on the host (prov's package uses apt)".to_string(),
@@ -114,6 +122,17 @@ mod tests {
     use super::*;
     use crate::host::testing::Scripted;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn the_gathered_fact_spares_the_probe() {
+        let h =
+            crate::host::testing::Harness::with_vars(json!({"ansible_facts": {"pkg_mgr": "dnf"}}));
+        let e = h
+            .error(&PACKAGE, json!({"name": "httpd", "state": "present"}))
+            .await;
+        assert!(e.contains("the host's package manager is dnf"), "{e}");
+        assert_eq!(h.execs(), 0, "no command ran");
+    }
 
     #[tokio::test]
     async fn another_manager_is_named() {

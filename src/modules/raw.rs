@@ -48,9 +48,9 @@ impl Module for RawModule {
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if ctx.check {
-        let mut o = Outcome::ok("skipped in check mode: raw does not support it");
-        o.skipped = true;
-        return Ok(o);
+        return Ok(Outcome::skipped(
+            "skipped in check mode: raw does not support it",
+        ));
     }
     let line = a.free_form.unwrap_or_default();
     let full = match &a.executable {

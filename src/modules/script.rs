@@ -115,9 +115,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
                     true => format!("{p} exists, matching creates option"),
                     false => format!("{p} does not exist, matching removes option"),
                 };
-                let mut o = Outcome::ok(why);
-                o.skipped = true;
-                return Ok(o);
+                return Ok(Outcome::skipped(why));
             }
         }
     }
@@ -125,9 +123,9 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         if a.creates.is_some() || a.removes.is_some() {
             return Ok(Outcome::changed("the script would run"));
         }
-        let mut o = Outcome::ok("Check mode is not supported for this task.");
-        o.skipped = true;
-        return Ok(o);
+        return Ok(Outcome::skipped(
+            "Check mode is not supported for this task.",
+        ));
     }
     let name = local
         .file_name()

@@ -99,11 +99,9 @@ async fn run(ctx: &ModuleCtx<'_>) -> ModResult {
         }
     }
     if services.is_empty() {
-        let mut o = Outcome::ok(
+        return Ok(Outcome::skipped(
             "Failed to find any services. This can be due to privileges or some other configuration issue.",
-        );
-        o.skipped = true;
-        return Ok(o);
+        ));
     }
     Ok(Outcome::ok("").with("ansible_facts", json!({"services": services})))
 }

@@ -76,9 +76,9 @@ impl Module for TempfileModule {
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     if ctx.check {
-        let mut o = Outcome::ok("skipped in check mode: tempfile does not support it");
-        o.skipped = true;
-        return Ok(o);
+        return Ok(Outcome::skipped(
+            "skipped in check mode: tempfile does not support it",
+        ));
     }
     let out = ctx.exec(&command(&a)).await?;
     if !out.ok() {
