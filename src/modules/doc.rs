@@ -59,6 +59,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("modprobe", include_str!("modprobe.rs")),
     ("script", include_str!("script.rs")),
     ("assemble", include_str!("assemble.rs")),
+    ("service", include_str!("service.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -46,6 +46,7 @@ pub mod ping;
 pub mod raw;
 pub mod replace;
 pub mod script;
+pub mod service;
 pub mod service_facts;
 pub mod set_fact;
 pub mod setup;
@@ -409,6 +410,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<modprobe::ModprobeModule>(),
     ModuleDef::of::<script::ScriptModule>(),
     ModuleDef::of::<assemble::AssembleModule>(),
+    ModuleDef::of::<service::ServiceModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

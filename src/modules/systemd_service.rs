@@ -1,4 +1,4 @@
-//! `systemd_service` (aliases `systemd`, `service`): a unit's running state, enablement and
+//! `systemd_service` (alias `systemd`; `service` runs as this module on systemd hosts): a unit's running state, enablement and
 //! masking.
 //!
 //! Reading is one command (`systemctl show` of the unit's load, active and unit-file states,
@@ -67,7 +67,7 @@ impl Module for SystemdServiceModule {
     daemon_reload: true
 ";
     const NAME: &'static str = "systemd_service";
-    const ALIASES: &'static [&'static str] = &["systemd", "service"];
+    const ALIASES: &'static [&'static str] = &["systemd"];
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         if a.name.is_empty() {

@@ -55,11 +55,24 @@ fn pretty(v: &Json) -> String {
     }
 }
 
+/// The warnings a module returned (`warnings` in its result, as Ansible's modules return
+/// them): shown under the task's line whatever the verbosity, as Ansible shows them.
+fn warnings(r: &TaskResult) -> impl Iterator<Item = &str> {
+    r.result
+        .as_ref()
+        .and_then(|v| v.get("warnings"))
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+}
+
 /// The ANSI colour Ansible gives a status word.
 fn colour_of(word: &str) -> &'static str {
     match word {
         "ok" | "SUCCESS" => "32",
         "changed" | "CHANGED" => "33",
+        "[WARNING]" => "35",
         "skipping" | "SKIPPED" | "failed (ignored)" | "failed (rescued)" => "36",
         _ => "31",
     }
@@ -272,6 +285,9 @@ impl Renderer {
             line.push_str(&format!(" => {}", r.msg));
         }
         self.line(&line);
+        for warning in warnings(r) {
+            self.line(&format!("{}: {warning}", self.paint("[WARNING]")));
+        }
         if let (true, Some(result)) = (self.opts.verbose > 0, &r.result) {
             self.line(&format!("    {result}"));
         }
