@@ -54,6 +54,18 @@ pub struct Args {
     /// Allow a duplicate uid.
     #[serde(default, deserialize_with = "de::bool_like")]
     non_unique: bool,
+    /// Days before the password may change again (`chage -m`); -1 clears the field.
+    #[serde(default)]
+    password_expire_min: Option<i64>,
+    /// Days the password stays valid (`chage -M`); -1 clears the field.
+    #[serde(default)]
+    password_expire_max: Option<i64>,
+    /// Days of warning before it expires (`chage -W`).
+    #[serde(default)]
+    password_expire_warn: Option<i64>,
+    /// Days after expiry before the account is disabled (`usermod -f`).
+    #[serde(default)]
+    password_expire_account_disable: Option<i64>,
 }
 
 /// `present` (the default) or `absent`.
@@ -221,19 +233,24 @@ struct Found {
     hash_differs: Option<bool>,
     /// For a missing user: a group named like the user exists.
     group_exists: bool,
+    /// Shadow's min, max, warn and inactive days (-1 for an empty field), when asked.
+    ageing: Option<[i64; 4]>,
 }
 
 /// One command: the passwd entry and group names, the hash comparison (the wanted hash comes
 /// on stdin) or, for a missing user, whether a group of its name exists.
-fn probe_script(name: &str, with_password: bool) -> String {
+fn probe_script(name: &str, with_password: bool, with_ageing: bool) -> String {
     let mut probe = format!(
         "n={}\nif p=$(getent passwd \"$n\"); then printf 'P %s\\nG %s\\nS %s\\n' \"$p\" \"$(id -gn \"$n\" 2>/dev/null)\" \"$(id -Gn \"$n\" 2>/dev/null)\"\n",
         quote(name)
     );
     if with_password {
         probe.push_str(
-            "IFS= read -r w; c=$(getent shadow \"$n\" | cut -d: -f2); if [ \"$c\" = \"$w\" ]; then echo 'H same'; else echo 'H differs'; fi\n",
+            "IFS= read -r w; c=$(getent shadow \"$n\" | cut -d: -f2 | sed 's/^!*//'); w=$(printf '%s\\n' \"$w\" | sed 's/^!*//'); if [ \"$c\" = \"$w\" ]; then echo 'H same'; else echo 'H differs'; fi\n",
         );
+    }
+    if with_ageing {
+        probe.push_str("printf 'A %s\\n' \"$(getent shadow \"$n\" | cut -d: -f4-7)\"\n");
     }
     probe.push_str(
         "else echo 'P -'; if getent group \"$n\" >/dev/null 2>&1; then echo 'N 1'; else echo 'N 0'; fi; fi\n",
@@ -261,6 +278,7 @@ fn parse_probe(out: &str) -> Result<Found, ModError> {
                 }
             }
             "N" => f.group_exists = val.trim() == "1",
+            "A" => f.ageing = Some(parse_ageing(val)),
             _ => {}
         }
     }
@@ -280,6 +298,83 @@ fn parse_probe(out: &str) -> Result<Found, ModError> {
         a.group = primary;
     }
     Ok(f)
+}
+
+/// Shadow's `min:max:warn:inactive` fields; an empty (or unreadable) field reads as -1, as
+/// Ansible reads it.
+fn parse_ageing(val: &str) -> [i64; 4] {
+    let mut days = [-1; 4];
+    for (slot, field) in days.iter_mut().zip(val.trim().split(':')) {
+        *slot = field.parse().unwrap_or(-1);
+    }
+    days
+}
+
+/// The ageing parameters asked for, in shadow's field order (min, max, warn, inactive).
+fn wanted_ageing(a: &Args) -> [Option<i64>; 4] {
+    [
+        a.password_expire_min,
+        a.password_expire_max,
+        a.password_expire_warn,
+        a.password_expire_account_disable,
+    ]
+}
+
+/// `chage`/`usermod` options for the ageing fields that differ from `cur` (all asked ones
+/// for a new user), and a note for each.
+fn ageing_change(a: &Args, cur: Option<[i64; 4]>) -> (Option<String>, Vec<String>) {
+    const FLAGS: [(&str, &str); 4] = [
+        ("-m", "password_expire_min"),
+        ("-M", "password_expire_max"),
+        ("-W", "password_expire_warn"),
+        ("-I", "password_expire_account_disable"),
+    ];
+    let (mut opts, mut notes) = (vec![], vec![]);
+    for (i, want) in wanted_ageing(a).into_iter().enumerate() {
+        let Some(want) = want else { continue };
+        let now = cur.map(|c| c[i]);
+        if now == Some(want) {
+            continue;
+        }
+        let (flag, param) = FLAGS[i];
+        opts.push(format!("{flag} {want}"));
+        notes.push(match now {
+            Some(now) => format!("{param}: {now} -> {want}"),
+            None => format!("{param}: {want}"),
+        });
+    }
+    let cmd = (!opts.is_empty()).then(|| format!("chage {} {}", opts.join(" "), quote_name(a)));
+    (cmd, notes)
+}
+
+fn quote_name(a: &Args) -> String {
+    quote(a.name.as_deref().unwrap_or_default())
+}
+
+/// Ansible's check that `password` looks like a crypt(3) hash: a warning when it does not
+/// (the value is still set as given, as Ansible sets it).
+fn plain_password_warning(p: &str) -> Option<&'static str> {
+    if matches!(p, "*" | "!" | "*************") {
+        return None;
+    }
+    let fields: Vec<&str> = p.split('$').collect();
+    let last = fields.last().copied().unwrap_or_default();
+    let wanted_len = match fields.get(1).copied() {
+        Some("1") => Some(22),
+        Some("5") | Some("y") => Some(43),
+        Some("6") => Some(86),
+        _ => None,
+    };
+    let looks_hashed = !p.contains([':', '*', '!'])
+        && fields.len() >= 4
+        && last
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+        && wanted_len.is_none_or(|n| last.len() == n);
+    (!looks_hashed).then_some(
+        "The input password appears not to have been hashed. The 'password' argument must be \
+         encrypted for this module to work properly.",
+    )
 }
 
 /// `name:x:uid:gid:comment:home:shell`.
@@ -305,8 +400,12 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let name = a.name.clone().unwrap_or_default();
     let password = a.password.as_ref().filter(|_| a.state == State::Present);
     let stdin = password.map(|p| format!("{p}\n").into_bytes());
+    let ageing = wanted_ageing(&a).iter().any(Option::is_some) && a.state == State::Present;
     let out = ctx
-        .exec_stdin(&probe_script(&name, password.is_some()), stdin.as_deref())
+        .exec_stdin(
+            &probe_script(&name, password.is_some(), ageing),
+            stdin.as_deref(),
+        )
         .await?;
     if !out.ok() {
         return fail(format!(
@@ -561,6 +660,11 @@ async fn converge(
     if set_password && cur.is_some() {
         notes.push("password: changed".into());
     }
+    let (chage, ageing_notes) = ageing_change(a, cur.and(found.ageing));
+    notes.extend(ageing_notes);
+    if let Some(w) = password.and_then(|p| plain_password_warning(p)) {
+        data.insert("warnings".into(), json!([w]));
+    }
     if let Some(c) = cur {
         data.insert("uid".into(), json!(c.uid.parse::<u64>().ok()));
         data.insert("group".into(), json!(c.gid.parse::<u64>().ok()));
@@ -569,7 +673,7 @@ async fn converge(
         data.insert("shell".into(), json!(c.shell));
         data.insert("comment".into(), json!(c.comment));
     }
-    if cmd.is_empty() && !set_password {
+    if cmd.is_empty() && !set_password && chage.is_none() {
         return Ok(Outcome {
             data,
             ..Outcome::ok(format!("user '{name}' is as wanted"))
@@ -588,9 +692,11 @@ async fn converge(
 
     // The change: the account, the password (from stdin), and the entry as it is now.
     let mut script = String::from("set -e\n");
-    if !cmd.is_empty() {
-        script.push_str(&cmd);
-        script.push('\n');
+    for c in [Some(&cmd), chage.as_ref()].into_iter().flatten() {
+        if !c.is_empty() {
+            script.push_str(c);
+            script.push('\n');
+        }
     }
     let mut stdin = None;
     if set_password {

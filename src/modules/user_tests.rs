@@ -359,3 +359,42 @@ async fn failures_name_their_cause() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn ageing_changes_only_the_differing_fields_with_chage() {
+    let ageing = json!({"name": "provt", "password_expire_max": 90, "password_expire_min": 1,
+        "password_expire_warn": 7, "password_expire_account_disable": 5});
+    // Shadow has min 0, max 99999, warn 7 and an empty inactive field.
+    let conn = Scripted::new()
+        .ok("getent shadow", &format!("{PROVT}A 0:99999:7:\n"))
+        .ok("chage -m 1 -M 90 -I 5 provt", PASSWD);
+    let o = conn.outcome(&USER, ageing.clone(), false).await;
+    assert!(o.changed);
+    assert_eq!(
+        o.diff.as_deref(),
+        Some("password_expire_min: 0 -> 1\npassword_expire_max: 99999 -> 90\npassword_expire_account_disable: -1 -> 5\n")
+    );
+    // Converged, including an empty field asked to be -1: one probe, nothing else.
+    let mut cleared = ageing.clone();
+    cleared["password_expire_account_disable"] = json!(-1);
+    let conn = Scripted::new().ok("getent shadow", &format!("{PROVT}A 1:90:7:\n"));
+    let o = conn.outcome(&USER, cleared, false).await;
+    assert!(!o.changed, "{o:?}");
+}
+
+#[test]
+fn the_shadow_fields_read_as_ansible_reads_them() {
+    assert_eq!(parse_ageing("1:90:7:5"), [1, 90, 7, 5]);
+    assert_eq!(parse_ageing("::7:"), [-1, -1, 7, -1]);
+    assert_eq!(parse_ageing(""), [-1, -1, -1, -1]);
+}
+
+#[test]
+fn a_password_that_is_no_hash_is_set_with_ansibles_warning() {
+    let sha512 = format!("$6$rounds=656000$salt${}", "a".repeat(86));
+    assert_eq!(plain_password_warning(&sha512), None);
+    assert_eq!(plain_password_warning("!"), None);
+    assert!(plain_password_warning("secret").is_some());
+    assert!(plain_password_warning("$6$salt$short").is_some());
+    assert!(plain_password_warning(&format!("$6$salt${}:", "a".repeat(85))).is_some());
+}
