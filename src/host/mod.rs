@@ -19,6 +19,7 @@ pub mod fs;
 pub mod probe;
 pub mod systemd;
 pub mod text;
+pub mod tree;
 pub mod write;
 
 #[cfg(test)]

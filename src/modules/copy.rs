@@ -5,8 +5,12 @@
 //! content is fetched only to show a diff of a file that differs.
 
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, de, fail};
+
+#[path = "copy_remote.rs"]
+mod remote;
 use crate::host::attrs::attrs_from;
 use crate::host::fs::{Deliver, basename, deliver};
+use crate::host::tree::{TreeCopy, copy_tree, walk};
 use crate::host::write::check_args;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -32,6 +36,25 @@ pub struct Args {
     force: Option<bool>,
     #[serde(default)]
     validate: Option<String>,
+    /// Mode of the directories a directory `src` creates (files take `mode`).
+    #[serde(default)]
+    directory_mode: Option<Json>,
+    /// Copy what a link in a directory `src` points to (else recreate the link).
+    #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
+    local_follow: Option<bool>,
+    /// `src` is a path on the host, not on the control machine.
+    #[serde(default, deserialize_with = "de::bool_like")]
+    remote_src: bool,
+}
+
+/// `mode: preserve`: each file keeps its source's mode.
+fn preserves_mode(mode: &Option<Json>) -> bool {
+    matches!(mode, Some(Json::String(m)) if m == "preserve")
+}
+
+/// `mode` without `preserve`, which [`attrs_from`] does not know.
+fn file_mode(mode: &Option<Json>) -> Option<Json> {
+    mode.clone().filter(|_| !preserves_mode(mode))
 }
 
 /// The `copy` module.
@@ -39,8 +62,12 @@ pub struct CopyModule;
 
 impl Module for CopyModule {
     type Args = Args;
-    const DEFAULTS: &'static [(&'static str, &'static str)] =
-        &[("backup", "false"), ("force", "true")];
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("backup", "false"),
+        ("force", "true"),
+        ("local_follow", "true"),
+        ("remote_src", "false"),
+    ];
     const EXAMPLES: &'static str = "\
 - name: A file from the role's files/ directory
   copy:
@@ -55,6 +82,17 @@ impl Module for CopyModule {
     content: \"deploy ALL=(ALL) NOPASSWD: /usr/bin/systemctl\\n\"
     mode: \"0440\"
     validate: /usr/sbin/visudo -cf %s
+- name: The contents of the role's files/site/ directory (with its subdirectories)
+  copy:
+    src: site/
+    dest: /var/www/site
+    mode: \"0644\"
+    directory_mode: \"0755\"
+- name: A file already on the host
+  copy:
+    src: /etc/app/app.conf.dist
+    dest: /etc/app/app.conf
+    remote_src: true
 ";
     const NAME: &'static str = "copy";
     /// Checked when the playbook is loaded; `validate` refuses an empty (rendered) value.
@@ -84,12 +122,18 @@ impl Module for CopyModule {
             }
             (None, Some(_)) => {}
         }
-        Ok(check_args(
-            &a.mode,
+        check_args(
+            &file_mode(&a.mode),
             &a.owner,
             &a.group,
             a.validate.as_deref(),
-        )?)
+        )?;
+        attrs_from(&a.directory_mode, &None, &None)
+            .map_err(|e| ArgError::at("directory_mode", e.to_string()))?;
+        if a.remote_src && a.content.is_some() {
+            return Err(ArgError::new("remote_src needs src, not content"));
+        }
+        Ok(())
     }
 
     async fn run(ctx: &ModuleCtx<'_>, args: Args) -> ModResult {
@@ -98,9 +142,26 @@ impl Module for CopyModule {
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let (content, name) = match &a.src {
-        Some(src) => (read_local(ctx, src)?, Some(basename(src))),
-        None => (inline(a.content.as_ref()), None),
+    if let (true, Some(src)) = (a.remote_src, &a.src) {
+        let mut o = remote::copy(ctx, src, &a).await?;
+        o.data.insert("src".into(), json!(src));
+        return Ok(o);
+    }
+    let local = match &a.src {
+        Some(src) => Some(find_local(ctx, src)?),
+        None => None,
+    };
+    if let (Some(src), Some(dir)) = (&a.src, local.as_ref().filter(|l| l.is_dir())) {
+        let mut o = copy_dir(ctx, src, dir, &a).await?;
+        o.data.insert("src".into(), json!(src));
+        return Ok(o);
+    }
+    let (content, name) = match (&a.src, &local) {
+        (Some(src), Some(local)) => (
+            crate::search_path::read(local).map_err(ModError::Failed)?,
+            Some(basename(src)),
+        ),
+        _ => (inline(a.content.as_ref()), None),
     };
     let mut o = deliver(
         ctx,
@@ -108,7 +169,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
             dest: a.dest.as_deref().unwrap_or_default(),
             content: &content,
             basename: name,
-            attrs: attrs_from(&a.mode, &a.owner, &a.group)?,
+            attrs: attrs_from(&file_mode(&a.mode), &a.owner, &a.group)?,
             backup: a.backup,
             force: a.force.unwrap_or(true),
             validate: a.validate.as_deref(),
@@ -132,20 +193,49 @@ fn inline(content: Option<&Json>) -> Vec<u8> {
     }
 }
 
-/// The content of `src`, looked up in `files/` of the search path on the control machine.
-fn read_local(ctx: &ModuleCtx<'_>, src: &str) -> Result<Vec<u8>, ModError> {
-    let Some(local) = ctx.find_local("files", src) else {
-        return fail(format!(
-            "could not find src '{src}' in files/ of {}",
-            crate::search_path::describe(&ctx.search_dirs)
-        ));
+/// `src` on the control machine, looked up in `files/` of the search path (a trailing slash,
+/// which says "the directory's contents", kept out of the lookup).
+fn find_local(ctx: &ModuleCtx<'_>, src: &str) -> Result<std::path::PathBuf, ModError> {
+    let name = match src.trim_end_matches('/') {
+        "" => "/",
+        n => n,
     };
-    if local.is_dir() {
-        return fail(format!(
-            "src '{src}' is a directory: copying directories is not supported"
-        ));
+    ctx.find_local("files", name).map_or_else(
+        || {
+            fail(format!(
+                "could not find src '{src}' in files/ of {}",
+                crate::search_path::describe(&ctx.search_dirs)
+            ))
+        },
+        Ok,
+    )
+}
+
+/// A directory `src`: its contents (`src/`) or the directory itself (`src`) into `dest`,
+/// which is always a directory, as Ansible's rsync-like rule has it.
+async fn copy_dir(ctx: &ModuleCtx<'_>, src: &str, dir: &std::path::Path, a: &Args) -> ModResult {
+    if a.validate.is_some() {
+        return fail("validate applies to one file; src is a directory");
     }
-    crate::search_path::read(&local).map_err(ModError::Failed)
+    let prefix = if src.ends_with('/') {
+        String::new()
+    } else {
+        basename(src)
+    };
+    let entries = walk(dir, &prefix, a.local_follow.unwrap_or(true)).map_err(ModError::Failed)?;
+    copy_tree(
+        ctx,
+        &TreeCopy {
+            dest: a.dest.as_deref().unwrap_or_default(),
+            entries: &entries,
+            files: attrs_from(&file_mode(&a.mode), &a.owner, &a.group)?,
+            preserve_mode: preserves_mode(&a.mode),
+            dirs: attrs_from(&a.directory_mode, &a.owner, &a.group)?,
+            force: a.force.unwrap_or(true),
+            backup: a.backup,
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -182,6 +272,123 @@ mod tests {
             .await;
         assert_eq!(o.diff.as_deref(), Some("mode: 0644 -> 0600\n"));
         assert_eq!(h.mode("motd"), 0o600);
+    }
+
+    /// A role's files/site/ tree: two files, a subdirectory, an empty one, a link.
+    fn site(h: &Harness) {
+        std::fs::create_dir_all(h.path("files/site/css")).unwrap();
+        std::fs::create_dir_all(h.path("files/site/empty")).unwrap();
+        std::fs::write(h.path("files/site/index.html"), "<h1>hi</h1>\n").unwrap();
+        std::fs::write(h.path("files/site/css/a.css"), "a{}\n").unwrap();
+        std::os::unix::fs::symlink("index.html", h.path("files/site/home.html")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_directory_src_copies_its_contents_or_itself_and_converges() {
+        let h = Harness::new();
+        site(&h);
+        let args = json!({"src": "site/", "dest": h.p("www"), "directory_mode": "0750"});
+        let o = h.converges(&COPY, args.clone()).await;
+        assert_eq!(o.data["dest"], json!(format!("{}/", h.p("www"))));
+        assert_eq!(h.read("www/css/a.css"), "a{}\n");
+        // local_follow (the default) copies what the link points to.
+        assert_eq!(h.read("www/home.html"), "<h1>hi</h1>\n");
+        assert!(!h.path("www/home.html").is_symlink());
+        assert!(h.path("www/empty").is_dir());
+        assert_eq!(
+            (h.mode("www"), h.mode("www/css"), h.mode("www/index.html")),
+            (0o750, 0o750, 0o644)
+        );
+        // A changed file shows in the diff and is put back; a file only dest has stays.
+        h.write("www/css/a.css", "drift\n");
+        h.write("www/extra", "mine\n");
+        let o = h.apply(&COPY, args.clone()).await;
+        assert!(o.diff.unwrap().contains("-drift\n+a{}\n"));
+        assert_eq!(
+            (
+                h.read("www/css/a.css").as_str(),
+                h.read("www/extra").as_str()
+            ),
+            ("a{}\n", "mine\n")
+        );
+        // Without the slash the directory itself goes into dest; links may be kept.
+        let args = json!({"src": "site", "dest": h.p("copy"), "local_follow": false});
+        h.converges(&COPY, args).await;
+        assert_eq!(h.read("copy/site/index.html"), "<h1>hi</h1>\n");
+        assert_eq!(
+            std::fs::read_link(h.path("copy/site/home.html"))
+                .unwrap()
+                .to_str(),
+            Some("index.html")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_src_in_check_mode_touches_nothing_and_mode_preserve_keeps_modes() {
+        let h = Harness::new();
+        site(&h);
+        std::fs::set_permissions(
+            h.path("files/site/index.html"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let args = json!({"src": "site/", "dest": h.p("www"), "mode": "preserve"});
+        let o = h.check(&COPY, args.clone()).await;
+        assert!(o.changed && !h.path("www").exists());
+        h.converges(&COPY, args).await;
+        assert_eq!(
+            (h.mode("www/index.html"), h.mode("www/css/a.css")),
+            (0o600, 0o644)
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_src_copies_a_file_or_a_tree_on_the_host() {
+        let h = Harness::new();
+        h.write("dist.conf", "a=1\n");
+        std::fs::set_permissions(
+            h.path("dist.conf"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o640),
+        )
+        .unwrap();
+        let args = json!({"src": h.p("dist.conf"), "dest": h.p("app.conf"), "remote_src": true});
+        let o = h.converges(&COPY, args.clone()).await;
+        assert_eq!(
+            (h.read("app.conf").as_str(), h.mode("app.conf")),
+            ("a=1\n", 0o644)
+        );
+        assert_eq!(
+            o.data["checksum"],
+            json!(crate::host::text::sha1_hex(b"a=1\n"))
+        );
+        h.write("app.conf", "drift\n");
+        let o = h.apply(&COPY, args).await;
+        assert!(o.diff.unwrap().contains("-drift\n+a=1\n"));
+        assert_eq!(h.read("app.conf"), "a=1\n");
+        // A tree: its contents, with modes kept; a second run changes nothing.
+        std::fs::create_dir_all(h.path("tree/sub")).unwrap();
+        h.write("tree/sub/x", "x\n");
+        std::os::unix::fs::symlink("sub/x", h.path("tree/lnk")).unwrap();
+        let args =
+            json!({"src": format!("{}/", h.p("tree")), "dest": h.p("out"), "remote_src": true});
+        // (Two commands when nothing changes: the probe that finds a directory, the listing.)
+        assert!(h.apply(&COPY, args.clone()).await.changed);
+        assert!(!h.apply(&COPY, args.clone()).await.changed);
+        assert_eq!(h.read("out/sub/x"), "x\n");
+        assert_eq!(
+            std::fs::read_link(h.path("out/lnk")).unwrap().to_str(),
+            Some("sub/x")
+        );
+        h.write("out/sub/x", "changed\n");
+        assert!(h.apply(&COPY, args).await.changed);
+        assert_eq!(h.read("out/sub/x"), "x\n");
+        let e = h
+            .error(
+                &COPY,
+                json!({"src": h.p("nope"), "dest": h.p("x"), "remote_src": true}),
+            )
+            .await;
+        assert!(e.contains("Source"), "{e}");
     }
 
     #[tokio::test]

@@ -60,6 +60,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("script", include_str!("script.rs")),
     ("assemble", include_str!("assemble.rs")),
     ("service", include_str!("service.rs")),
+    ("synchronize", include_str!("synchronize.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

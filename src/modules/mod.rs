@@ -52,6 +52,7 @@ pub mod set_fact;
 pub mod setup;
 pub mod slurp;
 pub mod stat;
+pub mod synchronize;
 pub mod sysctl;
 pub mod systemd_dropin;
 pub mod systemd_service;
@@ -411,6 +412,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<script::ScriptModule>(),
     ModuleDef::of::<assemble::AssembleModule>(),
     ModuleDef::of::<service::ServiceModule>(),
+    ModuleDef::of::<synchronize::SynchronizeModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

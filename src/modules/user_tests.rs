@@ -372,7 +372,9 @@ async fn ageing_changes_only_the_differing_fields_with_chage() {
     assert!(o.changed);
     assert_eq!(
         o.diff.as_deref(),
-        Some("password_expire_min: 0 -> 1\npassword_expire_max: 99999 -> 90\npassword_expire_account_disable: -1 -> 5\n")
+        Some(
+            "password_expire_min: 0 -> 1\npassword_expire_max: 99999 -> 90\npassword_expire_account_disable: -1 -> 5\n"
+        )
     );
     // Converged, including an empty field asked to be -1: one probe, nothing else.
     let mut cleared = ageing.clone();
