@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in debootstrap systemd-container iptables openssh-client; do
+# curl: get_url and uri run it on the host (here, the local connection of unit tests).
+for p in debootstrap systemd-container iptables openssh-client curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

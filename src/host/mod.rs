@@ -16,6 +16,7 @@ pub mod attrs;
 pub mod docker;
 pub mod edit;
 pub mod fs;
+pub mod http;
 pub mod probe;
 pub mod systemd;
 pub mod text;

@@ -61,6 +61,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("assemble", include_str!("assemble.rs")),
     ("service", include_str!("service.rs")),
     ("synchronize", include_str!("synchronize.rs")),
+    ("get_url", include_str!("get_url.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

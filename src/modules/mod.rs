@@ -28,6 +28,7 @@ pub mod fail;
 pub mod fetch;
 pub mod file;
 pub mod find;
+pub mod get_url;
 pub mod getent;
 pub mod group;
 pub mod hostname;
@@ -413,6 +414,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<assemble::AssembleModule>(),
     ModuleDef::of::<service::ServiceModule>(),
     ModuleDef::of::<synchronize::SynchronizeModule>(),
+    ModuleDef::of::<get_url::GetUrlModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
@@ -551,6 +553,19 @@ pub mod de {
 
     pub fn opt_bool_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
         bool_like(d).map(Some)
+    }
+
+    /// A whole number of at least 0, written as a number or as a string of digits (what a
+    /// template renders).
+    pub fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Json::deserialize(d)? {
+            Json::Null => Ok(None),
+            Json::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Json::String(s) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a whole number, found {other}"
+            ))),
+        }
     }
 
     /// A string or a list of strings.
