@@ -73,10 +73,30 @@ impl Response {
     }
 
     /// Ansible's message for a response: `OK (N bytes)`, or `HTTP Error N: Reason`.
-    pub fn msg(&self, reason: &str) -> String {
+    pub fn msg(&self) -> String {
         match self.status {
             200..=299 => format!("OK ({} bytes)", self.size),
-            s => format!("HTTP Error {s}: {reason}"),
+            s => format!("HTTP Error {s}: {}", self.reason()),
+        }
+    }
+
+    /// The status line's reason phrase (HTTP/2 has none: then the usual one for the code).
+    pub fn reason(&self) -> &str {
+        match self.header(":reason") {
+            Some(r) if !r.is_empty() => r,
+            _ => match self.status {
+                301 => "Moved Permanently",
+                302 => "Found",
+                304 => "Not Modified",
+                400 => "Bad Request",
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                404 => "Not Found",
+                500 => "Internal Server Error",
+                502 => "Bad Gateway",
+                503 => "Service Unavailable",
+                _ => "",
+            },
         }
     }
 }
@@ -255,8 +275,14 @@ fn last_headers(dump: &str) -> Vec<(String, String)> {
     let Some(last) = blocks.last() else {
         return vec![];
     };
-    let mut headers: Vec<(String, String)> = vec![];
-    for line in last.lines().skip(1) {
+    let mut lines = last.lines();
+    // `HTTP/1.1 404 Not Found`: kept as the pseudo header `:reason`.
+    let reason = lines
+        .next()
+        .and_then(|l| l.trim().splitn(3, ' ').nth(2))
+        .unwrap_or_default();
+    let mut headers: Vec<(String, String)> = vec![(":reason".into(), reason.trim().into())];
+    for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };

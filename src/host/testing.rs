@@ -503,3 +503,58 @@ pub fn probed_content(content: Option<&str>) -> String {
         None => Probed::absent().line(),
     }
 }
+
+/// A small HTTP server on 127.0.0.1 for the tests of `get_url` and `uri`, which run the real
+/// curl of this machine against it (scripts/test.sh installs curl). Its base URL. It answers
+/// `/missing` with 404, `/redirect` with a 302 to `/echo`, `/echo` with a JSON object of the
+/// request's method, body and `Content-Type`, and anything else with 200 and `body`.
+pub fn http_server(body: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap_or_default();
+            let (mut length, mut content_type) = (0usize, String::new());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("content-type:") {
+                    content_type = line[13..].trim().to_string();
+                }
+                line.clear();
+            }
+            let mut req_body = vec![0; length];
+            let _ = reader.read_exact(&mut req_body);
+            let method = first.split(' ').next().unwrap_or_default();
+            let path = first.split(' ').nth(1).unwrap_or_default();
+            let (status, headers, reply) = match path {
+                "/missing" => ("404 Not Found", String::new(), "gone\n".to_string()),
+                "/redirect" => ("302 Found", "Location: /echo\r\n".into(), String::new()),
+                "/echo" => (
+                    "200 OK",
+                    "Content-Type: application/json\r\n".into(),
+                    serde_json::json!({
+                        "method": method,
+                        "body": String::from_utf8_lossy(&req_body),
+                        "content_type": content_type,
+                    })
+                    .to_string(),
+                ),
+                _ => ("200 OK", String::new(), body.to_string()),
+            };
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}

@@ -62,6 +62,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("service", include_str!("service.rs")),
     ("synchronize", include_str!("synchronize.rs")),
     ("get_url", include_str!("get_url.rs")),
+    ("uri", include_str!("uri.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

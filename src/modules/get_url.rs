@@ -199,22 +199,9 @@ fn request<'a>(a: &'a Args, url: &'a str) -> Request<'a> {
 fn refused(resp: &Response, url: &str) -> ModError {
     ModError::Failed(format!(
         "Request failed: {} (status {}) for {url}",
-        resp.msg(reason(resp.status)),
+        resp.msg(),
         resp.status
     ))
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        304 => "Not Modified",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "",
-    }
 }
 
 /// The expected checksum, fetching the checksum file when `checksum` names one.
@@ -352,7 +339,7 @@ async fn settle(
             ));
         }
     }
-    let msg = resp.msg("");
+    let msg = resp.msg();
     // `cur` was read with the digest's algorithm (sha1 unless `checksum` names another).
     if cur.kind == Kind::File && kept.digest == kept.sha1 {
         data.insert("checksum_dest".into(), json!(cur.checksum));
@@ -515,41 +502,10 @@ mod tests {
         );
     }
 
-    /// A tiny HTTP server on 127.0.0.1 answering every request with `body` (and 404 for
-    /// `/missing`): the real curl on this machine talks to it (scripts/test.sh installs curl).
-    fn serve(body: &'static str) -> String {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut first = String::new();
-                reader.read_line(&mut first).unwrap_or_default();
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let mut s = stream;
-                let reply = if first.contains("/missing") {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_string()
-                } else {
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let _ = s.write_all(reply.as_bytes());
-            }
-        });
-        format!("http://{addr}")
-    }
-
     #[tokio::test]
     async fn a_download_converges_and_a_matching_checksum_spares_it() {
         let h = Harness::new();
-        let base = serve("payload\n");
+        let base = crate::host::testing::http_server("payload\n");
         let url = format!("{base}/app.tgz");
         let args = json!({"url": url, "dest": h.p("app.tgz"), "mode": "0640"});
         let o = h.apply(&GET_URL, args.clone()).await;

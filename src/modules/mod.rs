@@ -61,6 +61,7 @@ pub mod systemd_timer;
 pub mod tempfile;
 pub mod template;
 pub mod timezone;
+pub mod uri;
 pub mod user;
 pub mod wait_for;
 
@@ -415,6 +416,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<service::ServiceModule>(),
     ModuleDef::of::<synchronize::SynchronizeModule>(),
     ModuleDef::of::<get_url::GetUrlModule>(),
+    ModuleDef::of::<uri::UriModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
