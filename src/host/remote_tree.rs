@@ -81,23 +81,26 @@ fn parse_listing(out: &[u8]) -> Result<Tree, ModError> {
 /// Both trees in one command (after `prelude`, shell that may make the first: an extraction),
 /// the listings separated by a `=` record (no listing record is a lone `=`: each holds a
 /// space).
+/// A `trap … EXIT` of the prelude runs when the command ends (removing what it made).
 pub async fn list_both(
     ctx: &ModuleCtx<'_>,
     prelude: &str,
+    stdin: Option<&[u8]>,
     src: &str,
     dest: &str,
 ) -> Result<(Tree, Tree), ModError> {
     let s = format!(
-        "set -e; {prelude}\nset -- {}; {LIST}; printf '=\\0'; set -- {}; {LIST}",
+        "set -e; {prelude}\nset -- {}; {LIST}; printf '=\\0'; set -- {}; {LIST}\n",
         quote_path(src),
         quote_path(dest)
     );
-    let out = ctx.exec(&s).await?;
+    let out = ctx.exec_stdin(&s, stdin).await?;
     if !out.ok() {
-        return fail(format!(
-            "cannot read the trees {src} and {dest}: {}",
-            out.stderr_str().trim()
-        ));
+        let why = out.stderr_str().trim().to_string();
+        return fail(match prelude {
+            "" => format!("cannot read the trees {src} and {dest}: {why}"),
+            _ => why,
+        });
     }
     let at = out
         .stdout

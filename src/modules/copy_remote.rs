@@ -174,7 +174,7 @@ async fn copy_dir(ctx: &ModuleCtx<'_>, src: &str, dest: &str, a: &Args) -> ModRe
     } else {
         format!("{}/{}", dest.trim_end_matches('/'), basename(src))
     };
-    let (from, to) = list_both(ctx, "", src, &root).await?;
+    let (from, to) = list_both(ctx, "", None, src, &root).await?;
     let from = from.unwrap_or_default();
     let root_missing = to.is_none();
     let (steps, notes) = tree_steps(src, &root, &from, &to.unwrap_or_default(), false);

@@ -63,6 +63,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("synchronize", include_str!("synchronize.rs")),
     ("get_url", include_str!("get_url.rs")),
     ("uri", include_str!("uri.rs")),
+    ("unarchive", include_str!("unarchive.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

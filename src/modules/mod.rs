@@ -61,6 +61,7 @@ pub mod systemd_timer;
 pub mod tempfile;
 pub mod template;
 pub mod timezone;
+pub mod unarchive;
 pub mod uri;
 pub mod user;
 pub mod wait_for;
@@ -417,6 +418,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<synchronize::SynchronizeModule>(),
     ModuleDef::of::<get_url::GetUrlModule>(),
     ModuleDef::of::<uri::UriModule>(),
+    ModuleDef::of::<unarchive::UnarchiveModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
