@@ -64,6 +64,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("get_url", include_str!("get_url.rs")),
     ("uri", include_str!("uri.rs")),
     ("unarchive", include_str!("unarchive.rs")),
+    ("mount", include_str!("mount.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

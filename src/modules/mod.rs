@@ -39,6 +39,7 @@ pub mod lineinfile;
 pub mod locale_gen;
 pub mod meta;
 pub mod modprobe;
+pub mod mount;
 pub mod package;
 pub mod package_facts;
 pub mod pam_limits;
@@ -419,6 +420,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<get_url::GetUrlModule>(),
     ModuleDef::of::<uri::UriModule>(),
     ModuleDef::of::<unarchive::UnarchiveModule>(),
+    ModuleDef::of::<mount::MountModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
