@@ -65,6 +65,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("uri", include_str!("uri.rs")),
     ("unarchive", include_str!("unarchive.rs")),
     ("mount", include_str!("mount.rs")),
+    ("apt_key", include_str!("apt_key.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -7,6 +7,7 @@
 
 pub mod alternatives;
 pub mod apt;
+pub mod apt_key;
 pub mod apt_repository;
 pub mod assemble;
 pub mod assert;
@@ -421,6 +422,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<uri::UriModule>(),
     ModuleDef::of::<unarchive::UnarchiveModule>(),
     ModuleDef::of::<mount::MountModule>(),
+    ModuleDef::of::<apt_key::AptKeyModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
