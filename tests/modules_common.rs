@@ -7,28 +7,13 @@
 //! Skipped (with a message) when the lab is not up, unless PROV_LAB_REQUIRED=1.
 
 mod common;
-use common::{Run, fixtures, prov};
+use common::{Run, fixtures};
 
 use common::{h3_ssh as ssh, h3_ssh_ok as ssh_ok};
 
 /// `prov apply` of a fixture under tests/fixtures/common on h3 (group `lab`).
 fn apply(playbook: &str, extra: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let lab = common::lab_dir();
-    let inv = dir.path().join("hosts.ini");
-    std::fs::write(
-        &inv,
-        format!(
-            "[lab]\nh3 ansible_host=10.77.0.13 ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={}\n",
-            lab.join("id_ed25519").display(),
-            lab.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
-    let pb = fixtures().join("common").join(playbook);
-    let mut args = vec!["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    prov(&args)
+    common::apply_on_h3(&fixtures().join("common").join(playbook), extra)
 }
 
 fn expect(run: &Run, code: i32, changed: u64, what: &str) {
@@ -62,12 +47,9 @@ fn role_modules_converge_report_drift_and_repair() {
     }
     clean_up();
 
-    // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir.
     // package, the hosts seed and its replace, two ini_file, pam_limits, sysctl, the dir, the
-    // two cron jobs (and cron itself, unless an earlier run left it).
-    // ... and locale_gen, dpkg_selections, debconf, alternatives, modprobe (and the
-    // packages cron and
-    // locales, unless an earlier run left them).
+    // two cron jobs, locale_gen, dpkg_selections, debconf, alternatives, modprobe (and the
+    // packages cron and locales, unless an earlier run left them).
     let had_cron = ssh("command -v crontab").0 == 0;
     let had_locales = ssh("dpkg -s locales >/dev/null 2>&1").0 == 0;
     let first = apply("modules.yml", &[]);

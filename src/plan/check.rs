@@ -156,6 +156,11 @@ fn missing_source(t: &Task) -> Option<String> {
         return None;
     };
     let sub = def.caps.reads_local?;
+    // `remote_src` (and unarchive's old inverse, `copy: false`): the source is on the host.
+    let flag = |k: &str| args.get(k).and_then(truthy);
+    if flag("remote_src") == Some(true) || flag("copy") == Some(false) {
+        return None;
+    }
     let first_word;
     let src = match def.caps.local_is_first_word {
         false => args.get("src")?.as_str()?,
@@ -171,6 +176,11 @@ fn missing_source(t: &Task) -> Option<String> {
     if is_template(src) {
         return None;
     }
+    // A directory's trailing slash ("its contents") is no part of its name.
+    let src = match src.trim_end_matches('/') {
+        "" => src,
+        name => name,
+    };
     let candidates = crate::search_path::candidates(&t.search_dirs, sub, src);
     if let Some(found) = candidates.iter().find(|c| c.exists()) {
         // An encrypted source must decrypt with the passwords given, before anything runs.
@@ -193,6 +203,15 @@ fn missing_source(t: &Task) -> Option<String> {
         "{} source '{src}' not found (looked in {looked})",
         def.name
     ))
+}
+
+/// A yes/no argument as written (`true`, `"yes"`); `None` for anything else (a template).
+fn truthy(v: &Json) -> Option<bool> {
+    match v {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) => crate::yaml::parse_bool(s),
+        _ => None,
+    }
 }
 
 fn strings(v: &Json) -> Vec<String> {

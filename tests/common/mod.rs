@@ -191,3 +191,22 @@ pub fn apply_local(pb: &Path, extra: &[&str]) -> Run {
     args.extend_from_slice(extra);
     prov(&args)
 }
+
+/// `prov apply PB` on lab host h3 alone (group `lab`), the host the module tests use.
+pub fn apply_on_h3(pb: &Path, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_dir();
+    let inv = dir.path().join("hosts.ini");
+    std::fs::write(
+        &inv,
+        format!(
+            "[lab]\nh3 ansible_host=10.77.0.13 ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={}\n",
+            lab.join("id_ed25519").display(),
+            lab.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    prov(&args)
+}
