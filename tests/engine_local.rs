@@ -318,3 +318,26 @@ fn a_task_connection_ssh_keeps_the_hosts_connection() {
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(marker.exists());
 }
+
+/// Roles set their OS variables from a dict with templated names (`'{{ item.key }}': ...`,
+/// devsec's pattern): set_fact renders its keys, as Ansible's action does, and the check
+/// before the run does not call the variables it defines undefined.
+#[test]
+fn set_fact_names_may_be_templates_as_roles_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = r#"
+- hosts: all
+  gather_facts: false
+  vars: {os_vars: {pkg_tool: apt, svc_name: ssh}}
+  tasks:
+    - set_fact: {'{{ item.key }}': '{{ item.value }}'}
+      with_dict: '{{ os_vars }}'
+    - copy: {dest: OUT, content: '{{ pkg_tool }}-{{ svc_name }}'}
+"#
+    .replace("OUT", out.to_str().unwrap());
+    let (_pb_dir, pb) = common::playbook(&text);
+    let run = common::apply_local(&pb, &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(fs::read_to_string(&out).unwrap(), "apt-ssh");
+}

@@ -81,6 +81,10 @@ pub fn check_templates(pb: &Playbook, inv: &Inventory, extra: &Map<String, Json>
     out
 }
 
+/// Stands in the set of defined names when a task defines names that only its run knows:
+/// then no variable is reported undefined before the run (the run still reports it).
+const DYNAMIC_NAMES: &str = "{{ dynamic names }}";
+
 /// Variables a task defines for later tasks: `register`, `set_fact` keys, the variables of
 /// `include_vars` files, the loop variable.
 fn defined_by(t: &Task) -> Vec<String> {
@@ -95,7 +99,14 @@ fn defined_by(t: &Task) -> Vec<String> {
     {
         match def.caps.defines {
             Defines::Nothing => {}
-            Defines::ArgNames => v.extend(m.keys().cloned()),
+            Defines::ArgNames => {
+                v.extend(m.keys().cloned());
+                // `'{{ item.key }}': ...` (a role's OS variables set from a dict): which
+                // names it defines is known only when it runs.
+                if m.keys().any(|k| is_template(k)) {
+                    v.push(DYNAMIC_NAMES.into());
+                }
+            }
             Defines::With(names) => v.extend(names(m, &t.search_dirs)),
         }
     }
@@ -280,7 +291,7 @@ fn problem_here(src: &str, names: &HashSet<String>, expression: bool) -> Option<
         (t.render(&ctx).map(|_| ()), t.undeclared_variables(false))
     };
     match result {
-        Err(e) if e.kind() == ErrorKind::UndefinedError => {
+        Err(e) if e.kind() == ErrorKind::UndefinedError && !names.contains(DYNAMIC_NAMES) => {
             let missing: BTreeSet<String> = undeclared
                 .into_iter()
                 .filter(|n| !names.contains(n) && !n.starts_with("ansible_"))

@@ -618,7 +618,10 @@ async fn run_module(
         let msg = format!("module '{}' is not supported by prov", def.fqcn());
         return NodeResult::failed(at_task(task, msg));
     }
-    let rendered = match render_args(args, def.raw, templar) {
+    // set_fact's keys are templates too (`'{{ item.key }}': ...`), as Ansible's action
+    // renders them; no other module's are.
+    let keys = matches!(def.caps.defines, crate::modules::Defines::ArgNames);
+    let rendered = match render_args(args, def.raw, keys, templar) {
         Ok(a) => a,
         Err(e) => return NodeResult::failed(at_task(task, e)),
     };
@@ -834,6 +837,7 @@ pub(super) fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<b
 fn render_args(
     args: &Json,
     raw: &[&str],
+    keys: bool,
     templar: &Templar,
 ) -> Result<Json, crate::template::TemplateError> {
     let Json::Object(map) = args else {
@@ -846,8 +850,15 @@ fn render_args(
         } else {
             templar.render_value(v)?
         };
+        let key = match keys && crate::template::is_template(k) {
+            true => match templar.render_native(k)? {
+                Json::String(rendered) => rendered,
+                other => other.to_string(),
+            },
+            false => k.clone(),
+        };
         if value.as_str() != Some(magic::OMIT) {
-            out.insert(k.clone(), value);
+            out.insert(key, value);
         }
     }
     Ok(Json::Object(out))

@@ -140,21 +140,63 @@ fn lookup_first_found(
     terms: &[Value],
     kwargs: &Kwargs,
 ) -> Result<Vec<Value>, Error> {
-    let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false);
+    let (names, skip_in_terms) = first_found_names(terms);
+    let skip = kwargs.get::<Option<bool>>("skip")?.unwrap_or(false) || skip_in_terms;
     // A `with_first_found` loop looks where its task's module reads (`vars/` for
     // `include_vars`, `templates/` for `template`), as Ansible's task executor tells it.
     let subdir = state
         .lookup(LOOKUP_SUBDIR)
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| "files".into());
-    let found = term_strings(terms)
-        .iter()
-        .find_map(|name| find_in(state, &subdir, name));
+    let found = names.iter().find_map(|name| find_in(state, &subdir, name));
     match (found, skip) {
         (Some(path), _) => Ok(vec![Value::from(path.to_string_lossy().into_owned())]),
         (None, true) => Ok(Vec::new()),
         (None, false) => Err(invalid("first_found: no file was found")),
     }
+}
+
+/// The candidate names of `first_found`'s terms, and whether a term says `skip`. A term is a
+/// name, or a mapping of `files` and `paths` (each a list, or a string split on `,` and
+/// `;`): every path joined with every file, as Ansible's lookup reads them.
+fn first_found_names(terms: &[Value]) -> (Vec<String>, bool) {
+    let split = |v: Option<Value>| -> Vec<String> {
+        match v {
+            Some(v) if is_list(&v) => v
+                .try_iter()
+                .map(|items| items.map(|i| to_text(&i)).collect())
+                .unwrap_or_default(),
+            Some(v) if !v.is_undefined() && !v.is_none() => to_text(&v)
+                .split([',', ';'])
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let (mut names, mut skip) = (vec![], false);
+    for term in term_values(terms) {
+        if term.kind() != ValueKind::Map {
+            names.push(to_text(&term));
+            continue;
+        }
+        let attr = |k: &str| term.get_attr(k).ok();
+        skip |= attr("skip").is_some_and(|v| v.is_true());
+        let files = split(attr("files"));
+        let paths = split(attr("paths"));
+        if paths.is_empty() {
+            names.extend(files);
+            continue;
+        }
+        for p in &paths {
+            names.extend(
+                files
+                    .iter()
+                    .map(|f| format!("{}/{f}", p.trim_end_matches('/'))),
+            );
+        }
+    }
+    (names, skip)
 }
 
 /// Directories that relative lookup paths are searched in, from the context.
@@ -411,9 +453,28 @@ mod tests {
         assert_eq!(
             render_ctx(
                 "{{ lookup('first_found', ['nope', 'motd']) | basename }}",
-                context
+                context.clone()
             ),
             "motd"
+        );
+        // Mapping terms: every path with every file; `skip` in the term gives no item.
+        let term = format!(
+            "{{'files': 'nope.yml,motd', 'paths': ['/nowhere', '{}/files']}}",
+            dir.display()
+        );
+        assert_eq!(
+            render_ctx(
+                &format!("{{{{ lookup('first_found', {term}) | basename }}}}"),
+                context.clone()
+            ),
+            "motd"
+        );
+        assert_eq!(
+            render_ctx(
+                "{{ query('first_found', {'files': ['nope'], 'skip': true}) | length }}",
+                context
+            ),
+            "0"
         );
         assert!(
             render_err("{{ lookup('file', '/definitely/missing') }}").contains("could not locate")
