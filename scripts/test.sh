@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-# curl: get_url and uri run it on the host (here, the local connection of unit tests).
-for p in debootstrap systemd-container iptables openssh-client curl; do
+# curl: get_url and uri run it on the host (here, the local connection of unit tests); zip
+# and unzip: unarchive tests make and unpack zips.
+for p in debootstrap systemd-container iptables openssh-client curl zip unzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -185,6 +185,11 @@ fn file_modules_of_real_roles_match_ansible() {
 }
 
 #[test]
+fn trees_archives_and_fstab_entries_match_ansible() {
+    differential("modules_trees.yml");
+}
+
+#[test]
 fn gathered_facts_roles_test_match_ansible() {
     differential("facts.yml");
 }

@@ -96,6 +96,7 @@ impl Module for MountModule {
 ";
     const NAME: &'static str = "mount";
     const REQUIRED: &'static [&'static str] = &["path", "state"];
+    const COLLECTION: &'static str = "ansible.posix";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         if !a.path.starts_with('/') {

@@ -79,6 +79,7 @@ impl Module for SynchronizeModule {
 ";
     const NAME: &'static str = "synchronize";
     const REQUIRED: &'static [&'static str] = &["src", "dest"];
+    const COLLECTION: &'static str = "ansible.posix";
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         if a.mode != "push" {
