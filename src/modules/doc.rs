@@ -66,6 +66,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("unarchive", include_str!("unarchive.rs")),
     ("mount", include_str!("mount.rs")),
     ("apt_key", include_str!("apt_key.rs")),
+    ("openssh_keypair", include_str!("openssh_keypair.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

@@ -41,6 +41,7 @@ pub mod locale_gen;
 pub mod meta;
 pub mod modprobe;
 pub mod mount;
+pub mod openssh_keypair;
 pub mod package;
 pub mod package_facts;
 pub mod pam_limits;
@@ -423,6 +424,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<unarchive::UnarchiveModule>(),
     ModuleDef::of::<mount::MountModule>(),
     ModuleDef::of::<apt_key::AptKeyModule>(),
+    ModuleDef::of::<openssh_keypair::OpensshKeypairModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
