@@ -101,6 +101,21 @@ impl Response {
     }
 }
 
+/// Headers as tasks give them: no line break in a name or a value (it would start another
+/// header), as Python's client refuses them.
+pub fn check_headers(headers: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    for (k, v) in headers {
+        let v = v.as_str().map_or(v.to_string(), str::to_string);
+        if k.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']) {
+            return Err(format!(
+                "invalid header '{}': no line breaks (nor ':' in the name)",
+                k.escape_debug()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A value inside double quotes of curl's config file.
 fn conf_quote(s: &str) -> String {
     let mut out = String::from("\"");
@@ -127,8 +142,16 @@ fn config(r: &Request<'_>) -> String {
         "silent".into(),
         "show-error".into(),
     ];
-    if !matches!(r.method, "" | "GET" | "HEAD") {
-        c.push(format!("request = {}", conf_quote(r.method)));
+    // A body makes curl POST unless told otherwise, and a POST it sends by itself turns into
+    // a GET after a 301, 302 or 303, as Ansible's urllib does; any other method is named.
+    let implied = match (r.method, r.body.is_some()) {
+        ("" | "GET", false) | ("HEAD", _) => true,
+        ("POST", true) => true,
+        _ => false,
+    };
+    if !implied {
+        let method = if r.method.is_empty() { "GET" } else { r.method };
+        c.push(format!("request = {}", conf_quote(method)));
     }
     if r.method == "HEAD" {
         c.push("head".into());
@@ -174,7 +197,7 @@ fn script(r: &Request<'_>, config_len: usize) -> String {
             "\"$o\"",
             format!(
                 "s1=$(sha1sum < \"$o\"); s5=$(md5sum < \"$o\"); sd=$({}sum < \"$o\")\n\
-                 printf 'K %s %s %s %s\\n' \"${{s1%% *}}\" \"${{s5%% *}}\" \"${{sd%% *}}\" \"$o\"\n",
+                 printf 'K %s %s %s %s\\n' \"${{s1%% *}}\" \"${{s5%% *}}\" \"${{sd%% *}}\" \"$o\"; o=\n",
                 r.digest.unwrap_or("sha1")
             ),
         ),
@@ -187,7 +210,8 @@ fn script(r: &Request<'_>, config_len: usize) -> String {
     };
     format!(
         "command -v curl >/dev/null 2>&1 || {{ echo 'curl is not installed on the host' >&2; exit 127; }}\n\
-         umask 077; c=$(mktemp); h=$(mktemp); b=$(mktemp); trap 'rm -f -- \"$c\" \"$h\" \"$b\"' EXIT\n\
+         umask 077; c=$(mktemp); h=$(mktemp); b=$(mktemp); o=\n\
+         trap 'rm -f -- \"$c\" \"$h\" \"$b\" ${{o:+\"$o\"}}' EXIT; trap 'exit 1' HUP INT TERM PIPE\n\
          head -c {config_len} > \"$c\"\n\
          {keep}\
          m=$(curl -K \"$c\" {body_arg} -D \"$h\" -o {out} -w '%{{http_code}} %{{size_download}} %{{url_effective}}') \

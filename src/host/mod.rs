@@ -153,6 +153,20 @@ pub fn fail<T>(msg: impl Into<String>) -> Result<T, ModError> {
     Err(ModError::Failed(msg.into()))
 }
 
+/// The longest script sent as the argument of `sh -c`: Linux refuses one argument over
+/// 128 KiB (and sudo adds its own quoting), so longer ones go on stdin.
+const MAX_INLINE_SCRIPT: usize = 64 * 1024;
+
+/// Reads a script of `len` bytes from stdin into a private temp file and runs it with the
+/// rest of stdin (the contents it reads); the file is gone afterwards, whatever happens.
+fn script_via_stdin(len: usize) -> String {
+    format!(
+        "f=$(mktemp) || exit 1; trap 'rm -f -- \"$f\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n\
+         head -c {len} > \"$f\" && [ \"$(wc -c < \"$f\")\" -eq {len} ] || exit 1\n\
+         sh \"$f\""
+    )
+}
+
 /// Everything a module may use on one host for one task.
 pub struct ModuleCtx<'a> {
     pub conn: &'a dyn Connection,
@@ -183,6 +197,16 @@ impl ModuleCtx<'_> {
         cmd: &str,
         stdin: Option<&[u8]>,
     ) -> Result<ExecResult, ModError> {
+        // A script too long for one argument (a tree of many files) travels on stdin.
+        let (big, big_stdin);
+        let (cmd, stdin) = match cmd.len() > MAX_INLINE_SCRIPT {
+            false => (cmd, stdin),
+            true => {
+                big = script_via_stdin(cmd.len());
+                big_stdin = [cmd.as_bytes(), stdin.unwrap_or_default()].concat();
+                (big.as_str(), Some(big_stdin.as_slice()))
+            }
+        };
         let with_env;
         let cmd = if self.env.is_empty() {
             cmd

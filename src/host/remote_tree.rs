@@ -28,21 +28,22 @@ printf 'S\\0' && find . -mindepth 1 -type f -exec sha1sum -z -- {} +; else print
 /// A tree as listed: its entries by relative path, or `None` when it is no directory.
 pub type Tree = Option<BTreeMap<String, Listed>>;
 
-fn parse_listing(out: &[u8]) -> Result<Tree, ModError> {
-    if out == b"N\0" {
-        return Ok(None);
-    }
-    let mut map = BTreeMap::new();
-    let mut fields = out
-        .split(|b| *b == 0)
-        .map(|f| String::from_utf8_lossy(f).into_owned());
+/// One listing, read from `fields` up to the `=` record that ends it (or the end). Fields
+/// are read in order, so a link target (`=`, `S`, anything) is never taken for a marker.
+fn parse_listing(fields: &mut impl Iterator<Item = String>) -> Result<Tree, ModError> {
     let bad = |r: &str| ModError::Failed(format!("unexpected tree listing: {r}"));
+    let mut map = BTreeMap::new();
+    let mut missing = false;
     while let Some(rec) = fields.next() {
-        if rec == "S" {
-            break;
-        }
-        if rec.is_empty() {
-            continue;
+        match rec.as_str() {
+            "=" => return Ok((!missing).then_some(map)),
+            "N" => {
+                missing = true;
+                continue;
+            }
+            "S" => break,
+            "" => continue,
+            _ => {}
         }
         let mut f = rec.splitn(4, ' ');
         let (Some(t), Some(m), Some(owner), Some(path)) = (f.next(), f.next(), f.next(), f.next())
@@ -56,18 +57,26 @@ fn parse_listing(out: &[u8]) -> Result<Tree, ModError> {
             String::new()
         };
         let mode = u32::from_str_radix(m, 8).map_err(|_| bad(&rec))?;
+        let owner = owner.to_string();
+        let sum = String::new();
         map.insert(
             path.to_string(),
             Listed {
                 kind,
                 mode,
-                owner: owner.to_string(),
+                owner,
                 target,
-                sum: String::new(),
+                sum,
             },
         );
     }
-    for rec in fields.filter(|r| !r.is_empty()) {
+    // sha1sum's lines (`sum  ./path`) each hold two spaces: never `=`.
+    for rec in fields.by_ref() {
+        match rec.as_str() {
+            "=" => break,
+            "" => continue,
+            _ => {}
+        }
         let Some((sum, path)) = rec.split_once("  ") else {
             return Err(bad(&rec));
         };
@@ -75,7 +84,13 @@ fn parse_listing(out: &[u8]) -> Result<Tree, ModError> {
             e.sum = sum.to_string();
         }
     }
-    Ok(Some(map))
+    Ok((!missing).then_some(map))
+}
+
+/// The fields of a NUL-separated answer.
+fn fields(out: &[u8]) -> impl Iterator<Item = String> + '_ {
+    out.split(|b| *b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned())
 }
 
 /// Both trees in one command (after `prelude`, shell that may make the first: an extraction),
@@ -102,17 +117,9 @@ pub async fn list_both(
             _ => why,
         });
     }
-    let at = out
-        .stdout
-        .windows(3)
-        .position(|w| w == b"\0=\0")
-        .map(|i| i + 1)
-        .or_else(|| out.stdout.starts_with(b"=\0").then_some(0))
-        .ok_or_else(|| ModError::Failed("unexpected tree listing".into()))?;
-    Ok((
-        parse_listing(&out.stdout[..at])?,
-        parse_listing(&out.stdout[at + 2..])?,
-    ))
+    let mut f = fields(&out.stdout);
+    let first = parse_listing(&mut f)?;
+    Ok((first, parse_listing(&mut f)?))
 }
 
 /// The shell lines that copy what differs, parents first (the listing is sorted), and a
@@ -144,22 +151,26 @@ pub fn tree_steps(
         } else {
             "mode,timestamps"
         };
+        // One command per line, so that `set -e` stops at the first failure (it does not
+        // inside an `&&` list); a file's temp copy goes when its copy or rename fails, and
+        // `mv -T` refuses to move it into a directory of the destination's name.
         steps.push(match e.kind {
             'd' if with_attrs => format!(
-                "mkdir -p -- {d} && chown -- {} {d} && chmod -- {} {d}",
+                "mkdir -p -- {d}\nchown -- {} {d}\nchmod -- {} {d}",
                 e.owner,
                 chmod_arg(e.mode)
             ),
-            'd' => format!("mkdir -p -- {d} && chmod -- {} {d}", chmod_arg(e.mode)),
+            'd' => format!("mkdir -p -- {d}\nchmod -- {} {d}", chmod_arg(e.mode)),
             'f' if same => format!(
-                "chown -- {} {d} && chmod -- {} {d}",
+                "chown -- {} {d}\nchmod -- {} {d}",
                 e.owner,
                 chmod_arg(e.mode)
             ),
-            'l' => format!("rm -rf -- {d} && ln -s -- {} {d}", quote_path(&e.target)),
+            'l' => format!("rm -rf -- {d}\nln -s -- {} {d}", quote_path(&e.target)),
             _ => format!(
-                "t=$(mktemp {d}.prov.XXXXXX) && cp --preserve={preserve} -- {s} \"$t\" && \
-                 mv -f -- \"$t\" {d}"
+                "t=$(mktemp {d}.prov.XXXXXX)\n\
+                 cp --preserve={preserve} -- {s} \"$t\" && mv -fT -- \"$t\" {d} || \
+                 {{ rm -f -- \"$t\"; exit 1; }}"
             ),
         });
         let what = match cur {
@@ -178,10 +189,12 @@ mod tests {
 
     #[test]
     fn a_listing_survives_any_name() {
-        let out =
-            b"d 755 0:0 sub\0f 644 0:0 sub/a b\nc\0l 777 1:2 ln\0../x\0S\0abc  ./sub/a b\nc\0";
-        let m = parse_listing(out).unwrap().unwrap();
-        assert_eq!(parse_listing(b"N\0").unwrap(), None);
+        // A link whose target is `=`, then the second listing: a missing tree.
+        let out = b"d 755 0:0 sub\0f 644 0:0 sub/a b\nc\0l 777 1:2 ln\0../x\0l 777 0:0 eq\0=\0S\0abc  ./sub/a b\nc\0=\0N\0";
+        let mut f = fields(out);
+        let m = parse_listing(&mut f).unwrap().unwrap();
+        assert_eq!(parse_listing(&mut f).unwrap(), None);
+        assert_eq!(m["eq"].target, "=");
         assert_eq!(m["sub"].kind, 'd');
         assert_eq!(m["sub/a b\nc"].sum, "abc");
         assert_eq!(
@@ -229,7 +242,7 @@ mod tests {
         assert!(
             attr_steps
                 .iter()
-                .any(|s| s == "chown -- 0:0 /dst/d/same && chmod -- 00644 /dst/d/same"),
+                .any(|s| s == "chown -- 0:0 /dst/d/same\nchmod -- 00644 /dst/d/same"),
             "{attr_steps:?}"
         );
         assert!(

@@ -154,9 +154,16 @@ pub async fn copy_tree(ctx: &ModuleCtx<'_>, t: &TreeCopy<'_>) -> ModResult {
         .chain(t.entries.iter().map(|e| join(root, e.rel())))
         .collect();
     let mut found: Vec<PathState> = Vec::with_capacity(paths.len());
+    // A directory of the tree may be a link to one on the host (followed, as Ansible does);
+    // files and links are seen as they are.
+    let is_dir = |i: usize| i == 0 || matches!(t.entries[i - 1], LocalEntry::Dir { .. });
     let targets: Vec<Target> = paths
         .iter()
-        .map(|p| Target::new(p).nofollow().checksum("sha1"))
+        .enumerate()
+        .map(|(i, p)| match is_dir(i) {
+            true => Target::new(p),
+            false => Target::new(p).nofollow().checksum("sha1"),
+        })
         .collect();
     for chunk in targets.chunks(PROBE_CHUNK) {
         found.extend(read_paths(ctx, chunk, false, None).await?.entries);

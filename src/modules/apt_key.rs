@@ -202,23 +202,12 @@ async fn keyrings(ctx: &ModuleCtx<'_>, a: &Args) -> Result<(Option<Vec<u8>>, Rin
 }
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
-    let fetched = material(ctx, &a).await?;
     let (from_file, rings) = keyrings(ctx, &a).await?;
-    let data = fetched.or(from_file);
     let given =
         a.id.as_deref()
             .map(key_id)
             .transpose()
             .map_err(ModError::Failed)?;
-    let found_in_data = data
-        .as_deref()
-        .map(|d| keys(d).map_err(|e| ModError::Failed(format!("Unable to extract key: {e}"))))
-        .transpose()?;
-    let id = match (&given, &found_in_data) {
-        (Some(id), _) => id.clone(),
-        (None, Some(k)) => k[0].long_id.clone(),
-        (None, None) => return fail("key is required"),
-    };
     // Files apt-key could not read either (a keybox, a broken file) list nothing.
     let listed: Vec<(String, Vec<openpgp::Key>)> = rings
         .iter()
@@ -228,7 +217,27 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         .iter()
         .flat_map(|(_, k)| k.iter().map(|k| k.long_id.clone()))
         .collect();
-    let present = before.iter().any(|l| names(&id, l));
+    let there = |id: &str| before.iter().any(|l| names(id, l));
+    // With an id that decides it, the url is not fetched (as Ansible: no request when the
+    // key is there, nor to remove one).
+    let decided = given
+        .as_deref()
+        .is_some_and(|id| a.state == de::Presence::Absent || there(id));
+    let fetched = match decided {
+        true => None,
+        false => material(ctx, &a).await?,
+    };
+    let data = fetched.or(from_file);
+    let found_in_data = data
+        .as_deref()
+        .map(|d| keys(d).map_err(|e| ModError::Failed(format!("Unable to extract key: {e}"))))
+        .transpose()?;
+    let id = match (&given, &found_in_data) {
+        (Some(id), _) => id.clone(),
+        (None, Some(k)) => k[0].long_id.clone(),
+        (None, None) => return fail("key is required"),
+    };
+    let present = there(&id);
     let fp = if id.len() == 8 {
         id.clone()
     } else {

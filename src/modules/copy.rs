@@ -323,6 +323,38 @@ mod tests {
         );
     }
 
+    /// A directory of the tree that is a link to a directory on the host is gone through.
+    #[tokio::test]
+    async fn a_linked_directory_in_dest_is_followed() {
+        let h = Harness::new();
+        site(&h);
+        std::fs::create_dir_all(h.path("www")).unwrap();
+        std::fs::create_dir_all(h.path("real-css")).unwrap();
+        std::os::unix::fs::symlink(h.path("real-css"), h.path("www/css")).unwrap();
+        let args = json!({"src": "site/", "dest": h.p("www")});
+        h.converges(&COPY, args).await;
+        assert_eq!(h.read("real-css/a.css"), "a{}\n");
+    }
+
+    /// 400 files: the probe goes in chunks, and the write script, longer than one shell
+    /// argument may be, travels on stdin.
+    #[tokio::test]
+    async fn a_tree_of_many_files_is_copied_whole() {
+        let h = Harness::new();
+        std::fs::create_dir_all(h.path("files/many")).unwrap();
+        for i in 0..400 {
+            std::fs::write(
+                h.path(&format!("files/many/file-{i:03}.txt")),
+                format!("{i}\n"),
+            )
+            .unwrap();
+        }
+        let args = json!({"src": "many/", "dest": h.p("out")});
+        assert!(h.apply(&COPY, args.clone()).await.changed);
+        assert_eq!(h.read("out/file-399.txt"), "399\n");
+        assert!(!h.apply(&COPY, args).await.changed);
+    }
+
     #[tokio::test]
     async fn a_directory_src_in_check_mode_touches_nothing_and_mode_preserve_keeps_modes() {
         let h = Harness::new();

@@ -5,6 +5,11 @@
 //! trees (type, mode, link target and sha1 of every entry, NUL-separated so that any name
 //! survives) and at most one command. As Ansible's copy does, a copied file keeps its
 //! source's mode and modification time; files only the destination has are left alone.
+//!
+//! Not yet for a directory: `mode` and `directory_mode` (Ansible applies `mode` to the top
+//! directory only), and `owner`/`group` are applied (recursively) only when something is
+//! copied; a subdirectory of the destination that is a link to a directory is not
+//! followed, so what is under it is copied again on every run.
 
 use super::Args;
 use crate::host::attrs::{FileAttrs, attrs_from, chmod_arg, fmt_mode, plan_attrs};

@@ -89,6 +89,7 @@ impl Module for GetUrlModule {
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         check_url(&a.url).map_err(|e| ArgError::at("url", e))?;
+        http::check_headers(&a.headers).map_err(|e| ArgError::at("headers", e))?;
         if !a.checksum.is_empty() {
             parse_checksum(&a.checksum).map_err(|e| ArgError::at("checksum", e))?;
         }

@@ -227,9 +227,15 @@ fn parse_sysv(out: &str, pattern: Option<&str>) -> SysvState {
 /// The commands that bring a SysV service from `cur` to what `a` asks, in order.
 fn sysv_actions(a: &Args, cur: &SysvState) -> Vec<String> {
     let mut steps = vec![];
-    let verb = |v: &str| match a.arguments.as_str() {
-        "" => format!("svc {v}"),
-        args => format!("svc {v} {args}"),
+    // Split as Ansible splits them (shlex), each word quoted: never read by a shell.
+    let words: Vec<String> = shell_words::split(&a.arguments)
+        .unwrap_or_else(|_| vec![a.arguments.clone()])
+        .iter()
+        .map(|w| quote(w))
+        .collect();
+    let verb = |v: &str| match words.is_empty() {
+        true => format!("svc {v}"),
+        false => format!("svc {v} {}", words.join(" ")),
     };
     match a.state {
         Some(State::Started) if !cur.running => steps.push(verb("start")),
@@ -396,7 +402,7 @@ mod tests {
     #[test]
     fn restarted_with_sleep_stops_waits_and_starts_and_reloaded_starts_a_stopped_one() {
         let a: Args = crate::host::testing::decode(
-            json!({"name": "x", "state": "restarted", "sleep": 2, "arguments": "--quiet"}),
+            json!({"name": "x", "state": "restarted", "sleep": 2, "arguments": "--quiet '$(x)'"}),
         )
         .unwrap();
         let cur = SysvState {
@@ -405,7 +411,11 @@ mod tests {
         };
         assert_eq!(
             sysv_actions(&a, &cur),
-            ["svc stop --quiet", "sleep 2", "svc start --quiet"]
+            [
+                "svc stop --quiet '$(x)'",
+                "sleep 2",
+                "svc start --quiet '$(x)'"
+            ]
         );
         let a: Args =
             crate::host::testing::decode(json!({"name": "x", "state": "reloaded"})).unwrap();

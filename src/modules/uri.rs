@@ -111,6 +111,7 @@ impl Module for UriModule {
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         super::get_url::check_url(&a.url).map_err(|e| ArgError::at("url", e))?;
+        http::check_headers(&a.headers).map_err(|e| ArgError::at("headers", e))?;
         let method = a.method.to_ascii_uppercase();
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ArgError::at(
@@ -345,17 +346,19 @@ async fn creates_or_removes(ctx: &ModuleCtx<'_>, a: &Args) -> Result<Option<Stri
 
 /// The result as Ansible's `uri` returns it.
 fn outcome(a: &Args, resp: &http::Response) -> Outcome {
-    let mut o = Outcome::ok(resp.msg())
-        .with("status", resp.status)
-        .with("url", resp.url.as_str())
-        .with("redirected", resp.url != a.url)
-        .with("elapsed", 0)
-        .with("cookies", json!({}));
+    // The headers first: Ansible's own keys win over a header of the same name.
+    let mut o = Outcome::ok(resp.msg());
     for (name, value) in &resp.headers {
         if !name.starts_with(':') {
             o.data.insert(name.replace('-', "_"), json!(value));
         }
     }
+    let mut o = o
+        .with("status", resp.status)
+        .with("url", resp.url.as_str())
+        .with("redirected", resp.url != a.url)
+        .with("elapsed", 0)
+        .with("cookies", json!({}));
     let body = String::from_utf8_lossy(&resp.body).into_owned();
     if is_json(resp.header("content-type").unwrap_or_default())
         && let Ok(v) = serde_json::from_str::<Json>(&body)
@@ -443,6 +446,24 @@ mod tests {
             o.data["json"],
             json!({"method": "POST", "body": "{\"a\": 1}", "content_type": "application/json"})
         );
+        // A GET may carry a body and stays a GET; a POST followed (all) becomes a GET.
+        let o = h
+            .apply(
+                &URI,
+                json!({"url": format!("{base}/echo"), "body_format": "json", "body": {"q": 1}}),
+            )
+            .await;
+        assert_eq!(
+            (
+                o.data["json"]["method"].clone(),
+                o.data["json"]["body"].clone()
+            ),
+            (json!("GET"), json!("{\"q\": 1}"))
+        );
+        let o = h
+            .apply(&URI, json!({"url": format!("{base}/redirect"), "method": "POST", "body": "x", "follow_redirects": "all"}))
+            .await;
+        assert_eq!(o.data["json"]["method"], json!("GET"));
         // Redirects: followed for GET (safe), not for POST.
         let o = h
             .apply(&URI, json!({"url": format!("{base}/redirect")}))
