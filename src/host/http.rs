@@ -144,11 +144,10 @@ fn config(r: &Request<'_>) -> String {
     ];
     // A body makes curl POST unless told otherwise, and a POST it sends by itself turns into
     // a GET after a 301, 302 or 303, as Ansible's urllib does; any other method is named.
-    let implied = match (r.method, r.body.is_some()) {
-        ("" | "GET", false) | ("HEAD", _) => true,
-        ("POST", true) => true,
-        _ => false,
-    };
+    let implied = matches!(
+        (r.method, r.body.is_some()),
+        ("" | "GET", false) | ("HEAD", _) | ("POST", true)
+    );
     if !implied {
         let method = if r.method.is_empty() { "GET" } else { r.method };
         c.push(format!("request = {}", conf_quote(method)));

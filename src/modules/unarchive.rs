@@ -355,6 +355,9 @@ mod tests {
             assert_eq!(h.mode(&format!("{out}/top/sub/run.sh")), 0o755);
             assert!(!h.apply(&UNARCHIVE, args).await.changed);
         }
+        // In the same test: unarchive tests running at once would see each other's temp
+        // directories.
+        remote_src_mode_creates_and_a_missing_dest().await;
         let leftovers = std::fs::read_dir("/tmp")
             .unwrap()
             .flatten()
@@ -367,7 +370,6 @@ mod tests {
         assert_eq!(leftovers, 0);
     }
 
-    #[tokio::test]
     async fn remote_src_mode_creates_and_a_missing_dest() {
         let h = Harness::new();
         archives(&h);
