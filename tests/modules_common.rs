@@ -7,23 +7,13 @@
 //! Skipped (with a message) when the lab is not up, unless PROV_LAB_REQUIRED=1.
 
 mod common;
-use common::{Run, fixtures};
+use common::{Run, expect, fixtures};
 
 use common::{h3_ssh as ssh, h3_ssh_ok as ssh_ok};
 
 /// `prov apply` of a fixture under tests/fixtures/common on h3 (group `lab`).
 fn apply(playbook: &str, extra: &[&str]) -> Run {
     common::apply_on_h3(&fixtures().join("common").join(playbook), extra)
-}
-
-fn expect(run: &Run, code: i32, changed: u64, what: &str) {
-    assert_eq!(run.code, code, "{what}: exit code\n{}", run.all_output());
-    assert_eq!(
-        run.changed(),
-        changed,
-        "{what}: changed\n{}",
-        run.all_output()
-    );
 }
 
 /// What the test leaves on h3 removed (and the kernel value back).

@@ -8,7 +8,7 @@
 //! Skipped (with a message) when the lab is not up, unless PROV_LAB_REQUIRED=1.
 
 mod common;
-use common::{Run, apply_on_h3, h3_ssh as ssh, h3_ssh_ok as ssh_ok};
+use common::{Run, apply_on_h3, expect, h3_ssh as ssh, h3_ssh_ok as ssh_ok};
 use std::path::Path;
 
 const PLAYBOOK: &str = r#"
@@ -75,16 +75,6 @@ fn apply(pb: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["-e", "css_sha1=446dfc52edd2317603e7e58e542ecd25c5ad16b2"];
     args.extend_from_slice(extra);
     apply_on_h3(pb, &args)
-}
-
-fn expect(run: &Run, code: i32, changed: u64, what: &str) {
-    assert_eq!(run.code, code, "{what}: exit code\n{}", run.all_output());
-    assert_eq!(
-        run.changed(),
-        changed,
-        "{what}: changed\n{}",
-        run.all_output()
-    );
 }
 
 fn clean_up() {

@@ -101,6 +101,22 @@ impl Response {
     }
 }
 
+/// Ansible's `http_agent` default, sent by every request a task does not name an agent for.
+pub const AGENT: &str = "ansible-httpget";
+
+/// The default of a module's `http_agent` argument.
+pub fn default_agent() -> String {
+    AGENT.into()
+}
+
+/// A task's `headers` as (name, value) pairs, values as text.
+pub fn header_pairs(headers: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+        .collect()
+}
+
 /// Headers as tasks give them: no line break in a name or a value (it would start another
 /// header), as Python's client refuses them.
 pub fn check_headers(headers: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {

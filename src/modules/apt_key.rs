@@ -141,7 +141,7 @@ async fn material(ctx: &ModuleCtx<'_>, a: &Args) -> Result<Option<Vec<u8>>, ModE
             timeout_secs: 10,
             validate_certs: a.validate_certs.unwrap_or(true),
             follow_redirects: true,
-            user_agent: "ansible-httpget",
+            user_agent: http::AGENT,
             ..Request::default()
         },
     )

@@ -47,16 +47,12 @@ pub struct Args {
     force_basic_auth: bool,
     #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     validate_certs: Option<bool>,
-    #[serde(default = "agent")]
+    #[serde(default = "http::default_agent")]
     http_agent: String,
 }
 
 fn ten() -> Option<u64> {
     Some(10)
-}
-
-fn agent() -> String {
-    "ansible-httpget".into()
 }
 
 /// The `get_url` module.
@@ -178,11 +174,7 @@ fn find_in_sums(sums: &str, name: &str) -> Option<String> {
 fn request<'a>(a: &'a Args, url: &'a str) -> Request<'a> {
     Request {
         url,
-        headers: a
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
-            .collect(),
+        headers: http::header_pairs(&a.headers),
         timeout_secs: a.timeout.unwrap_or(10),
         validate_certs: a.validate_certs.unwrap_or(true),
         credentials: a

@@ -151,7 +151,7 @@ async fn download(ctx: &ModuleCtx<'_>, a: &Args) -> Result<String, ModError> {
             timeout_secs: 10,
             validate_certs: a.validate_certs.unwrap_or(true),
             follow_redirects: true,
-            user_agent: "ansible-httpget",
+            user_agent: http::AGENT,
             keep_in: Some("/tmp"),
             ..Request::default()
         },

@@ -47,7 +47,7 @@ pub struct Args {
     force_basic_auth: bool,
     #[serde(default = "de::some_true", deserialize_with = "de::opt_bool_like")]
     validate_certs: Option<bool>,
-    #[serde(default = "agent")]
+    #[serde(default = "http::default_agent")]
     http_agent: String,
     /// Ask past caches (`Cache-Control: no-cache`).
     #[serde(default, deserialize_with = "de::bool_like")]
@@ -68,9 +68,6 @@ fn safe() -> String {
 }
 fn thirty() -> Option<u64> {
     Some(30)
-}
-fn agent() -> String {
-    "ansible-httpget".into()
 }
 
 /// The `uri` module.
@@ -267,11 +264,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     }
     let method = a.method.to_ascii_uppercase();
     let body = body_bytes(&a).map_err(ModError::Failed)?;
-    let mut headers: Vec<(String, String)> = a
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
-        .collect();
+    let mut headers = http::header_pairs(&a.headers);
     let typed = headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));

@@ -210,3 +210,14 @@ pub fn apply_on_h3(pb: &Path, extra: &[&str]) -> Run {
     args.extend_from_slice(extra);
     prov(&args)
 }
+
+/// A run's exit code and changed count, with its whole output when they are not as expected.
+pub fn expect(run: &Run, code: i32, changed: u64, what: &str) {
+    assert_eq!(run.code, code, "{what}: exit code\n{}", run.all_output());
+    assert_eq!(
+        run.changed(),
+        changed,
+        "{what}: changed\n{}",
+        run.all_output()
+    );
+}
