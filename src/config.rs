@@ -136,6 +136,39 @@ pub const DEFS: &[Def] = &[
         "implicit",
     ),
     def(
+        "CACHE_PLUGIN",
+        "defaults",
+        "fact_caching",
+        "ANSIBLE_CACHE_PLUGIN",
+        Kind::Text,
+        "memory",
+    ),
+    def(
+        "CACHE_PLUGIN_CONNECTION",
+        "defaults",
+        "fact_caching_connection",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+        Kind::Path,
+        "",
+    ),
+    // The jsonfile plugin's own `_prefix` (no default), not the core option's.
+    def(
+        "CACHE_PLUGIN_PREFIX",
+        "defaults",
+        "fact_caching_prefix",
+        "ANSIBLE_CACHE_PLUGIN_PREFIX",
+        Kind::Text,
+        "",
+    ),
+    def(
+        "CACHE_PLUGIN_TIMEOUT",
+        "defaults",
+        "fact_caching_timeout",
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT",
+        Kind::Int,
+        "86400",
+    ),
+    def(
         "DEFAULT_ASK_PASS",
         "defaults",
         "ask_pass",
@@ -440,6 +473,45 @@ impl Config {
 
     pub fn become_method(&self) -> Option<String> {
         self.value("DEFAULT_BECOME_METHOD").map(str::to_string)
+    }
+
+    /// `gathering = smart`: a host whose facts are known (cached) is not asked again.
+    pub fn smart_gathering(&self) -> bool {
+        self.value("DEFAULT_GATHERING") == Some("smart")
+    }
+
+    /// The fact cache asked for: `jsonfile` in `fact_caching_connection`; `memory` (the
+    /// default) keeps none across runs. Another plugin, or jsonfile without a directory, is
+    /// said once in the log and no cache is kept.
+    pub fn fact_cache(&self) -> Option<crate::facts::cache::FactCache> {
+        let plugin = self.value("CACHE_PLUGIN").unwrap_or("memory");
+        let plugin = plugin.rsplit('.').next().unwrap_or(plugin);
+        let dir = self
+            .value("CACHE_PLUGIN_CONNECTION")
+            .filter(|d| !d.is_empty());
+        match (plugin, dir) {
+            ("memory", _) => None,
+            ("jsonfile", Some(dir)) => Some(crate::facts::cache::FactCache {
+                dir: PathBuf::from(dir),
+                prefix: self.value("CACHE_PLUGIN_PREFIX").unwrap_or("").to_string(),
+                timeout: self
+                    .value("CACHE_PLUGIN_TIMEOUT")
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(86400),
+            }),
+            ("jsonfile", None) => {
+                tracing::warn!(
+                    "fact_caching = jsonfile needs fact_caching_connection: no fact cache"
+                );
+                None
+            }
+            (other, _) => {
+                tracing::warn!(
+                    "fact_caching = {other} is not supported by prov (jsonfile is): no fact cache"
+                );
+                None
+            }
+        }
     }
 
     /// Whether a play that does not say `gather_facts` gathers them (`gathering = explicit`

@@ -705,3 +705,92 @@ fn ad_hoc_runs_as_ansible_runs_them() {
     assert_eq!(prov("file", &args("p")).code, 0, "prov failed");
     assert_eq!(tree(&dir.path().join("p")), tree(&dir.path().join("a")));
 }
+
+/// `fact_caching = jsonfile` with `gathering = smart`: one cache, shared by both tools. A
+/// cache Ansible wrote spares prov the gathering (a fact changed in the file by hand is what
+/// prov's task sees), and one prov wrote spares Ansible the gathering the same way.
+#[test]
+fn the_jsonfile_fact_cache_is_shared_with_ansible() {
+    if !ansible_available("fact cache") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path();
+    let cache = project.join("cache");
+    std::fs::write(
+        project.join("ansible.cfg"),
+        format!(
+            "[defaults]\ngathering = smart\nfact_caching = jsonfile\nfact_caching_connection = {}\nfact_caching_timeout = 600\n",
+            cache.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("site.yml"),
+        "- hosts: all\n  tasks:\n    - copy: {dest: \"{{ out }}\", content: \"{{ ansible_hostname }} {{ ansible_facts.os_family }}\\n\"}\n",
+    )
+    .unwrap();
+    let run = |tool: &str, out: &Path| {
+        let mut c = match tool {
+            "ansible" => {
+                let mut c = Command::new(venv().join("bin/ansible-playbook"));
+                c.args(["-i", "h1,", "-c", "local", "-e"]).arg(format!(
+                    "ansible_python_interpreter={}",
+                    venv().join("bin/python").display()
+                ));
+                c
+            }
+            _ => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_prov"));
+                c.args(["apply", "-i", "h1,", "-e", "ansible_connection=local"]);
+                c
+            }
+        };
+        c.arg("-e")
+            .arg(format!("out={}", out.display()))
+            .arg("site.yml");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ANSIBLE_") {
+                c.env_remove(k);
+            }
+        }
+        let o = c.current_dir(project).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{tool}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Sets a cached fact by hand, in the file both tools read.
+    let tamper = |host_name: &str| {
+        let file = cache.join("s1_h1");
+        let outer: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let mut inner: serde_json::Value =
+            serde_json::from_str(outer["__payload__"].as_str().unwrap()).unwrap();
+        inner["ansible_hostname"] = serde_json::json!(host_name);
+        let outer = serde_json::json!({"__payload__": inner.to_string()});
+        std::fs::write(&file, outer.to_string()).unwrap();
+    };
+    let out = project.join("out.txt");
+    run("ansible", &out);
+    tamper("cached-by-ansible");
+    let shown = run("prov", &out);
+    assert!(!shown.contains("Gathering Facts"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "cached-by-ansible Debian\n"
+    );
+
+    std::fs::remove_dir_all(&cache).unwrap();
+    run("prov", &out);
+    tamper("cached-by-prov");
+    let shown = run("ansible", &out);
+    assert!(!shown.contains("Gathering Facts"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "cached-by-prov Debian\n"
+    );
+}

@@ -5,6 +5,7 @@
 //! them into the content of Ansible's `ansible_facts` (keys without the `ansible_` prefix).
 //! Keeping the interpretation on this side keeps the script small and the logic testable.
 
+pub mod cache;
 mod network;
 pub mod subset;
 mod virtual_mounts;

@@ -143,6 +143,19 @@ fn end_of(hr: &mut HostRun, task: &Task, result: &NodeResult) -> NodeEnd {
 
 /// Facts are gathered once per host per run, in one remote command.
 async fn gather_facts(sh: &Shared, hr: &mut HostRun, subsets: &[&str]) -> Option<NodeEnd> {
+    let config = crate::config::get();
+    let cache = config.fact_cache();
+    // `gathering = smart`: cached facts spare the host the question.
+    if let (true, Some(cached)) = (
+        config.smart_gathering(),
+        cache.as_ref().and_then(|c| c.load(&hr.host)),
+    ) {
+        sh.set_facts(
+            &hr.host,
+            crate::facts::subset::select(&cached, subsets, &[]),
+        );
+        return None;
+    }
     let started = sh.clock();
     let gathered = match sh.connection(&hr.host).await {
         Ok(conn) => crate::facts::gather(conn.as_ref()).await,
@@ -150,6 +163,9 @@ async fn gather_facts(sh: &Shared, hr: &mut HostRun, subsets: &[&str]) -> Option
     };
     let (status, msg) = match gathered {
         Ok(facts) => {
+            if let Some(Err(e)) = cache.as_ref().map(|c| c.store(&hr.host, &facts)) {
+                tracing::warn!("cannot write the fact cache of {}: {e}", hr.host);
+            }
             sh.set_facts(&hr.host, crate::facts::subset::select(&facts, subsets, &[]));
             (Status::Ok, String::new())
         }
