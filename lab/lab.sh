@@ -177,7 +177,11 @@ boot() {
   printf '[Match]\nName=host0\n[Network]\nAddress=%s/24\nGateway=%s.1\n' "$(ip_of "$k")" "$NET" >"$d/host0.network"
   # --register=no --keep-unit: PID 1 of this machine is not systemd, no machined to talk to.
   # @keyring: runc needs keyctl. /var/lib/docker must not sit on the overlay root.
+  # A reboot inside the machine ends nspawn with status 133: it is started again, as a real
+  # host comes back (the `reboot` module's tests); SIGTERM still powers it off.
   launch "h$k" "$d/nspawn.log" "$d/pid" \
+    sh -c 'while :; do "$@" & c=$!; trap "kill -TERM $c 2>/dev/null; wait $c; exit 0" TERM INT
+      wait $c; rc=$?; [ $rc -eq 133 ] || exit $rc; done' reboot-loop \
     systemd-nspawn --boot --register=no --keep-unit --machine="h$k" \
     --directory="$LAB_DIR/base" --overlay="$LAB_DIR/base:$d/upper:/" \
     --bind-ro="$d/hostname:/etc/hostname" --bind-ro="$d/host0.network:/etc/systemd/network/10-host0.network" \

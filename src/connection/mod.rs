@@ -57,6 +57,11 @@ pub trait Connection: Send + Sync {
     /// Closes the connection at the end of the run.
     async fn close(&self) {}
 
+    /// Drops the session (a host that rebooted, or stopped answering for a while): the next
+    /// command dials again, and a failure to dial is no longer remembered. Commands left
+    /// running over the old session (the host lock) end with it.
+    async fn reset(&self) {}
+
     /// Starts `cmd` and leaves it running: its output arrives line by line, and it reads
     /// what is [`Background::send`]; dropping the handle ends its stdin (a command that
     /// waits for the end of its input then exits, and so does it when the connection is lost

@@ -18,6 +18,7 @@ pub mod edit;
 pub mod fs;
 pub mod http;
 pub mod probe;
+pub mod reconnect;
 pub mod remote_tree;
 pub mod systemd;
 pub mod text;

@@ -233,6 +233,7 @@ struct Step {
 pub struct Scripted {
     steps: std::sync::Mutex<std::collections::VecDeque<Step>>,
     seen: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    resets: std::sync::atomic::AtomicUsize,
 }
 
 impl Scripted {
@@ -269,6 +270,11 @@ impl Scripted {
             result,
         });
         self
+    }
+
+    /// How many times the session was dropped ([`Connection::reset`]).
+    pub fn resets(&self) -> usize {
+        self.resets.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The commands run so far, in order.
@@ -361,6 +367,11 @@ impl Connection for Scripted {
             Some(s) => panic!("expected a command containing {:?}, got:\n{cmd}", s.needle),
             None => panic!("unexpected command:\n{cmd}"),
         }
+    }
+
+    async fn reset(&self) {
+        self.resets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -67,6 +67,11 @@ static SOURCES: &[(&str, &str)] = &[
     ("mount", include_str!("mount.rs")),
     ("apt_key", include_str!("apt_key.rs")),
     ("openssh_keypair", include_str!("openssh_keypair.rs")),
+    ("reboot", include_str!("reboot.rs")),
+    (
+        "wait_for_connection",
+        include_str!("wait_for_connection.rs"),
+    ),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),
     ("systemd_dropin", include_str!("systemd_dropin.rs")),

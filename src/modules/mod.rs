@@ -48,6 +48,7 @@ pub mod pam_limits;
 pub mod pause;
 pub mod ping;
 pub mod raw;
+pub mod reboot;
 pub mod replace;
 pub mod script;
 pub mod service;
@@ -68,6 +69,7 @@ pub mod unarchive;
 pub mod uri;
 pub mod user;
 pub mod wait_for;
+pub mod wait_for_connection;
 
 pub use crate::host::{ModError, ModResult, ModuleCtx, Outcome, fail};
 use futures_util::future::BoxFuture;
@@ -425,6 +427,8 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<mount::MountModule>(),
     ModuleDef::of::<apt_key::AptKeyModule>(),
     ModuleDef::of::<openssh_keypair::OpensshKeypairModule>(),
+    ModuleDef::of::<reboot::RebootModule>(),
+    ModuleDef::of::<wait_for_connection::WaitForConnectionModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

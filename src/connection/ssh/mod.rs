@@ -63,9 +63,12 @@ pub const DEFAULT_KEX: &[kex::Name] = &[
 /// (or [`SshConnection::connect`]); concurrent first calls share one connection attempt.
 pub struct SshConnection {
     target: SshTarget,
-    session: OnceCell<Result<Arc<Established>, ConnError>>,
+    /// The session, dialled once; replaced by a fresh cell on [`Connection::reset`].
+    session: std::sync::Mutex<Arc<SessionCell>>,
     channels: Semaphore,
 }
+
+type SessionCell = OnceCell<Result<Arc<Established>, ConnError>>;
 
 /// An authenticated session, and the jump session it runs over (kept alive with it).
 struct Established {
@@ -77,7 +80,7 @@ impl SshConnection {
     pub fn new(target: SshTarget) -> SshConnection {
         SshConnection {
             target,
-            session: OnceCell::new(),
+            session: std::sync::Mutex::new(Arc::new(OnceCell::new())),
             channels: Semaphore::new(MAX_CHANNELS),
         }
     }
@@ -93,15 +96,15 @@ impl SshConnection {
     }
 
     async fn session(&self) -> Result<Arc<Established>, ConnError> {
-        self.session
-            .get_or_init(|| async {
-                establish(&self.target, 0)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| ConnError::Unreachable(e.msg))
-            })
-            .await
-            .clone()
+        let cell = self.session.lock().expect("lock").clone();
+        cell.get_or_init(|| async {
+            establish(&self.target, 0)
+                .await
+                .map(Arc::new)
+                .map_err(|e| ConnError::Unreachable(e.msg))
+        })
+        .await
+        .clone()
     }
 
     /// Opens a session channel. sshd frees a closed channel's session slot a moment after the
@@ -284,16 +287,30 @@ impl Connection for SshConnection {
         Ok(Some(handle))
     }
 
+    async fn reset(&self) {
+        let old = std::mem::replace(
+            &mut *self.session.lock().expect("lock"),
+            Arc::new(OnceCell::new()),
+        );
+        disconnect(&old).await;
+    }
+
     async fn close(&self) {
-        if let Some(Ok(sess)) = self.session.get() {
-            let mut next = Some(sess.clone());
-            while let Some(s) = next {
-                let _ = s
-                    .handle
-                    .disconnect(Disconnect::ByApplication, "", "en")
-                    .await;
-                next = s.jump.clone();
-            }
+        let cell = self.session.lock().expect("lock").clone();
+        disconnect(&cell).await;
+    }
+}
+
+/// Says goodbye on a session (and the jump sessions under it), if one was established.
+async fn disconnect(cell: &SessionCell) {
+    if let Some(Ok(sess)) = cell.get() {
+        let mut next = Some(sess.clone());
+        while let Some(s) = next {
+            let _ = s
+                .handle
+                .disconnect(Disconnect::ByApplication, "", "en")
+                .await;
+            next = s.jump.clone();
         }
     }
 }
