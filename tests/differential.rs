@@ -190,6 +190,11 @@ fn trees_archives_and_fstab_entries_match_ansible() {
 }
 
 #[test]
+fn group_by_groups_decide_the_later_plays_hosts_as_in_ansible() {
+    differential_on("group_by.yml", "h1,h2");
+}
+
+#[test]
 fn gathered_facts_roles_test_match_ansible() {
     differential("facts.yml");
 }

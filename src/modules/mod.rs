@@ -32,6 +32,7 @@ pub mod find;
 pub mod get_url;
 pub mod getent;
 pub mod group;
+pub mod group_by;
 pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
@@ -107,6 +108,9 @@ pub struct Caps {
     /// only the command options (`creates=`, `chdir=`…) are taken out of it, as Ansible does;
     /// every other `k=v` word belongs to the command.
     pub command_line: bool,
+    /// Its data's `add_group` and `parent_groups` put the host into those groups for the
+    /// plays after it (`group_by`).
+    pub adds_to_groups: bool,
 }
 
 /// The variables a module defines, as the checks before the run learn them.
@@ -129,6 +133,7 @@ impl Caps {
         reads_local: None,
         local_is_first_word: false,
         secret_data: &[],
+        adds_to_groups: false,
         flushes_handlers: false,
         command_line: false,
     };
@@ -429,6 +434,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<openssh_keypair::OpensshKeypairModule>(),
     ModuleDef::of::<reboot::RebootModule>(),
     ModuleDef::of::<wait_for_connection::WaitForConnectionModule>(),
+    ModuleDef::of::<group_by::GroupByModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {

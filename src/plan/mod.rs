@@ -59,6 +59,9 @@ pub struct Plan {
     pub chains: BTreeMap<String, Vec<NodeIndex>>,
     /// Hosts of each play, in inventory order (after `--limit`).
     pub play_hosts: Vec<Vec<String>>,
+    /// Per play: the host pattern decided during the run, for a play whose `hosts` names a
+    /// group that only `group_by` makes (planned for the hosts of the plays before it).
+    pub run_hosts: Vec<Option<String>>,
     /// Per host: what the plays' `remote_user`/`connection` say, as connection variables
     /// under the inventory's own (one connection per host serves the whole run).
     pub connection_defaults: HashMap<String, Map<String, serde_json::Value>>,
@@ -162,6 +165,7 @@ impl Plan {
             graph: DiGraph::new(),
             chains: BTreeMap::new(),
             play_hosts: vec![],
+            run_hosts: vec![],
             play_hosts_listed: vec![],
             play_batches: vec![],
             connection_defaults: HashMap::new(),
@@ -176,8 +180,15 @@ impl Plan {
         // (play, task index) → node per host
         let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();
         for (pi, play) in pb.plays.iter().enumerate() {
+            let grouped_before = pb.plays[..pi].iter().any(has_group_by);
+            let mut run_hosts = None;
             let mut hosts = match inv.select(&play.hosts) {
                 Ok(h) => h,
+                // A group `group_by` makes: the hosts of the plays before, decided at run time.
+                Err(_) if grouped_before && is_union(&play.hosts) => {
+                    run_hosts = Some(play.hosts.clone());
+                    plan.hosts.clone()
+                }
                 Err(d) => {
                     diags.push(
                         Diag::at(&play.hosts_span, d.msg.clone())
@@ -186,6 +197,7 @@ impl Plan {
                     vec![]
                 }
             };
+            plan.run_hosts.push(run_hosts);
             plan.play_hosts_unlimited.push(hosts.clone());
             if let Some(lim) = &limit_hosts {
                 hosts.retain(|h| lim.contains(h));
@@ -640,4 +652,17 @@ fn template_source(task: &Task, args: &serde_json::Value) -> Option<String> {
     crate::search_path::candidates(&task.search_dirs, "templates", src)
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
+}
+
+/// Whether a play has a `group_by` task (it may make groups the plays after it name).
+fn has_group_by(play: &crate::playbook::Play) -> bool {
+    play.tasks.iter().any(|t| {
+        matches!(&t.action, crate::playbook::TaskAction::Module { def, .. } if def.caps.adds_to_groups)
+    })
+}
+
+/// A pattern that is only a union of names (`g1:g2`, `g1,g2`): what a play for groups made
+/// during the run may name (intersections and exclusions of them are not supported yet).
+fn is_union(pattern: &str) -> bool {
+    !pattern.contains(['&', '!', '*', '~', '['])
 }

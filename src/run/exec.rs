@@ -36,6 +36,12 @@ async fn run_at(
     outer: &Map<String, Json>,
 ) -> NodeEnd {
     let play = &sh.pb.plays[play_idx];
+    // A play for groups made during the run: only their hosts take part, the others pass.
+    if let Some(pattern) = &sh.plan.run_hosts[play_idx]
+        && !sh.in_run_pattern(&hr.host, pattern)
+    {
+        return NodeEnd::Done;
+    }
     if !hr.enter_task(&task.blocks) {
         return not_run(sh, hr, play_idx, ti);
     }
@@ -244,10 +250,23 @@ fn hide_if_no_log(task: &Task, event: &mut crate::events::TaskResult) {
     }
 }
 
-/// `register`, `set_fact` and `notify` take effect.
+/// `register`, `set_fact`, `group_by` and `notify` take effect.
 fn apply_result(sh: &Shared, hr: &mut HostRun, task: &Task, result: &NodeResult) {
     for s in &result.secrets {
         sh.add_secret(s);
+    }
+    if task.caps().adds_to_groups
+        && let Some(Json::String(group)) = result.registered.get("add_group")
+    {
+        let mut groups = vec![group.clone()];
+        if let Some(Json::Array(parents)) = result.registered.get("parent_groups") {
+            groups.extend(
+                parents
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_string)),
+            );
+        }
+        sh.join_groups(&hr.host, &groups);
     }
     if task.caps().gathers_facts
         && let Some(Json::Object(f)) = result.registered.get("ansible_facts")

@@ -111,6 +111,8 @@ pub struct Shared {
     /// Values that must never reach output: passwords, and the values of module results'
     /// `Caps::secret_data` (swarm join tokens). Every event is scrubbed of them.
     secrets: Mutex<Vec<String>>,
+    /// Groups made during the run (`group_by`): group → its hosts.
+    run_groups: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 /// The hosts of one `serial` batch that failed, and those that were unreachable (each host
@@ -122,6 +124,31 @@ struct BatchFailures {
 }
 
 impl Shared {
+    /// Puts `host` into `groups` for the rest of the run (`group_by`).
+    pub fn join_groups(&self, host: &str, groups: &[String]) {
+        let mut all = self.run_groups.lock().expect("lock");
+        for g in groups {
+            all.entry(g.clone()).or_default().insert(host.to_string());
+        }
+    }
+
+    /// Whether `host` is in a play whose hosts are decided during the run: a union
+    /// (`g1:g2`, `g1,g2`) of groups made by `group_by`, inventory groups and host names.
+    pub fn in_run_pattern(&self, host: &str, pattern: &str) -> bool {
+        let made = self.run_groups.lock().expect("lock");
+        pattern
+            .split([':', ','])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .any(|term| match made.get(term) {
+                Some(hosts) => hosts.contains(host),
+                None => self
+                    .inv
+                    .select(term)
+                    .is_ok_and(|hosts| hosts.iter().any(|h| h == host)),
+            })
+    }
+
     /// Counts a host's failure (or unreachability) in its batch of the play, and stops the run
     /// as Ansible stops it: when more than `max_fail_percentage` of the batch failed, or, with
     /// `serial`, when the whole batch failed or was unreachable (the next batch does not start).
@@ -208,6 +235,7 @@ impl Shared {
             run_once: Mutex::new(HashMap::new()),
             me,
             secrets: Mutex::new(vec![]),
+            run_groups: Mutex::new(HashMap::new()),
         }
     }
 
