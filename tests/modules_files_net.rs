@@ -1,7 +1,7 @@
 //! Issue 11's file, download and system modules on a real lab host (h3), driven by the real
 //! `prov` binary: `copy` of a directory and with `remote_src`, `synchronize`, `get_url` and
-//! `uri` against a web server on the host, `unarchive`, `mount`, `apt_key`, `service` and
-//! `user` password ageing. A first run changes, a second changes nothing, `--check` on the
+//! `uri` against a web server on the host, `unarchive`, `mount`, `apt_key`, `iptables`,
+//! `service` and `user` password ageing. A first run changes, a second changes nothing, `--check` on the
 //! converged host exits 0; drift made by hand is found by `--check` (exit 2, nothing
 //! touched) and repaired by the next run. Effects are checked over plain ssh.
 //!
@@ -16,7 +16,7 @@ const PLAYBOOK: &str = r#"
   gather_facts: false
   tasks:
     - name: curl, which get_url and uri run on the host, and busybox's web server
-      apt: {name: [curl, busybox], state: present}
+      apt: {name: [curl, busybox, iptables], state: present}
     - name: A web root (a directory src with a subdirectory)
       copy: {src: site/, dest: /srv/prov-www, directory_mode: "0755"}
     - name: Served on the host's loopback, as a transient unit
@@ -47,6 +47,15 @@ const PLAYBOOK: &str = r#"
       apt_key: {file: /usr/share/keyrings/debian-archive-bookworm-stable.gpg, keyring: /etc/apt/keyrings/prov-test.gpg}
     - name: sshd runs (service, under systemd)
       service: {name: ssh, state: started}
+    - name: A firewall rule in a chain of its own (made by chain_management)
+      iptables:
+        chain: PROV-TEST
+        chain_management: true
+        protocol: tcp
+        destination_port: "8765"
+        source: 127.0.0.1
+        jump: ACCEPT
+        comment: prov test
     - name: An account with password ageing
       user: {name: provage, create_home: false, password_expire_max: 90, password_expire_min: 1}
 "#;
@@ -81,7 +90,8 @@ fn clean_up() {
     ssh(
         "systemctl stop prov-www 2>/dev/null; systemctl reset-failed prov-www 2>/dev/null; umount /mnt/prov-tmpfs 2>/dev/null; \
          sed -i '\\#/mnt/prov-tmpfs#d' /etc/fstab; rm -rf /srv/prov-www /etc/prov-net /mnt/prov-tmpfs \
-         /etc/apt/keyrings/prov-test.gpg; userdel provage 2>/dev/null; true",
+         /etc/apt/keyrings/prov-test.gpg; userdel provage 2>/dev/null; \
+         iptables -F PROV-TEST 2>/dev/null; iptables -X PROV-TEST 2>/dev/null; true",
     );
 }
 
@@ -92,11 +102,14 @@ fn file_and_network_modules_converge_report_drift_and_repair() {
     }
     clean_up();
     let (_dir, pb) = fixture();
-    let had_curl = ssh("command -v curl && command -v busybox").0 == 0;
+    let had_curl = ssh("command -v curl && command -v busybox && command -v iptables").0 == 0;
     let first = apply(&pb, &[]);
-    // copy dir, file, get_url x2, remote copy, unarchive, synchronize, mount, apt_key, user
-    // (and curl with busybox, unless an earlier run left them).
-    expect(&first, 0, 10 + u64::from(!had_curl), "first run");
+    // copy dir, file, get_url x2, remote copy, unarchive, synchronize, mount, apt_key,
+    // iptables, user (and curl with busybox and iptables, unless an earlier run left them).
+    expect(&first, 0, 11 + u64::from(!had_curl), "first run");
+    ssh_ok(
+        "iptables -C PROV-TEST -p tcp -s 127.0.0.1 -j ACCEPT --destination-port 8765 -m comment --comment 'prov test'",
+    );
     assert_eq!(ssh_ok("cat /etc/prov-net/index.html"), "<p>hello</p>\n");
     assert_eq!(ssh_ok("stat -c %a /etc/prov-net/index.html").trim(), "640");
     assert_eq!(ssh_ok("cat /etc/prov-net/site.css"), "p{}\n");

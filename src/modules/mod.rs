@@ -36,6 +36,7 @@ pub mod group_by;
 pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
+pub mod iptables;
 pub mod known_hosts;
 pub mod lineinfile;
 pub mod locale_gen;
@@ -435,6 +436,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<reboot::RebootModule>(),
     ModuleDef::of::<wait_for_connection::WaitForConnectionModule>(),
     ModuleDef::of::<group_by::GroupByModule>(),
+    ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
 pub fn registry() -> &'static [ModuleDef] {
