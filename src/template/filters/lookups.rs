@@ -157,17 +157,17 @@ fn lookup_first_found(
 }
 
 /// The candidate names of `first_found`'s terms, and whether a term says `skip`. A term is a
-/// name, or a mapping of `files` and `paths` (each a list, or a string split on `,` and
-/// `;`): every path joined with every file, as Ansible's lookup reads them.
+/// name, or a mapping of `files` and `paths` (each a list, or a string split on `,` and `;`,
+/// paths on `:` too): every path joined with every file, as Ansible's lookup reads them.
 fn first_found_names(terms: &[Value]) -> (Vec<String>, bool) {
-    let split = |v: Option<Value>| -> Vec<String> {
+    let split = |v: Option<Value>, seps: &[char]| -> Vec<String> {
         match v {
             Some(v) if is_list(&v) => v
                 .try_iter()
                 .map(|items| items.map(|i| to_text(&i)).collect())
                 .unwrap_or_default(),
             Some(v) if !v.is_undefined() && !v.is_none() => to_text(&v)
-                .split([',', ';'])
+                .split(seps)
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
@@ -181,19 +181,20 @@ fn first_found_names(terms: &[Value]) -> (Vec<String>, bool) {
             continue;
         }
         let attr = |k: &str| term.get_attr(k).ok();
-        skip |= attr("skip").is_some_and(|v| v.is_true());
-        let files = split(attr("files"));
-        let paths = split(attr("paths"));
+        // The last mapping's `skip` is the one that counts, as in Ansible.
+        skip = attr("skip").is_some_and(|v| v.is_true());
+        let files = split(attr("files"), &[',', ';']);
+        let paths = split(attr("paths"), &[',', ';', ':']);
         if paths.is_empty() {
             names.extend(files);
             continue;
         }
         for p in &paths {
-            names.extend(
-                files
-                    .iter()
-                    .map(|f| format!("{}/{f}", p.trim_end_matches('/'))),
-            );
+            // An absolute file stays itself (Python's `os.path.join`).
+            names.extend(files.iter().map(|f| match f.starts_with('/') {
+                true => f.clone(),
+                false => format!("{}/{f}", p.trim_end_matches('/')),
+            }));
         }
     }
     (names, skip)
