@@ -85,7 +85,7 @@ fn a_lab_host_whose_nspawn_died_is_still_seen_and_powered_off() {
         .trim()
         .parse()
         .unwrap();
-    let init = machine_init(nspawn).expect("h5's init");
+    let init = common::machine_init(nspawn).expect("h5's init");
     assert!(
         std::process::Command::new("kill")
             .args(["-KILL", &nspawn.to_string()])
@@ -123,20 +123,4 @@ fn a_lab_host_whose_nspawn_died_is_still_seen_and_powered_off() {
         !std::path::Path::new(&format!("/proc/{init}")).exists(),
         "the orphaned machine was not powered off"
     );
-}
-
-/// The host PID of the init of the machine under an nspawn process.
-/// (The recorded process is the lab's restart loop, nspawn under it: the init is looked for
-/// among the descendants.)
-fn machine_init(nspawn: i32) -> Option<i32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).ok()?;
-    children.split_whitespace().find_map(|c| {
-        let status = std::fs::read_to_string(format!("/proc/{c}/status")).ok()?;
-        let ns = status.lines().find(|l| l.starts_with("NSpid:"))?;
-        match ns.split_whitespace().last() == Some("1") {
-            true => c.parse().ok(),
-            false => machine_init(c.parse().ok()?),
-        }
-    })
 }

@@ -365,13 +365,8 @@ impl BlockDirectSsh {
             .expect("nsenter/iptables")
     }
     fn new(k: usize) -> BlockDirectSsh {
-        let nspawn = std::fs::read_to_string(lab_dir().join(format!("h{k}/pid"))).unwrap();
-        let nspawn = nspawn.trim();
-        let children =
-            std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).unwrap();
-        let pid = children
-            .split_whitespace()
-            .next()
+        let recorded = std::fs::read_to_string(lab_dir().join(format!("h{k}/pid"))).unwrap();
+        let pid = common::machine_init(recorded.trim().parse().unwrap())
             .expect("h2's init")
             .to_string();
         let b = BlockDirectSsh { pid };

@@ -5,6 +5,7 @@
 //! module's), dropping with a warning the arguments systemd has no use for; a host without
 //! systemd gets the SysV way, the `service` command (or `/etc/init.d/NAME`) and `update-rc.d`.
 //!
+//! Without `use` or the gathered fact, finding the manager costs one command more.
 //! SysV reading is one command (the status, the boot links, and with `pattern` the process
 //! table read from `/proc`, since minimal hosts lack `ps`); a change is one more.
 

@@ -221,3 +221,18 @@ pub fn expect(run: &Run, code: i32, changed: u64, what: &str) {
         run.all_output()
     );
 }
+
+/// The host PID of the init of the lab machine under a recorded process (the lab's restart
+/// loop, nspawn under it): looked for among its descendants.
+pub fn machine_init(recorded: i32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{recorded}/task/{recorded}/children")).ok()?;
+    children.split_whitespace().find_map(|c| {
+        let status = std::fs::read_to_string(format!("/proc/{c}/status")).ok()?;
+        let ns = status.lines().find(|l| l.starts_with("NSpid:"))?;
+        match ns.split_whitespace().last() == Some("1") {
+            true => c.parse().ok(),
+            false => machine_init(c.parse().ok()?),
+        }
+    })
+}
