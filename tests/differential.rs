@@ -194,6 +194,58 @@ fn group_by_groups_decide_the_later_plays_hosts_as_in_ansible() {
     differential_on("group_by.yml", "h1,h2");
 }
 
+/// A web server for the case's downloads: python's http.server on a free port of 127.0.0.1,
+/// serving tests/fixtures/differential/files; stopped when dropped.
+struct WebServer(std::process::Child);
+
+impl WebServer {
+    fn start() -> (WebServer, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(venv().join("bin/python"))
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(common::fixtures().join("differential/files"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        (WebServer(child), format!("http://{addr}"))
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn get_url_downloads_as_ansible_does() {
+    if !ansible_available("get_url") {
+        return;
+    }
+    let (_server, base) = WebServer::start();
+    let base = format!("base={base}");
+    differential_with("get_url.yml", "localhost,", &["-e", &base]);
+}
+
 #[test]
 fn gathered_facts_roles_test_match_ansible() {
     differential("facts.yml");
