@@ -99,6 +99,7 @@ impl Module for CopyModule {
     const REQUIRED: &'static [&'static str] = &["dest"];
     const CAPS: Caps = Caps {
         reads_local: Some("files"),
+        source_on_host_when: &[("remote_src", true)],
         ..Caps::NONE
     };
 

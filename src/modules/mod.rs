@@ -97,6 +97,9 @@ pub struct Caps {
     pub reads_local: Option<&'static str>,
     /// The local file is the first word of its command line (`script`), not its `src`.
     pub local_is_first_word: bool,
+    /// Flags that put the source on the host instead (`remote_src: true`; unarchive's old
+    /// `copy: false`): then no local file is looked for.
+    pub source_on_host_when: &'static [(&'static str, bool)],
     /// Keys of its data that hold secrets (swarm join tokens): registered, never shown.
     pub secret_data: &'static [&'static str],
     /// Its `ansible_facts` (`ansible_` names) are the host's gathered facts (`setup`): they
@@ -133,6 +136,7 @@ impl Caps {
         defines: Defines::Nothing,
         reads_local: None,
         local_is_first_word: false,
+        source_on_host_when: &[],
         secret_data: &[],
         adds_to_groups: false,
         flushes_handlers: false,

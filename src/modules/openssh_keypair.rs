@@ -11,7 +11,7 @@
 
 use super::{ArgError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::attrs::{FileAttrs, attrs_from, chmod_arg, plan_attrs};
-use crate::host::fs::{Kind, Target, parent_dir, read_paths};
+use crate::host::fs::{Kind, PathState, parent_dir};
 use crate::shell::{quote, quote_path};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -123,9 +123,13 @@ fn want_size(a: &Args) -> Result<u64, String> {
     }
 }
 
-/// What the probe found of an existing key.
+/// What the probe found: the path's type and attributes, and of an existing key:
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Found {
+    /// `file`, `link`, `directory`, `other`; empty when there is nothing.
+    kind: String,
+    /// `mode uid gid user group` of a regular file.
+    stat: Option<String>,
     /// `ssh-keygen -y`: the public half with its comment (`None`: unreadable).
     public: Option<String>,
     /// `bits fingerprint comment (TYPE)` of that public half.
@@ -134,22 +138,56 @@ struct Found {
     pub_file: Option<String>,
 }
 
+/// One command: the path's type (and a file's attributes), the key's public half and
+/// listing, the first line of the `.pub` beside it.
 fn probe(path: &str) -> String {
     format!(
-        "p={}; if [ -f \"$p\" ]; then \
+        "p={}; if [ -L \"$p\" ]; then echo 'T link'; elif [ -d \"$p\" ]; then echo 'T directory'; \
+         elif [ -f \"$p\" ]; then echo 'T file'; stat -c 'S %a %u %g %U %G' -- \"$p\"; \
          if k=$(ssh-keygen -y -f \"$p\" 2>/dev/null </dev/null); then echo \"Y $k\"; \
          printf '%s\\n' \"$k\" | ssh-keygen -l -f - 2>/dev/null | sed 's/^/L /'; fi; \
-         if [ -f \"$p.pub\" ]; then printf 'P %s\\n' \"$(head -n 1 \"$p.pub\")\"; fi; fi",
+         elif [ -e \"$p\" ]; then echo 'T other'; fi; \
+         if [ -e \"$p.pub\" ]; then printf 'P %s\\n' \"$(head -n 1 \"$p.pub\")\"; fi; true",
         quote_path(path)
     )
+}
+
+/// The key file as the attribute planner wants it.
+fn path_state(path: &str, f: &Found) -> PathState {
+    let stat: Vec<&str> = f.stat.as_deref().unwrap_or_default().split(' ').collect();
+    let field = |i: usize| stat.get(i).copied().unwrap_or_default();
+    PathState {
+        kind: if f.kind == "file" {
+            Kind::File
+        } else {
+            Kind::Absent
+        },
+        path: path.to_string(),
+        descended: false,
+        link_target: None,
+        real_path: None,
+        checksum: None,
+        mode: u32::from_str_radix(field(0), 8).unwrap_or(0o600),
+        uid: field(1).parse().unwrap_or(0),
+        gid: field(2).parse().unwrap_or(0),
+        user: field(3).to_string(),
+        group: field(4).to_string(),
+        size: 0,
+        mtime: 0,
+        dev: 0,
+        ino: 0,
+    }
 }
 
 fn parse(out: &str) -> Found {
     let mut f = Found::default();
     for line in out.lines() {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let text = rest.to_string();
         let rest = Some(rest.to_string());
         match tag {
+            "T" => f.kind = text,
+            "S" => f.stat = rest,
             "Y" => f.public = rest,
             "L" => f.listing = rest,
             "P" => f.pub_file = rest,
@@ -179,27 +217,17 @@ fn comment_of(public: &str) -> String {
 
 async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     let attrs = attrs_from(&a.mode, &a.owner, &a.group)?;
-    let cur = read_paths(ctx, &[Target::new(&a.path).nofollow()], false, None)
-        .await?
-        .entries
-        .remove(0);
+    let found = parse(&ctx.exec(&probe(&a.path)).await?.stdout_str());
     if a.state == de::Presence::Absent {
-        return remove(ctx, &a, cur.exists()).await;
+        return remove(ctx, &a, &found).await;
     }
-    match cur.kind {
-        Kind::Absent | Kind::File => {}
-        k => {
-            return fail(format!(
-                "{} exists and is not a regular file ({})",
-                a.path,
-                k.name()
-            ));
-        }
+    if !matches!(found.kind.as_str(), "" | "file") {
+        return fail(format!(
+            "{} exists and is not a regular file ({})",
+            a.path, found.kind
+        ));
     }
-    let found = match cur.exists() {
-        true => parse(&ctx.exec(&probe(&a.path)).await?.stdout_str()),
-        false => Found::default(),
-    };
+    let cur = path_state(&a.path, &found);
     let (regenerate, why) = needs_new_key(&a, cur.exists(), &found)?;
     let mut steps: Vec<String> = vec![];
     let mut notes: Vec<String> = vec![];
@@ -311,10 +339,9 @@ fn generate(a: &Args, attrs: &FileAttrs) -> String {
     s
 }
 
-async fn remove(ctx: &ModuleCtx<'_>, a: &Args, exists: bool) -> ModResult {
+async fn remove(ctx: &ModuleCtx<'_>, a: &Args, found: &Found) -> ModResult {
     let p = quote_path(&a.path);
-    let pub_there = ctx.exec(&format!("[ -e {p}.pub ]")).await?.ok();
-    if !exists && !pub_there {
+    if found.kind.is_empty() && found.pub_file.is_none() {
         return Ok(Outcome::ok("").with("filename", a.path.as_str()));
     }
     if !ctx.check {
@@ -385,7 +412,12 @@ mod tests {
         );
         let key = h.read("id_ed25519");
         let fingerprint = o.data["fingerprint"].clone();
-        assert!(!h.apply(&KEYPAIR, args.clone()).await.changed);
+        let (o, commands) = h.apply_counted(&KEYPAIR, args.clone()).await;
+        assert_eq!(
+            (o.changed, commands),
+            (false, 1),
+            "a converged key costs one command"
+        );
         // A new comment is applied to the same key; a lost .pub comes back.
         let mut other = args.clone();
         other["comment"] = json!("ops@h");

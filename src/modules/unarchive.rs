@@ -71,6 +71,7 @@ impl Module for UnarchiveModule {
     const REQUIRED: &'static [&'static str] = &["src", "dest"];
     const CAPS: super::Caps = super::Caps {
         reads_local: Some("files"),
+        source_on_host_when: &[("remote_src", true), ("copy", false)],
         ..super::Caps::NONE
     };
 

@@ -167,9 +167,13 @@ fn missing_source(t: &Task) -> Option<String> {
         return None;
     };
     let sub = def.caps.reads_local?;
-    // `remote_src` (and unarchive's old inverse, `copy: false`): the source is on the host.
-    let flag = |k: &str| args.get(k).and_then(truthy);
-    if flag("remote_src") == Some(true) || flag("copy") == Some(false) {
+    // A flag saying the source is on the host (`remote_src: true`): nothing to look for here.
+    let on_host = def
+        .caps
+        .source_on_host_when
+        .iter()
+        .any(|(flag, when)| args.get(*flag).and_then(truthy) == Some(*when));
+    if on_host {
         return None;
     }
     let first_word;
