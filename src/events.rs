@@ -35,6 +35,12 @@ pub enum Event {
         nodes: usize,
         check: bool,
     },
+    /// The plays after an `add_host` were planned (with the hosts it added): more hosts and
+    /// nodes for the same run.
+    PlanGrown {
+        hosts: Vec<String>,
+        nodes: usize,
+    },
     PlayStart {
         name: String,
         hosts: Vec<String>,
@@ -141,6 +147,11 @@ impl Tally {
         match ev {
             Event::RunStart { hosts, check, .. } => {
                 self.check = *check;
+                for h in hosts {
+                    self.hosts.entry(h.clone()).or_default();
+                }
+            }
+            Event::PlanGrown { hosts, .. } => {
                 for h in hosts {
                     self.hosts.entry(h.clone()).or_default();
                 }

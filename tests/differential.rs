@@ -71,11 +71,14 @@ fn ansible_on(pb: &Path, root: &Path, inventory: &str, args: &[&str]) -> u64 {
         pb.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every host's line of the recap.
     let recap = regex::Regex::new(r"changed=(\d+)").unwrap();
-    recap
-        .captures(&stdout)
-        .and_then(|c| c[1].parse().ok())
-        .unwrap_or_else(|| panic!("no recap in:\n{stdout}"))
+    let counts: Vec<u64> = recap
+        .captures_iter(&stdout)
+        .filter_map(|c| c[1].parse().ok())
+        .collect();
+    assert!(!counts.is_empty(), "no recap in:\n{stdout}");
+    counts.iter().sum()
 }
 
 /// prov on this machine; the number of changed tasks from its report.
@@ -192,6 +195,11 @@ fn trees_archives_and_fstab_entries_match_ansible() {
 #[test]
 fn group_by_groups_decide_the_later_plays_hosts_as_in_ansible() {
     differential_on("group_by.yml", "h1,h2");
+}
+
+#[test]
+fn add_host_adds_hosts_and_groups_for_the_later_plays_as_in_ansible() {
+    differential_on("add_host.yml", "h1,h2");
 }
 
 /// A web server for the case's downloads: python's http.server on a free port of 127.0.0.1,

@@ -341,3 +341,52 @@ fn set_fact_names_may_be_templates_as_roles_write_them() {
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert_eq!(fs::read_to_string(&out).unwrap(), "apt-ssh");
 }
+
+/// The plays after an `add_host` run in the same run, planned with the hosts it added: what the
+/// plays before set is still there, a host that failed before is left out (as Ansible leaves
+/// it out of later plays), the added host's variables and groups are in effect, and the recap
+/// counts the added host. A later play naming a group only `add_host` makes is not bad input.
+#[test]
+fn add_host_plans_the_later_plays_with_the_added_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_string();
+    let text = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - set_fact: {before: "set by {{ inventory_hostname }}"}
+    - fail: {msg: h2 goes no further}
+      when: inventory_hostname == 'h2'
+    - add_host: {name: "{{ item }}", groups: made, ansible_connection: local, tier: web}
+      loop: [n1, n2]
+      register: added
+- hosts: made:h1:h2
+  gather_facts: false
+  tasks:
+    - copy:
+        dest: "OUT/{{ inventory_hostname }}"
+        content: "{{ tier | default('-') }} {{ hostvars['h1']['before'] }} {{ groups['made'] | join(',') }} {{ hostvars['h1']['added'].results | length }}\n"
+"#
+    .replace("OUT", &out);
+    let (_pb_dir, pb) = common::playbook(&text);
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "h1,h2,",
+        "-e",
+        "ansible_connection=local",
+    ]);
+    assert_eq!(run.code, 3, "h2 fails: {}", run.all_output());
+    let read = |h: &str| fs::read_to_string(dir.path().join(h)).ok();
+    assert_eq!(read("n1").as_deref(), Some("web set by h1 n1,n2 2\n"));
+    assert_eq!(read("n2").as_deref(), Some("web set by h1 n1,n2 2\n"));
+    assert_eq!(read("h1").as_deref(), Some("- set by h1 n1,n2 2\n"));
+    assert_eq!(
+        read("h2"),
+        None,
+        "a failed host is left out of the plays after"
+    );
+    let recap = run.all_output();
+    assert!(recap.contains("n1") && recap.contains("n2"), "{recap}");
+}

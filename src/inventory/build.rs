@@ -404,7 +404,7 @@ fn is_ipv6(s: &str) -> bool {
 }
 
 /// Splits `host:port`; IPv6 addresses keep their colons (`[addr]:port` carries a port).
-fn split_port(pattern: &str) -> Result<(&str, Option<u16>), String> {
+pub(super) fn split_port(pattern: &str) -> Result<(&str, Option<u16>), String> {
     let port = |p: &str| -> Result<u16, String> {
         p.parse::<u16>()
             .map_err(|_| format!("invalid port '{p}' in host pattern '{pattern}'"))

@@ -7,12 +7,14 @@
 //! magic variables, and the `ansible-inventory --list` / `--graph` views.
 
 mod build;
+mod dynamic;
 mod ini;
 mod pattern;
 mod var_files;
 mod yaml;
 
 pub(crate) use build::Builder;
+pub use dynamic::split_host_port;
 
 use crate::diag::{Diag, Diags, Span};
 use serde_json::{Map, Value as Json};

@@ -73,6 +73,7 @@ static SOURCES: &[(&str, &str)] = &[
         include_str!("wait_for_connection.rs"),
     ),
     ("group_by", include_str!("group_by.rs")),
+    ("add_host", include_str!("add_host.rs")),
     ("iptables", include_str!("iptables.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),

@@ -5,6 +5,7 @@
 //! A module never prints and never opens connections: it gets a [`ModuleCtx`] and returns an
 //! [`Outcome`].
 
+pub mod add_host;
 pub mod alternatives;
 pub mod apt;
 pub mod apt_key;
@@ -115,6 +116,9 @@ pub struct Caps {
     /// Its data's `add_group` and `parent_groups` put the host into those groups for the
     /// plays after it (`group_by`).
     pub adds_to_groups: bool,
+    /// Its data's `add_host` adds a host to the inventory of the plays after this one
+    /// (`add_host`): it runs once per play, and the plays after it are planned when it is done.
+    pub adds_hosts: bool,
 }
 
 /// The variables a module defines, as the checks before the run learn them.
@@ -139,6 +143,7 @@ impl Caps {
         source_on_host_when: &[],
         secret_data: &[],
         adds_to_groups: false,
+        adds_hosts: false,
         flushes_handlers: false,
         command_line: false,
     };
@@ -440,6 +445,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<reboot::RebootModule>(),
     ModuleDef::of::<wait_for_connection::WaitForConnectionModule>(),
     ModuleDef::of::<group_by::GroupByModule>(),
+    ModuleDef::of::<add_host::AddHostModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 

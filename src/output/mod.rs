@@ -159,6 +159,18 @@ struct Bars {
     per_host: BTreeMap<String, ProgressBar>,
 }
 
+/// A host's spinner line under the overall bar.
+fn host_bar(multi: &MultiProgress, host: &str) -> ProgressBar {
+    let b = multi.add(ProgressBar::new_spinner());
+    b.set_style(
+        ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
+            .expect("static template"),
+    );
+    b.set_prefix(host.to_string());
+    b.enable_steady_tick(Duration::from_millis(120));
+    b
+}
+
 impl Renderer {
     pub fn new(opts: OutputOptions) -> Renderer {
         Renderer {
@@ -187,6 +199,7 @@ impl Renderer {
         }
         match ev {
             Event::RunStart { hosts, nodes, .. } => self.start(hosts, *nodes),
+            Event::PlanGrown { hosts, nodes } => self.grow(hosts, *nodes),
             Event::PlayStart { .. } if self.opts.adhoc => {}
             Event::PlayStart { name, hosts } => {
                 self.banner = None;
@@ -234,17 +247,10 @@ impl Renderer {
                 .expect("static template")
                 .progress_chars("=> "),
         );
-        let mut per_host = BTreeMap::new();
-        for h in hosts {
-            let b = multi.add(ProgressBar::new_spinner());
-            b.set_style(
-                ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
-                    .expect("static template"),
-            );
-            b.set_prefix(h.clone());
-            b.enable_steady_tick(Duration::from_millis(120));
-            per_host.insert(h.clone(), b);
-        }
+        let per_host = hosts
+            .iter()
+            .map(|h| (h.clone(), host_bar(&multi, h)))
+            .collect();
         if let Ok(mut active) = ACTIVE_BARS.lock() {
             *active = Some(multi.clone());
         }
@@ -253,6 +259,20 @@ impl Renderer {
             overall,
             per_host,
         });
+    }
+
+    /// More of the run was planned (after `add_host`): more tasks, maybe more hosts.
+    fn grow(&mut self, hosts: &[String], nodes: usize) {
+        let Some(b) = &mut self.bars else {
+            return;
+        };
+        b.overall.inc_length(nodes as u64);
+        for h in hosts {
+            if !b.per_host.contains_key(h) {
+                let bar = host_bar(&b.multi, h);
+                b.per_host.insert(h.clone(), bar);
+            }
+        }
     }
 
     fn task_done(&mut self, r: &TaskResult) {

@@ -76,6 +76,11 @@ pub struct Plan {
     play_hosts_unlimited: Vec<Vec<String>>,
     /// `--tags` and `--skip-tags`, as `ansible_run_tags`/`ansible_skip_tags` show them.
     pub tags: TagFilter,
+    /// `--limit`, for the parts of the run planned later.
+    pub limit: Option<String>,
+    /// The first play not in this graph: the plays after one with `add_host` are planned when
+    /// it has run, with the hosts it added (see [`Plan::build_part`]).
+    pub resumes_at: Option<usize>,
 }
 
 /// Which tasks run, after `--tags` / `--skip-tags`.
@@ -147,13 +152,68 @@ fn tasks_before(pb: &Playbook, pattern: &str) -> Result<HashSet<(usize, usize)>,
     .into())
 }
 
+/// Which plays of a playbook one graph holds, and for which hosts.
+#[derive(Default)]
+pub struct Part<'a> {
+    /// The first play planned.
+    pub from: usize,
+    /// Hosts left out: those that failed or were unreachable in the parts before.
+    pub without: Option<&'a HashSet<String>>,
+    /// Stop after the first play with `add_host` (the rest is planned when it has run).
+    pub until_hosts_added: bool,
+}
+
 impl Plan {
-    /// Builds and validates the graph.
+    /// Builds and validates the graph. Every play is checked here, before any host is
+    /// contacted; when a play adds hosts (`add_host`), the graph holds the plays up to that
+    /// one, and the runner plans the rest when it has run ([`Plan::resumes_at`]).
     pub fn build(
         pb: &Playbook,
         inv: &Inventory,
         limit: Option<&str>,
         tags: &TagFilter,
+    ) -> Result<Plan, Diags> {
+        let whole = Plan::build_part(pb, inv, limit, tags, &Part::default())?;
+        let adds_hosts = pb.plays.iter().rev().skip(1).any(has_add_host);
+        if !adds_hosts {
+            return Ok(whole);
+        }
+        let part = Part {
+            until_hosts_added: true,
+            ..Part::default()
+        };
+        Plan::build_part(pb, inv, limit, tags, &part)
+    }
+
+    /// The plays after [`Plan::resumes_at`], planned with the inventory as the plays before
+    /// left it (the hosts `add_host` added, the groups `group_by` made).
+    pub fn build_rest(
+        &self,
+        pb: &Playbook,
+        inv: &Inventory,
+        without: &HashSet<String>,
+    ) -> Option<Result<Plan, Diags>> {
+        let part = Part {
+            from: self.resumes_at?,
+            without: Some(without),
+            until_hosts_added: true,
+        };
+        Some(Plan::build_part(
+            pb,
+            inv,
+            self.limit.as_deref(),
+            &self.tags,
+            &part,
+        ))
+    }
+
+    /// The graph of the plays `part` names.
+    pub fn build_part(
+        pb: &Playbook,
+        inv: &Inventory,
+        limit: Option<&str>,
+        tags: &TagFilter,
+        part: &Part,
     ) -> Result<Plan, Diags> {
         let mut diags = Diags::default();
         let limit_hosts = match limit.map(|l| inv.select(l)) {
@@ -172,6 +232,8 @@ impl Plan {
             hosts: vec![],
             play_hosts_unlimited: vec![],
             tags: tags.clone(),
+            limit: limit.map(str::to_string),
+            resumes_at: None,
         };
         let before_start = match &tags.start_at {
             Some(pattern) => tasks_before(pb, pattern)?,
@@ -180,7 +242,12 @@ impl Plan {
         // (play, task index) → node per host
         let mut index: HashMap<(usize, usize), BTreeMap<String, NodeIndex>> = HashMap::new();
         for (pi, play) in pb.plays.iter().enumerate() {
+            if pi < part.from || plan.resumes_at.is_some() {
+                plan.skip_play();
+                continue;
+            }
             let grouped_before = pb.plays[..pi].iter().any(has_group_by);
+            let added_before = pb.plays[..pi].iter().any(has_add_host);
             let mut run_hosts = None;
             let mut hosts = match inv.select(&play.hosts) {
                 Ok(h) => h,
@@ -189,6 +256,9 @@ impl Plan {
                     run_hosts = Some(play.hosts.clone());
                     plan.hosts.clone()
                 }
+                // Hosts `add_host` may add: when it has not added them, the play has no hosts
+                // (Ansible skips it with a warning).
+                Err(_) if added_before => vec![],
                 Err(d) => {
                     diags.push(
                         Diag::at(&play.hosts_span, d.msg.clone())
@@ -201,6 +271,9 @@ impl Plan {
             plan.play_hosts_unlimited.push(hosts.clone());
             if let Some(lim) = &limit_hosts {
                 hosts.retain(|h| lim.contains(h));
+            }
+            if let Some(gone) = part.without {
+                hosts.retain(|h| !gone.contains(h));
             }
             plan.play_hosts_listed.push(hosts.clone());
             plan.connection_keywords(play, &hosts, &mut diags);
@@ -232,6 +305,9 @@ impl Plan {
             plan.play_batches
                 .push(crate::playbook::serial::batches(&play.serial, &hosts));
             plan.play_hosts.push(hosts);
+            if part.until_hosts_added && has_add_host(play) && pi + 1 < pb.plays.len() {
+                plan.resumes_at = Some(pi + 1);
+            }
         }
         plan.hosts
             .sort_by_key(|h| inv.host_names().iter().position(|x| x == h));
@@ -251,6 +327,15 @@ impl Plan {
             );
         }
         diags.into_result(plan)
+    }
+
+    /// A play outside this graph: no hosts here (the indices of the plays stay the playbook's).
+    fn skip_play(&mut self) {
+        self.run_hosts.push(None);
+        self.play_hosts_unlimited.push(vec![]);
+        self.play_hosts_listed.push(vec![]);
+        self.play_batches.push(vec![]);
+        self.play_hosts.push(vec![]);
     }
 
     /// Records a play's `remote_user`/`connection` for its hosts. Two plays that connect to
@@ -658,6 +743,13 @@ fn template_source(task: &Task, args: &serde_json::Value) -> Option<String> {
 fn has_group_by(play: &crate::playbook::Play) -> bool {
     play.tasks.iter().any(|t| {
         matches!(&t.action, crate::playbook::TaskAction::Module { def, .. } if def.caps.adds_to_groups)
+    })
+}
+
+/// Whether a play has an `add_host` task (the plays after it are planned when it has run).
+fn has_add_host(play: &crate::playbook::Play) -> bool {
+    play.tasks.iter().any(|t| {
+        matches!(&t.action, crate::playbook::TaskAction::Module { def, .. } if def.caps.adds_hosts)
     })
 }
 

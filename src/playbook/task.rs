@@ -785,6 +785,10 @@ impl Loader<'_> {
             task.action = TaskAction::FlushHandlers;
         }
         self.task_keywords(node, &mut task);
+        // As Ansible's bypass of the host loop: one run per play, whatever `run_once` says.
+        if def.caps.adds_hosts {
+            task.run_once = true;
+        }
         Some(task)
     }
 

@@ -213,6 +213,7 @@ async fn run_reported(
         shared.unwrap_or_else(|| NodeResult::skipped("run_once: the first host did not run it"))
     } else {
         let mut res = run_task(sh, hr, play, task).await;
+        add_hosts(sh, task, &res);
         if task.ignore_errors {
             res = res.ignoring_failure();
         }
@@ -247,6 +248,24 @@ fn hide_if_no_log(task: &Task, event: &mut crate::events::TaskResult) {
     for item in &mut event.items {
         item.label = "None".into();
         item.msg.clear();
+    }
+}
+
+/// `add_host`: the hosts its result (or each of its loop items) names join the inventory of
+/// the plays after this one. Never a change: nothing on any host changed (as `group_by`).
+fn add_hosts(sh: &Shared, task: &Task, res: &NodeResult) {
+    if !task.caps().adds_hosts || !matches!(res.status, Status::Ok | Status::Changed) {
+        return;
+    }
+    let items = match res.registered.get("results") {
+        Some(Json::Array(items)) => items.iter().collect(),
+        _ => vec![&res.registered],
+    };
+    for (name, groups, vars) in items
+        .into_iter()
+        .filter_map(crate::modules::add_host::requested)
+    {
+        sh.add_host(&name, &groups, &vars);
     }
 }
 

@@ -51,7 +51,10 @@ pub enum NodeEnd {
     Unreachable,
 }
 
-/// Runs the plan; events go to `tx`. Returns when every host has finished its chain.
+/// Runs the plan; events go to `tx`. Returns when every host has finished its chain. A plan
+/// that stops after a play with `add_host` ([`Plan::resumes_at`]) goes on with the plays after
+/// it, planned with the hosts that play added, in the same run (same connections, locks,
+/// variables and recap).
 pub async fn run(
     pb: Arc<Playbook>,
     inv: Arc<Inventory>,
@@ -65,22 +68,53 @@ pub async fn run(
         nodes: plan.node_count(),
         check: opts.check,
     });
+    let (mut inv, mut plan, mut carried) = (inv, plan, state::Carried::default());
+    loop {
+        let shared = run_part(&pb, &inv, &plan, &opts, &tx, started, carried).await;
+        let Some((next_inv, next_plan)) = next_part(&shared) else {
+            shared.release_host_locks();
+            shared.close_connections().await;
+            break;
+        };
+        let _ = tx.send(Event::PlanGrown {
+            hosts: next_plan.hosts.clone(),
+            nodes: next_plan.node_count(),
+        });
+        carried = shared.take_carried();
+        (inv, plan) = (Arc::new(next_inv), Arc::new(next_plan));
+    }
+    let _ = tx.send(Event::RunEnd {
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+}
+
+/// Runs one graph: every host walks its chain. Returns the run's state for the next part.
+async fn run_part(
+    pb: &Arc<Playbook>,
+    inv: &Arc<Inventory>,
+    plan: &Arc<Plan>,
+    opts: &RunOptions,
+    tx: &mpsc::UnboundedSender<Event>,
+    started: Instant,
+    carried: state::Carried,
+) -> Arc<Shared> {
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..plan.graph.node_count())
         .map(|_| watch::channel(None))
         .unzip();
     let forks = opts.forks.max(1);
     let shared = Arc::new_cyclic(|me| {
         Shared::new(
-            pb,
-            inv,
+            pb.clone(),
+            inv.clone(),
             plan.clone(),
-            opts,
+            opts.clone(),
             tx.clone(),
             started,
             senders,
             receivers,
             Semaphore::new(forks),
             me.clone(),
+            carried,
         )
     });
     seed_secrets(&shared);
@@ -95,11 +129,26 @@ pub async fn run(
             eprintln!("internal error in a host task: {e}");
         }
     }
-    shared.release_host_locks();
-    shared.close_connections().await;
-    let _ = tx.send(Event::RunEnd {
-        duration_ms: started.elapsed().as_millis() as u64,
-    });
+    shared
+}
+
+/// The inventory and graph of the plays after this part, when there are any and the run goes
+/// on (not interrupted, no fatal failure).
+fn next_part(sh: &Shared) -> Option<(Inventory, Plan)> {
+    sh.plan.resumes_at?;
+    if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst)
+        || sh.fatal.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return None;
+    }
+    let (inv, gone) = sh.inventory_after();
+    match sh.plan.build_rest(&sh.pb, &inv, &gone)? {
+        Ok(plan) => Some((inv, plan)),
+        Err(d) => {
+            sh.report_unplannable(&d);
+            None
+        }
+    }
 }
 
 /// Marks a host's nodes from `next` on as failed if the host's task panics, so that hosts
@@ -155,6 +204,9 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         let _ = sh.status[node.index()].send(Some(end));
     }
     hr.finish_blocks();
+    if hr.failed || hr.unreachable {
+        sh.host_gone(&host);
+    }
     let _ = sh.tx.send(Event::HostDone { host });
 }
 
@@ -261,6 +313,22 @@ impl Shared {
             }
             _ => {}
         }
+    }
+
+    /// The plays after an `add_host` could not be planned with the hosts it added (checked
+    /// before the run with the inventory as it was): a failure of the play that added them.
+    fn report_unplannable(&self, d: &crate::diag::Diags) {
+        let Some(play) = self.plan.resumes_at.map(|p| p - 1) else {
+            return;
+        };
+        let host = self.plan.play_hosts[play]
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let mut r = TaskResult::new(&host, "planning the plays after add_host", Status::Failed);
+        r.msg = d.to_string();
+        r.show_msg = true;
+        self.emit_timed(r, &self.clock());
     }
 
     /// Reports a node that did not run.

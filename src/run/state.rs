@@ -11,7 +11,7 @@ use crate::playbook::{BlockFrame, Playbook, Section};
 use crate::template::{Vars, to_value};
 use minijinja::value::{Enumerator, Object, Value};
 use serde_json::{Map, Value as Json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -96,7 +96,7 @@ pub struct Shared {
     inv_vars: HashMap<String, Layer>,
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
-    locks: super::host_lock::HostLocks,
+    locks: Arc<super::host_lock::HostLocks>,
     /// Set when an `any_errors_fatal` task failed on a host, or a `serial` batch failed (all
     /// of it, or more than `max_fail_percentage`): no node starts after it.
     pub fatal: AtomicBool,
@@ -113,6 +113,24 @@ pub struct Shared {
     secrets: Mutex<Vec<String>>,
     /// Groups made during the run (`group_by`): group → its hosts.
     run_groups: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
+    /// The inventory with the hosts `add_host` added (none: nothing added yet).
+    grown: Mutex<Option<Inventory>>,
+    /// Hosts that failed or were unreachable: the parts of the run after this one leave
+    /// them out, as Ansible leaves them out of the plays after.
+    gone: Mutex<HashSet<String>>,
+}
+
+/// What the parts of one run hand on to the next (see [`Plan::resumes_at`]): what the hosts
+/// gathered and set, their connections and locks, the secrets, the groups and hosts made, the
+/// hosts that failed.
+#[derive(Default)]
+pub struct Carried {
+    hosts: HashMap<String, HostState>,
+    conns: HashMap<String, ConnCell>,
+    locks: Arc<super::host_lock::HostLocks>,
+    secrets: Vec<String>,
+    run_groups: HashMap<String, std::collections::BTreeSet<String>>,
+    gone: HashSet<String>,
 }
 
 /// The hosts of one `serial` batch that failed, and those that were unreachable (each host
@@ -124,6 +142,46 @@ struct BatchFailures {
 }
 
 impl Shared {
+    /// Hands what the next part of the run keeps over to it (this part has ended).
+    pub fn take_carried(&self) -> Carried {
+        Carried {
+            hosts: std::mem::take(&mut *self.hosts.lock().expect("lock")),
+            conns: std::mem::take(&mut *self.conns.lock().expect("lock")),
+            locks: self.locks.clone(),
+            secrets: std::mem::take(&mut *self.secrets.lock().expect("lock")),
+            run_groups: std::mem::take(&mut *self.run_groups.lock().expect("lock")),
+            gone: std::mem::take(&mut *self.gone.lock().expect("lock")),
+        }
+    }
+
+    /// Adds a host (or groups and variables to a known one) for the plays after this one
+    /// (`add_host`).
+    pub fn add_host(&self, name: &str, groups: &[String], vars: &Map<String, Json>) {
+        let mut grown = self.grown.lock().expect("lock");
+        grown
+            .get_or_insert_with(|| (*self.inv).clone())
+            .add_host(name, groups, vars);
+    }
+
+    /// Remembers that `host` failed or was unreachable: the next parts leave it out.
+    pub fn host_gone(&self, host: &str) {
+        self.gone.lock().expect("lock").insert(host.to_string());
+    }
+
+    /// The inventory the plays after this part are planned with: hosts added, groups made.
+    pub fn inventory_after(&self) -> (Inventory, HashSet<String>) {
+        let mut inv = self
+            .grown
+            .lock()
+            .expect("lock")
+            .take()
+            .unwrap_or_else(|| (*self.inv).clone());
+        for (group, hosts) in self.run_groups.lock().expect("lock").iter() {
+            inv.join_group(group, &hosts.iter().cloned().collect::<Vec<_>>());
+        }
+        (inv, self.gone.lock().expect("lock").clone())
+    }
+
     /// Puts `host` into `groups` for the rest of the run (`group_by`).
     pub fn join_groups(&self, host: &str, groups: &[String]) {
         let mut all = self.run_groups.lock().expect("lock");
@@ -199,6 +257,7 @@ impl Shared {
         receivers: Vec<watch::Receiver<Option<NodeEnd>>>,
         forks: Semaphore,
         me: std::sync::Weak<Shared>,
+        carried: Carried,
     ) -> Shared {
         // Every planned host, including an implicit `localhost` that no inventory lists.
         let inv_vars = plan
@@ -225,17 +284,19 @@ impl Shared {
             receivers,
             forks,
             inv_vars,
-            hosts: Mutex::new(HashMap::new()),
-            conns: Mutex::new(HashMap::new()),
-            locks: Default::default(),
+            hosts: Mutex::new(carried.hosts),
+            conns: Mutex::new(carried.conns),
+            locks: carried.locks,
             fatal: AtomicBool::new(false),
             batch_failures: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
             announced,
             run_once: Mutex::new(HashMap::new()),
             me,
-            secrets: Mutex::new(vec![]),
-            run_groups: Mutex::new(HashMap::new()),
+            secrets: Mutex::new(carried.secrets),
+            run_groups: Mutex::new(carried.run_groups),
+            grown: Mutex::new(None),
+            gone: Mutex::new(carried.gone),
         }
     }
 
