@@ -48,6 +48,7 @@ pub mod openssh_keypair;
 pub mod package;
 pub mod package_facts;
 pub mod pam_limits;
+pub mod pamd;
 pub mod pause;
 pub mod ping;
 pub mod raw;
@@ -446,6 +447,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<wait_for_connection::WaitForConnectionModule>(),
     ModuleDef::of::<group_by::GroupByModule>(),
     ModuleDef::of::<add_host::AddHostModule>(),
+    ModuleDef::of::<pamd::PamdModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
