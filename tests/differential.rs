@@ -106,6 +106,8 @@ fn prov_on(pb: &Path, root: &Path, inventory: &str, args: &[&str]) -> u64 {
 
 /// Every path below `root`: its kind and mode, and its content or link target.
 fn tree(root: &Path) -> BTreeMap<String, String> {
+    // `pamd` marks the files it writes with the time of the write.
+    let marker = regex::Regex::new(r"(?m)^# Updated by Ansible - .*$").unwrap();
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -122,8 +124,6 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
             } else {
                 let content = std::fs::read(&p).unwrap();
                 let text = String::from_utf8_lossy(&content);
-                // `pamd` marks the files it writes with the time of the write.
-                let marker = regex::Regex::new(r"(?m)^# Updated by Ansible - .*$").unwrap();
                 let text = marker.replace_all(&text, "# Updated by Ansible - (time)");
                 format!("file {mode:04o} {text:?}")
             };
