@@ -156,3 +156,111 @@ fn file_and_network_modules_converge_report_drift_and_repair() {
     );
     clean_up();
 }
+
+const FIREWALL_AND_PAM: &str = r#"
+- hosts: lab
+  gather_facts: false
+  tasks:
+    - apt: {name: ufw, state: present}
+    - name: A PAM service of the test's own, made once
+      copy:
+        dest: /etc/pam.d/prov-test
+        force: false
+        content: |
+          # prov test service
+          auth       optional   pam_faildelay.so  delay=3000000
+          auth       required   pam_env.so
+          @include common-auth
+          account    required   pam_nologin.so
+    - name: ssh stays open
+      ufw: {rule: allow, port: "22", proto: tcp}
+    - name: A rule from one network, with a comment
+      ufw: {rule: allow, src: 10.99.0.0/16, port: "8765", proto: tcp, comment: prov test}
+    - name: Up, and letting in what no rule names (the lab's swarm traffic)
+      ufw: {state: enabled, policy: allow}
+    - ufw: {logging: medium}
+    - name: A longer delay after a failed login
+      pamd:
+        name: prov-test
+        type: auth
+        control: optional
+        module_path: pam_faildelay.so
+        module_arguments: delay=4000000
+        state: args_present
+    - name: A rule before pam_env
+      pamd:
+        name: prov-test
+        type: auth
+        control: required
+        module_path: pam_env.so
+        new_type: auth
+        new_control: requisite
+        new_module_path: pam_nologin.so
+        state: before
+"#;
+
+fn firewall_clean_up() {
+    ssh(
+        "ufw logging low >/dev/null 2>&1; ufw --force reset >/dev/null 2>&1; ufw --force disable >/dev/null 2>&1; rm -f /etc/pam.d/prov-test /etc/ufw/*.rules.20* /etc/ufw/*.rules.prov*; true",
+    );
+}
+
+/// `ufw` and `pamd` on a real host: the firewall up with its rules and logging, a PAM service
+/// edited; a second run and `--check` change nothing; a rule deleted and the PAM file put back
+/// by hand are found by `--check` and repaired.
+#[test]
+fn ufw_and_pamd_converge_report_drift_and_repair() {
+    if !common::lab_up("ufw_and_pamd_converge_report_drift_and_repair") {
+        return;
+    }
+    firewall_clean_up();
+    let (_dir, pb) = common::playbook(FIREWALL_AND_PAM);
+    let had_ufw = ssh("command -v ufw").0 == 0;
+    // 2 rules, enable + policy, logging, 2 pamd edits, the PAM file, and ufw unless there.
+    expect(
+        &apply_on_h3(&pb, &[]),
+        0,
+        7 + u64::from(!had_ufw),
+        "first run",
+    );
+    let status = ssh_ok("ufw status verbose");
+    assert!(status.contains("Status: active"), "{status}");
+    assert!(status.contains("Logging: on (medium)"), "{status}");
+    assert!(status.contains("Default: allow (incoming)"), "{status}");
+    assert!(
+        status.contains("8765/tcp") && status.contains("10.99.0.0/16"),
+        "{status}"
+    );
+    assert!(status.contains("# prov test"), "{status}");
+    let pam = ssh_ok("cat /etc/pam.d/prov-test");
+    assert!(
+        pam.starts_with("# prov test service\n# Updated by Ansible - "),
+        "{pam}"
+    );
+    assert!(pam.ends_with(
+        "auth       optional pam_faildelay.so delay=4000000\nauth       requisite pam_nologin.so\n\
+         auth       required pam_env.so\n@include common-auth\naccount    required pam_nologin.so\n"
+    ), "{pam}");
+
+    expect(&apply_on_h3(&pb, &[]), 0, 0, "second run");
+    expect(
+        &apply_on_h3(&pb, &["--check"]),
+        0,
+        0,
+        "--check on the converged host",
+    );
+
+    ssh_ok(
+        "ufw delete allow from 10.99.0.0/16 to any port 8765 proto tcp >/dev/null; ufw logging low >/dev/null; \
+            sed -i 's/delay=4000000/delay=3000000/' /etc/pam.d/prov-test",
+    );
+    expect(&apply_on_h3(&pb, &["--check"]), 2, 3, "--check after drift");
+    assert!(!ssh_ok("ufw status").contains("10.99.0.0/16"));
+    expect(&apply_on_h3(&pb, &[]), 0, 3, "repair");
+    let status = ssh_ok("ufw status verbose");
+    assert!(
+        status.contains("10.99.0.0/16") && status.contains("Logging: on (medium)"),
+        "{status}"
+    );
+    firewall_clean_up();
+}

@@ -75,6 +75,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("group_by", include_str!("group_by.rs")),
     ("add_host", include_str!("add_host.rs")),
     ("pamd", include_str!("pamd.rs")),
+    ("ufw", include_str!("ufw.rs")),
     ("iptables", include_str!("iptables.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),

@@ -69,6 +69,7 @@ pub mod systemd_timer;
 pub mod tempfile;
 pub mod template;
 pub mod timezone;
+pub mod ufw;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
@@ -448,6 +449,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<group_by::GroupByModule>(),
     ModuleDef::of::<add_host::AddHostModule>(),
     ModuleDef::of::<pamd::PamdModule>(),
+    ModuleDef::of::<ufw::UfwModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
