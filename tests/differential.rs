@@ -867,4 +867,21 @@ fn the_jsonfile_fact_cache_is_shared_with_ansible() {
         std::fs::read_to_string(&out).unwrap(),
         "cached-by-prov Debian\n"
     );
+
+    // A play that does not gather still has the cached facts, in both tools.
+    let site = std::fs::read_to_string(project.join("site.yml")).unwrap();
+    std::fs::write(
+        project.join("site.yml"),
+        site.replace("- hosts: all\n", "- hosts: all\n  gather_facts: false\n"),
+    )
+    .unwrap();
+    for tool in ["ansible", "prov"] {
+        std::fs::remove_file(&out).unwrap();
+        run(tool, &out);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "cached-by-prov Debian\n",
+            "{tool}, not gathering"
+        );
+    }
 }

@@ -290,7 +290,7 @@ impl Inventory {
         };
         let mut names: Vec<String> = self.host_groups[hi]
             .iter()
-            .filter(|&&g| g != ALL && g != UNGROUPED)
+            .filter(|&&g| g != ALL)
             .map(|&g| self.groups[g].name.clone())
             .collect();
         names.sort();

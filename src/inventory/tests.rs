@@ -110,7 +110,7 @@ fn ini_groups_children_vars_ranges() {
     assert_eq!(l["ansible_host"], json!("10.0.0.9"));
     assert!(!l.contains_key("env"));
     assert_eq!(inv.group_names("alpha"), vec!["prod", "web"]);
-    assert!(inv.group_names("loner").is_empty());
+    assert_eq!(inv.group_names("loner"), vec!["ungrouped"]);
 
     let groups = inv.groups_map();
     assert_eq!(groups["all"].as_array().unwrap().len(), 8);

@@ -382,6 +382,7 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
 pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -> Vars {
     let st = sh.host_state(host);
     let mut magic = magic::host(&sh.inv, host);
+    sh.add_run_group_names(host, &mut magic);
     let play = &sh.pb.plays[play_idx];
     let play_name = match play.name.is_empty() {
         true => &play.hosts,
@@ -411,7 +412,7 @@ pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -
         .push_data(Arc::new(magic))
         .object("hostvars", sh.hostvars_value())
         .object("ansible_facts", super::state::facts_value(&st))
-        .object("groups", sh.groups.clone())
+        .object("groups", sh.groups())
 }
 
 /// A variable's rendered value as a string, if set.

@@ -177,6 +177,7 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         next: 0,
     };
     let mut hr = HostRun::new(&host);
+    seed_cached_facts(&sh, &host);
     for (i, &node) in chain.iter().enumerate() {
         guard.next = i;
         let r = sh.plan.graph[node].clone();
@@ -208,6 +209,21 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         sh.host_gone(&host);
     }
     let _ = sh.tx.send(Event::HostDone { host });
+}
+
+/// With a fact cache, a host's cached facts are its facts from the start, also in plays
+/// that do not gather (as Ansible reads its cache for `hostvars`); they do not count as
+/// gathered, so a play that gathers (unless `gathering = smart`) still asks the host.
+fn seed_cached_facts(sh: &Shared, host: &str) {
+    if sh.host_state(host).facts.is_some() {
+        return;
+    }
+    let cached = crate::config::get()
+        .fact_cache()
+        .and_then(|cache| cache.load(host));
+    if let Some(facts) = cached {
+        sh.seed_facts(host, facts);
+    }
 }
 
 /// An interrupted host runs nothing from `node` on; the nodes that other hosts wait for are

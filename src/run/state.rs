@@ -89,8 +89,9 @@ pub struct Shared {
     pub receivers: Vec<watch::Receiver<Option<NodeEnd>>>,
     pub forks: Semaphore,
     pub extra: Layer,
-    /// `groups`, built once for the run.
-    pub groups: Value,
+    /// `groups`: the inventory's, with the hosts and groups made during the run (`add_host`,
+    /// `group_by`) as soon as they are made, as Ansible's in-memory inventory has them.
+    groups: Mutex<Value>,
     /// Each play's variable layers, shared by all its tasks instead of copied for each.
     pub play_layers: Vec<PlayLayers>,
     inv_vars: HashMap<String, Layer>,
@@ -157,10 +158,12 @@ impl Shared {
     /// Adds a host (or groups and variables to a known one) for the plays after this one
     /// (`add_host`).
     pub fn add_host(&self, name: &str, groups: &[String], vars: &Map<String, Json>) {
-        let mut grown = self.grown.lock().expect("lock");
-        grown
+        self.grown
+            .lock()
+            .expect("lock")
             .get_or_insert_with(|| (*self.inv).clone())
             .add_host(name, groups, vars);
+        self.refresh_groups();
     }
 
     /// Remembers that `host` failed or was unreachable: the next parts leave it out.
@@ -184,10 +187,72 @@ impl Shared {
 
     /// Puts `host` into `groups` for the rest of the run (`group_by`).
     pub fn join_groups(&self, host: &str, groups: &[String]) {
-        let mut all = self.run_groups.lock().expect("lock");
-        for g in groups {
-            all.entry(g.clone()).or_default().insert(host.to_string());
+        {
+            let mut all = self.run_groups.lock().expect("lock");
+            for g in groups {
+                all.entry(g.clone()).or_default().insert(host.to_string());
+            }
         }
+        self.refresh_groups();
+    }
+
+    /// `groups` as templates see it.
+    pub fn groups(&self) -> Value {
+        self.groups.lock().expect("lock").clone()
+    }
+
+    /// `groups` again from the inventory (grown by `add_host`) and the groups `group_by` made.
+    fn refresh_groups(&self) {
+        let mut map = match &*self.grown.lock().expect("lock") {
+            Some(inv) => inv.groups_map(),
+            None => self.inv.groups_map(),
+        };
+        for (group, hosts) in self.run_groups.lock().expect("lock").iter() {
+            let entry = map
+                .entry(group.clone())
+                .or_insert_with(|| Json::Array(vec![]));
+            if let Json::Array(list) = entry {
+                for h in hosts {
+                    if !list.iter().any(|x| x.as_str() == Some(h)) {
+                        list.push(Json::String(h.clone()));
+                    }
+                }
+            }
+            if group != "all"
+                && let Some(Json::Array(ungrouped)) = map.get_mut("ungrouped")
+            {
+                ungrouped.retain(|x| x.as_str().is_none_or(|h| !hosts.contains(h)));
+            }
+        }
+        *self.groups.lock().expect("lock") = to_value(&Json::Object(map));
+    }
+
+    /// `group_names` of `host` with the groups made during the run (sorted, as Ansible's).
+    pub fn add_run_group_names(&self, host: &str, magic: &mut Map<String, Json>) {
+        let grown = self.grown.lock().expect("lock");
+        if grown.is_none() && self.run_groups.lock().expect("lock").is_empty() {
+            return;
+        }
+        let mut names: Vec<String> = match &*grown {
+            Some(inv) if inv.contains_host(host) => inv.group_names(host),
+            _ => match magic.get("group_names") {
+                Some(Json::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => vec![],
+            },
+        };
+        drop(grown);
+        for (group, hosts) in self.run_groups.lock().expect("lock").iter() {
+            if group != "all" && hosts.contains(host) && !names.contains(group) {
+                // A host in a real group is no longer `ungrouped`.
+                names.retain(|n| n != "ungrouped");
+                names.push(group.clone());
+            }
+        }
+        names.sort();
+        magic.insert("group_names".into(), serde_json::json!(names));
     }
 
     /// Whether `host` is in a play whose hosts are decided during the run: a union
@@ -272,7 +337,7 @@ impl Shared {
         let announced = pb.plays.iter().map(|_| AtomicBool::new(false)).collect();
         Shared {
             extra: Arc::new(opts.extra_vars.clone()),
-            groups: to_value(&Json::Object(inv.groups_map())),
+            groups: Mutex::new(to_value(&Json::Object(inv.groups_map()))),
             play_layers: pb.plays.iter().map(PlayLayers::of).collect(),
             pb,
             inv,
@@ -384,6 +449,14 @@ impl Shared {
         self.set_facts(host, all);
     }
 
+    /// Facts known before the run (the fact cache), not gathered by it.
+    pub fn seed_facts(&self, host: &str, facts: Map<String, Json>) {
+        self.set_facts(host, facts);
+        if let Some(st) = self.hosts.lock().expect("lock").get_mut(host) {
+            st.gathered = false;
+        }
+    }
+
     pub fn set_facts(&self, host: &str, facts: Map<String, Json>) {
         let prefixed = crate::facts::prefixed(&facts);
         let mut hosts = self.hosts.lock().expect("lock");
@@ -480,7 +553,8 @@ impl Shared {
     /// Variables of a host as other hosts see them through `hostvars`.
     pub fn host_layers(&self, host: &str) -> Vars {
         let st = self.host_state(host);
-        let magic = crate::plan::magic::host(&self.inv, host);
+        let mut magic = crate::plan::magic::host(&self.inv, host);
+        self.add_run_group_names(host, &mut magic);
         Vars::new()
             .push(self.inv_vars(host))
             .push_data(st.prefixed_facts.clone())
@@ -498,7 +572,7 @@ impl Shared {
                     shared: self.me.clone(),
                 }),
             )
-            .object("groups", self.groups.clone())
+            .object("groups", self.groups())
             .into_templar()
     }
 
