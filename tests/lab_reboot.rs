@@ -1,6 +1,7 @@
 //! `reboot` and `wait_for_connection` on a real lab host (h3; the lab starts a machine again
 //! when it reboots, as a real host comes back): the host gets a new boot id, prov dials it
-//! again on a fresh session, and the tasks after the reboot run there. In a test binary of
+//! again on a fresh session, takes the host's lock again there, and the tasks after the
+//! reboot run there. In a test binary of
 //! its own, so that no other test uses h3 while it reboots.
 //!
 //! Skipped (with a message) when the lab is not up, unless PROV_LAB_REQUIRED=1.
@@ -23,6 +24,11 @@ const PLAYBOOK: &str = r#"
       changed_when: false
     - assert:
         that: [before.stdout != after.stdout, rebooted.rebooted]
+    - name: This run holds the host's lock again (no other run may start on the rebooted host)
+      shell: flock -n /run/lock/prov.lock true && echo free || echo held
+      register: lock
+      changed_when: false
+    - assert: {that: [lock.stdout == 'held']}
     - name: The connection answers
       wait_for_connection: {timeout: 60}
     - copy: {dest: /etc/prov-reboot-marker, content: "{{ after.stdout }}\n"}

@@ -121,6 +121,9 @@ pub struct Caps {
     /// Its data's `add_host` adds a host to the inventory of the plays after this one
     /// (`add_host`): it runs once per play, and the plays after it are planned when it is done.
     pub adds_hosts: bool,
+    /// It may have waited for the host to come back on a new session (`reboot`,
+    /// `wait_for_connection`): the runner takes the host's lock again if it was lost.
+    pub reconnects: bool,
 }
 
 /// The variables a module defines, as the checks before the run learn them.
@@ -146,6 +149,7 @@ impl Caps {
         secret_data: &[],
         adds_to_groups: false,
         adds_hosts: false,
+        reconnects: false,
         flushes_handlers: false,
         command_line: false,
     };

@@ -2,7 +2,8 @@
 //! id is read, the reboot is started (detached, so that the command returns before the
 //! session dies), then the host is dialled again on a fresh session until it answers with
 //! another boot id, and `test_command` succeeds there. Later tasks of the host use the new
-//! session. (The host's prov lock, held by a command over the old session, ends with it.)
+//! session. (The host's prov lock, held by a command over the old session, ends with it; the
+//! runner takes it again on the new one: `Caps::reconnects`.)
 
 use super::{ArgError, ModResult, Module, ModuleCtx, Outcome, de, fail};
 use crate::host::reconnect;
@@ -71,6 +72,10 @@ impl Module for RebootModule {
   when: kernel_updated is changed
 ";
     const NAME: &'static str = "reboot";
+    const CAPS: super::Caps = super::Caps {
+        reconnects: true,
+        ..super::Caps::NONE
+    };
 
     fn validate(a: &Args) -> Result<(), ArgError> {
         if a.msg.contains(['\n', '\r']) {

@@ -53,6 +53,10 @@ impl Module for WaitForConnectionModule {
     timeout: 300
 ";
     const NAME: &'static str = "wait_for_connection";
+    const CAPS: super::Caps = super::Caps {
+        reconnects: true,
+        ..super::Caps::NONE
+    };
 
     async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         let start = Instant::now();

@@ -214,6 +214,12 @@ async fn run_reported(
     } else {
         let mut res = run_task(sh, hr, play, task).await;
         add_hosts(sh, task, &res);
+        if task.caps().reconnects
+            && matches!(res.status, Status::Ok | Status::Changed)
+            && let Err(e) = sh.relock(&hr.host).await
+        {
+            res = NodeResult::failed(format!("the host is back, but its lock: {e}"));
+        }
         if task.ignore_errors {
             res = res.ignoring_failure();
         }

@@ -53,8 +53,11 @@ pub struct HostLocks {
     hosts: Mutex<HashMap<String, Taken>>,
     /// Per machine: taking its lock, shared by the hosts that are that machine.
     machines: Mutex<HashMap<String, Taken>>,
-    /// The holders, kept running (and told that prov is alive) until the run ends.
-    held: Arc<Mutex<Vec<Background>>>,
+    /// Per inventory host: its machine (hosts that are the same machine share one lock).
+    host_machine: Mutex<HashMap<String, String>>,
+    /// The holders (with their machine), kept running (and told that prov is alive) until
+    /// the run ends.
+    held: Arc<Mutex<Vec<(String, Background)>>>,
 }
 
 impl HostLocks {
@@ -80,11 +83,15 @@ impl HostLocks {
             Some(line) if line.starts_with("id ") => line[3..].to_string(),
             _ => return Err(lost(host)),
         };
+        self.host_machine
+            .lock()
+            .expect("lock")
+            .insert(host.to_string(), machine.clone());
         let cell = self
             .machines
             .lock()
             .expect("lock")
-            .entry(machine)
+            .entry(machine.clone())
             .or_default()
             .clone();
         let mut mine = None;
@@ -104,9 +111,44 @@ impl HostLocks {
             if held.is_empty() {
                 heartbeat(Arc::downgrade(&self.held));
             }
-            held.push(h);
+            held.push((machine, h));
         }
         result
+    }
+
+    /// Takes `host`'s lock again when its holder is gone (the host rebooted: the holder died
+    /// with its session, and `/run/lock` is empty again), so that no other run starts on the
+    /// host for the rest of this one. Nothing when this run never took it.
+    pub async fn retake_if_lost(&self, host: &str, conn: &dyn Connection) -> Result<(), ConnError> {
+        let Some(machine) = self.host_machine.lock().expect("lock").get(host).cloned() else {
+            return Ok(());
+        };
+        {
+            let mut held = self.held.lock().expect("lock");
+            if held
+                .iter()
+                .any(|(m, h)| *m == machine && !h.lines.is_closed())
+            {
+                return Ok(());
+            }
+            held.retain(|(m, _)| *m != machine);
+        }
+        self.machines.lock().expect("lock").remove(&machine);
+        let names: Vec<String> = self
+            .host_machine
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, m)| **m == machine)
+            .map(|(h, _)| h.clone())
+            .collect();
+        {
+            let mut hosts = self.hosts.lock().expect("lock");
+            for h in names {
+                hosts.remove(&h);
+            }
+        }
+        self.take(host, conn).await
     }
 
     /// Ends every holder: the hosts are free for the next run.
@@ -116,7 +158,7 @@ impl HostLocks {
 }
 
 /// Tells every holder that this run is alive, until the run ends.
-fn heartbeat(held: std::sync::Weak<Mutex<Vec<Background>>>) {
+fn heartbeat(held: std::sync::Weak<Mutex<Vec<(String, Background)>>>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(HEARTBEAT_SECS)).await;
@@ -125,7 +167,7 @@ fn heartbeat(held: std::sync::Weak<Mutex<Vec<Background>>>) {
             if held.is_empty() {
                 return;
             }
-            for h in held.iter() {
+            for (_, h) in held.iter() {
                 h.send(".");
             }
         }

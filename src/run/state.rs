@@ -488,6 +488,16 @@ impl Shared {
         Ok(conn)
     }
 
+    /// After a task that waited for the host to come back (`reboot`): the host's lock taken
+    /// again if it went with the old session.
+    pub async fn relock(&self, host: &str) -> Result<(), ConnError> {
+        if !self.opts.lock_hosts {
+            return Ok(());
+        }
+        let conn = self.open_connection(host, None).await;
+        self.locks.retake_if_lost(host, conn.as_ref()).await
+    }
+
     pub fn release_host_locks(&self) {
         self.locks.release_all();
     }
