@@ -252,7 +252,7 @@ impl Plan {
             let mut hosts = match inv.select(&play.hosts) {
                 Ok(h) => h,
                 // A group `group_by` makes: the hosts of the plays before, decided at run time.
-                Err(_) if grouped_before && is_union(&play.hosts) => {
+                Err(_) if grouped_before => {
                     run_hosts = Some(play.hosts.clone());
                     plan.hosts.clone()
                 }
@@ -751,10 +751,4 @@ fn has_add_host(play: &crate::playbook::Play) -> bool {
     play.tasks.iter().any(|t| {
         matches!(&t.action, crate::playbook::TaskAction::Module { def, .. } if def.caps.adds_hosts)
     })
-}
-
-/// A pattern that is only a union of names (`g1:g2`, `g1,g2`): what a play for groups made
-/// during the run may name (intersections and exclusions of them are not supported yet).
-fn is_union(pattern: &str) -> bool {
-    !pattern.contains(['&', '!', '*', '~', '['])
 }

@@ -116,6 +116,9 @@ pub struct Shared {
     run_groups: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
     /// The inventory with the hosts `add_host` added (none: nothing added yet).
     grown: Mutex<Option<Inventory>>,
+    /// The inventory with the groups `group_by` made, for run-time patterns (see
+    /// [`Shared::in_run_pattern`]); none until asked for, dropped when a group changes.
+    run_inv: Mutex<Option<Arc<Inventory>>>,
     /// Hosts that failed or were unreachable: the parts of the run after this one leave
     /// them out, as Ansible leaves them out of the plays after.
     gone: Mutex<HashSet<String>>,
@@ -193,6 +196,7 @@ impl Shared {
                 all.entry(g.clone()).or_default().insert(host.to_string());
             }
         }
+        *self.run_inv.lock().expect("lock") = None;
         self.refresh_groups();
     }
 
@@ -255,9 +259,16 @@ impl Shared {
         magic.insert("group_names".into(), serde_json::json!(names));
     }
 
-    /// Whether `host` is in a play whose hosts are decided during the run: a union
-    /// (`g1:g2`, `g1,g2`) of groups made by `group_by`, inventory groups and host names.
+    /// Whether `host` is in a play whose hosts are decided during the run: a pattern naming
+    /// groups made by `group_by`. A union of names (`g1:g2`) is answered from the groups
+    /// directly; any other pattern (`g1:&web:!db`) from the inventory with those groups in it.
     pub fn in_run_pattern(&self, host: &str, pattern: &str) -> bool {
+        if pattern.contains(['&', '!', '*', '~', '[']) {
+            return self
+                .run_inventory()
+                .select(pattern)
+                .is_ok_and(|hosts| hosts.iter().any(|h| h == host));
+        }
         let made = self.run_groups.lock().expect("lock");
         pattern
             .split([':', ','])
@@ -270,6 +281,21 @@ impl Shared {
                     .select(term)
                     .is_ok_and(|hosts| hosts.iter().any(|h| h == host)),
             })
+    }
+
+    /// The inventory with the groups made so far (built again after a group changes).
+    fn run_inventory(&self) -> Arc<Inventory> {
+        let mut cached = self.run_inv.lock().expect("lock");
+        if let Some(inv) = &*cached {
+            return inv.clone();
+        }
+        let mut inv = (*self.inv).clone();
+        for (group, hosts) in self.run_groups.lock().expect("lock").iter() {
+            inv.join_group(group, &hosts.iter().cloned().collect::<Vec<_>>());
+        }
+        let inv = Arc::new(inv);
+        *cached = Some(inv.clone());
+        inv
     }
 
     /// Counts a host's failure (or unreachability) in its batch of the play, and stops the run
@@ -361,6 +387,7 @@ impl Shared {
             secrets: Mutex::new(carried.secrets),
             run_groups: Mutex::new(carried.run_groups),
             grown: Mutex::new(None),
+            run_inv: Mutex::new(None),
             gone: Mutex::new(carried.gone),
         }
     }
