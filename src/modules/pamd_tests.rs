@@ -261,22 +261,23 @@ fn lines_are_read_as_the_module_reads_them() {
         )
     );
     // CRLF and a missing final newline; a marker already on line 2 is replaced.
-    let crlf = edit(
-        "# c\r\nauth required pam_a.so\r\nauth required pam_b.so",
-        json!({"type": "auth", "control": "required", "module_path": "pam_b.so", "module_arguments": "x"}),
-    );
-    assert_eq!(
-        crlf,
-        format!("# c\n{MARK}\nauth       required pam_a.so\nauth       required pam_b.so x\n")
-    );
-    let marked = edit(
-        "auth required pam_a.so\n# Updated by Ansible - old\nauth required pam_b.so\n",
-        json!({"type": "auth", "control": "required", "module_path": "pam_b.so", "module_arguments": "x"}),
-    );
-    assert_eq!(
-        marked,
-        format!("auth       required pam_a.so\n{MARK}\nauth       required pam_b.so x\n")
-    );
+    let cases = [
+        (
+            "# c\r\nauth required pam_a.so\r\nauth required pam_b.so",
+            format!("# c\n{MARK}\nauth       required pam_a.so\nauth       required pam_b.so x\n"),
+        ),
+        (
+            "auth required pam_a.so\n# Updated by Ansible - old\nauth required pam_b.so\n",
+            format!("auth       required pam_a.so\n{MARK}\nauth       required pam_b.so x\n"),
+        ),
+    ];
+    for (input, want) in cases {
+        let out = edit(
+            input,
+            json!({"type": "auth", "control": "required", "module_path": "pam_b.so", "module_arguments": "x"}),
+        );
+        assert_eq!(out, want);
+    }
     // Bracketed arguments keep their inner spacing; a bracketed control in the file with
     // `a = b` matches the parameter written `a=b`.
     let brackets = edit(
