@@ -20,6 +20,7 @@ pub mod http;
 pub mod probe;
 pub mod reconnect;
 pub mod remote_tree;
+pub mod swarm_object;
 pub mod systemd;
 pub mod text;
 pub mod tree;

@@ -76,6 +76,12 @@ static SOURCES: &[(&str, &str)] = &[
     ("add_host", include_str!("add_host.rs")),
     ("pamd", include_str!("pamd.rs")),
     ("ufw", include_str!("ufw.rs")),
+    ("docker_secret", include_str!("docker_secret.rs")),
+    ("docker_config", include_str!("docker_config.rs")),
+    (
+        "docker_swarm_service",
+        include_str!("docker_swarm_service.rs"),
+    ),
     ("iptables", include_str!("iptables.rs")),
     ("set_fact", include_str!("set_fact.rs")),
     ("stat", include_str!("stat.rs")),

@@ -22,9 +22,12 @@ pub mod cron;
 pub mod debconf;
 pub mod debug;
 pub mod doc;
+pub mod docker_config;
 pub mod docker_network;
 pub mod docker_node;
+pub mod docker_secret;
 pub mod docker_swarm;
+pub mod docker_swarm_service;
 pub mod dpkg_selections;
 pub mod fail;
 pub mod fetch;
@@ -454,6 +457,9 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<add_host::AddHostModule>(),
     ModuleDef::of::<pamd::PamdModule>(),
     ModuleDef::of::<ufw::UfwModule>(),
+    ModuleDef::of::<docker_secret::DockerSecretModule>(),
+    ModuleDef::of::<docker_config::DockerConfigModule>(),
+    ModuleDef::of::<docker_swarm_service::DockerSwarmServiceModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
