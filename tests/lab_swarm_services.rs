@@ -1,0 +1,265 @@
+//! Services on the lab swarm, placed by node labels: `docker_secret`, `docker_config` and
+//! `docker_swarm_service` on the manager, checked over plain ssh as an operator checks them.
+//! The web service runs only on the node labelled `tier=app` (h2), answers on its host port
+//! on its node's port (host mode) with the config's content and holds the secret's data; the global worker runs on every
+//! other node, and its `dnsrr` name resolves to each task's address from inside a container.
+//! A second run changes nothing, `--check` finds a service scaled by hand (exit 2) and apply
+//! repairs it; a changed environment rolls the worker's tasks over one at a time.
+//!
+//! The image is made on each node from the node's own busybox (`docker import`), as the lab has
+//! no registry of its own yet. Skipped (with a message) when the lab is not up, unless
+//! PROV_LAB_REQUIRED=1.
+
+mod common;
+use common::{Run, expect, lab_ssh, lab_up, prov};
+use std::time::{Duration, Instant};
+
+const APPS: &str = r#"
+- hosts: lab
+  gather_facts: false
+  tasks:
+    - apt: {name: busybox-static, state: present}
+    - name: A tiny image from the node's own busybox
+      shell: |
+        set -e
+        r=$(mktemp -d); mkdir -p $r/bin $r/tmp $r/www
+        cp /bin/busybox $r/bin/busybox
+        for c in sh httpd sleep nslookup wget cat; do ln -s busybox $r/bin/$c; done
+        tar -C $r -c . | docker import -c 'ENV PATH=/bin' - lab/busybox:1 >/dev/null
+        rm -rf $r
+      args: {creates: /var/lib/prov-test-image}
+    - file: {path: /var/lib/prov-test-image, state: touch, modification_time: preserve, access_time: preserve}
+
+- hosts: managers
+  gather_facts: false
+  vars:
+    worker_env: v1
+  tasks:
+    - docker_secret: {name: prov_test_db, data: "s3cret-pass-xyz", labels: {app: shop}}
+      no_log: true
+    - docker_config: {name: prov_test_index, data: "<p>hello from the swarm</p>\n"}
+    - name: The web front on the app node
+      docker_swarm_service:
+        name: prov-web
+        image: lab/busybox:1
+        command: [httpd, -f, -p, "8080", -h, /www]
+        replicas: 1
+        placement: {constraints: [node.labels.tier==app]}
+        networks: [{name: backend, aliases: [front]}]
+        publish: [{published_port: 8081, target_port: 8080, mode: host}]
+        env: {APP_ENV: lab}
+        configs: [{config_name: prov_test_index, filename: /www/index.html, mode: 0444}]
+        secrets: [{secret_name: prov_test_db}]
+        update_config: {parallelism: 1, delay: 1s, failure_action: rollback, order: stop-first}
+        healthcheck: {test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:8080/"], interval: 2s, retries: 3}
+        labels: {team: shop}
+    - name: The worker on every other node, by DNS round robin
+      docker_swarm_service:
+        name: prov-worker
+        image: lab/busybox:1
+        command: [sleep, "100000"]
+        mode: global
+        endpoint_mode: dnsrr
+        placement: {constraints: ["node.labels.tier!=app"]}
+        networks: [backend]
+        env: {WORKER_ENV: "{{ worker_env }}"}
+        update_config: {parallelism: 1, delay: 2s, order: stop-first}
+"#;
+
+fn sh(k: usize, cmd: &str) -> String {
+    let (rc, out) = lab_ssh(k, cmd);
+    assert_eq!(rc, 0, "h{k}: `{cmd}` failed: {out}");
+    out
+}
+
+/// Polls `cmd` on hK until its output satisfies `ok` (services converge in the background).
+fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let (rc, out) = lab_ssh(k, cmd);
+        if rc == 0 && ok(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "h{k}: `{cmd}` never got there; last: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn apps(dir: &std::path::Path, extra: &[&str]) -> Run {
+    let pb = dir.join("apps.yml");
+    std::fs::write(&pb, APPS).unwrap();
+    let mut args = vec!["apply", pb.to_str().unwrap(), "-i", "inventory/lab"];
+    args.extend_from_slice(extra);
+    prov(&args)
+}
+
+fn clean_up() {
+    lab_ssh(
+        1,
+        "docker service rm prov-web prov-worker >/dev/null 2>&1; sleep 1; \
+         docker secret rm prov_test_db >/dev/null 2>&1; docker config rm prov_test_index >/dev/null 2>&1; true",
+    );
+}
+
+/// The tasks of a service that are running: `node` per line, sorted.
+fn running(service: &str) -> Vec<String> {
+    let out = sh(
+        1,
+        &format!(
+            "docker service ps {service} --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'"
+        ),
+    );
+    let mut nodes: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains("Running"))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+#[test]
+fn services_run_where_their_labels_say_and_converge() {
+    if !lab_up("services_run_where_their_labels_say_and_converge") {
+        return;
+    }
+    let site = prov(&["apply", "playbooks/site.yml", "-i", "inventory/lab"]);
+    assert_eq!(site.code, 0, "site.yml:\n{}", site.all_output());
+    clean_up();
+    let dir = tempfile::tempdir().unwrap();
+    let first = apps(dir.path(), &[]);
+    assert_eq!(first.code, 0, "first run:\n{}", first.all_output());
+
+    // Placement: web on the app node only, the worker on every other node.
+    eventually(
+        1,
+        "docker service ps prov-web --format '{{.CurrentState}}'",
+        |o| o.lines().any(|l| l.starts_with("Running")),
+    );
+    assert_eq!(running("prov-web"), ["h2"]);
+    eventually(
+        1,
+        "docker service ps prov-worker --format '{{.CurrentState}}'",
+        |o| o.lines().filter(|l| l.starts_with("Running")).count() == 2,
+    );
+    assert_eq!(running("prov-worker"), ["h1", "h3"]);
+
+    // The config is what the web server serves on its node's port (host mode: the lab's
+    // kernel has no IPVS for the routing mesh), the secret is in the container, the
+    // healthcheck passes.
+    let page = eventually(2, "busybox wget -qO- http://127.0.0.1:8081/", |o| {
+        o.contains("hello")
+    });
+    assert_eq!(page, "<p>hello from the swarm</p>\n");
+    let web = sh(2, "docker ps -q -f name=prov-web | head -n1");
+    assert_eq!(
+        sh(
+            2,
+            &format!("docker exec {} cat /run/secrets/prov_test_db", web.trim())
+        ),
+        "s3cret-pass-xyz"
+    );
+    eventually(
+        2,
+        "docker ps -f name=prov-web --format '{{.Status}}'",
+        |o| o.contains("(healthy)"),
+    );
+    assert!(
+        !first.all_output().contains("s3cret-pass-xyz"),
+        "the secret never reaches output"
+    );
+
+    // dnsrr: the worker's name gives each task's own address, seen from a container on the
+    // overlay network.
+    let worker = sh(3, "docker ps -q -f name=prov-worker | head -n1");
+    let addrs: Vec<String> = sh(
+        1,
+        "docker service ps prov-worker -q --filter desired-state=running | xargs docker inspect \
+         --format '{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}'",
+    )
+    .split_whitespace()
+    .map(|a| a.split('/').next().unwrap_or_default().to_string())
+    .collect();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    let lookup = eventually(
+        3,
+        &format!("docker exec {} nslookup prov-worker", worker.trim()),
+        |o| addrs.iter().all(|a| o.contains(a.as_str())),
+    );
+    assert!(
+        addrs.iter().all(|a| lookup.contains(a.as_str())),
+        "{lookup}"
+    );
+
+    // Converged: nothing to do, and --check agrees.
+    expect(&apps(dir.path(), &[]), 0, 0, "second run");
+    expect(
+        &apps(dir.path(), &["--check"]),
+        0,
+        0,
+        "--check when converged",
+    );
+
+    // Drift by hand: scaled down. --check names it (and changes nothing); apply repairs it.
+    sh(
+        1,
+        "docker service update --detach --replicas 0 prov-web >/dev/null",
+    );
+    let check = apps(dir.path(), &["--check", "--diff"]);
+    expect(&check, 2, 1, "--check after scaling by hand");
+    assert!(
+        check.all_output().contains("replicas"),
+        "{}",
+        check.all_output()
+    );
+    assert_eq!(
+        sh(
+            1,
+            "docker service inspect prov-web --format '{{.Spec.Mode.Replicated.Replicas}}'"
+        )
+        .trim(),
+        "0"
+    );
+    expect(&apps(dir.path(), &[]), 0, 1, "repair");
+    assert_eq!(
+        sh(
+            1,
+            "docker service inspect prov-web --format '{{.Spec.Mode.Replicated.Replicas}}'"
+        )
+        .trim(),
+        "1"
+    );
+
+    // A rolling update: the worker's new environment replaces its tasks one at a time.
+    expect(&apps(dir.path(), &["-e", "worker_env=v2"]), 0, 1, "update");
+    eventually(
+        1,
+        "docker service inspect prov-worker --format '{{.UpdateStatus.State}}'",
+        |o| o.trim() == "completed",
+    );
+    let envs = sh(
+        1,
+        "docker service ps prov-worker -q --filter desired-state=running | xargs docker inspect --format '{{range .Spec.ContainerSpec.Env}}{{.}} {{end}}'",
+    );
+    assert_eq!(envs.matches("WORKER_ENV=v2").count(), 2, "{envs}");
+    // One at a time: the old tasks were shut down at different moments (parallelism 1, a
+    // delay of 2 s between).
+    let stops = sh(
+        1,
+        "docker service ps prov-worker -q --filter desired-state=shutdown | xargs docker inspect --format '{{.Status.Timestamp.Unix}}'",
+    );
+    let mut at: Vec<i64> = stops
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    at.sort();
+    assert_eq!(at.len(), 2, "{stops}");
+    assert!(
+        at[1] - at[0] >= 2,
+        "the old tasks stopped together: {stops}"
+    );
+    clean_up();
+}
