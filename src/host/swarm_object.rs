@@ -331,6 +331,149 @@ pub fn data_bytes(data: Option<&str>, is_b64: bool) -> Result<Option<Vec<u8>>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::testing::Scripted;
+    use crate::modules::ModuleDef;
+
+    const SECRET: ModuleDef = ModuleDef::of::<crate::modules::docker_secret::DockerSecretModule>();
+    const CONFIG: ModuleDef = ModuleDef::of::<crate::modules::docker_config::DockerConfigModule>();
+
+    /// `docker secret inspect` of one secret with these labels.
+    fn inspect(id: &str, name: &str, labels: Json) -> String {
+        json!([{"ID": id, "Spec": {"Name": name, "Labels": labels}}]).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_new_secret_gets_its_key_and_its_data_on_stdin() {
+        let conn = Scripted::new()
+            .ok("docker secret ls", "[]")
+            .ok("docker secret create", "newid\n");
+        let o = conn
+            .outcome(
+                &SECRET,
+                json!({"name": "db", "data": "s3cret", "labels": {"app": "shop"}}),
+                false,
+            )
+            .await;
+        assert!(o.changed);
+        assert_eq!(o.data["secret_id"], json!("newid"));
+        let create = &conn.commands()[1];
+        assert!(
+            create.contains(&format!("--label ansible_key={}", data_key(b"s3cret"))),
+            "{create}"
+        );
+        assert!(
+            create.contains("--label app=shop") && create.ends_with("db -\n"),
+            "{create}"
+        );
+        assert!(
+            !create.contains("s3cret"),
+            "the data never is in a command line"
+        );
+        assert_eq!(conn.stdin(1), b"s3cret");
+    }
+
+    #[tokio::test]
+    async fn the_same_data_is_no_change_and_other_data_replaces_it() {
+        let key = data_key(b"s3cret");
+        let same = Scripted::new().ok(
+            "docker secret ls",
+            &inspect(
+                "id1",
+                "db",
+                json!({"ansible_key": key, "app": "shop", "extra": "kept"}),
+            ),
+        );
+        let o = same
+            .outcome(
+                &SECRET,
+                json!({"name": "db", "data": "s3cret", "labels": {"app": "shop"}}),
+                false,
+            )
+            .await;
+        assert!(!o.changed);
+        assert_eq!(o.data["secret_id"], json!("id1"));
+        let other = Scripted::new()
+            .ok(
+                "docker secret ls",
+                &inspect("id1", "db", json!({"ansible_key": key})),
+            )
+            .ok("docker secret rm id1", "id2\n");
+        let o = other
+            .outcome(&SECRET, json!({"name": "db", "data": "new"}), false)
+            .await;
+        assert!(o.changed);
+        assert!(other.commands()[1].contains("docker secret create"));
+        // In check mode nothing is made and the id is null.
+        let check = Scripted::new().ok(
+            "docker secret ls",
+            &inspect("id1", "db", json!({"ansible_key": key})),
+        );
+        let o = check
+            .outcome(&SECRET, json!({"name": "db", "data": "new"}), true)
+            .await;
+        assert!(o.changed);
+        assert_eq!(o.data["secret_id"], Json::Null);
+    }
+
+    #[tokio::test]
+    async fn rolling_versions_add_one_and_drop_the_oldest() {
+        let key = data_key(b"v1");
+        let listed = json!([
+            {"ID": "a", "Spec": {"Name": "db_v1", "Labels": {"ansible_key": key, "ansible_version": "1"}}},
+            {"ID": "b", "Spec": {"Name": "db_v2", "Labels": {"ansible_key": key, "ansible_version": "2"}}}
+        ]);
+        let conn = Scripted::new()
+            .ok("docker secret ls --filter name=db_v", &listed.to_string())
+            .ok("docker secret create", "c\n")
+            .ok("docker secret rm a", "");
+        let o = conn
+            .outcome(
+                &SECRET,
+                json!({"name": "db", "data": "v2", "rolling_versions": true, "versions_to_keep": 2}),
+                false,
+            )
+            .await;
+        assert_eq!(o.data["secret_name"], json!("db_v3"));
+        assert!(conn.commands()[1].contains("--label ansible_version=3"));
+    }
+
+    #[tokio::test]
+    async fn a_config_from_a_host_file_and_absent() {
+        let conn = Scripted::new()
+            .ok("sha224sum", &format!("H {}\n[]", data_key(b"x")))
+            .ok("docker config create --template-driver golang", "cid\n");
+        let o = conn
+            .outcome(
+                &CONFIG,
+                json!({"name": "conf", "data_src": "/etc/app.tmpl", "template_driver": "golang"}),
+                false,
+            )
+            .await;
+        assert_eq!(o.data["config_id"], json!("cid"));
+        assert!(
+            conn.commands()[1].ends_with("conf /etc/app.tmpl\n"),
+            "{}",
+            conn.commands()[1]
+        );
+        let gone = Scripted::new()
+            .ok("docker config ls", &inspect("c1", "conf", json!({})))
+            .ok("docker config rm c1", "");
+        let o = gone
+            .outcome(&CONFIG, json!({"name": "conf", "state": "absent"}), false)
+            .await;
+        assert!(o.changed);
+    }
+
+    #[test]
+    fn data_or_data_src_and_never_both() {
+        assert!((SECRET.check)(&json!({"name": "x"})).is_err());
+        assert!((SECRET.check)(&json!({"name": "x", "data": "a", "data_src": "/f"})).is_err());
+        assert!((SECRET.check)(&json!({"name": "x", "state": "absent"})).is_ok());
+        assert!((SECRET.check)(&json!({"name": "x", "data": "!!", "data_is_b64": true})).is_err());
+        assert!(
+            (CONFIG.check)(&json!({"name": "x", "data": "a", "template_driver": "jinja"})).is_err()
+        );
+    }
 
     #[test]
     fn the_key_is_sha224_hex_as_community_docker_writes_it() {
