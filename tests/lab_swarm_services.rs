@@ -1,10 +1,12 @@
-//! Services on the lab swarm, placed by node labels: `docker_secret`, `docker_config` and
-//! `docker_swarm_service` on the manager, checked over plain ssh as an operator checks them.
-//! The web service runs only on the node labelled `tier=app` (h2), answers on its host port
-//! on its node's port (host mode) with the config's content and holds the secret's data; the global worker runs on every
-//! other node, and its `dnsrr` name resolves to each task's address from inside a container.
+//! Services on the lab swarm, placed by node labels: `docker_secret`, `docker_config`,
+//! `docker_swarm_service` and `docker_stack` on the manager, checked over plain ssh as an
+//! operator checks them. The web service runs only on the node labelled `tier=app` (h2),
+//! answers on its node's port (host mode) with the config's content and holds the secret's
+//! data; the global worker runs on every other node, and its `dnsrr` name resolves to each
+//! task's address from inside a container; the stack's service runs on the node of zone c.
 //! A second run changes nothing, `--check` finds a service scaled by hand (exit 2) and apply
-//! repairs it; a changed environment rolls the worker's tasks over one at a time.
+//! repairs it; a changed environment rolls the worker's tasks over one at a time; a stack
+//! removed is a change once.
 //!
 //! The image is made on each node from the node's own busybox (`docker import`), as the lab has
 //! no registry of its own yet. Skipped (with a message) when the lab is not up, unless
@@ -64,6 +66,21 @@ const APPS: &str = r#"
         networks: [backend]
         env: {WORKER_ENV: "{{ worker_env }}"}
         update_config: {parallelism: 1, delay: 2s, order: stop-first}
+    - name: A stack from a compose mapping, on the node of zone c
+      docker_stack:
+        name: prov_stack
+        state: "{{ stack_state | default('present') }}"
+        compose:
+          - version: "3.8"
+            services:
+              api:
+                image: lab/busybox:1
+                command: [sleep, "100000"]
+                deploy:
+                  placement: {constraints: [node.labels.zone==c]}
+                networks: [backend]
+            networks:
+              backend: {external: true}
 "#;
 
 fn sh(k: usize, cmd: &str) -> String {
@@ -99,7 +116,7 @@ fn apps(dir: &std::path::Path, extra: &[&str]) -> Run {
 fn clean_up() {
     lab_ssh(
         1,
-        "docker service rm prov-web prov-worker >/dev/null 2>&1; sleep 1; \
+        "docker service rm prov-web prov-worker >/dev/null 2>&1; docker stack rm prov_stack >/dev/null 2>&1; sleep 1; \
          docker secret rm prov_test_db >/dev/null 2>&1; docker config rm prov_test_index >/dev/null 2>&1; true",
     );
 }
@@ -194,6 +211,13 @@ fn services_run_where_their_labels_say_and_converge() {
         "{lookup}"
     );
 
+    // The stack's service runs on the node of zone c.
+    eventually(
+        1,
+        "docker service ps prov_stack_api --format '{{.Node}} {{.CurrentState}}'",
+        |o| o.lines().any(|l| l.starts_with("h3 Running")),
+    );
+
     // Converged: nothing to do, and --check agrees.
     expect(&apps(dir.path(), &[]), 0, 0, "second run");
     expect(
@@ -261,5 +285,10 @@ fn services_run_where_their_labels_say_and_converge() {
         at[1] - at[0] >= 2,
         "the old tasks stopped together: {stops}"
     );
+
+    // The stack removed: a change once, then none.
+    let gone = ["-e", "stack_state=absent", "-e", "worker_env=v2"];
+    expect(&apps(dir.path(), &gone), 0, 1, "stack removed");
+    expect(&apps(dir.path(), &gone), 0, 0, "stack absent");
     clean_up();
 }

@@ -78,6 +78,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("ufw", include_str!("ufw.rs")),
     ("docker_secret", include_str!("docker_secret.rs")),
     ("docker_config", include_str!("docker_config.rs")),
+    ("docker_stack", include_str!("docker_stack.rs")),
     (
         "docker_swarm_service",
         include_str!("docker_swarm_service.rs"),

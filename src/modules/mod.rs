@@ -26,6 +26,7 @@ pub mod docker_config;
 pub mod docker_network;
 pub mod docker_node;
 pub mod docker_secret;
+pub mod docker_stack;
 pub mod docker_swarm;
 pub mod docker_swarm_service;
 pub mod dpkg_selections;
@@ -460,6 +461,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<docker_secret::DockerSecretModule>(),
     ModuleDef::of::<docker_config::DockerConfigModule>(),
     ModuleDef::of::<docker_swarm_service::DockerSwarmServiceModule>(),
+    ModuleDef::of::<docker_stack::DockerStackModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
