@@ -1,5 +1,5 @@
 //! Services on the lab swarm, placed by node labels: `docker_secret`, `docker_config`,
-//! `docker_swarm_service` and `docker_stack` on the manager, checked over plain ssh as an
+//! `docker_swarm_service` and `docker_stack` on the manager (and `docker_image` building on h2), checked over plain ssh as an
 //! operator checks them. The web service runs only on the node labelled `tier=app` (h2),
 //! answers on its node's port (host mode) with the config's content and holds the secret's
 //! data; the global worker runs on every other node, and its `dnsrr` name resolves to each
@@ -31,6 +31,14 @@ const APPS: &str = r#"
         rm -rf $r
       args: {creates: /var/lib/prov-test-image}
     - file: {path: /var/lib/prov-test-image, state: touch, modification_time: preserve, access_time: preserve}
+
+- hosts: h2
+  gather_facts: false
+  tasks:
+    - file: {path: /srv/prov-ctx, state: directory}
+    - copy: {dest: /srv/prov-ctx/Dockerfile, content: "FROM lab/busybox:1\nENV ROLE=built\n"}
+    - docker_image: {name: lab/built, tag: "1", source: build, build: {path: /srv/prov-ctx}}
+    - docker_image: {name: lab/built:1, source: local, repository: lab/retagged:7}
 
 - hosts: managers
   gather_facts: false
@@ -118,6 +126,10 @@ fn clean_up() {
         1,
         "docker service rm prov-web prov-worker >/dev/null 2>&1; docker stack rm prov_stack >/dev/null 2>&1; sleep 1; \
          docker secret rm prov_test_db >/dev/null 2>&1; docker config rm prov_test_index >/dev/null 2>&1; true",
+    );
+    lab_ssh(
+        2,
+        "docker rmi lab/built:1 lab/retagged:7 >/dev/null 2>&1; rm -rf /srv/prov-ctx; true",
     );
 }
 
@@ -209,6 +221,15 @@ fn services_run_where_their_labels_say_and_converge() {
     assert!(
         addrs.iter().all(|a| lookup.contains(a.as_str())),
         "{lookup}"
+    );
+
+    // The image built on h2 from its context, and tagged.
+    assert!(
+        sh(
+            2,
+            "docker image inspect lab/retagged:7 --format '{{json .Config.Env}}'"
+        )
+        .contains("ROLE=built")
     );
 
     // The stack's service runs on the node of zone c.

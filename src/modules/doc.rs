@@ -79,6 +79,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("docker_secret", include_str!("docker_secret.rs")),
     ("docker_config", include_str!("docker_config.rs")),
     ("docker_stack", include_str!("docker_stack.rs")),
+    ("docker_image", include_str!("docker_image.rs")),
     (
         "docker_swarm_service",
         include_str!("docker_swarm_service.rs"),

@@ -23,6 +23,7 @@ pub mod debconf;
 pub mod debug;
 pub mod doc;
 pub mod docker_config;
+pub mod docker_image;
 pub mod docker_network;
 pub mod docker_node;
 pub mod docker_secret;
@@ -462,6 +463,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<docker_config::DockerConfigModule>(),
     ModuleDef::of::<docker_swarm_service::DockerSwarmServiceModule>(),
     ModuleDef::of::<docker_stack::DockerStackModule>(),
+    ModuleDef::of::<docker_image::DockerImageModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
