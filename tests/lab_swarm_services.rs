@@ -1,12 +1,13 @@
 //! Services on the lab swarm, placed by node labels: `docker_secret`, `docker_config`,
-//! `docker_swarm_service` and `docker_stack` on the manager (and `docker_image` building on h2), checked over plain ssh as an
-//! operator checks them. The web service runs only on the node labelled `tier=app` (h2),
-//! answers on its node's port (host mode) with the config's content and holds the secret's
-//! data; the global worker runs on every other node, and its `dnsrr` name resolves to each
-//! task's address from inside a container; the stack's service runs on the node of zone c.
-//! A second run changes nothing, `--check` finds a service scaled by hand (exit 2) and apply
-//! repairs it; a changed environment rolls the worker's tasks over one at a time; a stack
-//! removed is a change once.
+//! `docker_swarm_service` and `docker_stack` on the manager, `docker_image` building on h2;
+//! checked over plain ssh as an operator checks them. The web service runs only on the node
+//! labelled `tier=app` (h2), answers on its node's port (host mode) with the config's content
+//! and holds the secret's data; the global worker runs on every other node, and its `dnsrr`
+//! name resolves to each task's address from inside a container; the stack's service runs on
+//! the node of zone c. A second run changes nothing, `--check` finds a service scaled by hand
+//! (exit 2) and apply repairs it; a changed environment rolls the worker's tasks over one at a
+//! time; `playbooks/maintenance.yml` drains a node (its tasks stop there) and brings it back;
+//! a stack removed is a change once.
 //!
 //! The image is made on each node from the node's own busybox (`docker import`), as the lab has
 //! no registry of its own yet. Skipped (with a message) when the lab is not up, unless
@@ -305,6 +306,39 @@ fn services_run_where_their_labels_say_and_converge() {
     assert!(
         at[1] - at[0] >= 2,
         "the old tasks stopped together: {stops}"
+    );
+
+    // Maintenance of h3: drained (the worker's task there stops), then active again, when
+    // the worker runs there again.
+    let maint = prov(&[
+        "apply",
+        "playbooks/maintenance.yml",
+        "-i",
+        "inventory/lab",
+        "-l",
+        "h3",
+    ]);
+    expect(&maint, 0, 2, "maintenance of h3");
+    assert_eq!(
+        sh(
+            1,
+            "docker node inspect h3 --format '{{.Spec.Availability}}'"
+        )
+        .trim(),
+        "active"
+    );
+    let history = sh(
+        1,
+        "docker service ps prov-worker --filter node=h3 --format '{{.DesiredState}} {{.CurrentState}}'",
+    );
+    assert!(
+        history.lines().any(|l| l.starts_with("Shutdown")),
+        "the task on h3 stopped:\n{history}"
+    );
+    eventually(
+        1,
+        "docker service ps prov-worker --filter node=h3 --filter desired-state=running --format '{{.CurrentState}}'",
+        |o| o.starts_with("Running"),
     );
 
     // The stack removed: a change once, then none.
