@@ -9,17 +9,20 @@
 //! time; `playbooks/maintenance.yml` drains a node (its tasks stop there) and brings it back;
 //! a stack removed is a change once.
 //!
-//! The image is made on each node from the node's own busybox (`docker import`), as the lab has
-//! no registry of its own yet. Skipped (with a message) when the lab is not up, unless
-//! PROV_LAB_REQUIRED=1.
+//! The image is made on h2 from its own busybox (`docker import`), pushed to the lab's registry
+//! (`playbooks/registry.yml`: Debian's docker-registry on h1, over TLS, trusted by every node),
+//! and pulled from there by the nodes that run it. Skipped (with a message) when the lab is not
+//! up, unless PROV_LAB_REQUIRED=1.
 
 mod common;
 use common::{Run, expect, lab_ssh, lab_up, prov};
 use std::time::{Duration, Instant};
 
 const APPS: &str = r#"
-- hosts: lab
+- hosts: h2
   gather_facts: false
+  vars:
+    registry: "{{ hostvars[groups['managers'][0]].ansible_host }}:5000"
   tasks:
     - apt: {name: busybox-static, state: present}
     - name: A tiny image from the node's own busybox
@@ -32,19 +35,26 @@ const APPS: &str = r#"
         rm -rf $r
       args: {creates: /var/lib/prov-test-image}
     - file: {path: /var/lib/prov-test-image, state: touch, modification_time: preserve, access_time: preserve}
-
-- hosts: h2
-  gather_facts: false
-  tasks:
+    - name: Into the lab's registry, for the other nodes
+      docker_image: {name: lab/busybox:1, source: local, repository: "{{ registry }}/lab/busybox:1", push: true}
     - file: {path: /srv/prov-ctx, state: directory}
     - copy: {dest: /srv/prov-ctx/Dockerfile, content: "FROM lab/busybox:1\nENV ROLE=built\n"}
     - docker_image: {name: lab/built, tag: "1", source: build, build: {path: /srv/prov-ctx}}
-    - docker_image: {name: lab/built:1, source: local, repository: lab/retagged:7}
+    - docker_image: {name: lab/built:1, source: local, repository: "{{ registry }}/lab/built:1", push: true}
+
+- hosts: h3
+  gather_facts: false
+  vars:
+    registry: "{{ hostvars[groups['managers'][0]].ansible_host }}:5000"
+  tasks:
+    - name: The built image, from the registry
+      docker_image: {name: "{{ registry }}/lab/built", tag: "1", source: pull}
 
 - hosts: managers
   gather_facts: false
   vars:
     worker_env: v1
+    registry: "{{ hostvars[groups['managers'][0]].ansible_host }}:5000"
   tasks:
     - docker_secret: {name: prov_test_db, data: "s3cret-pass-xyz", labels: {app: shop}}
       no_log: true
@@ -52,7 +62,7 @@ const APPS: &str = r#"
     - name: The web front on the app node
       docker_swarm_service:
         name: prov-web
-        image: lab/busybox:1
+        image: "{{ registry }}/lab/busybox:1"
         command: [httpd, -f, -p, "8080", -h, /www]
         replicas: 1
         placement: {constraints: [node.labels.tier==app]}
@@ -67,7 +77,7 @@ const APPS: &str = r#"
     - name: The worker on every other node, by DNS round robin
       docker_swarm_service:
         name: prov-worker
-        image: lab/busybox:1
+        image: "{{ registry }}/lab/busybox:1"
         command: [sleep, "100000"]
         mode: global
         endpoint_mode: dnsrr
@@ -83,7 +93,7 @@ const APPS: &str = r#"
           - version: "3.8"
             services:
               api:
-                image: lab/busybox:1
+                image: "{{ registry }}/lab/busybox:1"
                 command: [sleep, "100000"]
                 deploy:
                   placement: {constraints: [node.labels.zone==c]}
@@ -122,6 +132,8 @@ fn apps(dir: &std::path::Path, extra: &[&str]) -> Run {
     prov(&args)
 }
 
+const REGISTRY: &str = "10.77.0.11:5000";
+
 fn clean_up() {
     lab_ssh(
         1,
@@ -130,8 +142,19 @@ fn clean_up() {
     );
     lab_ssh(
         2,
-        "docker rmi lab/built:1 lab/retagged:7 >/dev/null 2>&1; rm -rf /srv/prov-ctx; true",
+        "docker rmi lab/built:1 >/dev/null 2>&1; rm -rf /srv/prov-ctx; true",
     );
+    // The nodes other than the builder keep no copy: what they run comes from the registry
+    // (their containers may take a moment to go).
+    for k in [1, 3] {
+        lab_ssh(
+            k,
+            &format!(
+                "for i in 1 2 3 4 5 6 7 8 9 10; do docker rmi {REGISTRY}/lab/busybox:1 {REGISTRY}/lab/built:1 >/dev/null 2>&1; \
+                 docker image inspect {REGISTRY}/lab/busybox:1 >/dev/null 2>&1 || break; sleep 1; done; true"
+            ),
+        );
+    }
 }
 
 /// The tasks of a service that are running: `node` per line, sorted.
@@ -156,8 +179,10 @@ fn services_run_where_their_labels_say_and_converge() {
     if !lab_up("services_run_where_their_labels_say_and_converge") {
         return;
     }
-    let site = prov(&["apply", "playbooks/site.yml", "-i", "inventory/lab"]);
-    assert_eq!(site.code, 0, "site.yml:\n{}", site.all_output());
+    for pb in ["playbooks/site.yml", "playbooks/registry.yml"] {
+        let run = prov(&["apply", pb, "-i", "inventory/lab"]);
+        assert_eq!(run.code, 0, "{pb}:\n{}", run.all_output());
+    }
     clean_up();
     let dir = tempfile::tempdir().unwrap();
     let first = apps(dir.path(), &[]);
@@ -224,13 +249,20 @@ fn services_run_where_their_labels_say_and_converge() {
         "{lookup}"
     );
 
-    // The image built on h2 from its context, and tagged.
+    // The image built on h2 from its context, pushed, and pulled by h3 from the registry;
+    // the services' image came to h1 and h3 from the registry too.
     assert!(
         sh(
-            2,
-            "docker image inspect lab/retagged:7 --format '{{json .Config.Env}}'"
+            3,
+            &format!(
+                "docker image inspect {REGISTRY}/lab/built:1 --format '{{{{json .Config.Env}}}}'"
+            )
         )
         .contains("ROLE=built")
+    );
+    sh(
+        1,
+        &format!("docker image inspect {REGISTRY}/lab/busybox:1 >/dev/null"),
     );
 
     // The stack's service runs on the node of zone c.

@@ -277,9 +277,12 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
     }
     if a.push {
         let pushed = target.as_deref().unwrap_or(&name);
-        actions.push(format!("Pushed image {pushed}"));
+        let known = ctx.check && pushed_before(current.as_ref(), pushed);
+        if !known {
+            actions.push(format!("Pushed image {pushed}"));
+        }
         if ctx.check {
-            changed = true;
+            changed |= !known;
         } else {
             changed |= push(ctx, pushed).await?;
         }
@@ -347,6 +350,23 @@ async fn act(ctx: &ModuleCtx<'_>, cmd: &str, reference: &str) -> Result<Option<J
         .into_iter()
         .next()
         .flatten())
+}
+
+/// Check mode: whether the image already has a digest in that repository (docker records one
+/// when it pushes or pulls it), so that a push would upload nothing. (Ansible's module reports
+/// every push as a change in check mode; prov's `--check` must stay quiet on a converged host.)
+fn pushed_before(image: Option<&Json>, reference: &str) -> bool {
+    let repo = match reference.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => reference,
+    };
+    image
+        .and_then(|i| i["RepoDigests"].as_array())
+        .is_some_and(|d| {
+            d.iter()
+                .filter_map(Json::as_str)
+                .any(|x| x.split('@').next() == Some(repo))
+        })
 }
 
 /// `docker push`; whether a layer was uploaded (a push of what the registry has is none).
@@ -524,6 +544,16 @@ mod tests {
             .failure(&IMAGE, json!({"name": "web", "source": "local"}), false)
             .await;
         assert_eq!(e, "Cannot find the image web:latest locally.");
+    }
+
+    #[tokio::test]
+    async fn check_mode_knows_a_pushed_image_by_its_digest() {
+        let pushed = r#"{"Id":"sha256:aaa","RepoDigests":["reg.lab:5000/web@sha256:d"]}"#;
+        let args = json!({"name": "web:1", "source": "local", "repository": "reg.lab:5000/web", "push": true});
+        let conn = Scripted::new().ok("docker image inspect", &format!("{WEB}\n{pushed}\n"));
+        assert!(!conn.outcome(&IMAGE, args.clone(), true).await.changed);
+        let conn = Scripted::new().ok("docker image inspect", &format!("{WEB}\n{WEB}\n"));
+        assert!(conn.outcome(&IMAGE, args, true).await.changed);
     }
 
     #[test]
