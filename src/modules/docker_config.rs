@@ -4,7 +4,7 @@
 //! again, or with `rolling_versions` make `NAME_vN`; the data's SHA-224 is in the
 //! `ansible_key` label, as community.docker keeps it (see `host::swarm_object`).
 
-use super::docker_secret::{run_object, swarm_object_args, validate_object};
+use super::docker_secret::{OBJECT_DEFAULTS, run_object, swarm_object_args, validate_object};
 use super::{ArgError, ModResult, Module, ModuleCtx};
 use crate::host::swarm_object::Kind;
 
@@ -21,13 +21,7 @@ impl Module for DockerConfigModule {
     const NAME: &'static str = "docker_config";
     const COLLECTION: &'static str = "community.docker";
     const REQUIRED: &'static [&'static str] = &["name"];
-    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
-        ("state", "present"),
-        ("data_is_b64", "false"),
-        ("force", "false"),
-        ("rolling_versions", "false"),
-        ("versions_to_keep", "5"),
-    ];
+    const DEFAULTS: &'static [(&'static str, &'static str)] = OBJECT_DEFAULTS;
     const EXAMPLES: &'static str = "\
 - name: The web server's configuration, for the services that mount it
   docker_config:

@@ -476,35 +476,33 @@ mod tests {
 
     #[tokio::test]
     async fn tagged_into_a_repository_and_pushed() {
-        let conn = Scripted::new()
-            .ok("docker image inspect", &format!("{WEB}\nnull\n"))
-            .ok(
-                "docker tag web:1 reg.lab:5000/web:1",
-                r#"{"Id":"sha256:aaa"}"#,
-            )
-            .ok(
-                "docker push reg.lab:5000/web:1",
+        let args = json!({"name": "web", "tag": "1", "source": "local",
+                          "repository": "reg.lab:5000/web", "push": true});
+        // (what the probe says, the push's output, whether that is a change)
+        let cases = [
+            (
+                format!("{WEB}\nnull\n"),
                 "abc: Pushed\n1: digest: sha256:x size: 1\n",
-            );
-        let o = conn
-            .outcome(
-                &IMAGE,
-                json!({"name": "web", "tag": "1", "source": "local", "repository": "reg.lab:5000/web", "push": true}),
+                true,
+            ),
+            (
+                format!("{WEB}\n{WEB}\n"),
+                "abc: Layer already exists\n",
                 false,
-            )
-            .await;
-        assert!(o.changed);
-        let again = Scripted::new()
-            .ok("docker image inspect", &format!("{WEB}\n{WEB}\n"))
-            .ok("docker push", "abc: Layer already exists\n");
-        let o = again
-            .outcome(
-                &IMAGE,
-                json!({"name": "web", "tag": "1", "source": "local", "repository": "reg.lab:5000/web", "push": true}),
-                false,
-            )
-            .await;
-        assert!(!o.changed, "nothing uploaded, nothing tagged");
+            ),
+        ];
+        for (probe, pushed, changed) in cases {
+            let mut conn = Scripted::new().ok("docker image inspect", &probe);
+            if probe.ends_with("null\n") {
+                conn = conn.ok(
+                    "docker tag web:1 reg.lab:5000/web:1",
+                    r#"{"Id":"sha256:aaa"}"#,
+                );
+            }
+            let conn = conn.ok("docker push reg.lab:5000/web:1", pushed);
+            let o = conn.outcome(&IMAGE, args.clone(), false).await;
+            assert_eq!(o.changed, changed, "{pushed}");
+        }
     }
 
     #[tokio::test]

@@ -59,6 +59,15 @@ pub(crate) use swarm_object_args;
 
 swarm_object_args!();
 
+/// The defaults both swarm object modules declare.
+pub(crate) const OBJECT_DEFAULTS: &[(&str, &str)] = &[
+    ("state", "present"),
+    ("data_is_b64", "false"),
+    ("force", "false"),
+    ("rolling_versions", "false"),
+    ("versions_to_keep", "5"),
+];
+
 pub(crate) fn five() -> i64 {
     5
 }
@@ -124,13 +133,7 @@ impl Module for DockerSecretModule {
     const NAME: &'static str = "docker_secret";
     const COLLECTION: &'static str = "community.docker";
     const REQUIRED: &'static [&'static str] = &["name"];
-    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
-        ("state", "present"),
-        ("data_is_b64", "false"),
-        ("force", "false"),
-        ("rolling_versions", "false"),
-        ("versions_to_keep", "5"),
-    ];
+    const DEFAULTS: &'static [(&'static str, &'static str)] = OBJECT_DEFAULTS;
     const EXAMPLES: &'static str = "\
 - name: The database password, for the services that use it
   docker_secret:
