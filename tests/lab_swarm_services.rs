@@ -7,6 +7,7 @@
 //! the node of zone c. A second run changes nothing, `--check` finds a service scaled by hand
 //! (exit 2) and apply repairs it; a changed environment rolls the worker's tasks over one at a
 //! time; `playbooks/maintenance.yml` drains a node (its tasks stop there) and brings it back;
+//! containers resolve through the configured DNS servers, by the drop-in or by daemon.json;
 //! a stack removed is a change once.
 //!
 //! The image is made on h2 from its own busybox (`docker import`), pushed to the lab's registry
@@ -372,6 +373,44 @@ fn services_run_where_their_labels_say_and_converge() {
         "docker service ps prov-worker --filter node=h3 --filter desired-state=running --format '{{.CurrentState}}'",
         |o| o.starts_with("Running"),
     );
+
+    // Containers resolve through the configured servers: by the drop-in on h2, by daemon.json
+    // on h3 once the role is told so (the drop-in goes, docker restarts once; then no change).
+    let resolv = |k: usize| {
+        sh(
+            k,
+            &format!("docker run --rm {REGISTRY}/lab/busybox:1 cat /etc/resolv.conf"),
+        )
+    };
+    assert!(resolv(2).contains("nameserver 192.0.2.1"), "{}", resolv(2));
+    let by_json = |extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "playbooks/site.yml",
+            "-i",
+            "inventory/lab",
+            "-l",
+            "h3",
+        ];
+        args.extend_from_slice(extra);
+        prov(&args)
+    };
+    let switched = by_json(&["-e", "docker_dns_method=daemon_json"]);
+    assert_eq!(switched.code, 0, "{}", switched.all_output());
+    assert!(switched.changed() >= 2, "{}", switched.all_output());
+    assert!(sh(3, "cat /etc/docker/daemon.json").contains("\"192.0.2.1\""));
+    assert!(!sh(3, "systemctl show docker -p DropInPaths").contains("10-dns.conf"));
+    assert!(resolv(3).contains("nameserver 192.0.2.1"), "{}", resolv(3));
+    expect(
+        &by_json(&["-e", "docker_dns_method=daemon_json"]),
+        0,
+        0,
+        "daemon.json again",
+    );
+    sh(3, "rm -f /etc/docker/daemon.json");
+    let back = by_json(&[]);
+    assert_eq!(back.code, 0, "{}", back.all_output());
+    assert!(sh(3, "systemctl show docker -p DropInPaths").contains("10-dns.conf"));
 
     // The stack removed: a change once, then none.
     let gone = ["-e", "stack_state=absent", "-e", "worker_env=v2"];

@@ -80,6 +80,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("docker_config", include_str!("docker_config.rs")),
     ("docker_stack", include_str!("docker_stack.rs")),
     ("docker_image", include_str!("docker_image.rs")),
+    ("docker_login", include_str!("docker_login.rs")),
     (
         "docker_swarm_service",
         include_str!("docker_swarm_service.rs"),

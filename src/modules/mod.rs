@@ -24,6 +24,7 @@ pub mod debug;
 pub mod doc;
 pub mod docker_config;
 pub mod docker_image;
+pub mod docker_login;
 pub mod docker_network;
 pub mod docker_node;
 pub mod docker_secret;
@@ -464,6 +465,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<docker_swarm_service::DockerSwarmServiceModule>(),
     ModuleDef::of::<docker_stack::DockerStackModule>(),
     ModuleDef::of::<docker_image::DockerImageModule>(),
+    ModuleDef::of::<docker_login::DockerLoginModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
 ];
 
