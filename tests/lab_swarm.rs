@@ -2,6 +2,10 @@
 //! Swarm, checked over plain ssh as an operator would; a second run changes nothing; drift made
 //! by hand is named by --check and repaired by apply; secrets never reach output; joins do not
 //! wait for unrelated hosts; a failing Docker EE repository leaves nothing half-configured.
+//! The apps site.yml deploys (roles/apps) run where their labels say, reach each other over
+//! the overlay network, and resolve names through the DNS servers the drop-in configures: a
+//! DNS server answering on the first of them (192.0.2.1, given to h1 for the test) is asked
+//! from inside the containers.
 //! One test function: the steps share the lab and must run in order.
 
 mod common;
@@ -80,6 +84,7 @@ fn check_converged_state() {
             "h{k}: {timers}"
         );
     }
+    check_apps();
     // The 10-second heartbeat timer really fires.
     let t0 = Instant::now();
     while lab_ssh(2, "test -s /var/lib/prov-heartbeat").0 != 0 {
@@ -88,6 +93,83 @@ fn check_converged_state() {
             "the heartbeat timer never fired on h2"
         );
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Polls `cmd` on hK until its output satisfies `ok` (services converge in the background).
+fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let (rc, out) = lab_ssh(k, cmd);
+        if rc == 0 && ok(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "h{k}: `{cmd}` never got there; last: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// An HTTP GET of 127.0.0.1:port on hK, with bash alone (the lab has no curl): the body.
+fn http_get(k: usize, port: u16) -> String {
+    let cmd = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && sed '1,/^\\r$/d' <&3"
+    );
+    eventually(k, &cmd, |o| !o.is_empty())
+}
+
+/// A DNS server on the first configured address (192.0.2.1: h1 gets it, the others route it
+/// to h1), answering `probe.lab` with 10.77.0.99: what a container resolves through it.
+fn serve_test_dns() {
+    sh(
+        1,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq-base >/dev/null && \
+         (ip addr show host0 | grep -q 192.0.2.1/32 || ip addr add 192.0.2.1/32 dev host0) && \
+         (test -s /run/prov-test-dns.pid && kill -0 $(cat /run/prov-test-dns.pid) 2>/dev/null || \
+          dnsmasq --listen-address=192.0.2.1 --bind-interfaces --no-resolv --no-hosts \
+          --address=/probe.lab/10.77.0.99 --pid-file=/run/prov-test-dns.pid)",
+    );
+    for k in [2, 3] {
+        sh(k, "ip route replace 192.0.2.1/32 via 10.77.0.11");
+    }
+}
+
+/// The apps: web on the tier=app node only (h2), serving its page on the node's port; the
+/// worker on every other node, fetching that page over the overlay network; node-probe on
+/// every node answering with its name; names outside the swarm resolved through the
+/// configured DNS server from a service container and from a standalone one.
+fn check_apps() {
+    let tasks = |svc: &str| {
+        format!(
+            "docker service ps {svc} --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}' | grep Running | cut -d' ' -f1 | sort | tr '\\n' ' '"
+        )
+    };
+    eventually(1, &tasks("web"), |o| o.trim() == "h2");
+    eventually(1, &tasks("worker"), |o| o.trim() == "h1 h3");
+    assert_eq!(http_get(2, 8080).trim(), "<p>served by the swarm</p>");
+    for k in 1..=3 {
+        assert_eq!(http_get(k, 9100).trim(), format!("h{k}"));
+    }
+    for k in [1, 3] {
+        eventually(
+            k,
+            "docker exec $(docker ps -q -f name=worker | head -n1) cat /tmp/page",
+            |o| o.contains("served by the swarm"),
+        );
+    }
+    serve_test_dns();
+    for (k, container) in [
+        (2, "$(docker ps -q -f name=web | head -n1)"),
+        (3, "$(docker ps -q -f name=worker | head -n1)"),
+        (3, "node-probe"),
+    ] {
+        eventually(
+            k,
+            &format!("docker exec {container} nslookup probe.lab; true"),
+            |o| o.contains("10.77.0.99"),
+        );
     }
 }
 
@@ -139,6 +221,8 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     );
     sh(2, "systemctl disable --now prov-heartbeat.timer");
     sh(3, "docker swarm leave --force");
+    sh(1, "docker service scale --detach web=0 >/dev/null");
+    sh(1, "docker kill node-probe >/dev/null");
     let drift = site(&["--check"]);
     assert_eq!(
         drift.code,
@@ -151,6 +235,8 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
         ("h3", "docker_dns : dockerd DNS drop-in"),
         ("h2", "timers : timers"),
         ("h3", "swarm : join the swarm"),
+        ("h1", "apps : the web service"),
+        ("h1", "apps : node probe"),
     ] {
         let line = format!("changed: [{host}] {task}");
         assert!(
@@ -177,6 +263,8 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     assert_eq!(
         changed,
         vec![
+            "h1 apps : node probe",
+            "h1 apps : the web service",
             "h2 swarm : node labels",
             "h2 timers : timers",
             "h3 docker_dns : dockerd DNS drop-in",

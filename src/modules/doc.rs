@@ -79,6 +79,7 @@ static SOURCES: &[(&str, &str)] = &[
     ("docker_secret", include_str!("docker_secret.rs")),
     ("docker_config", include_str!("docker_config.rs")),
     ("docker_stack", include_str!("docker_stack.rs")),
+    ("docker_container", include_str!("docker_container.rs")),
     ("docker_image", include_str!("docker_image.rs")),
     ("docker_login", include_str!("docker_login.rs")),
     (

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 #[path = "docker_swarm_service_spec.rs"]
-mod spec;
+pub(crate) mod spec;
 use spec::{Desired, Live};
 
 #[derive(Deserialize, Debug, Default, Clone)]

@@ -167,7 +167,7 @@ pub fn normalise_image(image: &str) -> String {
 }
 
 /// A label map's values as text (bool and float refused, as Ansible refuses them).
-fn label_map(
+pub(crate) fn label_map(
     m: &Map<String, Json>,
     param: &'static str,
 ) -> Result<BTreeMap<String, String>, ArgError> {
@@ -184,7 +184,7 @@ fn label_map(
         .collect()
 }
 
-fn words(v: &Json, param: &'static str) -> Result<Vec<String>, ArgError> {
+pub(crate) fn words(v: &Json, param: &'static str) -> Result<Vec<String>, ArgError> {
     match v {
         Json::String(s) => shell_words::split(s).map_err(|e| ArgError::at(param, e.to_string())),
         Json::Array(items) => Ok(items
@@ -201,7 +201,7 @@ fn words(v: &Json, param: &'static str) -> Result<Vec<String>, ArgError> {
     }
 }
 
-fn env_list(v: &Json) -> Result<Vec<String>, ArgError> {
+pub(crate) fn env_list(v: &Json) -> Result<Vec<String>, ArgError> {
     let items: Vec<String> = match v {
         Json::Object(m) => m
             .iter()

@@ -23,6 +23,7 @@ pub mod debconf;
 pub mod debug;
 pub mod doc;
 pub mod docker_config;
+pub mod docker_container;
 pub mod docker_image;
 pub mod docker_login;
 pub mod docker_network;
@@ -464,6 +465,7 @@ static REGISTRY: &[ModuleDef] = &[
     ModuleDef::of::<docker_config::DockerConfigModule>(),
     ModuleDef::of::<docker_swarm_service::DockerSwarmServiceModule>(),
     ModuleDef::of::<docker_stack::DockerStackModule>(),
+    ModuleDef::of::<docker_container::DockerContainerModule>(),
     ModuleDef::of::<docker_image::DockerImageModule>(),
     ModuleDef::of::<docker_login::DockerLoginModule>(),
     ModuleDef::of::<iptables::IptablesModule>(),
