@@ -42,13 +42,16 @@ fn check_converged_state() {
         );
         let (st, id) = state.trim().split_once(' ').unwrap();
         assert_eq!(st, "active", "h{k} is not in the swarm");
-        let node = sh(
+        // A node that has just joined is `unknown` for a moment before it is `ready`.
+        let want = format!("h{k} ready {labels}");
+        let node = eventually(
             1,
             &format!(
                 "docker node inspect {id} --format '{{{{.Description.Hostname}}}} {{{{.Status.State}}}} {{{{json .Spec.Labels}}}}'"
             ),
+            |o| o.trim() == want || !o.contains(" unknown "),
         );
-        assert_eq!(node.trim(), format!("h{k} ready {labels}"), "node of h{k}");
+        assert_eq!(node.trim(), want, "node of h{k}");
     }
     let nodes = sh(1, "docker node ls --format '{{.Hostname}} {{.Status}}'");
     let mut ready: Vec<&str> = nodes.lines().filter(|l| l.ends_with(" Ready")).collect();
@@ -298,6 +301,71 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
             );
         }
     }
+
+    // 4b. Operations: join tokens rotated (the old ones refused from then on), a node removed
+    // cleanly and joined again by site.yml with the new token, the raft state backed up by
+    // the managers' timer.
+    let rotate = prov(&["apply", "playbooks/swarm-rotate-tokens.yml", "-i", INV]);
+    assert_eq!(rotate.code, 0, "{}", rotate.all_output());
+    assert_eq!(rotate.changed(), 1, "{}", rotate.all_output());
+    let new_worker = sh(1, "docker swarm join-token -q worker");
+    assert_ne!(
+        new_worker.trim(),
+        tokens[0].trim(),
+        "the worker token was not rotated"
+    );
+    assert!(!rotate.all_output().contains(new_worker.trim()));
+    let removal = prov(&[
+        "apply",
+        "playbooks/swarm-remove-node.yml",
+        "-i",
+        INV,
+        "-l",
+        "h3",
+    ]);
+    assert_eq!(removal.code, 0, "{}", removal.all_output());
+    assert_eq!(
+        sh(3, "docker info --format '{{.Swarm.LocalNodeState}}'").trim(),
+        "inactive"
+    );
+    let listed = sh(1, "docker node ls --format '{{.Hostname}}'");
+    assert!(!listed.contains("h3"), "h3 still listed:\n{listed}");
+    let again = prov(&[
+        "apply",
+        "playbooks/swarm-remove-node.yml",
+        "-i",
+        INV,
+        "-l",
+        "h3",
+    ]);
+    assert_eq!(
+        (again.code, again.changed()),
+        (0, 0),
+        "{}",
+        again.all_output()
+    );
+    let (rc, refused) = lab_ssh(
+        3,
+        &format!(
+            "docker swarm join --token {} 10.77.0.11:2377",
+            tokens[0].trim()
+        ),
+    );
+    assert_ne!(rc, 0, "the old token still joins: {refused}");
+    assert!(!refused.contains("This node joined"), "{refused}");
+    let rejoin = site(&["-l", "h3"]);
+    assert_eq!(rejoin.code, 0, "{}", rejoin.all_output());
+    check_converged_state();
+    sh(1, "systemctl start swarm-backup.service");
+    let archive = sh(
+        1,
+        "tar -tzf $(ls -1t /var/backups/swarm/swarm-*.tgz | head -n1)",
+    );
+    assert!(archive.contains("swarm/raft/"), "{archive}");
+    assert_eq!(sh(1, "systemctl is-active docker").trim(), "active");
+    assert!(sh(1, "systemctl list-timers --all --no-pager").contains("swarm-backup.timer"));
+    assert!(!sh(2, "systemctl list-timers --all --no-pager").contains("swarm-backup.timer"));
+    check_converged_state();
 
     // 5. No global barrier: h2's join starts while h3 is still busy with an unrelated task.
     let barrier = prov(&["apply", "tests/fixtures/swarm/barrier.yml", "-i", INV]);

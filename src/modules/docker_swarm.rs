@@ -2,6 +2,9 @@
 //! already managing one) and returns the join tokens; `join` makes the node join the swarm
 //! whose managers are `remote_addrs`; `absent` leaves; `inspect` only reads (the state, and on
 //! a manager the join tokens and `manager_addr`, for nodes that join through it).
+//! On a manager, `rotate_worker_token`/`rotate_manager_token` replace the join tokens (a
+//! change every time, as in Ansible), and `remove` takes a node that is down (`node_id`) out
+//! of the swarm's list.
 //!
 //! Reading is one command: `docker info --format '{{json .Swarm}}'`, plus on a manager (for
 //! `present`) both join tokens, plus the addresses of named managers for `join`. A change is
@@ -28,6 +31,9 @@ enum State {
     Absent,
     /// Read-only: the node's swarm state and, on a manager, the join tokens.
     Inspect,
+    /// On a manager: another node (`node_id`, an ID or a hostname), once it is down, taken
+    /// out of the swarm's node list.
+    Remove,
 }
 
 #[derive(Deserialize, Debug)]
@@ -49,6 +55,12 @@ pub struct Args {
     cluster_id: Option<String>,
     #[serde(default, deserialize_with = "de::bool_like")]
     force: bool,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    rotate_worker_token: bool,
+    #[serde(default, deserialize_with = "de::bool_like")]
+    rotate_manager_token: bool,
+    #[serde(default, deserialize_with = "de::opt_stringish")]
+    node_id: Option<String>,
 }
 
 /// The `docker_swarm` module.
@@ -56,8 +68,12 @@ pub struct DockerSwarmModule;
 
 impl Module for DockerSwarmModule {
     type Args = Args;
-    const DEFAULTS: &'static [(&'static str, &'static str)] =
-        &[("state", "present"), ("force", "false")];
+    const DEFAULTS: &'static [(&'static str, &'static str)] = &[
+        ("state", "present"),
+        ("force", "false"),
+        ("rotate_worker_token", "false"),
+        ("rotate_manager_token", "false"),
+    ];
     const EXAMPLES: &'static str = "\
 - name: Create the swarm on the first manager
   docker_swarm:
@@ -78,6 +94,10 @@ impl Module for DockerSwarmModule {
     };
 
     fn validate(a: &Args) -> Result<(), ArgError> {
+        if a.state == State::Remove {
+            let id = ArgError::require("node_id", a.node_id.as_deref())?;
+            check_addr("node_id", "node", id)?;
+        }
         for (param, v) in [
             ("advertise_addr", &a.advertise_addr),
             ("listen_addr", &a.listen_addr),
@@ -122,6 +142,7 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         State::Join => join(ctx, &a, found).await,
         State::Absent => absent(ctx, &a, found).await,
         State::Inspect => Ok(with_tokens(Outcome::ok(""), &found)),
+        State::Remove => remove(ctx, &a, &found).await,
     }
 }
 
@@ -255,7 +276,7 @@ async fn read(ctx: &ModuleCtx<'_>, a: &Args) -> Result<Option<Found>, ModError> 
                 }
             }
         }
-        State::Absent => {}
+        State::Absent | State::Remove => {}
     }
     let token = a.join_token.as_deref().unwrap_or_default();
     let what = "cannot read the swarm state";
@@ -300,6 +321,7 @@ fn docker_missing(ctx: &ModuleCtx<'_>, state: State) -> ModResult {
         State::Present => "initialise a swarm",
         State::Join => "join the swarm",
         State::Absent => "leave the swarm",
+        State::Remove => "remove a node",
         State::Inspect => return fail("docker is not installed on the host (no `docker` command)"),
     };
     no_docker(ctx, would)
@@ -368,6 +390,9 @@ async fn present(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
                     info.node_addr
                 );
             }
+            if a.rotate_worker_token || a.rotate_manager_token {
+                return rotate(ctx, a, f).await;
+            }
             Ok(with_tokens(Outcome::ok(msg), &f))
         }
         "active" => fail(format!(
@@ -396,6 +421,86 @@ async fn present(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
             }
         )),
     }
+}
+
+/// New join tokens (a change every time, as in Ansible): nodes that join later need the new
+/// ones; the old ones are refused from now on. One command rotates and reads them.
+async fn rotate(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
+    let kinds: Vec<&str> = [
+        ("worker", a.rotate_worker_token),
+        ("manager", a.rotate_manager_token),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(k, _)| *k)
+    .collect();
+    let o = Outcome::changed(format!("rotated the {} join token(s)", kinds.join(" and ")));
+    if ctx.check {
+        return Ok(with_tokens(o, &f));
+    }
+    let mut cmd = String::from("set -e\n");
+    for k in &kinds {
+        cmd.push_str(&format!(
+            "docker swarm join-token --rotate -q {k} >/dev/null\n"
+        ));
+    }
+    cmd.push_str(info_script());
+    cmd.push_str(token_script());
+    let out = ctx.exec(&cmd).await?;
+    if !out.ok() {
+        let known: Vec<&str> = [&f.worker_token, &f.manager_token]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        return fail(format!(
+            "Can not update a Swarm Cluster: {}",
+            scrub(out.stderr_str().trim(), &known)
+        ));
+    }
+    Ok(with_tokens(o, &parse(&out.stdout_str())?))
+}
+
+/// Takes a node that is down out of the swarm's list (run on a manager). A node that is not
+/// in the list is no change; one that is still up is refused (after a few looks, as Ansible
+/// looks), unless `force`.
+async fn remove(ctx: &ModuleCtx<'_>, a: &Args, f: &Found) -> ModResult {
+    if !f.info.control_available {
+        return fail("This node is not a manager.");
+    }
+    let id = quote(a.node_id.as_deref().unwrap_or_default());
+    let look = format!("docker node inspect {id} --format '{{{{.Status.State}}}}' 2>/dev/null");
+    let mut tries = 0;
+    loop {
+        let out = ctx.exec(&look).await?;
+        if !out.ok() {
+            return Ok(Outcome::ok("Node is not in the swarm."));
+        }
+        if out.stdout_str().trim() == "down" || a.force {
+            break;
+        }
+        tries += 1;
+        if tries >= 5 {
+            return fail("Can not remove the node. The status node is ready and not down.");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    let diff = state_diff(ctx, &[kv("joined", "true")], &[kv("joined", "false")]);
+    let o = Outcome::changed("Node is removed from swarm cluster.").with_diff(diff);
+    if ctx.check {
+        return Ok(o);
+    }
+    let force = if a.force { " --force" } else { "" };
+    let out = ctx
+        .exec(&format!("docker node rm{force} {id} >/dev/null"))
+        .await?;
+    if !out.ok() {
+        return fail(format!(
+            "Can not remove the node from the Swarm Cluster: {}",
+            out.stderr_str().trim()
+        ));
+    }
+    Ok(o)
 }
 
 /// Joins the swarm of `remote_addrs` unless the node is in it (leaving another swarm first

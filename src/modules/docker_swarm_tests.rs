@@ -538,3 +538,51 @@ async fn an_unreadable_swarm_state_fails_clearly() {
         "unexpected output from `docker info`: Client: Docker Engine - Community"
     );
 }
+
+#[tokio::test]
+async fn rotation_is_a_change_that_returns_the_new_tokens() {
+    let new = format!(
+        "S {}\nW SWMTKN-1-new-worker\nM {MANAGER_TOKEN}\n",
+        MANAGER.trim()
+    );
+    let conn = Scripted::new()
+        .ok(INFO, &probe(MANAGER))
+        .ok("docker swarm join-token --rotate -q worker", &new);
+    let o = run_ok(&conn, json!({"rotate_worker_token": true}), false).await;
+    assert!(o.changed);
+    assert_eq!(o.data["join_token_worker"], json!("SWMTKN-1-new-worker"));
+    assert!(!conn.commands()[1].contains("--rotate -q manager"));
+    conn.assert_done();
+    let conn = Scripted::new().ok(INFO, &probe(MANAGER));
+    let o = run_ok(&conn, json!({"rotate_manager_token": true}), true).await;
+    assert!(o.changed);
+    assert_eq!(conn.commands().len(), 1, "check mode rotates nothing");
+}
+
+#[tokio::test]
+async fn remove_takes_out_a_down_node_only() {
+    let conn = Scripted::new()
+        .ok(INFO, &probe(MANAGER))
+        .ok("docker node inspect h3", "down\n")
+        .ok("docker node rm h3", "");
+    let o = run_ok(&conn, json!({"state": "remove", "node_id": "h3"}), false).await;
+    assert!(o.changed);
+    conn.assert_done();
+    let conn = Scripted::new().ok(INFO, &probe(MANAGER)).answer(
+        "docker node inspect h3",
+        1,
+        "",
+        "no such node",
+    );
+    assert!(
+        !run_ok(&conn, json!({"state": "remove", "node_id": "h3"}), false)
+            .await
+            .changed
+    );
+    let conn = Scripted::new().ok(INFO, &probe(WORKER));
+    assert_eq!(
+        run_err(&conn, json!({"state": "remove", "node_id": "h3"}), false).await,
+        "This node is not a manager."
+    );
+    assert!((DOCKER_SWARM.check)(&json!({"state": "remove"})).is_err());
+}
