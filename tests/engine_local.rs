@@ -342,6 +342,37 @@ fn set_fact_names_may_be_templates_as_roles_write_them() {
     assert_eq!(fs::read_to_string(&out).unwrap(), "apt-ssh");
 }
 
+/// A play's `hosts` may be a template of extra vars (and play vars), as operations playbooks
+/// write it: `hosts: "{{ target }}"` with `-e target=HOST` runs on that host only.
+#[test]
+fn play_hosts_may_come_from_extra_vars() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts.ini");
+    fs::write(
+        &inv,
+        "a ansible_connection=local\nb ansible_connection=local\n",
+    )
+    .unwrap();
+    let text = r#"
+- hosts: "{{ target }}"
+  gather_facts: false
+  tasks:
+    - debug: {msg: "on {{ inventory_hostname }}"}
+"#;
+    let (_pb_dir, pb) = common::playbook(text);
+    let run = common::prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-e",
+        "target=b",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(run.stdout.contains("ok: [b]"), "{}", run.stdout);
+    assert!(!run.stdout.contains("[a]"), "{}", run.stdout);
+}
+
 /// The plays after an `add_host` run in the same run, planned with the hosts it added: what the
 /// plays before set is still there, a host that failed before is left out (as Ansible leaves
 /// it out of later plays), the added host's variables and groups are in effect, and the recap

@@ -356,6 +356,46 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     let rejoin = site(&["-l", "h3"]);
     assert_eq!(rejoin.code, 0, "{}", rejoin.all_output());
     check_converged_state();
+    // A manager replaced: h2 takes over (promoted, leads once h1 is demoted), and a second
+    // run changes nothing; then h1 takes it back the same way.
+    let replace = |old: &str, new: &str| {
+        prov(&[
+            "apply",
+            "playbooks/swarm-replace-manager.yml",
+            "-i",
+            INV,
+            "-e",
+            &format!("old_manager={old}"),
+            "-e",
+            &format!("new_manager={new}"),
+        ])
+    };
+    let handover = replace("h1", "h2");
+    assert_eq!(
+        (handover.code, handover.changed()),
+        (0, 2),
+        "{}",
+        handover.all_output()
+    );
+    let roles = |k: usize| {
+        sh(
+            k,
+            "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}' | sort | tr '\\n' ' '",
+        )
+    };
+    assert_eq!(roles(2).trim(), "h1  h2 Leader h3");
+    let again = replace("h1", "h2");
+    assert_eq!(
+        (again.code, again.changed()),
+        (0, 0),
+        "{}",
+        again.all_output()
+    );
+    let back = replace("h2", "h1");
+    assert_eq!((back.code, back.changed()), (0, 2), "{}", back.all_output());
+    assert_eq!(roles(1).trim(), "h1 Leader h2  h3");
+    check_converged_state();
+
     sh(1, "systemctl start swarm-backup.service");
     let archive = sh(
         1,

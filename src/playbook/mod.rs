@@ -385,15 +385,20 @@ impl Loader<'_> {
         let Some(hosts_node) = node.get("hosts") else {
             return self.fail(Diag::at(&node.span, "a play needs 'hosts'"));
         };
+        self.play.vars = self.vars_map(node.get("vars"));
         let hosts = match hosts_node.expect_str_list("hosts") {
             Ok(h) => h.join(":"),
             Err(d) => return self.fail(d),
+        };
+        // `hosts: "{{ target }}"`, given with -e: rendered before the graph is built.
+        let hosts = match hosts.contains("{{") || hosts.contains("{%") {
+            true => self.render_before_run(&hosts, &hosts_node.span, "hosts")?,
+            false => hosts,
         };
         let name = node
             .get("name")
             .and_then(Node::scalar_text)
             .unwrap_or_else(|| hosts.clone());
-        self.play.vars = self.vars_map(node.get("vars"));
         self.play.connection_local = node.get("connection").and_then(Node::as_str) == Some("local");
         let vars_prompt = self.vars_prompt(node.get("vars_prompt"));
         let vars_files = self.vars_files(node.get("vars_files"));
@@ -723,17 +728,31 @@ impl Loader<'_> {
     /// extra vars), or why it cannot be.
     pub(crate) fn try_static_path(&self, node: &Node) -> Result<String, Diag> {
         let raw = node.expect_str("a file name")?;
+        self.render_static(&raw, &node.span, "file name")
+    }
+
+    /// `raw` rendered with what is known before the run (play vars, role defaults, extra
+    /// vars), or a diagnostic at `span` naming `what` could not be resolved.
+    fn render_static(&self, raw: &str, span: &Span, what: &str) -> Result<String, Diag> {
         let templar = Vars::new()
             .push_map(self.play.role_defaults.clone())
             .push_map(self.play.vars.clone())
             .push_map(self.extra_vars.clone())
             .into_templar();
-        templar.render_str(&raw).map_err(|e| {
+        templar.render_str(raw).map_err(|e| {
             Diag::at(
-                &node.span,
-                format!("cannot resolve file name '{raw}' before the run: {e} (only play vars and extra vars may be used here)"),
+                span,
+                format!("cannot resolve {what} '{raw}' before the run: {e} (only play vars and extra vars may be used here)"),
             )
         })
+    }
+
+    /// [`Loader::render_static`], its failure recorded.
+    fn render_before_run(&mut self, raw: &str, span: &Span, what: &str) -> Option<String> {
+        match self.render_static(raw, span, what) {
+            Ok(s) => Some(s),
+            Err(d) => self.fail(d),
+        }
     }
 
     /// The next runtime include's id in this play.
