@@ -224,6 +224,10 @@ enum LabCmd {
         /// The root password of the --password-only hosts.
         #[arg(long, env = "PROV_LAB_ROOT_PASSWORD", hide_env_values = true)]
         root_password: Option<String>,
+        /// Also set up the lab's private registry: Debian's docker-registry on h1 over TLS,
+        /// trusted by every host (playbooks/registry.yml, embedded).
+        #[arg(long)]
+        registry: bool,
     },
     /// Which lab hosts are running.
     Status,
@@ -625,6 +629,7 @@ fn lab_cmd(cmd: LabCmd) -> i32 {
             inventory,
             password_only,
             root_password,
+            registry,
         } => {
             let opts = crate::lab::UpOptions {
                 password_only,
@@ -632,7 +637,10 @@ fn lab_cmd(cmd: LabCmd) -> i32 {
             };
             crate::lab::up_with(n, inventory.as_deref(), &opts).map(|p| {
                 out(&format!("inventory: {}\n", p.display()));
-                exit::OK
+                match registry {
+                    true => crate::lab::registry::set_up(&p),
+                    false => exit::OK,
+                }
             })
         }
         LabCmd::Status => crate::lab::status().map(|s| {

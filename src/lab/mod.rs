@@ -4,6 +4,8 @@
 //! The work is done by `lab/lab.sh`, embedded in the binary with the unit file it installs, so
 //! an installed `prov` needs nothing else. It runs as root on Linux only.
 
+pub mod registry;
+
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
