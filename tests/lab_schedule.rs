@@ -203,7 +203,7 @@ fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly(
     assert_eq!(first["exit"], 0, "{first:#}");
     assert_eq!(first["summary"], "prov: no drift on 3 hosts");
 
-    // 3. Drift by hand on h2 is repaired within two intervals.
+    // 3. Drift by hand (on h2, and in the apps) is repaired within two intervals.
     let drift_ms = now_ms();
     let t_drift = Instant::now();
     sh(1, &format!("docker node update --label-rm tier {node}"));
@@ -211,16 +211,28 @@ fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly(
         2,
         &format!("sed -i 's/192.0.2.2/192.0.2.99/' {DROPIN} && systemctl daemon-reload"),
     );
-    wait_for("h2's drift repaired", Duration::from_secs(120), || {
+    // And the apps: the node-probe container on h3 killed, the web service scaled to 0.
+    sh(3, "docker kill node-probe >/dev/null");
+    sh(1, "docker service scale --detach web=0 >/dev/null");
+    wait_for("the drift repaired", Duration::from_secs(120), || {
         let label_ok = h2_labels(&node) == H2_LABELS;
         let dropin_ok = lab_ssh(2, &format!("cat {DROPIN}")).1 == dropin;
-        (label_ok && dropin_ok).then_some(())
+        let probe_ok =
+            lab_ssh(3, "docker inspect -f '{{.State.Running}}' node-probe").1.trim() == "true";
+        let web_ok = lab_ssh(
+            1,
+            "docker service inspect web --format '{{.Spec.Mode.Replicated.Replicas}}'",
+        )
+        .1
+        .trim()
+            == "1";
+        (label_ok && dropin_ok && probe_ok && web_ok).then_some(())
     });
     eprintln!(
         "drift on h2 repaired after {:.1}s",
         t_drift.elapsed().as_secs_f64()
     );
-    // The correcting run(s) name both items for h2 and exit 2.
+    // The correcting run(s) name every item and exit 2.
     let correcting = wait_for(
         "the correcting run's report",
         Duration::from_secs(60),
@@ -230,9 +242,15 @@ fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly(
                 .filter(|r| r["finished_unix_ms"].as_u64() >= Some(drift_ms))
                 .collect();
             let items: Vec<String> = after.iter().flat_map(changed).collect();
-            let both = items.contains(&"h2 swarm : node labels".to_string())
-                && items.contains(&"h2 docker_dns : dockerd DNS drop-in".to_string());
-            both.then_some(after)
+            let all = [
+                "h2 swarm : node labels",
+                "h2 docker_dns : dockerd DNS drop-in",
+                "h3 apps : node probe",
+                "h1 apps : the web service",
+            ]
+            .iter()
+            .all(|i| items.contains(&i.to_string()));
+            all.then_some(after)
         },
     );
     for r in correcting.iter().filter(|r| !changed(r).is_empty()) {
