@@ -217,8 +217,10 @@ fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly(
     wait_for("the drift repaired", Duration::from_secs(120), || {
         let label_ok = h2_labels(&node) == H2_LABELS;
         let dropin_ok = lab_ssh(2, &format!("cat {DROPIN}")).1 == dropin;
-        let probe_ok =
-            lab_ssh(3, "docker inspect -f '{{.State.Running}}' node-probe").1.trim() == "true";
+        let probe_ok = lab_ssh(3, "docker inspect -f '{{.State.Running}}' node-probe")
+            .1
+            .trim()
+            == "true";
         let web_ok = lab_ssh(
             1,
             "docker service inspect web --format '{{.Spec.Mode.Replicated.Replicas}}'",

@@ -727,3 +727,100 @@ async fn round_trips() {
     )
     .await;
 }
+
+/// `docker_container` on h3: made and started, no change the second time; a new restart
+/// policy is changed in place (same container), a new environment makes a new container; a
+/// container killed by hand is drift that `--check` names and apply repairs; stopped, then
+/// removed; a one-off job is waited for, its output and exit code reported, and cleaned up.
+#[test]
+fn docker_container_converges_updates_recreates_and_removes() {
+    let Some(_lab) = lab() else { return };
+    let run = |extra: &[&str]| apply("container.yml", extra);
+    let inspect = |fmt: &str| ssh_ok("h3", &format!("docker inspect -f '{fmt}' prov-test-ctr"));
+    ssh(
+        "h3",
+        "docker rm -f prov-test-ctr prov-test-once >/dev/null 2>&1",
+    );
+    expect(&run(&[]), 0, "first run");
+    let first_id = inspect("{{.Id}}");
+    assert_eq!(inspect("{{.State.Running}}").trim(), "true");
+    let env = inspect("{{json .Config.Env}}");
+    assert!(
+        env.contains("STAGE=one") && env.contains("FROM_IMAGE=yes"),
+        "{env}"
+    );
+    assert_eq!(
+        inspect("{{json .HostConfig.PortBindings}}").trim(),
+        r#"{"8080/tcp":[{"HostIp":"127.0.0.1","HostPort":"18080"}]}"#
+    );
+    assert!(inspect("{{json .HostConfig.Binds}}").contains("/srv:/host-srv:ro"));
+    let again = run(&[]);
+    expect(&again, 0, "second run");
+    assert_eq!(again.changed(), 0, "{}", again.all_output());
+
+    let always = ["-e", "ctr_restart=always"];
+    let policy = run(&always);
+    assert_eq!(policy.changed(), 1, "{}", policy.all_output());
+    assert_eq!(
+        inspect("{{.Id}}"),
+        first_id,
+        "a restart policy is changed in place"
+    );
+    assert_eq!(
+        inspect("{{.HostConfig.RestartPolicy.Name}}").trim(),
+        "always"
+    );
+
+    let two = ["-e", "ctr_restart=always", "-e", "ctr_env=two"];
+    let recreated = run(&two);
+    assert_eq!(recreated.changed(), 1, "{}", recreated.all_output());
+    assert_ne!(
+        inspect("{{.Id}}"),
+        first_id,
+        "a new environment is a new container"
+    );
+    assert!(inspect("{{json .Config.Env}}").contains("STAGE=two"));
+    assert_eq!(run(&two).changed(), 0);
+
+    ssh_ok("h3", "docker kill prov-test-ctr >/dev/null");
+    let mut check = two.to_vec();
+    check.extend(["--check", "--diff"]);
+    let drift = run(&check);
+    expect(&drift, 2, "--check after a kill");
+    assert_eq!(inspect("{{.State.Running}}").trim(), "false");
+    expect(&run(&two), 0, "repair");
+    assert_eq!(inspect("{{.State.Running}}").trim(), "true");
+
+    let mut stopped = two.to_vec();
+    stopped.extend(["-e", "ctr_state=stopped"]);
+    assert_eq!(run(&stopped).changed(), 1);
+    assert_eq!(inspect("{{.State.Running}}").trim(), "false");
+    assert_eq!(run(&stopped).changed(), 0);
+    let absent = ["-e", "ctr_state=absent"];
+    assert_eq!(run(&absent).changed(), 1);
+    assert_ne!(ssh("h3", "docker inspect prov-test-ctr").0, 0);
+    assert_eq!(run(&absent).changed(), 0);
+
+    let job = run(&["-e", "ctr_state=absent", "-e", "run_once=true", "-v"]);
+    expect(&job, 0, "a one-off job");
+    assert!(
+        job.all_output().contains("hello from the job"),
+        "{}",
+        job.all_output()
+    );
+    assert_ne!(
+        ssh("h3", "docker inspect prov-test-once").0,
+        0,
+        "cleaned up"
+    );
+    let failing = run(&[
+        "-e",
+        "ctr_state=absent",
+        "-e",
+        "run_once=true",
+        "-e",
+        "once_rc=3",
+    ]);
+    expect(&failing, 3, "a failing job");
+    assert!(failing.all_output().contains("hello from the job"));
+}
