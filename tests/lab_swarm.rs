@@ -9,7 +9,7 @@
 //! One test function: the steps share the lab and must run in order.
 
 mod common;
-use common::{Run, host_changed, lab_ssh, lab_up, prov};
+use common::{Run, eventually, host_changed, lab_ssh, lab_up, prov};
 use std::time::{Duration, Instant};
 
 const SITE: &str = "playbooks/site.yml";
@@ -96,22 +96,6 @@ fn check_converged_state() {
             "the heartbeat timer never fired on h2"
         );
         std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-/// Polls `cmd` on hK until its output satisfies `ok` (services converge in the background).
-fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let (rc, out) = lab_ssh(k, cmd);
-        if rc == 0 && ok(&out) {
-            return out;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "h{k}: `{cmd}` never got there; last: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -315,14 +299,17 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
         "the worker token was not rotated"
     );
     assert!(!rotate.all_output().contains(new_worker.trim()));
-    let removal = prov(&[
-        "apply",
-        "playbooks/swarm-remove-node.yml",
-        "-i",
-        INV,
-        "-l",
-        "h3",
-    ]);
+    let remove_h3 = || {
+        prov(&[
+            "apply",
+            "playbooks/swarm-remove-node.yml",
+            "-i",
+            INV,
+            "-l",
+            "h3",
+        ])
+    };
+    let removal = remove_h3();
     assert_eq!(removal.code, 0, "{}", removal.all_output());
     assert_eq!(
         sh(3, "docker info --format '{{.Swarm.LocalNodeState}}'").trim(),
@@ -330,14 +317,7 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     );
     let listed = sh(1, "docker node ls --format '{{.Hostname}}'");
     assert!(!listed.contains("h3"), "h3 still listed:\n{listed}");
-    let again = prov(&[
-        "apply",
-        "playbooks/swarm-remove-node.yml",
-        "-i",
-        INV,
-        "-l",
-        "h3",
-    ]);
+    let again = remove_h3();
     assert_eq!(
         (again.code, again.changed()),
         (0, 0),

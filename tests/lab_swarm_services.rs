@@ -17,8 +17,7 @@
 //! up, unless PROV_LAB_REQUIRED=1.
 
 mod common;
-use common::{Run, expect, lab_ssh, lab_up, prov};
-use std::time::{Duration, Instant};
+use common::{Run, eventually, expect, lab_ssh, lab_up, prov};
 
 const APPS: &str = r#"
 - hosts: h2
@@ -108,22 +107,6 @@ fn sh(k: usize, cmd: &str) -> String {
     let (rc, out) = lab_ssh(k, cmd);
     assert_eq!(rc, 0, "h{k}: `{cmd}` failed: {out}");
     out
-}
-
-/// Polls `cmd` on hK until its output satisfies `ok` (services converge in the background).
-fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let (rc, out) = lab_ssh(k, cmd);
-        if rc == 0 && ok(&out) {
-            return out;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "h{k}: `{cmd}` never got there; last: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 fn apps(dir: &std::path::Path, extra: &[&str]) -> Run {

@@ -236,3 +236,20 @@ pub fn machine_init(recorded: i32) -> Option<i32> {
         }
     })
 }
+
+/// Polls `cmd` on lab host hK until it succeeds with output that satisfies `ok` (what the
+/// swarm does, it does in the background): that output; fails the test after 90 s.
+pub fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let (rc, out) = lab_ssh(k, cmd);
+        if rc == 0 && ok(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "h{k}: `{cmd}` never got there; last: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
