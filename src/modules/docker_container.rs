@@ -186,6 +186,12 @@ impl Module for DockerContainerModule {
         if a.state == State::Present {
             ArgError::require("image", a.image.as_deref())?;
         }
+        if a.restart_retries.is_some() && a.restart_policy.is_none() {
+            return Err(ArgError::at(
+                "restart_retries",
+                "missing parameter(s) required by 'restart_retries': restart_policy",
+            ));
+        }
         if let Some(p) = a
             .restart_policy
             .as_deref()
@@ -309,11 +315,20 @@ fn parse_port(spec: &str) -> Result<Vec<Port>, ArgError> {
 }
 
 /// A volume entry: a bind (`host:container[:mode]`, mode `rw` by default) or an anonymous
-/// volume (`/container`).
+/// volume (`/container`, or `/container:ro` read-only, as Ansible reads a mode there).
 fn parse_volume(v: &str) -> Result<(Option<String>, String), ArgError> {
     let parts: Vec<&str> = v.split(':').collect();
+    let is_mode = |m: &str| {
+        m.split(',').all(|w| {
+            ["ro", "rw", "z", "Z", "nocopy"].contains(&w)
+                || w.ends_with("private")
+                || w.ends_with("shared")
+                || w.ends_with("slave")
+        })
+    };
     match parts.as_slice() {
         [c] => Ok((None, (*c).to_string())),
+        [c, m] if c.starts_with('/') && is_mode(m) => Ok((None, format!("{c}:{m}"))),
         [h, c] => Ok((Some(format!("{h}:{c}:rw")), (*c).to_string())),
         [h, c, m] => Ok((Some(format!("{h}:{c}:{m}")), (*c).to_string())),
         _ => Err(ArgError::at("volumes", format!("Invalid volume: {v}"))),
@@ -395,21 +410,28 @@ impl Desired {
                 (None, c) => d.anonymous.push(c),
             }
         }
-        // As Ansible's `networks_cli_compatible`: the first network is the network mode.
-        d.network_mode = a
-            .network_mode
-            .clone()
-            .or_else(|| d.networks.first().and_then(|n| n.name.clone()));
-        if a.restart_retries.is_some() || a.restart_policy.as_deref() == Some("on-failure") {
-            d.restart = Some(match a.restart_retries {
-                Some(r) => format!(
-                    "{}:{r}",
-                    a.restart_policy.as_deref().unwrap_or("on-failure")
-                ),
-                None => a.restart_policy.clone().unwrap_or_default(),
-            });
+        d.network_mode = a.network_mode.clone();
+        if let (Some(p), Some(r)) = (&a.restart_policy, a.restart_retries) {
+            d.restart = Some(format!("{p}:{r}"));
         }
         Ok(d)
+    }
+
+    /// The network mode the container should have: `network_mode`, else (as Ansible's
+    /// `networks_cli_compatible`) the first of `networks`.
+    fn effective_network_mode(&self) -> Option<String> {
+        self.network_mode
+            .clone()
+            .or_else(|| self.networks.first().and_then(|n| n.name.clone()))
+    }
+
+    /// The networks connected after `docker create`: all but the one it was created on.
+    fn networks_after_create(&self) -> impl Iterator<Item = &Network> {
+        let skip = usize::from(self.network_mode.is_none());
+        self.networks
+            .iter()
+            .skip(skip)
+            .filter(|n| n.name != self.network_mode)
     }
 
     /// `docker create` for the task: everything the task names, nothing else (a recreated
@@ -445,18 +467,27 @@ impl Desired {
             opt("--volume", b);
         }
         for c in &self.anonymous {
-            opt("--volume", c);
+            match c.split_once(':') {
+                Some((dst, m)) if m.split(',').any(|w| w == "ro") => opt(
+                    "--mount",
+                    &format!("type=volume,destination={dst},readonly"),
+                ),
+                Some((dst, _)) => opt("--volume", dst),
+                None => opt("--volume", c),
+            }
         }
-        if let Some(first) = self.networks.first() {
-            opt("--network", first.name.as_deref().unwrap_or_default());
-            for al in &first.aliases {
-                opt("--network-alias", al);
+        match (&self.network_mode, self.networks.first()) {
+            (Some(m), _) => opt("--network", m),
+            (None, Some(first)) => {
+                opt("--network", first.name.as_deref().unwrap_or_default());
+                for al in &first.aliases {
+                    opt("--network-alias", al);
+                }
+                if let Some(ip) = &first.ipv4_address {
+                    opt("--ip", ip);
+                }
             }
-            if let Some(ip) = &first.ipv4_address {
-                opt("--ip", ip);
-            }
-        } else if let Some(m) = &self.network_mode {
-            opt("--network", m);
+            (None, None) => {}
         }
         for (flag, v) in [
             ("--hostname", &self.hostname),
@@ -470,8 +501,9 @@ impl Desired {
         if let Some(t) = stop_timeout {
             opt("--stop-timeout", &t.to_string());
         }
-        if let Some(e) = self.entrypoint.as_ref().and_then(|e| e.first()) {
-            opt("--entrypoint", e);
+        // An empty entrypoint clears the image's, as an empty list does in the API.
+        if let Some(e) = &self.entrypoint {
+            opt("--entrypoint", e.first().map_or("", String::as_str));
         }
         for (flag, on) in [("--init", self.init), ("--privileged", self.privileged)] {
             if on == Some(true) {
@@ -567,9 +599,15 @@ fn compare(d: &Desired, c: &Json, image: Option<&Json>) -> (Vec<Change>, Option<
     let cfg = &c["Config"];
     let host = &c["HostConfig"];
     let list = |v: &Json| strings(v);
-    if let Some(cmd) = &d.command {
+    // `command: []` asks for the image's own command.
+    let image_cmd = image.map(|i| list(&i["Config"]["Cmd"]));
+    let want_cmd = match &d.command {
+        Some(c) if c.is_empty() => image_cmd,
+        other => other.clone(),
+    };
+    if let Some(cmd) = want_cmd {
         let live = list(&cfg["Cmd"]);
-        if *cmd != live {
+        if cmd != live {
             out.push(Change::new("command", json!(live), json!(cmd)));
         }
     }
@@ -617,10 +655,19 @@ fn compare(d: &Desired, c: &Json, image: Option<&Json>) -> (Vec<Change>, Option<
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    if !missing(&d.anonymous, &anon).is_empty() {
-        out.push(Change::new("volumes", json!(anon), json!(d.anonymous)));
+    let wanted: Vec<String> = d
+        .anonymous
+        .iter()
+        .map(|c| {
+            c.split_once(':')
+                .map_or(c.as_str(), |(dst, _)| dst)
+                .to_string()
+        })
+        .collect();
+    if !missing(&wanted, &anon).is_empty() {
+        out.push(Change::new("volumes", json!(anon), json!(wanted)));
     }
-    if let Some(mode) = &d.network_mode {
+    if let Some(mode) = &d.effective_network_mode() {
         let live = host["NetworkMode"].as_str().unwrap_or_default();
         let norm = |m: &str| {
             if m == "default" {
@@ -780,89 +827,21 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         Some(img) => ensure_image(ctx, &a, img, image, &mut done).await?,
         None => None,
     };
-    let mut current = live.clone();
     let recreate = match &live {
         None => true,
-        Some(c) => {
-            let (mut changes, restart) = compare(&desired, c, image.as_ref());
-            if let (Some(img), Some(want)) = (&image, image_ref) {
-                let id = img["Id"].as_str().unwrap_or_default();
-                if c["Image"].as_str() != Some(id) {
-                    changes.push(Change::new("image", c["Image"].clone(), id));
-                }
-                if c["Config"]["Image"].as_str() != Some(want) {
-                    changes.push(Change::new(
-                        "image_name",
-                        c["Config"]["Image"].clone(),
-                        want,
-                    ));
-                }
-            } else if image_ref.is_some() {
-                // Check mode, image not pulled yet: whatever comes will be new.
-                changes.push(Change::new(
-                    "image",
-                    c["Image"].clone(),
-                    image_ref.unwrap_or_default(),
-                ));
-            }
-            for ch in &changes {
-                done.did("recreate", &ch.name, ch.before.clone(), ch.after.clone());
-            }
-            if changes.is_empty() && !a.recreate {
-                if let Some(r) = restart {
-                    done.did("update", &r.name, r.before.clone(), r.after.clone());
-                    if !ctx.check {
-                        let cmd = format!(
-                            "docker update --restart {} {} >/dev/null",
-                            quote(r.after.as_str().unwrap_or_default()),
-                            quote(&name)
-                        );
-                        apply(ctx, &cmd).await?;
-                    }
-                }
-                false
-            } else {
-                if a.recreate {
-                    done.did("recreate", "recreate", json!(false), json!(true));
-                }
-                stop_and_remove(ctx, &a, c, &mut Done::default()).await?;
-                current = None;
-                true
-            }
-        }
+        Some(c) => differs(ctx, &a, &desired, c, image.as_ref(), &mut done).await?,
     };
     if recreate {
-        let Some(img) = image_ref else {
-            return fail("Cannot create container when image is not specified!");
-        };
-        if live.is_none() {
-            done.did("create", "exists", json!(false), json!(true));
-        }
-        if !ctx.check {
-            apply(ctx, &desired.create_command(&name, img, a.stop_timeout)).await?;
-            for n in desired.networks.iter().skip(1) {
-                apply(ctx, &connect_command(n, &name, false)).await?;
-            }
-        }
-    } else if let Some(c) = &current {
-        for (n, again) in network_changes(&desired, c) {
-            let net = n.name.clone().unwrap_or_default();
-            done.did(
-                "network",
-                &format!("network.{net}"),
-                json!(null),
-                json!({"aliases": n.aliases, "ipv4_address": n.ipv4_address}),
-            );
-            if !ctx.check {
-                apply(ctx, &connect_command(&n, &name, again)).await?;
-            }
-        }
+        make(ctx, &a, &desired, live.as_ref(), &mut done).await?;
+    } else if let Some(c) = &live {
+        connect_networks(ctx, &desired, c, &name, &mut done).await?;
     }
-    let running = current
-        .as_ref()
-        .is_some_and(|c| c["State"]["Running"].as_bool() == Some(true));
-    settle_state(ctx, &a, &name, running, recreate, &mut done).await?;
-    if !a.detach && !ctx.check {
+    let running = !recreate
+        && live
+            .as_ref()
+            .is_some_and(|c| c["State"]["Running"].as_bool() == Some(true));
+    let started = settle_state(ctx, &a, &name, running, &mut done).await?;
+    if !a.detach && started && !ctx.check {
         return wait_for_exit(ctx, &a, &name, done).await;
     }
     let container = match ctx.check || !done.changed {
@@ -874,6 +853,117 @@ async fn run(ctx: &ModuleCtx<'_>, a: Args) -> ModResult {
         ),
     };
     Ok(finish(ctx, done, container))
+}
+
+/// Whether the container must be made again (what differs is recorded in `done`); a
+/// restart policy alone is changed in place (`docker update`), as Ansible updates it.
+async fn differs(
+    ctx: &ModuleCtx<'_>,
+    a: &Args,
+    desired: &Desired,
+    c: &Json,
+    image: Option<&Json>,
+    done: &mut Done,
+) -> Result<bool, ModError> {
+    let (mut changes, restart) = compare(desired, c, image);
+    match (image, a.image.as_deref()) {
+        (Some(img), Some(want)) => {
+            let id = img["Id"].as_str().unwrap_or_default();
+            if c["Image"].as_str() != Some(id) {
+                changes.push(Change::new("image", c["Image"].clone(), id));
+            }
+            if c["Config"]["Image"].as_str() != Some(want) {
+                changes.push(Change::new(
+                    "image_name",
+                    c["Config"]["Image"].clone(),
+                    want,
+                ));
+            }
+        }
+        // Check mode, the image not pulled yet: whatever comes will be new.
+        (None, Some(want)) => changes.push(Change::new("image", c["Image"].clone(), want)),
+        _ => {}
+    }
+    if a.recreate {
+        changes.push(Change::new("recreate", false, true));
+    }
+    for ch in &changes {
+        done.did("recreate", &ch.name, ch.before.clone(), ch.after.clone());
+    }
+    if !changes.is_empty() {
+        return Ok(true);
+    }
+    if let Some(r) = restart {
+        done.did("update", &r.name, r.before.clone(), r.after.clone());
+        if !ctx.check {
+            let cmd = format!(
+                "docker update --restart {} {} >/dev/null",
+                quote(r.after.as_str().unwrap_or_default()),
+                quote(a.name.as_deref().unwrap_or_default())
+            );
+            apply(ctx, &cmd).await?;
+        }
+    }
+    Ok(false)
+}
+
+/// Makes the container (again): from the task's image, else from the image the old one was
+/// made from; refused before anything is removed when there is neither.
+async fn make(
+    ctx: &ModuleCtx<'_>,
+    a: &Args,
+    desired: &Desired,
+    old: Option<&Json>,
+    done: &mut Done,
+) -> Result<(), ModError> {
+    let from = a
+        .image
+        .clone()
+        .or_else(|| old.and_then(|c| c["Image"].as_str().map(str::to_string)));
+    let Some(image) = from else {
+        return fail(match old {
+            Some(_) => {
+                "Cannot recreate container when image is not specified or cannot be extracted from current container!"
+            }
+            None => "Cannot create container when image is not specified!",
+        });
+    };
+    match old {
+        Some(c) => stop_and_remove(ctx, a, c, &mut Done::default()).await?,
+        None => done.did("create", "exists", json!(false), json!(true)),
+    }
+    if ctx.check {
+        return Ok(());
+    }
+    let name = a.name.as_deref().unwrap_or_default();
+    apply(ctx, &desired.create_command(name, &image, a.stop_timeout)).await?;
+    for n in desired.networks_after_create() {
+        apply(ctx, &connect_command(n, name, false)).await?;
+    }
+    Ok(())
+}
+
+/// Networks the container is not on (or on with other settings) connected (again).
+async fn connect_networks(
+    ctx: &ModuleCtx<'_>,
+    desired: &Desired,
+    c: &Json,
+    name: &str,
+    done: &mut Done,
+) -> Result<(), ModError> {
+    for (n, again) in network_changes(desired, c) {
+        let net = n.name.clone().unwrap_or_default();
+        done.did(
+            "network",
+            &format!("network.{net}"),
+            json!(null),
+            json!({"aliases": n.aliases, "ipv4_address": n.ipv4_address}),
+        );
+        if !ctx.check {
+            apply(ctx, &connect_command(&n, name, again)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The image, pulled when missing (or always, with `pull: always`): its inspect, `None` in
@@ -944,37 +1034,36 @@ async fn stop_and_remove(
 }
 
 /// Running or not as `state` says; `restart: true` restarts a running container that was
-/// not made again; `healthy` waits for the healthcheck.
+/// not made again; `healthy` waits for the healthcheck. Whether it (re)started the container
+/// now (what `detach: false` waits for).
 async fn settle_state(
     ctx: &ModuleCtx<'_>,
     a: &Args,
     name: &str,
     running: bool,
-    recreated: bool,
     done: &mut Done,
-) -> Result<(), ModError> {
+) -> Result<bool, ModError> {
     let q = quote(name);
     let wants_running = matches!(a.state, State::Started | State::Healthy);
-    let cmd = if wants_running && (!running || recreated) {
+    let (cmd, started) = if wants_running && !running {
         done.did("start", "running", json!(false), json!(true));
-        format!("docker start {q} >/dev/null")
+        (format!("docker start {q} >/dev/null"), true)
     } else if wants_running && a.restart {
         done.did("restart", "restarted", json!(false), json!(true));
-        format!(
-            "docker restart -t {} {q} >/dev/null",
-            a.stop_timeout.unwrap_or(10)
-        )
-    } else if a.state == State::Stopped && running && !recreated {
+        let t = a.stop_timeout.unwrap_or(10);
+        (format!("docker restart -t {t} {q} >/dev/null"), true)
+    } else if a.state == State::Stopped && running {
         done.did("stop", "running", json!(true), json!(false));
-        match a.stop_timeout {
+        let cmd = match a.stop_timeout {
             Some(t) => format!("docker stop -t {t} {q} >/dev/null"),
             None => format!("docker stop {q} >/dev/null"),
-        }
+        };
+        (cmd, false)
     } else {
-        String::new()
+        (String::new(), false)
     };
     if ctx.check {
-        return Ok(());
+        return Ok(started);
     }
     if !cmd.is_empty() {
         apply(ctx, &cmd).await?;
@@ -982,7 +1071,7 @@ async fn settle_state(
     if a.state == State::Healthy {
         wait_healthy(ctx, name, a.healthy_wait_timeout.unwrap_or(300)).await?;
     }
-    Ok(())
+    Ok(started)
 }
 
 async fn wait_healthy(ctx: &ModuleCtx<'_>, name: &str, timeout: u64) -> Result<(), ModError> {

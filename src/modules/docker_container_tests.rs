@@ -216,3 +216,99 @@ fn arguments_are_refused_before_any_host_is_touched() {
     assert!((CONTAINER.check)(&json!({"name": "x", "pull": "sometimes"})).is_err());
     assert!((CONTAINER.check)(&json!({"name": "x", "image": "i", "pull": true})).is_ok());
 }
+
+#[tokio::test]
+async fn without_an_image_a_container_is_made_again_from_its_own_and_never_lost() {
+    let mut a = args();
+    a.as_object_mut().unwrap().remove("image");
+    a["env"] = json!({"MODE": "new"});
+    let conn = Scripted::new()
+        .ok(
+            "docker container inspect probe",
+            &format!("{}\n", json!([container(true, &ENV)])),
+        )
+        .ok("docker stop probe >/dev/null; docker rm probe", "")
+        .ok("docker create --name probe", "")
+        .ok("docker start probe", "")
+        .ok(
+            "docker container inspect probe",
+            &json!([container(true, &ENV)]).to_string(),
+        );
+    assert!(conn.outcome(&CONTAINER, a, false).await.changed);
+    assert!(
+        conn.commands()[2].contains(&format!(" {IMAGE_ID} httpd -f")),
+        "{}",
+        conn.commands()[2]
+    );
+    conn.assert_done();
+}
+
+#[test]
+fn network_mode_entrypoint_volumes_and_retries_as_ansible_reads_them() {
+    let d = |v: Json| Desired::from_args(&crate::host::testing::decode(v).unwrap()).unwrap();
+    let both = d(json!({"name": "x", "network_mode": "bridge", "networks": ["app", "db"]}));
+    let create = both.create_command("x", "img", None);
+    assert!(
+        create.contains("--network bridge") && !create.contains("--network app"),
+        "{create}"
+    );
+    let after: Vec<_> = both
+        .networks_after_create()
+        .map(|n| n.name.clone().unwrap())
+        .collect();
+    assert_eq!(after, ["app", "db"]);
+    let first = d(json!({"name": "x", "networks": ["app", "db"]}));
+    assert!(
+        first
+            .create_command("x", "img", None)
+            .contains("--network app")
+    );
+    assert_eq!(first.effective_network_mode().as_deref(), Some("app"));
+    assert_eq!(first.networks_after_create().count(), 1);
+    let cleared = d(json!({"name": "x", "entrypoint": []}));
+    assert!(
+        cleared
+            .create_command("x", "img", None)
+            .contains("--entrypoint '' img")
+    );
+    let ro = d(json!({"name": "x", "volumes": ["/data:ro", "/srv:/srv"]}));
+    let create = ro.create_command("x", "img", None);
+    assert!(
+        create.contains("--mount type=volume,destination=/data,readonly"),
+        "{create}"
+    );
+    assert!(create.contains("--volume /srv:/srv:rw"), "{create}");
+    assert!((CONTAINER.check)(&json!({"name": "x", "restart_retries": 3})).is_err());
+    let retries = d(json!({"name": "x", "restart_policy": "on-failure", "restart_retries": 3}));
+    assert_eq!(retries.restart.as_deref(), Some("on-failure:3"));
+}
+
+#[tokio::test]
+async fn detach_false_waits_only_for_a_container_it_started() {
+    let mut a = args();
+    a["detach"] = json!(false);
+    a["cleanup"] = json!(true);
+    let conn = Scripted::new().ok(
+        "docker container inspect probe",
+        &probe(Some(container(true, &ENV))),
+    );
+    let o = conn.outcome(&CONTAINER, a.clone(), false).await;
+    assert!(!o.changed && !o.data.contains_key("status"), "{o:?}");
+    let conn = Scripted::new()
+        .ok(
+            "docker container inspect probe",
+            &probe(Some(container(false, &ENV))),
+        )
+        .ok("docker start probe", "")
+        .ok("docker wait probe", "0\n")
+        .ok("docker logs probe", "done\n")
+        .ok(
+            "docker container inspect probe",
+            &json!([container(false, &ENV)]).to_string(),
+        )
+        .ok("docker rm probe", "");
+    let o = conn.outcome(&CONTAINER, a, false).await;
+    assert_eq!(o.data["status"], 0);
+    assert_eq!(o.data["container"]["Output"], "done\n");
+    conn.assert_done();
+}

@@ -462,21 +462,27 @@ async fn rotate(ctx: &ModuleCtx<'_>, a: &Args, f: Found) -> ModResult {
 }
 
 /// Takes a node that is down out of the swarm's list (run on a manager). A node that is not
-/// in the list is no change; one that is still up is refused (after a few looks, as Ansible
-/// looks), unless `force`.
+/// in the list is no change; one that is still up is refused after a few looks, as Ansible
+/// looks (`force` goes to `docker node rm` only, as Ansible passes it).
 async fn remove(ctx: &ModuleCtx<'_>, a: &Args, f: &Found) -> ModResult {
     if !f.info.control_available {
         return fail("This node is not a manager.");
     }
     let id = quote(a.node_id.as_deref().unwrap_or_default());
-    let look = format!("docker node inspect {id} --format '{{{{.Status.State}}}}' 2>/dev/null");
+    let look = format!("docker node inspect {id} --format '{{{{.Status.State}}}}'");
     let mut tries = 0;
     loop {
         let out = ctx.exec(&look).await?;
         if !out.ok() {
-            return Ok(Outcome::ok("Node is not in the swarm."));
+            let err = out.stderr_str();
+            // Only a node that is not there is no change; anything else (no quorum, a name
+            // that matches several nodes) is a failure, as in Ansible.
+            if err.contains("No such node") || err.contains("not found") {
+                return Ok(Outcome::ok("Node is not in the swarm."));
+            }
+            return fail(format!("Can not remove the node: {}", err.trim()));
         }
-        if out.stdout_str().trim() == "down" || a.force {
+        if out.stdout_str().trim() == "down" {
             break;
         }
         tries += 1;

@@ -572,13 +572,21 @@ async fn remove_takes_out_a_down_node_only() {
         "docker node inspect h3",
         1,
         "",
-        "no such node",
+        "Error response from daemon: No such node: h3",
     );
     assert!(
         !run_ok(&conn, json!({"state": "remove", "node_id": "h3"}), false)
             .await
             .changed
     );
+    let conn = Scripted::new().ok(INFO, &probe(MANAGER)).answer(
+        "docker node inspect h3",
+        1,
+        "",
+        "node h3 is ambiguous (2 matches found)",
+    );
+    let err = run_err(&conn, json!({"state": "remove", "node_id": "h3"}), false).await;
+    assert!(err.contains("ambiguous"), "{err}");
     let conn = Scripted::new().ok(INFO, &probe(WORKER));
     assert_eq!(
         run_err(&conn, json!({"state": "remove", "node_id": "h3"}), false).await,

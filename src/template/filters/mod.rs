@@ -59,6 +59,27 @@ fn too_large(what: String) -> Error {
     )
 }
 
+/// A Python method called on a value: minijinja-contrib's, plus `list.index(x)`, which roles
+/// use to number hosts (`groups['managers'].index(inventory_hostname)`).
+fn python_method(
+    state: &mut State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    if value.kind() == ValueKind::Seq && method == "index" {
+        let (what,): (&Value,) = minijinja::value::from_args(args)?;
+        return match value.try_iter()?.position(|item| item == *what) {
+            Some(i) => Ok(Value::from(i)),
+            None => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{what} is not in list"),
+            )),
+        };
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 /// Registers Ansible's filters, tests and the `lookup` function on a minijinja environment.
 ///
 /// Also installs minijinja-contrib's extras and its Python-compatibility
@@ -66,7 +87,7 @@ fn too_large(what: String) -> Error {
 /// and dict methods such as `.startswith()` or `.items()`.
 pub fn register(env: &mut Environment<'_>) {
     minijinja_contrib::add_to_environment(env);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_method);
     values::register(env);
     strings::register(env);
     regex::register(env);
@@ -210,6 +231,8 @@ mod tests {
     #[test]
     fn pycompat_methods_are_enabled() {
         assert_eq!(render("{{ 'abc'.startswith('a') }}"), "True");
+        assert_eq!(render("{{ ['h1', 'h2', 'h3'].index('h2') }}"), "1");
+        assert_eq!(render("{{ ['h1', 'h2'].count('h2') }}"), "1");
         assert_eq!(render("{{ 'a,b'.split(',')|length }}"), "2");
     }
 
