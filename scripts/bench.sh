@@ -1,52 +1,223 @@
 #!/bin/bash
-# Benchmark: a 30-task idempotent playbook on the lab hosts, no-op runs (everything already
-# converged). Prints the median wall time of prov and, for scale, of the floor: one plain
-# OpenSSH connection per host, in parallel, running `true`. Needs `prov lab up` first.
-#   scripts/bench.sh [RUNS] [INVENTORY]
+# Benchmark: prov against the floor on N loopback SSH hosts (root, Linux).
+#
+#   scripts/bench.sh [N ...]        (default: 10 100 1000; RUNS=3 paired runs per size)
+#
+# Each host is an OpenSSH sshd of its own on a 127.77.x.y address, in its own mount namespace
+# with private /srv and /root (tmpfs), all in one cgroup so that the CPU spent on the targets
+# can be read. The workload is 30 tasks per host (directories, copies, templates, lineinfile,
+# `creates`-guarded commands). The floor is one plain OpenSSH connection per host, all hosts
+# at once, curve25519 key exchange (as prov), running the same 30 checks as one shell script.
+#
+# Reported per size: prov's first run (from empty /srv) and no-op run, the floor beside them,
+# prov's controller CPU and peak RSS, and the CPU spent on the targets per host by prov's no-op
+# and by the floor. Medians of RUNS paired runs; each prov run is checked for the right change
+# counts (first run: every task changed but the lineinfiles; no-op: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-10}
-inv=${2:-inventory/lab/hosts.ini}
-lab=${LAB_DIR:-/var/tmp/prov-lab}
+[ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (it starts sshd per host)" >&2; exit 1; }
+command -v /usr/sbin/sshd >/dev/null || { echo "bench.sh: needs openssh-server" >&2; exit 1; }
+sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(10 100 1000)
+runs=${RUNS:-3}
 cargo build --release -q
-prov=./target/release/prov
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+prov=$PWD/target/release/prov
+work=$(mktemp -d /var/tmp/prov-bench.XXXXXX)
+cg=""
 
-{
-  echo "- name: bench (30 idempotent tasks)"
-  echo "  hosts: lab"
-  echo "  gather_facts: false"
-  echo "  tasks:"
-  for i in $(seq 1 10); do
-    echo "    - file: {path: /srv/bench/d$i, state: directory}"
-    echo "    - copy: {dest: /srv/bench/d$i/f, content: \"file $i\\n\"}"
-    echo "    - lineinfile: {path: /srv/bench/d$i/f, line: \"file $i\"}"
+cleanup() {
+  stop_hosts
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the hosts -----------------------------------------------------------------------------
+
+addr() { echo "127.77.$(( $1 / 200 )).$(( $1 % 200 + 1 ))"; }
+
+# A cgroup holding every sshd (and so every session and command under them).
+make_cgroup() {
+  if [ -d /sys/fs/cgroup/cpuacct ]; then
+    cg=/sys/fs/cgroup/cpuacct/prov-bench-$$
+    mkdir "$cg"
+  elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    cg=/sys/fs/cgroup/prov-bench-$$
+    mkdir "$cg"
+  fi
+}
+
+# CPU used in the cgroup so far, in microseconds.
+target_cpu_us() {
+  if [ -f "$cg/cpuacct.usage" ]; then echo $(( $(cat "$cg/cpuacct.usage") / 1000 ))
+  elif [ -f "$cg/cpu.stat" ]; then awk '$1 == "usage_usec" {print $2}' "$cg/cpu.stat"
+  else echo 0; fi
+}
+
+start_hosts() {
+  local n=$1
+  mkdir -p /run/sshd "$work/keys"
+  ssh-keygen -q -t ed25519 -N '' -f "$work/keys/client" <<<y >/dev/null
+  ssh-keygen -q -t ed25519 -N '' -f "$work/keys/host" <<<y >/dev/null
+  cat >"$work/sshd_config" <<EOF
+HostKey $work/keys/host
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+LogLevel ERROR
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+EOF
+  make_cgroup
+  : >"$work/known_hosts"
+  {
+    echo "[bench]"
+    for i in $(seq 1 "$n"); do
+      echo "b$i ansible_host=$(addr "$i")"
+    done
+    echo "[bench:vars]"
+    echo "ansible_user=root"
+    echo "ansible_ssh_private_key_file=$work/keys/client"
+    echo "ansible_ssh_known_hosts_file=$work/known_hosts"
+  } >"$work/hosts.ini"
+  local hostkey; hostkey=$(cut -d' ' -f1-2 "$work/keys/host.pub")
+  for i in $(seq 1 "$n"); do
+    local a; a=$(addr "$i")
+    echo "$a $hostkey" >>"$work/known_hosts"
+    (
+      [ -n "$cg" ] && echo "$BASHPID" >"$cg/cgroup.procs"
+      exec unshare --mount --propagation private sh -c '
+        mount -t tmpfs -o mode=755 bench-srv /srv
+        mount -t tmpfs -o mode=700 bench-root /root
+        mkdir -m 700 /root/.ssh && cp "$1" /root/.ssh/authorized_keys
+        exec /usr/sbin/sshd -D -f "$2" -o ListenAddress="$3"' sh \
+        "$work/keys/client.pub" "$work/sshd_config" "$a"
+    ) &
+    echo $! >>"$work/pids"
   done
-} >"$work/bench.yml"
+  # Every sshd listening before the clock starts.
+  for _ in $(seq 1 200); do
+    [ "$(ss -Hltn 'sport = :22' | grep -c '127\.77\.')" -ge "$n" ] && return 0
+    sleep 0.1
+  done
+  echo "bench.sh: not every sshd started" >&2
+  exit 1
+}
 
-$prov apply "$work/bench.yml" -i "$inv" >/dev/null   # converge once
+stop_hosts() {
+  [ -f "$work/pids" ] || return 0
+  xargs -r kill <"$work/pids" 2>/dev/null || true
+  rm -f "$work/pids"
+  sleep 0.5
+  [ -n "$cg" ] && [ -d "$cg" ] && { xargs -r kill -9 <"$cg/cgroup.procs" 2>/dev/null || true; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
+  cg=""
+}
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# Empties /srv on every host (inside each host's own mount namespace: the pids are the sshds').
+reset_hosts() {
+  xargs -r -I{} nsenter -t {} -m rm -rf /srv/bench <"$work/pids"
+}
 
-for _ in $(seq 1 "$runs"); do
-  t=$(date +%s%N)
-  $prov apply "$work/bench.yml" -i "$inv" --report "$work/r.json" >/dev/null
-  ms "$t"
-  grep -q '"changed": 0' "$work/r.json" || { echo "not a no-op run" >&2; exit 1; }
-done | median >"$work/prov"
+# --- the workload ----------------------------------------------------------------------------
 
-hosts=$(awk '/ansible_host=/{for(i=1;i<=NF;i++) if ($i ~ /^ansible_host=/) {sub("ansible_host=","",$i); print $i}}' "$inv")
-for _ in $(seq 1 "$runs"); do
-  t=$(date +%s%N)
-  for h in $hosts; do
-    ssh -i "$lab/id_ed25519" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-      -o LogLevel=ERROR "root@$h" true &
+write_workload() {
+  {
+    echo "- name: bench (30 tasks per host)"
+    echo "  hosts: bench"
+    echo "  gather_facts: false"
+    echo "  tasks:"
+    for i in 1 2 3 4 5 6; do
+      echo "    - file: {path: /srv/bench/d$i, state: directory, mode: '0755'}"
+      echo "    - copy: {dest: /srv/bench/d$i/copied, content: \"copied $i\\n\", mode: '0644'}"
+      echo "    - template: {src: $work/page.j2, dest: /srv/bench/d$i/page, mode: '0644'}"
+      echo "      vars: {item_no: $i}"
+      echo "    - lineinfile: {path: /srv/bench/d$i/copied, line: \"copied $i\"}"
+      echo "    - command: touch /srv/bench/d$i/stamp"
+      echo "      args: {creates: /srv/bench/d$i/stamp}"
+    done
+  } >"$work/bench.yml"
+  printf '%s\n' '{{ inventory_hostname }} item {{ item_no }}' >"$work/page.j2"
+  # The floor: the same 30 checks, one script per host.
+  {
+    echo 'set -e'
+    echo 'h=$(cat /etc/hostname 2>/dev/null || true)'
+    for i in 1 2 3 4 5 6; do
+      echo "[ -d /srv/bench/d$i ] && [ \"\$(stat -c %a /srv/bench/d$i)\" = 755 ]"
+      echo "[ \"\$(cat /srv/bench/d$i/copied)\" = 'copied $i' ] && [ \"\$(stat -c %a /srv/bench/d$i/copied)\" = 644 ]"
+      echo "[ -f /srv/bench/d$i/page ] && [ \"\$(stat -c %a /srv/bench/d$i/page)\" = 644 ]"
+      echo "grep -qxF 'copied $i' /srv/bench/d$i/copied"
+      echo "[ -e /srv/bench/d$i/stamp ]"
+    done
+  } >"$work/floor.sh"
+}
+
+ssh_opts=()
+floor_run() {
+  local n=$1 i
+  for i in $(seq 1 "$n"); do
+    ssh -T -o BatchMode=yes -o KexAlgorithms=curve25519-sha256 -o StrictHostKeyChecking=yes \
+      -o UserKnownHostsFile="$work/known_hosts" -o LogLevel=ERROR -i "$work/keys/client" \
+      "root@$(addr "$i")" sh -s <"$work/floor.sh" >/dev/null || echo fail >>"$work/floor-failed" &
   done
   wait
-  ms "$t"
-done | median >"$work/floor"
+  if [ -s "$work/floor-failed" ]; then echo "bench.sh: the floor's checks failed" >&2; exit 1; fi
+}
 
-n=$(echo "$hosts" | wc -w)
-echo "no-op run, 30 tasks x $n hosts: prov $(cat "$work/prov") ms (median of $runs); floor (one ssh per host, in parallel) $(cat "$work/floor") ms"
+# Runs prov once: "wall user+sys peak_kib" on stdout; checks the change count.
+prov_run() {
+  local n=$1 want_changed=$2
+  /usr/bin/time -o "$work/time" -f "%e %U %S %M" \
+    "$prov" apply "$work/bench.yml" -i "$work/hosts.ini" --forks "${FORKS:-$n}" \
+    --report "$work/r.json" >"$work/out" 2>&1 || { tail -20 "$work/out" >&2; exit 1; }
+  local got
+  got=$(python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["hosts"].values()
+print(sum(x["changed"] for x in h), sum(x["failed"] + int(x["unreachable"]) for x in h))' "$work/r.json")
+  [ "$got" = "$want_changed 0" ] || { echo "bench.sh: changed, failed: $got; expected $want_changed 0" >&2; exit 1; }
+  awk '{printf "%s %.2f %d\n", $1, $2 + $3, $4}' "$work/time"
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# --- one size ----------------------------------------------------------------------------------
+
+bench_size() {
+  local n=$1 r
+  start_hosts "$n"
+  for r in $(seq 1 "$runs"); do
+    reset_hosts
+    prov_run "$n" $((n * 24)) | awk '{print $1}' >>"$work/first"
+    local c0 t
+    c0=$(target_cpu_us)
+    prov_run "$n" 0 >"$work/noop-line"
+    echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/prov-target"
+    awk '{print $1}' "$work/noop-line" >>"$work/noop"
+    awk '{print $2}' "$work/noop-line" >>"$work/cpu"
+    awk '{print $3}' "$work/noop-line" >>"$work/rss"
+    c0=$(target_cpu_us)
+    t=$(now_ms)
+    floor_run "$n"
+    echo "scale=3; ($(now_ms) - $t) / 1000" | bc >>"$work/floor"
+    echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/floor-target"
+  done
+  local first noop floor cpu rss pt ft
+  first=$(median <"$work/first"); noop=$(median <"$work/noop"); floor=$(median <"$work/floor")
+  cpu=$(median <"$work/cpu"); rss=$(median <"$work/rss")
+  pt=$(median <"$work/prov-target"); ft=$(median <"$work/floor-target")
+  printf '| %5d | %6.2f s | %6.2f s (%.2fx) | %6.2f s (%.2fx) | %5.2f s | %4d MiB | %5.1f ms (%.2fx) | %5.1f ms |\n' \
+    "$n" "$floor" "$noop" "$(echo "$noop / $floor" | bc -l)" "$first" "$(echo "$first / $floor" | bc -l)" \
+    "$cpu" $((rss / 1024)) "$(echo "$pt / 1000" | bc -l)" "$(echo "$pt / ($ft + 1)" | bc -l)" \
+    "$(echo "$ft / 1000" | bc -l)"
+  rm -f "$work"/{first,noop,floor,cpu,rss,prov-target,floor-target}
+  stop_hosts
+}
+
+write_workload
+echo "prov $("$prov" --version | awk '{print $2}'), $runs paired runs per size, medians; $(nproc) cores"
+echo
+echo "| hosts | floor | prov no-op (x floor) | prov first run (x floor no-op) | prov CPU | prov peak RSS | target CPU/host, prov no-op (x floor) | target CPU/host, floor |"
+echo "|---|---|---|---|---|---|---|---|"
+for n in "${sizes[@]}"; do
+  bench_size "$n"
+done

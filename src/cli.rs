@@ -189,6 +189,11 @@ struct RunOpts {
     /// connection than the post-quantum hybrids.
     #[arg(long)]
     ssh_kex: Option<String>,
+    /// Run every remote command on its own SSH channel, through the login shell, instead of
+    /// on the shell worker prov keeps on each connection (a plain `sh` reading framed
+    /// requests; see README, "Speed").
+    #[arg(long)]
+    no_shell_worker: bool,
 }
 
 #[derive(Args)]
@@ -254,12 +259,31 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 /// Entry point; returns the process exit code.
+/// Each host holds a socket for its connection: the soft limit on open files (often 1,024) is
+/// raised to the hard one, so that a run over thousands of hosts does not fail at the 1,000th.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::debug!("cannot raise the open files limit");
+            }
+        }
+    }
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
     init_logging(cli.verbose);
+    raise_open_files_limit();
     let overrides = match &cli.cmd {
         Cmd::Apply(a) => apply_overrides(&a.run),
         Cmd::Run(a) => apply_overrides(&a.run),
@@ -552,6 +576,7 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
             a.timeout.or(cfg.timeout()).unwrap_or(10).max(1),
         ),
         kex: a.ssh_kex.clone(),
+        shell_worker: !a.no_shell_worker,
         defaults: config_defaults(cfg),
     };
     let opts = RunOptions {

@@ -1020,3 +1020,25 @@ fn a_real_module_prov_lacks_fails_only_where_it_would_run() {
         given.stdout
     );
 }
+
+/// A run over thousands of hosts needs a socket each: prov raises its soft limit on open files
+/// to the hard one, which its commands (here, on the local connection) inherit.
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_one() {
+    let prov = env!("CARGO_BIN_EXE_prov");
+    let script = format!(
+        "ulimit -S -n 256; echo \"hard=$(ulimit -H -n)\"; \
+         {prov} run all -i localhost, -e ansible_connection=local -m shell -a 'echo soft=$(ulimit -S -n)'"
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hard = text.lines().find_map(|l| l.strip_prefix("hard=")).unwrap();
+    assert!(
+        text.contains(&format!("soft={hard}")),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -63,6 +63,11 @@ fn empty_config(tmp: &tempfile::TempDir) -> PathBuf {
     p
 }
 
+/// Prints the PID of the sshd process serving this connection (the nearest `sshd` above the
+/// command, whether it runs on a channel of its own or on the connection's shell worker).
+const SESSION_SSHD: &str = "p=$PPID; while [ \"$(cat /proc/$p/comm)\" != sshd ]; do \
+p=$(cut -d' ' -f4 /proc/$p/stat); done; echo $p";
+
 fn unreachable_msg(r: Result<impl std::fmt::Debug, ConnError>) -> String {
     match r {
         Err(ConnError::Unreachable(m)) => m,
@@ -139,10 +144,10 @@ async fn many_concurrent_execs_share_one_connection() {
     let tasks: Vec<_> = (0..30)
         .map(|i| {
             let conn = conn.clone();
-            // $PPID is the sshd process of the connection: the same for every channel.
-            tokio::spawn(
-                async move { conn.exec(&format!("sleep 0.2; echo {i} $PPID"), None).await },
-            )
+            tokio::spawn(async move {
+                conn.exec(&format!("sleep 0.2; echo {i} $({SESSION_SSHD})"), None)
+                    .await
+            })
         })
         .collect();
     let mut parents = std::collections::BTreeSet::new();
@@ -155,7 +160,7 @@ async fn many_concurrent_execs_share_one_connection() {
         parents.insert(ppid.to_string());
     }
     let took = t0.elapsed();
-    eprintln!("30 concurrent execs (0.2 s each, 8 channels at a time): {took:?}");
+    eprintln!("30 concurrent execs (0.2 s each, 8 at a time): {took:?}");
     assert_eq!(
         parents.len(),
         1,
@@ -252,7 +257,8 @@ async fn a_session_that_dies_makes_the_host_unreachable() {
     let conn = SshConnection::new(lab_target(1, &tmp));
     assert!(conn.exec("true", None).await.unwrap().ok());
     // Kill this connection's sshd process under the running command.
-    let msg = unreachable_msg(conn.exec("kill -9 $PPID; sleep 5", None).await);
+    let kill = format!("kill -9 $({SESSION_SSHD}); sleep 5");
+    let msg = unreachable_msg(conn.exec(&kill, None).await);
     assert!(msg.contains("connection lost"), "{msg}");
     let msg = unreachable_msg(conn.exec("true", None).await);
     assert!(msg.contains("connection lost"), "{msg}");
@@ -453,5 +459,87 @@ async fn bulk_stdin_transfer_throughput() {
         data.len() as f64 / 1e6 / took.as_secs_f64()
     );
     conn.exec("rm -f /tmp/big", None).await.unwrap();
+    conn.close().await;
+}
+
+/// The parent process of a command: its pid and command line.
+async fn parent_of_command(conn: &SshConnection) -> (String, String) {
+    let r = conn
+        .exec("echo $PPID; tr '\\0' ' ' </proc/$PPID/cmdline", None)
+        .await
+        .unwrap();
+    let out = r.stdout_str();
+    let (pid, cmdline) = out.split_once('\n').unwrap();
+    (pid.to_string(), cmdline.trim().to_string())
+}
+
+#[tokio::test]
+async fn commands_run_on_one_shell_worker_that_nothing_wedges() {
+    if !lab_up("commands_run_on_one_shell_worker_that_nothing_wedges") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = SshConnection::new(lab_target(1, &tmp));
+    // One `sh -s` serves command after command: no channel, login shell or `sh -c` each.
+    let (worker, cmdline) = parent_of_command(&conn).await;
+    assert_eq!(cmdline, "sh -s");
+    for _ in 0..5 {
+        assert_eq!(parent_of_command(&conn).await.0, worker);
+    }
+    // Byte for byte, each command in a fresh subshell that cannot read the requests.
+    let r = conn
+        .exec(
+            "printf 'a\\0b\\n\\377'; printf 'e' >&2; cd /; X=1; cat; exit 4",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.rc, r.stdout.as_slice(), r.stderr.as_slice()),
+        (4, &b"a\0b\n\xff"[..], &b"e"[..])
+    );
+    let r = conn.exec("pwd; echo \"[$X]\"", None).await.unwrap();
+    assert_eq!(r.stdout_str(), "/root\n[]\n");
+
+    // A command that never ends: the task gives up on it, the next command still runs.
+    let hung = tokio::time::timeout(Duration::from_millis(500), conn.exec("sleep 1001", None));
+    assert!(hung.await.is_err());
+    let t0 = Instant::now();
+    assert_eq!(
+        conn.exec("echo on", None).await.unwrap().stdout_str(),
+        "on\n"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    conn.exec("pkill -x -f 'sleep 1001'", None).await.unwrap();
+
+    // A command that kills its worker fails (whether it took effect is unknown); the next
+    // command gets a new worker.
+    let (before, _) = parent_of_command(&conn).await;
+    match conn.exec("kill -9 $PPID; sleep 2", None).await {
+        Err(ConnError::Failed(m)) => assert!(m.contains("shell worker"), "{m}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let (after, cmdline) = parent_of_command(&conn).await;
+    assert_ne!(before, after);
+    assert_eq!(cmdline, "sh -s");
+
+    // The workers end with the connection.
+    conn.close().await;
+    let gone = format!("test -e /proc/{after} || echo gone");
+    tokio::task::spawn_blocking(move || common::eventually(1, &gone, |out| out.contains("gone")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_the_worker_each_command_has_a_channel_of_its_own() {
+    if !lab_up("without_the_worker_each_command_has_a_channel_of_its_own") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut target = lab_target(1, &tmp);
+    target.options.shell_worker = false;
+    let conn = SshConnection::new(target);
+    assert!(parent_of_command(&conn).await.1.starts_with("sshd"));
     conn.close().await;
 }

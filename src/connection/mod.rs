@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod ssh;
+pub mod worker;
 
 use crate::shell::quote;
 use async_trait::async_trait;

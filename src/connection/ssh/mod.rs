@@ -1,6 +1,9 @@
-//! The SSH connection: one russh session per host for the whole run, opened on first use, with
-//! every command on its own channel of that session (at most [`MAX_CHANNELS`] at once, under
-//! sshd's default `MaxSessions 10`).
+//! The SSH connection: one russh session per host for the whole run, opened on first use.
+//! Commands run on the session's shell workers (`worker.rs`, [`crate::connection::worker`]):
+//! a plain `sh` kept on a channel, so that a command costs one round trip. A command with
+//! stdin, or one that finds every worker busy, gets a channel of its own, through the login
+//! shell and `sh -c`. Channels, workers' included, are at most [`MAX_CHANNELS`] at once, under
+//! sshd's default `MaxSessions 10`.
 //!
 //! Choices made for speed (see DESIGN.md, "Speed"): TCP_NODELAY on the socket; curve25519-sha256
 //! key exchange first (the post-quantum hybrid costs ~65 ms of client CPU per connection and is
@@ -10,6 +13,7 @@
 mod auth;
 mod hostkeys;
 mod target;
+mod worker;
 
 pub use auth::PASSPHRASE_ENV;
 pub use target::{
@@ -65,7 +69,8 @@ pub struct SshConnection {
     target: SshTarget,
     /// The session, dialled once; replaced by a fresh cell on [`Connection::reset`].
     session: std::sync::Mutex<Arc<SessionCell>>,
-    channels: Semaphore,
+    /// Channel slots: one per command on its own channel, one per shell worker alive.
+    channels: Arc<Semaphore>,
 }
 
 type SessionCell = OnceCell<Result<Arc<Established>, ConnError>>;
@@ -74,6 +79,8 @@ type SessionCell = OnceCell<Result<Arc<Established>, ConnError>>;
 struct Established {
     handle: Handle<Client>,
     jump: Option<Arc<Established>>,
+    /// The session's shell workers (they end with it).
+    workers: crate::connection::worker::Pool<worker::SshPipe>,
 }
 
 impl SshConnection {
@@ -81,7 +88,7 @@ impl SshConnection {
         SshConnection {
             target,
             session: std::sync::Mutex::new(Arc::new(OnceCell::new())),
-            channels: Semaphore::new(MAX_CHANNELS),
+            channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
         }
     }
 
@@ -136,15 +143,32 @@ impl SshConnection {
         }
     }
 
-    /// One command on its own channel: stdin written while the output is read.
+    /// One command: on a shell worker when it has no stdin and one is free, otherwise on its
+    /// own channel.
     async fn exec_logged(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
         let sess = self.session().await?;
+        if stdin.is_none()
+            && self.target.options.shell_worker
+            && let Some(res) = self.exec_on_worker(&sess, cmd).await
+        {
+            return res;
+        }
+        self.exec_on_channel(&sess, cmd, stdin).await
+    }
+
+    /// One command on its own channel: stdin written while the output is read.
+    async fn exec_on_channel(
+        &self,
+        sess: &Established,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecResult, ConnError> {
         let _permit = self
             .channels
             .acquire()
             .await
             .map_err(|e| ConnError::Failed(e.to_string()))?;
-        let channel = self.open_channel(&sess).await?;
+        let channel = self.open_channel(sess).await?;
         // The login shell runs the command line it is given; `sh -c` makes it POSIX sh whatever
         // the user's shell is.
         let line = format!("sh -c {}", quote(cmd));
@@ -467,7 +491,11 @@ fn establish(t: &SshTarget, depth: usize) -> BoxFut<'_, Result<Established, Open
                         attempt + 1,
                         t.kex.as_deref().unwrap_or("default")
                     );
-                    return Ok(Established { handle, jump });
+                    return Ok(Established {
+                        handle,
+                        jump,
+                        workers: Default::default(),
+                    });
                 }
                 Err(e)
                     if e.transient

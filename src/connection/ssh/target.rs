@@ -59,6 +59,9 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Comma-separated key exchange algorithms, most preferred first.
     pub kex: Option<String>,
+    /// Commands run by a shell worker kept on each connection (`--no-shell-worker`: each on
+    /// its own channel).
+    pub shell_worker: bool,
     /// ansible.cfg's `remote_user`, `private_key_file` and `host_key_checking`: below the
     /// inventory's variables, above the ssh config (as Ansible passes them to ssh).
     pub defaults: ConfigDefaults,
@@ -80,6 +83,7 @@ impl Default for SshOptions {
             ask_pass: None,
             connect_timeout: Duration::from_secs(10),
             kex: None,
+            shell_worker: true,
             defaults: ConfigDefaults::default(),
         }
     }
@@ -93,6 +97,7 @@ impl fmt::Debug for SshOptions {
             .field("ask_pass", &self.ask_pass.as_ref().map(|_| "<redacted>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("kex", &self.kex)
+            .field("shell_worker", &self.shell_worker)
             .field("defaults", &self.defaults)
             .finish()
     }

@@ -1,0 +1,121 @@
+//! The shell worker ([`crate::connection::worker`]) over an SSH channel.
+
+use super::{Established, SshConnection};
+use crate::connection::worker::{Event, Pipe, START, Slot, Worker, WorkerError};
+use crate::connection::{ConnError, ExecResult};
+use async_trait::async_trait;
+use russh::ChannelMsg;
+use russh::client::Msg;
+use russh::{ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A worker's channel; it holds one of the connection's channel slots for its life.
+pub(super) struct SshPipe {
+    rd: ChannelReadHalf,
+    wr: Option<ChannelWriteHalf<Msg>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+#[async_trait]
+impl Pipe for SshPipe {
+    async fn write(&mut self, data: &[u8]) -> Result<(), String> {
+        let wr = self.wr.as_ref().ok_or("closed")?;
+        wr.data_bytes(data.to_vec())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            match self.rd.wait().await? {
+                ChannelMsg::Data { data } => return Some(Event::Stdout(data.to_vec())),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    return Some(Event::Stderr(data.to_vec()));
+                }
+                ChannelMsg::Close | ChannelMsg::Eof => return Some(Event::Ended),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// russh leaves a dropped channel open: a worker dropped in the middle of a request (its
+/// task timed out) is told to end, so that its `sh` exits and the server frees the slot.
+impl Drop for SshPipe {
+    fn drop(&mut self) {
+        if let (Some(wr), Ok(rt)) = (self.wr.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                let _ = wr.eof().await;
+                let _ = wr.close().await;
+            });
+        }
+    }
+}
+
+impl SshConnection {
+    /// Runs `cmd` on one of the session's workers. `None` when no worker can take it (all
+    /// busy, or workers cannot start on this host): the caller opens a channel for it.
+    pub(super) async fn exec_on_worker(
+        &self,
+        sess: &Established,
+        cmd: &str,
+    ) -> Option<Result<ExecResult, ConnError>> {
+        let pool = &sess.workers;
+        let (mut worker, fresh) = match pool.take() {
+            Some(w) => (w, false),
+            None => match self.start_worker(sess, pool.reserve()?).await {
+                Ok(w) => (w, true),
+                Err(e) => {
+                    tracing::debug!("{}: no shell worker: {e}", self.target.label());
+                    return None;
+                }
+            },
+        };
+        match worker.run(cmd, fresh).await {
+            Ok(res) => {
+                pool.put(worker);
+                Some(Ok(res))
+            }
+            Err(WorkerError::NotRun(e)) => {
+                tracing::debug!("{}: shell worker unavailable: {e}", self.target.label());
+                if fresh {
+                    pool.disable();
+                }
+                None
+            }
+            Err(WorkerError::Gone) => Some(Err(self.lost("the shell worker's channel ended"))),
+            Err(WorkerError::Lost(e)) => Some(Err(ConnError::Failed(format!(
+                "{}: {e}",
+                self.target.label()
+            )))),
+        }
+    }
+
+    async fn start_worker(
+        &self,
+        sess: &Established,
+        slot: Slot,
+    ) -> Result<Worker<SshPipe>, String> {
+        let channel_slot = self
+            .channels
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let channel = self.open_channel(sess).await.map_err(|e| e.to_string())?;
+        channel
+            .exec(false, START)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (rd, wr) = channel.split();
+        Worker::start(
+            SshPipe {
+                rd,
+                wr: Some(wr),
+                _slot: channel_slot,
+            },
+            slot,
+        )
+        .await
+    }
+}

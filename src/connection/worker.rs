@@ -1,0 +1,502 @@
+//! The shell worker: one POSIX `sh` per connection that runs prov's commands one after another,
+//! so that a command costs a write and a read on a channel already open, instead of a new
+//! channel, a login shell (`bash -c` sources `~/.bashrc` on Debian) and `sh -c`. It is
+//! Mitogen's idea for Ansible in plain sh: nothing is installed, and it ends with its channel.
+//!
+//! The worker is `sh -s`, reading its program from its stdin, which dash reads in 8 KiB
+//! blocks (a `read` loop would cost a system call per byte). prov first sends one function,
+//! then one line per request: `__prov_run TOKEN 'COMMAND'`, the command quoted as one word. The
+//! function runs the command in a subshell with no positional parameters and stdin from
+//! `/dev/null` (a command that reads stdin cannot eat the requests behind it; one that calls
+//! `exit`, `cd` or `set -e` changes only its subshell), then writes `\nTOKEN RC\n` on stdout
+//! and `\nTOKEN\n` on stderr. The token is random for every request, so no output can end a
+//! frame early: the command's stdout and stderr are every byte before the markers, whatever
+//! they hold. A command that names its own process (`$$`, `$PPID`) runs under `sh -c` from that
+//! subshell instead, so that those name its shell, as they do on a channel of its own.
+//!
+//! A worker serves one request at a time and is taken out of its [`Pool`] for it. A request
+//! whose future is dropped (a task's `timeout`, an interrupted run) drops the worker with it,
+//! closing its channel, so a command that never ends costs a worker, never the connection. A
+//! worker found closed when taken (killed on the host) is replaced. Commands with stdin go
+//! elsewhere (their own exec channel): the worker's stdin carries its program.
+
+use async_trait::async_trait;
+use futures_util::FutureExt;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+
+/// How the worker's program starts, run by the login shell on a new channel.
+pub const START: &str = "exec sh -s";
+
+/// Defines `__prov_run` and `__prov_end`; sent once, before the first request.
+const PRELUDE: &str = "__prov_run() { __prov_t=$1; __prov_c=$2; __prov_x=$3; set --; \
+( [ -n \"$__prov_x\" ] && exec sh -c \"$__prov_c\"; eval \"$__prov_c\" ) </dev/null; \
+__prov_end \"$__prov_t\" $?; }\n\
+__prov_end() { printf '\\n%s %s\\n' \"$1\" \"$2\"; printf '\\n%s\\n' \"$1\" >&2; }\n";
+
+/// Workers kept per connection: a command still running on one (a `wait_for`, a long build)
+/// leaves the next command another.
+pub const MAX_WORKERS: usize = 2;
+
+/// What arrives from a worker's channel.
+#[derive(Debug)]
+pub enum Event {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The worker's end of the channel closed: its `sh` has exited.
+    Ended,
+}
+
+/// The two directions of a worker's channel, whatever carries it (an SSH channel, a local
+/// process's pipes).
+#[async_trait]
+pub trait Pipe: Send {
+    /// Writes to the worker's stdin.
+    async fn write(&mut self, data: &[u8]) -> Result<(), String>;
+    /// The next output; `None` when the transport under the channel is gone (the connection
+    /// was lost).
+    async fn next(&mut self) -> Option<Event>;
+}
+
+/// One running worker.
+pub struct Worker<P> {
+    pipe: P,
+    _slot: Slot,
+}
+
+/// Why a request did not complete on the worker.
+#[derive(Debug, PartialEq)]
+pub enum WorkerError {
+    /// The worker is gone and the command was certainly not run: run it another way.
+    NotRun(String),
+    /// The worker ended while the command ran: whether it took effect is unknown.
+    Lost(String),
+    /// The connection under the worker was lost.
+    Gone,
+}
+
+impl<P: Pipe> Worker<P> {
+    /// Starts the worker on a fresh channel running [`START`]. Its first answer comes with the
+    /// first request (a worker that could not start says so then, before that request ran).
+    pub async fn start(mut pipe: P, slot: Slot) -> Result<Worker<P>, String> {
+        pipe.write(PRELUDE.as_bytes()).await?;
+        Ok(Worker { pipe, _slot: slot })
+    }
+
+    /// True when the worker has closed or written something while idle: it cannot be trusted
+    /// with a request.
+    pub fn is_broken(&mut self) -> bool {
+        self.pipe.next().now_or_never().is_some()
+    }
+
+    /// Runs `cmd` and returns its exit code, stdout and stderr. With `check_alive` (a fresh
+    /// worker), a bare marker is asked for first: until it arrives, the worker has not run
+    /// the request, so a worker that never started is [`WorkerError::NotRun`].
+    pub async fn run(
+        &mut self,
+        cmd: &str,
+        check_alive: bool,
+    ) -> Result<super::ExecResult, WorkerError> {
+        let ping = check_alive.then(token);
+        let tok = token();
+        let mut req = String::with_capacity(cmd.len() + 120);
+        if let Some(p) = &ping {
+            req.push_str(&format!("__prov_end {p} 0\n"));
+        }
+        req.push_str(&request_line(&tok, cmd));
+        if let Err(e) = self.pipe.write(req.as_bytes()).await {
+            return Err(WorkerError::NotRun(e));
+        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        if let Some(p) = ping {
+            // Whatever the login shell printed on start comes before this answer: dropped.
+            // What came after it is the request's.
+            let mut reply = Reply::new(&p, &[], &[]).map_err(WorkerError::NotRun)?;
+            self.read_reply(&mut reply).await.map_err(|e| match e {
+                WorkerError::Lost(_) => {
+                    WorkerError::NotRun("the shell worker did not start".into())
+                }
+                e => e,
+            })?;
+            (out, err) = (reply.out_after, reply.err_after);
+        }
+        let mut reply = Reply::new(&tok, &out, &err).map_err(WorkerError::Lost)?;
+        self.read_reply(&mut reply).await
+    }
+
+    /// Reads until both markers of `tok` have arrived. `reply` may already hold output that
+    /// came after an earlier marker in the same read.
+    async fn read_reply(&mut self, reply: &mut Reply) -> Result<super::ExecResult, WorkerError> {
+        while !reply.complete() {
+            match self.pipe.next().await {
+                Some(Event::Stdout(d)) => reply.push_out(&d).map_err(WorkerError::Lost)?,
+                Some(Event::Stderr(d)) => reply.push_err(&d),
+                Some(Event::Ended) => {
+                    return Err(WorkerError::Lost(
+                        "the shell worker ended while the command ran".into(),
+                    ));
+                }
+                None => return Err(WorkerError::Gone),
+            }
+        }
+        Ok(super::ExecResult {
+            rc: reply.rc.unwrap_or(-1),
+            stdout: std::mem::take(&mut reply.out),
+            stderr: std::mem::take(&mut reply.err),
+        })
+    }
+}
+
+/// One request's answer as it arrives: its stdout up to `\nTOKEN RC\n`, its stderr up to
+/// `\nTOKEN\n`. What follows a marker is kept apart (`*_after`): the next request's output
+/// when requests were sent together, otherwise what something the command left running
+/// wrote late, dropped.
+struct Reply {
+    out_mark: Vec<u8>,
+    err_mark: Vec<u8>,
+    out: Vec<u8>,
+    err: Vec<u8>,
+    rc: Option<i32>,
+    err_done: bool,
+    out_after: Vec<u8>,
+    err_after: Vec<u8>,
+}
+
+impl Reply {
+    /// A reply to `tok`, with what already arrived after the previous one.
+    fn new(tok: &str, out: &[u8], err: &[u8]) -> Result<Reply, String> {
+        let mut reply = Reply {
+            out_mark: format!("\n{tok} ").into_bytes(),
+            err_mark: format!("\n{tok}\n").into_bytes(),
+            out: Vec::new(),
+            err: Vec::new(),
+            rc: None,
+            err_done: false,
+            out_after: Vec::new(),
+            err_after: Vec::new(),
+        };
+        reply.push_out(out)?;
+        reply.push_err(err);
+        Ok(reply)
+    }
+
+    fn complete(&self) -> bool {
+        self.rc.is_some() && self.err_done
+    }
+
+    /// Adds what arrived on stdout.
+    fn push_out(&mut self, data: &[u8]) -> Result<(), String> {
+        if self.rc.is_some() {
+            self.out_after.extend_from_slice(data);
+            return Ok(());
+        }
+        self.out.extend_from_slice(data);
+        if let Some((rc, after)) = take_exit(&mut self.out, &self.out_mark)? {
+            self.rc = Some(rc);
+            self.out_after = after;
+        }
+        Ok(())
+    }
+
+    /// Adds what arrived on stderr.
+    fn push_err(&mut self, data: &[u8]) {
+        if self.err_done {
+            self.err_after.extend_from_slice(data);
+            return;
+        }
+        self.err.extend_from_slice(data);
+        if let Some(i) = memchr::memmem::find(&self.err, &self.err_mark) {
+            self.err_after = self.err.split_off(i + self.err_mark.len());
+            self.err.truncate(i);
+            self.err_done = true;
+        }
+    }
+}
+
+/// The exit code once `buf` holds the whole stdout marker (`\nTOKEN RC\n`), `buf` then cut to
+/// the command's own output; with what followed the marker.
+fn take_exit(buf: &mut Vec<u8>, mark: &[u8]) -> Result<Option<(i32, Vec<u8>)>, String> {
+    let Some(i) = memchr::memmem::find(buf, mark) else {
+        return Ok(None);
+    };
+    let rest = &buf[i + mark.len()..];
+    let Some(end) = memchr::memchr(b'\n', rest) else {
+        return Ok(None);
+    };
+    let rc = std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "the shell worker answered with a malformed exit code".to_string())?;
+    let after = buf[i + mark.len() + end + 1..].to_vec();
+    buf.truncate(i);
+    Ok(Some((rc, after)))
+}
+
+/// One request. A command that names its own process (`$$`, `$PPID`) gets a shell of its own,
+/// `sh -c` as on a channel; in the worker's subshell those would name the worker.
+fn request_line(tok: &str, cmd: &str) -> String {
+    let own_shell = if cmd.contains("$$") || cmd.contains("PPID") {
+        " x"
+    } else {
+        ""
+    };
+    format!("__prov_run {tok} {}{own_shell}\n", crate::shell::quote(cmd))
+}
+
+/// 128 random bits in hex: a marker no output will contain by chance.
+fn token() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("random bytes");
+    format!("P{}", hex::encode(b))
+}
+
+/// The idle workers of one connection; a request takes one out and gives it back when done.
+pub struct Pool<P> {
+    idle: Mutex<Vec<Worker<P>>>,
+    /// Workers alive, busy or idle (each [`Slot`] counts itself until dropped).
+    live: Arc<AtomicUsize>,
+    /// Set when a worker could not start: this host runs every command on its own channel.
+    disabled: AtomicBool,
+}
+
+/// A worker's place in its pool's count, given up when the worker (or a failed start) drops.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl<P> Default for Pool<P> {
+    fn default() -> Self {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            live: Arc::default(),
+            disabled: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<P: Pipe> Pool<P> {
+    /// An idle worker that is still alive, if any (a broken one is dropped).
+    pub fn take(&self) -> Option<Worker<P>> {
+        let mut idle = self.idle.lock().expect("lock");
+        while let Some(mut w) = idle.pop() {
+            if !w.is_broken() {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    /// Room for one more worker, unless [`MAX_WORKERS`] are alive or workers cannot start.
+    pub fn reserve(&self) -> Option<Slot> {
+        if self.disabled.load(SeqCst) {
+            return None;
+        }
+        self.live
+            .fetch_update(SeqCst, SeqCst, |n| (n < MAX_WORKERS).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(self.live.clone()))
+    }
+
+    /// Gives back a worker that finished a request.
+    pub fn put(&self, w: Worker<P>) {
+        self.idle.lock().expect("lock").push(w);
+    }
+
+    /// No more workers on this connection: one could not start.
+    pub fn disable(&self) {
+        self.disabled.store(true, SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
+
+    /// A worker on a local `sh`, its two output pipes merged into one stream of events.
+    struct LocalPipe {
+        stdin: tokio::process::ChildStdin,
+        events: mpsc::UnboundedReceiver<Event>,
+        _child: tokio::process::Child,
+    }
+
+    #[async_trait]
+    impl Pipe for LocalPipe {
+        async fn write(&mut self, data: &[u8]) -> Result<(), String> {
+            self.stdin.write_all(data).await.map_err(|e| e.to_string())
+        }
+        async fn next(&mut self) -> Option<Event> {
+            self.events.recv().await
+        }
+    }
+
+    /// Forwards one output pipe; the end of stdout is the end of the worker.
+    fn forward<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+        mut r: R,
+        tx: mpsc::UnboundedSender<Event>,
+        wrap: fn(Vec<u8>) -> Event,
+    ) {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0 {
+                    if matches!(wrap(vec![]), Event::Stdout(_)) {
+                        let _ = tx.send(Event::Ended);
+                    }
+                    break;
+                }
+                if tx.send(wrap(buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// `login` plays the login shell: it is given [`START`] as `sh -c` is by sshd.
+    fn local_pipe(login: &str) -> LocalPipe {
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(login)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (tx, events) = mpsc::unbounded_channel();
+        forward(child.stdout.take().unwrap(), tx.clone(), Event::Stdout);
+        forward(child.stderr.take().unwrap(), tx, Event::Stderr);
+        LocalPipe {
+            stdin: child.stdin.take().unwrap(),
+            events,
+            _child: child,
+        }
+    }
+
+    async fn worker(pool: &Pool<LocalPipe>) -> Worker<LocalPipe> {
+        Worker::start(local_pipe(START), pool.reserve().unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[test]
+    fn output_after_a_marker_in_the_same_read_is_kept_for_the_next_request() {
+        let r = Reply::new("PA", b"motd\n\nPA 0\nout\n", b"\nPA\nerr").unwrap();
+        assert!(r.complete());
+        assert_eq!(r.out, b"motd\n");
+        assert_eq!(
+            (r.out_after, r.err_after),
+            (b"out\n".to_vec(), b"err".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_marker_split_between_reads_is_found() {
+        let mut r = Reply::new("PB", b"", b"\nPB\n").unwrap();
+        for piece in [&b"x\nP"[..], b"B 1", b"2", b"\n"] {
+            assert!(!r.complete());
+            r.push_out(piece).unwrap();
+        }
+        assert_eq!((r.rc, r.out.as_slice()), (Some(12), &b"x"[..]));
+    }
+
+    #[tokio::test]
+    async fn output_is_returned_byte_for_byte_with_the_exit_code() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        // Every byte value, a line that looks like a marker, no final newline.
+        let cmd = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; \
+                   printf '\\nP0 0\\n\\nP0\\n'; printf 'tail'; printf 'e\\0rr' >&2; exit 7";
+        let r = w.run(cmd, true).await.unwrap();
+        let mut want: Vec<u8> = (0..=255u8).collect();
+        want.extend_from_slice(b"\nP0 0\n\nP0\ntail");
+        assert_eq!(r.stdout, want);
+        assert_eq!(r.stderr, b"e\0rr");
+        assert_eq!(r.rc, 7);
+        let r = w.run("true", false).await.unwrap();
+        assert_eq!((r.rc, r.stdout.len(), r.stderr.len()), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn each_command_starts_afresh_and_cannot_read_the_requests() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        let before = w.run("pwd; echo \"[$X][$1]\"", true).await.unwrap();
+        let r = w
+            .run("cd /; X=1; set -e; umask 077; cat; exit 3", false)
+            .await
+            .unwrap();
+        assert_eq!((r.rc, r.stdout.as_slice()), (3, &b""[..]));
+        let after = w.run("pwd; echo \"[$X][$1]\"", false).await.unwrap();
+        assert_eq!(before.stdout, after.stdout);
+        assert!(
+            after.stdout.ends_with(b"[][]\n"),
+            "{:?}",
+            after.stdout_str()
+        );
+        let r = w.run("false; echo still here", false).await.unwrap();
+        assert_eq!((r.rc, r.stdout_str().as_str()), (0, "still here\n"));
+        let r = w.run("if then", false).await.unwrap();
+        assert_eq!(r.rc, 2, "a syntax error ends only its subshell");
+        assert_eq!(w.run("echo ok", false).await.unwrap().stdout, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn large_commands_and_outputs_pass_whole() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        let script = format!("x='{}'; printf %s \"$x\" | wc -c", "ab".repeat(100_000));
+        let r = w.run(&script, true).await.unwrap();
+        assert_eq!(r.stdout_str().trim(), "200000");
+        let r = w.run("head -c 3000000 /dev/zero", false).await.unwrap();
+        assert_eq!(r.stdout.len(), 3_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_cannot_start_has_run_nothing() {
+        let pool: Pool<LocalPipe> = Pool::default();
+        let slot = pool.reserve().unwrap();
+        let mut w = Worker::start(
+            local_pipe("echo 'This account is not available'; exit 1"),
+            slot,
+        )
+        .await
+        .unwrap();
+        let e = w.run("echo ran", true).await.unwrap_err();
+        assert!(matches!(e, WorkerError::NotRun(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_killed_worker_is_replaced_and_busy_ones_are_bounded() {
+        let pool: Pool<LocalPipe> = Pool::default();
+        let mut w = worker(&pool).await;
+        // `$$` is the command's own shell, as under `sh -c`, not the worker.
+        let r = w.run("kill -TERM $$; echo survived", true).await.unwrap();
+        assert_eq!((r.rc, r.stdout.len()), (143, 0));
+        let e = w.run("kill -9 $PPID; sleep 1", false).await.unwrap_err();
+        assert!(matches!(e, WorkerError::Lost(_)), "{e:?}");
+        drop(w);
+        // Killed while idle: found broken when taken.
+        let mut w = worker(&pool).await;
+        let pid = w.run("echo $PPID", true).await.unwrap().stdout_str();
+        pool.put(w);
+        std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(pool.take().is_none());
+        // At most MAX_WORKERS at once; a dropped one frees its place.
+        let held: Vec<_> = (0..MAX_WORKERS).map(|_| pool.reserve().unwrap()).collect();
+        assert!(pool.reserve().is_none());
+        drop(held);
+        assert!(pool.reserve().is_some());
+    }
+}
