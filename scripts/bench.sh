@@ -9,6 +9,9 @@
 # `creates`-guarded commands). The floor is one plain OpenSSH connection per host, all hosts
 # at once, curve25519 key exchange (as prov), running the same 30 checks as one shell script.
 #
+# The floor's first run writes the same end state with one script per host (mkdir, printf to a
+# temp file and mv, chmod, touch): the unavoidable writes.
+#
 # Reported per size: prov's first run (from empty /srv) and no-op run, the floor beside them,
 # prov's controller CPU and peak RSS, and the CPU spent on the targets per host by prov's no-op
 # and by the floor. Medians of RUNS paired runs; each prov run is checked for the right change
@@ -150,17 +153,30 @@ write_workload() {
       echo "[ -e /srv/bench/d$i/stamp ]"
     done
   } >"$work/floor.sh"
+  # The floor's first run: the same end state written by one script per host.
+  {
+    echo 'set -e'
+    for i in 1 2 3 4 5 6; do
+      echo "mkdir -p /srv/bench/d$i && chmod 755 /srv/bench/d$i"
+      echo "printf 'copied $i\n' >/srv/bench/d$i/copied.tmp && chmod 644 /srv/bench/d$i/copied.tmp && mv /srv/bench/d$i/copied.tmp /srv/bench/d$i/copied"
+      echo "printf '%s item $i\n' \"\$1\" >/srv/bench/d$i/page.tmp && chmod 644 /srv/bench/d$i/page.tmp && mv /srv/bench/d$i/page.tmp /srv/bench/d$i/page"
+      echo "grep -qxF 'copied $i' /srv/bench/d$i/copied || echo 'copied $i' >>/srv/bench/d$i/copied"
+      echo "[ -e /srv/bench/d$i/stamp ] || touch /srv/bench/d$i/stamp"
+    done
+  } >"$work/floor-write.sh"
 }
 
-ssh_opts=()
+# One plain ssh per host, all at once, running `script` (floor.sh: the checks; floor-write.sh:
+# the writes of a first run).
 floor_run() {
-  local n=$1 i
+  local n=$1 script=${2:-floor.sh} i pids=()
   for i in $(seq 1 "$n"); do
     ssh -T -o BatchMode=yes -o KexAlgorithms=curve25519-sha256 -o StrictHostKeyChecking=yes \
       -o UserKnownHostsFile="$work/known_hosts" -o LogLevel=ERROR -i "$work/keys/client" \
-      "root@$(addr "$i")" sh -s <"$work/floor.sh" >/dev/null || echo fail >>"$work/floor-failed" &
+      "root@$(addr "$i")" sh -s "b$i" <"$work/$script" >/dev/null || echo fail >>"$work/floor-failed" &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"
   if [ -s "$work/floor-failed" ]; then echo "bench.sh: the floor's checks failed" >&2; exit 1; fi
 }
 
@@ -168,7 +184,7 @@ floor_run() {
 prov_run() {
   local n=$1 want_changed=$2
   /usr/bin/time -o "$work/time" -f "%e %U %S %M" \
-    "$prov" apply "$work/bench.yml" -i "$work/hosts.ini" --forks "${FORKS:-$n}" \
+    "$prov" apply "$work/bench.yml" -i "$work/hosts.ini" --forks "${FORKS:-$n}" ${PROV_ARGS:-} \
     --report "$work/r.json" >"$work/out" 2>&1 || { tail -20 "$work/out" >&2; exit 1; }
   local got
   got=$(python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["hosts"].values()
@@ -186,9 +202,13 @@ bench_size() {
   local n=$1 r
   start_hosts "$n"
   for r in $(seq 1 "$runs"); do
+    local c0 t
+    reset_hosts
+    t=$(now_ms)
+    floor_run "$n" floor-write.sh
+    echo "scale=3; ($(now_ms) - $t) / 1000" | bc >>"$work/floor-first"
     reset_hosts
     prov_run "$n" $((n * 24)) | awk '{print $1}' >>"$work/first"
-    local c0 t
     c0=$(target_cpu_us)
     prov_run "$n" 0 >"$work/noop-line"
     echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/prov-target"
@@ -201,23 +221,24 @@ bench_size() {
     echo "scale=3; ($(now_ms) - $t) / 1000" | bc >>"$work/floor"
     echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/floor-target"
   done
-  local first noop floor cpu rss pt ft
+  local first noop floor cpu rss pt ft ff
   first=$(median <"$work/first"); noop=$(median <"$work/noop"); floor=$(median <"$work/floor")
+  ff=$(median <"$work/floor-first")
   cpu=$(median <"$work/cpu"); rss=$(median <"$work/rss")
   pt=$(median <"$work/prov-target"); ft=$(median <"$work/floor-target")
-  printf '| %5d | %6.2f s | %6.2f s (%.2fx) | %6.2f s (%.2fx) | %5.2f s | %4d MiB | %5.1f ms (%.2fx) | %5.1f ms |\n' \
-    "$n" "$floor" "$noop" "$(echo "$noop / $floor" | bc -l)" "$first" "$(echo "$first / $floor" | bc -l)" \
+  printf '| %5d | %5.2f s | %5.2f s (%.2fx) | %5.2f s | %5.2f s (%.2fx) | %5.2f s | %4d MiB | %5.1f ms (%.2fx) | %5.1f ms |\n' \
+    "$n" "$floor" "$noop" "$(echo "$noop / $floor" | bc -l)" "$ff" "$first" "$(echo "$first / $ff" | bc -l)" \
     "$cpu" $((rss / 1024)) "$(echo "$pt / 1000" | bc -l)" "$(echo "$pt / ($ft + 1)" | bc -l)" \
     "$(echo "$ft / 1000" | bc -l)"
-  rm -f "$work"/{first,noop,floor,cpu,rss,prov-target,floor-target}
+  rm -f "$work"/{first,noop,floor,floor-first,cpu,rss,prov-target,floor-target}
   stop_hosts
 }
 
 write_workload
 echo "prov $("$prov" --version | awk '{print $2}'), $runs paired runs per size, medians; $(nproc) cores"
 echo
-echo "| hosts | floor | prov no-op (x floor) | prov first run (x floor no-op) | prov CPU | prov peak RSS | target CPU/host, prov no-op (x floor) | target CPU/host, floor |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| hosts | floor no-op | prov no-op (x floor) | floor first run | prov first run (x floor) | prov CPU (no-op) | prov peak RSS (no-op) | target CPU/host, prov no-op (x floor) | target CPU/host, floor no-op |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in "${sizes[@]}"; do
   bench_size "$n"
 done

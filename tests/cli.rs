@@ -1042,3 +1042,38 @@ fn the_open_files_limit_is_raised_to_the_hard_one() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Over many hosts, the output lists what changed or failed, not every ok; `-v` lists all.
+#[test]
+fn a_run_over_many_hosts_shows_only_changes_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts: String = (1..=30)
+        .map(|i| format!("m{i} ansible_connection=local\n"))
+        .collect();
+    std::fs::write(dir.path().join("hosts"), format!("[many]\n{hosts}")).unwrap();
+    std::fs::write(
+        dir.path().join("pb.yml"),
+        "- hosts: many\n  gather_facts: false\n  tasks:\n\
+         \x20   - debug: {msg: routine}\n\
+         \x20   - command: 'true'\n      changed_when: inventory_hostname == 'm7'\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let pb = dir.path().join("pb.yml");
+        let inv = dir.path().join("hosts");
+        let mut args = vec!["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()];
+        args.extend(extra);
+        let out = prov(&args);
+        assert_eq!(out.code, 0, "{}", out.all_output());
+        out.stdout
+    };
+    let quiet = run(&[]);
+    assert!(quiet.contains("changed: [m7]"), "{quiet}");
+    assert!(!quiet.contains("ok: ["), "{quiet}");
+    assert!(
+        quiet.contains("m30 "),
+        "the recap still lists every host: {quiet}"
+    );
+    let verbose = run(&["-v"]);
+    assert_eq!(verbose.matches("ok: [").count(), 30 + 29, "{verbose}");
+}

@@ -543,3 +543,45 @@ fn a_fire_and_forget_job_outlives_the_connection() {
     ]);
     assert_eq!(r.code, 0, "{}", r.all_output());
 }
+
+/// `--forks` bounds the hosts at work and so the connections open at once: with one fork, a
+/// host's connection is closed when it is done, before the next host's is opened. (Counted on
+/// this machine, as `ss` sees prov's established connections to port 22.)
+#[test]
+fn forks_bound_the_open_connections_and_a_done_host_is_disconnected() {
+    if !lab_up("forks_bound_the_open_connections") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = lab_inventory(tmp.path(), 3, "");
+    let (_dir, pb) = playbook(
+        "- hosts: lab\n  gather_facts: false\n  tasks:\n\
+         \x20   - command: sleep 0.4\n      changed_when: false\n\
+         \x20   - command: sleep 0.4\n      changed_when: false\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()])
+        .args(["--forks", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (mut most, mut hosts_seen) = (0, std::collections::BTreeSet::new());
+    while child.try_wait().unwrap().is_none() {
+        let ss = std::process::Command::new("ss")
+            .args(["-Htnp", "state", "established", "( dport = :22 )"])
+            .output()
+            .unwrap();
+        let open: Vec<String> = String::from_utf8_lossy(&ss.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("pid={pid},")))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+            .collect();
+        most = most.max(open.len());
+        hosts_seen.extend(open);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(hosts_seen.len(), 3, "{hosts_seen:?}");
+    assert_eq!(most, 1, "connections open at once with --forks 1");
+}

@@ -65,8 +65,8 @@ fn empty_config(tmp: &tempfile::TempDir) -> PathBuf {
 
 /// Prints the PID of the sshd process serving this connection (the nearest `sshd` above the
 /// command, whether it runs on a channel of its own or on the connection's shell worker).
-const SESSION_SSHD: &str = "p=$PPID; while [ \"$(cat /proc/$p/comm)\" != sshd ]; do \
-p=$(cut -d' ' -f4 /proc/$p/stat); done; echo $p";
+const SESSION_SSHD: &str = "p=$PPID; while [ \"$p\" -gt 1 ] && [ \"$(cat /proc/$p/comm)\" != sshd ]; \
+do p=$(cut -d' ' -f4 /proc/$p/stat); done; echo $p";
 
 fn unreachable_msg(r: Result<impl std::fmt::Debug, ConnError>) -> String {
     match r {

@@ -33,6 +33,8 @@ pub struct Renderer {
     banner: Option<String>,
     /// Colour the status words (stdout is a terminal and `NO_COLOR` is not set).
     colour: bool,
+    /// More than [`MANY_HOSTS`] hosts: lines only for changes and failures (unless `-v`).
+    many_hosts: bool,
 }
 
 /// Whether output to stdout is coloured: on a terminal, unless `NO_COLOR` (any value, see
@@ -156,8 +158,16 @@ impl Drop for LogLine {
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
+    /// One spinner per host, unless the run has more than [`MANY_HOSTS`]: then the overall
+    /// bar's message counts the hosts running and done instead.
     per_host: BTreeMap<String, ProgressBar>,
+    hosts: usize,
+    hosts_done: usize,
 }
+
+/// Above this many hosts a run is shown in summary: no spinner per host, and (unless `-v`)
+/// no line for a task that was ok or skipped, only for changes and failures.
+pub const MANY_HOSTS: usize = 25;
 
 /// A host's spinner line under the overall bar.
 fn host_bar(multi: &MultiProgress, host: &str) -> ProgressBar {
@@ -171,6 +181,16 @@ fn host_bar(multi: &MultiProgress, host: &str) -> ProgressBar {
     b
 }
 
+impl Bars {
+    /// The overall bar's message in a run shown in summary.
+    fn host_count(&self) -> String {
+        match self.per_host.is_empty() {
+            true => format!("· {}/{} hosts done", self.hosts_done, self.hosts),
+            false => String::new(),
+        }
+    }
+}
+
 impl Renderer {
     pub fn new(opts: OutputOptions) -> Renderer {
         Renderer {
@@ -180,6 +200,7 @@ impl Renderer {
             quiet: false,
             banner: None,
             colour: !opts.json && colour_wanted(),
+            many_hosts: false,
         }
     }
 
@@ -216,8 +237,12 @@ impl Renderer {
             }
             Event::TaskDone(r) => self.task_done(r),
             Event::HostDone { host } => {
-                if let Some(b) = self.bars.as_ref().and_then(|b| b.per_host.get(host)) {
-                    b.finish_with_message("done");
+                if let Some(b) = &mut self.bars {
+                    b.hosts_done += 1;
+                    match b.per_host.get(host) {
+                        Some(bar) => bar.finish_with_message("done"),
+                        None => b.overall.set_message(b.host_count()),
+                    }
                 }
             }
             Event::RunEnd { .. } => {
@@ -236,6 +261,7 @@ impl Renderer {
     }
 
     fn start(&mut self, hosts: &[String], nodes: usize) {
+        self.many_hosts = hosts.len() > MANY_HOSTS;
         // Progress bars only on a terminal: logs and pipes get plain lines.
         if self.opts.json || self.quiet || !std::io::stderr().is_terminal() {
             return;
@@ -243,31 +269,40 @@ impl Renderer {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let overall = multi.add(ProgressBar::new(nodes as u64));
         overall.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks")
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
-        let per_host = hosts
-            .iter()
-            .map(|h| (h.clone(), host_bar(&multi, h)))
-            .collect();
+        let per_host = match hosts.len() > MANY_HOSTS {
+            true => BTreeMap::new(),
+            false => hosts
+                .iter()
+                .map(|h| (h.clone(), host_bar(&multi, h)))
+                .collect(),
+        };
         if let Ok(mut active) = ACTIVE_BARS.lock() {
             *active = Some(multi.clone());
         }
-        self.bars = Some(Bars {
+        let bars = Bars {
             multi,
             overall,
             per_host,
-        });
+            hosts: hosts.len(),
+            hosts_done: 0,
+        };
+        bars.overall.set_message(bars.host_count());
+        self.bars = Some(bars);
     }
 
     /// More of the run was planned (after `add_host`): more tasks, maybe more hosts.
     fn grow(&mut self, hosts: &[String], nodes: usize) {
+        self.many_hosts |= hosts.len() > MANY_HOSTS;
         let Some(b) = &mut self.bars else {
             return;
         };
         b.overall.inc_length(nodes as u64);
-        for h in hosts {
+        b.hosts = b.hosts.max(hosts.len());
+        for h in hosts.iter().filter(|_| b.hosts <= MANY_HOSTS) {
             if !b.per_host.contains_key(h) {
                 let bar = host_bar(&b.multi, h);
                 b.per_host.insert(h.clone(), bar);
@@ -285,6 +320,10 @@ impl Renderer {
         }
         if self.opts.adhoc {
             return self.adhoc_result(r);
+        }
+        let routine = matches!(r.status, Status::Ok | Status::Skipped) && !r.ignored;
+        if self.many_hosts && routine && self.opts.verbose == 0 {
+            return;
         }
         let word = match (r.status, r.ignored) {
             (Status::Failed, _) if r.rescued => "failed (rescued)",

@@ -21,6 +21,7 @@ use crate::plan::{EdgeKind, Plan};
 use crate::playbook::Playbook;
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 use serde_json::{Map, Value as Json};
 use state::{HostRun, Shared};
 use std::sync::Arc;
@@ -178,12 +179,19 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
     };
     let mut hr = HostRun::new(&host);
     seed_cached_facts(&sh, &host);
+    // A host keeps its fork from one node to the next, so that `forks` bounds the hosts at
+    // work (and their open connections), not only the nodes; it lets go while it waits for
+    // another host, which may need a fork to get there.
+    let mut fork = None;
     for (i, &node) in chain.iter().enumerate() {
         guard.next = i;
         let r = sh.plan.graph[node].clone();
         if hr.play != Some(r.play) {
             hr.enter_play(r.play, &sh.pb.plays[r.play].blocks);
             sh.announce_play(r.play);
+        }
+        if !predecessors_done(&sh, node) {
+            fork = None;
         }
         let blocked = wait_for_predecessors(&sh, node).await;
         let end = match blocked {
@@ -192,7 +200,9 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
                 NodeEnd::Failed
             }
             None => {
-                let _permit = sh.forks.acquire().await.expect("semaphore never closed");
+                if fork.is_none() {
+                    fork = Some(sh.forks.acquire().await.expect("semaphore never closed"));
+                }
                 if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst)
                     || sh.fatal.load(std::sync::atomic::Ordering::SeqCst)
                 {
@@ -205,10 +215,25 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         let _ = sh.status[node.index()].send(Some(end));
     }
     hr.finish_blocks();
+    drop(fork);
     if hr.failed || hr.unreachable {
         sh.host_gone(&host);
     }
+    if sh.plan.resumes_at.is_none() {
+        // Nothing of this run is left for the host: its sockets and sessions go now, not
+        // at the end of a run over thousands of hosts.
+        sh.close_host_connections(&host).await;
+    }
     let _ = sh.tx.send(Event::HostDone { host });
+}
+
+/// Whether every node `node` waits for on other hosts has ended (waiting would not block).
+fn predecessors_done(sh: &Shared, node: NodeIndex) -> bool {
+    sh.plan
+        .graph
+        .edges_directed(node, Direction::Incoming)
+        .filter(|e| *e.weight() != EdgeKind::Chain)
+        .all(|e| sh.receivers[e.source().index()].borrow().is_some())
 }
 
 /// With a fact cache, a host's cached facts are its facts from the start, also in plays

@@ -574,6 +574,26 @@ impl Shared {
         .clone()
     }
 
+    /// Closes a host's connections (its own and those of other users on it), leaving them to
+    /// be dialled again if a later task (delegated to it) needs the host.
+    pub async fn close_host_connections(&self, host: &str) {
+        let conns: Vec<_> = self
+            .conns
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(key, _)| *key == host || key.ends_with(&format!("@{host}")))
+            .filter_map(|(_, c)| c.get().cloned())
+            .collect();
+        for c in conns {
+            // Held elsewhere (the map and `c` aside): another host's task delegated here
+            // is using it.
+            if Arc::strong_count(&c) == 2 {
+                c.reset().await;
+            }
+        }
+    }
+
     pub async fn close_connections(&self) {
         let conns: Vec<_> = self
             .conns
