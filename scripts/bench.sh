@@ -183,7 +183,7 @@ floor_run() {
 # Runs prov once: "wall user+sys peak_kib" on stdout; checks the change count.
 prov_run() {
   local n=$1 want_changed=$2
-  /usr/bin/time -o "$work/time" -f "%e %U %S %M" \
+  /usr/bin/time -o "$work/time" -f "%e %U %S %M" ${PROV_WRAP:-} \
     "$prov" apply "$work/bench.yml" -i "$work/hosts.ini" --forks "${FORKS:-$n}" ${PROV_ARGS:-} \
     --report "$work/r.json" >"$work/out" 2>&1 || { tail -20 "$work/out" >&2; exit 1; }
   local got

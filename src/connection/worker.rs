@@ -17,8 +17,9 @@
 //! A worker serves one request at a time and is taken out of its [`Pool`] for it. A request
 //! whose future is dropped (a task's `timeout`, an interrupted run) drops the worker with it,
 //! closing its channel, so a command that never ends costs a worker, never the connection. A
-//! worker found closed when taken (killed on the host) is replaced. Commands with stdin go
-//! elsewhere (their own exec channel): the worker's stdin carries its program.
+//! worker found closed when taken (killed on the host) is replaced. The worker's stdin carries
+//! its program, so a command's own stdin travels inside its request, `printf %b`-escaped and
+//! piped to it (up to [`MAX_STDIN`]; more is streamed on a channel of its own).
 
 use async_trait::async_trait;
 use futures_util::FutureExt;
@@ -29,11 +30,19 @@ use std::sync::{Arc, Mutex};
 /// How the worker's program starts, run by the login shell on a new channel.
 pub const START: &str = "exec sh -s";
 
-/// Defines `__prov_run` and `__prov_end`; sent once, before the first request.
-const PRELUDE: &str = "__prov_run() { __prov_t=$1; __prov_c=$2; __prov_x=$3; set --; \
-( [ -n \"$__prov_x\" ] && exec sh -c \"$__prov_c\"; eval \"$__prov_c\" ) </dev/null; \
+/// Defines `__prov_run`, `__prov_cmd` and `__prov_end`; sent once, before the first request.
+/// `__prov_run TOKEN MODE COMMAND [STDIN]`: MODE `e` evaluates the command in a subshell, `s`
+/// gives it `sh -c` of its own; `i` after either feeds it STDIN (written with `printf %b`
+/// escapes), otherwise its stdin is `/dev/null`.
+const PRELUDE: &str = "__prov_run() { __prov_t=$1; __prov_m=$2; __prov_c=$3; __prov_i=$4; set --; \
+case $__prov_m in *i) printf '%b' \"$__prov_i\" | __prov_cmd;; *) __prov_cmd </dev/null;; esac; \
 __prov_end \"$__prov_t\" $?; }\n\
+__prov_cmd() { ( case $__prov_m in s*) exec sh -c \"$__prov_c\";; esac; eval \"$__prov_c\" ); }\n\
 __prov_end() { printf '\\n%s %s\\n' \"$1\" \"$2\"; printf '\\n%s\\n' \"$1\" >&2; }\n";
+
+/// The most stdin a command may have to run on a worker: it travels escaped inside the
+/// request. More goes on a channel of its own, streamed.
+pub const MAX_STDIN: usize = 64 * 1024;
 
 /// Workers kept per connection: a command still running on one (a `wait_for`, a long build)
 /// leaves the next command another.
@@ -96,6 +105,7 @@ impl<P: Pipe> Worker<P> {
     pub async fn run(
         &mut self,
         cmd: &str,
+        stdin: Option<&[u8]>,
         check_alive: bool,
     ) -> Result<super::ExecResult, WorkerError> {
         let ping = check_alive.then(token);
@@ -104,7 +114,7 @@ impl<P: Pipe> Worker<P> {
         if let Some(p) = &ping {
             req.push_str(&format!("__prov_end {p} 0\n"));
         }
-        req.push_str(&request_line(&tok, cmd));
+        req.push_str(&request_line(&tok, cmd, stdin));
         if let Err(e) = self.pipe.write(req.as_bytes()).await {
             return Err(WorkerError::NotRun(e));
         }
@@ -235,13 +245,33 @@ fn take_exit(buf: &mut Vec<u8>, mark: &[u8]) -> Result<Option<(i32, Vec<u8>)>, S
 
 /// One request. A command that names its own process (`$$`, `$PPID`) gets a shell of its own,
 /// `sh -c` as on a channel; in the worker's subshell those would name the worker.
-fn request_line(tok: &str, cmd: &str) -> String {
-    let own_shell = if cmd.contains("$$") || cmd.contains("PPID") {
-        " x"
-    } else {
-        ""
+fn request_line(tok: &str, cmd: &str, stdin: Option<&[u8]>) -> String {
+    let shell = match cmd.contains("$$") || cmd.contains("PPID") {
+        true => "s",
+        false => "e",
     };
-    format!("__prov_run {tok} {}{own_shell}\n", crate::shell::quote(cmd))
+    let cmd = crate::shell::quote(cmd);
+    match stdin {
+        None => format!("__prov_run {tok} {shell} {cmd}\n"),
+        Some(data) => format!(
+            "__prov_run {tok} {shell}i {cmd} {}\n",
+            crate::shell::quote(&printf_escaped(data))
+        ),
+    }
+}
+
+/// `data` as `printf %b` writes it back byte for byte: printable ASCII and newlines as they
+/// are, a backslash doubled, any other byte as `\0` and three octal digits.
+fn printf_escaped(data: &[u8]) -> String {
+    let mut s = String::with_capacity(data.len() + data.len() / 4);
+    for &b in data {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\n' | 0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\0{b:03o}")),
+        }
+    }
+    s
 }
 
 /// 128 random bits in hex: a marker no output will contain by chance.
@@ -414,13 +444,13 @@ mod tests {
         // Every byte value, a line that looks like a marker, no final newline.
         let cmd = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; \
                    printf '\\nP0 0\\n\\nP0\\n'; printf 'tail'; printf 'e\\0rr' >&2; exit 7";
-        let r = w.run(cmd, true).await.unwrap();
+        let r = w.run(cmd, None, true).await.unwrap();
         let mut want: Vec<u8> = (0..=255u8).collect();
         want.extend_from_slice(b"\nP0 0\n\nP0\ntail");
         assert_eq!(r.stdout, want);
         assert_eq!(r.stderr, b"e\0rr");
         assert_eq!(r.rc, 7);
-        let r = w.run("true", false).await.unwrap();
+        let r = w.run("true", None, false).await.unwrap();
         assert_eq!((r.rc, r.stdout.len(), r.stderr.len()), (0, 0, 0));
     }
 
@@ -428,24 +458,55 @@ mod tests {
     async fn each_command_starts_afresh_and_cannot_read_the_requests() {
         let pool = Pool::default();
         let mut w = worker(&pool).await;
-        let before = w.run("pwd; echo \"[$X][$1]\"", true).await.unwrap();
+        let before = w.run("pwd; echo \"[$X][$1]\"", None, true).await.unwrap();
         let r = w
-            .run("cd /; X=1; set -e; umask 077; cat; exit 3", false)
+            .run("cd /; X=1; set -e; umask 077; cat; exit 3", None, false)
             .await
             .unwrap();
         assert_eq!((r.rc, r.stdout.as_slice()), (3, &b""[..]));
-        let after = w.run("pwd; echo \"[$X][$1]\"", false).await.unwrap();
+        let after = w.run("pwd; echo \"[$X][$1]\"", None, false).await.unwrap();
         assert_eq!(before.stdout, after.stdout);
         assert!(
             after.stdout.ends_with(b"[][]\n"),
             "{:?}",
             after.stdout_str()
         );
-        let r = w.run("false; echo still here", false).await.unwrap();
+        let r = w.run("false; echo still here", None, false).await.unwrap();
         assert_eq!((r.rc, r.stdout_str().as_str()), (0, "still here\n"));
-        let r = w.run("if then", false).await.unwrap();
+        let r = w.run("if then", None, false).await.unwrap();
         assert_eq!(r.rc, 2, "a syntax error ends only its subshell");
-        assert_eq!(w.run("echo ok", false).await.unwrap().stdout, b"ok\n");
+        assert_eq!(w.run("echo ok", None, false).await.unwrap().stdout, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn stdin_reaches_the_command_byte_for_byte() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        let data: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let r = w.run("cat", Some(&data), true).await.unwrap();
+        assert!(r.stdout == data, "{} bytes back", r.stdout.len());
+        let tricky = b"\\c'\"$(x)\\0101\n\0\t";
+        let r = w.run("cat", Some(tricky), false).await.unwrap();
+        assert_eq!(r.stdout, tricky);
+        // A command that reads none of it, or part of it.
+        let r = w.run("exit 5", Some(&data), false).await.unwrap();
+        assert_eq!(r.rc, 5);
+        let r = w.run("head -c 3", Some(b"abcdef"), false).await.unwrap();
+        assert_eq!(r.stdout, b"abc");
+        let r = w
+            .run(
+                "IFS= read -r l; echo \"[$l]\"; cat",
+                Some(b"one\ntwo"),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.stdout_str(), "[one]\ntwo");
+        // And the worker still answers, without stdin.
+        assert_eq!(
+            w.run("cat; echo end", None, false).await.unwrap().stdout,
+            b"end\n"
+        );
     }
 
     #[tokio::test]
@@ -453,9 +514,12 @@ mod tests {
         let pool = Pool::default();
         let mut w = worker(&pool).await;
         let script = format!("x='{}'; printf %s \"$x\" | wc -c", "ab".repeat(100_000));
-        let r = w.run(&script, true).await.unwrap();
+        let r = w.run(&script, None, true).await.unwrap();
         assert_eq!(r.stdout_str().trim(), "200000");
-        let r = w.run("head -c 3000000 /dev/zero", false).await.unwrap();
+        let r = w
+            .run("head -c 3000000 /dev/zero", None, false)
+            .await
+            .unwrap();
         assert_eq!(r.stdout.len(), 3_000_000);
     }
 
@@ -463,14 +527,16 @@ mod tests {
     async fn a_worker_that_cannot_start_has_run_nothing() {
         let pool: Pool<LocalPipe> = Pool::default();
         let slot = pool.reserve().unwrap();
-        let mut w = Worker::start(
+        // The login shell may be gone before the first request is written, or after.
+        let started = Worker::start(
             local_pipe("echo 'This account is not available'; exit 1"),
             slot,
         )
-        .await
-        .unwrap();
-        let e = w.run("echo ran", true).await.unwrap_err();
-        assert!(matches!(e, WorkerError::NotRun(_)), "{e:?}");
+        .await;
+        if let Ok(mut w) = started {
+            let e = w.run("echo ran", None, true).await.unwrap_err();
+            assert!(matches!(e, WorkerError::NotRun(_)), "{e:?}");
+        }
     }
 
     #[tokio::test]
@@ -478,14 +544,20 @@ mod tests {
         let pool: Pool<LocalPipe> = Pool::default();
         let mut w = worker(&pool).await;
         // `$$` is the command's own shell, as under `sh -c`, not the worker.
-        let r = w.run("kill -TERM $$; echo survived", true).await.unwrap();
+        let r = w
+            .run("kill -TERM $$; echo survived", None, true)
+            .await
+            .unwrap();
         assert_eq!((r.rc, r.stdout.len()), (143, 0));
-        let e = w.run("kill -9 $PPID; sleep 1", false).await.unwrap_err();
+        let e = w
+            .run("kill -9 $PPID; sleep 1", None, false)
+            .await
+            .unwrap_err();
         assert!(matches!(e, WorkerError::Lost(_)), "{e:?}");
         drop(w);
         // Killed while idle: found broken when taken.
         let mut w = worker(&pool).await;
-        let pid = w.run("echo $PPID", true).await.unwrap().stdout_str();
+        let pid = w.run("echo $PPID", None, true).await.unwrap().stdout_str();
         pool.put(w);
         std::process::Command::new("kill")
             .args(["-9", pid.trim()])

@@ -311,7 +311,11 @@ impl Renderer {
     }
 
     fn task_done(&mut self, r: &TaskResult) {
-        self.results.push(r.clone());
+        // Kept for the recap and the report, which do not show the module's whole result:
+        // over thousands of hosts those would be most of prov's memory.
+        let mut kept = r.clone();
+        kept.result = None;
+        self.results.push(kept);
         if r.quiet {
             return;
         }

@@ -389,21 +389,6 @@ pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -
     let st = sh.host_state(host);
     let mut magic = magic::host(&sh.inv, host);
     sh.add_run_group_names(host, &mut magic);
-    let play = &sh.pb.plays[play_idx];
-    let play_name = match play.name.is_empty() {
-        true => &play.hosts,
-        false => &play.name,
-    };
-    magic.extend(magic::play(&magic::PlayFacts {
-        name: play_name,
-        hosts: &sh.plan.play_hosts_listed[play_idx],
-        batch: sh.play_batch(play_idx, host),
-        check: sh.opts.check,
-        diff: sh.opts.diff,
-        playbook_dir: &sh.pb.dir,
-        run_tags: &sh.plan.tags.only,
-        skip_tags: &sh.plan.tags.skip,
-    }));
     let layers = &sh.play_layers[play_idx];
     Vars::new()
         .push(layers.role_defaults.clone())
@@ -415,6 +400,7 @@ pub(super) fn task_vars(sh: &Shared, host: &str, play_idx: usize, task: &Task) -
         .push_map(task.vars.clone())
         .push_data(st.vars.clone())
         .push(sh.extra.clone())
+        .push_data(sh.play_magic(play_idx, host))
         .push_data(Arc::new(magic))
         .object("hostvars", sh.hostvars_value())
         .object("ansible_facts", super::state::facts_value(&st))

@@ -94,6 +94,11 @@ pub struct Shared {
     groups: Mutex<Value>,
     /// Each play's variable layers, shared by all its tasks instead of copied for each.
     pub play_layers: Vec<PlayLayers>,
+    /// Per play: the index of each host's `serial` batch in `plan.play_batches`.
+    batch_of: Vec<HashMap<String, usize>>,
+    /// Per (play, batch): the play's magic variables, made once (they list the play's hosts,
+    /// so making them per task would cost hosts² over a run).
+    play_magic: Mutex<HashMap<(usize, usize), Layer>>,
     inv_vars: HashMap<String, Layer>,
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
@@ -328,12 +333,42 @@ impl Shared {
 
     /// The hosts of `host`'s batch in the play (`ansible_play_batch`).
     pub fn play_batch(&self, play: usize, host: &str) -> &[String] {
-        let batches = &self.plan.play_batches[play];
-        batches
-            .iter()
-            .find(|b| b.iter().any(|h| h == host))
-            .map(Vec::as_slice)
+        self.batch_index(play, host)
+            .map(|i| self.plan.play_batches[play][i].as_slice())
             .unwrap_or(&self.plan.play_hosts_listed[play])
+    }
+
+    fn batch_index(&self, play: usize, host: &str) -> Option<usize> {
+        self.batch_of.get(play)?.get(host).copied()
+    }
+
+    /// The magic variables of `play` as `host` sees them (its batch's), made once per batch.
+    pub fn play_magic(&self, play_idx: usize, host: &str) -> Layer {
+        let key = (
+            play_idx,
+            self.batch_index(play_idx, host).unwrap_or(usize::MAX),
+        );
+        let mut cache = self.play_magic.lock().expect("lock");
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                let play = &self.pb.plays[play_idx];
+                let name = match play.name.is_empty() {
+                    true => &play.hosts,
+                    false => &play.name,
+                };
+                Arc::new(crate::plan::magic::play(&crate::plan::magic::PlayFacts {
+                    name,
+                    hosts: &self.plan.play_hosts_listed[play_idx],
+                    batch: self.play_batch(play_idx, host),
+                    check: self.opts.check,
+                    diff: self.opts.diff,
+                    playbook_dir: &self.pb.dir,
+                    run_tags: &self.plan.tags.only,
+                    skip_tags: &self.plan.tags.skip,
+                }))
+            })
+            .clone()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -365,6 +400,20 @@ impl Shared {
             extra: Arc::new(opts.extra_vars.clone()),
             groups: Mutex::new(to_value(&Json::Object(inv.groups_map()))),
             play_layers: pb.plays.iter().map(PlayLayers::of).collect(),
+            batch_of: plan
+                .play_batches
+                .iter()
+                .map(|batches| {
+                    let mut of = HashMap::new();
+                    for (i, b) in batches.iter().enumerate() {
+                        for h in b {
+                            of.entry(h.clone()).or_insert(i);
+                        }
+                    }
+                    of
+                })
+                .collect(),
+            play_magic: Mutex::default(),
             pb,
             inv,
             plan,

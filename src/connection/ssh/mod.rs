@@ -1,8 +1,8 @@
 //! The SSH connection: one russh session per host for the whole run, opened on first use.
 //! Commands run on the session's shell workers (`worker.rs`, [`crate::connection::worker`]):
-//! a plain `sh` kept on a channel, so that a command costs one round trip. A command with
-//! stdin, or one that finds every worker busy, gets a channel of its own, through the login
-//! shell and `sh -c`. Channels, workers' included, are at most [`MAX_CHANNELS`] at once, under
+//! a plain `sh` kept on a channel, so that a command costs one round trip. A command with more
+//! than 64 KiB of stdin, or one that finds every worker busy, gets a channel of its own,
+//! through the login shell and `sh -c`. Channels, workers' included, are at most [`MAX_CHANNELS`] at once, under
 //! sshd's default `MaxSessions 10`.
 //!
 //! Choices made for speed (see DESIGN.md, "Speed"): TCP_NODELAY on the socket; curve25519-sha256
@@ -143,13 +143,14 @@ impl SshConnection {
         }
     }
 
-    /// One command: on a shell worker when it has no stdin and one is free, otherwise on its
-    /// own channel.
+    /// One command: on a shell worker when its stdin is small and one is free, otherwise on
+    /// its own channel.
     async fn exec_logged(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError> {
         let sess = self.session().await?;
-        if stdin.is_none()
+        let small = stdin.is_none_or(|d| d.len() <= crate::connection::worker::MAX_STDIN);
+        if small
             && self.target.options.shell_worker
-            && let Some(res) = self.exec_on_worker(&sess, cmd).await
+            && let Some(res) = self.exec_on_worker(&sess, cmd, stdin).await
         {
             return res;
         }

@@ -59,6 +59,7 @@ impl SshConnection {
         &self,
         sess: &Established,
         cmd: &str,
+        stdin: Option<&[u8]>,
     ) -> Option<Result<ExecResult, ConnError>> {
         let pool = &sess.workers;
         let (mut worker, fresh) = match pool.take() {
@@ -67,11 +68,12 @@ impl SshConnection {
                 Ok(w) => (w, true),
                 Err(e) => {
                     tracing::debug!("{}: no shell worker: {e}", self.target.label());
+                    pool.disable();
                     return None;
                 }
             },
         };
-        match worker.run(cmd, fresh).await {
+        match worker.run(cmd, stdin, fresh).await {
             Ok(res) => {
                 pool.put(worker);
                 Some(Ok(res))
