@@ -201,8 +201,11 @@ impl Reply {
             self.out_after.extend_from_slice(data);
             return Ok(());
         }
+        // Only the new bytes and a marker's length before them are searched: a large output
+        // arriving in many reads is scanned once, not again with every read.
+        let from = self.out.len().saturating_sub(self.out_mark.len() + 16);
         self.out.extend_from_slice(data);
-        if let Some((rc, after)) = take_exit(&mut self.out, &self.out_mark)? {
+        if let Some((rc, after)) = take_exit(&mut self.out, &self.out_mark, from)? {
             self.rc = Some(rc);
             self.out_after = after;
         }
@@ -215,8 +218,9 @@ impl Reply {
             self.err_after.extend_from_slice(data);
             return;
         }
+        let from = self.err.len().saturating_sub(self.err_mark.len());
         self.err.extend_from_slice(data);
-        if let Some(i) = memchr::memmem::find(&self.err, &self.err_mark) {
+        if let Some(i) = memchr::memmem::find(&self.err[from..], &self.err_mark).map(|i| i + from) {
             self.err_after = self.err.split_off(i + self.err_mark.len());
             self.err.truncate(i);
             self.err_done = true;
@@ -226,8 +230,12 @@ impl Reply {
 
 /// The exit code once `buf` holds the whole stdout marker (`\nTOKEN RC\n`), `buf` then cut to
 /// the command's own output; with what followed the marker.
-fn take_exit(buf: &mut Vec<u8>, mark: &[u8]) -> Result<Option<(i32, Vec<u8>)>, String> {
-    let Some(i) = memchr::memmem::find(buf, mark) else {
+fn take_exit(
+    buf: &mut Vec<u8>,
+    mark: &[u8],
+    from: usize,
+) -> Result<Option<(i32, Vec<u8>)>, String> {
+    let Some(i) = memchr::memmem::find(&buf[from..], mark).map(|i| i + from) else {
         return Ok(None);
     };
     let rest = &buf[i + mark.len()..];
@@ -243,7 +251,8 @@ fn take_exit(buf: &mut Vec<u8>, mark: &[u8]) -> Result<Option<(i32, Vec<u8>)>, S
     Ok(Some((rc, after)))
 }
 
-/// One request. A command that names its own process (`$$`, `$PPID`) gets a shell of its own,
+/// One request, in braces: a request cut short (its future dropped mid-write, then the channel
+/// closed) is an unclosed group that sh refuses, never a prefix that runs. A command that names its own process (`$$`, `$PPID`) gets a shell of its own,
 /// `sh -c` as on a channel; in the worker's subshell those would name the worker.
 fn request_line(tok: &str, cmd: &str, stdin: Option<&[u8]>) -> String {
     let shell = match cmd.contains("$$") || cmd.contains("PPID") {
@@ -252,9 +261,9 @@ fn request_line(tok: &str, cmd: &str, stdin: Option<&[u8]>) -> String {
     };
     let cmd = crate::shell::quote(cmd);
     match stdin {
-        None => format!("__prov_run {tok} {shell} {cmd}\n"),
+        None => format!("{{ __prov_run {tok} {shell} {cmd}; }}\n"),
         Some(data) => format!(
-            "__prov_run {tok} {shell}i {cmd} {}\n",
+            "{{ __prov_run {tok} {shell}i {cmd} {}; }}\n",
             crate::shell::quote(&printf_escaped(data))
         ),
     }
@@ -425,6 +434,21 @@ mod tests {
             (r.out_after, r.err_after),
             (b"out\n".to_vec(), b"err".to_vec())
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_cut_short_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("ran");
+        let line = request_line("PC", &format!("touch {}", flag.display()), None);
+        let mut pipe = local_pipe(START);
+        pipe.write(PRELUDE.as_bytes()).await.unwrap();
+        pipe.write(&line.as_bytes()[..line.len() - 4])
+            .await
+            .unwrap();
+        drop(pipe.stdin);
+        let _ = pipe._child.wait().await;
+        assert!(!flag.exists());
     }
 
     #[test]

@@ -116,6 +116,16 @@ impl HostLocks {
         result
     }
 
+    /// Whether another inventory name of this run is the same machine as `host` (they share
+    /// one lock, held over one of their connections).
+    pub fn machine_shared(&self, host: &str) -> bool {
+        let names = self.host_machine.lock().expect("lock");
+        let Some(machine) = names.get(host) else {
+            return false;
+        };
+        names.iter().filter(|(_, m)| *m == machine).count() > 1
+    }
+
     /// Takes `host`'s lock again when its holder is gone (the host rebooted: the holder died
     /// with its session, and `/run/lock` is empty again), so that no other run starts on the
     /// host for the rest of this one. Nothing when this run never took it.

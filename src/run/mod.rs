@@ -219,7 +219,7 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
     if hr.failed || hr.unreachable {
         sh.host_gone(&host);
     }
-    if sh.plan.resumes_at.is_none() {
+    if sh.plan.resumes_at.is_none() && !hr.unreachable {
         // Nothing of this run is left for the host: its sockets and sessions go now, not
         // at the end of a run over thousands of hosts.
         sh.close_host_connections(&host).await;

@@ -103,6 +103,8 @@ pub struct Shared {
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
     locks: Arc<super::host_lock::HostLocks>,
+    /// Hosts whose connections were closed when they were done.
+    closed: Mutex<HashSet<String>>,
     /// Set when an `any_errors_fatal` task failed on a host, or a `serial` batch failed (all
     /// of it, or more than `max_fail_percentage`): no node starts after it.
     pub fatal: AtomicBool,
@@ -427,6 +429,7 @@ impl Shared {
             hosts: Mutex::new(carried.hosts),
             conns: Mutex::new(carried.conns),
             locks: carried.locks,
+            closed: Mutex::default(),
             fatal: AtomicBool::new(false),
             batch_failures: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
@@ -560,6 +563,11 @@ impl Shared {
         let conn = self.open_connection(host, remote_user).await;
         if self.opts.lock_hosts {
             self.locks.take(host, conn.as_ref()).await?;
+            if self.closed.lock().expect("lock").contains(host) {
+                // Dialled again after the host was done (a task delegated to it): its lock
+                // went with the old session.
+                self.locks.retake_if_lost(host, conn.as_ref()).await?;
+            }
         }
         Ok(conn)
     }
@@ -626,6 +634,12 @@ impl Shared {
     /// Closes a host's connections (its own and those of other users on it), leaving them to
     /// be dialled again if a later task (delegated to it) needs the host.
     pub async fn close_host_connections(&self, host: &str) {
+        // Another name of the same machine may still be at work under the lock these
+        // connections hold.
+        if self.locks.machine_shared(host) {
+            return;
+        }
+        self.closed.lock().expect("lock").insert(host.to_string());
         let conns: Vec<_> = self
             .conns
             .lock()
