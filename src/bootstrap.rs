@@ -389,7 +389,10 @@ fn run_group(
         forks: 50,
         extra_vars: Map::new(),
         become_password,
-        connector: HostConnector { ssh },
+        connector: HostConnector {
+            ssh,
+            ..Default::default()
+        },
         stop: Default::default(),
         lock_hosts: true,
     };

@@ -53,6 +53,9 @@ enum Cmd {
     ScheduledRun(crate::timer::RunArgs),
     /// What past scheduled runs found and corrected, per host and item.
     Reports(crate::timer::ReportsArgs),
+    /// Update a git checkout and run its playbook on this node, like ansible-pull.
+    #[command(after_help = crate::timer::PULL_EXIT_HELP)]
+    Pull(crate::timer::PullArgs),
     /// Take fresh hosts (root password only) to managed nodes: admin user, key, sudo, sshd.
     Bootstrap(crate::bootstrap::BootstrapArgs),
     /// Encrypt and decrypt files and strings with Ansible Vault, as ansible-vault does.
@@ -289,7 +292,10 @@ pub fn main() -> i32 {
         Cmd::Run(a) => apply_overrides(&a.run),
         _ => vec![],
     };
-    if let Err(e) = crate::config::init_with(&overrides) {
+    // A pull reads the ansible.cfg of its checkout, once it has one.
+    if !matches!(cli.cmd, Cmd::Pull(_))
+        && let Err(e) = crate::config::init_with(&overrides)
+    {
         return bad_input(&Diag::new(e).into());
     }
     match cli.cmd {
@@ -352,6 +358,10 @@ pub fn main() -> i32 {
             ..a
         }),
         Cmd::Reports(a) => crate::timer::reports(a),
+        Cmd::Pull(a) => crate::timer::pull(crate::timer::PullArgs {
+            verbose: cli.verbose,
+            ..a
+        }),
         Cmd::Bootstrap(mut a) => {
             a.verbose = cli.verbose;
             crate::bootstrap::run(a)
@@ -589,7 +599,10 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
             "PROV_BECOME_PASSWORD",
             "BECOME password",
         ),
-        connector: HostConnector { ssh },
+        connector: HostConnector {
+            ssh,
+            ..Default::default()
+        },
         stop: Default::default(),
         lock_hosts: true,
     };

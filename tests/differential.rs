@@ -885,3 +885,114 @@ fn the_jsonfile_fact_cache_is_shared_with_ansible() {
         );
     }
 }
+
+/// `prov pull` and `ansible-pull` on the same repository: the repository's ansible.cfg and its
+/// inventory (this node and a host that must not be contacted), the node's own playbook
+/// chosen over local.yml, group variables, the play's hosts. The trees they leave must match.
+#[test]
+fn pull_runs_what_ansible_pull_runs() {
+    if !ansible_available("pull_runs_what_ansible_pull_runs") {
+        return;
+    }
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let node = node.trim();
+    // The playbook ansible-pull picks is named by Python's idea of the FQDN (on some
+    // machines `localhost`, from the reverse lookup of the node name's address).
+    let fqdn = Command::new(venv().join("bin/python"))
+        .args(["-c", "import socket; print(socket.getfqdn())"])
+        .output()
+        .unwrap();
+    let fqdn = String::from_utf8_lossy(&fqdn.stdout).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let own = "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        dest: \"{{ root }}/who.txt\"\n        content: \"{{ inventory_hostname }} {{ greeting }} {{ group_names | join(',') }} {{ ansible_play_hosts | join(',') }}\\n\"\n        mode: \"0640\"\n";
+    let files = [
+        (
+            "ansible.cfg".to_string(),
+            "[defaults]\ninventory = hosts.ini\n".to_string(),
+        ),
+        (
+            "hosts.ini".to_string(),
+            format!(
+                "[web]\n{node}\nother.invalid ansible_host=192.0.2.1\n\n[web:vars]\ngreeting=hi\n"
+            ),
+        ),
+        (format!("{fqdn}.yml"), own.to_string()),
+        (
+            "local.yml".to_string(),
+            "- hosts: all\n  tasks:\n    - copy: dest={{ root }}/local.txt content=wrong\n"
+                .to_string(),
+        ),
+    ];
+    for (name, text) in &files {
+        std::fs::write(src.join(name), text).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .arg("-C")
+            .arg(&src)
+            .args(["-c", "user.email=t@example.org", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "one"]);
+    let url = format!("file://{}", src.display());
+    let (by_ansible, by_prov) = (dir.path().join("ansible"), dir.path().join("prov"));
+    for d in [&by_ansible, &by_prov] {
+        std::fs::create_dir(d).unwrap();
+    }
+
+    let v = venv();
+    let out = Command::new(v.join("bin/ansible-pull"))
+        .args(["-U", &url, "-d"])
+        .arg(dir.path().join("checkout-ansible"))
+        .arg("-e")
+        .arg(format!("root={}", by_ansible.display()))
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            v.join("bin/python").display()
+        ))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_LOCALHOST_WARNING", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ansible-pull failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let root_var = format!("root={}", by_prov.display());
+    let work = dir.path().join("prov-state");
+    let (co, reports, lock) = (
+        dir.path().join("checkout-prov"),
+        work.join("reports"),
+        work.join("lock"),
+    );
+    let run = common::prov(&[
+        "pull",
+        "-U",
+        &url,
+        "-d",
+        co.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+        "--lock",
+        lock.to_str().unwrap(),
+        "-e",
+        &root_var,
+    ]);
+    assert_eq!(run.code, 0, "prov pull:\n{}", run.all_output());
+
+    let (a, p) = (tree(&by_ansible), tree(&by_prov));
+    assert!(a.contains_key("who.txt"), "ansible-pull wrote {a:?}");
+    assert_eq!(p, a, "left: prov pull, right: ansible-pull");
+}

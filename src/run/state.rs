@@ -26,6 +26,9 @@ type ConnCell = Arc<OnceCell<Arc<dyn Connection>>>;
 #[derive(Clone, Default)]
 pub struct HostConnector {
     pub ssh: crate::connection::ssh::SshOptions,
+    /// A host without `ansible_connection` runs locally instead of over SSH (`prov pull`,
+    /// like ansible-pull's `-c local`: the node runs its own play).
+    pub local_by_default: bool,
 }
 
 impl HostConnector {
@@ -33,7 +36,11 @@ impl HostConnector {
         let kind = vars
             .get("ansible_connection")
             .and_then(Json::as_str)
-            .unwrap_or("ssh");
+            .unwrap_or(if self.local_by_default {
+                "local"
+            } else {
+                "ssh"
+            });
         if kind == "local" {
             return Arc::new(LocalConnection);
         }

@@ -24,10 +24,12 @@
 mod install;
 pub mod interval;
 mod play;
+mod pull;
 pub mod report;
 mod run;
 mod spec;
 
+pub use pull::{PullArgs, pull};
 pub use run::{RunArgs, scheduled_run};
 
 use crate::app::{self, LoadArgs, exit};
@@ -66,6 +68,18 @@ Exit codes:
      interrupted); a second signal stops at once
 A non-zero exit is deliberate: under systemd the run is then marked failed, so
 `systemctl --failed` and monitoring show that the hosts were not as declared.";
+
+/// Exit codes of `prov pull`.
+pub const PULL_EXIT_HELP: &str = "\
+Exit codes:
+  0  success (or skipped: another run holds the lock, or --only-if-changed and no
+     new commit); with --check: nothing would change
+  1  bad input in the checkout, found before anything was run
+  2  with --check: changes pending; with --drift-exit: drift corrected too
+  3  some task failed, or the repository could not be updated (without --force)
+  4  some host was unreachable
+  130/143  interrupted by SIGINT/SIGTERM
+Every pull writes a report to the reports directory (`prov reports` lists them).";
 
 #[derive(Args)]
 pub struct ScheduleArgs {

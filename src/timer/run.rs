@@ -71,31 +71,101 @@ fn take_lock(path: &Path, wait: bool) -> Result<Option<File>, String> {
 /// lock), 1 bad input, 2 drift corrected (or, with --check-only, found), 3 a task failed,
 /// 4 a host was unreachable.
 pub fn scheduled_run(a: RunArgs) -> i32 {
-    if let Err(e) = std::fs::create_dir_all(&a.reports) {
+    let _lock = match prepare(&a.reports, &a.lock, a.wait) {
+        Ok(lock) => lock,
+        Err(code) => return code,
+    };
+    // Nobody is at a terminal to answer `vars_prompt`: defaults, or refused as bad input.
+    let loaded = app::load_all(&a.load).and_then(|mut l| l.pb.ask_prompts(|_, _| None).map(|()| l));
+    let about = json!({
+        "playbook": a.load.playbook.display().to_string(),
+        "inventory": a.load.inventory,
+    });
+    let rec = Recording {
+        check: a.check_only,
+        forks: a.forks,
+        verbose: a.verbose,
+        quiet: a.verbose == 0,
+        drift_exit: true,
+        connector: connector(false),
+        reports: &a.reports,
+        keep: a.keep,
+        about,
+    };
+    let started = SystemTime::now();
+    record(Ok(loaded), &rec, started, Instant::now())
+}
+
+/// The reports directory made, the run lock taken: `Ok(None)` when another run holds it and
+/// this one is skipped; `Err(exit code)` when either cannot be done (said on stdout, the
+/// journal's summary line).
+pub(super) fn prepare(reports: &Path, lock: &Path, wait: bool) -> Result<Option<File>, i32> {
+    if let Err(e) = std::fs::create_dir_all(reports) {
         println!(
             "prov: FAILED: cannot create the reports directory {}: {e}",
-            a.reports.display()
+            reports.display()
         );
-        return exit::BAD_INPUT;
+        return Err(exit::BAD_INPUT);
     }
-    let _lock = match take_lock(&a.lock, a.wait) {
-        Ok(Some(f)) => f,
+    match take_lock(lock, wait) {
+        Ok(Some(f)) => Ok(Some(f)),
         Ok(None) => {
             println!("prov: another prov run is in progress; skipped");
-            return exit::OK;
+            Err(exit::OK)
         }
         Err(e) => {
             println!("prov: FAILED: {e}");
-            return exit::BAD_INPUT;
+            Err(exit::BAD_INPUT)
         }
-    };
-    let started = SystemTime::now();
-    let t0 = Instant::now();
-    let check = a.check_only;
-    // Nobody is at a terminal to answer `vars_prompt`: defaults, or refused as bad input.
-    let loaded = app::load_all(&a.load).and_then(|mut l| l.pb.ask_prompts(|_, _| None).map(|()| l));
-    let (mut report, code, summary) = match loaded {
-        Err(d) => {
+    }
+}
+
+/// The connections of a recorded run: ansible.cfg's SSH settings; with `local_by_default`
+/// (`prov pull`, Ansible's `-c local`) a host without `ansible_connection` runs locally.
+pub(super) fn connector(local_by_default: bool) -> HostConnector {
+    HostConnector {
+        ssh: crate::connection::ssh::SshOptions {
+            defaults: crate::cli::config_defaults(crate::config::get()),
+            ..Default::default()
+        },
+        local_by_default,
+    }
+}
+
+/// How a recorded run (`prov scheduled-run`, `prov pull`) runs and where its report goes.
+pub(super) struct Recording<'a> {
+    pub check: bool,
+    pub forks: usize,
+    pub verbose: u8,
+    /// Only the summary line (the journal of a timer's run), not every task's.
+    pub quiet: bool,
+    /// Corrected drift exits 2, as in scheduled runs (`prov apply` exits 0).
+    pub drift_exit: bool,
+    pub connector: HostConnector,
+    pub reports: &'a Path,
+    pub keep: u64,
+    /// Added to the report: what ran (playbook, inventory, for a pull the repository).
+    pub about: Json,
+}
+
+/// What a recorded run was given: a loaded playbook, bad input, or a failure before loading
+/// (a pull whose repository could not be updated).
+pub(super) type Given = Result<Loading, String>;
+
+/// A playbook loaded and checked, or why not.
+pub(super) type Loading = Result<app::Loaded, crate::diag::Diags>;
+
+/// Runs what was loaded (or records why nothing ran), writes the report file, prunes old
+/// ones, prints the summary line; the exit code.
+pub(super) fn record(given: Given, r: &Recording, started: SystemTime, t0: Instant) -> i32 {
+    let check = r.check;
+    let (mut report, code, summary) = match given {
+        Err(e) => {
+            let summary = format!("prov: FAILED: {e}");
+            let report = json!({"hosts": {}, "tasks": [], "error": e});
+            (report, exit::FAILED, summary)
+        }
+        Ok(Err(d)) => {
             // The whole diagnosis goes to stderr (the journal too); the summary names the first.
             eprintln!("{d}");
             let text = d.to_string();
@@ -105,43 +175,7 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
             let report = json!({"hosts": {}, "tasks": [], "error": text});
             (report, exit::BAD_INPUT, summary)
         }
-        Ok(loaded) => {
-            let opts = RunOptions {
-                check,
-                diff: true,
-                forks: a.forks,
-                extra_vars: Default::default(),
-                become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
-                connector: HostConnector {
-                    ssh: crate::connection::ssh::SshOptions {
-                        defaults: crate::cli::config_defaults(crate::config::get()),
-                        ..Default::default()
-                    },
-                },
-                stop: Default::default(),
-                lock_hosts: true,
-            };
-            let out = OutputOptions {
-                json: false,
-                diff: false,
-                verbose: a.verbose,
-                adhoc: false,
-            };
-            let renderer = match a.verbose {
-                0 => Renderer::new(out).quiet(),
-                _ => Renderer::new(out),
-            };
-            let done = app::execute_with(renderer, loaded, opts);
-            let findings = Findings::from_results(done.renderer.results(), &done.tally.hosts);
-            // `prov apply` exits 0 after correcting drift; a scheduled run makes it visible.
-            let mut code = done.exit_code();
-            if code == exit::OK && !findings.changed.is_empty() {
-                code = exit::DRIFT;
-            }
-            let mut report = done.report();
-            report["findings"] = findings.to_json();
-            (report, code, findings.summary(check))
-        }
+        Ok(Ok(loaded)) => run(loaded, r),
     };
     let finished = SystemTime::now();
     let (start_ms, end_ms) = (report::unix_ms(started), report::unix_ms(finished));
@@ -153,30 +187,68 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
         "started_unix_ms": start_ms,
         "finished_unix_ms": end_ms,
         "duration_ms": t0.elapsed().as_millis() as u64,
-        "playbook": a.load.playbook.display().to_string(),
-        "inventory": a.load.inventory,
         // systemd sets INVOCATION_ID for every unit it starts.
         "trigger": if std::env::var_os("INVOCATION_ID").is_some() { "timer" } else { "manual" },
         "summary": summary,
         "prov_version": env!("CARGO_PKG_VERSION"),
     });
-    if let (Json::Object(r), Json::Object(x)) = (&mut report, extra) {
-        r.extend(x);
+    if let (Json::Object(rep), Json::Object(x), Json::Object(about)) =
+        (&mut report, extra, r.about.clone())
+    {
+        rep.extend(about);
+        rep.extend(x);
     }
-    match report::write(&a.reports, &report::file_name(start_ms), &report) {
+    match report::write(r.reports, &report::file_name(start_ms), &report) {
         Ok(_) => {
-            if let Err(e) = report::prune(&a.reports, a.keep as usize) {
+            if let Err(e) = report::prune(r.reports, r.keep as usize) {
                 eprintln!(
                     "prov: cannot prune old reports in {}: {e}",
-                    a.reports.display()
+                    r.reports.display()
                 );
             }
         }
         Err(e) => eprintln!(
             "prov: cannot write the report to {}: {e}",
-            a.reports.display()
+            r.reports.display()
         ),
     }
     println!("{summary}");
     code
+}
+
+/// Runs a loaded playbook: its report (with the findings), exit code and summary line.
+fn run(loaded: app::Loaded, r: &Recording) -> (Json, i32, String) {
+    let opts = RunOptions {
+        check: r.check,
+        diff: true,
+        forks: r.forks,
+        extra_vars: Default::default(),
+        become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
+        connector: r.connector.clone(),
+        stop: Default::default(),
+        lock_hosts: true,
+    };
+    let out = OutputOptions {
+        json: false,
+        diff: false,
+        verbose: r.verbose,
+        adhoc: false,
+    };
+    let renderer = match r.quiet {
+        true => Renderer::new(out).quiet(),
+        false => Renderer::new(out),
+    };
+    let done = app::execute_with(renderer, loaded, opts);
+    let findings = Findings::from_results(done.renderer.results(), &done.tally.hosts);
+    let mut code = done.exit_code();
+    // `prov apply` exits 0 after correcting drift; a scheduled run makes it visible.
+    if r.drift_exit && code == exit::OK && !findings.changed.is_empty() {
+        code = exit::DRIFT;
+    }
+    if !r.quiet {
+        crate::output::out(&done.recap());
+    }
+    let mut report = done.report();
+    report["findings"] = findings.to_json();
+    (report, code, findings.summary(r.check))
 }
