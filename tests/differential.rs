@@ -928,16 +928,7 @@ fn pull_runs_what_ansible_pull_runs() {
     for (name, text) in &files {
         std::fs::write(src.join(name), text).unwrap();
     }
-    let git = |args: &[&str]| {
-        let st = Command::new("git")
-            .arg("-C")
-            .arg(&src)
-            .args(["-c", "user.email=t@example.org", "-c", "user.name=t"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(st.success(), "git {args:?}");
-    };
+    let git = |args: &[&str]| common::git(&src, args);
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "one"]);
@@ -971,25 +962,7 @@ fn pull_runs_what_ansible_pull_runs() {
     );
 
     let root_var = format!("root={}", by_prov.display());
-    let work = dir.path().join("prov-state");
-    let (co, reports, lock) = (
-        dir.path().join("checkout-prov"),
-        work.join("reports"),
-        work.join("lock"),
-    );
-    let run = common::prov(&[
-        "pull",
-        "-U",
-        &url,
-        "-d",
-        co.to_str().unwrap(),
-        "--reports",
-        reports.to_str().unwrap(),
-        "--lock",
-        lock.to_str().unwrap(),
-        "-e",
-        &root_var,
-    ]);
+    let run = common::pull(&url, &dir.path().join("prov-state"), &["-e", &root_var]);
     assert_eq!(run.code, 0, "prov pull:\n{}", run.all_output());
 
     let (a, p) = (tree(&by_ansible), tree(&by_prov));

@@ -4,28 +4,11 @@
 //! report files that `prov reports` lists.
 
 mod common;
-use common::prov;
+use common::{git, prov};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const WRITE_OUT: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: out\n      copy:\n        dest: \"{{ root }}/out.txt\"\n        content: \"{{ text }}\\n\"\n";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.email=t@example.org", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A test's places: the source repository, the node's checkout, its reports and run lock,
 /// and the root the playbooks write under.
@@ -82,26 +65,9 @@ impl Place {
 
     /// `prov pull` of this place's repository with `args`, writing under its root.
     fn pull(&self, args: &[&str]) -> common::Run {
-        let url = self.url();
-        let co = self.checkout();
-        let reports = self.work.join("reports");
-        let lock = self.work.join("lock");
         let root = format!("root={}", self.root().display());
-        let mut all = vec![
-            "pull",
-            "-U",
-            &url,
-            "-d",
-            co.to_str().unwrap(),
-            "--reports",
-            reports.to_str().unwrap(),
-            "--lock",
-            lock.to_str().unwrap(),
-            "-e",
-            &root,
-        ];
-        all.extend_from_slice(args);
-        prov(&all)
+        let all = [&["-e", root.as_str()][..], args].concat();
+        common::pull(&self.url(), &self.work, &all)
     }
 
     /// The reports of this place's pulls, oldest first.
@@ -326,5 +292,80 @@ fn a_branch_or_tag_is_checked_out_and_a_named_playbook_run() {
         missing
             .all_output()
             .contains("the repository has no playbook nope.yml")
+    );
+}
+
+/// `prov reports --from`: the newest report of each host in one table; an unreachable host
+/// is named and sets the exit code (4).
+#[test]
+fn reports_from_many_hosts_sum_up_each_newest_run() {
+    let p = Place::new(&[("local.yml", WRITE_OUT)]);
+    assert_eq!(p.pull(&["-e", "text=one"]).code, 0);
+    let head = git(&p.src, &["rev-parse", "HEAD"]);
+    let inv = p.work.join("fleet.ini");
+    std::fs::write(
+        &inv,
+        "node ansible_connection=local\ngone ansible_host=127.0.0.1 ansible_port=9 ansible_user=root\n",
+    )
+    .unwrap();
+    let dir = p.work.join("reports");
+    let (inv, dir) = (inv.to_str().unwrap(), dir.to_str().unwrap());
+
+    let node = prov(&["reports", "--from", "node", "-i", inv, "--dir", dir]);
+    assert_eq!(
+        node.code, 2,
+        "its newest run corrected drift: {}",
+        node.stdout
+    );
+    let line = node.stdout.lines().nth(1).unwrap();
+    assert!(line.starts_with("node  "), "{}", node.stdout);
+    assert!(line.contains(&head[..12]), "{}", node.stdout);
+    assert!(
+        node.stdout
+            .contains("1 host: 0 in order, 1 corrected drift"),
+        "{}",
+        node.stdout
+    );
+
+    let all = prov(&["reports", "--from", "all", "-i", inv, "--dir", dir]);
+    assert_eq!(all.code, 4, "{}", all.all_output());
+    assert!(all.stdout.contains("gone  unreachable"), "{}", all.stdout);
+    assert!(all.stdout.contains("1 unreachable"), "{}", all.stdout);
+
+    let unknown = prov(&["reports", "--from", "nod", "-i", inv, "--dir", dir]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all_output());
+    assert!(
+        unknown.stderr.contains("did you mean 'node'"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+/// Bad input to `prov schedule --pull` is refused before any host is touched.
+#[test]
+fn schedule_pull_refuses_bad_input_before_touching_a_host() {
+    let no_url = prov(&["schedule", "--pull", "--every", "30s"]);
+    assert_eq!(no_url.code, 1, "{}", no_url.all_output());
+    assert!(no_url.stderr.contains("--url"), "{}", no_url.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts");
+    std::fs::write(&inv, "web1 ansible_host=192.0.2.1\n").unwrap();
+    let inv = inv.to_str().unwrap();
+    let base = ["schedule", "--pull", "-U", "git://x/y.git", "-i", inv];
+    let unknown = prov(&[&base[..], &["--every", "30s", "--on", "web2"]].concat());
+    assert_eq!(unknown.code, 1, "{}", unknown.all_output());
+    assert!(
+        unknown.stderr.contains("did you mean 'web1'"),
+        "{}",
+        unknown.stderr
+    );
+
+    let every = prov(&[&base[..], &["--every", "7min", "--on", "web1"]].concat());
+    assert_eq!(every.code, 1, "{}", every.all_output());
+    assert!(
+        every.stderr.contains("nothing was installed"),
+        "{}",
+        every.stderr
     );
 }

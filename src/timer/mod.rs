@@ -21,6 +21,7 @@
 //! record of what will be installed; removing follows that record with a shell script over
 //! prov's own [`Connection`] (local or SSH).
 
+mod fleet;
 mod install;
 pub mod interval;
 mod play;
@@ -47,6 +48,8 @@ pub const BIN: &str = "/usr/local/bin/prov";
 /// Everything else prov schedule keeps on the host: project, reports, lock, record, backups.
 pub const STATE_DIR: &str = "/var/lib/prov";
 pub const PROJECT_DIR: &str = "/var/lib/prov/project";
+/// The checkout of `prov pull` run as root (and of `prov schedule --pull`).
+pub const PULL_DIR: &str = "/var/lib/prov/pull";
 pub const REPORTS_DIR: &str = "/var/lib/prov/reports";
 pub const LOCK_FILE: &str = "/var/lib/prov/lock";
 pub const RECORD_FILE: &str = "/var/lib/prov/installed.json";
@@ -83,8 +86,9 @@ Every pull writes a report to the reports directory (`prov reports` lists them).
 
 #[derive(Args)]
 pub struct ScheduleArgs {
-    /// The playbook the timer runs (not with --remove).
-    #[arg(required_unless_present = "remove")]
+    /// The playbook the timer runs (not with --remove). With --pull, relative to the
+    /// repository, and optional (then FQDN.yml, SHORT.yml or local.yml, as `prov pull`).
+    #[arg(required_unless_present_any = ["remove", "pull"])]
     pub playbook: Option<PathBuf>,
     /// Inventory (repeatable); needed with a playbook and with --on.
     #[arg(short = 'i', long = "inventory")]
@@ -104,8 +108,30 @@ pub struct ScheduleArgs {
     pub randomized_delay: Option<String>,
     /// Install on this inventory host (the management host) instead of this machine; prov,
     /// the project and the inventory's SSH keys and known_hosts files are copied there.
+    /// With --pull (and --remove): a host pattern, every host it names gets the timer.
     #[arg(long, value_name = "HOST")]
     pub on: Option<String>,
+    /// Each host runs `prov pull` from the timer: it fetches the git repository --url names and
+    /// applies the playbook to itself (nothing of the project is copied; git is installed
+    /// with apt when missing).
+    #[arg(long, requires = "url", conflicts_with = "project")]
+    pub pull: bool,
+    /// With --pull: the repository's URL, as the hosts reach it.
+    #[arg(short = 'U', long, requires = "pull")]
+    pub url: Option<String>,
+    /// With --pull: the branch, tag or commit to check out.
+    #[arg(
+        short = 'C',
+        long = "checkout",
+        visible_alias = "branch",
+        requires = "pull"
+    )]
+    pub checkout: Option<String>,
+    /// With --pull: the inventory of the pulls, relative to the repository (repeatable;
+    /// default: the repository's ansible.cfg, else `localhost,`). -i is the inventory that
+    /// reaches the --on hosts.
+    #[arg(long, value_name = "PATH", requires = "pull")]
+    pub pull_inventory: Vec<String>,
     /// The project directory copied to the host (default: the directory holding the
     /// playbook, the inventory and roles/; `.git` and `target/` are left out).
     #[arg(long)]
@@ -117,7 +143,7 @@ pub struct ScheduleArgs {
     #[arg(short = 'f', long, default_value_t = 50)]
     pub forks: usize,
     /// Remove the schedule and everything `prov schedule` installed.
-    #[arg(long, conflicts_with_all = ["playbook", "every", "check_only", "randomized_delay", "project"])]
+    #[arg(long, conflicts_with_all = ["playbook", "every", "check_only", "randomized_delay", "project", "pull"])]
     pub remove: bool,
 }
 
@@ -130,8 +156,22 @@ pub struct ReportsArgs {
     #[arg(long, default_value = REPORTS_DIR)]
     pub dir: PathBuf,
     /// Show the reports kept on this inventory host (the management host of `schedule --on`).
-    #[arg(long, value_name = "HOST", requires = "inventory")]
+    #[arg(
+        long,
+        value_name = "HOST",
+        requires = "inventory",
+        conflicts_with = "from"
+    )]
     pub on: Option<String>,
+    /// Collect the newest report of every host the pattern names (nodes that run their own
+    /// schedule, as `prov schedule --pull` installs), over SSH in parallel, into one table.
+    /// Exits 4 when a host was unreachable, 3 when one has no reports or its newest run
+    /// failed, 2 when a newest run found or corrected drift, else 0.
+    #[arg(long, value_name = "PATTERN", requires = "inventory")]
+    pub from: Option<String>,
+    /// With --from: how many hosts are read at once.
+    #[arg(short = 'f', long, default_value_t = 50)]
+    pub forks: usize,
     /// Inventory, to find --on HOST.
     #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<String>,
@@ -264,6 +304,9 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
     if a.remove {
         return remove(&a);
     }
+    if a.pull {
+        return schedule_pull(&a);
+    }
     let (Some(playbook), Some(every)) = (a.playbook.clone(), a.every.clone()) else {
         return fail("a playbook and --every are needed", exit::BAD_INPUT);
     };
@@ -312,8 +355,8 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
         Ok(t) => t,
         Err(e) => return fail(&e, code_of(&e)),
     };
-    let host = play_host(&target, a.on.as_deref(), &inv);
-    match play::provision(&spec, &host) {
+    let host = play_host(&target, a.on.as_deref(), Some(&inv));
+    match play::provision(&spec, std::slice::from_ref(&host)) {
         Ok(exit::OK) => {
             println!("{}", spec.summary(&target.name));
             exit::OK
@@ -334,13 +377,13 @@ pub fn schedule(a: ScheduleArgs) -> i32 {
 
 /// The host of the installer's play: `--on HOST` with its connection variables, or this
 /// machine over a local connection.
-fn play_host(t: &Target, on: Option<&str>, inv: &Inventory) -> play::PlayHost {
-    let vars = match on {
-        Some(host) => host_vars(inv, host, &Map::new())
+fn play_host(t: &Target, on: Option<&str>, inv: Option<&Inventory>) -> play::PlayHost {
+    let vars = match on.zip(inv) {
+        Some((host, inv)) => host_vars(inv, host, &Map::new())
             .into_iter()
             .filter(|(k, _)| k.starts_with("ansible_"))
             .collect(),
-        None => Map::from_iter([("ansible_connection".to_string(), Json::from("local"))]),
+        _ => Map::from_iter([("ansible_connection".to_string(), Json::from("local"))]),
     };
     play::PlayHost {
         name: on.unwrap_or("localhost").to_string(),
@@ -351,32 +394,126 @@ fn play_host(t: &Target, on: Option<&str>, inv: &Inventory) -> play::PlayHost {
 }
 
 fn remove(a: &ScheduleArgs) -> i32 {
-    let inv = if a.inventory.is_empty() {
-        None
-    } else {
-        match Inventory::load(&a.inventory, None) {
-            Ok(i) => Some(i),
-            Err(d) => return app::bad_input(&d),
-        }
+    let inv = match optional_inventory(&a.inventory) {
+        Ok(i) => i,
+        Err(code) => return code,
     };
-    if let Err(code) = check_on(a.on.as_deref(), inv.as_ref()) {
+    let hosts = match targets_of(a.on.as_deref(), inv.as_ref()) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let rt = app::runtime();
+    let results = rt.block_on(futures_util::future::join_all(hosts.iter().map(|h| {
+        let inv = inv.as_ref();
+        async move {
+            let target = Target::open(h.as_deref(), inv).await?;
+            let r = install::remove(&target).await;
+            target.conn.close().await;
+            r
+        }
+    })));
+    let mut code = exit::OK;
+    for e in results.into_iter().filter_map(Result::err) {
+        code = code.max(fail(&e, code_of(&e)));
+    }
+    code
+}
+
+/// The inventory `-i` names, if any (bad input when it cannot be read).
+fn optional_inventory(sources: &[String]) -> Result<Option<Inventory>, i32> {
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    Inventory::load(sources, None)
+        .map(Some)
+        .map_err(|d| app::bad_input(&d))
+}
+
+/// Where `--on` installs or removes: this machine (`None`), or every host the pattern names
+/// (bad input when it names none).
+fn targets_of(on: Option<&str>, inv: Option<&Inventory>) -> Result<Vec<Option<String>>, i32> {
+    let Some(pattern) = on else {
+        return Ok(vec![None]);
+    };
+    let Some(inv) = inv else {
+        return Err(fail("--on needs an inventory (-i)", exit::BAD_INPUT));
+    };
+    match inv.select(pattern) {
+        Ok(hosts) if !hosts.is_empty() => Ok(hosts.into_iter().map(Some).collect()),
+        Ok(_) => Err(fail(
+            &format!("--on {pattern} names no host of the inventory"),
+            exit::BAD_INPUT,
+        )),
+        Err(d) => Err(app::bad_input(&d.into())),
+    }
+}
+
+/// `prov schedule --pull`: a timer that runs `prov pull` on this machine, or on every host
+/// `--on` names. Each host is checked and its record written first (as for a schedule of a
+/// project); then one play installs on all of them at once.
+fn schedule_pull(a: &ScheduleArgs) -> i32 {
+    let Some(every) = &a.every else {
+        return fail("--every is needed", exit::BAD_INPUT);
+    };
+    let timing = match interval::Timing::new(every, a.randomized_delay.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("{e}; nothing was installed"), exit::BAD_INPUT),
+    };
+    let spec = match spec::Spec::for_pull(a, &timing) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("{e}; nothing was installed"), exit::BAD_INPUT),
+    };
+    let inv = match optional_inventory(&a.inventory) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    let hosts = match targets_of(a.on.as_deref(), inv.as_ref()) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let rt = app::runtime();
+    let recorded = rt.block_on(futures_util::future::join_all(hosts.iter().map(|h| {
+        let (inv, spec) = (inv.as_ref(), &spec);
+        async move {
+            let target = Target::open(h.as_deref(), inv).await?;
+            let r = install::record(&target, spec).await;
+            target.conn.close().await;
+            r.map(|()| target)
+        }
+    })));
+    drop(rt);
+    let mut code = exit::OK;
+    let mut ready = vec![];
+    for (h, r) in hosts.iter().zip(recorded) {
+        match r {
+            Ok(t) => ready.push((t.name.clone(), play_host(&t, h.as_deref(), inv.as_ref()))),
+            Err(e) => code = code.max(fail(&e, code_of(&e))),
+        }
+    }
+    if ready.is_empty() {
         return code;
     }
-    let rt = app::runtime();
-    let result = rt.block_on(async {
-        let target = Target::open(a.on.as_deref(), inv.as_ref()).await?;
-        let r = install::remove(&target).await;
-        target.conn.close().await;
-        r
-    });
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => fail(&e, code_of(&e)),
+    let play_hosts: Vec<play::PlayHost> = ready.iter().map(|(_, p)| p.clone()).collect();
+    match play::provision(&spec, &play_hosts) {
+        Ok(exit::OK) => {
+            for (name, _) in &ready {
+                println!("{}", spec.summary(name));
+            }
+            code
+        }
+        Ok(c) => fail(
+            "installing failed on some hosts; `prov schedule --remove` (with the same --on) undoes what was installed",
+            c.max(code),
+        ),
+        Err(e) => fail(&e, exit::FAILED),
     }
 }
 
 /// `prov reports`: past runs, newest first.
 pub fn reports(a: ReportsArgs) -> i32 {
+    if let Some(pattern) = &a.from {
+        return reports_from(&a, pattern);
+    }
     if let Some(host) = &a.on {
         return reports_on(&a, host);
     }
@@ -455,6 +592,32 @@ fn reports_on(a: &ReportsArgs, host: &str) -> i32 {
             code_of(&e)
         }
     }
+}
+
+/// `prov reports --from PATTERN`: the newest report of each host, in one table.
+fn reports_from(a: &ReportsArgs, pattern: &str) -> i32 {
+    let inv = match Inventory::load(&a.inventory, None) {
+        Ok(i) => i,
+        Err(d) => return app::bad_input(&d),
+    };
+    let hosts = match inv.select(pattern) {
+        Ok(h) if h.is_empty() => {
+            eprintln!("prov reports: the pattern '{pattern}' names no host");
+            return exit::BAD_INPUT;
+        }
+        Ok(h) => h,
+        Err(d) => return app::bad_input(&d.into()),
+    };
+    let rt = app::runtime();
+    let collected = rt.block_on(fleet::collect(&hosts, &inv, &a.dir, a.forks));
+    if a.json {
+        let all = fleet::to_json(&collected);
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else {
+        let now = report::unix_ms(std::time::SystemTime::now());
+        print!("{}", fleet::table(&collected, now));
+    }
+    fleet::exit_code(&collected)
 }
 
 /// A path as text for a shell script or unit file (prov's paths are UTF-8).

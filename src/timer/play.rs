@@ -17,7 +17,8 @@ use std::path::Path;
 
 pub const PLAYBOOK: &str = include_str!("../../playbooks/schedule.yml");
 
-/// The host the play provisions: its inventory name and connection variables.
+/// A host the play provisions: its inventory name and connection variables.
+#[derive(Clone)]
 pub struct PlayHost {
     pub name: String,
     /// `ansible_*` variables of the host (rendered); for this machine, a local connection.
@@ -28,8 +29,9 @@ pub struct PlayHost {
     pub remote: bool,
 }
 
-/// Runs the installer's play on `host`; its exit code (0, or 3/4 as `prov apply`'s).
-pub fn provision(spec: &Spec, host: &PlayHost) -> Result<i32, String> {
+/// Runs the installer's play on `hosts` (all at once); its exit code (0, or 3/4 as `prov
+/// apply`'s).
+pub fn provision(spec: &Spec, hosts: &[PlayHost]) -> Result<i32, String> {
     let dir = tempfile::Builder::new()
         .prefix("prov-schedule-")
         .tempdir()
@@ -42,11 +44,13 @@ pub fn provision(spec: &Spec, host: &PlayHost) -> Result<i32, String> {
     write("schedule.yml", PLAYBOOK.as_bytes())?;
     write(&format!("{UNIT}.service"), spec.service_unit().as_bytes())?;
     write(&format!("{UNIT}.timer"), spec.timer_unit().as_bytes())?;
-    write("inventory.yml", inventory(host).as_bytes())?;
-    archive(&spec.files, &files.join("project.tar"))?;
+    write("inventory.yml", inventory(hosts).as_bytes())?;
+    if spec.pull.is_none() {
+        archive(&spec.files, &files.join("project.tar"))?;
+    }
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this prov binary: {e}"))?;
-    let ssh: Vec<String> = if host.remote {
+    let ssh: Vec<String> = if hosts.iter().any(|h| h.remote) {
         spec.ssh_files
             .iter()
             .map(|p| path_str(p))
@@ -58,6 +62,7 @@ pub fn provision(spec: &Spec, host: &PlayHost) -> Result<i32, String> {
     extra.insert("schedule_binary".into(), json!(path_str(&exe)?));
     extra.insert("schedule_files".into(), json!(path_str(files)?));
     extra.insert("schedule_ssh_files".into(), json!(ssh));
+    extra.insert("schedule_pull".into(), json!(spec.pull.is_some()));
     let load = LoadArgs {
         playbook: files.join("schedule.yml"),
         inventory: vec![path_str(&files.join("inventory.yml"))?],
@@ -67,7 +72,7 @@ pub fn provision(spec: &Spec, host: &PlayHost) -> Result<i32, String> {
     let opts = RunOptions {
         check: false,
         diff: false,
-        forks: 1,
+        forks: hosts.len().clamp(1, 50),
         extra_vars: Map::new(),
         become_password: std::env::var("PROV_BECOME_PASSWORD").ok(),
         connector: HostConnector::default(),
@@ -88,11 +93,16 @@ pub fn provision(spec: &Spec, host: &PlayHost) -> Result<i32, String> {
     Ok(done.exit_code())
 }
 
-/// A one-host inventory (YAML, written as JSON): the host and its connection variables.
-fn inventory(host: &PlayHost) -> String {
-    let mut vars = host.vars.clone();
-    vars.insert("ansible_become".into(), json!(host.become_));
-    let inv = json!({ "all": { "hosts": { host.name.clone(): vars } } });
+/// The inventory of the play (YAML, written as JSON): the hosts and their connection
+/// variables.
+fn inventory(hosts: &[PlayHost]) -> String {
+    let mut all = Map::new();
+    for host in hosts {
+        let mut vars = host.vars.clone();
+        vars.insert("ansible_become".into(), json!(host.become_));
+        all.insert(host.name.clone(), Json::Object(vars));
+    }
+    let inv = json!({ "all": { "hosts": all } });
     serde_json::to_string_pretty(&inv).unwrap_or_default()
 }
 

@@ -71,18 +71,10 @@ pub struct PullArgs {
     /// Print only the summary line, not every task (what the timer runs).
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Directory of the run reports.
-    #[arg(long, default_value = super::REPORTS_DIR)]
-    pub reports: PathBuf,
-    /// Keep the newest N reports, delete older ones.
-    #[arg(long, default_value_t = super::DEFAULT_KEEP, value_parser = clap::value_parser!(u64).range(1..))]
-    pub keep: u64,
-    /// The lock file: held for the whole pull, so a run never sees a half-updated checkout.
-    #[arg(long, default_value = super::LOCK_FILE)]
-    pub lock: PathBuf,
-    /// When another run holds the lock, wait for it instead of skipping this pull.
-    #[arg(long)]
-    pub wait: bool,
+    /// Reports and the run lock (held for the whole pull: a scheduled run never sees a
+    /// half-updated checkout).
+    #[command(flatten)]
+    pub record: run::RecordArgs,
     /// How many hosts run at once (a pull usually runs one: this node).
     #[arg(long, default_value_t = 50)]
     pub forks: usize,
@@ -100,7 +92,7 @@ pub fn pull(a: PullArgs) -> i32 {
         std::thread::sleep(Duration::from_secs(secs));
     }
     let dir = a.directory.clone().unwrap_or_else(default_directory);
-    let _lock = match run::prepare(&a.reports, &a.lock, a.wait) {
+    let _lock = match run::prepare(&a.record) {
         Ok(lock) => lock,
         Err(code) => return code,
     };
@@ -132,8 +124,8 @@ pub fn pull(a: PullArgs) -> i32 {
         quiet: a.quiet,
         drift_exit: a.drift_exit,
         connector: run::connector(true),
-        reports: &a.reports,
-        keep: a.keep,
+        reports: &a.record.reports,
+        keep: a.record.keep,
         about,
     };
     run::record(given, &rec, started, t0)

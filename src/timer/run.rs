@@ -20,6 +20,20 @@ pub struct RunArgs {
     /// Only look for drift: change nothing, exit 2 when something would change.
     #[arg(long)]
     pub check_only: bool,
+    #[command(flatten)]
+    pub record: RecordArgs,
+    /// How many hosts run at once.
+    #[arg(short = 'f', long, default_value_t = 50)]
+    pub forks: usize,
+    /// From the global `-v`: also print every task's line (the journal then gets the whole
+    /// run, not one line).
+    #[arg(skip)]
+    pub verbose: u8,
+}
+
+/// Where a recorded run keeps its reports and lock (`prov scheduled-run`, `prov pull`).
+#[derive(Args)]
+pub struct RecordArgs {
     /// Directory of the run reports (one JSON file per run, named by its UTC start time).
     #[arg(long, default_value = super::REPORTS_DIR)]
     pub reports: PathBuf,
@@ -32,13 +46,6 @@ pub struct RunArgs {
     /// When another run holds the lock, wait for it to finish instead of skipping this run.
     #[arg(long)]
     pub wait: bool,
-    /// How many hosts run at once.
-    #[arg(short = 'f', long, default_value_t = 50)]
-    pub forks: usize,
-    /// From the global `-v`: also print every task's line (the journal then gets the whole
-    /// run, not one line).
-    #[arg(skip)]
-    pub verbose: u8,
 }
 
 /// Opens (creating) the lock file and takes the lock, or says why not. `Ok(None)`: another
@@ -71,7 +78,7 @@ fn take_lock(path: &Path, wait: bool) -> Result<Option<File>, String> {
 /// lock), 1 bad input, 2 drift corrected (or, with --check-only, found), 3 a task failed,
 /// 4 a host was unreachable.
 pub fn scheduled_run(a: RunArgs) -> i32 {
-    let _lock = match prepare(&a.reports, &a.lock, a.wait) {
+    let _lock = match prepare(&a.record) {
         Ok(lock) => lock,
         Err(code) => return code,
     };
@@ -88,8 +95,8 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
         quiet: a.verbose == 0,
         drift_exit: true,
         connector: connector(false),
-        reports: &a.reports,
-        keep: a.keep,
+        reports: &a.record.reports,
+        keep: a.record.keep,
         about,
     };
     let started = SystemTime::now();
@@ -99,7 +106,8 @@ pub fn scheduled_run(a: RunArgs) -> i32 {
 /// The reports directory made, the run lock taken: `Ok(None)` when another run holds it and
 /// this one is skipped; `Err(exit code)` when either cannot be done (said on stdout, the
 /// journal's summary line).
-pub(super) fn prepare(reports: &Path, lock: &Path, wait: bool) -> Result<Option<File>, i32> {
+pub(super) fn prepare(r: &RecordArgs) -> Result<Option<File>, i32> {
+    let (reports, lock, wait) = (&r.reports, &r.lock, r.wait);
     if let Err(e) = std::fs::create_dir_all(reports) {
         println!(
             "prov: FAILED: cannot create the reports directory {}: {e}",

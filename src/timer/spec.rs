@@ -3,7 +3,10 @@
 //! text, and the SSH files the runs need.
 
 use super::interval::Timing;
-use super::{BIN, LOCK_FILE, PROJECT_DIR, REPORTS_DIR, ScheduleArgs, UNIT, host_vars, path_str};
+use super::{
+    BIN, LOCK_FILE, PROJECT_DIR, PULL_DIR, REPORTS_DIR, STATE_DIR, ScheduleArgs, UNIT, host_vars,
+    path_str,
+};
 use crate::app::LoadArgs;
 use crate::host::systemd::{MARKER, quote_word};
 use crate::inventory::Inventory;
@@ -37,6 +40,8 @@ pub struct Spec {
     pub remote_warnings: Vec<String>,
     pub playbook_rel: String,
     pub schedule: Json,
+    /// `--pull`: the repository each host pulls (no project is copied).
+    pub pull: Option<String>,
 }
 
 /// The nearest directory that contains every path given.
@@ -251,6 +256,39 @@ fn ssh_files(
     (files.into_iter().collect(), warnings)
 }
 
+/// The run's selection on its command line: `-e` (as given, already mapped), `-l`, `-t`,
+/// `--skip-tags`.
+fn selection_words(extra_vars: &[String], sel: &crate::app::Select) -> Vec<String> {
+    let mut w = vec![];
+    for e in extra_vars {
+        w.extend(["-e".to_string(), e.clone()]);
+    }
+    if let Some(l) = &sel.limit {
+        w.extend(["-l".to_string(), l.clone()]);
+    }
+    if !sel.tags.is_empty() {
+        w.extend(["-t".to_string(), sel.tags.join(",")]);
+    }
+    if !sel.skip_tags.is_empty() {
+        w.extend(["--skip-tags".to_string(), sel.skip_tags.join(",")]);
+    }
+    w
+}
+
+/// Forks, and where a recorded run keeps its reports and lock.
+fn record_words(a: &ScheduleArgs) -> [String; 8] {
+    [
+        "--forks".to_string(),
+        a.forks.to_string(),
+        "--keep".into(),
+        a.keep.to_string(),
+        "--reports".into(),
+        REPORTS_DIR.into(),
+        "--lock".into(),
+        LOCK_FILE.into(),
+    ]
+}
+
 impl Spec {
     pub fn build(
         a: &ScheduleArgs,
@@ -273,35 +311,18 @@ impl Spec {
             };
             exec.extend(["-i".to_string(), mapped]);
         }
+        let mut extra_vars = vec![];
         for e in &load.select.extra_vars {
-            let mapped = match e.strip_prefix('@') {
+            extra_vars.push(match e.strip_prefix('@') {
                 Some(f) => format!("@{}", on_target(Path::new(f), &root)?),
                 None => e.clone(),
-            };
-            exec.extend(["-e".to_string(), mapped]);
+            });
         }
-        if let Some(l) = &load.select.limit {
-            exec.extend(["-l".to_string(), l.clone()]);
-        }
-        if !load.select.tags.is_empty() {
-            exec.extend(["-t".to_string(), load.select.tags.join(",")]);
-        }
-        if !load.select.skip_tags.is_empty() {
-            exec.extend(["--skip-tags".to_string(), load.select.skip_tags.join(",")]);
-        }
+        exec.extend(selection_words(&extra_vars, &load.select));
         if a.check_only {
             exec.push("--check-only".into());
         }
-        exec.extend([
-            "--forks".to_string(),
-            a.forks.to_string(),
-            "--keep".into(),
-            a.keep.to_string(),
-            "--reports".into(),
-            REPORTS_DIR.into(),
-            "--lock".into(),
-            LOCK_FILE.into(),
-        ]);
+        exec.extend(record_words(a));
         let on = a.on.clone().unwrap_or_else(|| "this machine".into());
         let (ssh_files, remote_warnings) = ssh_files(inv, hosts, extra, &on);
         let playbook_rel = playbook
@@ -326,6 +347,61 @@ impl Spec {
             remote_warnings,
             playbook_rel,
             schedule,
+            pull: None,
+        })
+    }
+
+    /// `prov schedule --pull`: the timer runs `prov pull` of the repository (each host fetches
+    /// it and runs its playbook on itself); nothing of the project is copied, and nothing of
+    /// the playbook is checked here: it is in the repository, checked by each pull.
+    pub fn for_pull(a: &ScheduleArgs, timing: &Timing) -> Result<Spec, String> {
+        let url = a.url.clone().ok_or("--pull needs --url")?;
+        let mut exec = vec![BIN.to_string(), "pull".into(), "--url".into(), url.clone()];
+        if let Some(c) = &a.checkout {
+            exec.extend(["--checkout".into(), c.clone()]);
+        }
+        exec.extend([
+            "--directory".into(),
+            PULL_DIR.into(),
+            "--drift-exit".into(),
+            "--quiet".into(),
+        ]);
+        exec.extend(record_words(a));
+        if a.check_only {
+            exec.push("--check".into());
+        }
+        for i in &a.pull_inventory {
+            exec.extend(["-i".into(), i.clone()]);
+        }
+        exec.extend(selection_words(&a.select.extra_vars, &a.select));
+        let playbook_rel = match &a.playbook {
+            Some(p) => {
+                let p = path_str(p)?;
+                exec.push(p.clone());
+                p
+            }
+            None => "FQDN.yml or local.yml".into(),
+        };
+        let schedule = json!({
+            "pull": url,
+            "checkout": a.checkout,
+            "playbook": a.playbook.as_ref().map(|p| p.display().to_string()),
+            "every": timing.every.to_string(),
+            "on_calendar": timing.on_calendar,
+            "randomized_delay": timing.randomized_delay.to_string(),
+            "check_only": a.check_only,
+        });
+        Ok(Spec {
+            root: PathBuf::new(),
+            files: vec![],
+            exec,
+            timing: timing.clone(),
+            check_only: a.check_only,
+            ssh_files: vec![],
+            remote_warnings: vec![],
+            playbook_rel,
+            schedule,
+            pull: Some(url),
         })
     }
 
@@ -338,17 +414,27 @@ impl Spec {
              # mode); 3 a task failed; 4 a host was unreachable. A non-zero exit is deliberate: the\n\
              # unit is then failed, so `systemctl --failed` and monitoring see it.\n\
              [Unit]\n\
-             Description=prov: scheduled {mode} of {pb} every {every}\n\
+             Description=prov: scheduled {mode} of {pb}{from} every {every}\n\
              Wants=network-online.target\n\
              After=network-online.target\n\
              \n\
              [Service]\n\
              Type=oneshot\n\
-             WorkingDirectory={PROJECT_DIR}\n\
+             WorkingDirectory={workdir}\n\
              ExecStart={exec}\n\
              TimeoutStartSec={timeout}\n\
              SyslogIdentifier={UNIT}\n",
             pb = self.playbook_rel.replace('%', "%%"),
+            from = self
+                .pull
+                .as_ref()
+                .map(|u| format!(" pulled from {}", u.replace('%', "%%")))
+                .unwrap_or_default(),
+            workdir = if self.pull.is_some() {
+                STATE_DIR
+            } else {
+                PROJECT_DIR
+            },
             every = self.timing.every,
             exec = words.join(" "),
             timeout = self.timing.timeout.0,
@@ -358,6 +444,9 @@ impl Spec {
     /// What was installed, said after the installer's play: what the timer runs, when, and
     /// where its results go.
     pub fn summary(&self, on: &str) -> String {
+        if let Some(url) = &self.pull {
+            return self.pull_summary(on, url);
+        }
         format!(
             "{on}: {UNIT}.timer {} {} every {} (OnCalendar={}, RandomizedDelaySec={}), from the project {} ({} files)\n\
              {on}: reports in {REPORTS_DIR} (`prov reports`), log: journalctl -u {UNIT}; undo: prov schedule --remove{}",
@@ -373,6 +462,18 @@ impl Spec {
             } else {
                 format!(" --on {on} -i INVENTORY")
             }
+        )
+    }
+
+    fn pull_summary(&self, on: &str, url: &str) -> String {
+        format!(
+            "{on}: {UNIT}.timer pulls {url} and {} {} every {} (OnCalendar={}, RandomizedDelaySec={})\n\
+             {on}: reports in {REPORTS_DIR} (`prov reports`, `prov reports --from`), log: journalctl -u {UNIT}",
+            if self.check_only { "checks" } else { "applies" },
+            self.playbook_rel,
+            self.timing.every,
+            self.timing.on_calendar,
+            self.timing.randomized_delay,
         )
     }
 
@@ -418,6 +519,7 @@ mod tests {
             remote_warnings: vec![],
             playbook_rel: "playbooks/site.yml".into(),
             schedule: Json::Null,
+            pull: None,
         }
     }
 

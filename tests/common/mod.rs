@@ -253,3 +253,41 @@ pub fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+/// Runs git in `dir` (commits as a test user); its trimmed stdout. Panics when git fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@example.org", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `prov pull -U URL ARGS` with its checkout, reports and lock under `work` (nothing in
+/// /var/lib/prov).
+pub fn pull(url: &str, work: &Path, args: &[&str]) -> Run {
+    let co = work.join("checkout");
+    let reports = work.join("reports");
+    let lock = work.join("lock");
+    let mut all = vec![
+        "pull",
+        "-U",
+        url,
+        "-d",
+        co.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+        "--lock",
+        lock.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    prov(&all)
+}
