@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 need=()
 # curl: get_url and uri run it on the host (here, the local connection of unit tests); zip
-# and unzip: unarchive tests make and unpack zips.
-for p in debootstrap systemd-container iptables openssh-client curl zip unzip; do
+# and unzip: unarchive tests make and unpack zips; git: `prov pull` fetches with it, and the
+# pull tests serve their repository with `git daemon`.
+for p in debootstrap systemd-container iptables openssh-client curl zip unzip git; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
