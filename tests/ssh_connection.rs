@@ -523,6 +523,24 @@ async fn commands_run_on_one_shell_worker_that_nothing_wedges() {
     assert_ne!(before, after);
     assert_eq!(cmdline, "sh -s");
 
+    // Something a command leaves running writes to its worker later (a daemon started without
+    // redirecting its output): an idle worker's channel is read all along, so 64 MB of it
+    // cannot stall the session, and none of it is taken for a later command's output.
+    let r = conn
+        .exec("(sleep 1; head -c 64000000 /dev/zero) & echo started", None)
+        .await
+        .unwrap();
+    assert_eq!(r.stdout_str(), "started\n");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for _ in 0..3 {
+        let r = tokio::time::timeout(Duration::from_secs(30), conn.exec("echo alive", None))
+            .await
+            .expect("the session stalled")
+            .unwrap();
+        assert_eq!((r.rc, r.stdout_str()), (0, "alive\n".to_string()));
+    }
+    let (after, _) = parent_of_command(&conn).await;
+
     // The workers end with the connection.
     conn.close().await;
     let gone = format!("test -e /proc/{after} || echo gone");

@@ -33,10 +33,16 @@ pub const START: &str = "exec sh -s";
 /// Defines `__prov_run`, `__prov_cmd` and `__prov_end`; sent once, before the first request.
 /// `__prov_run TOKEN MODE COMMAND [STDIN]`: MODE `e` evaluates the command in a subshell, `s`
 /// gives it `sh -c` of its own; `i` after either feeds it STDIN (written with `printf %b`
-/// escapes), otherwise its stdin is `/dev/null`.
-const PRELUDE: &str = "__prov_run() { __prov_t=$1; __prov_m=$2; __prov_c=$3; __prov_i=$4; set --; \
-case $__prov_m in *i) printf '%b' \"$__prov_i\" | __prov_cmd;; *) __prov_cmd </dev/null;; esac; \
-__prov_end \"$__prov_t\" $?; }\n\
+/// escapes), otherwise its stdin is `/dev/null`. STDIN is only ever written by a builtin
+/// `printf` (dash's, bash's, busybox's): an external one would get it in its argv, visible to
+/// every user of the host. Without one the request answers `n` in place of an exit code, and
+/// has run nothing.
+const PRELUDE: &str = "case $(command -V printf 2>/dev/null) in *builtin*) __prov_pb=0;; *) __prov_pb=1;; esac\n\
+__prov_run() { __prov_t=$1; __prov_m=$2; __prov_c=$3; __prov_i=$4; set --; \
+case $__prov_m in \
+*i) if [ \"$__prov_pb\" = 0 ]; then printf '%b' \"$__prov_i\" | __prov_cmd; __prov_end \"$__prov_t\" $?; \
+else __prov_end \"$__prov_t\" n; fi;; \
+*) __prov_cmd </dev/null; __prov_end \"$__prov_t\" $?;; esac; }\n\
 __prov_cmd() { ( case $__prov_m in s*) exec sh -c \"$__prov_c\";; esac; eval \"$__prov_c\" ); }\n\
 __prov_end() { printf '\\n%s %s\\n' \"$1\" \"$2\"; printf '\\n%s\\n' \"$1\" >&2; }\n";
 
@@ -72,6 +78,8 @@ pub trait Pipe: Send {
 pub struct Worker<P> {
     pipe: P,
     _slot: Slot,
+    /// False once the worker said it has no builtin `printf` to write a command's stdin with.
+    stdin_ok: bool,
 }
 
 /// Why a request did not complete on the worker.
@@ -83,14 +91,24 @@ pub enum WorkerError {
     Lost(String),
     /// The connection under the worker was lost.
     Gone,
+    /// The worker cannot feed this command its stdin (no builtin `printf`); it ran nothing
+    /// and serves commands without stdin.
+    NoStdin,
 }
+
+/// The exit code field of a request that ran nothing for want of a builtin `printf`.
+const NO_STDIN_RC: i32 = i32::MIN;
 
 impl<P: Pipe> Worker<P> {
     /// Starts the worker on a fresh channel running [`START`]. Its first answer comes with the
     /// first request (a worker that could not start says so then, before that request ran).
     pub async fn start(mut pipe: P, slot: Slot) -> Result<Worker<P>, String> {
         pipe.write(PRELUDE.as_bytes()).await?;
-        Ok(Worker { pipe, _slot: slot })
+        Ok(Worker {
+            pipe,
+            _slot: slot,
+            stdin_ok: true,
+        })
     }
 
     /// True when the worker has closed or written something while idle: it cannot be trusted
@@ -99,40 +117,51 @@ impl<P: Pipe> Worker<P> {
         self.pipe.next().now_or_never().is_some()
     }
 
-    /// Runs `cmd` and returns its exit code, stdout and stderr. With `check_alive` (a fresh
-    /// worker), a bare marker is asked for first: until it arrives, the worker has not run
-    /// the request, so a worker that never started is [`WorkerError::NotRun`].
+    /// Runs `cmd` and returns its exit code, stdout and stderr. A bare marker is asked for
+    /// first, in the same write: until it arrives the worker has not run the request, so a
+    /// worker that never started, or ended while idle, is [`WorkerError::NotRun`] (the command
+    /// can go elsewhere), and whatever came before it (a login shell's greeting, a late write
+    /// of something an earlier command left running) is not taken for the command's output.
     pub async fn run(
         &mut self,
         cmd: &str,
         stdin: Option<&[u8]>,
-        check_alive: bool,
     ) -> Result<super::ExecResult, WorkerError> {
-        let ping = check_alive.then(token);
-        let tok = token();
-        let mut req = String::with_capacity(cmd.len() + 120);
-        if let Some(p) = &ping {
-            req.push_str(&format!("__prov_end {p} 0\n"));
+        if stdin.is_some() && !self.stdin_ok {
+            return Err(WorkerError::NoStdin);
         }
+        let (ping, tok) = (token(), token());
+        let mut req = String::with_capacity(cmd.len() + 160);
+        req.push_str(&format!("__prov_end {ping} 0\n"));
         req.push_str(&request_line(&tok, cmd, stdin));
         if let Err(e) = self.pipe.write(req.as_bytes()).await {
             return Err(WorkerError::NotRun(e));
         }
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        if let Some(p) = ping {
-            // Whatever the login shell printed on start comes before this answer: dropped.
-            // What came after it is the request's.
-            let mut reply = Reply::new(&p, &[], &[]).map_err(WorkerError::NotRun)?;
-            self.read_reply(&mut reply).await.map_err(|e| match e {
-                WorkerError::Lost(_) => {
-                    WorkerError::NotRun("the shell worker did not start".into())
-                }
-                e => e,
-            })?;
-            (out, err) = (reply.out_after, reply.err_after);
+        let mut reply = Reply::new(&ping, &[], &[]).map_err(WorkerError::NotRun)?;
+        self.read_reply(&mut reply).await.map_err(|e| match e {
+            WorkerError::Lost(_) => WorkerError::NotRun("the shell worker is not running".into()),
+            e => e,
+        })?;
+        let mut reply =
+            Reply::new(&tok, &reply.out_after, &reply.err_after).map_err(WorkerError::Lost)?;
+        let res = self.read_reply(&mut reply).await?;
+        if res.rc == NO_STDIN_RC {
+            self.stdin_ok = false;
+            return Err(WorkerError::NoStdin);
         }
-        let mut reply = Reply::new(&tok, &out, &err).map_err(WorkerError::Lost)?;
-        self.read_reply(&mut reply).await
+        Ok(res)
+    }
+
+    /// Waits while the worker is idle in its pool: its channel is read all along (an SSH
+    /// session stalls when a channel's queue fills). Returns the worker when `taken` fires;
+    /// `None` when it wrote or ended meanwhile (something an earlier command left running
+    /// still writes to it, or it was killed): it is dropped, closing its channel.
+    async fn idle(mut self, taken: tokio::sync::oneshot::Receiver<()>) -> Option<Self> {
+        tokio::select! {
+            biased;
+            _ = taken => Some(self),
+            _ = self.pipe.next() => None,
+        }
     }
 
     /// Reads until both markers of `tok` have arrived. `reply` may already hold output that
@@ -242,10 +271,13 @@ fn take_exit(
     let Some(end) = memchr::memchr(b'\n', rest) else {
         return Ok(None);
     };
-    let rc = std::str::from_utf8(&rest[..end])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "the shell worker answered with a malformed exit code".to_string())?;
+    let rc = match &rest[..end] {
+        b"n" => NO_STDIN_RC,
+        field => std::str::from_utf8(field)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "the shell worker answered with a malformed exit code".to_string())?,
+    };
     let after = buf[i + mark.len() + end + 1..].to_vec();
     buf.truncate(i);
     Ok(Some((rc, after)))
@@ -292,11 +324,17 @@ fn token() -> String {
 
 /// The idle workers of one connection; a request takes one out and gives it back when done.
 pub struct Pool<P> {
-    idle: Mutex<Vec<Worker<P>>>,
+    idle: Mutex<Vec<Idle<P>>>,
     /// Workers alive, busy or idle (each [`Slot`] counts itself until dropped).
     live: Arc<AtomicUsize>,
     /// Set when a worker could not start: this host runs every command on its own channel.
     disabled: AtomicBool,
+}
+
+/// An idle worker, held by the task that reads its channel until it is taken.
+struct Idle<P> {
+    take: tokio::sync::oneshot::Sender<()>,
+    worker: tokio::task::JoinHandle<Option<Worker<P>>>,
 }
 
 /// A worker's place in its pool's count, given up when the worker (or a failed start) drops.
@@ -318,16 +356,18 @@ impl<P> Default for Pool<P> {
     }
 }
 
-impl<P: Pipe> Pool<P> {
+impl<P: Pipe + 'static> Pool<P> {
     /// An idle worker that is still alive, if any (a broken one is dropped).
-    pub fn take(&self) -> Option<Worker<P>> {
-        let mut idle = self.idle.lock().expect("lock");
-        while let Some(mut w) = idle.pop() {
-            if !w.is_broken() {
+    pub async fn take(&self) -> Option<Worker<P>> {
+        loop {
+            let idle = self.idle.lock().expect("lock").pop()?;
+            let _ = idle.take.send(());
+            if let Ok(Some(mut w)) = idle.worker.await
+                && !w.is_broken()
+            {
                 return Some(w);
             }
         }
-        None
     }
 
     /// Room for one more worker, unless [`MAX_WORKERS`] are alive or workers cannot start.
@@ -341,9 +381,11 @@ impl<P: Pipe> Pool<P> {
             .map(|_| Slot(self.live.clone()))
     }
 
-    /// Gives back a worker that finished a request.
+    /// Gives back a worker that finished a request; its channel is read while it waits.
     pub fn put(&self, w: Worker<P>) {
-        self.idle.lock().expect("lock").push(w);
+        let (take, taken) = tokio::sync::oneshot::channel();
+        let worker = tokio::spawn(w.idle(taken));
+        self.idle.lock().expect("lock").push(Idle { take, worker });
     }
 
     /// No more workers on this connection: one could not start.
@@ -468,13 +510,13 @@ mod tests {
         // Every byte value, a line that looks like a marker, no final newline.
         let cmd = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; \
                    printf '\\nP0 0\\n\\nP0\\n'; printf 'tail'; printf 'e\\0rr' >&2; exit 7";
-        let r = w.run(cmd, None, true).await.unwrap();
+        let r = w.run(cmd, None).await.unwrap();
         let mut want: Vec<u8> = (0..=255u8).collect();
         want.extend_from_slice(b"\nP0 0\n\nP0\ntail");
         assert_eq!(r.stdout, want);
         assert_eq!(r.stderr, b"e\0rr");
         assert_eq!(r.rc, 7);
-        let r = w.run("true", None, false).await.unwrap();
+        let r = w.run("true", None).await.unwrap();
         assert_eq!((r.rc, r.stdout.len(), r.stderr.len()), (0, 0, 0));
     }
 
@@ -482,24 +524,24 @@ mod tests {
     async fn each_command_starts_afresh_and_cannot_read_the_requests() {
         let pool = Pool::default();
         let mut w = worker(&pool).await;
-        let before = w.run("pwd; echo \"[$X][$1]\"", None, true).await.unwrap();
+        let before = w.run("pwd; echo \"[$X][$1]\"", None).await.unwrap();
         let r = w
-            .run("cd /; X=1; set -e; umask 077; cat; exit 3", None, false)
+            .run("cd /; X=1; set -e; umask 077; cat; exit 3", None)
             .await
             .unwrap();
         assert_eq!((r.rc, r.stdout.as_slice()), (3, &b""[..]));
-        let after = w.run("pwd; echo \"[$X][$1]\"", None, false).await.unwrap();
+        let after = w.run("pwd; echo \"[$X][$1]\"", None).await.unwrap();
         assert_eq!(before.stdout, after.stdout);
         assert!(
             after.stdout.ends_with(b"[][]\n"),
             "{:?}",
             after.stdout_str()
         );
-        let r = w.run("false; echo still here", None, false).await.unwrap();
+        let r = w.run("false; echo still here", None).await.unwrap();
         assert_eq!((r.rc, r.stdout_str().as_str()), (0, "still here\n"));
-        let r = w.run("if then", None, false).await.unwrap();
+        let r = w.run("if then", None).await.unwrap();
         assert_eq!(r.rc, 2, "a syntax error ends only its subshell");
-        assert_eq!(w.run("echo ok", None, false).await.unwrap().stdout, b"ok\n");
+        assert_eq!(w.run("echo ok", None).await.unwrap().stdout, b"ok\n");
     }
 
     #[tokio::test]
@@ -507,30 +549,23 @@ mod tests {
         let pool = Pool::default();
         let mut w = worker(&pool).await;
         let data: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 256) as u8).collect();
-        let r = w.run("cat", Some(&data), true).await.unwrap();
+        let r = w.run("cat", Some(&data)).await.unwrap();
         assert!(r.stdout == data, "{} bytes back", r.stdout.len());
         let tricky = b"\\c'\"$(x)\\0101\n\0\t";
-        let r = w.run("cat", Some(tricky), false).await.unwrap();
+        let r = w.run("cat", Some(tricky)).await.unwrap();
         assert_eq!(r.stdout, tricky);
         // A command that reads none of it, or part of it.
-        let r = w.run("exit 5", Some(&data), false).await.unwrap();
+        let r = w.run("exit 5", Some(&data)).await.unwrap();
         assert_eq!(r.rc, 5);
-        let r = w.run("head -c 3", Some(b"abcdef"), false).await.unwrap();
+        let r = w.run("head -c 3", Some(b"abcdef")).await.unwrap();
         assert_eq!(r.stdout, b"abc");
         let r = w
-            .run(
-                "IFS= read -r l; echo \"[$l]\"; cat",
-                Some(b"one\ntwo"),
-                false,
-            )
+            .run("IFS= read -r l; echo \"[$l]\"; cat", Some(b"one\ntwo"))
             .await
             .unwrap();
         assert_eq!(r.stdout_str(), "[one]\ntwo");
         // And the worker still answers, without stdin.
-        assert_eq!(
-            w.run("cat; echo end", None, false).await.unwrap().stdout,
-            b"end\n"
-        );
+        assert_eq!(w.run("cat; echo end", None).await.unwrap().stdout, b"end\n");
     }
 
     #[tokio::test]
@@ -538,12 +573,9 @@ mod tests {
         let pool = Pool::default();
         let mut w = worker(&pool).await;
         let script = format!("x='{}'; printf %s \"$x\" | wc -c", "ab".repeat(100_000));
-        let r = w.run(&script, None, true).await.unwrap();
+        let r = w.run(&script, None).await.unwrap();
         assert_eq!(r.stdout_str().trim(), "200000");
-        let r = w
-            .run("head -c 3000000 /dev/zero", None, false)
-            .await
-            .unwrap();
+        let r = w.run("head -c 3000000 /dev/zero", None).await.unwrap();
         assert_eq!(r.stdout.len(), 3_000_000);
     }
 
@@ -558,9 +590,48 @@ mod tests {
         )
         .await;
         if let Ok(mut w) = started {
-            let e = w.run("echo ran", None, true).await.unwrap_err();
+            let e = w.run("echo ran", None).await.unwrap_err();
             assert!(matches!(e, WorkerError::NotRun(_)), "{e:?}");
         }
+    }
+
+    /// Without a builtin `printf` (here: one the test turns off), a command with stdin runs
+    /// nothing on the worker and goes elsewhere; commands without stdin still run there.
+    #[tokio::test]
+    async fn without_a_builtin_printf_stdin_never_goes_through_the_worker() {
+        let pool: Pool<LocalPipe> = Pool::default();
+        let mut w = worker(&pool).await;
+        assert_eq!(w.run("cat", Some(b"in")).await.unwrap().stdout, b"in");
+        w.pipe.write(b"__prov_pb=1\n").await.unwrap();
+        let e = w
+            .run("touch /tmp/prov-never-run-$$; cat", Some(b"secret"))
+            .await;
+        assert_eq!(e.unwrap_err(), WorkerError::NoStdin);
+        assert_eq!(w.run("echo ok", None).await.unwrap().stdout, b"ok\n");
+        assert_eq!(
+            w.run("cat", Some(b"x")).await.unwrap_err(),
+            WorkerError::NoStdin
+        );
+    }
+
+    /// An idle worker is read while it waits; one that something wrote to meanwhile is
+    /// dropped, and what was written never reaches a later command.
+    #[tokio::test]
+    async fn a_worker_written_to_while_idle_is_retired() {
+        let pool: Pool<LocalPipe> = Pool::default();
+        let mut w = worker(&pool).await;
+        let r = w
+            .run("(sleep 0.2; echo late) & echo now", None)
+            .await
+            .unwrap();
+        assert_eq!(r.stdout, b"now\n");
+        pool.put(w);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(pool.take().await.is_none());
+        let mut w = worker(&pool).await;
+        pool.put(w);
+        w = pool.take().await.expect("a quiet idle worker is kept");
+        assert_eq!(w.run("echo next", None).await.unwrap().stdout, b"next\n");
     }
 
     #[tokio::test]
@@ -568,27 +639,21 @@ mod tests {
         let pool: Pool<LocalPipe> = Pool::default();
         let mut w = worker(&pool).await;
         // `$$` is the command's own shell, as under `sh -c`, not the worker.
-        let r = w
-            .run("kill -TERM $$; echo survived", None, true)
-            .await
-            .unwrap();
+        let r = w.run("kill -TERM $$; echo survived", None).await.unwrap();
         assert_eq!((r.rc, r.stdout.len()), (143, 0));
-        let e = w
-            .run("kill -9 $PPID; sleep 1", None, false)
-            .await
-            .unwrap_err();
+        let e = w.run("kill -9 $PPID; sleep 1", None).await.unwrap_err();
         assert!(matches!(e, WorkerError::Lost(_)), "{e:?}");
         drop(w);
         // Killed while idle: found broken when taken.
         let mut w = worker(&pool).await;
-        let pid = w.run("echo $PPID", None, true).await.unwrap().stdout_str();
+        let pid = w.run("echo $PPID", None).await.unwrap().stdout_str();
         pool.put(w);
         std::process::Command::new("kill")
             .args(["-9", pid.trim()])
             .status()
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        assert!(pool.take().is_none());
+        assert!(pool.take().await.is_none());
         // At most MAX_WORKERS at once; a dropped one frees its place.
         let held: Vec<_> = (0..MAX_WORKERS).map(|_| pool.reserve().unwrap()).collect();
         assert!(pool.reserve().is_none());

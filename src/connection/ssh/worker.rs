@@ -62,21 +62,26 @@ impl SshConnection {
         stdin: Option<&[u8]>,
     ) -> Option<Result<ExecResult, ConnError>> {
         let pool = &sess.workers;
-        let (mut worker, fresh) = match pool.take() {
+        let (mut worker, fresh) = match pool.take().await {
             Some(w) => (w, false),
+            // A channel that cannot be opened now (sshd's MaxSessions, say) leaves workers
+            // on for later; only a worker that cannot start turns them off.
             None => match self.start_worker(sess, pool.reserve()?).await {
                 Ok(w) => (w, true),
                 Err(e) => {
-                    tracing::debug!("{}: no shell worker: {e}", self.target.label());
-                    pool.disable();
+                    tracing::debug!("{}: no shell worker now: {e}", self.target.label());
                     return None;
                 }
             },
         };
-        match worker.run(cmd, stdin, fresh).await {
+        match worker.run(cmd, stdin).await {
             Ok(res) => {
                 pool.put(worker);
                 Some(Ok(res))
+            }
+            Err(WorkerError::NoStdin) => {
+                pool.put(worker);
+                None
             }
             Err(WorkerError::NotRun(e)) => {
                 tracing::debug!("{}: shell worker unavailable: {e}", self.target.label());
