@@ -587,3 +587,37 @@ fn forks_bound_the_open_connections_and_a_done_host_is_disconnected() {
     // the goodbye), never all three as when every host kept its connection to the end.
     assert!(most <= 2, "{most} connections open at once with --forks 1");
 }
+
+/// A host that is done has its connection closed and its lock let go; a task of another host
+/// delegated to it afterwards dials it again and works there under this run's lock, as every
+/// task of a run does (another run's `flock -n` finds it held).
+#[test]
+fn a_done_host_dialled_again_by_a_delegated_task_is_locked_again() {
+    if !lab_up("a_done_host_dialled_again_by_a_delegated_task_is_locked_again") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = lab_inventory(tmp.path(), 2, "");
+    let (_dir, pb) = playbook(
+        "- hosts: lab\n  gather_facts: false\n  tasks:\n\
+         \x20   - command: sleep 2\n      changed_when: false\n      when: inventory_hostname == 'h2'\n\
+         \x20   - name: the lock on h1\n      shell: flock -n /run/lock/prov.lock true && echo free || echo held\n\
+         \x20     register: lock\n      changed_when: false\n      delegate_to: h1\n      when: inventory_hostname == 'h2'\n\
+         \x20   - debug: var=lock.stdout\n      when: inventory_hostname == 'h2'\n",
+    );
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-v",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let seen = run.tasks_named("the lock on h1");
+    assert_eq!(seen.len(), 2, "{}", run.all_output());
+    assert!(
+        run.stdout.contains("lock.stdout: \"held\""),
+        "{}",
+        run.all_output()
+    );
+}

@@ -7,9 +7,11 @@
 //! over prov's own connection ([`Connection::background`]). It is released when the run ends,
 //! and also when prov dies or the connection is lost (sshd ends the session, the holder
 //! exits), or when the holder hears nothing from prov for a minute (a network cut leaves the
-//! host's end of the connection open): a crashed run never leaves a host locked. Hosts of one run that are the same
-//! machine (two inventory names, `local` hosts) share one lock, found by `/etc/machine-id`,
-//! so a run never waits for itself. A host without `flock` runs unlocked.
+//! host's end of the connection open): a crashed run never leaves a host locked. Hosts of one
+//! run that are the same machine (two inventory names, `local` hosts) share one lock, so a run
+//! never waits for itself; they are found by the kernel's boot id and the lock file's device
+//! and inode, not by `/etc/machine-id`, which cloned machines share. A host without `flock`
+//! runs unlocked.
 
 use crate::connection::{Background, ConnError, Connection};
 use std::collections::HashMap;
@@ -19,16 +21,20 @@ use tokio::sync::OnceCell;
 /// How long a run waits for another run's lock on a host before failing that host.
 pub const WAIT_SECS: u64 = 600;
 
-/// The holder: says which machine it is on, waits for `go`, then takes the lock and keeps it
-/// until its stdin ends.
+/// The holder: says which lock it would take, waits for `go`, then takes the lock and keeps it
+/// until its stdin ends. The lock is named by the kernel's boot id and the lock file's device
+/// and inode: two inventory names of one machine name the same lock; machines cloned from one
+/// image (one `/etc/machine-id`) or containers on one kernel do not.
 fn holder_script() -> String {
     format!(
-        "echo \"id $(cat /etc/machine-id 2>/dev/null || hostname)\"\n\
+        "f=/run/lock/prov.lock; [ -d /run/lock ] || f=/tmp/prov.lock\n\
+         (umask 022; : >> \"$f\") 2>/dev/null\n\
+         b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || cat /etc/machine-id 2>/dev/null || hostname)\n\
+         i=$(stat -c %d:%i \"$f\" 2>/dev/null || stat -f %d:%i \"$f\" 2>/dev/null)\n\
+         echo \"id $b $i\"\n\
          IFS= read -r go || exit 0\n\
          [ \"$go\" = go ] || exit 0\n\
          if ! command -v flock >/dev/null 2>&1; then echo nolock; exec cat >/dev/null; fi\n\
-         f=/run/lock/prov.lock; [ -d /run/lock ] || f=/tmp/prov.lock\n\
-         (umask 022; : >> \"$f\") 2>/dev/null\n\
          exec 9<\"$f\" || {{ echo nolock; exec cat >/dev/null; }}\n\
          if ! flock -n 9; then echo busy; flock -w {WAIT_SECS} 9 || {{ echo timeout; exit 1; }}; fi\n\
          echo locked\n\
@@ -130,35 +136,55 @@ impl HostLocks {
     /// with its session, and `/run/lock` is empty again), so that no other run starts on the
     /// host for the rest of this one. Nothing when this run never took it.
     pub async fn retake_if_lost(&self, host: &str, conn: &dyn Connection) -> Result<(), ConnError> {
-        let Some(machine) = self.host_machine.lock().expect("lock").get(host).cloned() else {
+        let Some(machine) = self.machine_of(host) else {
             return Ok(());
         };
-        {
-            let mut held = self.held.lock().expect("lock");
-            if held
-                .iter()
-                .any(|(m, h)| *m == machine && !h.lines.is_closed())
-            {
-                return Ok(());
-            }
-            held.retain(|(m, _)| *m != machine);
+        let alive = self
+            .held
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(m, h)| *m == machine && !h.lines.is_closed());
+        if alive {
+            return Ok(());
         }
-        self.machines.lock().expect("lock").remove(&machine);
+        self.forget(&machine);
+        self.take(host, conn).await
+    }
+
+    /// Lets go of `host`'s machine lock now, before its connections close (the holder would
+    /// end with them, but not at once: a connection opened meanwhile must not take the
+    /// dying holder for a live one); the next [`HostLocks::take`] takes it anew.
+    pub fn release(&self, host: &str) {
+        if let Some(machine) = self.machine_of(host) {
+            self.forget(&machine);
+        }
+    }
+
+    fn machine_of(&self, host: &str) -> Option<String> {
+        self.host_machine.lock().expect("lock").get(host).cloned()
+    }
+
+    /// Drops the machine's holder (its stdin closes: it exits, and the lock goes with it) and
+    /// what this run knew of taking it, for every name of the machine.
+    fn forget(&self, machine: &str) {
+        self.held
+            .lock()
+            .expect("lock")
+            .retain(|(m, _)| m != machine);
+        self.machines.lock().expect("lock").remove(machine);
         let names: Vec<String> = self
             .host_machine
             .lock()
             .expect("lock")
             .iter()
-            .filter(|(_, m)| **m == machine)
+            .filter(|(_, m)| *m == machine)
             .map(|(h, _)| h.clone())
             .collect();
-        {
-            let mut hosts = self.hosts.lock().expect("lock");
-            for h in names {
-                hosts.remove(&h);
-            }
+        let mut hosts = self.hosts.lock().expect("lock");
+        for h in names {
+            hosts.remove(&h);
         }
-        self.take(host, conn).await
     }
 
     /// Ends every holder: the hosts are free for the next run.

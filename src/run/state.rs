@@ -110,8 +110,6 @@ pub struct Shared {
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
     locks: Arc<super::host_lock::HostLocks>,
-    /// Hosts whose connections were closed when they were done.
-    closed: Mutex<HashSet<String>>,
     /// Set when an `any_errors_fatal` task failed on a host, or a `serial` batch failed (all
     /// of it, or more than `max_fail_percentage`): no node starts after it.
     pub fatal: AtomicBool,
@@ -436,7 +434,6 @@ impl Shared {
             hosts: Mutex::new(carried.hosts),
             conns: Mutex::new(carried.conns),
             locks: carried.locks,
-            closed: Mutex::default(),
             fatal: AtomicBool::new(false),
             batch_failures: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
@@ -569,12 +566,9 @@ impl Shared {
     ) -> Result<Arc<dyn Connection>, ConnError> {
         let conn = self.open_connection(host, remote_user).await;
         if self.opts.lock_hosts {
+            // Dialled again after the host was done (a task delegated to it), the lock is
+            // taken anew: it was let go with the old connection.
             self.locks.take(host, conn.as_ref()).await?;
-            if self.closed.lock().expect("lock").contains(host) {
-                // Dialled again after the host was done (a task delegated to it): its lock
-                // went with the old session.
-                self.locks.retake_if_lost(host, conn.as_ref()).await?;
-            }
         }
         Ok(conn)
     }
@@ -646,7 +640,6 @@ impl Shared {
         if self.locks.machine_shared(host) {
             return;
         }
-        self.closed.lock().expect("lock").insert(host.to_string());
         let conns: Vec<_> = self
             .conns
             .lock()
@@ -655,12 +648,14 @@ impl Shared {
             .filter(|(key, _)| *key == host || key.ends_with(&format!("@{host}")))
             .filter_map(|(_, c)| c.get().cloned())
             .collect();
+        // Held elsewhere (the map and `c` aside): another host's task delegated here is
+        // using one; they stay open, and the lock with them.
+        if conns.iter().any(|c| Arc::strong_count(c) > 2) {
+            return;
+        }
+        self.locks.release(host);
         for c in conns {
-            // Held elsewhere (the map and `c` aside): another host's task delegated here
-            // is using it.
-            if Arc::strong_count(&c) == 2 {
-                c.reset().await;
-            }
+            c.reset().await;
         }
     }
 
