@@ -197,6 +197,10 @@ struct RunOpts {
     /// requests; see README, "Speed").
     #[arg(long)]
     no_shell_worker: bool,
+    /// Let each task read the host's state when it runs, instead of reading the state of the
+    /// tasks ahead in one round trip (see README, "Speed").
+    #[arg(long)]
+    no_read_ahead: bool,
 }
 
 #[derive(Args)]
@@ -587,6 +591,7 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
         ),
         kex: a.ssh_kex.clone(),
         shell_worker: !a.no_shell_worker,
+        read_ahead: !a.no_read_ahead,
         defaults: config_defaults(cfg),
     };
     let opts = RunOptions {

@@ -621,3 +621,95 @@ fn a_done_host_dialled_again_by_a_delegated_task_is_locked_again() {
         run.all_output()
     );
 }
+
+/// The reads of the tasks ahead go to the host in one round trip (as `-vv` says), and a read
+/// made ahead never hides what an earlier task of the batch changed: a directory removed then
+/// wanted again, a line added then removed. The end state and the change counts are those of
+/// a run without reading ahead (`--no-read-ahead`), on the first run and on the second.
+#[test]
+fn reads_ahead_take_one_round_trip_and_never_hide_an_earlier_change() {
+    if !lab_up("reads_ahead_take_one_round_trip_and_never_hide_an_earlier_change") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = lab_inventory(tmp.path(), 3, "");
+    let (_dir, pb) = playbook(
+        "- hosts: h3\n  gather_facts: false\n  vars:\n    d: /srv/read-ahead\n  tasks:\n\
+         \x20   - file: path={{ d }} state=directory\n\
+         \x20   - copy: dest={{ d }}/a.txt content=\"a\\n\"\n\
+         \x20   - file: path={{ d }}/sub state=absent\n\
+         \x20   - file: path={{ d }}/sub state=directory\n\
+         \x20   - lineinfile: path={{ d }}/l.txt line=added create=true\n\
+         \x20   - lineinfile: path={{ d }}/l.txt line=added state=absent\n\
+         \x20   - command: touch {{ d }}/once\n      args:\n        creates: \"{{ d }}/once\"\n\
+         \x20   - command: cat {{ d }}/a.txt\n      register: a\n      changed_when: false\n\
+         \x20   - copy: dest={{ d }}/b.txt content=\"{{ a.stdout }}b\\n\"\n",
+    );
+    let state = || {
+        lab_ssh(
+            3,
+            "cd /srv/read-ahead && find . | sort && cat a.txt b.txt l.txt && stat -c '%F' sub",
+        )
+        .1
+    };
+    let mut seen = vec![];
+    for extra in [&[][..], &["--no-read-ahead"][..]] {
+        lab_ssh(3, "rm -rf /srv/read-ahead && mkdir -p /srv/read-ahead/sub");
+        let mut counts = vec![];
+        for _ in 0..2 {
+            let mut args = vec!["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()];
+            args.extend_from_slice(&["-vv"]);
+            args.extend_from_slice(extra);
+            let run = prov(&args);
+            assert_eq!(run.code, 0, "{}", run.all_output());
+            counts.push(host_changed(&run, "h3"));
+            assert_eq!(
+                run.stderr.contains("read ahead: "),
+                extra.is_empty(),
+                "{}",
+                run.stderr
+            );
+        }
+        seen.push((counts, state()));
+    }
+    assert_eq!(seen[0], seen[1], "left: reading ahead, right: not");
+    let (counts, end) = &seen[0];
+    // sub is removed and made again, the line added and removed, on every run.
+    assert_eq!(counts, &[7, 4], "{end}");
+    assert!(
+        end.contains("./sub\n") && end.ends_with("directory\n"),
+        "{end}"
+    );
+    assert!(end.contains("a\nab\n"), "{end}");
+
+    // A converged host: one round trip reads for all five tasks.
+    let (_dir, pb) = playbook(
+        "- hosts: h3\n  gather_facts: false\n  vars:\n    d: /srv/read-ahead\n  tasks:\n\
+         \x20   - file: path={{ d }} state=directory\n\
+         \x20   - copy: dest={{ d }}/a.txt content=\"a\\n\"\n\
+         \x20   - file: path={{ d }}/sub state=directory mode=0700\n\
+         \x20   - lineinfile: path={{ d }}/l.txt line=kept create=true\n\
+         \x20   - command: touch {{ d }}/once\n      args:\n        creates: \"{{ d }}/once\"\n",
+    );
+    let args = [
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-vv",
+    ];
+    assert_eq!(prov(&args).code, 0);
+    let again = prov(&args);
+    assert_eq!(host_changed(&again, "h3"), 0, "{}", again.all_output());
+    let batches: Vec<&str> = again
+        .stderr
+        .lines()
+        .filter(|l| l.contains("read ahead: "))
+        .collect();
+    assert_eq!(
+        batches,
+        ["debug: h3: read ahead: 5 reads of the next tasks in one round trip"],
+        "{}",
+        again.stderr
+    );
+}

@@ -572,6 +572,7 @@ async fn run_module(
         search_dirs: vec![],
         env: vec![],
         async_start: None,
+        reads: Default::default(),
     };
     let def = prov::modules::find(module).unwrap_or_else(|| panic!("no module {module}"));
     let n0 = conn.n.load(std::sync::atomic::Ordering::SeqCst);

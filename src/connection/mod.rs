@@ -55,6 +55,19 @@ pub trait Connection: Send + Sync {
     /// Runs `cmd` with `sh -c` on the host; `stdin` is written then closed.
     async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecResult, ConnError>;
 
+    /// Runs commands that only read (probes, each without stdin) in one round trip, in order;
+    /// a result per command. `None` when this connection has no cheaper way than one
+    /// [`Connection::exec`] after another (then nothing ran).
+    async fn exec_many(&self, _cmds: &[String]) -> Option<Vec<Result<ExecResult, ConnError>>> {
+        None
+    }
+
+    /// Whether [`Connection::exec_many`] saves anything here: reads are then worth finding
+    /// ahead of the tasks that make them.
+    fn reads_ahead(&self) -> bool {
+        false
+    }
+
     /// Closes the connection at the end of the run.
     async fn close(&self) {}
 

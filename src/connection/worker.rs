@@ -152,6 +152,36 @@ impl<P: Pipe> Worker<P> {
         Ok(res)
     }
 
+    /// Runs `cmds` (without stdin) one after the other, sent in one write: one round trip for
+    /// all. A command that fails does not stop the next; the results come in order.
+    pub async fn run_many(
+        &mut self,
+        cmds: &[String],
+    ) -> Result<Vec<super::ExecResult>, WorkerError> {
+        let ping = token();
+        let toks: Vec<String> = cmds.iter().map(|_| token()).collect();
+        let mut req = format!("__prov_end {ping} 0\n");
+        for (tok, cmd) in toks.iter().zip(cmds) {
+            req.push_str(&request_line(tok, cmd, None));
+        }
+        if let Err(e) = self.pipe.write(req.as_bytes()).await {
+            return Err(WorkerError::NotRun(e));
+        }
+        let mut reply = Reply::new(&ping, &[], &[]).map_err(WorkerError::NotRun)?;
+        self.read_reply(&mut reply).await.map_err(|e| match e {
+            WorkerError::Lost(_) => WorkerError::NotRun("the shell worker is not running".into()),
+            e => e,
+        })?;
+        let mut out = Vec::with_capacity(cmds.len());
+        for tok in &toks {
+            let mut next =
+                Reply::new(tok, &reply.out_after, &reply.err_after).map_err(WorkerError::Lost)?;
+            out.push(self.read_reply(&mut next).await?);
+            reply = next;
+        }
+        Ok(out)
+    }
+
     /// Waits while the worker is idle in its pool: its channel is read all along (an SSH
     /// session stalls when a channel's queue fills). Returns the worker when `taken` fires;
     /// `None` when it wrote or ended meanwhile (something an earlier command left running

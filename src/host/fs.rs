@@ -174,7 +174,7 @@ pub async fn read_paths(
     if content {
         s.push_str("if [ -f \"$p0\" ]; then cat -- \"$p0\"; fi\n");
     }
-    let out = ctx.exec(&s).await?;
+    let out = ctx.read(&s).await?;
     if !out.ok() {
         return fail(format!(
             "cannot read the state of {}: {}",
@@ -328,7 +328,7 @@ pub async fn read_files(ctx: &ModuleCtx<'_>, paths: &[&str]) -> Result<Vec<Vec<u
         "for f in {}; do if [ -r \"$f\" ] && [ -f \"$f\" ]; then wc -c < \"$f\"; cat -- \"$f\"; else echo 0; fi; done",
         list.join(" ")
     );
-    let out = ctx.exec(&cmd).await?;
+    let out = ctx.read(&cmd).await?;
     let mut rest: &[u8] = &out.stdout;
     let mut contents = vec![];
     for _ in paths {
@@ -347,7 +347,7 @@ pub async fn read_files(ctx: &ModuleCtx<'_>, paths: &[&str]) -> Result<Vec<Vec<u
 
 /// Reads a file's content (only for a diff that needs it).
 pub async fn read_remote(ctx: &ModuleCtx<'_>, path: &str) -> Result<Vec<u8>, ModError> {
-    let out = ctx.exec(&format!("cat -- {}", quote_path(path))).await?;
+    let out = ctx.read(&format!("cat -- {}", quote_path(path))).await?;
     if out.ok() {
         Ok(out.stdout)
     } else {

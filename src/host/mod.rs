@@ -17,6 +17,7 @@ pub mod docker;
 pub mod edit;
 pub mod fs;
 pub mod http;
+pub mod prefetch;
 pub mod probe;
 pub mod reconnect;
 pub mod remote_tree;
@@ -169,6 +170,13 @@ fn script_via_stdin(len: usize) -> String {
     )
 }
 
+/// Records what a module asked for when run to capture it, then waits forever (the scheduler
+/// drops the module).
+async fn captured<T>(c: &prefetch::Capture, what: prefetch::Captured) -> Result<T, ModError> {
+    c.record(what);
+    std::future::pending().await
+}
+
 /// Everything a module may use on one host for one task.
 pub struct ModuleCtx<'a> {
     pub conn: &'a dyn Connection,
@@ -186,10 +194,26 @@ pub struct ModuleCtx<'a> {
     /// `async` with `poll: 0`: the module starts its command as a job that may run this many
     /// seconds and returns at once (only `command` and `shell` take it).
     pub async_start: Option<u64>,
+    /// Where reads are answered from: the host, the reads of this host made ahead, or (when
+    /// the scheduler asks what the task will read) nowhere: the first command is captured.
+    pub reads: Reads<'a>,
+}
+
+/// How a [`ModuleCtx`] answers reads (see [`prefetch`]).
+#[derive(Clone, Copy, Default)]
+pub enum Reads<'a> {
+    /// Every command goes to the host.
+    #[default]
+    Direct,
+    /// A read made ahead answers an identical read; any other command empties the cache.
+    Cached(&'a prefetch::ProbeCache),
+    /// Nothing goes to the host: the first command is recorded and the module waits forever.
+    Capture(&'a prefetch::Capture),
 }
 
 impl ModuleCtx<'_> {
-    /// Runs a command on the host (with privilege escalation if the task asks for it).
+    /// Runs a command on the host (with privilege escalation if the task asks for it). Use
+    /// [`ModuleCtx::read`] for a command that only reads.
     pub async fn exec(&self, cmd: &str) -> Result<ExecResult, ModError> {
         self.exec_stdin(cmd, None).await
     }
@@ -199,7 +223,35 @@ impl ModuleCtx<'_> {
         cmd: &str,
         stdin: Option<&[u8]>,
     ) -> Result<ExecResult, ModError> {
-        // A script too long for one argument (a tree of many files) travels on stdin.
+        match self.reads {
+            Reads::Capture(c) => return captured(c, prefetch::Captured::Other).await,
+            Reads::Cached(cache) => cache.invalidate(),
+            Reads::Direct => {}
+        }
+        let (cmd, input) = self.command_line(cmd, stdin);
+        Ok(self.conn.exec(&cmd, input.as_deref()).await?)
+    }
+
+    /// Runs a command that changes nothing on the host (a probe of its state): it may be
+    /// answered by a read made ahead of the task (see [`prefetch`]).
+    pub async fn read(&self, cmd: &str) -> Result<ExecResult, ModError> {
+        let (cmd, input) = self.command_line(cmd, None);
+        match (self.reads, &input) {
+            (Reads::Capture(c), None) => return captured(c, prefetch::Captured::Read(cmd)).await,
+            (Reads::Capture(c), Some(_)) => return captured(c, prefetch::Captured::Other).await,
+            (Reads::Cached(cache), None) => {
+                if let Some(answer) = cache.take(&cmd) {
+                    return Ok(answer);
+                }
+            }
+            _ => {}
+        }
+        Ok(self.conn.exec(&cmd, input.as_deref()).await?)
+    }
+
+    /// The command line and stdin that go to the host: a script too long for one argument
+    /// travels on stdin, the task's environment is exported, privilege escalation wraps it.
+    fn command_line(&self, cmd: &str, stdin: Option<&[u8]>) -> (String, Option<Vec<u8>>) {
         let (big, big_stdin);
         let (cmd, stdin) = match cmd.len() > MAX_INLINE_SCRIPT {
             false => (cmd, stdin),
@@ -222,9 +274,7 @@ impl ModuleCtx<'_> {
             with_env = format!("export {}; {cmd}", exports.join(" "));
             &with_env
         };
-        let wrapped = self.become_.wrap(cmd);
-        let input = self.become_.stdin(stdin);
-        Ok(self.conn.exec(&wrapped, input.as_deref()).await?)
+        (self.become_.wrap(cmd), self.become_.stdin(stdin))
     }
 
     /// Runs a command that must succeed; its stdout on success, its stderr as the failure.

@@ -88,6 +88,7 @@ impl Harness {
             search_dirs: vec![self.dir.path().to_path_buf()],
             env: vec![],
             async_start: None,
+            reads: Default::default(),
         }
     }
 
@@ -349,6 +350,7 @@ impl Scripted {
             search_dirs: vec![],
             env: vec![],
             async_start: None,
+            reads: Default::default(),
         };
         (def.run)(&ctx, args).await
     }

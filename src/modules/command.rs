@@ -129,12 +129,12 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
 /// `creates`/`removes`: one remote test decides whether the command runs at all.
 async fn precondition_skip(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Option<String>, ModError> {
     if let Some(path) = &args.creates
-        && ctx.exec(&format!("test -e {}", quote(path))).await?.ok()
+        && ctx.read(&format!("test -e {}", quote(path))).await?.ok()
     {
         return Ok(Some(format!("{path} exists, not run")));
     }
     if let Some(path) = &args.removes
-        && !ctx.exec(&format!("test -e {}", quote(path))).await?.ok()
+        && !ctx.read(&format!("test -e {}", quote(path))).await?.ok()
     {
         return Ok(Some(format!("{path} does not exist, not run")));
     }

@@ -6,6 +6,7 @@ use super::result::NodeResult;
 use super::state::{HostRun, Shared};
 use crate::connection::{Become, ConnError};
 use crate::events::{Status, TaskResult};
+use crate::host::Reads;
 use crate::modules::{ModError, ModuleCtx, Outcome};
 use crate::plan::magic;
 use crate::playbook::{Play, Section, Task, TaskAction};
@@ -212,6 +213,9 @@ async fn run_reported(
         let shared = sh.run_once.lock().expect("lock").get(&(play, ti)).cloned();
         shared.unwrap_or_else(|| NodeResult::skipped("run_once: the first host did not run it"))
     } else {
+        if task.delegate_to.is_none() {
+            super::read_ahead::read_ahead(sh, &hr.host, play, ti).await;
+        }
         let mut res = run_task(sh, hr, play, task).await;
         add_hosts(sh, task, &res);
         if task.caps().reconnects
@@ -417,7 +421,7 @@ fn var_string(t: &Templar, name: &str) -> Option<String> {
     }
 }
 
-fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
+pub(super) fn become_for(sh: &Shared, task: &Task, t: &Templar) -> Become {
     // ansible.cfg (and `-b`, `--become-user`) come last, under the keywords and variables.
     let cfg = crate::config::get();
     let enabled = task.become_.unwrap_or_else(|| {
@@ -698,6 +702,7 @@ async fn run_module(
         Err(ConnError::Unreachable(m)) => return NodeResult::unreachable(m),
         Err(ConnError::Failed(m)) => return NodeResult::failed(at_task(task, m)),
     };
+    let reads = sh.probe_cache(&target);
     let ctx = ModuleCtx {
         conn: conn.as_ref(),
         become_: become_for(sh, task, templar),
@@ -707,6 +712,7 @@ async fn run_module(
         search_dirs: task.search_dirs.clone(),
         env,
         async_start: task.async_.filter(|a| a.poll == 0).map(|a| a.limit),
+        reads: Reads::Cached(&reads),
     };
     let mut attempt = 1;
     loop {
@@ -765,7 +771,10 @@ fn with_attempts(mut r: NodeResult, attempts: u32, gave_up: Option<String>) -> N
 }
 
 /// The task's `environment:` rendered, with names a shell accepts.
-fn task_environment(task: &Task, templar: &Templar) -> Result<Vec<(String, String)>, String> {
+pub(super) fn task_environment(
+    task: &Task,
+    templar: &Templar,
+) -> Result<Vec<(String, String)>, String> {
     let rendered = templar
         .render_value(&Json::Object(task.environment.clone()))
         .map_err(|e| e.to_string())?;
@@ -881,7 +890,7 @@ pub(super) fn all_true(t: &Templar, conds: &[crate::playbook::Cond]) -> Result<b
 
 /// Renders module arguments; `raw` ones (expressions the module evaluates) stay as written,
 /// and arguments that rendered to `omit` are dropped.
-fn render_args(
+pub(super) fn render_args(
     args: &Json,
     raw: &[&str],
     keys: bool,

@@ -10,6 +10,7 @@
 mod exec;
 pub mod host_lock;
 mod include;
+mod read_ahead;
 mod result;
 mod state;
 

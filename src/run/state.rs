@@ -109,6 +109,8 @@ pub struct Shared {
     inv_vars: HashMap<String, Layer>,
     hosts: Mutex<HashMap<String, HostState>>,
     conns: Mutex<HashMap<String, ConnCell>>,
+    /// Per host: the reads made ahead of its tasks (see [`crate::host::prefetch`]).
+    probe_caches: Mutex<HashMap<String, Arc<crate::host::prefetch::ProbeCache>>>,
     locks: Arc<super::host_lock::HostLocks>,
     /// Set when an `any_errors_fatal` task failed on a host, or a `serial` batch failed (all
     /// of it, or more than `max_fail_percentage`): no node starts after it.
@@ -433,6 +435,7 @@ impl Shared {
             inv_vars,
             hosts: Mutex::new(carried.hosts),
             conns: Mutex::new(carried.conns),
+            probe_caches: Mutex::default(),
             locks: carried.locks,
             fatal: AtomicBool::new(false),
             batch_failures: Mutex::new(HashMap::new()),
@@ -630,6 +633,16 @@ impl Shared {
         })
         .await
         .clone()
+    }
+
+    /// The reads made ahead of `host`'s tasks, waiting for them.
+    pub fn probe_cache(&self, host: &str) -> Arc<crate::host::prefetch::ProbeCache> {
+        self.probe_caches
+            .lock()
+            .expect("lock")
+            .entry(host.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Closes a host's connections (its own and those of other users on it), leaving them to

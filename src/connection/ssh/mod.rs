@@ -276,6 +276,25 @@ impl Connection for SshConnection {
         res
     }
 
+    fn reads_ahead(&self) -> bool {
+        self.target.options.shell_worker && self.target.options.read_ahead
+    }
+
+    async fn exec_many(&self, cmds: &[String]) -> Option<Vec<Result<ExecResult, ConnError>>> {
+        if !self.reads_ahead() || cmds.is_empty() {
+            return None;
+        }
+        let label = self.target.label();
+        let sess = self.session().await.ok()?;
+        let started = std::time::Instant::now();
+        let res = self.exec_many_on_worker(&sess, cmds).await?;
+        for (cmd, r) in cmds.iter().zip(&res) {
+            super::log_command(&label, cmd, None);
+            super::log_result(&label, r, started);
+        }
+        Some(res)
+    }
+
     /// On a channel of its own, outside the [`MAX_CHANNELS`] that commands share (sshd's
     /// default MaxSessions of 10 leaves room for it).
     async fn background(&self, cmd: &str) -> Result<Option<Background>, ConnError> {

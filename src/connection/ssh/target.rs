@@ -62,6 +62,9 @@ pub struct SshOptions {
     /// Commands run by a shell worker kept on each connection (`--no-shell-worker`: each on
     /// its own channel).
     pub shell_worker: bool,
+    /// The reads of the tasks ahead go to the host in one round trip, on the shell worker
+    /// (`--no-read-ahead`: each task reads when it runs).
+    pub read_ahead: bool,
     /// ansible.cfg's `remote_user`, `private_key_file` and `host_key_checking`: below the
     /// inventory's variables, above the ssh config (as Ansible passes them to ssh).
     pub defaults: ConfigDefaults,
@@ -84,6 +87,7 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             kex: None,
             shell_worker: true,
+            read_ahead: true,
             defaults: ConfigDefaults::default(),
         }
     }
@@ -98,6 +102,7 @@ impl fmt::Debug for SshOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("kex", &self.kex)
             .field("shell_worker", &self.shell_worker)
+            .field("read_ahead", &self.read_ahead)
             .field("defaults", &self.defaults)
             .finish()
     }

@@ -98,6 +98,33 @@ impl SshConnection {
         }
     }
 
+    /// Runs read-only commands pipelined on one worker: one round trip for all. `None` when
+    /// no worker can take them (then nothing ran).
+    pub(super) async fn exec_many_on_worker(
+        &self,
+        sess: &Established,
+        cmds: &[String],
+    ) -> Option<Vec<Result<ExecResult, ConnError>>> {
+        let pool = &sess.workers;
+        let mut worker = match pool.take().await {
+            Some(w) => w,
+            None => self.start_worker(sess, pool.reserve()?).await.ok()?,
+        };
+        match worker.run_many(cmds).await {
+            Ok(res) => {
+                pool.put(worker);
+                Some(res.into_iter().map(Ok).collect())
+            }
+            Err(WorkerError::NotRun(_)) | Err(WorkerError::NoStdin) => None,
+            Err(WorkerError::Gone) => {
+                let lost = || Err(self.lost("the shell worker's channel ended"));
+                Some(cmds.iter().map(|_| lost()).collect())
+            }
+            // Reads only: whichever ran, nothing changed; each is retried on its own.
+            Err(WorkerError::Lost(_)) => None,
+        }
+    }
+
     async fn start_worker(
         &self,
         sess: &Established,

@@ -1,0 +1,160 @@
+//! Batched state reads: the reads (probes) of a host's next tasks, run in one round trip
+//! before they are needed, and handed to each task when it asks for exactly that read.
+//!
+//! A module reads the host's state with [`ModuleCtx::read`] and changes it with
+//! [`ModuleCtx::exec`]. The scheduler learns which read a task will make first by running the
+//! module against a [`Capture`]: its first host command is recorded and never sent (the
+//! module waits forever and is dropped), and only a read is kept. The reads of the tasks ahead
+//! go to the host together ([`crate::connection::Connection::exec_many`]) and wait in the
+//! host's [`ProbeCache`], keyed by the exact command line (become and environment included).
+//!
+//! Why this is safe: an answer is used only for the identical command, at most once (a task
+//! that retries reads afresh), and only while nothing was changed on the host through prov
+//! since it was read: every command that is not a read empties the cache (whoever sends it:
+//! the host's own task, a handler, a task of another host delegated here), and a batch read
+//! while the cache was emptied is thrown away. A task whose read differs from the one
+//! captured (its variables changed meanwhile) simply reads again. The scheduler never reads
+//! ahead past a task that waits on the world (`wait_for`, `pause`, retries).
+//!
+//! [`ModuleCtx::read`]: super::ModuleCtx::read
+//! [`ModuleCtx::exec`]: super::ModuleCtx::exec
+
+use crate::connection::ExecResult;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The answers read ahead for one host, waiting for the tasks that will ask for them.
+#[derive(Default)]
+pub struct ProbeCache {
+    inner: Mutex<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    answers: HashMap<String, ExecResult>,
+    /// Bumped whenever the host may have changed: a batch sent before cannot be trusted.
+    generation: u64,
+    /// The tasks the last batch read for (play, first, last) and the generation it began in.
+    covered: Option<(usize, usize, usize, u64)>,
+}
+
+impl ProbeCache {
+    /// The answer read ahead for exactly `cmd`, taken out (each is used once).
+    pub fn take(&self, cmd: &str) -> Option<ExecResult> {
+        self.inner.lock().expect("lock").answers.remove(cmd)
+    }
+
+    /// Something may have changed on the host: every answer read ahead is dropped.
+    pub fn invalidate(&self) {
+        let mut c = self.inner.lock().expect("lock");
+        c.answers.clear();
+        c.generation += 1;
+    }
+
+    /// The generation a batch starts in; [`ProbeCache::fill`] with it keeps the answers only
+    /// when nothing changed on the host while they were read.
+    pub fn generation(&self) -> u64 {
+        self.inner.lock().expect("lock").generation
+    }
+
+    /// Whether the last batch read for task `ti` of `play` (after the task it started at) and
+    /// nothing changed the host since: its answer, if any, is waiting.
+    pub fn covers(&self, play: usize, ti: usize) -> bool {
+        let c = self.inner.lock().expect("lock");
+        matches!(c.covered, Some((p, first, last, g))
+            if p == play && first < ti && ti <= last && g == c.generation)
+    }
+
+    /// Records that a batch read (or found nothing to read) for tasks `first..=last`.
+    pub fn cover(&self, play: usize, first: usize, last: usize, generation: u64) {
+        self.inner.lock().expect("lock").covered = Some((play, first, last, generation));
+    }
+
+    /// The answers of a batch, in place of any left unused from the one before.
+    pub fn fill(&self, generation: u64, answers: Vec<(String, ExecResult)>) {
+        let mut c = self.inner.lock().expect("lock");
+        if c.generation == generation {
+            c.answers = answers.into_iter().collect();
+        }
+    }
+}
+
+/// What a module asked of the host first, when run to capture it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Captured {
+    /// A read: this command line, without stdin.
+    Read(String),
+    /// Anything else (a change, a read with stdin, a connection call): nothing to read ahead.
+    Other,
+}
+
+/// Where a module's first host command is recorded instead of being sent.
+#[derive(Default)]
+pub struct Capture(Mutex<Option<Captured>>);
+
+impl Capture {
+    pub fn record(&self, what: Captured) {
+        let mut slot = self.0.lock().expect("lock");
+        if slot.is_none() {
+            *slot = Some(what);
+        }
+    }
+
+    pub fn taken(&self) -> Option<Captured> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(out: &str) -> ExecResult {
+        ExecResult {
+            rc: 0,
+            stdout: out.as_bytes().to_vec(),
+            stderr: vec![],
+        }
+    }
+
+    #[test]
+    fn an_answer_serves_one_identical_read_until_the_host_changes() {
+        let cache = ProbeCache::default();
+        let g = cache.generation();
+        cache.fill(
+            g,
+            vec![
+                ("stat a".into(), answer("1")),
+                ("stat b".into(), answer("2")),
+            ],
+        );
+        assert_eq!(cache.take("stat a").unwrap().stdout, b"1");
+        assert!(cache.take("stat a").is_none(), "used once");
+        assert!(
+            cache.take("stat  b").is_none(),
+            "only the identical command"
+        );
+        cache.invalidate();
+        assert!(
+            cache.take("stat b").is_none(),
+            "dropped when the host may have changed"
+        );
+    }
+
+    #[test]
+    fn a_batch_read_while_the_host_changed_is_thrown_away() {
+        let cache = ProbeCache::default();
+        let g = cache.generation();
+        cache.invalidate();
+        cache.fill(g, vec![("stat a".into(), answer("1"))]);
+        assert!(cache.take("stat a").is_none());
+    }
+
+    #[test]
+    fn only_the_first_command_is_captured() {
+        let c = Capture::default();
+        c.record(Captured::Read("stat a".into()));
+        c.record(Captured::Other);
+        assert_eq!(c.taken(), Some(Captured::Read("stat a".into())));
+    }
+}
