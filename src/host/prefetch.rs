@@ -36,6 +36,8 @@ struct Cached {
     generation: u64,
     /// The tasks the last batch read for (play, first, last) and the generation it began in.
     covered: Option<(usize, usize, usize, u64)>,
+    /// How many tasks the last batch was for (none yet: as many as allowed).
+    window: Option<usize>,
 }
 
 impl ProbeCache {
@@ -63,6 +65,28 @@ impl ProbeCache {
         let c = self.inner.lock().expect("lock");
         matches!(c.covered, Some((p, first, last, g))
             if p == play && first < ti && ti <= last && g == c.generation)
+    }
+
+    /// How many tasks (at most `max`) the batch starting at task `ti` of `play` should read
+    /// for. A batch whose every answer could be used doubles the window; one spoiled by a
+    /// write after a few tasks shrinks it to those few. A first run, where every task writes,
+    /// so comes down to each task reading for itself instead of reading for all the tasks
+    /// after it again and again; a converged host reads for all of them at once.
+    pub fn window(&self, play: usize, ti: usize, max: usize) -> usize {
+        let mut c = self.inner.lock().expect("lock");
+        let last = c.window.unwrap_or(max);
+        let w = match c.covered {
+            Some((p, first, _, g)) if p == play && ti > first => {
+                if g == c.generation {
+                    (last * 2).min(max)
+                } else {
+                    (ti - first).max(1)
+                }
+            }
+            _ => last,
+        };
+        c.window = Some(w);
+        w
     }
 
     /// Records that a batch read (or found nothing to read) for tasks `first..=last`.
@@ -148,6 +172,27 @@ mod tests {
         cache.invalidate();
         cache.fill(g, vec![("stat a".into(), answer("1"))]);
         assert!(cache.take("stat a").is_none());
+    }
+
+    /// Every task writes (a first run): the window comes down to one task; tasks that write
+    /// nothing let it grow again.
+    #[test]
+    fn the_window_shrinks_to_what_a_batch_served_and_grows_while_nothing_is_written() {
+        let cache = ProbeCache::default();
+        assert_eq!(cache.window(0, 0, 64), 64);
+        cache.cover(0, 0, 29, cache.generation());
+        cache.invalidate(); // task 0 wrote
+        assert_eq!(cache.window(0, 1, 64), 1);
+        cache.cover(0, 1, 1, cache.generation());
+        cache.invalidate(); // task 1 wrote
+        assert_eq!(cache.window(0, 2, 64), 1);
+        cache.cover(0, 2, 2, cache.generation()); // task 2 wrote nothing
+        assert_eq!(cache.window(0, 3, 64), 2);
+        cache.cover(0, 3, 4, cache.generation());
+        assert_eq!(cache.window(0, 5, 64), 4);
+        cache.cover(0, 5, 8, cache.generation());
+        cache.invalidate(); // task 7 wrote: the batch served 5, 6 and 7
+        assert_eq!(cache.window(0, 8, 64), 3);
     }
 
     #[test]

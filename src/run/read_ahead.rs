@@ -38,11 +38,12 @@ pub(super) async fn read_ahead(sh: &Shared, host: &str, play: usize, ti: usize) 
     if !conn.reads_ahead() {
         return;
     }
+    let window = cache.window(play, ti, MAX_AHEAD);
     let generation = cache.generation();
     let tasks = &sh.pb.plays[play].tasks;
     let mut cmds: Vec<String> = vec![];
     let mut last = ti;
-    for (j, task) in tasks.iter().enumerate().skip(ti).take(MAX_AHEAD) {
+    for (j, task) in tasks.iter().enumerate().skip(ti).take(window) {
         if stops_before(task) {
             break;
         }
