@@ -4,7 +4,7 @@
 #   scripts/bench.sh [N ...]        (default: 10 100 1000; RUNS=3 paired runs per size)
 #
 # Each host is an OpenSSH sshd of its own on a 127.77.x.y address, in its own mount namespace
-# with private /srv and /root (tmpfs), all in one cgroup so that the CPU spent on the targets
+# with private /srv, /root and /run/lock (tmpfs: every host its own lock, as real machines have), all in one cgroup so that the CPU spent on the targets
 # can be read. The workload is 30 tasks per host (directories, copies, templates, lineinfile,
 # `creates`-guarded commands). The floor is one plain OpenSSH connection per host, all hosts
 # at once, curve25519 key exchange (as prov), running the same 30 checks as one shell script.
@@ -93,6 +93,7 @@ EOF
       exec unshare --mount --propagation private sh -c '
         mount -t tmpfs -o mode=755 bench-srv /srv
         mount -t tmpfs -o mode=700 bench-root /root
+        mount -t tmpfs -o mode=1777 bench-lock /run/lock
         mkdir -m 700 /root/.ssh && cp "$1" /root/.ssh/authorized_keys
         exec /usr/sbin/sshd -D -f "$2" -o ListenAddress="$3"' sh \
         "$work/keys/client.pub" "$work/sshd_config" "$a"

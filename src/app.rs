@@ -85,12 +85,23 @@ impl Finished {
         }
     }
 
-    pub fn report(&self) -> Json {
+    /// The run's report, to serialize.
+    pub fn report_view(&self) -> crate::output::Report<'_> {
         let mut r = self.renderer.report(&self.tally, self.duration);
-        if self.interrupted.is_some() {
-            r["interrupted"] = Json::Bool(true);
-        }
+        r.interrupted = self.interrupted.is_some();
         r
+    }
+
+    /// The run's report as JSON, for commands that add to it.
+    pub fn report(&self) -> Json {
+        serde_json::to_value(self.report_view()).unwrap_or_default()
+    }
+
+    /// Writes the run's report to `path`, serialized as it goes.
+    pub fn write_report(&self, path: &Path) -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer_pretty(&mut w, &self.report_view())?;
+        std::io::Write::flush(&mut w)
     }
 }
 

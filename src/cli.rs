@@ -621,11 +621,10 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
     if !a.json && !adhoc {
         out(&done.recap());
     }
-    if let Some(path) = &a.report {
-        let text = serde_json::to_string_pretty(&done.report()).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("cannot write report {}: {e}", path.display());
-        }
+    if let Some(path) = &a.report
+        && let Err(e) = done.write_report(path)
+    {
+        eprintln!("cannot write report {}: {e}", path.display());
     }
     done.exit_code()
 }

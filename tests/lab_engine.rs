@@ -565,18 +565,9 @@ fn forks_bound_the_open_connections_and_a_done_host_is_disconnected() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id().to_string();
     let (mut most, mut hosts_seen) = (0, std::collections::BTreeSet::new());
     while child.try_wait().unwrap().is_none() {
-        let ss = std::process::Command::new("ss")
-            .args(["-Htnp", "state", "established", "( dport = :22 )"])
-            .output()
-            .unwrap();
-        let open: Vec<String> = String::from_utf8_lossy(&ss.stdout)
-            .lines()
-            .filter(|l| l.contains(&format!("pid={pid},")))
-            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
-            .collect();
+        let open = ssh_connections_of(child.id());
         most = most.max(open.len());
         hosts_seen.extend(open);
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -586,6 +577,75 @@ fn forks_bound_the_open_connections_and_a_done_host_is_disconnected() {
     // One at work; the one before it may still be closing (its socket goes a moment after
     // the goodbye), never all three as when every host kept its connection to the end.
     assert!(most <= 2, "{most} connections open at once with --forks 1");
+}
+
+/// The SSH connections process `pid` has established (the peer address:port of each, as `ss`
+/// sees them).
+fn ssh_connections_of(pid: u32) -> Vec<String> {
+    let ss = std::process::Command::new("ss")
+        .args(["-Htnp", "state", "established", "( dport = :22 )"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ss.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .collect()
+}
+
+/// Three inventory names of one machine share one lock, held over one of their connections.
+/// The names that are done are disconnected, but for the one the lock is held over, while
+/// another name is still at work; the lock stays held for it all along.
+#[test]
+fn done_names_of_a_shared_machine_are_disconnected_but_the_lock_stays() {
+    if !lab_up("done_names_of_a_shared_machine_are_disconnected_but_the_lock_stays") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab_dir();
+    let names: String = (1..=3)
+        .map(|k| {
+            format!(
+                "m{k} ansible_host=10.77.0.11 ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_known_hosts_file={}\n",
+                lab.join("id_ed25519").display(),
+                lab.join("known_hosts").display()
+            )
+        })
+        .collect();
+    let inv = lab_inventory(tmp.path(), 0, &format!("[same]\n{names}"));
+    lab_ssh(1, "rm -f /run/prov-m1-at-work");
+    let (_dir, pb) = playbook(
+        "- hosts: same\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: the lock while m1 works\n      when: inventory_hostname == 'm1'\n\
+         \x20     shell: touch /run/prov-m1-at-work; sleep 4; rm /run/prov-m1-at-work; flock -n /run/lock/prov.lock true && echo free || echo held\n\
+         \x20     register: lock\n      changed_when: false\n\
+         \x20   - debug: var=lock.stdout\n      when: inventory_hostname == 'm1'\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["apply", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut during_work = None;
+    while child.try_wait().unwrap().is_none() {
+        // m2 and m3 have nothing to do: a second into m1's task they are long done.
+        if during_work.is_none() && lab_ssh(1, "test -e /run/prov-m1-at-work").0 == 0 {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            during_work = Some(ssh_connections_of(child.id()).len());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("lock.stdout: \"held\""), "{stdout}");
+    let during_work = during_work.expect("m1's task was seen at work");
+    // m1's, and the lock holder's if that is m2's or m3's (every name connects: all three
+    // stayed open while m1 worked before done names were disconnected).
+    assert!(
+        during_work <= 2,
+        "{during_work} connections open while only m1 works"
+    );
 }
 
 /// A host that is done has its connection closed and its lock let go; a task of another host

@@ -5,8 +5,9 @@
 
 pub mod listing;
 
-use crate::events::{Event, Status, Tally, TaskResult};
+use crate::events::{Event, HostTally, Status, Tally, TaskResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -494,35 +495,77 @@ impl Renderer {
     }
 
     /// The `--report` JSON (keys fixed by DESIGN.md).
-    pub fn report(&self, tally: &Tally, duration: Duration) -> Json {
-        let tasks: Vec<Json> = self
-            .results
-            .iter()
-            .map(|r| {
-                let mut t = json!({
-                    "host": r.host, "task": r.task, "status": r.status, "changed": r.changed,
-                    "start_ms": r.start_ms, "duration_ms": r.duration_ms,
-                });
-                if let Some(d) = &r.diff {
-                    t["diff"] = json!(d);
-                }
-                if r.ignored {
-                    t["ignored"] = json!(true);
-                }
-                if r.rescued {
-                    t["rescued"] = json!(true);
-                }
-                let telling = r.ignored
-                    || matches!(
-                        r.status,
-                        Status::Failed | Status::Unreachable | Status::Changed
-                    );
-                if !r.msg.is_empty() && telling {
-                    t["msg"] = json!(r.msg);
-                }
-                t
-            })
-            .collect();
-        json!({ "hosts": tally.hosts, "tasks": tasks, "duration_ms": duration.as_millis() as u64, "check": tally.check })
+    /// The run's report (`--report`), borrowing the results kept for it.
+    pub fn report<'a>(&'a self, tally: &'a Tally, duration: Duration) -> Report<'a> {
+        Report {
+            hosts: &tally.hosts,
+            tasks: ReportTasks(&self.results),
+            duration_ms: duration.as_millis() as u64,
+            check: tally.check,
+            interrupted: false,
+        }
+    }
+}
+
+/// The JSON report of a run. It borrows the run's results and is serialized straight to its
+/// destination: built as one JSON tree first, at thousands of hosts it was the peak of prov's
+/// memory.
+#[derive(Serialize)]
+pub struct Report<'a> {
+    hosts: &'a BTreeMap<String, HostTally>,
+    tasks: ReportTasks<'a>,
+    duration_ms: u64,
+    check: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+pub struct ReportTasks<'a>(&'a [TaskResult]);
+
+impl Serialize for ReportTasks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ReportTask::of))
+    }
+}
+
+/// One (host, task) of the report: what it did and when, its diff, and its message when it
+/// tells something (a change, a failure, an ignored error).
+#[derive(Serialize)]
+struct ReportTask<'a> {
+    host: &'a str,
+    task: &'a str,
+    status: Status,
+    changed: bool,
+    start_ms: u64,
+    duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ignored: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rescued: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    msg: Option<&'a str>,
+}
+
+impl<'a> ReportTask<'a> {
+    fn of(r: &'a TaskResult) -> Self {
+        let telling = r.ignored
+            || matches!(
+                r.status,
+                Status::Failed | Status::Unreachable | Status::Changed
+            );
+        ReportTask {
+            host: &r.host,
+            task: &r.task,
+            status: r.status,
+            changed: r.changed,
+            start_ms: r.start_ms,
+            duration_ms: r.duration_ms,
+            diff: r.diff.as_deref(),
+            ignored: r.ignored,
+            rescued: r.rescued,
+            msg: (telling && !r.msg.is_empty()).then_some(r.msg.as_str()),
+        }
     }
 }

@@ -61,9 +61,15 @@ pub struct HostLocks {
     machines: Mutex<HashMap<String, Taken>>,
     /// Per inventory host: its machine (hosts that are the same machine share one lock).
     host_machine: Mutex<HashMap<String, String>>,
-    /// The holders (with their machine), kept running (and told that prov is alive) until
-    /// the run ends.
-    held: Arc<Mutex<Vec<(String, Background)>>>,
+    /// The holders, kept running (and told that prov is alive) until the run ends.
+    held: Arc<Mutex<Vec<Held>>>,
+}
+
+/// A machine's lock holder, running over one inventory host's connection.
+struct Held {
+    machine: String,
+    host: String,
+    holder: Background,
 }
 
 impl HostLocks {
@@ -117,7 +123,11 @@ impl HostLocks {
             if held.is_empty() {
                 heartbeat(Arc::downgrade(&self.held));
             }
-            held.push((machine, h));
+            held.push(Held {
+                machine,
+                host: host.to_string(),
+                holder: h,
+            });
         }
         result
     }
@@ -132,6 +142,15 @@ impl HostLocks {
         names.iter().filter(|(_, m)| *m == machine).count() > 1
     }
 
+    /// Whether the holder of `host`'s machine lock runs over `host`'s own connection.
+    pub fn held_over(&self, host: &str) -> bool {
+        self.held
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|h| h.host == host)
+    }
+
     /// Takes `host`'s lock again when its holder is gone (the host rebooted: the holder died
     /// with its session, and `/run/lock` is empty again), so that no other run starts on the
     /// host for the rest of this one. Nothing when this run never took it.
@@ -144,7 +163,7 @@ impl HostLocks {
             .lock()
             .expect("lock")
             .iter()
-            .any(|(m, h)| *m == machine && !h.lines.is_closed());
+            .any(|h| h.machine == machine && !h.holder.lines.is_closed());
         if alive {
             return Ok(());
         }
@@ -171,7 +190,7 @@ impl HostLocks {
         self.held
             .lock()
             .expect("lock")
-            .retain(|(m, _)| m != machine);
+            .retain(|h| h.machine != machine);
         self.machines.lock().expect("lock").remove(machine);
         let names: Vec<String> = self
             .host_machine
@@ -194,7 +213,7 @@ impl HostLocks {
 }
 
 /// Tells every holder that this run is alive, until the run ends.
-fn heartbeat(held: std::sync::Weak<Mutex<Vec<(String, Background)>>>) {
+fn heartbeat(held: std::sync::Weak<Mutex<Vec<Held>>>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(HEARTBEAT_SECS)).await;
@@ -203,8 +222,8 @@ fn heartbeat(held: std::sync::Weak<Mutex<Vec<(String, Background)>>>) {
             if held.is_empty() {
                 return;
             }
-            for (_, h) in held.iter() {
-                h.send(".");
+            for h in held.iter() {
+                h.holder.send(".");
             }
         }
     });

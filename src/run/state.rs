@@ -648,9 +648,10 @@ impl Shared {
     /// Closes a host's connections (its own and those of other users on it), leaving them to
     /// be dialled again if a later task (delegated to it) needs the host.
     pub async fn close_host_connections(&self, host: &str) {
-        // Another name of the same machine may still be at work under the lock these
-        // connections hold.
-        if self.locks.machine_shared(host) {
+        // Another name of the same machine may still be at work under the lock: the lock
+        // stays, and with it the connection it is held over.
+        let shared = self.locks.machine_shared(host);
+        if shared && self.locks.held_over(host) {
             return;
         }
         let conns: Vec<_> = self
@@ -666,7 +667,9 @@ impl Shared {
         if conns.iter().any(|c| Arc::strong_count(c) > 2) {
             return;
         }
-        self.locks.release(host);
+        if !shared {
+            self.locks.release(host);
+        }
         for c in conns {
             c.reset().await;
         }
