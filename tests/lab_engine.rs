@@ -682,8 +682,9 @@ fn a_done_host_dialled_again_by_a_delegated_task_is_locked_again() {
     );
 }
 
-/// The reads of the tasks ahead go to the host in one round trip (as `-vv` says), and a read
-/// made ahead never hides what an earlier task of the batch changed: a directory removed then
+/// The reads of the tasks ahead go to the host in one round trip, or behind a change, in its
+/// round trip (as `-vv` says), and a read made ahead never hides what an earlier task of the
+/// batch changed: a directory removed then
 /// wanted again, a line added then removed. The end state and the change counts are those of
 /// a run without reading ahead (`--no-read-ahead`), on the first run and on the second.
 #[test]
@@ -725,6 +726,13 @@ fn reads_ahead_take_one_round_trip_and_never_hide_an_earlier_change() {
             counts.push(host_changed(&run, "h3"));
             assert_eq!(
                 run.stderr.contains("read ahead: "),
+                extra.is_empty(),
+                "{}",
+                run.stderr
+            );
+            // Every run changes the host: the reads of the tasks after a change ride on it.
+            assert_eq!(
+                run.stderr.contains("reads of the next tasks behind it"),
                 extra.is_empty(),
                 "{}",
                 run.stderr

@@ -10,6 +10,12 @@ use crate::shell::quote;
 use async_trait::async_trait;
 use std::fmt;
 
+/// What [`Connection::exec_then_read`] returns: the command's result, then the reads'.
+pub type ExecThenRead = (
+    Result<ExecResult, ConnError>,
+    Vec<Result<ExecResult, ConnError>>,
+);
+
 /// What a remote command returned.
 #[derive(Debug, Clone, Default)]
 pub struct ExecResult {
@@ -59,6 +65,20 @@ pub trait Connection: Send + Sync {
     /// a result per command. `None` when this connection has no cheaper way than one
     /// [`Connection::exec`] after another (then nothing ran).
     async fn exec_many(&self, _cmds: &[String]) -> Option<Vec<Result<ExecResult, ConnError>>> {
+        None
+    }
+
+    /// Runs `cmd` (a change) and then, in the same round trip, `reads` (probes without
+    /// stdin), which see what `cmd` did: the reads of the tasks after the one changing the
+    /// host ride on its write. `None` when this connection has no cheaper way (then nothing
+    /// ran); otherwise the command's result and one per read (a read that did not run is an
+    /// error).
+    async fn exec_then_read(
+        &self,
+        _cmd: &str,
+        _stdin: Option<&[u8]>,
+        _reads: &[String],
+    ) -> Option<ExecThenRead> {
         None
     }
 

@@ -83,7 +83,7 @@ pub struct Worker<P> {
 }
 
 /// Why a request did not complete on the worker.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WorkerError {
     /// The worker is gone and the command was certainly not run: run it another way.
     NotRun(String),
@@ -94,6 +94,20 @@ pub enum WorkerError {
     /// The worker cannot feed this command its stdin (no builtin `printf`); it ran nothing
     /// and serves commands without stdin.
     NoStdin,
+}
+
+/// A command and its stdin, as a worker runs it.
+pub type Request<'a> = (&'a str, Option<&'a [u8]>);
+
+/// The results of a batch the worker ended in: those before, then `e` for the request that
+/// was running and each after it.
+fn cut_short(
+    mut done: Vec<Result<super::ExecResult, WorkerError>>,
+    e: WorkerError,
+    n: usize,
+) -> Vec<Result<super::ExecResult, WorkerError>> {
+    done.resize(n, Err(e));
+    done
 }
 
 /// The exit code field of a request that ran nothing for want of a builtin `printf`.
@@ -117,39 +131,14 @@ impl<P: Pipe> Worker<P> {
         self.pipe.next().now_or_never().is_some()
     }
 
-    /// Runs `cmd` and returns its exit code, stdout and stderr. A bare marker is asked for
-    /// first, in the same write: until it arrives the worker has not run the request, so a
-    /// worker that never started, or ended while idle, is [`WorkerError::NotRun`] (the command
-    /// can go elsewhere), and whatever came before it (a login shell's greeting, a late write
-    /// of something an earlier command left running) is not taken for the command's output.
+    /// Runs `cmd` and returns its exit code, stdout and stderr (see [`Worker::run_batch`]).
     pub async fn run(
         &mut self,
         cmd: &str,
         stdin: Option<&[u8]>,
     ) -> Result<super::ExecResult, WorkerError> {
-        if stdin.is_some() && !self.stdin_ok {
-            return Err(WorkerError::NoStdin);
-        }
-        let (ping, tok) = (token(), token());
-        let mut req = String::with_capacity(cmd.len() + 160);
-        req.push_str(&format!("__prov_end {ping} 0\n"));
-        req.push_str(&request_line(&tok, cmd, stdin));
-        if let Err(e) = self.pipe.write(req.as_bytes()).await {
-            return Err(WorkerError::NotRun(e));
-        }
-        let mut reply = Reply::new(&ping, &[], &[]).map_err(WorkerError::NotRun)?;
-        self.read_reply(&mut reply).await.map_err(|e| match e {
-            WorkerError::Lost(_) => WorkerError::NotRun("the shell worker is not running".into()),
-            e => e,
-        })?;
-        let mut reply =
-            Reply::new(&tok, &reply.out_after, &reply.err_after).map_err(WorkerError::Lost)?;
-        let res = self.read_reply(&mut reply).await?;
-        if res.rc == NO_STDIN_RC {
-            self.stdin_ok = false;
-            return Err(WorkerError::NoStdin);
-        }
-        Ok(res)
+        let mut done = self.run_batch(&[(cmd, stdin)]).await?;
+        done.pop().unwrap_or(Err(WorkerError::Gone))
     }
 
     /// Runs `cmds` (without stdin) one after the other, sent in one write: one round trip for
@@ -158,11 +147,36 @@ impl<P: Pipe> Worker<P> {
         &mut self,
         cmds: &[String],
     ) -> Result<Vec<super::ExecResult>, WorkerError> {
+        let reqs: Vec<Request> = cmds.iter().map(|c| (c.as_str(), None)).collect();
+        self.run_batch(&reqs).await?.into_iter().collect()
+    }
+
+    /// Runs requests one after the other, sent in one write: one round trip for all, each
+    /// seeing what the ones before it did. A bare marker is asked for first, in the same
+    /// write: until it arrives the worker has not run anything, so a worker that never
+    /// started, or ended while idle, is [`WorkerError::NotRun`] for the whole batch (it can go
+    /// elsewhere), and whatever came before it (a login shell's greeting, a late write of
+    /// something an earlier command left running) is not taken for a command's output. Then
+    /// a result per request: a request that could not be given its stdin ran nothing
+    /// ([`WorkerError::NoStdin`]); when the worker ends, the request it ran and those after
+    /// it are [`WorkerError::Lost`] (or `Gone` with the connection).
+    pub async fn run_batch(
+        &mut self,
+        reqs: &[Request<'_>],
+    ) -> Result<Vec<Result<super::ExecResult, WorkerError>>, WorkerError> {
+        if !self.stdin_ok && reqs.iter().any(|(_, i)| i.is_some()) {
+            return Err(WorkerError::NoStdin);
+        }
         let ping = token();
-        let toks: Vec<String> = cmds.iter().map(|_| token()).collect();
-        let mut req = format!("__prov_end {ping} 0\n");
-        for (tok, cmd) in toks.iter().zip(cmds) {
-            req.push_str(&request_line(tok, cmd, None));
+        let toks: Vec<String> = reqs.iter().map(|_| token()).collect();
+        let size: usize = reqs
+            .iter()
+            .map(|(c, i)| c.len() + i.map_or(0, |i| i.len() * 2))
+            .sum();
+        let mut req = String::with_capacity(size + 160 * (reqs.len() + 1));
+        req.push_str(&format!("__prov_end {ping} 0\n"));
+        for (tok, (cmd, stdin)) in toks.iter().zip(reqs) {
+            req.push_str(&request_line(tok, cmd, *stdin));
         }
         if let Err(e) = self.pipe.write(req.as_bytes()).await {
             return Err(WorkerError::NotRun(e));
@@ -172,14 +186,24 @@ impl<P: Pipe> Worker<P> {
             WorkerError::Lost(_) => WorkerError::NotRun("the shell worker is not running".into()),
             e => e,
         })?;
-        let mut out = Vec::with_capacity(cmds.len());
+        let mut done = Vec::with_capacity(reqs.len());
         for tok in &toks {
-            let mut next =
-                Reply::new(tok, &reply.out_after, &reply.err_after).map_err(WorkerError::Lost)?;
-            out.push(self.read_reply(&mut next).await?);
+            let next = Reply::new(tok, &reply.out_after, &reply.err_after);
+            let mut next = match next {
+                Ok(r) => r,
+                Err(e) => return Ok(cut_short(done, WorkerError::Lost(e), reqs.len())),
+            };
+            match self.read_reply(&mut next).await {
+                Ok(r) if r.rc == NO_STDIN_RC => {
+                    self.stdin_ok = false;
+                    done.push(Err(WorkerError::NoStdin));
+                }
+                Ok(r) => done.push(Ok(r)),
+                Err(e) => return Ok(cut_short(done, e, reqs.len())),
+            }
             reply = next;
         }
-        Ok(out)
+        Ok(done)
     }
 
     /// Waits while the worker is idle in its pool: its channel is read all along (an SSH
@@ -548,6 +572,56 @@ mod tests {
         assert_eq!(r.rc, 7);
         let r = w.run("true", None).await.unwrap();
         assert_eq!((r.rc, r.stdout.len(), r.stderr.len()), (0, 0, 0));
+    }
+
+    /// A change and the reads behind it in one write: each request sees what the ones before
+    /// it did, and the results come in order.
+    #[tokio::test]
+    async fn a_batch_runs_in_order_and_its_reads_see_its_write() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        let write = format!("cat > {}", f.display());
+        let read = format!("cat {}", f.display());
+        let reqs: Vec<Request> = vec![
+            (&write, Some(b"written\n")),
+            (&read, None),
+            ("exit 4", None),
+            (&read, None),
+        ];
+        let done: Vec<_> = w.run_batch(&reqs).await.unwrap();
+        let got: Vec<(i32, String)> = done
+            .into_iter()
+            .map(|r| r.map(|r| (r.rc, r.stdout_str())).unwrap())
+            .collect();
+        let want = [(0, ""), (0, "written\n"), (4, ""), (0, "written\n")];
+        assert_eq!(got, want.map(|(rc, out)| (rc, out.to_string())));
+    }
+
+    /// The worker killed in the middle of a batch: what ran before stands, the request that
+    /// was running and those after it are lost (whether they took effect is unknown).
+    #[tokio::test]
+    async fn a_batch_cut_short_keeps_what_ran_before() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        let reqs: Vec<Request> = vec![
+            ("echo one", None),
+            ("kill -9 $PPID", None),
+            ("echo three", None),
+        ];
+        let done = w.run_batch(&reqs).await.unwrap();
+        assert_eq!(done[0].as_ref().unwrap().stdout, b"one\n");
+        assert!(
+            matches!(done[1], Err(WorkerError::Lost(_))),
+            "{:?}",
+            done[1]
+        );
+        assert!(
+            matches!(done[2], Err(WorkerError::Lost(_))),
+            "{:?}",
+            done[2]
+        );
     }
 
     #[tokio::test]

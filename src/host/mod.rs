@@ -205,8 +205,9 @@ pub enum Reads<'a> {
     /// Every command goes to the host.
     #[default]
     Direct,
-    /// A read made ahead answers an identical read; any other command empties the cache.
-    Cached(&'a prefetch::ProbeCache),
+    /// A read made ahead answers an identical read; any other command empties the cache,
+    /// and carries the reads of the tasks after this one, if there are any to find.
+    Cached(&'a prefetch::ProbeCache, Option<&'a dyn prefetch::Ahead>),
     /// Nothing goes to the host: the first command is recorded and the module waits forever.
     Capture(&'a prefetch::Capture),
 }
@@ -223,13 +224,46 @@ impl ModuleCtx<'_> {
         cmd: &str,
         stdin: Option<&[u8]>,
     ) -> Result<ExecResult, ModError> {
-        match self.reads {
+        let ahead = match self.reads {
             Reads::Capture(c) => return captured(c, prefetch::Captured::Other).await,
-            Reads::Cached(cache) => cache.invalidate(),
-            Reads::Direct => {}
-        }
+            Reads::Cached(cache, ahead) => {
+                let batch = ahead.and_then(|a| a.next_reads(cache));
+                cache.invalidate();
+                batch.map(|b| (cache, b))
+            }
+            Reads::Direct => None,
+        };
         let (cmd, input) = self.command_line(cmd, stdin);
+        if let Some((cache, batch)) = ahead {
+            return self
+                .exec_then_read(cache, batch, &cmd, input.as_deref())
+                .await;
+        }
         Ok(self.conn.exec(&cmd, input.as_deref()).await?)
+    }
+
+    /// Runs a change with the reads of the tasks after it behind it, in one round trip; they
+    /// wait in `cache` for those tasks (unless something else changed the host meanwhile).
+    async fn exec_then_read(
+        &self,
+        cache: &prefetch::ProbeCache,
+        batch: &prefetch::Batch,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecResult, ModError> {
+        let generation = cache.generation();
+        let Some((res, reads)) = self.conn.exec_then_read(cmd, stdin, &batch.cmds).await else {
+            return Ok(self.conn.exec(cmd, stdin).await?);
+        };
+        let answers = batch
+            .cmds
+            .iter()
+            .zip(reads)
+            .filter_map(|(c, r)| r.ok().map(|r| (c.clone(), r)))
+            .collect();
+        cache.fill(generation, answers);
+        cache.cover(batch.play, batch.first, batch.last, generation);
+        Ok(res?)
     }
 
     /// Runs a command that changes nothing on the host (a probe of its state): it may be
@@ -239,7 +273,7 @@ impl ModuleCtx<'_> {
         match (self.reads, &input) {
             (Reads::Capture(c), None) => return captured(c, prefetch::Captured::Read(cmd)).await,
             (Reads::Capture(c), Some(_)) => return captured(c, prefetch::Captured::Other).await,
-            (Reads::Cached(cache), None) => {
+            (Reads::Cached(cache, _), None) => {
                 if let Some(answer) = cache.take(&cmd) {
                     return Ok(answer);
                 }

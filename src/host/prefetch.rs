@@ -2,7 +2,7 @@
 //! before they are needed, and handed to each task when it asks for exactly that read.
 //!
 //! A module reads the host's state with [`ModuleCtx::read`] and changes it with
-//! [`ModuleCtx::exec`]. The scheduler learns which read a task will make first by running the
+//! [`ModuleCtx::exec`]; the reads of the tasks after it ride on its writes ([`Ahead`]). The scheduler learns which read a task will make first by running the
 //! module against a [`Capture`]: its first host command is recorded and never sent (the
 //! module waits forever and is dropped), and only a read is kept. The reads of the tasks ahead
 //! go to the host together ([`crate::connection::Connection::exec_many`]) and wait in the
@@ -89,6 +89,22 @@ impl ProbeCache {
         w
     }
 
+    /// How many tasks after `ti` the reads sent behind task `ti`'s write should be for: as
+    /// many as the batch this write spoils served (the tasks after its start, up to `ti`), so
+    /// that on a first run, where every task writes, each write carries the next task's read.
+    /// Called before the write empties the cache.
+    pub fn window_behind_write(&self, play: usize, ti: usize, max: usize) -> usize {
+        let mut c = self.inner.lock().expect("lock");
+        let w = match c.covered {
+            Some((p, first, _, g)) if p == play && ti > first && g == c.generation => {
+                (ti - first).clamp(1, max)
+            }
+            _ => c.window.unwrap_or(max),
+        };
+        c.window = Some(w);
+        w
+    }
+
     /// Records that a batch read (or found nothing to read) for tasks `first..=last`.
     pub fn cover(&self, play: usize, first: usize, last: usize, generation: u64) {
         self.inner.lock().expect("lock").covered = Some((play, first, last, generation));
@@ -101,6 +117,25 @@ impl ProbeCache {
             c.answers = answers.into_iter().collect();
         }
     }
+}
+
+/// Reads of the tasks after the running one, sent behind its writes.
+pub struct Batch {
+    pub play: usize,
+    /// The running task: the reads are for the tasks after it, up to `last`.
+    pub first: usize,
+    pub last: usize,
+    pub cmds: Vec<String>,
+}
+
+/// Finds the reads of the tasks after the running one when it first changes the host (the
+/// scheduler's side, which knows the tasks). The reads go in the same round trip as the write
+/// and run after it on the host, so they see what it did: a first run then costs about one
+/// round trip per change instead of a write and a read.
+pub trait Ahead: Sync {
+    /// The reads to send behind a write of the running task (found once, for every write it
+    /// makes); `None` when there is nothing to read ahead.
+    fn next_reads(&self, cache: &ProbeCache) -> Option<&Batch>;
 }
 
 /// What a module asked of the host first, when run to capture it.

@@ -7,6 +7,7 @@ use super::state::{HostRun, Shared};
 use crate::connection::{Become, ConnError};
 use crate::events::{Status, TaskResult};
 use crate::host::Reads;
+use crate::host::prefetch::Ahead;
 use crate::modules::{ModError, ModuleCtx, Outcome};
 use crate::plan::magic;
 use crate::playbook::{Play, Section, Task, TaskAction};
@@ -216,7 +217,9 @@ async fn run_reported(
         if task.delegate_to.is_none() {
             super::read_ahead::read_ahead(sh, &hr.host, play, ti).await;
         }
+        hr.at = Some((play, ti));
         let mut res = run_task(sh, hr, play, task).await;
+        hr.at = None;
         add_hosts(sh, task, &res);
         if task.caps().reconnects
             && matches!(res.status, Status::Ok | Status::Changed)
@@ -703,6 +706,9 @@ async fn run_module(
         Err(ConnError::Failed(m)) => return NodeResult::failed(at_task(task, m)),
     };
     let reads = sh.probe_cache(&target);
+    let ahead = hr
+        .at
+        .and_then(|at| super::read_ahead::NextReads::of(sh, &hr.host, at, task));
     let ctx = ModuleCtx {
         conn: conn.as_ref(),
         become_: become_for(sh, task, templar),
@@ -712,7 +718,7 @@ async fn run_module(
         search_dirs: task.search_dirs.clone(),
         env,
         async_start: task.async_.filter(|a| a.poll == 0).map(|a| a.limit),
-        reads: Reads::Cached(&reads),
+        reads: Reads::Cached(&reads, ahead.as_ref().map(|a| a as &dyn Ahead)),
     };
     let mut attempt = 1;
     loop {

@@ -16,7 +16,7 @@
 use super::exec::{all_true, render_args, task_vars};
 use super::state::Shared;
 use crate::connection::{Background, ConnError, Connection, ExecResult};
-use crate::host::prefetch::{Capture, Captured};
+use crate::host::prefetch::{Ahead, Batch, Capture, Captured, ProbeCache};
 use crate::host::{ModuleCtx, Reads};
 use crate::playbook::{Task, TaskAction};
 use async_trait::async_trait;
@@ -40,23 +40,7 @@ pub(super) async fn read_ahead(sh: &Shared, host: &str, play: usize, ti: usize) 
     }
     let window = cache.window(play, ti, MAX_AHEAD);
     let generation = cache.generation();
-    let tasks = &sh.pb.plays[play].tasks;
-    let mut cmds: Vec<String> = vec![];
-    let mut last = ti;
-    for (j, task) in tasks.iter().enumerate().skip(ti).take(window) {
-        if stops_before(task) {
-            break;
-        }
-        last = j;
-        if let Some(cmd) = first_read(sh, host, play, task)
-            && !cmds.contains(&cmd)
-        {
-            cmds.push(cmd);
-        }
-        if task.register.is_some() {
-            break;
-        }
-    }
+    let (cmds, last) = reads_from(sh, host, play, ti, window);
     cache.cover(play, ti, last, generation);
     // One read is made by its task as cheaply.
     if cmds.len() < 2 {
@@ -71,6 +55,86 @@ pub(super) async fn read_ahead(sh: &Shared, host: &str, play: usize, ti: usize) 
             .filter_map(|(c, r)| r.ok().map(|r| (c, r)))
             .collect();
         cache.fill(generation, answers);
+    }
+}
+
+/// The first reads of the tasks of `play` from task `from` on, at most `window` tasks, and
+/// the last task the scan reached (`from - 1` when it reached none, 0 at the first task): it stops before a task
+/// whose variables may change or that may wait on the world (see the module documentation).
+fn reads_from(
+    sh: &Shared,
+    host: &str,
+    play: usize,
+    from: usize,
+    window: usize,
+) -> (Vec<String>, usize) {
+    let tasks = &sh.pb.plays[play].tasks;
+    let mut cmds: Vec<String> = vec![];
+    let mut last = from.saturating_sub(1);
+    for (j, task) in tasks.iter().enumerate().skip(from).take(window) {
+        if stops_before(task) {
+            break;
+        }
+        last = j;
+        if let Some(cmd) = first_read(sh, host, play, task)
+            && !cmds.contains(&cmd)
+        {
+            cmds.push(cmd);
+        }
+        if task.register.is_some() {
+            break;
+        }
+    }
+    (cmds, last)
+}
+
+/// The reads of the tasks after task `ti` of `play`, for its writes on `host` to carry; for a
+/// task run on its own host whose result cannot change what the tasks after it do.
+pub(super) struct NextReads<'a> {
+    sh: &'a Shared,
+    host: &'a str,
+    play: usize,
+    ti: usize,
+    batch: std::sync::OnceLock<Option<Batch>>,
+}
+
+impl<'a> NextReads<'a> {
+    pub(super) fn of(
+        sh: &'a Shared,
+        host: &'a str,
+        (play, ti): (usize, usize),
+        task: &Task,
+    ) -> Option<Self> {
+        let carries = !stops_before(task)
+            && task.register.is_none()
+            && task.loop_items.is_none()
+            && task.delegate_to.is_none()
+            && task.async_.is_none()
+            && !task.no_log;
+        carries.then(|| NextReads {
+            sh,
+            host,
+            play,
+            ti,
+            batch: Default::default(),
+        })
+    }
+}
+
+impl Ahead for NextReads<'_> {
+    fn next_reads(&self, cache: &ProbeCache) -> Option<&Batch> {
+        self.batch
+            .get_or_init(|| {
+                let window = cache.window_behind_write(self.play, self.ti, MAX_AHEAD);
+                let (cmds, last) = reads_from(self.sh, self.host, self.play, self.ti + 1, window);
+                (!cmds.is_empty()).then_some(Batch {
+                    play: self.play,
+                    first: self.ti,
+                    last,
+                    cmds,
+                })
+            })
+            .as_ref()
     }
 }
 

@@ -784,6 +784,9 @@ pub struct HostRun {
     pub notified: Vec<String>,
     blocks: Vec<BlockState>,
     pub has_rescue: Vec<bool>,
+    /// The play and index of the task running (not a handler's): its writes carry the reads
+    /// of the tasks after it.
+    pub at: Option<(usize, usize)>,
 }
 
 impl HostRun {
@@ -796,6 +799,7 @@ impl HostRun {
             notified: vec![],
             blocks: vec![],
             has_rescue: vec![],
+            at: None,
         }
     }
 

@@ -295,6 +295,32 @@ impl Connection for SshConnection {
         Some(res)
     }
 
+    async fn exec_then_read(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        reads: &[String],
+    ) -> Option<super::ExecThenRead> {
+        let small = stdin.is_none_or(|d| d.len() <= crate::connection::worker::MAX_STDIN);
+        if !self.reads_ahead() || !small {
+            return None;
+        }
+        let label = self.target.label();
+        let sess = self.session().await.ok()?;
+        super::log_command(&label, cmd, stdin);
+        let started = std::time::Instant::now();
+        let (res, read) = self
+            .exec_then_read_on_worker(&sess, cmd, stdin, reads)
+            .await?;
+        super::log_result(&label, &res, started);
+        tracing::debug!("{label}: {} reads of the next tasks behind it", reads.len());
+        for (cmd, r) in reads.iter().zip(&read) {
+            super::log_command(&label, cmd, None);
+            super::log_result(&label, r, started);
+        }
+        Some((res, read))
+    }
+
     /// On a channel of its own, outside the [`MAX_CHANNELS`] that commands share (sshd's
     /// default MaxSessions of 10 leaves room for it).
     async fn background(&self, cmd: &str) -> Result<Option<Background>, ConnError> {

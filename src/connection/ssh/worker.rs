@@ -1,7 +1,7 @@
 //! The shell worker ([`crate::connection::worker`]) over an SSH channel.
 
 use super::{Established, SshConnection};
-use crate::connection::worker::{Event, Pipe, START, Slot, Worker, WorkerError};
+use crate::connection::worker::{Event, Pipe, Request, START, Slot, Worker, WorkerError};
 use crate::connection::{ConnError, ExecResult};
 use async_trait::async_trait;
 use russh::ChannelMsg;
@@ -122,6 +122,58 @@ impl SshConnection {
             }
             // Reads only: whichever ran, nothing changed; each is retried on its own.
             Err(WorkerError::Lost(_)) => None,
+        }
+    }
+
+    /// Runs `cmd` then `reads` pipelined on one worker (see
+    /// [`crate::connection::Connection::exec_then_read`]). `None` when no worker can take them
+    /// or `cmd` could not be run there (then it has not run).
+    pub(super) async fn exec_then_read_on_worker(
+        &self,
+        sess: &Established,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        reads: &[String],
+    ) -> Option<crate::connection::ExecThenRead> {
+        let pool = &sess.workers;
+        let mut worker = match pool.take().await {
+            Some(w) => w,
+            None => self.start_worker(sess, pool.reserve()?).await.ok()?,
+        };
+        let mut reqs: Vec<Request> = vec![(cmd, stdin)];
+        reqs.extend(reads.iter().map(|r| (r.as_str(), None)));
+        let done = match worker.run_batch(&reqs).await {
+            Ok(done) => done,
+            Err(WorkerError::Gone) => {
+                return Some((Err(self.lost("the shell worker's channel ended")), vec![]));
+            }
+            Err(_) => return None,
+        };
+        if done
+            .iter()
+            .all(|r| !matches!(r, Err(WorkerError::Lost(_) | WorkerError::Gone)))
+        {
+            pool.put(worker);
+        }
+        let mut done = done.into_iter().map(|r| self.worker_result(r));
+        let first = done.next()??;
+        let not_run = || Err(ConnError::Failed("not run".into()));
+        Some((first, done.map(|r| r.unwrap_or_else(not_run)).collect()))
+    }
+
+    /// A request's result as a command's: `None` when it ran nothing (it can go elsewhere).
+    fn worker_result(
+        &self,
+        r: Result<ExecResult, WorkerError>,
+    ) -> Option<Result<ExecResult, ConnError>> {
+        match r {
+            Ok(r) => Some(Ok(r)),
+            Err(WorkerError::NoStdin) | Err(WorkerError::NotRun(_)) => None,
+            Err(WorkerError::Gone) => Some(Err(self.lost("the shell worker's channel ended"))),
+            Err(WorkerError::Lost(e)) => Some(Err(ConnError::Failed(format!(
+                "{}: {e}",
+                self.target.label()
+            )))),
         }
     }
 
