@@ -205,11 +205,15 @@ bench_size() {
   for r in $(seq 1 "$runs"); do
     local c0 t
     reset_hosts
+    c0=$(target_cpu_us)
     t=$(now_ms)
     floor_run "$n" floor-write.sh
     echo "scale=3; ($(now_ms) - $t) / 1000" | bc >>"$work/floor-first"
+    echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/floor-first-target"
     reset_hosts
+    c0=$(target_cpu_us)
     prov_run "$n" $((n * 24)) | awk '{print $1}' >>"$work/first"
+    echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/prov-first-target"
     c0=$(target_cpu_us)
     prov_run "$n" 0 >"$work/noop-line"
     echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/prov-target"
@@ -222,24 +226,26 @@ bench_size() {
     echo "scale=3; ($(now_ms) - $t) / 1000" | bc >>"$work/floor"
     echo $(( ( $(target_cpu_us) - c0 ) / n )) >>"$work/floor-target"
   done
-  local first noop floor cpu rss pt ft ff
+  local first noop floor cpu rss pt ft ff pft fft
   first=$(median <"$work/first"); noop=$(median <"$work/noop"); floor=$(median <"$work/floor")
   ff=$(median <"$work/floor-first")
   cpu=$(median <"$work/cpu"); rss=$(median <"$work/rss")
   pt=$(median <"$work/prov-target"); ft=$(median <"$work/floor-target")
-  printf '| %5d | %5.2f s | %5.2f s (%.2fx) | %5.2f s | %5.2f s (%.2fx) | %5.2f s | %4d MiB | %5.1f ms (%.2fx) | %5.1f ms |\n' \
+  pft=$(median <"$work/prov-first-target"); fft=$(median <"$work/floor-first-target")
+  printf '| %5d | %5.2f s | %5.2f s (%.2fx) | %5.2f s | %5.2f s (%.2fx) | %5.2f s | %4d MiB | %5.1f ms (%.2fx) | %5.1f ms | %5.1f ms (%.2fx) | %5.1f ms |\n' \
     "$n" "$floor" "$noop" "$(echo "$noop / $floor" | bc -l)" "$ff" "$first" "$(echo "$first / $ff" | bc -l)" \
     "$cpu" $((rss / 1024)) "$(echo "$pt / 1000" | bc -l)" "$(echo "$pt / ($ft + 1)" | bc -l)" \
-    "$(echo "$ft / 1000" | bc -l)"
-  rm -f "$work"/{first,noop,floor,floor-first,cpu,rss,prov-target,floor-target}
+    "$(echo "$ft / 1000" | bc -l)" "$(echo "$pft / 1000" | bc -l)" "$(echo "$pft / ($fft + 1)" | bc -l)" \
+    "$(echo "$fft / 1000" | bc -l)"
+  rm -f "$work"/{first,noop,floor,floor-first,cpu,rss,prov-target,floor-target,prov-first-target,floor-first-target}
   stop_hosts
 }
 
 write_workload
 echo "prov $("$prov" --version | awk '{print $2}'), $runs paired runs per size, medians; $(nproc) cores"
 echo
-echo "| hosts | floor no-op | prov no-op (x floor) | floor first run | prov first run (x floor) | prov CPU (no-op) | prov peak RSS (no-op) | target CPU/host, prov no-op (x floor) | target CPU/host, floor no-op |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| hosts | floor no-op | prov no-op (x floor) | floor first run | prov first run (x floor) | prov CPU (no-op) | prov peak RSS (no-op) | target CPU/host, prov no-op (x floor) | target CPU/host, floor no-op | target CPU/host, prov first run (x floor) | target CPU/host, floor first run |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${sizes[@]}"; do
   bench_size "$n"
 done

@@ -421,3 +421,56 @@ fn add_host_plans_the_later_plays_with_the_added_hosts() {
     let recap = run.all_output();
     assert!(recap.contains("n1") && recap.contains("n2"), "{recap}");
 }
+
+/// A file is written through a temp file beside it that no one else can read until it has
+/// its mode, and that is gone afterwards; into a directory that does not exist, the write
+/// fails naming the directory, and nothing is left behind.
+#[test]
+fn a_write_leaves_no_temp_file_and_a_missing_directory_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, missing) = (dir.path().join("secret"), dir.path().join("nope/f"));
+    let pb = dir.path().join("pb.yml");
+    fs::write(
+        &pb,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n\
+             \x20   - copy: {{dest: {}, content: \"s3cret\\n\", mode: '0600'}}\n\
+             \x20   - copy: {{dest: {}, content: \"x\\n\"}}\n",
+            secret.display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let run = prov(&[
+        "apply",
+        pb.to_str().unwrap(),
+        "-i",
+        "localhost,",
+        "-e",
+        "ansible_connection=local",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.all_output());
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "s3cret\n");
+    assert_eq!(
+        fs::metadata(&secret).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    let want = format!(
+        "destination directory {} does not exist or is not writable",
+        dir.path().join("nope").display()
+    );
+    assert!(run.stdout.contains(&want), "{}", run.all_output());
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        {
+            let mut l = left;
+            l.sort();
+            l
+        },
+        ["pb.yml", "secret"]
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! Each file's content travels on stdin into a temp file in the target's own directory (so the
 //! final rename never crosses a file system), gets its owner and mode, is checked on the host
-//! (length and SHA-1 against what prov sent, then the user's `validate` command), and only
+//! (its SHA-1 against what prov sent, then the user's `validate` command), and only
 //! then is renamed over the target. Anything else leaves the old file and no temp file behind:
 //! when prov is killed mid-write the channel closes, `head -c` reads fewer bytes than announced,
 //! the check fails and the temp file is removed; a signal to the remote shell does the same.
@@ -24,6 +24,15 @@ use serde_json::Value as Json;
 const RC_INVALID: i32 = 97;
 /// Exit code of a write whose content did not arrive complete and unchanged.
 const RC_INCOMPLETE: i32 = 98;
+/// Exit code of a write that could not create its temp file (no such directory, read-only).
+const RC_NO_FILE: i32 = 96;
+
+/// Twelve random characters for a temp file's name.
+fn temp_suffix() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("random bytes");
+    hex::encode(b)
+}
 
 /// The argument checks of every module that writes a whole file (`copy`, `template`,
 /// `lineinfile`, `blockinfile`), made when the task is loaded so that a bad value fails before
@@ -108,12 +117,18 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
     if w.mkdir_parent {
         s.push_str("mkdir -p -- \"$d\"\n");
     }
-    s.push_str(
-        "t=$(mktemp \"$d/.prov.XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n",
-    );
+    // The temp file is made as mktemp makes one (a name no one can guess, created only if
+    // it does not exist, readable by no one else until it gets its mode) without running it:
+    // `set -C` makes the shell create the file with O_EXCL.
+    s.push_str(&format!(
+        "t=\"$d\"/.prov.{}; trap 'rm -f -- \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n\
+         (umask 077; set -C; : > \"$t\") || {{ trap - EXIT; exit {RC_NO_FILE}; }}\n",
+        temp_suffix()
+    ));
+    // The checksum alone tells a short write: content cut off has another one.
     s.push_str(&format!(
         "head -c {len} > \"$t\"; c=$(sha1sum < \"$t\")\n\
-         if [ \"$(wc -c < \"$t\")\" -ne {len} ] || [ \"${{c%% *}}\" != {sum} ]; then \
+         if [ \"${{c%% *}}\" != {sum} ]; then \
          echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi\n",
         len = w.data.len(),
         sum = sha1_hex(w.data),
@@ -187,7 +202,7 @@ fn failure(w: &FileWrite<'_>, rc: i32, stderr: &str) -> ModError {
     let dir = super::fs::parent_dir(w.path);
     ModError::Failed(match rc {
         RC_INVALID => format!("failed to validate {}: {why}", w.path),
-        _ if !w.mkdir_parent && why.contains("mktemp") => {
+        RC_NO_FILE if !w.mkdir_parent => {
             format!("destination directory {dir} does not exist or is not writable: {why}")
         }
         _ => format!("cannot write {}: {why}", w.path),

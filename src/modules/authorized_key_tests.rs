@@ -470,7 +470,7 @@ async fn mode_drift_is_fixed_without_rewriting() {
     );
     let cmd = &conn.commands()[1];
     assert!(
-        cmd.contains("chmod -- 0700 \"$d\"") && !cmd.contains("mktemp"),
+        cmd.contains("chmod -- 0700 \"$d\"") && !cmd.contains("head -c"),
         "{cmd}"
     );
     assert!(conn.stdin(1).is_empty());
@@ -510,7 +510,7 @@ async fn absent_and_exclusive_rewrite_only_what_differs() {
             format!("# mine\n{K1}\n"),
         ),
     ] {
-        let conn = holding(&old).ok("mktemp", "");
+        let conn = holding(&old).ok("head -c", "");
         let o = conn.apply(&AUTHORIZED_KEY, deploy(extra)).await;
         assert!(o.changed && o.msg == format!("{msg} {PATH}"), "{o:?}");
         assert_eq!(conn.stdin(1), left.into_bytes());
@@ -592,17 +592,16 @@ async fn odd_entries_and_failures_name_their_cause() {
         "cannot read the authorized keys of 'deploy': sudo: a password is required"
     );
 
-    let conn = holding("")
-        .answer(
-            "mktemp",
-            1,
-            "",
-            "mktemp: failed to create file via template '/home/deploy/.ssh/.prov.XXXXXX': Read-only file system\n",
-        );
+    let conn = holding("").answer(
+        "head -c",
+        96,
+        "",
+        "sh: 2: cannot create /home/deploy/.ssh/.prov.0123456789ab: Read-only file system\n",
+    );
     let e = conn.error(&AUTHORIZED_KEY, deploy(json!({}))).await;
     assert!(
         e.to_string()
-            .starts_with(&format!("cannot write {PATH}: mktemp: failed"))
+            .starts_with(&format!("cannot write {PATH}: sh: 2: cannot create"))
             && e.to_string().ends_with("Read-only file system"),
         "{e}"
     );
@@ -612,7 +611,7 @@ async fn odd_entries_and_failures_name_their_cause() {
 async fn hostile_paths_are_quoted_in_both_commands() {
     let evil = "/srv/k'; touch pwned; '";
     let out = format!("U 1001:1001\nP {evil}\nD 755 0 0\nF -\n");
-    let conn = Scripted::new().ok("getent passwd", &out).ok("mktemp", "");
+    let conn = Scripted::new().ok("getent passwd", &out).ok("head -c", "");
     let o = conn
         .apply(
             &AUTHORIZED_KEY,

@@ -349,7 +349,7 @@ mod tests {
         for (old, extra, msg, new) in cases {
             let conn = Scripted::new()
                 .ok("readlink -f", &probed_content(Some(&old)))
-                .ok("mktemp", "");
+                .ok("head -c", "");
             let mut args = extra.as_object().unwrap().clone();
             args.insert("path".into(), json!(CONF));
             let o = conn.apply(&BLOCKINFILE, Json::Object(args)).await;
@@ -381,7 +381,7 @@ mod tests {
 
         let conn = Scripted::new()
             .ok("readlink -f", &probed_content(None))
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let args = json!({"path": CONF, "block": "x", "create": true, "owner": "app"});
         let o = conn.apply(&BLOCKINFILE, args).await;
         assert!(o.changed && o.msg == "File created", "{o:?}");
@@ -402,7 +402,7 @@ mod tests {
     async fn a_failed_write_names_its_cause() {
         let conn = Scripted::new()
             .ok("readlink -f", &probed_content(Some("a\n")))
-            .answer("mktemp", 97, "", "bad line 2\nvalidation failed\n");
+            .answer("head -c", 97, "", "bad line 2\nvalidation failed\n");
         let args = json!({"path": CONF, "block": "x", "validate": "check %s"});
         let e = conn.error(&BLOCKINFILE, args).await;
         assert!(

@@ -630,7 +630,7 @@ mod tests {
     async fn new_content_is_one_verified_write() {
         let conn = Scripted::new()
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let args = json!({"content": "hello\n", "dest": MOTD, "mode": "0640", "owner": "app"});
         let o = conn.apply(&COPY, args).await;
         assert!(o.changed && o.msg == "file created", "{o:?}");
@@ -652,7 +652,7 @@ mod tests {
         let conn = Scripted::new()
             .ok("sha1sum 2>/dev/null", &Probed::holding("old\n").line())
             .ok("cat -- /etc/motd", "old\n")
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let o = conn
             .apply(&COPY, json!({"content": "new\n", "dest": MOTD}))
             .await;
@@ -681,7 +681,7 @@ mod tests {
 
         let conn = Scripted::new()
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
-            .ok("mktemp", "");
+            .ok("head -c", "");
         assert!(conn.apply(&COPY, args).await.changed);
         conn.assert_done();
     }
@@ -709,7 +709,7 @@ mod tests {
                 "then p0=\"$p0\"/app.conf; d=1; fi",
                 &Probed::absent().descended().line(),
             )
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let ctx = ModuleCtx {
             conn: &conn,
             ..h.ctx(false, true)
@@ -755,7 +755,7 @@ mod tests {
         let conn = Scripted::new()
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
             .answer(
-                "mktemp",
+                "head -c",
                 97,
                 "",
                 "nginx: [emerg] unexpected end of file\nvalidation failed\n",
@@ -769,12 +769,14 @@ mod tests {
         );
         assert!(conn.commands()[1].contains("nginx -t -c \"$t\""));
 
-        let conn = Scripted::new().ok("sha1sum 2>/dev/null", &Probed::absent().line()).answer(
-            "mktemp",
-            1,
-            "",
-            "mktemp: failed to create file via template '/nope/.prov.XXXXXX': No such file or directory\n",
-        );
+        let conn = Scripted::new()
+            .ok("sha1sum 2>/dev/null", &Probed::absent().line())
+            .answer(
+                "head -c",
+                96,
+                "",
+                "sh: 2: cannot create /nope/.prov.0123456789ab: Directory nonexistent\n",
+            );
         let e = conn
             .error(&COPY, json!({"content": "x", "dest": "/nope/f"}))
             .await;
@@ -797,7 +799,7 @@ mod tests {
         let evil = "/etc/$(reboot)'`x`";
         let conn = Scripted::new()
             .ok("sha1sum 2>/dev/null", &Probed::absent().line())
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let args = json!({"content": "'; reboot; '", "dest": evil, "owner": "a b"});
         conn.apply(&COPY, args).await;
         for cmd in conn.commands() {

@@ -248,11 +248,19 @@ async fn create(
     if kind == Kind::Directory {
         // Like Ansible: every directory created on the way gets the owner and mode asked
         // for, not only the last one (`mkdir -p` would leave the parents at the umask's mode).
+        // The path's ancestors, outermost first, are named here rather than found with
+        // `dirname` on the host: a process less for every directory made.
+        let mut chain: Vec<String> = std::path::Path::new(wpath)
+            .ancestors()
+            .map(|a| a.to_string_lossy().into_owned())
+            .filter(|a| !a.is_empty() && a != "/")
+            .map(|a| quote_path(&a))
+            .collect();
+        chain.reverse();
         let mut s = format!(
-            "set -e; d={}; set --\n\
-             while [ ! -d \"$d\" ]; do set -- \"$d\" \"$@\"; d=$(dirname -- \"$d\"); done\n\
-             for d in \"$@\"; do mkdir -- \"$d\"\n",
-            quote_path(wpath)
+            "set -e; set -- {}\n\
+             for d in \"$@\"; do [ -d \"$d\" ] && continue; mkdir -- \"$d\"\n",
+            chain.join(" ")
         );
         if let Some(spec) = attrs.owner_spec() {
             s.push_str(&format!("chown -- {} \"$d\"\n", quote(&spec)));

@@ -194,7 +194,7 @@ async fn a_present_line_costs_one_probe() {
 async fn a_changed_line_is_one_atomic_write() {
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(Some("a=2\nb=2\n")))
-        .ok("mktemp", "");
+        .ok("head -c", "");
     let args = json!({"path": CONF, "regexp": "^a=", "line": "a=1"});
     let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line replaced", "{o:?}");
@@ -246,7 +246,7 @@ async fn a_missing_file_is_created_only_with_create() {
 
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(None))
-        .ok("mktemp", "");
+        .ok("head -c", "");
     let args = json!({"path": CONF, "line": "a=1", "create": true, "mode": "0600"});
     let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line added", "{o:?}");
@@ -267,7 +267,7 @@ async fn a_missing_file_is_created_only_with_create() {
 async fn removing_lines_rewrites_the_file() {
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(Some("a=1\nb=2\na=3\n")))
-        .ok("mktemp", "");
+        .ok("head -c", "");
     let args = json!({"path": CONF, "regexp": "^a=", "state": "absent"});
     let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "2 line(s) removed", "{o:?}");
@@ -279,7 +279,7 @@ async fn removing_lines_rewrites_the_file() {
 async fn backup_and_validate_reach_the_write() {
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(Some("a=2\n")))
-        .ok("mktemp", "B 0 4242.2026-01-01@00:00:00\n");
+        .ok("head -c", "B 0 4242.2026-01-01@00:00:00\n");
     let args = json!({"path": CONF, "line": "a=1", "regexp": "^a=", "backup": true,
         "validate": "/usr/sbin/sshd -t -f %s"});
     let o = conn.apply(&LINEINFILE, args).await;
@@ -297,7 +297,7 @@ async fn backup_and_validate_reach_the_write() {
 async fn a_failed_write_names_its_cause() {
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(Some("a=2\n")))
-        .answer("mktemp", 97, "", "line 3: bad option\nvalidation failed\n");
+        .answer("head -c", 97, "", "line 3: bad option\nvalidation failed\n");
     let args = json!({"path": CONF, "line": "a=1", "validate": "check %s"});
     let e = conn.error(&LINEINFILE, args).await;
     assert!(
@@ -308,7 +308,7 @@ async fn a_failed_write_names_its_cause() {
 
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(Some("a=2\n")))
-        .answer("mktemp", 1, "", "mv: cannot move: Read-only file system\n");
+        .answer("head -c", 1, "", "mv: cannot move: Read-only file system\n");
     let args = json!({"path": CONF, "line": "a=1"});
     let e = conn.error(&LINEINFILE, args).await;
     assert_eq!(
@@ -347,7 +347,7 @@ async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/etc/it's $(reboot)`x`.conf";
     let conn = Scripted::new()
         .ok("readlink -f", &probed_content(None))
-        .ok("mktemp", "");
+        .ok("head -c", "");
     let args = json!({"path": evil, "line": "$(reboot)", "create": true});
     conn.apply(&LINEINFILE, args).await;
     for cmd in conn.commands() {

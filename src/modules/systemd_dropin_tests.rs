@@ -131,7 +131,7 @@ async fn an_up_to_date_drop_in_costs_one_command() {
 
 #[tokio::test]
 async fn a_new_drop_in_is_written_and_systemd_reloaded_in_one_more_command() {
-    let conn = Scripted::new().ok(READ, "A\n").ok("mktemp", "");
+    let conn = Scripted::new().ok(READ, "A\n").ok("head -c", "");
     let o = conn.outcome(&SYSTEMD_DROPIN, present(), false).await;
     assert!(o.changed && o.msg == "drop-in created", "{o:?}");
     let write = &conn.commands()[1];
@@ -158,7 +158,7 @@ async fn a_new_drop_in_is_written_and_systemd_reloaded_in_one_more_command() {
 #[tokio::test]
 async fn a_different_drop_in_is_replaced() {
     let old = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd://\n";
-    let conn = Scripted::new().ok(READ, &file(old)).ok("mktemp", "");
+    let conn = Scripted::new().ok(READ, &file(old)).ok("head -c", "");
     let o = conn.outcome(&SYSTEMD_DROPIN, present(), false).await;
     assert!(o.changed && o.msg == "drop-in changed", "{o:?}");
     let diff = o.diff.unwrap();
@@ -171,7 +171,7 @@ async fn a_different_drop_in_is_replaced() {
     // Without daemon_reload, the write alone.
     let mut args = present();
     args["daemon_reload"] = json!(false);
-    let conn = Scripted::new().ok(READ, &file(old)).ok("mktemp", "");
+    let conn = Scripted::new().ok(READ, &file(old)).ok("head -c", "");
     let o = conn.outcome(&SYSTEMD_DROPIN, args, false).await;
     assert!(!conn.commands()[1].contains("daemon-reload"));
     assert_eq!(o.data["daemon_reloaded"], json!(false));
@@ -182,7 +182,7 @@ async fn content_travels_on_stdin_never_in_the_command() {
     let hostile =
         "[Service]\nEnvironment=X=$(touch /tmp/pwned)\nExecStartPre=/bin/echo '; reboot; '\n";
     let args = json!({"unit": r"dev-disk-by\x2dlabel-data.mount", "name": "10-x.conf", "content": hostile.trim_end()});
-    let conn = Scripted::new().ok(READ, "A\n").ok("mktemp", "");
+    let conn = Scripted::new().ok(READ, "A\n").ok("head -c", "");
     conn.outcome(&SYSTEMD_DROPIN, args, false).await;
     assert_eq!(
         conn.stdin(1),
@@ -233,7 +233,7 @@ async fn failures_name_the_file_and_the_cause() {
         format!("unexpected probe output for {PATH}")
     );
     let conn = Scripted::new().ok(READ, "A\n").answer(
-        "mktemp",
+        "head -c",
         1,
         "",
         "mkdir: cannot create directory '/etc/systemd/system/docker.service.d': Read-only file system\n",

@@ -398,7 +398,7 @@ async fn the_probe_reads_everything_in_one_command() {
 async fn a_new_timer_is_written_enabled_and_started_in_one_more_command() {
     let conn = Scripted::new()
         .ok(PROBE, &fresh(&[DAILY_4]).output())
-        .ok("mktemp", "");
+        .ok("head -c", "");
     let o = conn.outcome(&SYSTEMD_TIMER, backup(), false).await;
     assert!(
         o.changed && o.msg == "unit files written, enable, start",
@@ -446,7 +446,7 @@ async fn a_changed_schedule_rewrites_the_timer_only_and_restarts_it() {
     let mut args = backup();
     let host = converged(&args, &["C ok *-*-* 05:00:00"]);
     args["cron"] = json!("0 5 * * *");
-    let conn = Scripted::new().ok(PROBE, &host.output()).ok("mktemp", "");
+    let conn = Scripted::new().ok(PROBE, &host.output()).ok("head -c", "");
     let o = conn.outcome(&SYSTEMD_TIMER, args, false).await;
     assert_eq!(o.msg, "unit files written, restart");
     let change = &conn.commands()[1];
@@ -545,7 +545,7 @@ async fn a_timer_for_an_existing_service() {
     let mut host = fresh(&[verdict]);
     host.target = SERVICE_IDLE;
     host.service_file = Some(format!("{MARKER}: systemd_timer rotate\n[Unit]\n"));
-    let conn = Scripted::new().ok(PROBE, &host.output()).ok("mktemp", "");
+    let conn = Scripted::new().ok(PROBE, &host.output()).ok("head -c", "");
     conn.outcome(&SYSTEMD_TIMER, args.clone(), false).await;
     let change = &conn.commands()[1];
     assert!(
@@ -559,7 +559,7 @@ async fn a_timer_for_an_existing_service() {
     );
     // Someone else's rotate.service stays.
     host.service_file = Some("[Service]\nExecStart=/bin/true\n".into());
-    let conn = Scripted::new().ok(PROBE, &host.output()).ok("mktemp", "");
+    let conn = Scripted::new().ok(PROBE, &host.output()).ok("head -c", "");
     conn.outcome(&SYSTEMD_TIMER, args, false).await;
     assert!(!conn.commands()[1].contains("rm -f -- /etc/systemd/system/rotate.service"));
 }
@@ -624,7 +624,7 @@ async fn failures_name_the_unit_and_the_cause() {
     let conn = Scripted::new()
         .ok(PROBE, &fresh(&[DAILY_4]).output())
         .answer(
-            "mktemp",
+            "head -c",
             1,
             "",
             "Failed to start backup.timer: Unit backup.timer has a bad unit file setting.\n",
@@ -653,7 +653,7 @@ async fn hostile_values_stay_data() {
     let args = json!({"name": "backup", "command": "echo $(touch /tmp/pwned) `reboot`", "on_calendar": "daily"});
     let conn = Scripted::new()
         .ok(PROBE, &fresh(&["C ok *-*-* 00:00:00"]).output())
-        .ok("mktemp", "");
+        .ok("head -c", "");
     conn.outcome(&SYSTEMD_TIMER, args, false).await;
     for cmd in conn.commands() {
         assert!(!cmd.contains("pwned") && !cmd.contains("reboot"), "{cmd}");

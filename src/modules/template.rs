@@ -298,7 +298,7 @@ mod tests {
                 &Probed::holding("port=1\n").mode("600").line(),
             )
             .ok("cat -- /etc/app.conf", "port=1\n")
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let o = run_on(&conn, &h, args.clone(), false).await.unwrap();
         assert!(o.changed && o.msg == "content changed", "{o:?}");
         assert!(o.diff.unwrap().contains("-port=1\n+port=8080\n"));
@@ -323,7 +323,7 @@ mod tests {
                 "then p0=\"$p0\"/app.conf.j2; d=1; fi",
                 &Probed::absent().descended().line(),
             )
-            .ok("mktemp", "");
+            .ok("head -c", "");
         let o = run_on(
             &conn,
             &h,
@@ -364,7 +364,7 @@ mod tests {
                 &Probed::holding("port=1\n").mode("600").line(),
             )
             .ok("cat -- /etc/app.conf", "port=1\n")
-            .answer("mktemp", 97, "", "bad port\nvalidation failed\n");
+            .answer("head -c", 97, "", "bad port\nvalidation failed\n");
         let args = json!({"src": "app.conf.j2", "dest": DEST, "validate": "check %s"});
         let e = run_on(&conn, &h, args, false).await.unwrap_err();
         assert!(
