@@ -88,6 +88,10 @@ pub trait Connection: Send + Sync {
         false
     }
 
+    /// Gets ready to run commands (starts the shell worker) while the caller waits on
+    /// something else, such as the host's lock; runs nothing on the host.
+    async fn prewarm(&self) {}
+
     /// Closes the connection at the end of the run.
     async fn close(&self) {}
 

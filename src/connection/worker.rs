@@ -383,6 +383,8 @@ pub struct Pool<P> {
     live: Arc<AtomicUsize>,
     /// Set when a worker could not start: this host runs every command on its own channel.
     disabled: AtomicBool,
+    /// Set once a worker was started ahead of the first command (see [`Pool::prewarm`]).
+    prewarmed: AtomicBool,
 }
 
 /// An idle worker, held by the task that reads its channel until it is taken.
@@ -406,6 +408,7 @@ impl<P> Default for Pool<P> {
             idle: Mutex::new(Vec::new()),
             live: Arc::default(),
             disabled: AtomicBool::new(false),
+            prewarmed: AtomicBool::new(false),
         }
     }
 }
@@ -422,6 +425,16 @@ impl<P: Pipe + 'static> Pool<P> {
                 return Some(w);
             }
         }
+    }
+
+    /// Room for a worker started ahead of the first command: once per connection (one
+    /// dropped because its login shell wrote something while it waited is not started again
+    /// and again), and only while none is alive.
+    pub fn prewarm(&self) -> Option<Slot> {
+        if self.prewarmed.swap(true, SeqCst) || self.live.load(SeqCst) > 0 {
+            return None;
+        }
+        self.reserve()
     }
 
     /// Room for one more worker, unless [`MAX_WORKERS`] are alive or workers cannot start.

@@ -571,7 +571,9 @@ impl Shared {
         if self.opts.lock_hosts {
             // Dialled again after the host was done (a task delegated to it), the lock is
             // taken anew: it was let go with the old connection.
-            self.locks.take(host, conn.as_ref()).await?;
+            // The shell worker starts while the lock is taken: both are a channel away.
+            let (locked, ()) = tokio::join!(self.locks.take(host, conn.as_ref()), conn.prewarm());
+            locked?;
         }
         Ok(conn)
     }

@@ -295,6 +295,16 @@ impl Connection for SshConnection {
         Some(res)
     }
 
+    async fn prewarm(&self) {
+        if !self.target.options.shell_worker {
+            return;
+        }
+        let Ok(sess) = self.session().await else {
+            return;
+        };
+        self.prewarm_worker(&sess).await;
+    }
+
     async fn exec_then_read(
         &self,
         cmd: &str,

@@ -177,6 +177,16 @@ impl SshConnection {
         }
     }
 
+    /// Starts a worker and leaves it idle, unless one is alive already: its channel and its
+    /// `sh` are ready before the first command (which waits for the host's lock meanwhile).
+    pub(super) async fn prewarm_worker(&self, sess: &Established) {
+        let pool = &sess.workers;
+        let Some(slot) = pool.prewarm() else { return };
+        if let Ok(w) = self.start_worker(sess, slot).await {
+            pool.put(w);
+        }
+    }
+
     async fn start_worker(
         &self,
         sess: &Established,
