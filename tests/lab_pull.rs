@@ -31,15 +31,21 @@ fn free_port(ip: &str) -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// `git-daemon` itself, not `git daemon`: `git` would run it as a child of its own, which
+/// outlives a kill of `git` (and holds the test's stdout open, so that whatever reads it, a
+/// CI's `tee`, never ends).
 fn serve(base: &Path, ip: &str, port: u16) -> Daemon {
-    let child = Command::new("git")
-        .arg("daemon")
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
         .arg("--reuseaddr")
         .arg("--export-all")
         .arg(format!("--base-path={}", base.display()))
         .arg(format!("--listen={ip}"))
         .arg(format!("--port={port}"))
         .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("git daemon");
     let t0 = Instant::now();
