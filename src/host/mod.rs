@@ -255,13 +255,7 @@ impl ModuleCtx<'_> {
         let Some((res, reads)) = self.conn.exec_then_read(cmd, stdin, &batch.cmds).await else {
             return Ok(self.conn.exec(cmd, stdin).await?);
         };
-        let answers = batch
-            .cmds
-            .iter()
-            .zip(reads)
-            .filter_map(|(c, r)| r.ok().map(|r| (c.clone(), r)))
-            .collect();
-        cache.fill(generation, answers);
+        cache.fill_results(generation, &batch.cmds, reads);
         cache.cover(batch.play, batch.first, batch.last, generation);
         Ok(res?)
     }

@@ -19,7 +19,7 @@
 //! [`ModuleCtx::read`]: super::ModuleCtx::read
 //! [`ModuleCtx::exec`]: super::ModuleCtx::exec
 
-use crate::connection::ExecResult;
+use crate::connection::{ConnError, ExecResult};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -108,6 +108,21 @@ impl ProbeCache {
     /// Records that a batch read (or found nothing to read) for tasks `first..=last`.
     pub fn cover(&self, play: usize, first: usize, last: usize, generation: u64) {
         self.inner.lock().expect("lock").covered = Some((play, first, last, generation));
+    }
+
+    /// [`ProbeCache::fill`] with a batch's commands and their results, those that ran.
+    pub fn fill_results(
+        &self,
+        generation: u64,
+        cmds: &[String],
+        results: Vec<Result<ExecResult, ConnError>>,
+    ) {
+        let answers = cmds
+            .iter()
+            .zip(results)
+            .filter_map(|(c, r)| r.ok().map(|r| (c.clone(), r)))
+            .collect();
+        self.fill(generation, answers);
     }
 
     /// The answers of a batch, in place of any left unused from the one before.

@@ -49,12 +49,7 @@ pub(super) async fn read_ahead(sh: &Shared, host: &str, play: usize, ti: usize) 
     let n = cmds.len();
     if let Some(results) = conn.exec_many(&cmds).await {
         tracing::debug!("{host}: read ahead: {n} reads of the next tasks in one round trip");
-        let answers = cmds
-            .into_iter()
-            .zip(results)
-            .filter_map(|(c, r)| r.ok().map(|r| (c, r)))
-            .collect();
-        cache.fill(generation, answers);
+        cache.fill_results(generation, &cmds, results);
     }
 }
 

@@ -288,10 +288,7 @@ impl Connection for SshConnection {
         let sess = self.session().await.ok()?;
         let started = std::time::Instant::now();
         let res = self.exec_many_on_worker(&sess, cmds).await?;
-        for (cmd, r) in cmds.iter().zip(&res) {
-            super::log_command(&label, cmd, None);
-            super::log_result(&label, r, started);
-        }
+        log_reads(&label, cmds, &res, started);
         Some(res)
     }
 
@@ -317,17 +314,15 @@ impl Connection for SshConnection {
         }
         let label = self.target.label();
         let sess = self.session().await.ok()?;
-        super::log_command(&label, cmd, stdin);
         let started = std::time::Instant::now();
         let (res, read) = self
             .exec_then_read_on_worker(&sess, cmd, stdin, reads)
             .await?;
+        // Logged once it ran here: when the worker could not take it, `exec` logs it.
+        super::log_command(&label, cmd, stdin);
         super::log_result(&label, &res, started);
         tracing::debug!("{label}: {} reads of the next tasks behind it", reads.len());
-        for (cmd, r) in reads.iter().zip(&read) {
-            super::log_command(&label, cmd, None);
-            super::log_result(&label, r, started);
-        }
+        log_reads(&label, reads, &read, started);
         Some((res, read))
     }
 
@@ -378,6 +373,19 @@ impl Connection for SshConnection {
     async fn close(&self) {
         let cell = self.session.lock().expect("lock").clone();
         disconnect(&cell).await;
+    }
+}
+
+/// Logs reads sent together, with their results.
+fn log_reads(
+    label: &str,
+    cmds: &[String],
+    results: &[Result<ExecResult, ConnError>],
+    started: std::time::Instant,
+) {
+    for (cmd, r) in cmds.iter().zip(results) {
+        super::log_command(label, cmd, None);
+        super::log_result(label, r, started);
     }
 }
 

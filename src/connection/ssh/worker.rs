@@ -90,11 +90,7 @@ impl SshConnection {
                 }
                 None
             }
-            Err(WorkerError::Gone) => Some(Err(self.lost("the shell worker's channel ended"))),
-            Err(WorkerError::Lost(e)) => Some(Err(ConnError::Failed(format!(
-                "{}: {e}",
-                self.target.label()
-            )))),
+            Err(e) => self.worker_result(Err(e)),
         }
     }
 
