@@ -2,10 +2,14 @@
 //!
 //! Each file's content travels on stdin into a temp file in the target's own directory (so the
 //! final rename never crosses a file system), gets its owner and mode, is checked on the host
-//! (its SHA-1 against what prov sent, then the user's `validate` command), and only
-//! then is renamed over the target. Anything else leaves the old file and no temp file behind:
-//! when prov is killed mid-write the channel closes, `head -c` reads fewer bytes than announced,
-//! the check fails and the temp file is removed; a signal to the remote shell does the same.
+//! (that it arrived whole, then the user's `validate` command), and only then is renamed over
+//! the target. Anything else leaves the old file and no temp file behind: when prov is killed
+//! mid-write the channel closes, `head -c` reads fewer bytes than announced and the end line
+//! that follows the content in stdin never comes, so the check fails and the temp file is
+//! removed; a signal to the remote shell does the same. The end line is read by the shell's
+//! own `read` (one byte at a time on a pipe, so nothing behind it is consumed): a whole-content
+//! check without a process, where a checksum cost two (`sha1sum` and its `$(...)`) for every
+//! file. What arrives is what prov sent: SSH's MAC guards every byte on the way.
 //!
 //! Each file is written by one subshell with `set -e`, so the snippet can be embedded in a
 //! larger script (`daemon-reload` after unit files, say) whatever that script's own `set -e`
@@ -15,7 +19,6 @@
 
 use super::attrs::attrs_from;
 use super::edit::Refusal;
-use super::text::sha1_hex;
 use super::{ModError, ModuleCtx, fail};
 use crate::shell::{quote, quote_path};
 use serde_json::Value as Json;
@@ -101,13 +104,29 @@ pub fn script(files: &[FileWrite<'_>]) -> Result<(String, Vec<u8>), ModError> {
     let mut s = String::new();
     let mut stdin = Vec::with_capacity(files.iter().map(|f| f.data.len()).sum());
     for (i, w) in files.iter().enumerate() {
-        s.push_str(&file_block(i, w)?);
+        let end = end_line();
+        s.push_str(&file_block(i, w, &end)?);
         stdin.extend_from_slice(w.data);
+        stdin.extend_from_slice(end.as_bytes());
+        stdin.push(b'\n');
     }
     Ok((s, stdin))
 }
 
-fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
+/// The line that follows a file's content in stdin: its arrival proves the content before it
+/// arrived whole. Random, so that no content can hold it by chance at the right place.
+fn end_line() -> String {
+    format!("prov-end-{}", temp_suffix())
+}
+
+/// Whether a file of `mode` can be created with it, through the umask, instead of a `chmod`
+/// after: plain read and write bits (`0666 & !umask` is the mode a new file gets), the owner's
+/// write bit among them (the content is written after the file is made, by its owner).
+fn creatable_with(mode: u32) -> bool {
+    mode & !0o666 == 0 && mode & 0o200 != 0
+}
+
+fn file_block(index: usize, w: &FileWrite<'_>, end: &str) -> Result<String, ModError> {
     let dir = super::fs::parent_dir(w.path);
     let mut s = format!(
         "(set -e; p={}; d={}\n",
@@ -120,18 +139,20 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
     // The temp file is made as mktemp makes one (a name no one can guess, created only if
     // it does not exist, readable by no one else until it gets its mode) without running it:
     // `set -C` makes the shell create the file with O_EXCL.
+    // A mode of plain read and write bits is given at creation (a process less); any other
+    // is set by `chmod` once the owner is (a `chown` clears set-id bits).
+    let direct = creatable_with(w.mode);
+    let umask = if direct { 0o777 & !w.mode } else { 0o077 };
     s.push_str(&format!(
         "t=\"$d\"/.prov.{}; trap 'rm -f -- \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n\
-         (umask 077; set -C; : > \"$t\") || {{ trap - EXIT; exit {RC_NO_FILE}; }}\n",
+         (umask {umask:03o}; set -C; : > \"$t\") || {{ trap - EXIT; exit {RC_NO_FILE}; }}\n",
         temp_suffix()
     ));
-    // The checksum alone tells a short write: content cut off has another one.
     s.push_str(&format!(
-        "head -c {len} > \"$t\"; c=$(sha1sum < \"$t\")\n\
-         if [ \"${{c%% *}}\" != {sum} ]; then \
+        "head -c {len} > \"$t\"; IFS= read -r e || e=\n\
+         if [ \"$e\" != {end} ]; then \
          echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi\n",
         len = w.data.len(),
-        sum = sha1_hex(w.data),
     ));
     if let Some((uid, gid)) = w.preserve {
         s.push_str(&format!(
@@ -141,10 +162,12 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
     if let Some(spec) = &w.chown {
         s.push_str(&format!("chown -- {} \"$t\"\n", quote(spec)));
     }
-    s.push_str(&format!(
-        "chmod -- {} \"$t\"\n",
-        super::attrs::chmod_arg(w.mode)
-    ));
+    if !direct {
+        s.push_str(&format!(
+            "chmod -- {} \"$t\"\n",
+            super::attrs::chmod_arg(w.mode)
+        ));
+    }
     if let Some(v) = w.validate {
         if !v.contains("%s") {
             return fail(format!("validate must contain %s: {v}"));
@@ -272,6 +295,37 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
+    /// Modes of plain read and write bits are given at creation, others by `chmod`: both
+    /// come out exact whatever the shell's own umask.
+    #[test]
+    fn every_mode_comes_out_exact() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let modes = [0o644, 0o600, 0o666, 0o755, 0o444, 0o2750, 0o640];
+        let paths: Vec<String> = modes
+            .iter()
+            .map(|m| dir.path().join(format!("f{m:o}")).display().to_string())
+            .collect();
+        let writes: Vec<FileWrite<'_>> = paths
+            .iter()
+            .zip(modes)
+            .map(|(p, m)| FileWrite::new(p, b"x\n", m))
+            .collect();
+        let (s, stdin) = script(&writes).unwrap();
+        let out = run_sh(&format!("umask 027\n{s}"), &stdin);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (p, m) in paths.iter().zip(modes) {
+            let got = std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(got, m, "{p}");
+            assert_eq!(std::fs::read(p).unwrap(), b"x\n");
+        }
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
     #[test]
     fn content_that_ends_early_never_replaces_the_file() {
         let (dir, path, p) = target(Some("old content\n"));
@@ -285,10 +339,11 @@ mod tests {
     }
 
     #[test]
-    fn content_that_arrives_changed_never_replaces_the_file() {
+    fn content_without_its_end_line_never_replaces_the_file() {
         let (dir, path, p) = target(None);
-        let (s, _) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
-        let out = run_sh(&s, b"evil");
+        let (s, stdin) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
+        // All the content, but the stream ends before the line that says so.
+        let out = run_sh(&s, &stdin[..4]);
         assert_eq!(out.status.code(), Some(RC_INCOMPLETE));
         assert!(!path.exists());
         assert!(leftovers(dir.path()).is_empty());

@@ -408,7 +408,7 @@ async fn a_missing_key_is_added_by_one_atomic_write() {
         "{cmd}"
     );
     assert!(
-        cmd.contains("chown -- 1001:1001 \"$t\"\nchmod -- 00600 \"$t\""),
+        cmd.contains("(umask 177;") && cmd.contains("chown -- 1001:1001 \"$t\"\n"),
         "{cmd}"
     );
     assert!(

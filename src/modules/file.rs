@@ -257,16 +257,21 @@ async fn create(
             .map(|a| quote_path(&a))
             .collect();
         chain.reverse();
+        // A mode of permission bits only is given by `mkdir -m` (a process less); set-id and
+        // sticky bits by `chmod` once the owner is (a `chown` may clear them).
+        let mode = attrs.mode.is_some().then_some(plan.mode);
+        let at_mkdir = mode.filter(|m| m & !0o777 == 0);
+        let mkdir_mode = at_mkdir.map_or(String::new(), |m| format!("-m {} ", chmod_arg(m)));
         let mut s = format!(
             "set -e; set -- {}\n\
-             for d in \"$@\"; do [ -d \"$d\" ] && continue; mkdir -- \"$d\"\n",
+             for d in \"$@\"; do [ -d \"$d\" ] && continue; mkdir {mkdir_mode}-- \"$d\"\n",
             chain.join(" ")
         );
         if let Some(spec) = attrs.owner_spec() {
             s.push_str(&format!("chown -- {} \"$d\"\n", quote(&spec)));
         }
-        if attrs.mode.is_some() {
-            s.push_str(&format!("chmod -- {} \"$d\"\n", chmod_arg(plan.mode)));
+        if let (Some(m), None) = (mode, at_mkdir) {
+            s.push_str(&format!("chmod -- {} \"$d\"\n", chmod_arg(m)));
         }
         s.push_str("done\n");
         run_script(ctx, &s, &format!("cannot create directory {path}")).await?;

@@ -199,7 +199,7 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     let args = json!({"path": "/srv/app/", "state": "directory", "mode": "0750", "owner": "app", "group": "app"});
     let conn = Scripted::new()
         .ok("p0=/srv/app;", &Probed::absent().line())
-        .ok("mkdir --", "");
+        .ok("mkdir -m", "");
     let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed && o.msg == "directory created", "{o:?}");
     assert_eq!(
@@ -209,8 +209,8 @@ async fn a_missing_directory_is_made_with_its_attributes() {
     assert_eq!(
         conn.commands()[1],
         "set -e; set -- /srv /srv/app\n\
-         for d in \"$@\"; do [ -d \"$d\" ] && continue; mkdir -- \"$d\"\n\
-         chown -- app:app \"$d\"\nchmod -- 00750 \"$d\"\ndone\n"
+         for d in \"$@\"; do [ -d \"$d\" ] && continue; mkdir -m 00750 -- \"$d\"\n\
+         chown -- app:app \"$d\"\ndone\n"
     );
     conn.assert_done();
 
@@ -311,7 +311,7 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
     assert!(o.changed && o.msg == "file created", "{o:?}");
     let write = &conn.commands()[1];
     assert!(
-        write.contains("head -c 0 ") && write.contains("chmod -- 00600"),
+        write.contains("head -c 0 ") && write.contains("(umask 177;"),
         "{write}"
     );
     conn.assert_done();
@@ -506,7 +506,7 @@ async fn hostile_paths_are_quoted_in_every_command() {
     let evil = "/srv/it's $(reboot)";
     let conn = Scripted::new()
         .ok("readlink -f", &Probed::absent().line())
-        .ok("mkdir --", "");
+        .ok("mkdir -m", "");
     let args = json!({"path": evil, "state": "directory", "owner": "a'b", "mode": "0700"});
     conn.apply(&FILE, args).await;
     for cmd in conn.commands() {

@@ -202,7 +202,7 @@ async fn a_changed_line_is_one_atomic_write() {
     let write = &conn.commands()[1];
     assert!(write.contains("head -c 8 "), "{write}");
     // The file keeps its mode and owner.
-    assert!(write.contains("chmod -- 00644") && write.contains("chown -- 0:0"));
+    assert!(write.contains("(umask 133;") && write.contains("chown -- 0:0"));
     assert_eq!(conn.stdin(1), b"a=1\nb=2\n");
     conn.assert_done();
 }
@@ -251,7 +251,7 @@ async fn a_missing_file_is_created_only_with_create() {
     let o = conn.apply(&LINEINFILE, args).await;
     assert!(o.changed && o.msg == "line added", "{o:?}");
     let write = &conn.commands()[1];
-    assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("chmod -- 00600"));
+    assert!(write.contains("mkdir -p -- \"$d\"") && write.contains("umask 177;"));
     assert_eq!(conn.stdin(1), b"a=1\n");
     conn.assert_done();
 

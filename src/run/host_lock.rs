@@ -29,7 +29,7 @@ fn holder_script() -> String {
     format!(
         "f=/run/lock/prov.lock; [ -d /run/lock ] || f=/tmp/prov.lock\n\
          (umask 022; : >> \"$f\") 2>/dev/null\n\
-         b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || cat /etc/machine-id 2>/dev/null || hostname)\n\
+         {{ IFS= read -r b </proc/sys/kernel/random/boot_id || IFS= read -r b </etc/machine-id || b=$(hostname); }} 2>/dev/null\n\
          i=$(stat -c %d:%i \"$f\" 2>/dev/null || stat -f %d:%i \"$f\" 2>/dev/null)\n\
          echo \"id $b $i\"\n\
          IFS= read -r go || exit 0\n\
