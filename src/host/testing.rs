@@ -284,14 +284,8 @@ impl Scripted {
         seen.iter().map(|(c, _)| c.clone()).collect()
     }
 
-    /// What the `i`-th command got on stdin, less the end line after each file of a write
-    /// (see [`crate::host::write`]): the contents, as a test states them.
+    /// What the `i`-th command got on stdin.
     pub fn stdin(&self, i: usize) -> Vec<u8> {
-        without_end_lines(&self.raw_stdin(i))
-    }
-
-    /// What the `i`-th command got on stdin, byte for byte.
-    pub fn raw_stdin(&self, i: usize) -> Vec<u8> {
         self.seen.lock().expect("lock")[i].1.clone()
     }
 
@@ -576,26 +570,4 @@ pub fn http_server(body: &'static str) -> String {
         }
     });
     format!("http://{addr}")
-}
-
-/// `stdin` without the `prov-end-<12 hex>` lines that follow each file's content in a write.
-fn without_end_lines(stdin: &[u8]) -> Vec<u8> {
-    const TAG: &[u8] = b"prov-end-";
-    const LINE: usize = 9 + 12 + 1;
-    let mut out = Vec::with_capacity(stdin.len());
-    let mut i = 0;
-    while i < stdin.len() {
-        let rest = &stdin[i..];
-        let is_end = rest.len() >= LINE
-            && rest.starts_with(TAG)
-            && rest[9..21].iter().all(u8::is_ascii_hexdigit)
-            && rest[21] == b'\n';
-        if is_end {
-            i += LINE;
-        } else {
-            out.push(stdin[i]);
-            i += 1;
-        }
-    }
-    out
 }

@@ -2,14 +2,10 @@
 //!
 //! Each file's content travels on stdin into a temp file in the target's own directory (so the
 //! final rename never crosses a file system), gets its owner and mode, is checked on the host
-//! (that it arrived whole, then the user's `validate` command), and only then is renamed over
-//! the target. Anything else leaves the old file and no temp file behind: when prov is killed
-//! mid-write the channel closes, `head -c` reads fewer bytes than announced and the end line
-//! that follows the content in stdin never comes, so the check fails and the temp file is
-//! removed; a signal to the remote shell does the same. The end line is read by the shell's
-//! own `read` (one byte at a time on a pipe, so nothing behind it is consumed): a whole-content
-//! check without a process, where a checksum cost two (`sha1sum` and its `$(...)`) for every
-//! file. What arrives is what prov sent: SSH's MAC guards every byte on the way.
+//! (its SHA-1 against what prov sent, then the user's `validate` command), and only
+//! then is renamed over the target. Anything else leaves the old file and no temp file behind:
+//! when prov is killed mid-write the channel closes, `head -c` reads fewer bytes than announced,
+//! the check fails and the temp file is removed; a signal to the remote shell does the same.
 //!
 //! Each file is written by one subshell with `set -e`, so the snippet can be embedded in a
 //! larger script (`daemon-reload` after unit files, say) whatever that script's own `set -e`
@@ -19,6 +15,7 @@
 
 use super::attrs::attrs_from;
 use super::edit::Refusal;
+use super::text::sha1_hex;
 use super::{ModError, ModuleCtx, fail};
 use crate::shell::{quote, quote_path};
 use serde_json::Value as Json;
@@ -104,19 +101,10 @@ pub fn script(files: &[FileWrite<'_>]) -> Result<(String, Vec<u8>), ModError> {
     let mut s = String::new();
     let mut stdin = Vec::with_capacity(files.iter().map(|f| f.data.len()).sum());
     for (i, w) in files.iter().enumerate() {
-        let end = end_line();
-        s.push_str(&file_block(i, w, &end)?);
+        s.push_str(&file_block(i, w)?);
         stdin.extend_from_slice(w.data);
-        stdin.extend_from_slice(end.as_bytes());
-        stdin.push(b'\n');
     }
     Ok((s, stdin))
-}
-
-/// The line that follows a file's content in stdin: its arrival proves the content before it
-/// arrived whole. Random, so that no content can hold it by chance at the right place.
-fn end_line() -> String {
-    format!("prov-end-{}", temp_suffix())
 }
 
 /// Whether a file of `mode` can be created with it, through the umask, instead of a `chmod`
@@ -126,7 +114,7 @@ fn creatable_with(mode: u32) -> bool {
     mode & !0o666 == 0 && mode & 0o200 != 0
 }
 
-fn file_block(index: usize, w: &FileWrite<'_>, end: &str) -> Result<String, ModError> {
+fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
     let dir = super::fs::parent_dir(w.path);
     let mut s = format!(
         "(set -e; p={}; d={}\n",
@@ -148,11 +136,13 @@ fn file_block(index: usize, w: &FileWrite<'_>, end: &str) -> Result<String, ModE
          (umask {umask:03o}; set -C; : > \"$t\") || {{ trap - EXIT; exit {RC_NO_FILE}; }}\n",
         temp_suffix()
     ));
+    // The checksum alone tells a short write: content cut off has another one.
     s.push_str(&format!(
-        "head -c {len} > \"$t\"; IFS= read -r e || e=\n\
-         if [ \"$e\" != {end} ]; then \
+        "head -c {len} > \"$t\"; c=$(sha1sum < \"$t\")\n\
+         if [ \"${{c%% *}}\" != {sum} ]; then \
          echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi\n",
         len = w.data.len(),
+        sum = sha1_hex(w.data),
     ));
     if let Some((uid, gid)) = w.preserve {
         s.push_str(&format!(
@@ -339,11 +329,10 @@ mod tests {
     }
 
     #[test]
-    fn content_without_its_end_line_never_replaces_the_file() {
+    fn content_that_arrives_changed_never_replaces_the_file() {
         let (dir, path, p) = target(None);
-        let (s, stdin) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
-        // All the content, but the stream ends before the line that says so.
-        let out = run_sh(&s, &stdin[..4]);
+        let (s, _) = script(&[FileWrite::new(&p, b"good", 0o644)]).unwrap();
+        let out = run_sh(&s, b"evil");
         assert_eq!(out.status.code(), Some(RC_INCOMPLETE));
         assert!(!path.exists());
         assert!(leftovers(dir.path()).is_empty());
