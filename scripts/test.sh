@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 need=()
 # curl: get_url and uri run it on the host (here, the local connection of unit tests); zip
 # and unzip: unarchive tests make and unpack zips; git: `prov pull` fetches with it, and the
-# pull tests serve their repository with `git daemon`.
-for p in debootstrap systemd-container iptables openssh-client curl zip unzip git; do
+# pull tests serve their repository with `git daemon`; chromium: the report page tests open
+# the pages prov writes in headless Chromium.
+for p in debootstrap systemd-container iptables openssh-client curl zip unzip git chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -57,7 +58,7 @@ PY
   rm -rf "$wheels"
   touch "$site/ansible_collections/.prov-$ANSIBLE_BUNDLE"
 fi
-export PROV_ANSIBLE_VENV=$venv PROV_ANSIBLE_REQUIRED=1
+export PROV_ANSIBLE_VENV=$venv PROV_ANSIBLE_REQUIRED=1 PROV_BROWSER_REQUIRED=1
 
 cargo build --release
 ./target/release/prov lab up 3

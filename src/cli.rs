@@ -53,6 +53,8 @@ enum Cmd {
     ScheduledRun(crate::timer::RunArgs),
     /// What past scheduled runs found and corrected, per host and item.
     Reports(crate::timer::ReportsArgs),
+    /// A run's JSON report (`--report`) as a self-contained HTML page.
+    Report(ReportArgs),
     /// Update a git checkout and run its playbook on this node, like ansible-pull.
     #[command(after_help = crate::timer::PULL_EXIT_HELP)]
     Pull(crate::timer::PullArgs),
@@ -139,6 +141,18 @@ struct AdhocArgs {
     run: RunOpts,
 }
 
+#[derive(Args)]
+struct ReportArgs {
+    /// The report, as `prov apply --report` or a scheduled run wrote it.
+    report: PathBuf,
+    /// Where the page goes (default: the report's path ending in `.html`).
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
+    /// The page's title (default: the report's file name).
+    #[arg(long)]
+    title: Option<String>,
+}
+
 /// How a run goes: shared by `apply` and the ad-hoc `run`.
 #[derive(Args)]
 struct RunOpts {
@@ -154,6 +168,10 @@ struct RunOpts {
     /// Write a JSON report of the run to this file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Write the run's report as a self-contained HTML page: a timeline per host with what
+    /// each task waited for, the recap, diffs and failures (see `prov report`).
+    #[arg(long, value_name = "OUT.html")]
+    report_html: Option<PathBuf>,
     /// Print one JSON event per line instead of text.
     #[arg(long)]
     json: bool,
@@ -362,6 +380,7 @@ pub fn main() -> i32 {
             ..a
         }),
         Cmd::Reports(a) => crate::timer::reports(a),
+        Cmd::Report(a) => report_page(a),
         Cmd::Pull(a) => crate::timer::pull(crate::timer::PullArgs {
             verbose: cli.verbose,
             ..a
@@ -617,6 +636,7 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
         verbose: a.verbose,
         adhoc,
     };
+    let title = format!("prov: {}", loaded.pb.path.display());
     let done = crate::app::execute(loaded, opts, output);
     if !a.json && !adhoc {
         out(&done.recap());
@@ -626,7 +646,39 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
     {
         eprintln!("cannot write report {}: {e}", path.display());
     }
+    if let Some(path) = &a.report_html {
+        let page = crate::output::html::run::page(&done.report(), &title);
+        if let Err(e) = page.and_then(|p| crate::output::html::write(path, &p)) {
+            eprintln!("cannot write the report page {}: {e}", path.display());
+        }
+    }
     done.exit_code()
+}
+
+/// `prov report`: a report file as a page.
+fn report_page(a: ReportArgs) -> i32 {
+    let json = std::fs::read_to_string(&a.report)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+    let report: serde_json::Value = match json {
+        Ok(r) => r,
+        Err(e) => {
+            return bad_input(&Diag::new(format!("{}: {e}", a.report.display())).into());
+        }
+    };
+    let out_path = a.html.unwrap_or_else(|| a.report.with_extension("html"));
+    let title = a.title.unwrap_or_else(|| {
+        let name = a.report.file_name().unwrap_or_default().to_string_lossy();
+        format!("prov: {name}")
+    });
+    let page = crate::output::html::run::page(&report, &title);
+    match page.and_then(|p| crate::output::html::write(&out_path, &p)) {
+        Ok(()) => {
+            out(&format!("{}\n", out_path.display()));
+            exit::OK
+        }
+        Err(e) => bad_input(&Diag::new(format!("{}: {e}", a.report.display())).into()),
+    }
 }
 
 fn inventory_cmd(a: InventoryArgs) -> i32 {

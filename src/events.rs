@@ -49,7 +49,7 @@ pub enum Event {
         host: String,
         task: String,
     },
-    TaskDone(TaskResult),
+    TaskDone(Box<TaskResult>),
     /// A host walked its whole chain.
     HostDone {
         host: String,
@@ -91,6 +91,34 @@ pub struct TaskResult {
     /// What `register` stores (secrets scrubbed): shown with `-v`.
     #[serde(skip)]
     pub result: Option<serde_json::Value>,
+    /// The task's role, when it comes from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Why the node started later than its host was free to run it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited: Option<Box<Wait>>,
+    /// A failed task's output (`stdout`, `stderr` of its result), kept for the report when
+    /// the rest of the result is dropped.
+    #[serde(skip)]
+    pub output: Option<Box<(String, String)>>,
+}
+
+/// What held a node back after its host was free: the edge last satisfied (the predecessor on
+/// another host that ended last), or the `forks` limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Wait {
+    /// `needs`, `hostvars` (the barrier of a task reading other hosts' variables), `linear`,
+    /// `any_errors_fatal`, `serial`, `run_once` or `forks`.
+    pub edge: &'static str,
+    /// The node waited for (none for `forks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// From when the host was free to when the node could start.
+    pub ms: u64,
 }
 
 /// One item of a loop, as its line shows it (`changed: [h1] => (item=nginx)`).
@@ -120,7 +148,18 @@ impl TaskResult {
             show_msg: matches!(status, Status::Failed | Status::Unreachable),
             items: vec![],
             result: None,
+            role: None,
+            tags: vec![],
+            waited: None,
+            output: None,
         }
+    }
+
+    /// The result with the role and tags of `task`, for filtering a report by them.
+    pub fn of_task(mut self, task: &crate::playbook::Task) -> TaskResult {
+        self.role = task.role.clone();
+        self.tags = task.tags.clone();
+        self
     }
 }
 
@@ -204,7 +243,7 @@ mod tests {
     use super::*;
 
     fn done(host: &str, status: Status) -> Event {
-        Event::TaskDone(TaskResult::new(host, "t", status))
+        Event::TaskDone(Box::new(TaskResult::new(host, "t", status)))
     }
 
     #[test]
@@ -238,6 +277,6 @@ mod tests {
         );
         let mut rescued = TaskResult::new("a", "t", Status::Failed);
         rescued.rescued = true;
-        assert_eq!(code(false, &[Event::TaskDone(rescued)]), exit::OK);
+        assert_eq!(code(false, &[Event::TaskDone(Box::new(rescued))]), exit::OK);
     }
 }

@@ -3,6 +3,7 @@
 //! with `--json`) and keeps the results for the `--report` file; the counts come from the
 //! caller's [`Tally`].
 
+pub mod html;
 pub mod listing;
 
 use crate::events::{Event, HostTally, Status, Tally, TaskResult};
@@ -315,6 +316,9 @@ impl Renderer {
         // Kept for the recap and the report, which do not show the module's whole result:
         // over thousands of hosts those would be most of prov's memory.
         let mut kept = r.clone();
+        if r.status == Status::Failed {
+            kept.output = failed_output(r.result.as_ref());
+        }
         kept.result = None;
         self.results.push(kept);
         if r.quiet {
@@ -507,6 +511,19 @@ impl Renderer {
     }
 }
 
+/// A failed result's `stdout` and `stderr`, when it has either.
+fn failed_output(result: Option<&Json>) -> Option<Box<(String, String)>> {
+    let text = |k: &str| {
+        result
+            .and_then(|r| r.get(k))
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (out, err) = (text("stdout"), text("stderr"));
+    (!out.is_empty() || !err.is_empty()).then(|| Box::new((out, err)))
+}
+
 /// The JSON report of a run. It borrows the run's results and is serialized straight to its
 /// destination: built as one JSON tree first, at thousands of hosts it was the peak of prov's
 /// memory.
@@ -537,6 +554,7 @@ struct ReportTask<'a> {
     status: Status,
     changed: bool,
     start_ms: u64,
+    end_ms: u64,
     duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<&'a str>,
@@ -546,6 +564,16 @@ struct ReportTask<'a> {
     rescued: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     msg: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waited: Option<&'a crate::events::Wait>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<&'a str>,
 }
 
 impl<'a> ReportTask<'a> {
@@ -561,11 +589,25 @@ impl<'a> ReportTask<'a> {
             status: r.status,
             changed: r.changed,
             start_ms: r.start_ms,
+            end_ms: r.start_ms + r.duration_ms,
             duration_ms: r.duration_ms,
             diff: r.diff.as_deref(),
             ignored: r.ignored,
             rescued: r.rescued,
             msg: (telling && !r.msg.is_empty()).then_some(r.msg.as_str()),
+            role: r.role.as_deref(),
+            tags: &r.tags,
+            waited: r.waited.as_deref(),
+            stdout: r
+                .output
+                .as_ref()
+                .map(|o| o.0.as_str())
+                .filter(|s| !s.is_empty()),
+            stderr: r
+                .output
+                .as_ref()
+                .map(|o| o.1.as_str())
+                .filter(|s| !s.is_empty()),
         }
     }
 }

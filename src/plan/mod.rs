@@ -45,6 +45,21 @@ pub enum EdgeKind {
     RunOnce,
 }
 
+impl EdgeKind {
+    /// The edge's name in reports and `prov graph`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeKind::Chain => "chain",
+            EdgeKind::Needs => "needs",
+            EdgeKind::Barrier => "hostvars",
+            EdgeKind::Linear => "linear",
+            EdgeKind::Fatal => "any_errors_fatal",
+            EdgeKind::Serial => "serial",
+            EdgeKind::RunOnce => "run_once",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRef {
     pub host: String,

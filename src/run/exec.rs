@@ -239,7 +239,7 @@ async fn run_reported(
         res
     };
     apply_result(sh, hr, task, &result);
-    let mut event = result.event(&hr.host, &task.display_name());
+    let mut event = result.event(&hr.host, &task.display_name()).of_task(task);
     hide_if_no_log(task, &mut event);
     event.show_msg |= task.caps().shows_msg;
     event.rescued = result.status == Status::Failed
@@ -380,7 +380,7 @@ async fn run_handlers(sh: &Shared, hr: &mut HostRun, play: &Play) -> NodeEnd {
             apply_result(sh, hr, h, &result);
             notified.append(&mut hr.notified);
             let name = format!("handler: {}", h.display_name());
-            let mut event = result.event(&hr.host, &name);
+            let mut event = result.event(&hr.host, &name).of_task(h);
             hide_if_no_log(h, &mut event);
             sh.emit_timed(event, &started);
             end = end_of(hr, h, &result);

@@ -13,6 +13,7 @@ mod include;
 mod read_ahead;
 mod result;
 mod state;
+mod waits;
 
 pub use state::HostConnector;
 
@@ -194,7 +195,11 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         if !predecessors_done(&sh, node) {
             fork = None;
         }
+        let free_ms = sh.now_ms();
         let blocked = wait_for_predecessors(&sh, node).await;
+        if let Some(wait) = sh.held_by(node, free_ms) {
+            sh.note_wait(&host, wait);
+        }
         let end = match blocked {
             Some(reason) => {
                 sh.emit_skip(&host, r.play, r.task, &reason, false);
@@ -202,7 +207,11 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
             }
             None => {
                 if fork.is_none() {
+                    let asked = std::time::Instant::now();
                     fork = Some(sh.forks.acquire().await.expect("semaphore never closed"));
+                    if asked.elapsed() >= std::time::Duration::from_millis(1) {
+                        sh.note_wait(&host, waits::for_fork(sh.now_ms() - free_ms));
+                    }
                 }
                 if sh.opts.stop.load(std::sync::atomic::Ordering::SeqCst)
                     || sh.fatal.load(std::sync::atomic::Ordering::SeqCst)
@@ -213,6 +222,7 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
                 exec::run_node(&sh, &mut hr, node).await
             }
         };
+        sh.stamp_end(node);
         let _ = sh.status[node.index()].send(Some(end));
     }
     hr.finish_blocks();
@@ -325,6 +335,9 @@ async fn wait_for_predecessors(sh: &Shared, node: NodeIndex) -> Option<String> {
 
 impl Shared {
     fn emit(&self, mut r: TaskResult) {
+        if r.waited.is_none() {
+            r.waited = self.take_wait(&r.host);
+        }
         r.msg = self.scrub(&r.msg);
         r.diff = r.diff.map(|d| self.scrub(&d));
         // A result can be large (a command's whole output): walked only when there is
@@ -338,7 +351,7 @@ impl Shared {
             item.label = self.scrub(&item.label);
             item.msg = self.scrub(&item.msg);
         }
-        let _ = self.tx.send(Event::TaskDone(r));
+        let _ = self.tx.send(Event::TaskDone(Box::new(r)));
     }
 
     /// Every string in `v` (keys too) scrubbed of secrets.
@@ -376,7 +389,7 @@ impl Shared {
     /// Reports a node that did not run.
     fn emit_skip(&self, host: &str, play: usize, task: usize, reason: &str, quiet: bool) {
         let t = &self.pb.plays[play].tasks[task];
-        let mut r = TaskResult::new(host, &t.display_name(), Status::Skipped);
+        let mut r = TaskResult::new(host, &t.display_name(), Status::Skipped).of_task(t);
         r.msg = reason.to_string();
         r.quiet = quiet;
         r.show_msg = !quiet;

@@ -95,6 +95,10 @@ pub struct Shared {
     pub status: Vec<watch::Sender<Option<NodeEnd>>>,
     pub receivers: Vec<watch::Receiver<Option<NodeEnd>>>,
     pub forks: Semaphore,
+    /// Per node: when it ended, in milliseconds since the run started, plus one (0: not yet).
+    pub(super) ended_ms: Vec<std::sync::atomic::AtomicU64>,
+    /// Per host: what held back the node it is about to report (see [`super::waits`]).
+    pub(super) waits: Mutex<HashMap<String, Box<crate::events::Wait>>>,
     pub extra: Layer,
     /// `groups`: the inventory's, with the hosts and groups made during the run (`add_host`,
     /// `group_by`) as soon as they are made, as Ansible's in-memory inventory has them.
@@ -429,6 +433,11 @@ impl Shared {
             opts,
             tx,
             started,
+            ended_ms: status
+                .iter()
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            waits: Mutex::default(),
             status,
             receivers,
             forks,

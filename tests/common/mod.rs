@@ -291,3 +291,61 @@ pub fn pull(url: &str, work: &Path, args: &[&str]) -> Run {
     all.extend_from_slice(args);
     prov(&all)
 }
+
+/// The DOM of `page` (with `hash` after `#`, where the page's script reads its state) once
+/// headless Chromium has loaded it and run its script; `None` (the test skips) when Chromium
+/// is not installed, unless PROV_BROWSER_REQUIRED=1 (CI), where that is a failure.
+pub fn browser_dom(page: &Path, hash: &str) -> Option<String> {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        if std::env::var("PROV_BROWSER_REQUIRED").as_deref() == Ok("1") {
+            panic!("Chromium is not installed and PROV_BROWSER_REQUIRED=1");
+        }
+        eprintln!("SKIPPED: no Chromium (apt-get install chromium)");
+        return None;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}#{hash}", page.display());
+    let out = Command::new(chromium)
+        .args(browser_flags(profile.path()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium --dump-dom {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Headless Chromium as root on a machine without network: no sandbox (root), nothing that
+/// phones home, a profile of its own.
+pub fn browser_flags(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+/// The element of `dom` whose `id` is `id`: its opening tag.
+pub fn element<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
+    let at = dom.find(&format!(" id=\"{id}\""))?;
+    let start = dom[..at].rfind('<')?;
+    let end = at + dom[at..].find('>')?;
+    Some(&dom[start..=end])
+}

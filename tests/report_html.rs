@@ -1,0 +1,187 @@
+//! The run report as a page (`prov apply --report-html`, `prov report`), opened in headless
+//! Chromium: what a user sees there, on a run of the local connection with two inventory
+//! names (a manager and a worker that `needs` the manager's init).
+
+mod common;
+
+use common::{browser_dom, element, prov};
+use std::path::Path;
+
+const SECRET: &str = "S3cret-t0ken-4c1d";
+
+/// A playbook with every outcome: the worker's join waits for the manager's init (`needs`),
+/// a file changes (with its diff), a command fails with output on both streams that holds a
+/// password, and a role's task is tagged.
+fn project(dir: &Path) {
+    let inv = format!(
+        "[managers]\nm1 ansible_connection=local\n[workers]\nw1 ansible_connection=local\n\
+         [all:vars]\nansible_password={SECRET}\ndir={}\n",
+        dir.display()
+    );
+    std::fs::write(dir.join("hosts.ini"), inv).unwrap();
+    std::fs::create_dir_all(dir.join("roles/base/tasks")).unwrap();
+    std::fs::write(
+        dir.join("roles/base/tasks/main.yml"),
+        "- name: base config\n  copy: {dest: \"{{ dir }}/{{ inventory_hostname }}.conf\", content: \"new line\\n\"}\n  tags: [config]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("m1.conf"), "old line\n").unwrap();
+    std::fs::write(dir.join("w1.conf"), "old line\n").unwrap();
+    std::fs::write(
+        dir.join("site.yml"),
+        r#"
+- hosts: all
+  gather_facts: false
+  roles: [base]
+  tasks:
+    - name: swarm init
+      id: init
+      command: sleep 0.5
+      when: inventory_hostname == 'm1'
+    - name: swarm join
+      needs: ["init@m1"]
+      command: "true"
+      when: inventory_hostname == 'w1'
+    - name: start the app
+      shell: "echo out-{{ ansible_password }}; echo err-{{ ansible_password }} >&2; exit 3"
+      when: inventory_hostname == 'w1'
+"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_run_page_shows_lanes_outcomes_waits_diffs_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let page = dir.path().join("run.html");
+    let run = prov(&[
+        "apply",
+        dir.path().join("site.yml").to_str().unwrap(),
+        "-i",
+        dir.path().join("hosts.ini").to_str().unwrap(),
+        "--diff",
+        "--report-html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.all_output());
+    let source = std::fs::read_to_string(&page).unwrap();
+    assert!(!source.contains(SECRET), "the password is in the page");
+    assert!(
+        !source.contains("http://") && !source.contains("https://"),
+        "the page fetches nothing"
+    );
+
+    let Some(dom) = browser_dom(&page, "") else {
+        return;
+    };
+    assert!(!dom.contains(SECRET));
+    // A lane per host.
+    for host in ["m1", "w1"] {
+        assert!(
+            dom.contains(&format!(
+                "class=\"lane\" data-filter=\"\" data-host=\"{host}\""
+            )),
+            "{dom}"
+        );
+    }
+    // Bars with their outcomes.
+    let bar = |host: &str, task: &str| bar_of(&dom, host, task);
+    assert!(bar("m1", "swarm init").contains("data-status=\"changed\""));
+    assert!(bar("w1", "swarm init").contains("data-status=\"skipped\""));
+    assert!(bar("w1", "start the app").contains("data-status=\"failed\""));
+    assert!(bar("m1", "base : base config").contains("data-role=\"base\""));
+    assert!(bar("m1", "base : base config").contains("data-tags=\"config\""));
+    // The join waited for the init, and says so on hover (the title) and in the waits table.
+    let join = bar("w1", "swarm join");
+    assert!(join.contains("data-status=\"changed\""), "{join}");
+    assert!(
+        join.contains("for needs: 'swarm init' on m1"),
+        "the join's bar does not name what it waited for: {join}"
+    );
+    let wait_id = join
+        .split("data-hl=\"")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .expect("the join is linked to its wait");
+    let wait = element(&dom, wait_id).expect("the wait is drawn");
+    assert!(wait.contains("class=\"wait\"") && wait.contains("data-edge=\"needs\""));
+    // The diff of the changed file.
+    assert!(
+        dom.contains("<span class=\"del\">-old line</span>"),
+        "{dom}"
+    );
+    assert!(dom.contains("<span class=\"add\">+new line</span>"));
+    // The failure, with both streams (the password scrubbed out of them).
+    assert!(dom.contains("<pre class=\"stdout\">out-"), "{dom}");
+    assert!(dom.contains("<pre class=\"stderr\">err-"));
+
+    // Highlighting the wait marks the init it waited for.
+    let init_id = bar("m1", "swarm init")
+        .split(" id=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let dom = browser_dom(&page, &format!("hl={wait_id}")).unwrap();
+    let init = element(&dom, &init_id).unwrap();
+    assert!(init.contains(" hl"), "{init}");
+    assert!(dom.contains("<body class=\"highlighting\">"));
+
+    // Filtered by outcome: only the failure stays visible.
+    let dom = browser_dom(&page, "outcome=failed").unwrap();
+    assert!(!bar_of(&dom, "w1", "start the app").contains("hidden"));
+    assert!(bar_of(&dom, "m1", "swarm init").contains("hidden"));
+}
+
+/// A report file written by any run becomes the same page with `prov report`.
+#[test]
+fn prov_report_turns_a_report_file_into_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let run = prov(&[
+        "apply",
+        dir.path().join("site.yml").to_str().unwrap(),
+        "-i",
+        dir.path().join("hosts.ini").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.all_output());
+    let report = run.report.expect("report");
+    let json = dir.path().join("run.json");
+    std::fs::write(&json, report.to_string()).unwrap();
+    let join = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["host"] == "w1" && t["task"] == "swarm join")
+        .unwrap()
+        .clone();
+    assert_eq!(join["waited"]["edge"], "needs", "{join}");
+    assert_eq!(join["waited"]["host"], "m1");
+    assert!(join["end_ms"].as_u64() >= join["start_ms"].as_u64());
+
+    let out = prov(&["report", json.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    let page = dir.path().join("run.html");
+    assert_eq!(out.stdout.trim(), page.display().to_string());
+    let source = std::fs::read_to_string(&page).unwrap();
+    assert!(source.contains("waited") && !source.contains(SECRET));
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"hosts\": {}}").unwrap();
+    let out = prov(&["report", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("bad.json") && out.stderr.contains("tasks"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The opening tag of the bar of `task` on `host`.
+fn bar_of(dom: &str, host: &str, task: &str) -> String {
+    let tag = format!("data-host=\"{host}\" data-task=\"{task}\"");
+    let at = dom.find(&tag).unwrap_or_else(|| panic!("no bar {tag}"));
+    let start = dom[..at].rfind('<').unwrap();
+    dom[start..at + dom[at..].find('>').unwrap()].to_string()
+}
