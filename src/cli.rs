@@ -42,8 +42,8 @@ enum Cmd {
     Run(AdhocArgs),
     /// Load and check a playbook and build its graph without touching any host.
     Validate(LoadArgs),
-    /// Print the (host, task) graph as DOT.
-    Graph(LoadArgs),
+    /// Print the (host, task) graph as DOT, or write it as a page (`--html`).
+    Graph(GraphArgs),
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
     /// Run a playbook regularly from a systemd timer, here or on a management host (--on).
@@ -139,6 +139,16 @@ struct AdhocArgs {
     select: crate::app::Select,
     #[command(flatten)]
     run: RunOpts,
+}
+
+#[derive(Args)]
+struct GraphArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Write the graph as a self-contained HTML page (a row per host, nodes by layer, the
+    /// edges between hosts by kind) instead of printing DOT.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -347,11 +357,8 @@ pub fn main() -> i32 {
             }
             Err(d) => bad_input(&d),
         },
-        Cmd::Graph(l) => match load_all(&l) {
-            Ok(loaded) => {
-                out(&loaded.plan.to_dot(&loaded.pb));
-                exit::OK
-            }
+        Cmd::Graph(g) => match load_all(&g.load) {
+            Ok(loaded) => graph(&loaded, g.html.as_deref()),
             Err(d) => bad_input(&d),
         },
         Cmd::Inventory(a) => inventory_cmd(a),
@@ -653,6 +660,23 @@ fn run_loaded(loaded: crate::app::Loaded, a: &RunOpts, adhoc: bool) -> i32 {
         }
     }
     done.exit_code()
+}
+
+/// `prov graph`: the plan as DOT, or as a page.
+fn graph(loaded: &crate::app::Loaded, html: Option<&std::path::Path>) -> i32 {
+    let Some(path) = html else {
+        out(&loaded.plan.to_dot(&loaded.pb));
+        return exit::OK;
+    };
+    let title = format!("prov graph: {}", loaded.pb.path.display());
+    let page = crate::output::html::graph::page(&loaded.plan, &loaded.pb, &title);
+    match page.and_then(|p| crate::output::html::write(path, &p)) {
+        Ok(()) => {
+            out(&format!("{}\n", path.display()));
+            exit::OK
+        }
+        Err(e) => bad_input(&Diag::new(e).into()),
+    }
 }
 
 /// `prov report`: a report file as a page.

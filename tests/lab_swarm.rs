@@ -1,7 +1,9 @@
 //! The flagship job end to end on the lab: `playbooks/site.yml` takes the hosts to a Docker
 //! Swarm, checked over plain ssh as an operator would; a second run changes nothing; drift made
 //! by hand is named by --check and repaired by apply; secrets never reach output; joins do not
-//! wait for unrelated hosts; a failing Docker EE repository leaves nothing half-configured.
+//! wait for unrelated hosts; a failing Docker EE repository leaves nothing half-configured;
+//! the first run's report page (`--report-html`), opened in headless Chromium, shows a lane
+//! per host and names what a worker's join waited for, and holds no join token.
 //! The apps site.yml deploys (roles/apps) run where their labels say, reach each other over
 //! the overlay network, and resolve names through the DNS servers the drop-in configures: a
 //! DNS server answering on the first of them (192.0.2.1, given to h1 for the test) is asked
@@ -9,7 +11,7 @@
 //! One test function: the steps share the lab and must run in order.
 
 mod common;
-use common::{Run, eventually, host_changed, lab_ssh, lab_up, prov};
+use common::{Run, browser_dom, eventually, host_changed, lab_ssh, lab_up, prov};
 use std::time::{Duration, Instant};
 
 const SITE: &str = "playbooks/site.yml";
@@ -160,6 +162,45 @@ fn check_apps() {
     }
 }
 
+const INIT: &str = "swarm : init the swarm on the first manager";
+const JOIN_TOKENS: &str = "swarm : join tokens from the first manager";
+
+/// The first run's page: a lane per host, and each worker's join named as waiting for the
+/// manager's init whenever the worker was free before the init ended (h2 and h3 skip the init,
+/// the task before, while h1 runs it: on a fresh lab they wait).
+fn check_report_page(run: &Run, page: &std::path::Path) {
+    let Some(dom) = browser_dom(page, "") else {
+        return;
+    };
+    for h in ["h1", "h2", "h3"] {
+        assert!(
+            dom.contains(&format!(
+                "class=\"lane\" data-filter=\"\" data-host=\"{h}\""
+            )),
+            "no lane for {h}"
+        );
+    }
+    let (init_start, init_took) = start_of(run, "h1", INIT);
+    let init_end = init_start + init_took;
+    for h in ["h2", "h3"] {
+        let (start, _) = start_of(run, h, JOIN_TOKENS);
+        let (skipped_at, skip_took) = start_of(run, h, INIT);
+        let tag = format!("data-host=\"{h}\" data-task=\"{JOIN_TOKENS}\"");
+        let at = dom.find(&tag).unwrap_or_else(|| panic!("no bar for {tag}"));
+        let bar = &dom[at..at + dom[at..].find('>').unwrap()];
+        assert!(
+            start + 1 >= init_end,
+            "{h}'s join started before the init ended"
+        );
+        if skipped_at + skip_took + 2 < init_end {
+            assert!(
+                bar.contains(&format!("for needs: '{INIT}' on h1")),
+                "{h} was free before the init ended, and its join does not say it waited: {bar}"
+            );
+        }
+    }
+}
+
 fn start_of(run: &Run, host: &str, task: &str) -> (u64, u64) {
     let t = run
         .tasks_named(task)
@@ -178,9 +219,12 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
         return;
     }
     // 1. Apply, then check as an operator would.
-    let first = site(&[]);
+    let pages = tempfile::tempdir().unwrap();
+    let page = pages.path().join("site.html");
+    let first = site(&["--report-html", page.to_str().unwrap()]);
     assert_eq!(first.code, 0, "{}", first.all_output());
     check_converged_state();
+    check_report_page(&first, &page);
 
     // 2. A second run changes nothing anywhere.
     let second = site(&["--json"]);
@@ -267,11 +311,18 @@ fn site_builds_the_swarm_converges_repairs_drift_and_keeps_secrets() {
     let after = site(&["--check"]);
     assert_eq!(after.code, 0, "{}", after.all_output());
 
-    // 4. Join tokens appear nowhere in output, --json events or the report.
+    // 4. Join tokens appear nowhere in output, --json events, the report or its page.
     let tokens = [
         sh(1, "docker swarm join-token -q worker"),
         sh(1, "docker swarm join-token -q manager"),
     ];
+    let page_source = std::fs::read_to_string(&page).unwrap();
+    for t in &tokens {
+        assert!(
+            !page_source.contains(t.trim()),
+            "a join token is in the report page"
+        );
+    }
     for run in [&first, &second, &drift, &repair] {
         let report = run
             .report

@@ -1,6 +1,6 @@
-//! The run report as a page (`prov apply --report-html`, `prov report`), opened in headless
-//! Chromium: what a user sees there, on a run of the local connection with two inventory
-//! names (a manager and a worker that `needs` the manager's init).
+//! prov's pages, opened in headless Chromium: the run report (`prov apply --report-html`,
+//! `prov report`) of a run on the local connection with two inventory names (a manager and a
+//! worker that `needs` the manager's init), and the plan's graph (`prov graph --html`).
 
 mod common;
 
@@ -184,4 +184,55 @@ fn bar_of(dom: &str, host: &str, task: &str) -> String {
     let at = dom.find(&tag).unwrap_or_else(|| panic!("no bar {tag}"));
     let start = dom[..at].rfind('<').unwrap();
     dom[start..at + dom[at..].find('>').unwrap()].to_string()
+}
+
+/// The plan before it runs: a row per host, nodes by layer, the `needs` edge drawn and named.
+#[test]
+fn the_graph_page_shows_rows_layers_and_the_edges_between_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let page = dir.path().join("graph.html");
+    let out = prov(&[
+        "graph",
+        dir.path().join("site.yml").to_str().unwrap(),
+        "-i",
+        dir.path().join("hosts.ini").to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    let Some(dom) = browser_dom(&page, "") else {
+        return;
+    };
+    for host in ["m1", "w1"] {
+        assert!(dom.contains(&format!(
+            "class=\"row\" data-filter=\"\" data-host=\"{host}\""
+        )));
+    }
+    // On each of the 2 hosts: the role's task, the play's three and its handler flush.
+    assert_eq!(dom.matches("class=\"node\"").count(), 10, "{dom}");
+    let edge = dom
+        .find("data-edge=\"needs\"")
+        .map(|at| &dom[at..at + dom[at..].find("</path>").unwrap()])
+        .expect("the needs edge is drawn");
+    assert!(
+        edge.contains("<title>needs: w1: swarm join waits for m1: swarm init</title>"),
+        "{edge}"
+    );
+    // The join is a layer after the init it needs, not beside it.
+    let layer = |host: &str, task: &str| -> String {
+        let tag = format!("data-host=\"{host}\" data-task=\"{task}\"");
+        let at = dom.find(&tag).unwrap();
+        let t = &dom[at..];
+        t[t.find("(layer ").unwrap() + 7..]
+            .split(')')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (init, join) = (layer("m1", "swarm init"), layer("w1", "swarm join"));
+    assert!(
+        join.parse::<u32>().unwrap() > init.parse::<u32>().unwrap(),
+        "{init} {join}"
+    );
 }

@@ -5,6 +5,7 @@
 //! side lays everything out; the page's script only filters and highlights, so the page reads
 //! the same without it.
 
+pub mod graph;
 pub mod run;
 
 use minijinja::{AutoEscape, Environment, Value};
