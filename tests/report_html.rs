@@ -236,3 +236,76 @@ fn the_graph_page_shows_rows_layers_and_the_edges_between_hosts() {
         "{init} {join}"
     );
 }
+
+/// The drift history of scheduled runs: per host and day, runs, items corrected (or found
+/// drifted) and failures, each run linked to its own page.
+#[test]
+fn the_history_page_counts_runs_corrections_and_failures_per_host_and_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("hosts.ini"), "n1 ansible_connection=local\n").unwrap();
+    let conf = d.join("app.conf");
+    std::fs::write(
+        d.join("pb.yml"),
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: app config\n      copy: {{dest: {}, content: \"port=80\\n\"}}\n",
+            conf.display()
+        ),
+    )
+    .unwrap();
+    let reports = d.join("reports");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let scheduled = |extra: &[&str]| {
+        let fixed = [
+            "scheduled-run".to_string(),
+            path(&d.join("pb.yml")),
+            "-i".into(),
+            path(&d.join("hosts.ini")),
+            "--reports".into(),
+            path(&reports),
+            "--lock".into(),
+            path(&d.join("lock")),
+        ];
+        let mut args: Vec<&str> = fixed.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        let run = prov(&args);
+        // 2: drift found or corrected; never a failure.
+        assert!(matches!(run.code, 0 | 2), "{}", run.all_output());
+        run.code
+    };
+    // Corrected (the file is made), clean, drift found by a check, corrected again.
+    assert_eq!(scheduled(&[]), 2);
+    assert_eq!(scheduled(&[]), 0);
+    std::fs::write(&conf, "port=8080\n").unwrap();
+    assert_eq!(scheduled(&["--check-only"]), 2);
+    assert_eq!(scheduled(&[]), 2);
+
+    let page = d.join("history.html");
+    let out = prov(&[
+        "reports",
+        "--dir",
+        reports.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all_output());
+    let Some(dom) = browser_dom(&page, "") else {
+        return;
+    };
+    // One host, one day: 4 runs, 3 items corrected or found drifted, no failure.
+    assert!(
+        dom.contains(r#"data-runs="4" data-corrected="3" data-failed="0""#),
+        "{dom}"
+    );
+    assert!(dom.contains(">4 · 3 · 0</a>"));
+    assert_eq!(dom.matches("<tr id=\"run-n1-").count(), 4);
+    // Each run links to its page, which is the run's report page.
+    let link = dom
+        .split("href=\"history.runs/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a run links to its page");
+    let run_page = d.join("history.runs").join(link);
+    let run_dom = browser_dom(&run_page, "").unwrap();
+    assert!(run_dom.contains("class=\"lane\" data-filter=\"\" data-host=\"n1\""));
+}

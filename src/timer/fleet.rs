@@ -26,16 +26,32 @@ pub(super) async fn collect(
     dir: &Path,
     forks: usize,
 ) -> Vec<Collected> {
-    let script = newest_report_script(dir);
+    collect_reports(hosts, inv, dir, forks, 1)
+        .await
+        .into_iter()
+        .map(|(host, outcome)| Collected {
+            host,
+            outcome: outcome.map(|mut runs| runs.pop().map(|(_, r)| r)),
+        })
+        .collect()
+}
+
+/// A host's reports, oldest first: each file's name and content.
+pub(super) type Reports = Vec<(String, Json)>;
+
+/// Reads the newest `newest` reports in `dir` on each host, `forks` hosts at a time, in
+/// inventory order.
+pub(super) async fn collect_reports(
+    hosts: &[String],
+    inv: &Inventory,
+    dir: &Path,
+    forks: usize,
+    newest: usize,
+) -> Vec<(String, Result<Reports, String>)> {
+    let script = newest_reports_script(dir, newest);
     let reads = hosts.iter().map(|h| {
         let script = script.clone();
-        async move {
-            let outcome = read_one(h, inv, &script).await;
-            Collected {
-                host: h.clone(),
-                outcome,
-            }
-        }
+        async move { (h.clone(), read_one(h, inv, &script).await) }
     });
     futures_util::stream::iter(reads)
         .buffered(forks.max(1))
@@ -43,14 +59,17 @@ pub(super) async fn collect(
         .await
 }
 
-async fn read_one(host: &str, inv: &Inventory, script: &str) -> Result<Option<Json>, String> {
+/// Between reports in the script's output: a byte no JSON text holds unescaped.
+const SEPARATOR: char = '\u{1e}';
+
+async fn read_one(host: &str, inv: &Inventory, script: &str) -> Result<Reports, String> {
     let target = Target::open(Some(host), Some(inv)).await?;
     let out = target.run(script, None).await;
     target.conn.close().await;
     let out = out?;
     match out.rc {
         0 => {}
-        3 => return Ok(None),
+        3 => return Ok(vec![]),
         rc => {
             return Err(format!(
                 "reading the reports failed (exit {rc}): {}",
@@ -58,21 +77,27 @@ async fn read_one(host: &str, inv: &Inventory, script: &str) -> Result<Option<Js
             ));
         }
     }
-    let text = out.stdout_str();
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| format!("its newest report is not JSON: {e}"))
+    out.stdout_str()
+        .split(SEPARATOR)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, text) = part.split_once('\n').unwrap_or((part, ""));
+            serde_json::from_str(text)
+                .map(|r| (name.to_string(), r))
+                .map_err(|e| format!("its report {name} is not JSON: {e}"))
+        })
+        .collect()
 }
 
-/// Prints the newest report file of `dir` (report names sort by time); exit 3 when there is
-/// none.
-fn newest_report_script(dir: &Path) -> String {
+/// Prints the newest `n` report files of `dir` (report names sort by time), oldest first, each
+/// after a separator and its name; exit 3 when there is none.
+fn newest_reports_script(dir: &Path, n: usize) -> String {
     let d = quote(&dir.to_string_lossy());
     format!(
         "cd {d} 2>/dev/null || exit 3\n\
-         f=$(ls -1 | grep -E '^[0-9]{{8}}T[0-9]{{6}}\\.[0-9]{{3}}Z\\.json$' | tail -n 1)\n\
-         [ -n \"$f\" ] || exit 3\n\
-         cat -- \"$f\"\n"
+         fs=$(ls -1 | grep -E '^[0-9]{{8}}T[0-9]{{6}}\\.[0-9]{{3}}Z\\.json$' | tail -n {n})\n\
+         [ -n \"$fs\" ] || exit 3\n\
+         for f in $fs; do printf '\\036%s\\n' \"$f\"; cat -- \"$f\"; done\n"
     )
 }
 

@@ -22,6 +22,7 @@
 //! prov's own [`Connection`] (local or SSH).
 
 mod fleet;
+mod history;
 mod install;
 pub mod interval;
 mod play;
@@ -149,9 +150,10 @@ pub struct ScheduleArgs {
 
 #[derive(Args)]
 pub struct ReportsArgs {
-    /// How many runs to show, newest first.
-    #[arg(long, default_value_t = 10)]
-    pub last: usize,
+    /// How many runs to show, newest first (default 10; with --html every report kept,
+    /// with --html --from the newest 200 of each host).
+    #[arg(long)]
+    pub last: Option<usize>,
     /// Directory of the reports.
     #[arg(long, default_value = REPORTS_DIR)]
     pub dir: PathBuf,
@@ -178,6 +180,11 @@ pub struct ReportsArgs {
     /// The reports themselves, as a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// Write the drift history as a self-contained page: per host and day, runs, items
+    /// corrected and failures, each run linked to its own page (written beside it, in
+    /// `OUT.runs/`).
+    #[arg(long, value_name = "OUT.html", conflicts_with_all = ["json", "on"])]
+    pub html: Option<PathBuf>,
 }
 
 /// Where installing and removing happen: this machine or a host over SSH. Commands run as
@@ -511,6 +518,9 @@ fn schedule_pull(a: &ScheduleArgs) -> i32 {
 
 /// `prov reports`: past runs, newest first.
 pub fn reports(a: ReportsArgs) -> i32 {
+    if let Some(out) = &a.html {
+        return history::write_page(&a, out);
+    }
     if let Some(pattern) = &a.from {
         return reports_from(&a, pattern);
     }
@@ -525,7 +535,7 @@ pub fn reports(a: ReportsArgs) -> i32 {
             return exit::FAILED;
         }
     };
-    let chosen: Vec<&PathBuf> = files.iter().rev().take(a.last).collect();
+    let chosen: Vec<&PathBuf> = files.iter().rev().take(a.last.unwrap_or(10)).collect();
     let mut loaded = vec![];
     for p in chosen {
         let text = std::fs::read_to_string(p).unwrap_or_default();
@@ -565,7 +575,7 @@ fn reports_on(a: &ReportsArgs, host: &str) -> i32 {
     }
     let mut cmd = format!(
         "{BIN} reports --last {} --dir {}",
-        a.last,
+        a.last.unwrap_or(10),
         crate::shell::quote(&a.dir.to_string_lossy())
     );
     if a.json {

@@ -6,6 +6,7 @@
 //! the same without it.
 
 pub mod graph;
+pub mod history;
 pub mod run;
 
 use minijinja::{AutoEscape, Environment, Value};
