@@ -332,6 +332,33 @@ fn reports_from_many_hosts_sum_up_each_newest_run() {
     assert!(all.stdout.contains("gone  unreachable"), "{}", all.stdout);
     assert!(all.stdout.contains("1 unreachable"), "{}", all.stdout);
 
+    // The drift history of the same hosts as a page: the node's runs counted (a second
+    // pull, which corrects nothing, makes two), the unreachable host named and exit 4.
+    assert_eq!(p.pull(&["-e", "text=one"]).code, 0);
+    let page = p.work.join("drift.html");
+    let html = prov(&[
+        "reports",
+        "--from",
+        "all",
+        "-i",
+        inv,
+        "--dir",
+        dir,
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(html.code, 4, "{}", html.all_output());
+    assert!(html.stderr.contains("gone:"), "{}", html.stderr);
+    let source = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        source.contains(r#"data-runs="2" data-corrected="1" data-failed="0""#),
+        "{source}"
+    );
+    let runs = std::fs::read_dir(p.work.join("drift.runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 2, "a page per run");
+
     let unknown = prov(&["reports", "--from", "nod", "-i", inv, "--dir", dir]);
     assert_eq!(unknown.code, 1, "{}", unknown.all_output());
     assert!(

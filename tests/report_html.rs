@@ -309,3 +309,43 @@ fn the_history_page_counts_runs_corrections_and_failures_per_host_and_day() {
     let run_dom = browser_dom(&run_page, "").unwrap();
     assert!(run_dom.contains("class=\"lane\" data-filter=\"\" data-host=\"n1\""));
 }
+
+/// With `--forks 1` the second host waits for the first to finish: its first task names the
+/// forks limit as what held it.
+#[test]
+fn a_wait_for_a_fork_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("hosts.ini"),
+        "a ansible_connection=local\nb ansible_connection=local\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("pb.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: slow\n      command: sleep 0.3\n",
+    )
+    .unwrap();
+    let page = d.join("run.html");
+    let run = prov(&[
+        "apply",
+        d.join("pb.yml").to_str().unwrap(),
+        "-i",
+        d.join("hosts.ini").to_str().unwrap(),
+        "--forks",
+        "1",
+        "--report-html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let waited: Vec<_> = run
+        .tasks_named("slow")
+        .into_iter()
+        .filter_map(|t| t.get("waited").cloned())
+        .collect();
+    assert_eq!(waited.len(), 1, "one host waited: {waited:?}");
+    assert_eq!(waited[0]["edge"], "forks");
+    assert!(waited[0]["ms"].as_u64().unwrap() >= 250, "{waited:?}");
+    let source = std::fs::read_to_string(&page).unwrap();
+    assert!(source.contains("for forks: every fork was in use"));
+}
