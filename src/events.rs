@@ -102,7 +102,7 @@ pub struct TaskResult {
     /// A failed task's output (`stdout`, `stderr` of its result), kept for the report when
     /// the rest of the result is dropped.
     #[serde(skip)]
-    pub output: Option<Box<(String, String)>>,
+    pub failed_output: Option<Box<(String, String)>>,
 }
 
 /// What held a node back after its host was free: the edge last satisfied (the predecessor on
@@ -151,7 +151,7 @@ impl TaskResult {
             role: None,
             tags: vec![],
             waited: None,
-            output: None,
+            failed_output: None,
         }
     }
 

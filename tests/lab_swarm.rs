@@ -185,9 +185,7 @@ fn check_report_page(run: &Run, page: &std::path::Path) {
     for h in ["h2", "h3"] {
         let (start, _) = start_of(run, h, JOIN_TOKENS);
         let (skipped_at, skip_took) = start_of(run, h, INIT);
-        let tag = format!("data-host=\"{h}\" data-task=\"{JOIN_TOKENS}\"");
-        let at = dom.find(&tag).unwrap_or_else(|| panic!("no bar for {tag}"));
-        let bar = &dom[at..at + dom[at..].find('>').unwrap()];
+        let bar = common::bar(&dom, h, JOIN_TOKENS);
         assert!(
             start + 1 >= init_end,
             "{h}'s join started before the init ended"

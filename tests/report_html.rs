@@ -86,7 +86,7 @@ fn the_run_page_shows_lanes_outcomes_waits_diffs_and_failures() {
         );
     }
     // Bars with their outcomes.
-    let bar = |host: &str, task: &str| bar_of(&dom, host, task);
+    let bar = |host: &str, task: &str| common::bar(&dom, host, task);
     assert!(bar("m1", "swarm init").contains("data-status=\"changed\""));
     assert!(bar("w1", "swarm init").contains("data-status=\"skipped\""));
     assert!(bar("w1", "start the app").contains("data-status=\"failed\""));
@@ -130,8 +130,8 @@ fn the_run_page_shows_lanes_outcomes_waits_diffs_and_failures() {
 
     // Filtered by outcome: only the failure stays visible.
     let dom = browser_dom(&page, "outcome=failed").unwrap();
-    assert!(!bar_of(&dom, "w1", "start the app").contains("hidden"));
-    assert!(bar_of(&dom, "m1", "swarm init").contains("hidden"));
+    assert!(!common::bar(&dom, "w1", "start the app").contains("hidden"));
+    assert!(common::bar(&dom, "m1", "swarm init").contains("hidden"));
 }
 
 /// A report file written by any run becomes the same page with `prov report`.
@@ -176,14 +176,6 @@ fn prov_report_turns_a_report_file_into_the_page() {
         "{}",
         out.stderr
     );
-}
-
-/// The opening tag of the bar of `task` on `host`.
-fn bar_of(dom: &str, host: &str, task: &str) -> String {
-    let tag = format!("data-host=\"{host}\" data-task=\"{task}\"");
-    let at = dom.find(&tag).unwrap_or_else(|| panic!("no bar {tag}"));
-    let start = dom[..at].rfind('<').unwrap();
-    dom[start..at + dom[at..].find('>').unwrap()].to_string()
 }
 
 /// The plan before it runs: a row per host, nodes by layer, the `needs` edge drawn and named.
@@ -235,6 +227,13 @@ fn the_graph_page_shows_rows_layers_and_the_edges_between_hosts() {
         join.parse::<u32>().unwrap() > init.parse::<u32>().unwrap(),
         "{init} {join}"
     );
+    // Filtered to one host, the other's row (an SVG group) is hidden.
+    let dom = browser_dom(&page, "host=m1").unwrap();
+    assert!(
+        dom.contains("class=\"row\" data-filter=\"\" data-host=\"w1\" hidden=\"\""),
+        "{dom}"
+    );
+    assert!(dom.contains("class=\"row\" data-filter=\"\" data-host=\"m1\">"));
 }
 
 /// The drift history of scheduled runs: per host and day, runs, items corrected (or found

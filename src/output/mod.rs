@@ -317,7 +317,7 @@ impl Renderer {
         // over thousands of hosts those would be most of prov's memory.
         let mut kept = r.clone();
         if r.status == Status::Failed {
-            kept.output = failed_output(r.result.as_ref());
+            kept.failed_output = failed_output(r.result.as_ref());
         }
         kept.result = None;
         self.results.push(kept);
@@ -599,12 +599,12 @@ impl<'a> ReportTask<'a> {
             tags: &r.tags,
             waited: r.waited.as_deref(),
             stdout: r
-                .output
+                .failed_output
                 .as_ref()
                 .map(|o| o.0.as_str())
                 .filter(|s| !s.is_empty()),
             stderr: r
-                .output
+                .failed_output
                 .as_ref()
                 .map(|o| o.1.as_str())
                 .filter(|s| !s.is_empty()),

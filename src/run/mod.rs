@@ -197,7 +197,8 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
         }
         let free_ms = sh.now_ms();
         let blocked = wait_for_predecessors(&sh, node).await;
-        if let Some(wait) = sh.held_by(node, free_ms) {
+        let held = sh.held_by(node, free_ms);
+        if let Some(wait) = held.clone() {
             sh.note_wait(&host, wait);
         }
         let end = match blocked {
@@ -207,9 +208,10 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
             }
             None => {
                 if fork.is_none() {
-                    let asked = std::time::Instant::now();
-                    fork = Some(sh.forks.acquire().await.expect("semaphore never closed"));
-                    if asked.elapsed() >= std::time::Duration::from_millis(1) {
+                    let (permit, fork_ms) = waits::take_fork(&sh).await;
+                    fork = Some(permit);
+                    // The fork is named when it held the node longer than any edge did.
+                    if fork_ms > held.as_ref().map_or(0, |w| w.ms) {
                         sh.note_wait(&host, waits::for_fork(sh.now_ms() - free_ms));
                     }
                 }
@@ -223,6 +225,9 @@ async fn host_loop(sh: Arc<Shared>, host: String) {
             }
         };
         sh.stamp_end(node);
+        // A node that reported nothing (an included task, a host outside the play's run
+        // group) leaves its wait behind: it must not land on the next node's result.
+        sh.take_wait(&host);
         let _ = sh.status[node.index()].send(Some(end));
     }
     hr.finish_blocks();

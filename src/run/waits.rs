@@ -62,6 +62,17 @@ impl Shared {
     }
 }
 
+/// A fork for a host: at once when one is free, else when one frees up; and how many whole
+/// milliseconds it waited (0 when one was free, whatever the machine's scheduling did).
+pub async fn take_fork(sh: &Shared) -> (tokio::sync::SemaphorePermit<'_>, u64) {
+    if let Ok(permit) = sh.forks.try_acquire() {
+        return (permit, 0);
+    }
+    let asked = sh.now_ms();
+    let permit = sh.forks.acquire().await.expect("semaphore never closed");
+    (permit, sh.now_ms() - asked)
+}
+
 /// A wait for a fork (`--forks` hosts at work at once), `ms` after the host was free.
 pub fn for_fork(ms: u64) -> Wait {
     Wait {

@@ -77,7 +77,8 @@ async fn read_one(host: &str, inv: &Inventory, script: &str) -> Result<Reports, 
             ));
         }
     }
-    out.stdout_str()
+    let parsed: Vec<Result<(String, Json), String>> = out
+        .stdout_str()
         .split(SEPARATOR)
         .filter(|part| !part.is_empty())
         .map(|part| {
@@ -86,7 +87,19 @@ async fn read_one(host: &str, inv: &Inventory, script: &str) -> Result<Reports, 
                 .map(|r| (name.to_string(), r))
                 .map_err(|e| format!("its report {name} is not JSON: {e}"))
         })
-        .collect()
+        .collect();
+    // A report that cannot be read (pruned between `ls` and `cat`, cut short) is skipped with
+    // a warning; the host fails only when none can be.
+    let (good, bad): (Vec<_>, Vec<_>) = parsed.into_iter().partition(Result::is_ok);
+    match (good.is_empty(), bad.into_iter().next()) {
+        (true, Some(Err(e))) => Err(e),
+        (_, first_bad) => {
+            if let Some(Err(e)) = first_bad {
+                eprintln!("prov reports: {host}: skipping: {e}");
+            }
+            Ok(good.into_iter().flatten().collect())
+        }
+    }
 }
 
 /// Prints the newest `n` report files of `dir` (report names sort by time), oldest first, each
@@ -97,7 +110,7 @@ fn newest_reports_script(dir: &Path, n: usize) -> String {
         "cd {d} 2>/dev/null || exit 3\n\
          fs=$(ls -1 | grep -E '^[0-9]{{8}}T[0-9]{{6}}\\.[0-9]{{3}}Z\\.json$' | tail -n {n})\n\
          [ -n \"$fs\" ] || exit 3\n\
-         for f in $fs; do printf '\\036%s\\n' \"$f\"; cat -- \"$f\"; done\n"
+         for f in $fs; do printf '\\036%s\\n' \"$f\"; cat -- \"$f\" 2>/dev/null; done; exit 0\n"
     )
 }
 

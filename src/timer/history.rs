@@ -19,7 +19,13 @@ pub(super) fn write_page(a: &ReportsArgs, out: &Path) -> i32 {
             Ok(r) => r,
             Err(code) => return code,
         },
-        None => (local_runs(a), exit::OK),
+        None => match local_runs(a) {
+            Ok(r) => (r, exit::OK),
+            Err(e) => {
+                eprintln!("prov reports: cannot read {}: {e}", a.dir.display());
+                return exit::FAILED;
+            }
+        },
     };
     let runs_dir = out.with_extension("runs");
     let dir_name = runs_dir
@@ -32,13 +38,17 @@ pub(super) fn write_page(a: &ReportsArgs, out: &Path) -> i32 {
     }
     let mut files = vec![];
     for (node, name, report) in runs {
-        let stem = match &node {
-            Some(n) => format!("{n}-{}", name.trim_end_matches(".json")),
-            None => name.trim_end_matches(".json").to_string(),
+        let run = name.trim_end_matches(".json");
+        let (stem, title) = match &node {
+            // A host's name as a file name (and a link) needs no escaping.
+            Some(n) => (
+                format!("{}-{run}", file_safe(n)),
+                format!("prov: {n} {run}"),
+            ),
+            None => (run.to_string(), format!("prov: {run}")),
         };
         let page_name = format!("{stem}.html");
-        let title = format!("prov: {} {name}", node.as_deref().unwrap_or(""));
-        let link = crate::output::html::run::page(&report, title.trim())
+        let link = crate::output::html::run::page(&report, &title)
             .and_then(|p| crate::output::html::write(&runs_dir.join(&page_name), &p))
             .map(|()| format!("{dir_name}/{page_name}"));
         if let Err(e) = &link {
@@ -70,11 +80,28 @@ pub(super) fn write_page(a: &ReportsArgs, out: &Path) -> i32 {
 /// A run: the node it was read from (`--from`), its file name, its report.
 type Run = (Option<String>, String, Json);
 
+/// `name` with only letters, digits, `.`, `_` and `-`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The reports kept here, the newest `--last` (default: all).
-fn local_runs(a: &ReportsArgs) -> Vec<Run> {
-    let files = report::list(&a.dir).unwrap_or_default();
+fn local_runs(a: &ReportsArgs) -> std::io::Result<Vec<Run>> {
+    // No directory yet: no run has written one (as `prov reports` says in text).
+    let files = match report::list(&a.dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        other => other?,
+    };
     let skip = files.len().saturating_sub(a.last.unwrap_or(usize::MAX));
-    files[skip..]
+    Ok(files[skip..]
         .iter()
         .filter_map(|p| {
             let text = std::fs::read_to_string(p).ok()?;
@@ -86,7 +113,7 @@ fn local_runs(a: &ReportsArgs) -> Vec<Run> {
                 }
             }
         })
-        .collect()
+        .collect())
 }
 
 fn file_name(p: &Path) -> String {

@@ -349,3 +349,11 @@ pub fn element<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
     let end = at + dom[at..].find('>')?;
     Some(&dom[start..=end])
 }
+
+/// The opening tag of the report page's bar of `task` on `host`.
+pub fn bar(dom: &str, host: &str, task: &str) -> String {
+    let tag = format!("data-host=\"{host}\" data-task=\"{task}\"");
+    let at = dom.find(&tag).unwrap_or_else(|| panic!("no bar {tag}"));
+    let start = dom[..at].rfind('<').unwrap();
+    dom[start..at + dom[at..].find('>').unwrap()].to_string()
+}

@@ -21,8 +21,9 @@
   }
   function filter() {
     var f = wanted();
+    // The attribute, not the property: SVG elements (the graph's rows) have no `hidden`.
     document.querySelectorAll("[data-filter]").forEach(function (el) {
-      el.hidden = !shows(el, f);
+      el.toggleAttribute("hidden", !shows(el, f));
     });
     save();
   }

@@ -8,7 +8,7 @@
 use super::{duration, percent};
 use serde::Serialize;
 use serde_json::Value as Json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 const TEMPLATE: &str = include_str!("run.html");
 const OUTCOMES: [&str; 5] = ["ok", "changed", "failed", "skipped", "unreachable"];
@@ -30,9 +30,17 @@ pub fn page(report: &Json, title: &str) -> Result<String, String> {
         .max(1);
     let hosts = host_names(report, &tasks);
     let waits = waits(&tasks, span);
+    let mut by_host: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, t) in tasks.iter().enumerate() {
+        by_host.entry(&t.host).or_default().push(i);
+    }
+    let wait_of: HashMap<usize, &Wait> = waits.iter().map(|w| (w.node, w)).collect();
     let lanes = hosts
         .iter()
-        .map(|h| lane(h, &tasks, &waits, span))
+        .map(|h| {
+            let mine = by_host.get(h.as_str()).map_or(&[][..], Vec::as_slice);
+            lane(h, mine, &tasks, &wait_of, span)
+        })
         .collect::<Vec<_>>();
     let ctx = View {
         title,
@@ -86,7 +94,8 @@ impl Node {
         let start = t["start_ms"].as_u64().unwrap_or(0);
         let end = t["end_ms"]
             .as_u64()
-            .unwrap_or(start + t["duration_ms"].as_u64().unwrap_or(0));
+            .unwrap_or(start.saturating_add(t["duration_ms"].as_u64().unwrap_or(0)))
+            .max(start);
         let status = text("status");
         Node {
             host: text("host"),
@@ -204,7 +213,7 @@ struct Bar {
     hl: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct WaitBar {
     id: String,
     edge: String,
@@ -231,13 +240,19 @@ struct Wait {
     row: WaitRow,
 }
 
-fn lane(host: &str, tasks: &[Node], waits: &[Wait], span: u64) -> Lane {
-    let bars = tasks
+/// The lane of `host`, whose tasks are `mine` (indices into `tasks`).
+fn lane(
+    host: &str,
+    mine: &[usize],
+    tasks: &[Node],
+    wait_of: &HashMap<usize, &Wait>,
+    span: u64,
+) -> Lane {
+    let bars = mine
         .iter()
-        .enumerate()
-        .filter(|(_, t)| t.host == host)
-        .map(|(i, t)| {
-            let wait = waits.iter().find(|w| w.node == i);
+        .map(|&i| {
+            let t = &tasks[i];
+            let wait = wait_of.get(&i);
             let mut title = format!(
                 "{} · {} · {} · {} (at {})",
                 t.host,
@@ -263,17 +278,10 @@ fn lane(host: &str, tasks: &[Node], waits: &[Wait], span: u64) -> Lane {
             }
         })
         .collect();
-    let waits = waits
+    let waits = mine
         .iter()
-        .filter(|w| tasks[w.node].host == host)
-        .map(|w| WaitBar {
-            id: w.bar.id.clone(),
-            edge: w.bar.edge.clone(),
-            left: w.bar.left.clone(),
-            width: w.bar.width.clone(),
-            title: w.bar.title.clone(),
-            hl: w.bar.hl.clone(),
-        })
+        .filter_map(|i| wait_of.get(i))
+        .map(|w| w.bar.clone())
         .collect();
     Lane {
         host: host.to_string(),
@@ -285,6 +293,10 @@ fn lane(host: &str, tasks: &[Node], waits: &[Wait], span: u64) -> Lane {
 /// Every node that waited, with the node it waited for found among the report's tasks: the
 /// one of that host and name that ended last before the waiting node started.
 fn waits(tasks: &[Node], span: u64) -> Vec<Wait> {
+    let mut by_name: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (j, s) in tasks.iter().enumerate() {
+        by_name.entry((&s.host, &s.task)).or_default().push(j);
+    }
     tasks
         .iter()
         .enumerate()
@@ -293,13 +305,13 @@ fn waits(tasks: &[Node], span: u64) -> Vec<Wait> {
             let ms = w["ms"].as_u64().unwrap_or(0);
             let edge = w["edge"].as_str().unwrap_or("").to_string();
             let (from_host, from_task) = (w["host"].as_str(), w["task"].as_str());
-            let source = from_host.zip(from_task).and_then(|(h, n)| {
-                tasks
+            let source = from_host.zip(from_task).and_then(|name| {
+                by_name
+                    .get(&name)?
                     .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.host == h && s.task == n && s.end <= t.start + 1)
-                    .max_by_key(|(_, s)| s.end)
-                    .map(|(j, _)| j)
+                    .copied()
+                    .filter(|&j| tasks[j].end <= t.start.saturating_add(1))
+                    .max_by_key(|&j| tasks[j].end)
             });
             let what = match (from_host, from_task) {
                 (Some(h), Some(n)) => format!("'{n}' on {h}"),
