@@ -50,20 +50,24 @@ fn project(dir: &Path) {
     .unwrap();
 }
 
+/// `prov CMD site.yml -i hosts.ini EXTRA...` on the project in `dir`.
+fn on_project(dir: &Path, cmd: &str, extra: &[&str]) -> common::Run {
+    let (pb, inv) = (dir.join("site.yml"), dir.join("hosts.ini"));
+    let mut args = vec![cmd, pb.to_str().unwrap(), "-i", inv.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    prov(&args)
+}
+
 #[test]
 fn the_run_page_shows_lanes_outcomes_waits_diffs_and_failures() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
     let page = dir.path().join("run.html");
-    let run = prov(&[
+    let run = on_project(
+        dir.path(),
         "apply",
-        dir.path().join("site.yml").to_str().unwrap(),
-        "-i",
-        dir.path().join("hosts.ini").to_str().unwrap(),
-        "--diff",
-        "--report-html",
-        page.to_str().unwrap(),
-    ]);
+        &["--diff", "--report-html", page.to_str().unwrap()],
+    );
     assert_eq!(run.code, 3, "{}", run.all_output());
     let source = std::fs::read_to_string(&page).unwrap();
     assert!(!source.contains(SECRET), "the password is in the page");
@@ -139,12 +143,7 @@ fn the_run_page_shows_lanes_outcomes_waits_diffs_and_failures() {
 fn prov_report_turns_a_report_file_into_the_page() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let run = prov(&[
-        "apply",
-        dir.path().join("site.yml").to_str().unwrap(),
-        "-i",
-        dir.path().join("hosts.ini").to_str().unwrap(),
-    ]);
+    let run = on_project(dir.path(), "apply", &[]);
     assert_eq!(run.code, 3, "{}", run.all_output());
     let report = run.report.expect("report");
     let json = dir.path().join("run.json");
@@ -184,14 +183,7 @@ fn the_graph_page_shows_rows_layers_and_the_edges_between_hosts() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
     let page = dir.path().join("graph.html");
-    let out = prov(&[
-        "graph",
-        dir.path().join("site.yml").to_str().unwrap(),
-        "-i",
-        dir.path().join("hosts.ini").to_str().unwrap(),
-        "--html",
-        page.to_str().unwrap(),
-    ]);
+    let out = on_project(dir.path(), "graph", &["--html", page.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.all_output());
     let Some(dom) = browser_dom(&page, "") else {
         return;
