@@ -8,7 +8,8 @@
 //! then one line per request: `__prov_run TOKEN 'COMMAND'`, the command quoted as one word. The
 //! function runs the command in a subshell with no positional parameters and stdin from
 //! `/dev/null` (a command that reads stdin cannot eat the requests behind it; one that calls
-//! `exit`, `cd` or `set -e` changes only its subshell), then writes `\nTOKEN RC\n` on stdout
+//! `exit`, `cd` or `set -e` changes only its subshell; prov's own probes, written to change
+//! nothing, run in the worker's shell: [`IN_PLACE`]), then writes `\nTOKEN RC\n` on stdout
 //! and `\nTOKEN\n` on stderr. The token is random for every request, so no output can end a
 //! frame early: the command's stdout and stderr are every byte before the markers, whatever
 //! they hold. A command that names its own process (`$$`, `$PPID`) runs under `sh -c` from that
@@ -33,18 +34,33 @@ pub const START: &str = "exec sh -s";
 /// Defines `__prov_run`, `__prov_cmd` and `__prov_end`; sent once, before the first request.
 /// `__prov_run TOKEN MODE COMMAND [STDIN]`: MODE `e` evaluates the command in a subshell, `s`
 /// gives it `sh -c` of its own; `i` after either feeds it STDIN (written with `printf %b`
-/// escapes), otherwise its stdin is `/dev/null`. STDIN is only ever written by a builtin
+/// escapes), otherwise its stdin is `/dev/null`. MODE `p` evaluates it in the worker's own
+/// shell, for a command marked [`IN_PLACE`]. STDIN is only ever written by a builtin
 /// `printf` (dash's, bash's, busybox's): an external one would get it in its argv, visible to
 /// every user of the host. Without one the request answers `n` in place of an exit code, and
 /// has run nothing.
+///
+/// The subshell of a command with stdin is written out in the pipeline rather than called
+/// through `__prov_cmd`: dash runs a subshell that is the last thing a forked pipeline member
+/// does in that member itself, a fork less per write.
 const PRELUDE: &str = "case $(command -V printf 2>/dev/null) in *builtin*) __prov_pb=0;; *) __prov_pb=1;; esac\n\
 __prov_run() { __prov_t=$1; __prov_m=$2; __prov_c=$3; __prov_i=$4; set --; \
 case $__prov_m in \
-*i) if [ \"$__prov_pb\" = 0 ]; then printf '%b' \"$__prov_i\" | __prov_cmd; __prov_end \"$__prov_t\" $?; \
+p) eval \"$__prov_c\" </dev/null; __prov_end \"$__prov_t\" $?;; \
+*i) if [ \"$__prov_pb\" = 0 ]; then printf '%b' \"$__prov_i\" | \
+( case $__prov_m in s*) exec sh -c \"$__prov_c\";; esac; eval \"$__prov_c\" ); __prov_end \"$__prov_t\" $?; \
 else __prov_end \"$__prov_t\" n; fi;; \
 *) __prov_cmd </dev/null; __prov_end \"$__prov_t\" $?;; esac; }\n\
 __prov_cmd() { ( case $__prov_m in s*) exec sh -c \"$__prov_c\";; esac; eval \"$__prov_c\" ); }\n\
 __prov_end() { printf '\\n%s %s\\n' \"$1\" \"$2\"; printf '\\n%s\\n' \"$1\" >&2; }\n";
+
+/// The first line of a command the worker may run in its own shell instead of a subshell: a
+/// fork less, which is most of what a probe of a few shell tests costs. Only prov's own probes
+/// carry it (see [`crate::host::probe::in_place`]), written to leave the shell as they found
+/// it: no `set -e`, `exit`, `cd`, `trap`, `exec` or `set --`, nothing read from stdin, and
+/// every variable and function they set named `__probe_*`, so that no later command sees
+/// them. Anywhere else (a channel of its own, `sudo sh -c`) the line is a comment.
+pub const IN_PLACE: &str = "#prov:in-place\n";
 
 /// The most stdin a command may have to run on a worker: it travels escaped inside the
 /// request. More goes on a channel of its own, streamed.
@@ -338,12 +354,17 @@ fn take_exit(
 }
 
 /// One request, in braces: a request cut short (its future dropped mid-write, then the channel
-/// closed) is an unclosed group that sh refuses, never a prefix that runs. A command that names its own process (`$$`, `$PPID`) gets a shell of its own,
-/// `sh -c` as on a channel; in the worker's subshell those would name the worker.
+/// closed) is an unclosed group that sh refuses, never a prefix that runs. A command marked
+/// [`IN_PLACE`] runs in the worker's shell. A command that names its own process (`$$`,
+/// `$PPID`) gets a shell of its own, `sh -c` as on a channel; in the worker's subshell those
+/// would name the worker.
 fn request_line(tok: &str, cmd: &str, stdin: Option<&[u8]>) -> String {
-    let shell = match cmd.contains("$$") || cmd.contains("PPID") {
-        true => "s",
-        false => "e",
+    let shell = if cmd.starts_with(IN_PLACE) && stdin.is_none() {
+        "p"
+    } else if cmd.contains("$$") || cmd.contains("PPID") {
+        "s"
+    } else {
+        "e"
     };
     let cmd = crate::shell::quote(cmd);
     match stdin {
@@ -659,6 +680,33 @@ mod tests {
         let r = w.run("if then", None).await.unwrap();
         assert_eq!(r.rc, 2, "a syntax error ends only its subshell");
         assert_eq!(w.run("echo ok", None).await.unwrap().stdout, b"ok\n");
+    }
+
+    /// A probe marked in place runs in the worker's shell itself (what it sets, the next
+    /// command sees), with its exit code and output framed as any command's; unmarked, or
+    /// given stdin, a command gets its subshell.
+    #[tokio::test]
+    async fn a_command_marked_in_place_runs_in_the_workers_shell() {
+        let pool = Pool::default();
+        let mut w = worker(&pool).await;
+        let r = w
+            .run(&format!("{IN_PLACE}__probe_x=1; echo out; false"), None)
+            .await
+            .unwrap();
+        assert_eq!((r.rc, r.stdout_str().as_str()), (1, "out\n"));
+        let r = w.run("echo \"[$__probe_x]\"", None).await.unwrap();
+        assert_eq!(r.stdout_str(), "[1]\n");
+        let r = w
+            .run(&format!("{IN_PLACE}__probe_y=1"), Some(b"in"))
+            .await
+            .unwrap();
+        assert_eq!(r.rc, 0);
+        w.run("__probe_z=1", None).await.unwrap();
+        let r = w
+            .run("echo \"[$__probe_y$__probe_z]\"", None)
+            .await
+            .unwrap();
+        assert_eq!(r.stdout_str(), "[]\n");
     }
 
     #[tokio::test]

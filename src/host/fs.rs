@@ -2,8 +2,9 @@
 //! wanted content and attributes.
 //!
 //! Reading a host's state is one remote command: [`read_paths`] runs a single script that
-//! prints, for each path asked about, one line with its type, link target, checksum and `stat`
-//! fields, followed (optionally) by the raw content of the first path. Changing it is one more
+//! prints, for each path asked about, one line with its type, link target and `stat` fields
+//! (and a line with its checksum when asked for), followed (optionally) by the raw content of
+//! the first path. Changing it is one more
 //! command: [`converge_file`] either writes the new content atomically
 //! ([`super::write`]), or fixes only the attributes with one `chown`/`chmod`.
 //!
@@ -127,54 +128,19 @@ pub struct PathStates {
 /// Reads the state of `targets` in one remote command. `content`: also return the first
 /// target's bytes. `tree_check`: a `find` expression (see [`tree_drift_expr`]) that matches
 /// any entry under the first target that needs fixing.
+///
+/// The probe runs in the worker's own shell ([`super::probe::in_place`]): it sets only
+/// `__probe_*` names, and instead of `set -e` it notes a failed step in `__probe_e` and ends
+/// with that status. A checksum is printed by the checksum program itself, on a line of its
+/// own (`-` when there is none), rather than captured with `$(...)`: each capture costs a fork.
 pub async fn read_paths(
     ctx: &ModuleCtx<'_>,
     targets: &[Target],
     content: bool,
     tree_check: Option<&str>,
 ) -> Result<PathStates, ModError> {
-    let mut s = format!("set -e; {HEX_FN}");
-    for (i, t) in targets.iter().enumerate() {
-        let p = format!("\"$p{i}\"");
-        s.push_str(&format!("p{i}={}; d=0\n", quote_path(&t.path)));
-        if let Some(base) = &t.into_dir {
-            s.push_str(&format!(
-                "if [ -d {p} ]; then p{i}={p}/{}; d=1; fi\n",
-                quote(base)
-            ));
-        }
-        s.push_str(&format!(
-            "if [ -L {p} ]; then l=$(readlink -- {p} | hex); r=$(readlink -f -- {p} | hex); else l=; r=; fi\n"
-        ));
-        let link_test = if t.follow {
-            String::new()
-        } else {
-            format!("if [ -L {p} ]; then t=link; el")
-        };
-        s.push_str(&format!(
-            "{link_test}if [ -d {p} ]; then t=directory; elif [ -f {p} ]; then t=file; elif [ -e {p} ]; then t=other; else t=absent; fi\nc=\n"
-        ));
-        // `algo` is one of CHECKSUM_ALGOS: stat's validate and `deliver` are the only sources.
-        if let Some(algo) = t.checksum {
-            s.push_str(&format!(
-                "if [ $t = file ]; then c=$({algo}sum 2>/dev/null < {p}) || c=; c=${{c%% *}}; fi\n"
-            ));
-        }
-        let deref = if t.follow { "-L " } else { "" };
-        s.push_str(&format!(
-            "printf '@ %s %s %s %s %s ' $d $t \"${{l:--}}\" \"${{r:--}}\" \"${{c:--}}\"\n\
-             if [ $t = absent ]; then echo; else stat {deref}-c '%a %u %g %U %G %s %Y %d %i' -- {p}; fi\n"
-        ));
-    }
-    if let Some(expr) = tree_check {
-        s.push_str(&format!(
-            "if [ -d \"$p0\" ] && [ -n \"$(find \"$p0\"/. {expr} -print 2>/dev/null | head -n 1)\" ]; then echo 'R 1'; else echo 'R 0'; fi\n"
-        ));
-    }
-    if content {
-        s.push_str("if [ -f \"$p0\" ]; then cat -- \"$p0\"; fi\n");
-    }
-    let out = ctx.read(&s).await?;
+    let s = probe_script(targets, content, tree_check);
+    let out = ctx.read(&super::probe::in_place(&s)).await?;
     if !out.ok() {
         return fail(format!(
             "cannot read the state of {}: {}",
@@ -183,6 +149,67 @@ pub async fn read_paths(
         ));
     }
     parse_probe(targets, &out.stdout, content, tree_check.is_some())
+}
+
+/// The script of [`read_paths`]. It unsets every name it set before it ends, with the status
+/// of its steps.
+fn probe_script(targets: &[Target], content: bool, tree_check: Option<&str>) -> String {
+    let mut s = format!("{HEX_FN}__probe_e=0\n");
+    for (i, t) in targets.iter().enumerate() {
+        let p = format!("\"$__probe_p{i}\"");
+        s.push_str(&format!(
+            "__probe_p{i}={}; __probe_d=0\n",
+            quote_path(&t.path)
+        ));
+        if let Some(base) = &t.into_dir {
+            s.push_str(&format!(
+                "if [ -d {p} ]; then __probe_p{i}={p}/{}; __probe_d=1; fi\n",
+                quote(base)
+            ));
+        }
+        s.push_str(&format!(
+            "if [ -L {p} ]; then __probe_l=$(readlink -- {p} | __probe_hex); \
+             __probe_r=$(readlink -f -- {p} | __probe_hex); else __probe_l=; __probe_r=; fi\n"
+        ));
+        let link_test = if t.follow {
+            String::new()
+        } else {
+            format!("if [ -L {p} ]; then __probe_t=link; el")
+        };
+        s.push_str(&format!(
+            "{link_test}if [ -d {p} ]; then __probe_t=directory; elif [ -f {p} ]; then __probe_t=file; \
+             elif [ -e {p} ]; then __probe_t=other; else __probe_t=absent; fi\n"
+        ));
+        let deref = if t.follow { "-L " } else { "" };
+        s.push_str(&format!(
+            "printf '@ %s %s %s %s ' $__probe_d $__probe_t \"${{__probe_l:--}}\" \"${{__probe_r:--}}\"\n\
+             if [ $__probe_t = absent ]; then echo; \
+             else stat {deref}-c '%a %u %g %U %G %s %Y %d %i' -- {p} || {{ echo; __probe_e=1; }}; fi\n"
+        ));
+        // `algo` is one of CHECKSUM_ALGOS: stat's validate and `deliver` are the only sources.
+        match t.checksum {
+            Some(algo) => s.push_str(&format!(
+                "if [ $__probe_t = file ] && {algo}sum 2>/dev/null < {p}; then :; else echo -; fi\n"
+            )),
+            None => s.push_str("echo -\n"),
+        }
+    }
+    if let Some(expr) = tree_check {
+        s.push_str(&format!(
+            "if [ -d \"$__probe_p0\" ] && [ -n \"$(find \"$__probe_p0\"/. {expr} -print 2>/dev/null | head -n 1)\" ]; then echo 'R 1'; else echo 'R 0'; fi\n"
+        ));
+    }
+    if content {
+        s.push_str("if [ -f \"$__probe_p0\" ]; then cat -- \"$__probe_p0\" || __probe_e=1; fi\n");
+    }
+    let paths: String = (0..targets.len())
+        .map(|i| format!(" __probe_p{i}"))
+        .collect();
+    s.push_str(&format!(
+        "unset -f __probe_hex; unset __probe_d __probe_l __probe_r __probe_t{paths}\n\
+         case $__probe_e in 0) unset __probe_e;; *) unset __probe_e; false;; esac\n"
+    ));
+    s
 }
 
 fn parse_probe(
@@ -199,11 +226,12 @@ fn parse_probe(
     let mut entries = Vec::with_capacity(targets.len());
     for t in targets {
         let line = next_line()?;
-        entries.push(
-            parse_entry(t, &line).ok_or_else(|| {
-                ModError::Failed(format!("unexpected state probe output: {line}"))
-            })?,
-        );
+        let unexpected = || ModError::Failed(format!("unexpected state probe output: {line}"));
+        if !line.starts_with("@ ") {
+            return Err(unexpected());
+        }
+        let sum = next_line()?;
+        entries.push(parse_entry(t, &line, &sum).ok_or_else(unexpected)?);
     }
     let tree_drift = if tree { next_line()? == "R 1" } else { false };
     let content = (content && entries.first().is_some_and(|e| e.kind == Kind::File))
@@ -215,9 +243,11 @@ fn parse_probe(
     })
 }
 
-fn parse_entry(t: &Target, line: &str) -> Option<PathState> {
+/// One path's `@ descended kind link real [stat fields]` line and its checksum line (the
+/// checksum program's `<sum>  -`, or `-` for none).
+fn parse_entry(t: &Target, line: &str, sum: &str) -> Option<PathState> {
     let f: Vec<&str> = line.split(' ').collect();
-    if f.first() != Some(&"@") || f.len() < 6 {
+    if f.first() != Some(&"@") || f.len() < 5 {
         return None;
     }
     let descended = f[1] == "1";
@@ -244,7 +274,11 @@ fn parse_entry(t: &Target, line: &str) -> Option<PathState> {
         descended,
         link_target: unhex(f[3]),
         real_path: unhex(f[4]).filter(|r| !r.is_empty()),
-        checksum: (f[5] != "-").then(|| f[5].to_string()),
+        checksum: sum
+            .split(' ')
+            .next()
+            .filter(|s| !s.is_empty() && *s != "-")
+            .map(str::to_string),
         mode: 0,
         uid: 0,
         gid: 0,
@@ -256,7 +290,7 @@ fn parse_entry(t: &Target, line: &str) -> Option<PathState> {
         ino: 0,
     };
     if kind != Kind::Absent {
-        let s = f.get(6..15)?;
+        let s = f.get(5..14)?;
         p.mode = u32::from_str_radix(s[0], 8).ok()?;
         p.uid = s[1].parse().ok()?;
         p.gid = s[2].parse().ok()?;
@@ -561,6 +595,55 @@ pub async fn deliver(ctx: &ModuleCtx<'_>, d: &Deliver<'_>) -> ModResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe runs in the shell worker's own shell ([`super::super::probe::in_place`]): it
+    /// must read right and then leave that shell as it found it, whatever it met.
+    #[test]
+    fn the_probe_reads_and_leaves_its_shell_as_it_found_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(at("f"), "content\n").unwrap();
+        std::fs::create_dir(at("d")).unwrap();
+        std::os::unix::fs::symlink(at("f"), at("l")).unwrap();
+        let targets = [
+            Target::new(&at("f")).checksum("sha1"),
+            Target::new(&at("none")).checksum("sha1"),
+            Target::new(&at("d"))
+                .into_dir(Some("x".into()))
+                .checksum("sha1"),
+            Target::new(&at("l")).nofollow(),
+            Target::new(&at("l")).checksum("sha1"),
+        ];
+        let script = probe_script(&targets, true, None);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd /; {script}echo \"rc=$?\"; set | grep __probe; command -v __probe_hex; \
+                 case $- in *e*) echo set-e;; esac; echo \"after $(pwd)\""
+            ))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (probe, after) = stdout.split_once("rc=").unwrap();
+        assert_eq!(after, "0\nafter /\n", "{stdout}");
+        let found = parse_probe(&targets, probe.as_bytes(), true, false).unwrap();
+        let kinds: Vec<Kind> = found.entries.iter().map(|e| e.kind).collect();
+        use Kind::*;
+        assert_eq!(kinds, [File, Absent, Absent, Link, File]);
+        let sum = Some(sha1_hex(b"content\n"));
+        assert_eq!(found.entries[0].checksum, sum);
+        assert_eq!(
+            found.entries[4].checksum, sum,
+            "a followed link: its target's"
+        );
+        assert_eq!(found.entries[1].checksum, None);
+        assert!(found.entries[2].descended && found.entries[2].path.ends_with("/d/x"));
+        assert_eq!(
+            found.entries[3].link_target.as_deref(),
+            Some(at("f").as_str())
+        );
+        assert_eq!(found.content.as_deref(), Some(&b"content\n"[..]));
+    }
 
     #[test]
     fn paths_split() {

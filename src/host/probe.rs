@@ -93,10 +93,17 @@ pub fn show_props(r: &mut Reader<'_>, until: &str) -> Map<String, Json> {
     m
 }
 
-/// A shell function `hex` that prints its stdin as lower-case hex on one line: for values
-/// that may hold spaces or line breaks (link targets, command output) inside a line-based
-/// probe. [`unhex`] reads them back.
-pub const HEX_FN: &str = "hex() { od -A n -t x1 | tr -d ' \\n'; }\n";
+/// A shell function `__probe_hex` that prints its stdin as lower-case hex on one line: for
+/// values that may hold spaces or line breaks (link targets, command output) inside a
+/// line-based probe. [`unhex`] reads them back. Named for [`in_place`] probes.
+pub const HEX_FN: &str = "__probe_hex() { od -A n -t x1 | tr -d ' \\n'; }\n";
+
+/// `script` marked to run in the shell worker's own shell, a fork less than a command costs
+/// (see [`crate::connection::worker::IN_PLACE`] for what such a script must not do). For
+/// probes only: they change nothing on the host and are built here, in prov.
+pub fn in_place(script: &str) -> String {
+    format!("{}{script}", crate::connection::worker::IN_PLACE)
+}
 
 /// Bytes from the hex of [`HEX_FN`] (pairs that are not hex are skipped).
 pub fn unhex(s: &str) -> Vec<u8> {
@@ -160,7 +167,7 @@ mod tests {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "{HEX_FN}printf %s {} | hex",
+                "{HEX_FN}printf %s {} | __probe_hex",
                 crate::shell::quote(value)
             ))
             .output()

@@ -479,24 +479,23 @@ impl Probed {
         self
     }
 
-    /// The probe's line: `@ descended kind link real sum` and, but for an absent path, the
-    /// `stat` fields.
+    /// The probe's lines: `@ descended kind link real` and, but for an absent path, the `stat`
+    /// fields; then the checksum program's line (`-` for none).
     pub fn line(&self) -> String {
         let (link, real) = match &self.link {
             Some((l, r)) => (hex_line(l), hex_line(r)),
             None => ("-".to_string(), "-".to_string()),
         };
-        let head = format!(
-            "@ {} {} {link} {real} {}",
-            u8::from(self.descended),
-            self.kind,
-            self.sum.as_deref().unwrap_or("-")
-        );
+        let head = format!("@ {} {} {link} {real}", u8::from(self.descended), self.kind,);
+        let sum = match &self.sum {
+            Some(s) => format!("{s}  -"),
+            None => "-".to_string(),
+        };
         if self.kind == "absent" {
-            return format!("{head} \n");
+            return format!("{head} \n{sum}\n");
         }
         let (mode, owner, size, inode) = (self.mode, self.owner, self.size, self.inode);
-        format!("{head} {mode} {owner} {size} 1796166581 65024 {inode}\n")
+        format!("{head} {mode} {owner} {size} 1796166581 65024 {inode}\n{sum}\n")
     }
 }
 

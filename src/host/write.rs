@@ -11,7 +11,12 @@
 //! larger script (`daemon-reload` after unit files, say) whatever that script's own `set -e`
 //! state. The subshell must not be part of an `||`/`&&` list: the shell ignores `set -e`
 //! inside one, and a failed `chown` or `mv` would go unnoticed. Its exit status is checked
-//! on the next line instead.
+//! on the next line instead. A file written by a command of its own ([`write_file`]) needs no
+//! subshell: the command's shell is one already.
+//!
+//! A write is counted in processes, the host's cost of it: `head`, `sha1sum` and `mv`, plus
+//! `chown`/`chmod` only when asked for; the shell's own steps (the temp file, the checks)
+//! fork nothing.
 
 use super::attrs::attrs_from;
 use super::edit::Refusal;
@@ -101,10 +106,21 @@ pub fn script(files: &[FileWrite<'_>]) -> Result<(String, Vec<u8>), ModError> {
     let mut s = String::new();
     let mut stdin = Vec::with_capacity(files.iter().map(|f| f.data.len()).sum());
     for (i, w) in files.iter().enumerate() {
-        s.push_str(&file_block(i, w)?);
+        s.push_str(&file_block(i, w, Form::Embedded)?);
         stdin.extend_from_slice(w.data);
     }
     Ok((s, stdin))
+}
+
+/// How a file's write sits in the command that carries it.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// One subshell per file, its status checked after: the snippet can go anywhere in a
+    /// larger script.
+    Embedded,
+    /// The whole command, in a shell of its own (the worker's subshell, `sh -c` on a channel):
+    /// the subshell would be a fork for nothing.
+    Alone,
 }
 
 /// Whether a file of `mode` can be created with it, through the umask, instead of a `chmod`
@@ -114,10 +130,14 @@ fn creatable_with(mode: u32) -> bool {
     mode & !0o666 == 0 && mode & 0o200 != 0
 }
 
-fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
+fn file_block(index: usize, w: &FileWrite<'_>, form: Form) -> Result<String, ModError> {
     let dir = super::fs::parent_dir(w.path);
+    let (open, close) = match form {
+        Form::Embedded => ("(", ")"),
+        Form::Alone => ("", ""),
+    };
     let mut s = format!(
-        "(set -e; p={}; d={}\n",
+        "{open}set -e; p={}; d={}\n",
         quote_path(w.path),
         quote_path(&dir)
     );
@@ -131,19 +151,24 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
     // is set by `chmod` once the owner is (a `chown` clears set-id bits).
     let direct = creatable_with(w.mode);
     let umask = if direct { 0o777 & !w.mode } else { 0o077 };
+    let t = format!("\"$d\"/.prov.{}", temp_suffix());
     s.push_str(&format!(
-        "t=\"$d\"/.prov.{}; trap 'rm -f -- \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n\
-         (umask {umask:03o}; set -C; : > \"$t\") || {{ trap - EXIT; exit {RC_NO_FILE}; }}\n",
-        temp_suffix()
+        "t={t}; trap 'rm -f -- \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE\n"
     ));
-    // The checksum alone tells a short write: content cut off has another one.
-    s.push_str(&format!(
-        "head -c {len} > \"$t\"; c=$(sha1sum < \"$t\")\n\
-         if [ \"${{c%% *}}\" != {sum} ]; then \
-         echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi\n",
-        len = w.data.len(),
-        sum = sha1_hex(w.data),
-    ));
+    // Alone, and with nothing after that creates files (a backup, the user's validate
+    // command), the umask is set in the script's own shell, not in a subshell: a fork less.
+    // `true` rather than `:`: a redirection that fails on a special builtin ends the shell.
+    if form == Form::Alone && w.validate.is_none() && !w.backup {
+        s.push_str(&format!(
+            "umask {umask:03o}; set -C; if ! true > \"$t\"; then trap - EXIT; exit {RC_NO_FILE}; fi; set +C\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "(umask {umask:03o}; set -C; : > \"$t\") || {{ trap - EXIT; exit {RC_NO_FILE}; }}\n"
+        ));
+    }
+    s.push_str(&format!("head -c {} > \"$t\"\n", w.data.len()));
+    s.push_str(&verify(w.path, w.data));
     if let Some((uid, gid)) = w.preserve {
         s.push_str(&format!(
             "chown -- {uid}:{gid} \"$t\" 2>/dev/null || true\n"
@@ -173,13 +198,30 @@ fn file_block(index: usize, w: &FileWrite<'_>) -> Result<String, ModError> {
         ));
     }
     // `mv` onto a directory (or a link to one) would move the file into it.
-    s.push_str(
+    s.push_str(&format!(
         "if [ -d \"$p\" ]; then echo \"$p is a directory: not written\" >&2; exit 1; fi\n\
-         mv -f -- \"$t\" \"$p\"; trap - EXIT)\n",
-    );
-    let on_failure = w.on_failure.unwrap_or("exit $r");
-    s.push_str(&format!("r=$?; if [ $r -ne 0 ]; then {on_failure}; fi\n"));
+         mv -f -- \"$t\" \"$p\"; trap - EXIT{close}\n"
+    ));
+    if form == Form::Embedded {
+        let on_failure = w.on_failure.unwrap_or("exit $r");
+        s.push_str(&format!("r=$?; if [ $r -ne 0 ]; then {on_failure}; fi\n"));
+    }
     Ok(s)
+}
+
+/// Checks the temp file `$t` against the SHA-1 of `data`: the checksum alone tells a short
+/// write, as content cut off has another one. `sha1sum -c` reads the expected line from a
+/// here-document (no process for it); only a path holding a line break, which cannot stand in
+/// that line, has the sum captured with `$(...)`, a fork more.
+fn verify(path: &str, data: &[u8]) -> String {
+    let sum = sha1_hex(data);
+    let fail = format!(
+        "then echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi"
+    );
+    if path.contains('\n') {
+        return format!("c=$(sha1sum < \"$t\")\nif [ \"${{c%% *}}\" != {sum} ]; {fail}\n");
+    }
+    format!("if ! sha1sum -c >/dev/null 2>&1 <<__PROV_SUM__; {fail}\n{sum}  $t\n__PROV_SUM__\n")
 }
 
 /// Writes one file (see [`script`]); returns the backup's path when one was made.
@@ -187,8 +229,8 @@ pub async fn write_file(
     ctx: &ModuleCtx<'_>,
     w: &FileWrite<'_>,
 ) -> Result<Option<String>, ModError> {
-    let (s, stdin) = script(std::slice::from_ref(w))?;
-    let out = ctx.exec_stdin(&s, Some(&stdin)).await?;
+    let s = file_block(0, w, Form::Alone)?;
+    let out = ctx.exec_stdin(&s, Some(w.data)).await?;
     if !out.ok() {
         return Err(failure(w, out.rc, &out.stderr_str()));
     }
@@ -314,6 +356,47 @@ mod tests {
             assert_eq!(std::fs::read(p).unwrap(), b"x\n");
         }
         assert!(leftovers(dir.path()).is_empty());
+    }
+
+    /// A file written by a command of its own (no subshell, the umask set in place): exact
+    /// content and mode, whatever the caller's umask; content cut short or changed is refused;
+    /// a directory whose name holds a line break is checked the other way, as surely.
+    #[test]
+    fn a_write_alone_is_exact_and_verified() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["plain", "line\nbreak"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            let path = dir.path().join(sub).join("f");
+            let p = path.display().to_string();
+            for mode in [0o640, 0o755] {
+                let w = FileWrite::new(&p, b"new\n", mode);
+                let s = file_block(0, &w, Form::Alone).unwrap();
+                assert!(!s.starts_with('('));
+                let out = run_sh(&format!("umask 077\n{s}"), b"new\n");
+                assert!(
+                    out.status.success(),
+                    "{sub}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+                let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+                assert_eq!(got, mode, "{sub}");
+            }
+            let s = file_block(0, &FileWrite::new(&p, b"other\n", 0o644), Form::Alone).unwrap();
+            assert_eq!(
+                run_sh(&s, b"oth").status.code(),
+                Some(RC_INCOMPLETE),
+                "{sub}"
+            );
+            assert_eq!(
+                run_sh(&s, b"OTHER\n").status.code(),
+                Some(RC_INCOMPLETE),
+                "{sub}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+            assert!(leftovers(&dir.path().join(sub)).is_empty());
+        }
     }
 
     #[test]

@@ -470,8 +470,8 @@ fn probe_script(stem: &str, url: bool, validate_certs: bool) -> String {
              if head -c 100 \"$t\" | grep -q -e '-----BEGIN'; then x=asc; else x=gpg; fi\n\
              printf '@F 0 %s %s ' \"$s\" \"$x\"\n\
              if [ $x = asc ]; then c=$sa; else c=$sg; fi\n\
-             case \"$c\" in *\" $s\") echo -;; *) hex < \"$t\"; echo;; esac\n\
-             else printf '@F %s ' $r; printf '%s\\n' \"$e\" | tail -n 3 | hex; echo; fi\n"
+             case \"$c\" in *\" $s\") echo -;; *) __probe_hex < \"$t\"; echo;; esac\n\
+             else printf '@F %s ' $r; printf '%s\\n' \"$e\" | tail -n 3 | __probe_hex; echo; fi\n"
         ));
     }
     s.push_str(

@@ -2,6 +2,7 @@
 //! (no pipes, no `$VAR`, no globbing); `shell` hands the line to `sh` as written.
 
 use super::{ArgError, Caps, ModError, ModResult, Module, ModuleCtx, Outcome};
+use crate::host::probe::in_place;
 use crate::shell::quote;
 use serde::Deserialize;
 
@@ -129,12 +130,18 @@ async fn run(ctx: &ModuleCtx<'_>, args: Args, shell: bool) -> ModResult {
 /// `creates`/`removes`: one remote test decides whether the command runs at all.
 async fn precondition_skip(ctx: &ModuleCtx<'_>, args: &Args) -> Result<Option<String>, ModError> {
     if let Some(path) = &args.creates
-        && ctx.read(&format!("test -e {}", quote(path))).await?.ok()
+        && ctx
+            .read(&in_place(&format!("test -e {}", quote(path))))
+            .await?
+            .ok()
     {
         return Ok(Some(format!("{path} exists, not run")));
     }
     if let Some(path) = &args.removes
-        && !ctx.read(&format!("test -e {}", quote(path))).await?.ok()
+        && !ctx
+            .read(&in_place(&format!("test -e {}", quote(path))))
+            .await?
+            .ok()
     {
         return Ok(Some(format!("{path} does not exist, not run")));
     }
@@ -305,7 +312,7 @@ mod tests {
         assert_eq!(
             conn.commands(),
             [
-                format!("test -e {}", quote(evil)),
+                in_place(&format!("test -e {}", quote(evil))),
                 format!("cd {} && true", quote(evil))
             ]
         );

@@ -642,7 +642,7 @@ mod tests {
         let write = &conn.commands()[1];
         // Length and checksum are verified on the host before the rename.
         assert!(write.contains("head -c 6 ") && write.contains(&sha1_hex(b"hello\n")));
-        assert!(write.contains("chown -- app \"$t\"") && write.contains("(umask 137;"));
+        assert!(write.contains("chown -- app \"$t\"") && write.contains("umask 137;"));
         assert_eq!(conn.stdin(1), b"hello\n");
         conn.assert_done();
     }
@@ -706,7 +706,7 @@ mod tests {
         std::fs::write(h.path("files/app.conf"), "a=1\n").unwrap();
         let conn = Scripted::new()
             .ok(
-                "then p0=\"$p0\"/app.conf; d=1; fi",
+                "then __probe_p0=\"$__probe_p0\"/app.conf; __probe_d=1; fi",
                 &Probed::absent().descended().line(),
             )
             .ok("head -c", "");

@@ -250,13 +250,13 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
     let args =
         json!({"path": APP, "state": "directory", "mode": "0750", "owner": "app", "recurse": true});
     let top = Probed::dir().mode("750").owner("0 0 app root").line();
-    let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 0\n"));
+    let conn = Scripted::new().ok("find \"$__probe_p0\"/.", &format!("{top}R 0\n"));
     let o = conn.apply(&FILE, args.clone()).await;
     assert!(!o.changed, "{o:?}");
     conn.assert_done();
 
     let conn = Scripted::new()
-        .ok("find \"$p0\"/.", &format!("{top}R 1\n"))
+        .ok("find \"$__probe_p0\"/.", &format!("{top}R 1\n"))
         .ok("chown -R", "");
     let o = conn.apply(&FILE, args.clone()).await;
     assert!(o.changed, "{o:?}");
@@ -271,7 +271,7 @@ async fn recurse_finds_drift_below_in_the_same_probe() {
     );
     conn.assert_done();
 
-    let conn = Scripted::new().ok("find \"$p0\"/.", &format!("{top}R 1\n"));
+    let conn = Scripted::new().ok("find \"$__probe_p0\"/.", &format!("{top}R 1\n"));
     assert!(conn.check(&FILE, args).await.changed);
     conn.assert_done();
 }
@@ -290,7 +290,7 @@ async fn the_wrong_type_of_path_fails() {
         .await;
     assert_eq!(e, "/srv/app is a file, cannot make it a directory");
 
-    let conn = Scripted::new().ok("readlink -f", "@ 0 directory - - - 755\n");
+    let conn = Scripted::new().ok("readlink -f", "@ 0 directory - - 755\n-\n");
     let e = conn
         .error(&FILE, json!({"path": APP, "state": "directory"}))
         .await;
@@ -311,7 +311,7 @@ async fn touch_creates_once_and_touches_times_only_on_request() {
     assert!(o.changed && o.msg == "file created", "{o:?}");
     let write = &conn.commands()[1];
     assert!(
-        write.contains("head -c 0 ") && write.contains("(umask 177;"),
+        write.contains("head -c 0 ") && write.contains("umask 177;"),
         "{write}"
     );
     conn.assert_done();
@@ -342,7 +342,7 @@ async fn absent_removes_only_what_is_there() {
     let conn = Scripted::new().ok("readlink -f", &Probed::absent().line());
     assert!(!conn.apply(&FILE, args.clone()).await.changed);
     // The path itself is looked at, not what a link points to.
-    assert!(conn.commands()[0].contains("then t=link; el"));
+    assert!(conn.commands()[0].contains("then __probe_t=link; el"));
     conn.assert_done();
 
     let conn = Scripted::new()

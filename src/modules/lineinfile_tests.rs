@@ -184,7 +184,7 @@ async fn a_present_line_costs_one_probe() {
     assert_eq!(o.data["path"], json!(CONF));
     assert_eq!(conn.commands().len(), 1);
     assert!(
-        conn.commands()[0].contains("cat -- \"$p0\""),
+        conn.commands()[0].contains("cat -- \"$__probe_p0\""),
         "content is read"
     );
     conn.assert_done();
@@ -202,7 +202,7 @@ async fn a_changed_line_is_one_atomic_write() {
     let write = &conn.commands()[1];
     assert!(write.contains("head -c 8 "), "{write}");
     // The file keeps its mode and owner.
-    assert!(write.contains("(umask 133;") && write.contains("chown -- 0:0"));
+    assert!(write.contains("umask 133;") && write.contains("chown -- 0:0"));
     assert_eq!(conn.stdin(1), b"a=1\nb=2\n");
     conn.assert_done();
 }

@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(s["checksum"], json!(SUM));
         assert_eq!(s["path"], json!("/usr/bin/x"));
         // Not followed by default: the link test comes first.
-        assert!(conn.commands()[0].contains("then t=link; el"));
+        assert!(conn.commands()[0].contains("then __probe_t=link; el"));
         conn.assert_done();
     }
 
@@ -335,7 +335,7 @@ mod tests {
             .await;
         let s = &o.data["stat"];
         assert_eq!((&s["islnk"], &s["isreg"]), (&json!(false), &json!(true)));
-        assert!(!conn.commands()[0].contains("then t=link; el"));
+        assert!(!conn.commands()[0].contains("then __probe_t=link; el"));
         conn.assert_done();
 
         // A dangling link, followed: nothing there, but where it points is known.
@@ -369,7 +369,7 @@ mod tests {
             "cannot read the state of /root/x: sudo: a password is required"
         );
 
-        let conn = Scripted::new().ok("readlink -f", "@ 0 file - - - 644 0 0 root\n");
+        let conn = Scripted::new().ok("readlink -f", "@ 0 file - - 644 0 0 root\n-\n");
         let e = conn.error(&STAT, json!({"path": "/x"})).await;
         assert!(e.contains("unexpected state probe output"), "{e}");
 

@@ -320,7 +320,7 @@ mod tests {
         let h = app();
         let conn = Scripted::new()
             .ok(
-                "then p0=\"$p0\"/app.conf.j2; d=1; fi",
+                "then __probe_p0=\"$__probe_p0\"/app.conf.j2; __probe_d=1; fi",
                 &Probed::absent().descended().line(),
             )
             .ok("head -c", "");
