@@ -154,9 +154,11 @@ pub async fn read_paths(
 /// The script of [`read_paths`]. It unsets every name it set before it ends, with the status
 /// of its steps.
 fn probe_script(targets: &[Target], content: bool, tree_check: Option<&str>) -> String {
-    let mut s = format!("{HEX_FN}__probe_e=0\n");
+    let mut s = listing_hints(targets);
+    s.push_str(&format!("{HEX_FN}__probe_e=0\n"));
     for (i, t) in targets.iter().enumerate() {
-        let p = format!("\"$__probe_p{i}\"");
+        let v = format!("$__probe_p{i}");
+        let p = format!("\"{v}\"");
         s.push_str(&format!(
             "__probe_p{i}={}; __probe_d=0\n",
             quote_path(&t.path)
@@ -181,16 +183,28 @@ fn probe_script(targets: &[Target], content: bool, tree_check: Option<&str>) -> 
              elif [ -e {p} ]; then __probe_t=other; else __probe_t=absent; fi\n"
         ));
         let deref = if t.follow { "-L " } else { "" };
+        let stat = format!("stat {deref}-c '{STAT_FIELDS}' -- {p} || {{ echo; __probe_e=1; }}");
+        // A followed path may be in the batch's listing (see [`shared_listings`]).
+        let stat = match t.follow {
+            true => listed(&v, Listing::Stat, &stat),
+            false => stat,
+        };
         s.push_str(&format!(
             "printf '@ %s %s %s %s ' $__probe_d $__probe_t \"${{__probe_l:--}}\" \"${{__probe_r:--}}\"\n\
-             if [ $__probe_t = absent ]; then echo; \
-             else stat {deref}-c '%a %u %g %U %G %s %Y %d %i' -- {p} || {{ echo; __probe_e=1; }}; fi\n"
+             if [ $__probe_t = absent ]; then echo; else {stat}; fi\n"
         ));
         // `algo` is one of CHECKSUM_ALGOS: stat's validate and `deliver` are the only sources.
         match t.checksum {
-            Some(algo) => s.push_str(&format!(
-                "if [ $__probe_t = file ] && {algo}sum 2>/dev/null < {p}; then :; else echo -; fi\n"
-            )),
+            Some(algo) => {
+                let sum = format!("if {algo}sum 2>/dev/null < {p}; then :; else echo -; fi");
+                let sum = match algo {
+                    "sha1" => listed(&v, Listing::Sha1, &sum),
+                    _ => sum,
+                };
+                s.push_str(&format!(
+                    "if [ $__probe_t = file ]; then {sum}; else echo -; fi\n"
+                ));
+            }
             None => s.push_str("echo -\n"),
         }
     }
@@ -206,10 +220,132 @@ fn probe_script(targets: &[Target], content: bool, tree_check: Option<&str>) -> 
         .map(|i| format!(" __probe_p{i}"))
         .collect();
     s.push_str(&format!(
-        "unset -f __probe_hex; unset __probe_d __probe_l __probe_r __probe_t{paths}\n\
+        "unset -f __probe_hex; unset __probe_d __probe_l __probe_r __probe_t __probe_x{paths}\n\
          case $__probe_e in 0) unset __probe_e;; *) unset __probe_e; false;; esac\n"
     ));
     s
+}
+
+/// `stat`'s fields for a path, in the order [`parse_entry`] reads them.
+const STAT_FIELDS: &str = "%a %u %g %U %G %s %Y %d %i";
+/// A probe's comment lines naming the paths it will `stat -L` and `sha1sum`, which a batch of
+/// probes reads for all of them at once (see [`shared_listings`]).
+const STAT_HINT: &str = "#prov:stat ";
+const SUM_HINT: &str = "#prov:sha1 ";
+
+/// Whether `path` can be found in a listing without doubt: a line is `NAME<TAB>FIELDS` or
+/// `SUM  NAME`, so a name holding a tab, a line break, two spaces or a backslash (which
+/// `sha1sum` escapes) is read by its probe itself.
+fn listable(path: &str) -> bool {
+    !path.is_empty() && !path.contains(['\t', '\n', '\\']) && !path.contains("  ")
+}
+
+/// The hint lines of a probe of `targets`: each followed path as the probe's variable will
+/// hold it (and, for a copy into a directory, the file inside it), each checksum wanted
+/// with SHA-1.
+fn listing_hints(targets: &[Target]) -> String {
+    let (mut stats, mut sums) = (String::new(), String::new());
+    for t in targets.iter().filter(|t| t.follow) {
+        let p = match t.path.starts_with('-') {
+            true => format!("./{}", t.path),
+            false => t.path.clone(),
+        };
+        let inside = t.into_dir.as_ref().map(|b| format!("{p}/{b}"));
+        for path in std::iter::once(&p).chain(&inside).filter(|p| listable(p)) {
+            stats.push(' ');
+            stats.push_str(&quote(path));
+            if t.checksum == Some("sha1") {
+                sums.push(' ');
+                sums.push_str(&quote(path));
+            }
+        }
+    }
+    let mut s = String::new();
+    if !stats.is_empty() {
+        s.push_str(&format!("{}{}\n", STAT_HINT.trim_end(), stats));
+    }
+    if !sums.is_empty() {
+        s.push_str(&format!("{}{}\n", SUM_HINT.trim_end(), sums));
+    }
+    s
+}
+
+/// Which listing of a batch a probe looks in (see [`shared_listings`]).
+#[derive(Clone, Copy)]
+enum Listing {
+    /// `__probe_S`: a line `NAME<TAB>FIELDS` per path, from `stat -L`.
+    Stat,
+    /// `__probe_H`: a line `SUM  NAME` per path, from `sha1sum`.
+    Sha1,
+}
+
+/// Shell that prints the line for the path in variable `v` from `listing` when it is there,
+/// else runs `own`, printing what `own` would. No process either way: the line is cut out
+/// with parameter expansions.
+fn listed(v: &str, listing: Listing, own: &str) -> String {
+    let (var, key, cut) = match listing {
+        Listing::Stat => {
+            let key = format!("\"\n{v}\t\"");
+            let cut = format!(
+                "__probe_x=${{__probe_S#*{key}}}; printf '%s\\n' \"${{__probe_x%%\"\n\"*}}\""
+            );
+            ("__probe_S", key, cut)
+        }
+        Listing::Sha1 => {
+            let key = format!("\"  {v}\n\"");
+            let cut = format!(
+                "__probe_x=${{__probe_H%%{key}*}}; printf '%s  -\\n' \"${{__probe_x##*\"\n\"}}\""
+            );
+            ("__probe_H", key, cut)
+        }
+    };
+    format!("case ${{{var}-}} in *{key}*) {cut};; *) {own};; esac")
+}
+
+/// For a batch of `reads` sent together: a command to run before them that lists, in one
+/// `stat -L` and one `sha1sum` (of those that are regular files: a FIFO would never end), the
+/// paths their probes named (when at least two did), and
+/// one to run after them that drops the listing. Each probe then cuts its line out of the
+/// listing instead of starting `stat` and `sha1sum` of its own: a converged host's batch
+/// costs two processes where it cost one or two per task. Both are [`in_place`] commands:
+/// the listing lives in the worker's shell only between the two, so a probe outside the
+/// batch, or after a write, never sees it. Only commands that are themselves in place are
+/// read (a probe run through `sudo` is in a shell of its own and lists nothing).
+///
+/// [`in_place`]: super::probe::in_place
+pub fn shared_listings(reads: &[String]) -> Option<(String, String)> {
+    let (mut stats, mut sums) = (vec![], vec![]);
+    let marker = crate::connection::worker::IN_PLACE;
+    for r in reads.iter().filter_map(|r| r.strip_prefix(marker)) {
+        for line in r.lines().take_while(|l| l.starts_with('#')) {
+            if let Some(words) = line.strip_prefix(STAT_HINT) {
+                stats.push(words);
+            } else if let Some(words) = line.strip_prefix(SUM_HINT) {
+                sums.push(words);
+            }
+        }
+    }
+    let mut s = String::new();
+    if stats.len() > 1 {
+        s.push_str(&format!(
+            "__probe_S=$(printf '\\n'; stat -L -c '%n\t{STAT_FIELDS}' -- {} 2>/dev/null)\n",
+            stats.join(" ")
+        ));
+    }
+    if sums.len() > 1 {
+        s.push_str(&format!(
+            "__probe_H=\"$(printf '\\n'; set --; for f in {}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done\n\
+             [ $# = 0 ] || sha1sum -- \"$@\" 2>/dev/null)\n\"\n",
+            sums.join(" ")
+        ));
+    }
+    if s.is_empty() {
+        return None;
+    }
+    Some((
+        super::probe::in_place(&s),
+        super::probe::in_place("unset __probe_S __probe_H\n"),
+    ))
 }
 
 fn parse_probe(
@@ -595,6 +731,76 @@ pub async fn deliver(ctx: &ModuleCtx<'_>, d: &Deliver<'_>) -> ModResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Probes sent together find their `stat` and checksum lines in the batch's listing, and
+    /// read the same as alone: run with no `stat` or `sha1sum` left to start after the
+    /// listing, they still answer in full, and the cleanup leaves nothing behind. A path the
+    /// listing cannot hold without doubt (two spaces) is read by its probe itself.
+    #[test]
+    fn probes_of_a_batch_read_their_lines_from_one_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(at("f"), "one\n").unwrap();
+        std::fs::write(at("odd  name"), "two\n").unwrap();
+        std::fs::create_dir(at("d")).unwrap();
+        std::fs::write(at("d/x"), "three\n").unwrap();
+        let probes = [
+            vec![Target::new(&at("f")).checksum("sha1")],
+            vec![
+                Target::new(&at("d"))
+                    .into_dir(Some("x".into()))
+                    .checksum("sha1"),
+            ],
+            vec![
+                Target::new(&at("none")).checksum("sha1"),
+                Target::new(&at("d")),
+            ],
+        ];
+        let scripts: Vec<String> = probes
+            .iter()
+            .map(|t| super::super::probe::in_place(&probe_script(t, false, None)))
+            .collect();
+        let (list, drop) = shared_listings(&scripts).expect("a listing");
+        let run = |body: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(body)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let alone: Vec<String> = scripts.iter().map(|s| run(s)).collect();
+        let batch = run(&format!(
+            "{list}p=$PATH; PATH=/nowhere\n{}PATH=$p\n{drop}set | grep __probe",
+            scripts
+                .iter()
+                .map(|s| format!("{s}echo ==\n"))
+                .collect::<String>()
+        ));
+        let got: Vec<&str> = batch.split("==\n").collect();
+        assert_eq!(got.len(), 4, "{batch}");
+        assert_eq!(
+            got[..3],
+            alone.iter().map(String::as_str).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(got[3], "", "the listing is dropped");
+        for (t, out) in probes.iter().zip(&alone) {
+            parse_probe(t, out.as_bytes(), false, false).unwrap();
+        }
+        let inside = parse_probe(&probes[1], alone[1].as_bytes(), false, false).unwrap();
+        assert_eq!(inside.entries[0].checksum, Some(sha1_hex(b"three\n")));
+        // The odd name is not listed: its probe needs its own stat.
+        let odd = super::super::probe::in_place(&probe_script(
+            &[Target::new(&at("odd  name")).checksum("sha1")],
+            false,
+            None,
+        ));
+        let out = run(&format!("{list}PATH=/nowhere\n{odd}echo \"rc=$?\""));
+        assert!(
+            out.ends_with("rc=1\n"),
+            "its own stat, not found here: {out}"
+        );
+    }
 
     /// The probe runs in the shell worker's own shell ([`super::super::probe::in_place`]): it
     /// must read right and then leave that shell as it found it, whatever it met.

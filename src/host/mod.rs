@@ -252,10 +252,11 @@ impl ModuleCtx<'_> {
         stdin: Option<&[u8]>,
     ) -> Result<ExecResult, ModError> {
         let generation = cache.generation();
-        let Some((res, reads)) = self.conn.exec_then_read(cmd, stdin, &batch.cmds).await else {
+        let framed = prefetch::Framed::new(&batch.cmds);
+        let Some((res, reads)) = self.conn.exec_then_read(cmd, stdin, &framed.cmds).await else {
             return Ok(self.conn.exec(cmd, stdin).await?);
         };
-        cache.fill_results(generation, &batch.cmds, reads);
+        cache.fill_results(generation, &batch.cmds, framed.results(reads));
         cache.cover(batch.play, batch.first, batch.last, generation);
         Ok(res?)
     }

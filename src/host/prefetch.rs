@@ -135,6 +135,44 @@ impl ProbeCache {
     }
 }
 
+/// Reads as they go to the host together: behind the listing their probes share and ahead of
+/// its cleanup, when they share one (see [`super::fs::shared_listings`]).
+pub struct Framed {
+    pub cmds: Vec<String>,
+    listed: bool,
+    reads: usize,
+}
+
+impl Framed {
+    pub fn new(reads: &[String]) -> Framed {
+        let Some((list, drop)) = super::fs::shared_listings(reads) else {
+            return Framed {
+                cmds: reads.to_vec(),
+                listed: false,
+                reads: reads.len(),
+            };
+        };
+        let mut cmds = Vec::with_capacity(reads.len() + 2);
+        cmds.push(list);
+        cmds.extend_from_slice(reads);
+        cmds.push(drop);
+        Framed {
+            cmds,
+            listed: true,
+            reads: reads.len(),
+        }
+    }
+
+    /// The results of the reads alone, from the results of [`Framed::cmds`].
+    pub fn results<T>(&self, mut all: Vec<T>) -> Vec<T> {
+        if self.listed && !all.is_empty() {
+            all.remove(0);
+        }
+        all.truncate(self.reads);
+        all
+    }
+}
+
 /// Reads of the tasks after the running one, sent behind its writes.
 pub struct Batch {
     pub play: usize,
@@ -258,6 +296,24 @@ mod tests {
         cache.cover(0, 0, 1, cache.generation());
         cache.invalidate(); // task 1 wrote
         assert_eq!(cache.window_behind_write(0, 1, 64), 1);
+    }
+
+    /// The listing and its cleanup go around the reads, and each read still gets its own
+    /// answer back.
+    #[test]
+    fn a_framed_batch_gives_each_read_its_own_result() {
+        let probe = |p: &str| {
+            crate::host::probe::in_place(&format!("#prov:stat '{p}'\n#prov:sha1 '{p}'\nx\n"))
+        };
+        let reads = vec![probe("/a"), "test -e /b".to_string(), probe("/c")];
+        let framed = Framed::new(&reads);
+        assert_eq!(framed.cmds.len(), 5);
+        assert_eq!(framed.cmds[1..4], reads[..]);
+        assert!(framed.cmds[0].contains("stat -L") && framed.cmds[0].contains("'/a' '/c'"));
+        let back = framed.results(vec!["list", "a", "b", "c", "drop"]);
+        assert_eq!(back, ["a", "b", "c"]);
+        let one = Framed::new(&reads[..2]);
+        assert_eq!((one.cmds.len(), one.results(vec![1, 2])), (2, vec![1, 2]));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use super::exec::{all_true, render_args, task_vars};
 use super::state::Shared;
 use crate::connection::{Background, ConnError, Connection, ExecResult};
-use crate::host::prefetch::{Ahead, Batch, Capture, Captured, ProbeCache};
+use crate::host::prefetch::{Ahead, Batch, Capture, Captured, Framed, ProbeCache};
 use crate::host::{ModuleCtx, Reads};
 use crate::playbook::{Task, TaskAction};
 use async_trait::async_trait;
@@ -47,9 +47,10 @@ pub(super) async fn read_ahead(sh: &Shared, host: &str, play: usize, ti: usize) 
         return;
     }
     let n = cmds.len();
-    if let Some(results) = conn.exec_many(&cmds).await {
+    let framed = Framed::new(&cmds);
+    if let Some(results) = conn.exec_many(&framed.cmds).await {
         tracing::debug!("{host}: read ahead: {n} reads of the next tasks in one round trip");
-        cache.fill_results(generation, &cmds, results);
+        cache.fill_results(generation, &cmds, framed.results(results));
     }
 }
 
