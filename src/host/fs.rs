@@ -235,9 +235,13 @@ const SUM_HINT: &str = "#prov:sha1 ";
 
 /// Whether `path` can be found in a listing without doubt: a line is `NAME<TAB>FIELDS` or
 /// `SUM  NAME`, so a name holding a tab, a line break, two spaces or a backslash (which
-/// `sha1sum` escapes) is read by its probe itself.
+/// `sha1sum` escapes), or starting with a space (`SUM   x` would also be the line of `x`),
+/// is read by its probe itself.
 fn listable(path: &str) -> bool {
-    !path.is_empty() && !path.contains(['\t', '\n', '\\']) && !path.contains("  ")
+    !path.is_empty()
+        && !path.starts_with(' ')
+        && !path.contains(['\t', '\n', '\\'])
+        && !path.contains("  ")
 }
 
 /// The hint lines of a probe of `targets`: each followed path as the probe's variable will
@@ -789,6 +793,7 @@ mod tests {
         }
         let inside = parse_probe(&probes[1], alone[1].as_bytes(), false, false).unwrap();
         assert_eq!(inside.entries[0].checksum, Some(sha1_hex(b"three\n")));
+        assert!(!listable(" x"), "`SUM   x` would also be the line of `x`");
         // The odd name is not listed: its probe needs its own stat.
         let odd = super::super::probe::in_place(&probe_script(
             &[Target::new(&at("odd  name")).checksum("sha1")],

@@ -234,6 +234,7 @@ impl ModuleCtx<'_> {
             Reads::Direct => None,
         };
         let (cmd, input) = self.command_line(cmd, stdin);
+        let cmd = probe::never_in_place(cmd);
         if let Some((cache, batch)) = ahead {
             return self
                 .exec_then_read(cache, batch, &cmd, input.as_deref())

@@ -105,6 +105,15 @@ pub fn in_place(script: &str) -> String {
     format!("{}{script}", crate::connection::worker::IN_PLACE)
 }
 
+/// `cmd`, which is not a probe (a change, a user's `shell:`), made sure not to run in place
+/// even if its text starts with the marker: a line break before it.
+pub fn never_in_place(cmd: String) -> String {
+    match cmd.starts_with(crate::connection::worker::IN_PLACE) {
+        true => format!("\n{cmd}"),
+        false => cmd,
+    }
+}
+
 /// Bytes from the hex of [`HEX_FN`] (pairs that are not hex are skipped).
 pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)

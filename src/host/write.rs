@@ -160,7 +160,7 @@ fn file_block(index: usize, w: &FileWrite<'_>, form: Form) -> Result<String, Mod
     // `true` rather than `:`: a redirection that fails on a special builtin ends the shell.
     if form == Form::Alone && w.validate.is_none() && !w.backup {
         s.push_str(&format!(
-            "umask {umask:03o}; set -C; if ! true > \"$t\"; then trap - EXIT; exit {RC_NO_FILE}; fi; set +C\n"
+            "umask {umask:03o}; set -C; if ! true > \"$t\"; then trap - EXIT; exit {RC_NO_FILE}; fi; set +C; umask 077\n"
         ));
     } else {
         s.push_str(&format!(
@@ -211,17 +211,22 @@ fn file_block(index: usize, w: &FileWrite<'_>, form: Form) -> Result<String, Mod
 
 /// Checks the temp file `$t` against the SHA-1 of `data`: the checksum alone tells a short
 /// write, as content cut off has another one. `sha1sum -c` reads the expected line from a
-/// here-document (no process for it); only a path holding a line break, which cannot stand in
-/// that line, has the sum captured with `$(...)`, a fork more.
+/// here-document (no process for it). When that check fails the sum is captured with
+/// `$(...)`, a fork more, and compared: bash before 5.1 makes a here-document a temp file,
+/// which a full or read-only `$TMPDIR` refuses. A path holding a line break, which cannot
+/// stand in that line, is only checked the second way.
 fn verify(path: &str, data: &[u8]) -> String {
     let sum = sha1_hex(data);
-    let fail = format!(
-        "then echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi"
+    let captured = format!(
+        "c=$(sha1sum < \"$t\"); if [ \"${{c%% *}}\" != {sum} ]; then \
+         echo \"incomplete content for $p: not written\" >&2; exit {RC_INCOMPLETE}; fi"
     );
     if path.contains('\n') {
-        return format!("c=$(sha1sum < \"$t\")\nif [ \"${{c%% *}}\" != {sum} ]; {fail}\n");
+        return format!("{captured}\n");
     }
-    format!("if ! sha1sum -c >/dev/null 2>&1 <<__PROV_SUM__; {fail}\n{sum}  $t\n__PROV_SUM__\n")
+    format!(
+        "if ! sha1sum -c >/dev/null 2>&1 <<__PROV_SUM__; then {captured}; fi\n{sum}  $t\n__PROV_SUM__\n"
+    )
 }
 
 /// Writes one file (see [`script`]); returns the backup's path when one was made.
@@ -397,6 +402,39 @@ mod tests {
             assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
             assert!(leftovers(&dir.path().join(sub)).is_empty());
         }
+    }
+
+    /// Where `sha1sum -c` cannot read its here-document (bash before 5.1 with a full
+    /// `$TMPDIR`; here a `sha1sum` whose `-c` always fails), the sum is compared the other
+    /// way: a whole write still lands, a changed one is still refused.
+    #[test]
+    fn a_write_is_checked_even_where_sha1sum_c_fails() {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = tempfile::tempdir().unwrap();
+        let fake = bin.path().join("sha1sum");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\ncase $1 in -c) exit 1;; esac\nexec /usr/bin/sha1sum \"$@\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path_env = format!("PATH={}:/usr/bin:/bin", bin.path().display());
+        let (dir, path, p) = target(Some("old"));
+        for form in [Form::Alone, Form::Embedded] {
+            let s = file_block(0, &FileWrite::new(&p, b"new\n", 0o644), form).unwrap();
+            let bad = run_sh(&format!("{path_env}\n{s}"), b"NEW\n");
+            assert_eq!(bad.status.code(), Some(RC_INCOMPLETE));
+            assert_eq!(std::fs::read(&path).unwrap(), b"old");
+            let good = run_sh(&format!("{path_env}\n{s}"), b"new\n");
+            assert!(
+                good.status.success(),
+                "{}",
+                String::from_utf8_lossy(&good.stderr)
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+            std::fs::write(&path, "old").unwrap();
+        }
+        assert!(leftovers(dir.path()).is_empty());
     }
 
     #[test]

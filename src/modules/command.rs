@@ -303,6 +303,17 @@ mod tests {
         assert!(matches!(e, ModError::Unreachable(_)), "{e:?}");
     }
 
+    /// Only prov's probes run in the shell worker's own shell: a user's line that starts
+    /// like one still gets a shell of its own.
+    #[tokio::test]
+    async fn a_users_line_never_runs_in_place() {
+        let marker = crate::connection::worker::IN_PLACE;
+        let conn = Scripted::new().ok("exit 3", "");
+        conn.apply(&SHELL, json!({"cmd": format!("{marker}cd /; exit 3")}))
+            .await;
+        assert_eq!(conn.commands(), [format!("\n{marker}cd /; exit 3")]);
+    }
+
     #[tokio::test]
     async fn hostile_preconditions_and_chdir_stay_data() {
         let evil = "/srv/$(reboot)'";
