@@ -289,6 +289,12 @@ mod tests {
         child.wait_with_output().unwrap()
     }
 
+    /// Fails the test with the script's stderr (and `what`) unless it succeeded.
+    fn assert_ran(out: &std::process::Output, what: &str) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {stderr}");
+    }
+
     fn leftovers(dir: &std::path::Path) -> Vec<String> {
         std::fs::read_dir(dir)
             .unwrap()
@@ -320,11 +326,7 @@ mod tests {
         ])
         .unwrap();
         let out = run_sh(&s, &stdin);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ran(&out, "");
         assert_eq!(std::fs::read(&a).unwrap(), b"first\n");
         assert_eq!(std::fs::read(&b).unwrap(), b"second");
         use std::os::unix::fs::PermissionsExt;
@@ -350,11 +352,7 @@ mod tests {
             .collect();
         let (s, stdin) = script(&writes).unwrap();
         let out = run_sh(&format!("umask 027\n{s}"), &stdin);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ran(&out, "");
         for (p, m) in paths.iter().zip(modes) {
             let got = std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
             assert_eq!(got, m, "{p}");
@@ -379,11 +377,7 @@ mod tests {
                 let s = file_block(0, &w, Form::Alone).unwrap();
                 assert!(!s.starts_with('('));
                 let out = run_sh(&format!("umask 077\n{s}"), b"new\n");
-                assert!(
-                    out.status.success(),
-                    "{sub}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                assert_ran(&out, sub);
                 assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
                 let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
                 assert_eq!(got, mode, "{sub}");
@@ -426,11 +420,7 @@ mod tests {
             assert_eq!(bad.status.code(), Some(RC_INCOMPLETE));
             assert_eq!(std::fs::read(&path).unwrap(), b"old");
             let good = run_sh(&format!("{path_env}\n{s}"), b"new\n");
-            assert!(
-                good.status.success(),
-                "{}",
-                String::from_utf8_lossy(&good.stderr)
-            );
+            assert_ran(&good, "");
             assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
             std::fs::write(&path, "old").unwrap();
         }
