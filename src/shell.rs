@@ -21,10 +21,15 @@ pub fn quote(s: &str) -> String {
 
 /// Quotes a path argument so that it can never be taken for an option (`-rf` becomes `./-rf`).
 pub fn quote_path(p: &str) -> String {
-    if p.starts_with('-') {
-        quote(&format!("./{p}"))
-    } else {
-        quote(p)
+    quote(&path_word(p))
+}
+
+/// `p` as [`quote_path`] hands it to the shell: `./` before a path that starts with `-`, so
+/// that no command takes it for an option.
+pub fn path_word(p: &str) -> std::borrow::Cow<'_, str> {
+    match p.starts_with('-') {
+        true => format!("./{p}").into(),
+        false => p.into(),
     }
 }
 

@@ -250,10 +250,7 @@ fn listable(path: &str) -> bool {
 fn listing_hints(targets: &[Target]) -> String {
     let (mut stats, mut sums) = (String::new(), String::new());
     for t in targets.iter().filter(|t| t.follow) {
-        let p = match t.path.starts_with('-') {
-            true => format!("./{}", t.path),
-            false => t.path.clone(),
-        };
+        let p = crate::shell::path_word(&t.path).into_owned();
         let inside = t.into_dir.as_ref().map(|b| format!("{p}/{b}"));
         for path in std::iter::once(&p).chain(&inside).filter(|p| listable(p)) {
             stats.push(' ');

@@ -499,6 +499,16 @@ impl Probed {
     }
 }
 
+/// A program named `name` in `dir` running `script` (`#!/bin/sh` is added): a stand-in for
+/// a tool, put first on `PATH` by a test that runs a real shell.
+pub fn stub_program(dir: &std::path::Path, name: &str, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}")).expect("write the stub");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
 /// `readlink` output as the probe passes it on: hex bytes, with the trailing newline.
 pub fn hex_line(s: &str) -> String {
     format!("{s}\n")

@@ -403,15 +403,12 @@ mod tests {
     /// way: a whole write still lands, a changed one is still refused.
     #[test]
     fn a_write_is_checked_even_where_sha1sum_c_fails() {
-        use std::os::unix::fs::PermissionsExt;
         let bin = tempfile::tempdir().unwrap();
-        let fake = bin.path().join("sha1sum");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\ncase $1 in -c) exit 1;; esac\nexec /usr/bin/sha1sum \"$@\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        crate::host::testing::stub_program(
+            bin.path(),
+            "sha1sum",
+            "case $1 in -c) exit 1;; esac\nexec /usr/bin/sha1sum \"$@\"\n",
+        );
         let path_env = format!("PATH={}:/usr/bin:/bin", bin.path().display());
         let (dir, path, p) = target(Some("old"));
         for form in [Form::Alone, Form::Embedded] {

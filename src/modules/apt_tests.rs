@@ -585,14 +585,11 @@ fn version_globs_match_like_fnmatch() {
 #[test]
 fn a_failed_upgrade_is_not_hidden_by_the_install() {
     let dir = tempfile::tempdir().unwrap();
-    let stub = dir.path().join("apt-get");
-    std::fs::write(
-        &stub,
-        "#!/bin/sh\ncase \"$*\" in *upgrade*) echo 'E: upgrade broke' >&2; exit 100;; esac\necho \"$*\" >> \"$0.log\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::host::testing::stub_program(
+        dir.path(),
+        "apt-get",
+        "case \"$*\" in *upgrade*) echo 'E: upgrade broke' >&2; exit 100;; esac\necho \"$*\" >> \"$0.log\"\n",
+    );
     let a: Args =
         crate::host::testing::decode(serde_json::json!({"name": "sl", "upgrade": "dist"})).unwrap();
     let mut p = plan(State::Present, &["sl"]);
