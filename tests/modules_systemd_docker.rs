@@ -95,11 +95,12 @@ fn changed_on(run: &Run, task: &str) -> Vec<String> {
     v
 }
 
-/// Shell for the ID of the swarm node named `host`: the newest ready entry (a node that left
-/// and joined again leaves its old entry behind, shown ready for a while, then down).
+/// Shell for the ID of the swarm node named `host`: its newest entry, whatever its state (a
+/// node that left and joined again leaves its old entry behind; a node whose Docker was just
+/// restarted is shown down until it reports again, labels and all).
 fn node_id(host: &str) -> String {
     format!(
-        "$(docker node inspect --format '{{{{.CreatedAt.UnixNano}}}} {{{{.ID}}}} {{{{.Description.Hostname}}}} {{{{.Status.State}}}}' $(docker node ls -q) | awk '$3==\"{host}\" && $4==\"ready\"' | sort -n | tail -n 1 | cut -d' ' -f2)"
+        "$(docker node inspect --format '{{{{.CreatedAt.UnixNano}}}} {{{{.ID}}}} {{{{.Description.Hostname}}}}' $(docker node ls -q) | awk '$3==\"{host}\"' | sort -n | tail -n 1 | cut -d' ' -f2)"
     )
 }
 
@@ -113,6 +114,15 @@ fn node_labels(host: &str) -> serde_json::Value {
         ),
     );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("labels of {host}: {e}: {out}"))
+}
+
+/// Waits until the manager lists h1-h3 as ready; returns `docker node ls` as it then reads.
+fn all_nodes_ready() -> String {
+    wait_for(
+        "h1",
+        "out=$(docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'); for h in h1 h2 h3; do echo \"$out\" | grep -q \"^$h Ready\" || exit 1; done; echo \"$out\"",
+        60,
+    )
 }
 
 fn dockerd_cmdline(host: &str) -> String {
@@ -151,11 +161,7 @@ fn docker_fleet_dropin_swarm_labels_network() {
             "{conf}"
         );
     }
-    let nodes = wait_for(
-        "h1",
-        "out=$(docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'); for h in h1 h2 h3; do echo \"$out\" | grep -q \"^$h Ready\" || exit 1; done; echo \"$out\"",
-        30,
-    );
+    let nodes = all_nodes_ready();
     assert!(nodes.contains("h1 Ready Leader"), "{nodes}");
     for (h, zone) in [("h1", "a"), ("h2", "b"), ("h3", "c")] {
         let labels = node_labels(h);
@@ -221,6 +227,8 @@ fn docker_fleet_dropin_swarm_labels_network() {
         pid_before,
         "docker was not restarted"
     );
+    // The restarted worker is back in the swarm.
+    all_nodes_ready();
     expect(&apply("docker.yml", &["--check"]), 0, "check after repair");
 
     // The test network and label go away (and stay away).

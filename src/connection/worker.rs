@@ -506,25 +506,33 @@ mod tests {
         }
     }
 
-    /// Forwards one output pipe; the end of stdout is the end of the worker.
+    /// Forwards one output pipe until it closes.
     fn forward<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
         mut r: R,
         tx: mpsc::UnboundedSender<Event>,
         wrap: fn(Vec<u8>) -> Event,
-    ) {
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 8192];
             while let Ok(n) = r.read(&mut buf).await {
-                if n == 0 {
-                    if matches!(wrap(vec![]), Event::Stdout(_)) {
-                        let _ = tx.send(Event::Ended);
-                    }
-                    break;
-                }
-                if tx.send(wrap(buf[..n].to_vec())).is_err() {
+                if n == 0 || tx.send(wrap(buf[..n].to_vec())).is_err() {
                     break;
                 }
             }
+        })
+    }
+
+    /// Forwards both output pipes; the worker has ended once stdout has closed and stderr has
+    /// too (or stayed open a while longer, held by something left running). As over SSH,
+    /// where stderr is data of the same channel and the channel's end comes after both:
+    /// forwarded apart, the end of stdout could overtake a marker still on its way on stderr.
+    fn forward_both(child: &mut tokio::process::Child, tx: mpsc::UnboundedSender<Event>) {
+        let err = forward(child.stderr.take().unwrap(), tx.clone(), Event::Stderr);
+        let out = forward(child.stdout.take().unwrap(), tx.clone(), Event::Stdout);
+        tokio::spawn(async move {
+            let _ = out.await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), err).await;
+            let _ = tx.send(Event::Ended);
         });
     }
 
@@ -540,8 +548,7 @@ mod tests {
             .spawn()
             .unwrap();
         let (tx, events) = mpsc::unbounded_channel();
-        forward(child.stdout.take().unwrap(), tx.clone(), Event::Stdout);
-        forward(child.stderr.take().unwrap(), tx, Event::Stderr);
+        forward_both(&mut child, tx);
         LocalPipe {
             stdin: child.stdin.take().unwrap(),
             events,
