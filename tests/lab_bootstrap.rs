@@ -9,7 +9,7 @@
 //! One test function: the steps share h4 and must run in order.
 
 mod common;
-use common::{Run, host_changed, lab_dir, lab_ssh, lab_up, prov};
+use common::{Run, eventually, host_changed, lab_dir, lab_ssh, lab_up, prov};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -384,10 +384,16 @@ fn a_password_only_host_is_bootstrapped_and_joins_the_swarm_alone() {
     );
     let (st, id) = state.trim().split_once(' ').unwrap();
     assert_eq!(st, "active", "h4 is not in the swarm");
-    let node = h1(&format!(
-        "docker node inspect {id} --format '{{{{.Description.Hostname}}}} {{{{.Status.State}}}} {{{{.Spec.Role}}}} {{{{json .Spec.Labels}}}}'"
-    ));
-    assert_eq!(node.trim(), r#"h4 ready worker {"tier":"edge","zone":"d"}"#);
+    // A node that has just joined is `unknown` for a moment before it is `ready`.
+    let want = r#"h4 ready worker {"tier":"edge","zone":"d"}"#;
+    let node = eventually(
+        1,
+        &format!(
+            "docker node inspect {id} --format '{{{{.Description.Hostname}}}} {{{{.Status.State}}}} {{{{.Spec.Role}}}} {{{{json .Spec.Labels}}}}'"
+        ),
+        |o| o.trim() == want || !o.contains(" unknown "),
+    );
+    assert_eq!(node.trim(), want);
     let nodes = h1("docker node ls --format '{{.Hostname}} {{.Status}}'");
     let mut ready: Vec<&str> = nodes.lines().filter(|l| l.ends_with(" Ready")).collect();
     ready.sort();
