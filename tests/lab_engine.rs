@@ -3,7 +3,9 @@
 //! PROV_LAB_REQUIRED=1.
 
 mod common;
-use common::{fixtures, host_changed, lab_dir, lab_inventory, lab_ssh, lab_up, playbook, prov};
+use common::{
+    eventually, fixtures, host_changed, lab_dir, lab_inventory, lab_ssh, lab_up, playbook, prov,
+};
 use serde_json::json;
 
 #[test]
@@ -504,7 +506,7 @@ fn a_fire_and_forget_job_outlives_the_connection() {
     std::fs::write(
         &start,
         "- hosts: h2\n  gather_facts: false\n  tasks:\n\
-         \x20   - shell: sleep 3 && echo survived > /root/async-proof && echo out\n\
+         \x20   - shell: sleep 10 && echo survived > /root/async-proof && echo out\n\
          \x20     async: 60\n      poll: 0\n      register: job\n\
          \x20   - copy: {content: \"{{ job.ansible_job_id }}\", dest: /root/async-jid}\n",
     )
@@ -521,8 +523,7 @@ fn a_fire_and_forget_job_outlives_the_connection() {
         1,
         "the job ran in the foreground"
     );
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    assert_eq!(lab_ssh(2, "cat /root/async-proof").1.trim(), "survived");
+    eventually(2, "cat /root/async-proof", |o| o.trim() == "survived");
     let check = dir.path().join("check.yml");
     let jid = lab_ssh(2, "cat /root/async-jid").1.trim().to_string();
     std::fs::write(
@@ -530,6 +531,7 @@ fn a_fire_and_forget_job_outlives_the_connection() {
         format!(
             "- hosts: h2\n  gather_facts: false\n  tasks:\n\
              \x20   - async_status: {{jid: {jid}}}\n      register: done\n\
+             \x20     until: done.finished\n      retries: 30\n      delay: 1\n\
              \x20   - assert: {{that: [done.finished, \"done.stdout == 'out'\", done.rc == 0]}}\n\
              \x20   - async_status: {{jid: {jid}, mode: cleanup}}\n"
         ),

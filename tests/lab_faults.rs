@@ -94,6 +94,16 @@ fn others_finished_and_rerun_converges(pb: &str, inv: &str, report: &serde_json:
     assert_eq!(lab_ssh(3, "cat /srv/faults/after").1, expected_after());
 }
 
+/// Waits until h3 is in the playbook's slow task: its connection is then open and busy, so a
+/// fault now strikes mid-run (a fixed wait may strike before prov has even connected).
+fn wait_for_slow_work_on_h3() {
+    let t0 = Instant::now();
+    while lab_ssh(3, "pgrep -fx 'sleep 4' >/dev/null").0 != 0 {
+        assert!(t0.elapsed() < HANG, "h3 never reached the slow task");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn fresh_hosts() {
     for k in 1..=3 {
         lab_ssh(k, "rm -rf /srv/faults");
@@ -115,7 +125,7 @@ fn faults_mid_run_are_reported_and_a_rerun_converges() {
     // 1. The network to h3 is cut while it works: unreachable once keepalives go unanswered.
     fresh_hosts();
     let run = start_apply(pb, inv, &report);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_slow_work_on_h3();
     let cut = NetworkCut::new();
     let (code, out, rep) = finish(run, &report);
     drop(cut);
@@ -128,7 +138,7 @@ fn faults_mid_run_are_reported_and_a_rerun_converges() {
     //    so h3 finishes like the others.
     fresh_hosts();
     let run = start_apply(pb, inv, &report);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_slow_work_on_h3();
     assert_eq!(lab_ssh(3, "systemctl restart ssh").0, 0);
     let (code, out, rep) = finish(run, &report);
     assert_eq!(code, 0, "{out}");
@@ -139,7 +149,7 @@ fn faults_mid_run_are_reported_and_a_rerun_converges() {
     //    once, not after a timeout.
     fresh_hosts();
     let run = start_apply(pb, inv, &report);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_slow_work_on_h3();
     lab_ssh(3, "pkill -KILL -f '^sshd: root@notty' ; true");
     let (code, out, rep) = finish(run, &report);
     assert_eq!(code, 4, "{out}");

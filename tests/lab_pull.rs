@@ -174,8 +174,21 @@ fn pull_schedules_converge_each_node_from_git_and_the_fleet_reports_in_one_table
         "h3 has no schedule"
     );
 
-    // The fleet from the controller: h1 and h2 ran v1, h3 has no reports (exit 3).
-    let (code, reports) = fleet(inv, "lab");
+    // The fleet from the controller: h1 and h2 ran v1, h3 has no reports (exit 3). A run's
+    // report is written as it ends, a moment after its change.
+    let mut seen = (0, Vec::new());
+    wait_until(
+        "the v1 reports of h1 and h2",
+        Duration::from_secs(60),
+        || {
+            seen = fleet(inv, "lab");
+            seen.1.len() == 3
+                && seen.1[..2]
+                    .iter()
+                    .all(|(_, r)| r["pull"]["revision"] == v1.as_str())
+        },
+    );
+    let (code, reports) = seen;
     assert_eq!(code, 3, "{reports:?}");
     for (host, r) in &reports[..2] {
         assert_eq!(r["pull"]["revision"], Json::from(v1.clone()), "{host}");
@@ -202,13 +215,18 @@ fn pull_schedules_converge_each_node_from_git_and_the_fleet_reports_in_one_table
     wait_until("h2 corrected", Duration::from_secs(90), || {
         motd(2) == "v2 on h2\n"
     });
-    let (_, h2) = lab_ssh(2, "/usr/local/bin/prov reports --json --last 20");
-    let h2: Vec<Json> = serde_json::from_str(&h2).unwrap();
-    assert!(
-        h2.iter().any(|r| r["exit"] == 2
-            && r["pull"]["revision"] == v2.as_str()
-            && r["findings"]["changed"][0]["task"] == "motd"),
-        "no report of the correction on h2: {h2:?}"
+    wait_until(
+        "the report of the correction on h2",
+        Duration::from_secs(60),
+        || {
+            let (_, h2) = lab_ssh(2, "/usr/local/bin/prov reports --json --last 20");
+            let h2: Vec<Json> = serde_json::from_str(&h2).unwrap_or_default();
+            h2.iter().any(|r| {
+                r["exit"] == 2
+                    && r["pull"]["revision"] == v2.as_str()
+                    && r["findings"]["changed"][0]["task"] == "motd"
+            })
+        },
     );
     // Once every node's newest run found nothing to do, the fleet is in order (exit 0).
     wait_until("h1 and h2 in order", Duration::from_secs(90), || {

@@ -116,15 +116,6 @@ fn node_labels(host: &str) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("labels of {host}: {e}: {out}"))
 }
 
-/// Waits until the manager lists h1-h3 as ready; returns `docker node ls` as it then reads.
-fn all_nodes_ready() -> String {
-    wait_for(
-        "h1",
-        "out=$(docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'); for h in h1 h2 h3; do echo \"$out\" | grep -q \"^$h Ready\" || exit 1; done; echo \"$out\"",
-        60,
-    )
-}
-
 fn dockerd_cmdline(host: &str) -> String {
     ssh_ok(
         host,
@@ -161,7 +152,7 @@ fn docker_fleet_dropin_swarm_labels_network() {
             "{conf}"
         );
     }
-    let nodes = all_nodes_ready();
+    let nodes = common::all_swarm_nodes_ready(&["h1", "h2", "h3"]);
     assert!(nodes.contains("h1 Ready Leader"), "{nodes}");
     for (h, zone) in [("h1", "a"), ("h2", "b"), ("h3", "c")] {
         let labels = node_labels(h);
@@ -228,7 +219,7 @@ fn docker_fleet_dropin_swarm_labels_network() {
         "docker was not restarted"
     );
     // The restarted worker is back in the swarm.
-    all_nodes_ready();
+    common::all_swarm_nodes_ready(&["h1", "h2", "h3"]);
     expect(&apply("docker.yml", &["--check"]), 0, "check after repair");
 
     // The test network and label go away (and stay away).

@@ -145,7 +145,7 @@ async fn many_concurrent_execs_share_one_connection() {
         .map(|i| {
             let conn = conn.clone();
             tokio::spawn(async move {
-                conn.exec(&format!("sleep 0.2; echo {i} $({SESSION_SSHD})"), None)
+                conn.exec(&format!("sleep 0.5; echo {i} $({SESSION_SSHD})"), None)
                     .await
             })
         })
@@ -160,14 +160,14 @@ async fn many_concurrent_execs_share_one_connection() {
         parents.insert(ppid.to_string());
     }
     let took = t0.elapsed();
-    eprintln!("30 concurrent execs (0.2 s each, 8 at a time): {took:?}");
+    eprintln!("30 concurrent execs (0.5 s each, 8 at a time): {took:?}");
     assert_eq!(
         parents.len(),
         1,
         "commands ran over several connections: {parents:?}"
     );
-    // 30 commands of 0.2 s, 8 at a time: 4 rounds, not 30 in a row.
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // 30 commands of 0.5 s, 8 at a time: 4 rounds (2 s), not 30 in a row (15 s).
+    assert!(took < Duration::from_secs(10), "{took:?}");
     conn.close().await;
 }
 
@@ -320,13 +320,17 @@ async fn unreachable_address_is_reported_within_the_timeout() {
     let msg = unreachable_msg(conn.exec("true", None).await);
     let took = t0.elapsed();
     eprintln!("unreachable after {took:?}: {msg}");
-    // Two tries of 1 s and a 0.2 s pause.
-    assert!(took < Duration::from_millis(3500), "{took:?}");
+    // Two tries of 1 s and a 0.2 s pause (not the minutes of a default connect timeout).
+    assert!(took < Duration::from_secs(6), "{took:?}");
     assert!(msg.contains("10.77.0.99"), "{msg}");
     // Remembered: the next exec does not dial again.
     let t0 = Instant::now();
     unreachable_msg(conn.exec("true", None).await);
-    assert!(t0.elapsed() < Duration::from_millis(100));
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
 
     // Refused (nothing listens on h1:23): retried with backoff (0.2 s, 0.5 s), then reported.
     let mut v = vars(1);
@@ -341,7 +345,7 @@ async fn unreachable_address_is_reported_within_the_timeout() {
         "{msg}"
     );
     assert!(
-        took >= Duration::from_millis(700) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(700) && took < Duration::from_secs(4),
         "{took:?}"
     );
 }
@@ -509,7 +513,7 @@ async fn commands_run_on_one_shell_worker_that_nothing_wedges() {
         conn.exec("echo on", None).await.unwrap().stdout_str(),
         "on\n"
     );
-    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
     conn.exec("pkill -x -f 'sleep 1001'", None).await.unwrap();
 
     // A command that kills its worker fails (whether it took effect is unknown); the next

@@ -254,6 +254,27 @@ pub fn eventually(k: usize, cmd: &str, ok: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Waits until the manager (h1) lists exactly the swarm nodes `names` as ready (a stale entry
+/// of a node that left and joined again may be listed too, under the same name); returns
+/// `docker node ls` as it then reads: `HOSTNAME STATUS MANAGER-STATUS` lines.
+pub fn all_swarm_nodes_ready(names: &[&str]) -> String {
+    eventually(
+        1,
+        "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'",
+        |out| {
+            let mut ready: Vec<&str> = out
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .filter(|(_, rest)| rest.starts_with("Ready"))
+                .map(|(name, _)| name)
+                .collect();
+            ready.sort();
+            ready.dedup();
+            ready == names
+        },
+    )
+}
+
 /// Runs git in `dir` (commits as a test user); its trimmed stdout. Panics when git fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
