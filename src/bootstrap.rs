@@ -31,7 +31,7 @@ pub const PLAYBOOK: &str = include_str!("../playbooks/bootstrap.yml");
 const AFTER_HELP: &str = "\
 Runs playbooks/bootstrap.yml (embedded in prov) on the named hosts: sudo, an admin user with the
 admin key, a sudoers drop-in checked by `visudo -cf`, and an sshd drop-in (checked by `sshd -t`
-before sshd is reloaded) that refuses passwords and root password logins. Host keys: accept-new
+before sshd is restarted) that refuses passwords and root password logins. Host keys: accept-new
 (a new host's key is recorded in the known_hosts file the inventory names; a changed key is
 refused).
 

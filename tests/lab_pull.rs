@@ -141,6 +141,10 @@ fn pull_schedules_converge_each_node_from_git_and_the_fleet_reports_in_one_table
     let url = format!("git://{bridge}:{port}/site.git");
 
     // Install on h1 and h2.
+    let _cleanup = common::ScheduleRemovedOnDrop {
+        on: "h1:h2",
+        inventory: inv,
+    };
     let install = prov(&[
         "schedule", "--pull", "--url", &url, "--every", "30s", "--on", "h1:h2", "-i", inv,
     ]);
@@ -236,6 +240,7 @@ fn pull_schedules_converge_each_node_from_git_and_the_fleet_reports_in_one_table
     // Removal leaves nothing behind on either node.
     let removed = prov(&["schedule", "--remove", "--on", "h1:h2", "-i", inv]);
     assert_eq!(removed.code, 0, "{}", removed.all_output());
+    std::mem::forget(_cleanup);
     for k in [1, 2] {
         let (rc, out) = lab_ssh(
             k,

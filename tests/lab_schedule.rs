@@ -105,22 +105,6 @@ fn binary_stamp() -> (u64, SystemTime) {
     (m.len(), m.modified().unwrap())
 }
 
-/// Removes the schedule from h1 when the test ends, also on a failure: a timer left behind
-/// would keep applying site.yml to the lab every 30 s under the other tests.
-struct RemoveOnDrop;
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let r = prov(&["schedule", "--remove", "--on", "h1", "-i", INV]);
-        if r.code != 0 {
-            eprintln!(
-                "cleanup: prov schedule --remove failed:\n{}",
-                r.all_output()
-            );
-        }
-    }
-}
-
 #[test]
 fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly() {
     if !lab_up("scheduled_drift_correction") {
@@ -139,7 +123,10 @@ fn scheduled_runs_on_h1_repair_drift_report_it_never_overlap_and_remove_cleanly(
     let lab_dir_before = lab_ssh(1, "test -e /var/tmp/prov-lab").0 == 0;
 
     // 1. Schedule on h1 every 30 s.
-    let _cleanup = RemoveOnDrop;
+    let _cleanup = common::ScheduleRemovedOnDrop {
+        on: "h1",
+        inventory: INV,
+    };
     let stamp = binary_stamp();
     let t = Instant::now();
     let s = prov(&["schedule", SITE, "-i", INV, "--on", "h1", "--every", "30s"]);

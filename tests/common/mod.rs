@@ -275,6 +275,32 @@ pub fn all_swarm_nodes_ready(names: &[&str]) -> String {
     )
 }
 
+/// Removes the schedule installed on `on` (a host pattern) when dropped, even when the test
+/// failed half-way: a timer left behind would go on running prov under later tests.
+pub struct ScheduleRemovedOnDrop<'a> {
+    pub on: &'a str,
+    pub inventory: &'a str,
+}
+
+impl Drop for ScheduleRemovedOnDrop<'_> {
+    fn drop(&mut self) {
+        let r = prov(&[
+            "schedule",
+            "--remove",
+            "--on",
+            self.on,
+            "-i",
+            self.inventory,
+        ]);
+        if r.code != 0 {
+            eprintln!(
+                "cleanup: prov schedule --remove failed:\n{}",
+                r.all_output()
+            );
+        }
+    }
+}
+
 /// Runs git in `dir` (commits as a test user); its trimmed stdout. Panics when git fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
